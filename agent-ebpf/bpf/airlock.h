@@ -1,0 +1,66 @@
+/* Structures shared between the eBPF programs and userspace.
+ *
+ * Every struct here has a #[repr(C)] mirror in agent-ebpf/src/shared.rs; the
+ * crate's tests compare sizes and field offsets against this header, so a
+ * change here that is not mirrored there fails the build's tests.
+ * Only fixed-width fields, explicitly padded: the BPF target and the host
+ * must agree on layout without relying on compiler padding rules.
+ */
+#ifndef AIRLOCK_H
+#define AIRLOCK_H
+
+#include <linux/types.h>
+
+#define AIRLOCK_COMM_LEN 16
+
+/* airlock_config.flags */
+#define AIRLOCK_F_FILTER_COMM     (1u << 0) /* comms map is a selector */
+#define AIRLOCK_F_FILTER_UID      (1u << 1) /* uids map is a selector */
+#define AIRLOCK_F_FOLLOW_CHILDREN (1u << 2) /* descendants of a match match */
+#define AIRLOCK_F_HAVE_V6         (1u << 3) /* an IPv6 listener exists */
+
+/* airlock_event.kind */
+#define AIRLOCK_EV_REDIRECT     1 /* a TCP connect was redirected to the proxy */
+#define AIRLOCK_EV_UDP_REFUSED  2 /* a UDP connect/sendmsg to a captured port was refused */
+#define AIRLOCK_EV_V6_REFUSED   3 /* an IPv6 connect was refused: no IPv6 listener */
+
+/* Single-entry array map written by userspace before the programs attach. */
+struct airlock_config {
+	__u32 self_tgid;           /* airlock's own process: never selected */
+	__u32 flags;               /* AIRLOCK_F_* */
+	__u8  proxy_ip4[4];        /* IPv4 listener, network order */
+	__u8  proxy_ip6[16];       /* IPv6 listener, network order */
+	__u16 proxy_port4;         /* host order */
+	__u16 proxy_port6;         /* host order */
+	__u32 max_depth;           /* ancestors examined for follow_children */
+};
+
+/* What connect4/6 rewrote, and who asked: the unit the proxy recovers. */
+struct airlock_orig {
+	__u8  addr[16];            /* original destination; IPv4 as ::ffff:a.b.c.d */
+	__u16 port;                /* original destination port, host order */
+	__u16 family;              /* socket family: AF_INET or AF_INET6 */
+	__u32 pid;                 /* thread id of the caller */
+	__u32 tgid;                /* process id of the caller */
+	__u32 uid;
+	__u32 gid;
+	__u32 _pad;
+	__u64 cgroup_id;           /* cgroup v2 id of the caller */
+	char  comm[AIRLOCK_COMM_LEN];
+};
+
+/* Key of the by-peer map: the client's local address as the proxy sees it. */
+struct airlock_peer_key {
+	__u8  addr[16];            /* IPv4 as ::ffff:a.b.c.d */
+	__u16 port;                /* host order */
+	__u16 _pad;
+};
+
+/* Ring-buffer record sent to userspace for logging. */
+struct airlock_event {
+	__u32 kind;                /* AIRLOCK_EV_* */
+	__u32 _pad;
+	struct airlock_orig orig;
+};
+
+#endif

@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/* airlock capture: redirect selected processes' TCP connects to the local
+ * proxy, remember the original destination and the caller, and refuse UDP to
+ * captured ports (QUIC must fall back to TCP, which is captured).
+ *
+ * Flow of one connection:
+ *   connect4/6   rewrite dst to the proxy, store airlock_orig by socket cookie
+ *   sockops      on ACTIVE_ESTABLISHED copy it to by_peer keyed by the
+ *                client's local address (what the proxy sees on accept)
+ *   proxy        looks up by_peer with the peer address, deletes the entry
+ *   getpeername  answers with the original destination from by_cookie
+ *   sockops      on TCP_CLOSE deletes both entries
+ * Both maps are LRU so a socket that never reaches either end still cannot
+ * exhaust them.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
+
+#include "airlock.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+#define IPPROTO_TCP 6
+#define MAX_ANCESTORS 32
+
+/* Context fields must be accessed 4 bytes at a time: clang would merge two
+ * adjacent u32 loads/stores into one u64 access, which the verifier refuses
+ * for these ctx fields. volatile keeps them separate. */
+#define CTX_U32(field) (*(volatile __u32 *)&(field))
+
+/* Minimal CO-RE views of kernel types; relocated against the running
+ * kernel's BTF at load time, so no vmlinux.h is needed. */
+typedef struct { __u32 val; } kuid_t;
+struct cred {
+	kuid_t uid;
+} __attribute__((preserve_access_index));
+struct task_struct {
+	int tgid;
+	struct task_struct *real_parent;
+	const struct cred *cred;
+	char comm[AIRLOCK_COMM_LEN];
+} __attribute__((preserve_access_index));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct airlock_config);
+} AIRLOCK_CONFIG SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u16);
+	__type(value, __u8);
+} AIRLOCK_PORTS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, char[AIRLOCK_COMM_LEN]);
+	__type(value, __u8);
+} AIRLOCK_COMMS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u8);
+} AIRLOCK_UIDS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct airlock_orig);
+} AIRLOCK_BY_COOKIE SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct airlock_peer_key);
+	__type(value, struct airlock_orig);
+} AIRLOCK_BY_PEER SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} AIRLOCK_EVENTS SEC(".maps");
+
+static __always_inline const struct airlock_config *config(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&AIRLOCK_CONFIG, &zero);
+}
+
+/* Does a process with this comm and uid match the comm/uid selectors?
+ * Selectors combine with AND; entries within one selector with OR. */
+static __always_inline int matches(const struct airlock_config *cfg,
+				   const char comm[AIRLOCK_COMM_LEN], __u32 uid)
+{
+	if ((cfg->flags & AIRLOCK_F_FILTER_COMM) &&
+	    !bpf_map_lookup_elem(&AIRLOCK_COMMS, comm))
+		return 0;
+	if ((cfg->flags & AIRLOCK_F_FILTER_UID) &&
+	    !bpf_map_lookup_elem(&AIRLOCK_UIDS, &uid))
+		return 0;
+	return 1;
+}
+
+/* Is the current process captured? The attach cgroup already scoped us;
+ * here: never airlock itself, then comm/uid, then (follow_children) any
+ * ancestor that matches, which survives exec of another binary because the
+ * ancestor's comm is what counts. */
+static __always_inline int selected(const struct airlock_config *cfg)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	char comm[AIRLOCK_COMM_LEN] = {};
+
+	if (tgid == cfg->self_tgid)
+		return 0;
+	if (!(cfg->flags & (AIRLOCK_F_FILTER_COMM | AIRLOCK_F_FILTER_UID)))
+		return 1;
+	bpf_get_current_comm(comm, sizeof(comm));
+	if (matches(cfg, comm, (__u32)bpf_get_current_uid_gid()))
+		return 1;
+	if (!(cfg->flags & AIRLOCK_F_FOLLOW_CHILDREN))
+		return 0;
+
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	task = BPF_CORE_READ(task, real_parent);
+	for (int i = 0; i < MAX_ANCESTORS; i++) {
+		if (!task || i >= cfg->max_depth)
+			return 0;
+		__u32 ptgid = BPF_CORE_READ(task, tgid);
+		if (ptgid <= 1)
+			return 0;
+		/* Descendants of airlock (e.g. the demo's agent) are judged on
+		 * their own and their other ancestors, never via airlock. */
+		if (ptgid != cfg->self_tgid) {
+			__builtin_memset(comm, 0, sizeof(comm));
+			BPF_CORE_READ_STR_INTO(&comm, task, comm);
+			__u32 uid = BPF_CORE_READ(task, cred, uid.val);
+			if (matches(cfg, comm, uid))
+				return 1;
+		}
+		task = BPF_CORE_READ(task, real_parent);
+	}
+	return 0;
+}
+
+static __always_inline void fill_caller(struct airlock_orig *rec)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+
+	rec->pid = (__u32)pid_tgid;
+	rec->tgid = pid_tgid >> 32;
+	rec->uid = (__u32)uid_gid;
+	rec->gid = uid_gid >> 32;
+	rec->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
+}
+
+static __always_inline void emit(__u32 kind, const struct airlock_orig *rec)
+{
+	struct airlock_event *ev;
+
+	ev = bpf_ringbuf_reserve(&AIRLOCK_EVENTS, sizeof(*ev), 0);
+	if (!ev)
+		return; /* userspace is behind: logging is best effort */
+	ev->kind = kind;
+	ev->_pad = 0;
+	__builtin_memcpy(&ev->orig, rec, sizeof(*rec));
+	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline void v4_mapped(__u8 addr[16], __u32 ip4_be)
+{
+	__builtin_memset(addr, 0, 10);
+	addr[10] = 0xff;
+	addr[11] = 0xff;
+	__builtin_memcpy(&addr[12], &ip4_be, 4);
+}
+
+/* Common front half of connect4/6 and sendmsg4/6: is this a socket of a
+ * selected process going to a captured port? */
+static __always_inline const struct airlock_config *
+captured(struct bpf_sock_addr *ctx)
+{
+	const struct airlock_config *cfg = config();
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+
+	if (!cfg)
+		return 0;
+	if (ctx->type != SOCK_STREAM && ctx->type != SOCK_DGRAM)
+		return 0;
+	if (!bpf_map_lookup_elem(&AIRLOCK_PORTS, &port))
+		return 0;
+	if (!selected(cfg))
+		return 0;
+	return cfg;
+}
+
+SEC("cgroup/connect4")
+int airlock_connect4(struct bpf_sock_addr *ctx)
+{
+	const struct airlock_config *cfg = captured(ctx);
+	struct airlock_orig rec = {};
+	__u64 cookie;
+
+	if (!cfg)
+		return 1;
+	v4_mapped(rec.addr, ctx->user_ip4);
+	rec.port = bpf_ntohs((__u16)ctx->user_port);
+	rec.family = AF_INET;
+	fill_caller(&rec);
+	if (ctx->type == SOCK_DGRAM) {
+		emit(AIRLOCK_EV_UDP_REFUSED, &rec);
+		return 0;
+	}
+	if (ctx->protocol != IPPROTO_TCP)
+		return 1;
+
+	cookie = bpf_get_socket_cookie(ctx);
+	if (bpf_map_update_elem(&AIRLOCK_BY_COOKIE, &cookie, &rec, BPF_ANY))
+		return 0; /* cannot attribute it: refuse rather than pass unseen */
+	__builtin_memcpy(&ctx->user_ip4, cfg->proxy_ip4, 4);
+	ctx->user_port = bpf_htons(cfg->proxy_port4);
+	emit(AIRLOCK_EV_REDIRECT, &rec);
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int airlock_connect6(struct bpf_sock_addr *ctx)
+{
+	const struct airlock_config *cfg = captured(ctx);
+	struct airlock_orig rec = {};
+	__u32 ip6[4];
+	__u64 cookie;
+	int mapped;
+
+	if (!cfg)
+		return 1;
+	ip6[0] = CTX_U32(ctx->user_ip6[0]);
+	ip6[1] = CTX_U32(ctx->user_ip6[1]);
+	ip6[2] = CTX_U32(ctx->user_ip6[2]);
+	ip6[3] = CTX_U32(ctx->user_ip6[3]);
+	__builtin_memcpy(rec.addr, ip6, 16);
+	rec.port = bpf_ntohs((__u16)ctx->user_port);
+	rec.family = AF_INET6;
+	fill_caller(&rec);
+	if (ctx->type == SOCK_DGRAM) {
+		emit(AIRLOCK_EV_UDP_REFUSED, &rec);
+		return 0;
+	}
+	if (ctx->protocol != IPPROTO_TCP)
+		return 1;
+
+	mapped = ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0xffff);
+	if (!mapped && !(cfg->flags & AIRLOCK_F_HAVE_V6)) {
+		emit(AIRLOCK_EV_V6_REFUSED, &rec);
+		return 0; /* nowhere to send it: refuse rather than bypass */
+	}
+
+	cookie = bpf_get_socket_cookie(ctx);
+	if (bpf_map_update_elem(&AIRLOCK_BY_COOKIE, &cookie, &rec, BPF_ANY))
+		return 0;
+	if (mapped) {
+		/* dual-stack socket to an IPv4 peer: go to the IPv4 listener */
+		__u32 ip4;
+
+		__builtin_memcpy(&ip4, cfg->proxy_ip4, 4);
+		CTX_U32(ctx->user_ip6[3]) = ip4;
+		ctx->user_port = bpf_htons(cfg->proxy_port4);
+	} else {
+		__builtin_memcpy(ip6, cfg->proxy_ip6, 16);
+		CTX_U32(ctx->user_ip6[0]) = ip6[0];
+		CTX_U32(ctx->user_ip6[1]) = ip6[1];
+		CTX_U32(ctx->user_ip6[2]) = ip6[2];
+		CTX_U32(ctx->user_ip6[3]) = ip6[3];
+		ctx->user_port = bpf_htons(cfg->proxy_port6);
+	}
+	emit(AIRLOCK_EV_REDIRECT, &rec);
+	return 1;
+}
+
+SEC("cgroup/sendmsg4")
+int airlock_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	struct airlock_orig rec = {};
+
+	if (ctx->type != SOCK_DGRAM || !captured(ctx))
+		return 1;
+	v4_mapped(rec.addr, ctx->user_ip4);
+	rec.port = bpf_ntohs((__u16)ctx->user_port);
+	rec.family = AF_INET;
+	fill_caller(&rec);
+	emit(AIRLOCK_EV_UDP_REFUSED, &rec);
+	return 0;
+}
+
+SEC("cgroup/sendmsg6")
+int airlock_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	struct airlock_orig rec = {};
+	__u32 ip6[4];
+
+	if (ctx->type != SOCK_DGRAM || !captured(ctx))
+		return 1;
+	ip6[0] = CTX_U32(ctx->user_ip6[0]);
+	ip6[1] = CTX_U32(ctx->user_ip6[1]);
+	ip6[2] = CTX_U32(ctx->user_ip6[2]);
+	ip6[3] = CTX_U32(ctx->user_ip6[3]);
+	__builtin_memcpy(rec.addr, ip6, 16);
+	rec.port = bpf_ntohs((__u16)ctx->user_port);
+	rec.family = AF_INET6;
+	fill_caller(&rec);
+	emit(AIRLOCK_EV_UDP_REFUSED, &rec);
+	return 0;
+}
+
+SEC("cgroup/getpeername4")
+int airlock_getpeername4(struct bpf_sock_addr *ctx)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct airlock_orig *rec;
+	__u32 ip4;
+
+	rec = bpf_map_lookup_elem(&AIRLOCK_BY_COOKIE, &cookie);
+	if (!rec)
+		return 1;
+	__builtin_memcpy(&ip4, &rec->addr[12], 4);
+	ctx->user_ip4 = ip4;
+	ctx->user_port = bpf_htons(rec->port);
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int airlock_getpeername6(struct bpf_sock_addr *ctx)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct airlock_orig *rec;
+	__u32 ip6[4];
+
+	rec = bpf_map_lookup_elem(&AIRLOCK_BY_COOKIE, &cookie);
+	if (!rec)
+		return 1;
+	__builtin_memcpy(ip6, rec->addr, 16);
+	CTX_U32(ctx->user_ip6[0]) = ip6[0];
+	CTX_U32(ctx->user_ip6[1]) = ip6[1];
+	CTX_U32(ctx->user_ip6[2]) = ip6[2];
+	CTX_U32(ctx->user_ip6[3]) = ip6[3];
+	ctx->user_port = bpf_htons(rec->port);
+	return 1;
+}
+
+static __always_inline void peer_key(struct bpf_sock_ops *skops,
+				     struct airlock_peer_key *key)
+{
+	if (skops->family == AF_INET) {
+		v4_mapped(key->addr, skops->local_ip4);
+	} else {
+		__u32 ip6[4];
+
+		ip6[0] = CTX_U32(skops->local_ip6[0]);
+		ip6[1] = CTX_U32(skops->local_ip6[1]);
+		ip6[2] = CTX_U32(skops->local_ip6[2]);
+		ip6[3] = CTX_U32(skops->local_ip6[3]);
+		__builtin_memcpy(key->addr, ip6, 16);
+	}
+	key->port = (__u16)skops->local_port; /* host order already */
+	key->_pad = 0;
+}
+
+SEC("sockops")
+int airlock_sockops(struct bpf_sock_ops *skops)
+{
+	struct airlock_peer_key key = {};
+	struct airlock_orig *rec;
+	__u64 cookie;
+
+	switch (skops->op) {
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		cookie = bpf_get_socket_cookie(skops);
+		rec = bpf_map_lookup_elem(&AIRLOCK_BY_COOKIE, &cookie);
+		if (!rec)
+			return 1;
+		peer_key(skops, &key);
+		bpf_map_update_elem(&AIRLOCK_BY_PEER, &key, rec, BPF_ANY);
+		/* ask for state changes so both entries go when it closes */
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+						 BPF_SOCK_OPS_STATE_CB_FLAG);
+		return 1;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] != BPF_TCP_CLOSE)
+			return 1;
+		cookie = bpf_get_socket_cookie(skops);
+		bpf_map_delete_elem(&AIRLOCK_BY_COOKIE, &cookie);
+		peer_key(skops, &key);
+		bpf_map_delete_elem(&AIRLOCK_BY_PEER, &key);
+		return 1;
+	}
+	return 1;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,35 @@
+//! airlock's eBPF object (compiled from `bpf/*.c` by build.rs) and the Rust
+//! mirrors of the structs it shares with userspace.
+
+mod shared;
+mod sys;
+
+pub use shared::{Config, Event, EventKind, Orig, PeerKey, flags};
+pub use sys::async_ring_buf;
+
+/// The compiled capture object (`bpf/capture.bpf.c`), aligned for the ELF
+/// parser.
+pub static CAPTURE_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/capture.bpf.o"));
+
+/// Names of the programs in [`CAPTURE_OBJECT`], as the loader attaches them.
+pub mod programs {
+    pub const CONNECT4: &str = "airlock_connect4";
+    pub const CONNECT6: &str = "airlock_connect6";
+    pub const SENDMSG4: &str = "airlock_sendmsg4";
+    pub const SENDMSG6: &str = "airlock_sendmsg6";
+    pub const GETPEERNAME4: &str = "airlock_getpeername4";
+    pub const GETPEERNAME6: &str = "airlock_getpeername6";
+    pub const SOCKOPS: &str = "airlock_sockops";
+}
+
+/// Names of the maps in [`CAPTURE_OBJECT`].
+pub mod maps {
+    pub const CONFIG: &str = "AIRLOCK_CONFIG";
+    pub const PORTS: &str = "AIRLOCK_PORTS";
+    pub const COMMS: &str = "AIRLOCK_COMMS";
+    pub const UIDS: &str = "AIRLOCK_UIDS";
+    pub const BY_COOKIE: &str = "AIRLOCK_BY_COOKIE";
+    pub const BY_PEER: &str = "AIRLOCK_BY_PEER";
+    pub const EVENTS: &str = "AIRLOCK_EVENTS";
+}

@@ -1,0 +1,137 @@
+//! Wiring the stages together: bind, open the audit log, attach capture,
+//! serve until shutdown, then detach and drain.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::task::JoinSet;
+
+use crate::addrs::ListenAddr;
+use crate::audit::{AgentRecord, AuditError, AuditLog, RecordKind};
+use crate::capture::{Capture, CaptureError, OrigDstTable, Targets};
+use crate::config::Config;
+use crate::proxy::{Listeners, ProxyError, Relay};
+
+/// How long in-flight connections may finish after shutdown is asked.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+/// The addresses airlock actually bound (tests bind port 0 and read these).
+#[derive(Clone, Copy, Debug)]
+pub struct BoundAddrs {
+    pub listen: ListenAddr,
+    pub listen6: Option<ListenAddr>,
+}
+
+/// A built, attached, not yet serving airlock.
+#[derive(Debug)]
+pub struct App {
+    addrs: BoundAddrs,
+    listeners: Listeners,
+    capture: Capture,
+    audit: AuditLog,
+    config: Config,
+}
+
+/// Binds the listeners first (a busy port fails before anything is
+/// attached), then opens the audit log, then attaches capture pointing at
+/// the bound addresses.
+pub async fn build(config: Config) -> Result<App, AppError> {
+    let listeners = Listeners::bind(&config.proxy).await?;
+    let (listen, listen6) = listeners.addrs();
+    let audit = AuditLog::open(&config.audit.path)?;
+    let targets = Targets {
+        listen4: listen.0,
+        listen6: listen6.map(|a| a.0),
+        self_tgid: std::process::id(),
+    };
+    let capture = Capture::attach(&config.capture, &targets)?;
+    Ok(App {
+        addrs: BoundAddrs { listen, listen6 },
+        listeners,
+        capture,
+        audit,
+        config,
+    })
+}
+
+impl App {
+    pub fn addrs(&self) -> BoundAddrs {
+        self.addrs
+    }
+
+    /// Kernel ids of the attached programs.
+    pub fn program_ids(&self) -> Vec<u32> {
+        self.capture.program_ids()
+    }
+
+    /// The table of captured connections (its entry counts show leaks).
+    pub fn table(&self) -> Arc<OrigDstTable> {
+        self.capture.table()
+    }
+
+    /// Serves until `shutdown` resolves, then detaches the programs (new
+    /// connects go direct again), stops accepting, and gives in-flight
+    /// connections [`DEFAULT_DRAIN_TIMEOUT`] to finish.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
+        let cgroup = self.capture.cgroup().display().to_string();
+        self.audit
+            .write(&agent_record("start", Some(cgroup.clone())))?;
+        let mut tasks = JoinSet::new();
+        if let Some(events) = self.capture.take_events() {
+            tasks.spawn(events.run());
+        }
+        let relay = Arc::new(Relay::new(
+            self.capture.table(),
+            self.audit.clone(),
+            Duration::from_millis(self.config.proxy.connect_timeout_ms),
+        ));
+        let conns = Arc::new(Mutex::new(JoinSet::new()));
+        self.listeners.serve(relay, &mut tasks, conns.clone());
+        tracing::info!(listen = %self.addrs.listen,
+            listen6 = ?self.addrs.listen6.map(|a| a.0),
+            audit = %self.audit.path().display(), "airlock ready");
+
+        shutdown.await;
+        tracing::info!("shutting down: detaching programs");
+        drop(self.capture);
+        tasks.shutdown().await;
+        let mut conns = std::mem::take(&mut *conns.lock().await);
+        let drained = tokio::time::timeout(DEFAULT_DRAIN_TIMEOUT, async {
+            while conns.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                open = conns.len(),
+                "closing connections still open after the drain timeout"
+            );
+            conns.shutdown().await;
+        }
+        self.audit.write(&agent_record("stop", Some(cgroup)))?;
+        self.audit.sync().await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn agent_record(event: &'static str, cgroup: Option<String>) -> AgentRecord {
+    AgentRecord {
+        kind: RecordKind::Agent,
+        event,
+        version: env!("CARGO_PKG_VERSION"),
+        pid: std::process::id(),
+        cgroup,
+    }
+}

@@ -1,0 +1,8 @@
+//! The audit trail: one JSON line per event, written by a dedicated thread
+//! so the data path never waits on the disk.
+
+mod record;
+mod writer;
+
+pub use record::{AgentRecord, ConnectionRecord, RecordKind};
+pub use writer::{AuditError, AuditLog};

@@ -1,0 +1,316 @@
+//! The eBPF side of the data path: load the capture object, fill its maps
+//! from the config, attach it to the capture cgroup, and hand the proxy the
+//! original destination and caller of each redirected connection.
+
+pub mod cgroup;
+mod events;
+mod privileges;
+mod process;
+mod table;
+
+pub use events::EventReader;
+pub use process::ProcessInfo;
+pub use table::{Captured, OrigDstTable};
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use airlock_ebpf::{flags, maps, programs};
+use aya::maps::{Array, HashMap, RingBuf};
+use aya::programs::{CgroupAttachMode, CgroupSockAddr, ProgramError, SockOps};
+use aya::{Ebpf, EbpfLoader};
+
+use crate::config::CaptureConfig;
+
+/// Why capture could not start; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error(
+        "not permitted to load eBPF programs (missing {0}): run as root, or grant \
+         CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_SYS_ADMIN"
+    )]
+    NotPermitted(String),
+    #[error(
+        "no cgroup2 filesystem is mounted (checked /proc/self/mountinfo); airlock needs cgroup v2"
+    )]
+    NoCgroup2,
+    #[error("{0} is not a cgroup v2 directory (no cgroup.procs in it)")]
+    NotACgroup(PathBuf),
+    #[error("{what}: {io_error}")]
+    Io {
+        what: &'static str,
+        #[source]
+        io_error: std::io::Error,
+    },
+    #[error("loading the eBPF object: {0}")]
+    Object(#[from] aya::EbpfError),
+    #[error("eBPF map {map}: {source}")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error(
+        "the kernel refused program {program} (needs Linux >= 5.8 with BTF, cgroup \
+         sock_addr and sockops hooks): {source}"
+    )]
+    Program {
+        program: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("attaching {program} to {}: {source}", cgroup.display())]
+    Attach {
+        program: &'static str,
+        cgroup: PathBuf,
+        #[source]
+        source: ProgramError,
+    },
+}
+
+/// What the programs need to know beyond the config: the addresses the
+/// proxy actually bound and airlock's own process (never captured).
+#[derive(Clone, Debug)]
+pub struct Targets {
+    pub listen4: SocketAddr,
+    pub listen6: Option<SocketAddr>,
+    pub self_tgid: u32,
+}
+
+/// Loaded and attached programs; dropping it detaches and unloads them.
+#[derive(Debug)]
+pub struct Capture {
+    /// Owns the programs and their links: detached when dropped.
+    ebpf: Ebpf,
+    cgroup: PathBuf,
+    table: std::sync::Arc<OrigDstTable>,
+    events: Option<EventReader>,
+}
+
+/// Programs attach through bpf links, which the kernel always treats as
+/// multi-attach: airlock coexists with other cgroup programs (`Single` only
+/// means "no attach flags" on the link path).
+///
+/// Attach order: getpeername and sockops before connect, so no redirected
+/// socket ever exists without the programs that complete its story.
+const SOCK_ADDR_PROGRAMS: &[&str] = &[
+    programs::GETPEERNAME4,
+    programs::GETPEERNAME6,
+    programs::SENDMSG4,
+    programs::SENDMSG6,
+    programs::CONNECT4,
+    programs::CONNECT6,
+];
+
+impl Capture {
+    /// Loads the object, fills its maps and attaches every program to the
+    /// configured cgroup (default: the cgroup2 root).
+    pub fn attach(config: &CaptureConfig, targets: &Targets) -> Result<Self, CaptureError> {
+        privileges::check()?;
+        let cgroup = match &config.cgroup {
+            Some(dir) => dir.clone(),
+            None => cgroup::cgroup2_mount()?,
+        };
+        cgroup::check_cgroup_dir(&cgroup)?;
+        let cgroup_fd = File::open(&cgroup).map_err(|io_error| CaptureError::Io {
+            what: "open capture cgroup",
+            io_error,
+        })?;
+
+        let mut ebpf = EbpfLoader::new().load(airlock_ebpf::CAPTURE_OBJECT)?;
+        fill_maps(&mut ebpf, config, targets)?;
+
+        let sockops: &mut SockOps = program(&mut ebpf, programs::SOCKOPS)?;
+        sockops.load().map_err(|source| CaptureError::Program {
+            program: programs::SOCKOPS,
+            source,
+        })?;
+        sockops
+            .attach(&cgroup_fd, CgroupAttachMode::Single)
+            .map_err(|source| attach_error(programs::SOCKOPS, &cgroup, source))?;
+        for &name in SOCK_ADDR_PROGRAMS {
+            let prog: &mut CgroupSockAddr = program(&mut ebpf, name)?;
+            prog.load().map_err(|source| CaptureError::Program {
+                program: name,
+                source,
+            })?;
+            prog.attach(&cgroup_fd, CgroupAttachMode::Single)
+                .map_err(|source| attach_error(name, &cgroup, source))?;
+        }
+
+        let by_peer = take_hash(&mut ebpf, maps::BY_PEER)?;
+        let by_cookie = take_hash(&mut ebpf, maps::BY_COOKIE)?;
+        let ring = ebpf
+            .take_map(maps::EVENTS)
+            .ok_or(CaptureError::Map {
+                map: maps::EVENTS,
+                source: aya::maps::MapError::InvalidName {
+                    name: maps::EVENTS.to_owned(),
+                },
+            })
+            .and_then(|m| {
+                RingBuf::try_from(m).map_err(|source| CaptureError::Map {
+                    map: maps::EVENTS,
+                    source,
+                })
+            })?;
+        tracing::info!(cgroup = %cgroup.display(), ports = ?config.ports,
+            comm = ?config.comm, uid = ?config.uid,
+            follow_children = config.follow_children, "capture attached");
+        Ok(Self {
+            ebpf,
+            cgroup,
+            table: std::sync::Arc::new(OrigDstTable::new(by_peer, by_cookie)),
+            events: Some(EventReader::new(ring)),
+        })
+    }
+
+    /// The table the proxy consults on accept.
+    pub fn table(&self) -> std::sync::Arc<OrigDstTable> {
+        self.table.clone()
+    }
+
+    /// The kernel event reader; taken once by whoever logs events.
+    pub fn take_events(&mut self) -> Option<EventReader> {
+        self.events.take()
+    }
+
+    /// The cgroup the programs are attached to.
+    pub fn cgroup(&self) -> &std::path::Path {
+        &self.cgroup
+    }
+
+    /// Kernel ids of the loaded programs (for status and tests).
+    pub fn program_ids(&self) -> Vec<u32> {
+        self.ebpf
+            .programs()
+            .filter_map(|(_, p)| p.info().ok().map(|i| i.id()))
+            .collect()
+    }
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, CaptureError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    let prog = ebpf.program_mut(name).ok_or(CaptureError::Program {
+        program: name,
+        source: ProgramError::UnexpectedProgramType,
+    })?;
+    prog.try_into().map_err(|source| CaptureError::Program {
+        program: name,
+        source,
+    })
+}
+
+fn attach_error(
+    program: &'static str,
+    cgroup: &std::path::Path,
+    source: ProgramError,
+) -> CaptureError {
+    CaptureError::Attach {
+        program,
+        cgroup: cgroup.to_owned(),
+        source,
+    }
+}
+
+fn take_hash<K: aya::Pod, V: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<HashMap<aya::maps::MapData, K, V>, CaptureError> {
+    let map = ebpf.take_map(name).ok_or(CaptureError::Map {
+        map: name,
+        source: aya::maps::MapError::InvalidName {
+            name: name.to_owned(),
+        },
+    })?;
+    HashMap::try_from(map).map_err(|source| CaptureError::Map { map: name, source })
+}
+
+/// Writes selectors, ports and the proxy's addresses into the maps before
+/// any program is attached.
+fn fill_maps(
+    ebpf: &mut Ebpf,
+    config: &CaptureConfig,
+    targets: &Targets,
+) -> Result<(), CaptureError> {
+    let map_err = |map: &'static str| move |source| CaptureError::Map { map, source };
+
+    let mut flags = 0;
+    if !config.comm.is_empty() {
+        flags |= flags::FILTER_COMM;
+    }
+    if !config.uid.is_empty() {
+        flags |= flags::FILTER_UID;
+    }
+    if config.follow_children {
+        flags |= flags::FOLLOW_CHILDREN;
+    }
+    let (proxy_ip6, proxy_port6) = match targets.listen6 {
+        Some(SocketAddr::V6(a)) => {
+            flags |= flags::HAVE_V6;
+            (a.ip().octets(), a.port())
+        }
+        _ => ([0; 16], 0),
+    };
+    let proxy_ip4 = match targets.listen4 {
+        SocketAddr::V4(a) => a.ip().octets(),
+        SocketAddr::V6(_) => [0; 4],
+    };
+    let cfg = airlock_ebpf::Config {
+        self_tgid: targets.self_tgid,
+        flags,
+        proxy_ip4,
+        proxy_ip6,
+        proxy_port4: targets.listen4.port(),
+        proxy_port6,
+        max_depth: config.follow_depth,
+    };
+    let mut array: Array<_, airlock_ebpf::Config> = Array::try_from(
+        ebpf.map_mut(maps::CONFIG)
+            .ok_or_else(|| missing(maps::CONFIG))?,
+    )
+    .map_err(map_err(maps::CONFIG))?;
+    array.set(0, cfg, 0).map_err(map_err(maps::CONFIG))?;
+
+    let mut ports: HashMap<_, u16, u8> = HashMap::try_from(
+        ebpf.map_mut(maps::PORTS)
+            .ok_or_else(|| missing(maps::PORTS))?,
+    )
+    .map_err(map_err(maps::PORTS))?;
+    for &p in &config.ports {
+        ports.insert(p, 1, 0).map_err(map_err(maps::PORTS))?;
+    }
+
+    let mut comms: HashMap<_, [u8; 16], u8> = HashMap::try_from(
+        ebpf.map_mut(maps::COMMS)
+            .ok_or_else(|| missing(maps::COMMS))?,
+    )
+    .map_err(map_err(maps::COMMS))?;
+    for c in &config.comm {
+        let mut key = [0u8; 16];
+        key[..c.len()].copy_from_slice(c.as_bytes());
+        comms.insert(key, 1, 0).map_err(map_err(maps::COMMS))?;
+    }
+
+    let mut uids: HashMap<_, u32, u8> = HashMap::try_from(
+        ebpf.map_mut(maps::UIDS)
+            .ok_or_else(|| missing(maps::UIDS))?,
+    )
+    .map_err(map_err(maps::UIDS))?;
+    for &u in &config.uid {
+        uids.insert(u, 1, 0).map_err(map_err(maps::UIDS))?;
+    }
+    Ok(())
+}
+
+fn missing(map: &'static str) -> CaptureError {
+    CaptureError::Map {
+        map,
+        source: aya::maps::MapError::InvalidName {
+            name: map.to_owned(),
+        },
+    }
+}

@@ -1,0 +1,80 @@
+//! Kernel → userspace events (ring buffer), logged with tracing.
+
+use std::net::SocketAddr;
+
+use airlock_ebpf::{Event, EventKind};
+use aya::maps::{MapData, RingBuf};
+
+use crate::addrs::from_mapped_bytes;
+
+use super::ProcessInfo;
+
+/// Reads the capture programs' ring buffer.
+pub struct EventReader {
+    ring: RingBuf<MapData>,
+}
+
+impl std::fmt::Debug for EventReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventReader").finish_non_exhaustive()
+    }
+}
+
+impl EventReader {
+    pub(super) fn new(ring: RingBuf<MapData>) -> Self {
+        Self { ring }
+    }
+
+    /// Logs every event until the task is dropped. Redirects are debug
+    /// (the proxy logs the connection itself); refusals are warnings, since
+    /// a client just had a connection fail because of airlock.
+    pub async fn run(self) {
+        let mut fd = match airlock_ebpf::async_ring_buf(self.ring) {
+            Ok(fd) => fd,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot poll the event ring buffer; kernel events will not be logged");
+                return;
+            }
+        };
+        loop {
+            let mut guard = match fd.readable_mut().await {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::error!(error = %e, "event ring buffer poll failed");
+                    return;
+                }
+            };
+            let ring = guard.get_inner_mut();
+            let mut batch = Vec::new();
+            while let Some(item) = ring.next() {
+                if let Some(ev) = Event::decode(&item) {
+                    batch.push(ev);
+                }
+            }
+            guard.clear_ready();
+            if !batch.is_empty() {
+                // /proc reads block: keep them off the async workers.
+                let _ = tokio::task::spawn_blocking(move || batch.iter().for_each(log)).await;
+            }
+        }
+    }
+}
+
+fn log(ev: &Event) {
+    let dst = SocketAddr::new(from_mapped_bytes(ev.orig.addr), ev.orig.port);
+    let mut p = ProcessInfo::from_kernel(&ev.orig);
+    p.enrich();
+    let exe = p.exe.as_deref().unwrap_or("");
+    match ev.kind {
+        EventKind::Redirect => {
+            tracing::debug!(pid = p.pid, uid = p.uid, comm = %p.comm, exe, %dst, "connect redirected")
+        }
+        EventKind::UdpRefused => {
+            tracing::warn!(pid = p.pid, uid = p.uid, comm = %p.comm, exe, %dst, "UDP to a captured port refused (QUIC must use TCP)")
+        }
+        EventKind::V6Refused => {
+            tracing::warn!(pid = p.pid, uid = p.uid, comm = %p.comm, exe, %dst, "IPv6 connect refused: no IPv6 listener")
+        }
+        EventKind::Unknown(kind) => tracing::debug!(kind, "unknown kernel event"),
+    }
+}

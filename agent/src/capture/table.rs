@@ -1,0 +1,83 @@
+//! The proxy's view of the by-peer map: given an accepted connection's peer
+//! address, take (look up and delete) what the eBPF side recorded for it.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use airlock_ebpf::{Orig, PeerKey};
+use aya::maps::{HashMap, MapData, MapError};
+
+use crate::addrs::{ClientAddr, OrigDstAddr, from_mapped_bytes, to_mapped_bytes};
+
+use super::ProcessInfo;
+
+/// What the kernel recorded about one redirected connection.
+#[derive(Clone, Debug)]
+pub struct Captured {
+    pub orig_dst: OrigDstAddr,
+    pub process: ProcessInfo,
+}
+
+impl Captured {
+    fn from_orig(orig: &Orig) -> Self {
+        Self {
+            orig_dst: OrigDstAddr(SocketAddr::new(from_mapped_bytes(orig.addr), orig.port)),
+            process: ProcessInfo::from_kernel(orig),
+        }
+    }
+}
+
+/// Lookups are single bpf() syscalls (no I/O wait), so a plain mutex is
+/// fine on async threads.
+#[derive(Debug)]
+pub struct OrigDstTable {
+    by_peer: Mutex<HashMap<MapData, PeerKey, Orig>>,
+    by_cookie: HashMap<MapData, u64, Orig>,
+}
+
+impl OrigDstTable {
+    pub(super) fn new(
+        by_peer: HashMap<MapData, PeerKey, Orig>,
+        by_cookie: HashMap<MapData, u64, Orig>,
+    ) -> Self {
+        Self {
+            by_peer: Mutex::new(by_peer),
+            by_cookie,
+        }
+    }
+
+    /// Takes the record of the connection whose client is `peer`: each
+    /// entry is handed out once, so the map does not grow with traffic.
+    pub fn take(&self, peer: ClientAddr) -> Option<Captured> {
+        let key = peer_key(peer.0);
+        let mut map = self.by_peer.lock().unwrap_or_else(|p| p.into_inner());
+        let orig = match map.get(&key, 0) {
+            Ok(orig) => orig,
+            Err(MapError::KeyNotFound) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "by-peer map lookup failed");
+                return None;
+            }
+        };
+        if let Err(e) = map.remove(&key) {
+            tracing::debug!(error = %e, "by-peer entry already gone");
+        }
+        Some(Captured::from_orig(&orig))
+    }
+
+    /// Entries live in the (by-cookie, by-peer) maps: sockets currently
+    /// tracked, and handed over but not yet accepted. Both drain to zero
+    /// once connections close.
+    pub fn entries(&self) -> (usize, usize) {
+        let by_peer = self.by_peer.lock().unwrap_or_else(|p| p.into_inner());
+        (self.by_cookie.keys().count(), by_peer.keys().count())
+    }
+}
+
+fn peer_key(peer: SocketAddr) -> PeerKey {
+    PeerKey {
+        addr: to_mapped_bytes(peer.ip()),
+        port: peer.port(),
+        _pad: 0,
+    }
+}

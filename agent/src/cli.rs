@@ -1,0 +1,82 @@
+//! The command line: `airlock run`, `airlock config check`, and the flags
+//! every command shares.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// airlock: see, attribute and govern what AI coding agents do on Azure.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log filter (tracing `EnvFilter` syntax); RUST_LOG wins when set.
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground until SIGINT/SIGTERM.
+    Run {
+        /// Config file.
+        #[arg(long, short, value_name = "FILE", default_value = crate::config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Work with config files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a config file and print the effective configuration.
+    Check {
+        /// Config file.
+        #[arg(value_name = "FILE", default_value = crate::config::DEFAULT_CONFIG_PATH)]
+        file: PathBuf,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_config() {
+        let cli = Cli::parse_from(["airlock", "run", "--config", "/tmp/a.toml"]);
+        assert!(
+            matches!(cli.command, Command::Run { config } if config == PathBuf::from("/tmp/a.toml"))
+        );
+    }
+
+    #[test]
+    fn config_check_defaults_to_etc() {
+        let cli = Cli::parse_from(["airlock", "config", "check"]);
+        assert!(matches!(cli.command,
+            Command::Config(ConfigCommand::Check { file }) if file == PathBuf::from("/etc/airlock/airlock.toml")));
+    }
+}

@@ -1,0 +1,113 @@
+//! The config file: one TOML document drives the daemon and every CLI
+//! command. Owns the typed sections, their documented defaults, and the
+//! file:line errors for anything wrong in them.
+
+mod error;
+mod sections;
+
+pub use error::ConfigError;
+pub use sections::{AuditConfig, CaptureConfig, ProxyConfig};
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where the daemon and the CLI look when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/airlock/airlock.toml";
+
+/// The whole configuration; every section not given has working defaults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub capture: CaptureConfig,
+    pub proxy: ProxyConfig,
+    pub audit: AuditConfig,
+}
+
+impl Config {
+    /// Reads and validates `path`. Errors name the file, line and reason.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates `text`; `origin` is the file name used in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            ConfigError::Invalid {
+                path: origin.to_owned(),
+                line,
+                column,
+                reason: e.message().trim().to_owned(),
+            }
+        })?;
+        config.validate().map_err(|(key, reason)| {
+            let (line, column) = locate_key(text, key);
+            ConfigError::Invalid {
+                path: origin.to_owned(),
+                line,
+                column,
+                reason: format!("{key}: {reason}"),
+            }
+        })?;
+        Ok(config)
+    }
+
+    /// The effective configuration as TOML, defaults filled in.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config always serialises")
+    }
+
+    /// Checks the rules serde cannot express; `Err((dotted key, reason))`.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        self.capture.validate()?;
+        self.proxy.validate()?;
+        self.audit.validate()
+    }
+}
+
+/// A path given on the command line, or the default.
+pub fn path_or_default(path: Option<PathBuf>) -> PathBuf {
+    path.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+/// Best-effort position of `section.key` in `text`: the line assigning the
+/// key inside its `[section]`, else the section header, else line 1.
+fn locate_key(text: &str, dotted: &str) -> (usize, usize) {
+    let (section, key) = dotted.split_once('.').unwrap_or(("", dotted));
+    let mut in_section = section.is_empty();
+    let mut header = (1, 1);
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if let Some(name) = trimmed.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+            in_section = name.trim() == section;
+            if in_section {
+                header = (i + 1, 1);
+            }
+            continue;
+        }
+        if in_section
+            && trimmed
+                .split_once('=')
+                .is_some_and(|(k, _)| k.trim().trim_matches('"') == key)
+        {
+            return (i + 1, line.len() - line.trim_start().len() + 1);
+        }
+    }
+    header
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,179 @@
+//! The config file's sections, each with its defaults and validation.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Destination ports captured by default: HTTPS.
+pub const DEFAULT_CAPTURE_PORTS: &[u16] = &[443];
+/// IPv4 listener the eBPF programs redirect to.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 15443));
+/// IPv6 listener alongside it.
+pub const DEFAULT_LISTEN6: SocketAddr =
+    SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 15443, 0, 0));
+/// Upstream TCP connect timeout, milliseconds.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+/// Where audit records go.
+pub const DEFAULT_AUDIT_PATH: &str = "/var/log/airlock/audit.jsonl";
+/// Longest process name the kernel keeps (`TASK_COMM_LEN` less the NUL).
+pub const MAX_COMM_LEN: usize = 15;
+/// Most ancestors examined by `follow_children` (the eBPF loop's bound).
+pub const MAX_FOLLOW_DEPTH: u32 = 32;
+/// Entries the kernel maps hold (ports, comm and uid selectors).
+const MAX_PORTS: usize = 64;
+const MAX_SELECTORS: usize = 256;
+
+/// `[capture]`: which processes' connections are redirected.
+///
+/// Selectors combine with AND (a process must match every one given); the
+/// entries of one selector combine with OR. With neither `comm` nor `uid`,
+/// every process under `cgroup` is captured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// cgroup v2 directory the programs attach to; default: the cgroup2
+    /// root found in /proc/self/mountinfo.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<PathBuf>,
+    /// Process names (`comm`, at most 15 bytes) to capture.
+    pub comm: Vec<String>,
+    /// Real uids to capture.
+    pub uid: Vec<u32>,
+    /// Descendants of a matching process are captured too, whatever they
+    /// exec (Copilot spawns `sh`, `az`, `kubectl`, `python`).
+    pub follow_children: bool,
+    /// How many ancestors `follow_children` examines.
+    pub follow_depth: u32,
+    /// Destination ports captured (TCP redirected, UDP refused).
+    pub ports: Vec<u16>,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self {
+            cgroup: None,
+            comm: Vec::new(),
+            uid: Vec::new(),
+            follow_children: true,
+            follow_depth: 16,
+            ports: DEFAULT_CAPTURE_PORTS.to_vec(),
+        }
+    }
+}
+
+impl CaptureConfig {
+    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Some(c) = self
+            .comm
+            .iter()
+            .find(|c| c.is_empty() || c.len() > MAX_COMM_LEN)
+        {
+            return Err((
+                "capture.comm",
+                format!("{c:?} is not a process name of 1 to {MAX_COMM_LEN} bytes"),
+            ));
+        }
+        if self.comm.len() > MAX_SELECTORS {
+            return Err(("capture.comm", format!("at most {MAX_SELECTORS} names")));
+        }
+        if self.uid.len() > MAX_SELECTORS {
+            return Err(("capture.uid", format!("at most {MAX_SELECTORS} uids")));
+        }
+        if self.ports.is_empty() || self.ports.len() > MAX_PORTS {
+            return Err(("capture.ports", format!("give 1 to {MAX_PORTS} ports")));
+        }
+        if self.ports.contains(&0) {
+            return Err(("capture.ports", "port 0 cannot be captured".to_owned()));
+        }
+        if self.follow_depth == 0 || self.follow_depth > MAX_FOLLOW_DEPTH {
+            return Err((
+                "capture.follow_depth",
+                format!("must be 1 to {MAX_FOLLOW_DEPTH}"),
+            ));
+        }
+        if let Some(c) = &self.cgroup
+            && !c.is_absolute()
+        {
+            return Err(("capture.cgroup", "must be an absolute path".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// `[proxy]`: where redirected connections arrive.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// IPv4 listener (loopback); port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// IPv6 listener alongside; when absent or IPv6 is off, IPv6 connects of
+    /// captured processes are refused rather than let through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen6: Option<SocketAddr>,
+    /// Upstream TCP connect timeout in milliseconds.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN,
+            listen6: Some(DEFAULT_LISTEN6),
+            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+        }
+    }
+}
+
+impl ProxyConfig {
+    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !self.listen.is_ipv4() {
+            return Err(("proxy.listen", "must be an IPv4 address".to_owned()));
+        }
+        if self.listen.ip().is_unspecified() {
+            return Err((
+                "proxy.listen",
+                "must be a concrete (loopback) address: the eBPF programs redirect to it"
+                    .to_owned(),
+            ));
+        }
+        if let Some(l6) = self.listen6
+            && (!l6.is_ipv6() || l6.ip().is_unspecified())
+        {
+            return Err((
+                "proxy.listen6",
+                "must be a concrete IPv6 address such as \"[::1]:15443\"".to_owned(),
+            ));
+        }
+        if self.connect_timeout_ms == 0 {
+            return Err(("proxy.connect_timeout_ms", "must be positive".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// `[audit]`: where records are written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// JSON Lines file, created 0600 with its directory if missing.
+    pub path: PathBuf,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from(DEFAULT_AUDIT_PATH),
+        }
+    }
+}
+
+impl AuditConfig {
+    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.path.as_os_str().is_empty() {
+            return Err(("audit.path", "must not be empty".to_owned()));
+        }
+        Ok(())
+    }
+}

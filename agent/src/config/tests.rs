@@ -1,0 +1,95 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/etc/airlock/test.toml"))
+}
+
+fn error(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn empty_file_gives_working_defaults() {
+    let c = parse("").unwrap();
+    assert_eq!(c, Config::default());
+    assert_eq!(c.capture.ports, vec![443]);
+    assert!(c.capture.follow_children);
+    assert_eq!(c.proxy.listen.to_string(), "127.0.0.1:15443");
+    assert_eq!(c.proxy.listen6.unwrap().to_string(), "[::1]:15443");
+    assert_eq!(c.audit.path, Path::new("/var/log/airlock/audit.jsonl"));
+}
+
+#[test]
+fn issue_example_parses() {
+    let c = parse(
+        r#"
+[capture]
+cgroup = "/sys/fs/cgroup/unified/ci-runner"
+comm = ["node", "az", "kubectl", "curl"]
+uid = [1001]
+follow_children = true
+ports = [443]
+[proxy]
+listen = "127.0.0.1:15443"
+[audit]
+path = "/var/log/airlock/audit.jsonl"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.capture.comm, ["node", "az", "kubectl", "curl"]);
+    assert_eq!(c.capture.uid, [1001]);
+}
+
+#[test]
+fn unknown_key_names_key_file_and_line() {
+    let e = error("[capture]\nports = [443]\ncomms = [\"curl\"]\n");
+    assert!(e.starts_with("/etc/airlock/test.toml:3:"), "{e}");
+    assert!(e.contains("comms"), "{e}");
+}
+
+#[test]
+fn unknown_section_is_an_error() {
+    let e = error("[capture]\n[proxi]\nlisten = \"127.0.0.1:1\"\n");
+    assert!(e.starts_with("/etc/airlock/test.toml:2:"), "{e}");
+    assert!(e.contains("proxi"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_line() {
+    let e = error("[proxy]\n\nlisten = 15443\n");
+    assert!(e.starts_with("/etc/airlock/test.toml:3:"), "{e}");
+}
+
+#[test]
+fn semantic_errors_name_key_and_line() {
+    let e = error("[capture]\nfollow_children = false\ncomm = [\"a-name-longer-than-15\"]\n");
+    assert!(e.starts_with("/etc/airlock/test.toml:3:"), "{e}");
+    assert!(e.contains("capture.comm"), "{e}");
+
+    let e = error("[capture]\nports = []\n");
+    assert!(e.contains("capture.ports"), "{e}");
+
+    let e = error("[proxy]\nlisten = \"0.0.0.0:15443\"\n");
+    assert!(e.starts_with("/etc/airlock/test.toml:2:"), "{e}");
+
+    let e = error("[proxy]\nlisten = \"[::1]:15443\"\n");
+    assert!(e.contains("IPv4"), "{e}");
+
+    let e = error("[capture]\ncgroup = \"relative/dir\"\n");
+    assert!(e.contains("absolute"), "{e}");
+}
+
+#[test]
+fn effective_config_round_trips() {
+    let c = parse("[capture]\ncomm = [\"curl\"]\nuid = [0]\n").unwrap();
+    let again = parse(&c.to_toml()).unwrap();
+    assert_eq!(c, again);
+}
+
+#[test]
+fn missing_file_names_it() {
+    let e = Config::load(Path::new("/nonexistent/airlock.toml")).unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/airlock.toml"), "{e}");
+}

@@ -1,0 +1,11 @@
+//! airlock: an eBPF-redirected, auditing proxy for AI coding agents' cloud
+//! calls. Data flows one way through the stages below; see ARCHITECTURE.md.
+#![forbid(unsafe_code)]
+
+pub mod addrs;
+pub mod app;
+pub mod audit;
+pub mod capture;
+pub mod cli;
+pub mod config;
+pub mod proxy;

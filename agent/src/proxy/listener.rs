@@ -1,0 +1,108 @@
+//! Binding the IPv4/IPv6 listeners and the accept loop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::addrs::{ClientAddr, ListenAddr};
+use crate::config::ProxyConfig;
+
+use super::Relay;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot listen on {addr}: address in use (is another airlock running?)")]
+    InUse { addr: SocketAddr },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The bound listeners.
+#[derive(Debug)]
+pub struct Listeners {
+    v4: TcpListener,
+    v6: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `proxy.listen` and, when configured and the host has IPv6,
+    /// `proxy.listen6`.
+    pub async fn bind(config: &ProxyConfig) -> Result<Self, ProxyError> {
+        let v4 = bind(config.listen).await?;
+        let v6 = match config.listen6 {
+            None => None,
+            Some(addr) => match bind(addr).await {
+                Ok(l) => Some(l),
+                Err(ProxyError::Bind { addr, source })
+                    if source.kind() == std::io::ErrorKind::AddrNotAvailable =>
+                {
+                    tracing::warn!(%addr, "no IPv6 on this host: IPv6 connects of captured processes will be refused");
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        Ok(Self { v4, v6 })
+    }
+
+    /// The addresses actually bound (port 0 resolved).
+    pub fn addrs(&self) -> (ListenAddr, Option<ListenAddr>) {
+        let local =
+            |l: &TcpListener| ListenAddr(l.local_addr().expect("bound listener has an address"));
+        (local(&self.v4), self.v6.as_ref().map(local))
+    }
+
+    /// Accepts on every listener until the returned tasks are aborted; each
+    /// connection is handed to `relay` on its own task, tracked in `conns`.
+    pub fn serve(
+        self,
+        relay: Arc<Relay>,
+        tasks: &mut JoinSet<()>,
+        conns: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+    ) {
+        for listener in std::iter::once(self.v4).chain(self.v6) {
+            let relay = relay.clone();
+            let conns = conns.clone();
+            tasks.spawn(accept_loop(listener, relay, conns));
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
+    TcpListener::bind(addr).await.map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            ProxyError::InUse { addr }
+        } else {
+            ProxyError::Bind { addr, source }
+        }
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    relay: Arc<Relay>,
+    conns: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let relay = relay.clone();
+                let mut set = conns.lock().await;
+                // Reap finished connections so the set stays small.
+                while set.try_join_next().is_some() {}
+                set.spawn(async move { relay.handle(stream, ClientAddr(peer)).await });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
