@@ -44,10 +44,11 @@ pub struct App {
     config: Config,
 }
 
-/// Binds the listeners first (a busy port fails before anything is
-/// attached), then opens the audit log, then attaches capture pointing at
-/// the bound addresses.
+/// Checks privileges and the capture cgroup, binds the listeners (a busy
+/// port fails before anything is attached), opens the audit log, then
+/// attaches capture pointing at the addresses actually bound.
 pub async fn build(config: Config) -> Result<App, AppError> {
+    crate::capture::preflight(&config.capture)?;
     let listeners = Listeners::bind(&config.proxy).await?;
     let (listen, listen6) = listeners.addrs();
     let audit = AuditLog::open(&config.audit.path)?;

@@ -107,12 +107,7 @@ impl Capture {
     /// Loads the object, fills its maps and attaches every program to the
     /// configured cgroup (default: the cgroup2 root).
     pub fn attach(config: &CaptureConfig, targets: &Targets) -> Result<Self, CaptureError> {
-        privileges::check()?;
-        let cgroup = match &config.cgroup {
-            Some(dir) => dir.clone(),
-            None => cgroup::cgroup2_mount()?,
-        };
-        cgroup::check_cgroup_dir(&cgroup)?;
+        let cgroup = preflight(config)?;
         let cgroup_fd = File::open(&cgroup).map_err(|io_error| CaptureError::Io {
             what: "open capture cgroup",
             io_error,
@@ -188,6 +183,18 @@ impl Capture {
             .filter_map(|(_, p)| p.info().ok().map(|i| i.id()))
             .collect()
     }
+}
+
+/// Checks, before anything is bound or opened, that capture can start:
+/// privileges, and the cgroup to attach to (returned).
+pub fn preflight(config: &CaptureConfig) -> Result<PathBuf, CaptureError> {
+    privileges::check()?;
+    let cgroup = match &config.cgroup {
+        Some(dir) => dir.clone(),
+        None => cgroup::cgroup2_mount()?,
+    };
+    cgroup::check_cgroup_dir(&cgroup)?;
+    Ok(cgroup)
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, CaptureError>

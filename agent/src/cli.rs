@@ -17,9 +17,10 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct LogArgs {
-    /// Log filter (tracing `EnvFilter` syntax); RUST_LOG wins when set.
-    #[arg(long, global = true, default_value = "info")]
-    pub log_level: String,
+    /// Log filter (tracing `EnvFilter` syntax; default `info`, `warn` for
+    /// the demo); RUST_LOG wins when set.
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -39,6 +40,13 @@ pub enum Command {
         #[arg(long, short, value_name = "FILE", default_value = crate::config::DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
+    /// Show the capture path end to end on loopback (root; cleans up after
+    /// itself, also on Ctrl-C).
+    Demo {
+        /// Keep the demo's audit log here (default: a new directory in /tmp).
+        #[arg(long, value_name = "FILE")]
+        audit: Option<PathBuf>,
+    },
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -56,6 +64,8 @@ pub enum ConfigCommand {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use clap::CommandFactory;
 
     use super::*;
@@ -69,7 +79,7 @@ mod tests {
     fn run_takes_config() {
         let cli = Cli::parse_from(["airlock", "run", "--config", "/tmp/a.toml"]);
         assert!(
-            matches!(cli.command, Command::Run { config } if config == PathBuf::from("/tmp/a.toml"))
+            matches!(cli.command, Command::Run { config } if config == Path::new("/tmp/a.toml"))
         );
     }
 
@@ -77,6 +87,6 @@ mod tests {
     fn config_check_defaults_to_etc() {
         let cli = Cli::parse_from(["airlock", "config", "check"]);
         assert!(matches!(cli.command,
-            Command::Config(ConfigCommand::Check { file }) if file == PathBuf::from("/etc/airlock/airlock.toml")));
+            Command::Config(ConfigCommand::Check { file }) if file == Path::new("/etc/airlock/airlock.toml")));
     }
 }

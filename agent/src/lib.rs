@@ -8,4 +8,5 @@ pub mod audit;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod proxy;

@@ -12,7 +12,8 @@ use airlock::config::Config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
+    let quiet = matches!(cli.command, Command::Demo { .. });
+    init_logging(&cli.log, if quiet { "warn" } else { "info" });
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -26,17 +27,16 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run { config } => {
             let config = Config::load(&config)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("airlock")
-                .build()
-                .context("starting the async runtime")?;
-            runtime.block_on(async {
+            runtime()?.block_on(async {
                 let app = airlock::app::build(config).await?;
                 app.run(shutdown_signal()).await?;
                 anyhow::Ok(())
             })
         }
+        Command::Demo { audit } => runtime()?.block_on(async {
+            airlock::demo::run(audit).await?;
+            anyhow::Ok(())
+        }),
         Command::Config(ConfigCommand::Check { file }) => {
             let config = Config::load(&file)?;
             println!("# {}: OK; effective configuration:", file.display());
@@ -44,6 +44,14 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("airlock")
+        .build()
+        .context("starting the async runtime")
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
@@ -62,9 +70,10 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_logging(args: &LogArgs) {
+fn init_logging(args: &LogArgs, default_level: &str) {
+    let level = args.log_level.as_deref().unwrap_or(default_level);
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&args.log_level))
+        .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

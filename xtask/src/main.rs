@@ -1,1 +1,183 @@
-fn main() {}
+//! `cargo xtask …`: the project's entry points for people and CI.
+//!
+//! - `test`: install missing system packages (root, apt), check formatting
+//!   and lints, build, and run every test (privileged ones included).
+//! - `demo`: install missing packages, build, and run `airlock demo`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// Debian packages the build and the tests need, keyed by what shows the
+/// package is there: a command on PATH, or a file.
+const PACKAGES: &[(&str, Probe)] = &[
+    ("clang", Probe::Command("clang")),
+    ("libbpf-dev", Probe::File("/usr/include/bpf/bpf_helpers.h")),
+    ("curl", Probe::Command("curl")),
+    ("python3", Probe::Command("python3")),
+];
+
+#[derive(Debug)]
+enum Probe {
+    Command(&'static str),
+    File(&'static str),
+}
+
+impl Probe {
+    fn present(&self) -> bool {
+        match self {
+            Self::File(f) => Path::new(f).exists(),
+            Self::Command(c) => std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(c).is_file())),
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match task.as_str() {
+        "test" | "ci" => test(&rest),
+        "demo" => demo(&rest),
+        _ => {
+            eprintln!("usage: cargo xtask <test|ci|demo> [args]");
+            bail!("unknown task {task:?}")
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
+
+fn test(extra: &[String]) -> anyhow::Result<()> {
+    ensure_packages()?;
+    run(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
+    run(Command::new("cargo").args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(Command::new("cargo").args(["build", "--package", "airlock", "--bin", "airlock"]))?;
+    let bin = target_dir().join("debug/airlock");
+    let mut cmd = Command::new("cargo");
+    cmd.args(["test", "--workspace"])
+        .args(extra)
+        .env("AIRLOCK_BIN", bin);
+    let (passed, failed) = run_counting(&mut cmd)?;
+    // One closing line for the whole run (cargo prints one per test binary).
+    println!("tests: {passed} passed, {failed} failed");
+    if passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
+}
+
+/// Runs `cargo test`, passing its output through, and adds up its
+/// `test result:` lines.
+fn run_counting(cmd: &mut Command) -> anyhow::Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("xtask: {cmd:?}");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    let (mut passed, mut failed) = (0, 0);
+    for line in BufReader::new(child.stdout.take().expect("piped stdout")).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += count(rest, " passed");
+            failed += count(rest, " failed");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok((passed, failed))
+}
+
+/// The number before `label` in "ok. 5 passed; 0 failed; …".
+fn count(summary: &str, label: &str) -> u64 {
+    summary
+        .split(';')
+        .find_map(|part| part.trim().strip_suffix(label.trim_start()))
+        .and_then(|n| n.trim().rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn demo(extra: &[String]) -> anyhow::Result<()> {
+    ensure_packages()?;
+    run(Command::new("cargo").args([
+        "build",
+        "--release",
+        "--package",
+        "airlock",
+        "--bin",
+        "airlock",
+    ]))?;
+    let bin = target_dir().join("release/airlock");
+    run(Command::new(bin).arg("demo").args(extra))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Installs missing packages with apt-get when root; otherwise says what
+/// to install.
+fn ensure_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(_, probe)| !probe.present())
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "missing packages: {} (run as root, or: sudo apt-get install -y {0})",
+            missing.join(" ")
+        );
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|v| v.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: {cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}

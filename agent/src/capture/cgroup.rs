@@ -1,9 +1,76 @@
 //! Finding the cgroup v2 hierarchy (unified or hybrid hosts) and the cgroup
 //! of a process. Never assumes `/sys/fs/cgroup`.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::CaptureError;
+
+/// Moves itself into the cgroup given as $0, then execs the rest: the
+/// process keeps its pid, so callers know the pid of the real program.
+const ENTER: &str = r#"echo $$ > "$0/cgroup.procs" && exec "$@""#;
+
+/// How long removal waits for the cgroup's processes to die.
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A child cgroup of the cgroup2 root that airlock created (the demo's, the
+/// tests'); its processes are killed and it is removed on drop.
+#[derive(Debug)]
+pub struct OwnedCgroup {
+    dir: PathBuf,
+}
+
+impl OwnedCgroup {
+    /// Creates `name` directly under the cgroup2 mount.
+    pub fn create(name: &str) -> Result<Self, CaptureError> {
+        let dir = cgroup2_mount()?.join(name);
+        std::fs::create_dir(&dir).map_err(|io_error| CaptureError::Io {
+            what: "create cgroup",
+            io_error,
+        })?;
+        Ok(Self { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `program` started inside this cgroup (add its arguments to the
+    /// returned command).
+    pub fn command(&self, program: impl AsRef<OsStr>) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c").arg(ENTER).arg(&self.dir).arg(program);
+        cmd
+    }
+
+    /// Pids currently in the cgroup.
+    pub fn pids(&self) -> Vec<u32> {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for OwnedCgroup {
+    fn drop(&mut self) {
+        // cgroup.kill (Linux 5.14+) kills every process in it at once.
+        let _ = std::fs::write(self.dir.join("cgroup.kill"), "1");
+        let deadline = Instant::now() + REMOVE_TIMEOUT;
+        while !self.pids().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        while let Err(e) = std::fs::remove_dir(&self.dir) {
+            if Instant::now() >= deadline {
+                tracing::warn!(cgroup = %self.dir.display(), error = %e, "cannot remove cgroup");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
 
 /// The mount point of the cgroup2 filesystem, read from
 /// `/proc/self/mountinfo`.

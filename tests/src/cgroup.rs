@@ -1,0 +1,30 @@
+//! A throwaway child cgroup per test, named after the test process.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use airlock::capture::cgroup::OwnedCgroup;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Created on `new`, emptied and removed on drop.
+#[derive(Debug)]
+pub struct TestCgroup(OwnedCgroup);
+
+impl TestCgroup {
+    pub fn new(tag: &str) -> Self {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("airlock-test-{}-{n}-{tag}", std::process::id());
+        Self(OwnedCgroup::create(&name).unwrap_or_else(|e| panic!("cgroup {name}: {e}")))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    /// `program args…` started inside this cgroup.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> tokio::process::Command {
+        self.0.command(program)
+    }
+}

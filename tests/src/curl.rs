@@ -1,0 +1,62 @@
+//! Real curl as the captured client, and what its output proves.
+
+use std::ffi::OsStr;
+use std::net::SocketAddr;
+
+use serde_json::Value;
+
+use crate::{Finished, TestCgroup};
+
+/// `-w` suffix: curl's local port, and the peer address curl got from
+/// getpeername() (which airlock's hook rewrites to the original destination).
+const WRITE_OUT: &str = "\n%{local_port} %{remote_ip} %{remote_port}";
+
+/// `program` (curl, or curl under another name) fetching `url` from inside
+/// `cgroup`.
+pub fn curl_in(
+    cgroup: &TestCgroup,
+    program: impl AsRef<OsStr>,
+    url: &str,
+) -> tokio::process::Command {
+    let mut cmd = cgroup.command(program);
+    cmd.args(["-sS", "-g", "--max-time", "10", "-w", WRITE_OUT, url]);
+    cmd
+}
+
+/// What one curl run saw.
+#[derive(Debug)]
+pub struct Fetched {
+    pub pid: u32,
+    /// The upstream's report: where it was reached and from where.
+    pub upstream_local: SocketAddr,
+    pub upstream_peer: SocketAddr,
+    /// curl's own socket.
+    pub local_port: u16,
+    /// What getpeername() told curl.
+    pub remote: SocketAddr,
+}
+
+impl Fetched {
+    pub fn parse(out: &Finished) -> Self {
+        assert!(out.status.success(), "curl failed: {out:?}");
+        let (body, tail) = out.stdout.rsplit_once('\n').expect("curl -w line");
+        let body: Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("body {body:?}: {e}"));
+        let mut parts = tail.split_whitespace();
+        let local_port = parts.next().unwrap().parse().unwrap();
+        let ip: std::net::IpAddr = parts.next().unwrap().parse().unwrap();
+        let port = parts.next().unwrap().parse().unwrap();
+        Self {
+            pid: out.pid,
+            upstream_local: body["local"].as_str().unwrap().parse().unwrap(),
+            upstream_peer: body["peer"].as_str().unwrap().parse().unwrap(),
+            local_port,
+            remote: SocketAddr::new(ip, port),
+        }
+    }
+
+    /// The upstream saw someone other than curl's socket: airlock relayed it.
+    pub fn proxied(&self) -> bool {
+        self.upstream_peer.port() != self.local_port
+    }
+}

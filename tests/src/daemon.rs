@@ -1,0 +1,29 @@
+//! The real `airlock` binary, for tests of the daemon as users run it.
+
+use std::path::PathBuf;
+
+/// Path of the built `airlock` binary: `$AIRLOCK_BIN`, else next to this
+/// test executable's `deps/` directory (where `cargo build` puts it).
+pub fn airlock_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("AIRLOCK_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("airlock");
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build -p airlock` first (cargo xtask test does), or set AIRLOCK_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A free TCP port on `ip` (bound then released: the daemon binds it next).
+pub fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .expect("bind for a free port")
+        .local_addr()
+        .unwrap()
+        .port()
+}

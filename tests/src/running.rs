@@ -1,0 +1,112 @@
+//! airlock built and served in-process, on free ports, with its audit log
+//! in a temp dir.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use airlock::app::{AppError, BoundAddrs};
+use airlock::capture::OrigDstTable;
+use airlock::config::{CaptureConfig, Config};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::{TempDir, WAIT};
+
+#[derive(Debug)]
+pub struct Running {
+    pub addrs: BoundAddrs,
+    pub program_ids: Vec<u32>,
+    pub audit_path: PathBuf,
+    table: Arc<OrigDstTable>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), AppError>>,
+    _dir: TempDir,
+}
+
+impl Running {
+    /// Starts airlock with `capture`, listeners on 127.0.0.1:0 and [::1]:0.
+    pub async fn start(capture: CaptureConfig) -> Self {
+        let dir = TempDir::new("run");
+        let mut config = Config {
+            capture,
+            ..Config::default()
+        };
+        config.proxy.listen = "127.0.0.1:0".parse().unwrap();
+        config.proxy.listen6 = Some("[::1]:0".parse().unwrap());
+        config.audit.path = dir.path().join("audit.jsonl");
+        let app = airlock::app::build(config.clone())
+            .await
+            .unwrap_or_else(|e| panic!("airlock build: {e}"));
+        let (stop, stopped) = oneshot::channel();
+        let addrs = app.addrs();
+        let program_ids = app.program_ids();
+        let table = app.table();
+        let task = tokio::spawn(app.run(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addrs,
+            program_ids,
+            audit_path: config.audit.path,
+            table,
+            stop,
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// Capture config for `cgroup` capturing `ports`, everything else default.
+    pub fn capture(cgroup: &crate::TestCgroup, ports: &[u16]) -> CaptureConfig {
+        CaptureConfig {
+            cgroup: Some(cgroup.path().to_owned()),
+            ports: ports.to_vec(),
+            ..CaptureConfig::default()
+        }
+    }
+
+    /// Every audit record written so far.
+    pub fn records(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.audit_path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect()
+    }
+
+    /// Connection records, waiting until there are at least `n`.
+    pub async fn connections(&self, n: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let conns: Vec<Value> = self
+                .records()
+                .into_iter()
+                .filter(|r| r["kind"] == "connection")
+                .collect();
+            if conns.len() >= n || tokio::time::Instant::now() > deadline {
+                return conns;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// (by-cookie, by-peer) entries in the kernel maps.
+    pub fn map_entries(&self) -> (usize, usize) {
+        self.table.entries()
+    }
+
+    /// Stops airlock and returns once its programs are detached.
+    pub async fn stop(self) -> Vec<Value> {
+        let _ = self.stop.send(());
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("airlock stops in time")
+            .expect("airlock task")
+            .expect("airlock run");
+        std::fs::read_to_string(&self.audit_path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}

@@ -1,0 +1,396 @@
+//! The eBPF capture path end to end: real cgroups, real curl, real kernel
+//! programs, an in-process airlock. Run as root (CI is); skipped otherwise
+//! unless AIRLOCK_REQUIRE_PRIVILEGED=1.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
+
+use airlock_tests::{
+    Fetched, Running, TempDir, TestCgroup, Upstream, WAIT, curl_in, finish, privileged,
+};
+use serde_json::Value;
+
+fn only(records: Vec<Value>) -> Value {
+    assert_eq!(
+        records.len(),
+        1,
+        "expected one connection record: {records:#?}"
+    );
+    records.into_iter().next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selected_process_is_redirected_and_attributed_exactly() {
+    if !privileged("selected_process_is_redirected_and_attributed_exactly") {
+        return;
+    }
+    let cg = TestCgroup::new("select");
+    let up = Upstream::on("127.0.0.1").await;
+    let mut capture = Running::capture(&cg, &[up.port()]);
+    capture.comm = vec!["curl".into()];
+    let airlock = Running::start(capture).await;
+    let url = format!("http://{}/", up.addr());
+
+    let got = Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await);
+    assert!(got.proxied(), "curl was not redirected: {got:?}");
+    assert_eq!(
+        got.remote,
+        up.addr(),
+        "getpeername must show the original destination"
+    );
+
+    // The same binary under another name is not selected: it goes direct.
+    let tmp = TempDir::new("alias");
+    let other = tmp.alias("notcurl", "/usr/bin/curl");
+    let direct = Fetched::parse(&finish(curl_in(&cg, &other, &url)).await);
+    assert!(
+        !direct.proxied(),
+        "a non-selected process was redirected: {direct:?}"
+    );
+
+    let rec = only(
+        airlock
+            .stop()
+            .await
+            .into_iter()
+            .filter(|r| r["kind"] == "connection")
+            .collect(),
+    );
+    let p = &rec["process"];
+    assert_eq!(p["pid"], got.pid);
+    assert_eq!(p["comm"], "curl");
+    assert_eq!(p["exe"], "/usr/bin/curl");
+    assert_eq!(p["uid"], 0);
+    assert!(p["cmdline"].as_str().unwrap().contains(&url), "{p}");
+    let cg_meta = std::fs::metadata(cg.path()).unwrap();
+    assert_eq!(
+        p["cgroup_id"],
+        cg_meta.ino(),
+        "cgroup id is the cgroup directory's inode"
+    );
+    let cg_name = cg.path().file_name().unwrap().to_str().unwrap();
+    assert!(p["cgroup"].as_str().unwrap().ends_with(cg_name), "{p}");
+    assert_eq!(rec["dst"]["ip"], "127.0.0.1");
+    assert_eq!(rec["dst"]["port"], up.port());
+    assert_eq!(rec["src"]["port"], got.local_port);
+    assert!(rec["bytes_out"].as_u64().unwrap() > 20, "{rec}");
+    assert!(rec["bytes_in"].as_u64().unwrap() > 20, "{rec}");
+    assert!(rec["ts"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_children_captures_a_grandchild_after_exec() {
+    if !privileged("follow_children_captures_a_grandchild_after_exec") {
+        return;
+    }
+    let tmp = TempDir::new("agent");
+    // An "agent" whose comm is `fakeagent`; it runs sh, which runs curl.
+    let agent = tmp.alias("fakeagent", "/bin/sh");
+    let up = Upstream::on("127.0.0.1").await;
+    let url = format!("http://{}/", up.addr());
+    let script = format!(
+        "sh -c \"curl -sS --max-time 10 -w '\\n%{{local_port}} %{{remote_ip}} %{{remote_port}}' {url}; true\"; true"
+    );
+
+    for follow in [true, false] {
+        let cg = TestCgroup::new("follow");
+        let mut capture = Running::capture(&cg, &[up.port()]);
+        capture.comm = vec!["fakeagent".into()];
+        capture.follow_children = follow;
+        let airlock = Running::start(capture).await;
+        let mut cmd = cg.command(&agent);
+        cmd.arg("-c").arg(&script);
+        let out = finish(cmd).await;
+        let got = Fetched::parse(&out);
+        let conns: Vec<Value> = airlock
+            .stop()
+            .await
+            .into_iter()
+            .filter(|r| r["kind"] == "connection")
+            .collect();
+        if follow {
+            assert!(got.proxied(), "grandchild not captured: {got:?}");
+            let rec = only(conns);
+            assert_eq!(rec["process"]["comm"], "curl");
+            assert_ne!(
+                rec["process"]["ppid"], out.pid,
+                "curl must be a grandchild, not a child"
+            );
+            assert!(
+                rec["process"]["cmdline"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("curl ")
+            );
+        } else {
+            assert!(!got.proxied(), "captured without follow_children: {got:?}");
+            assert!(conns.is_empty(), "{conns:#?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uid_selector_captures_only_that_user() {
+    if !privileged("uid_selector_captures_only_that_user") {
+        return;
+    }
+    let cg = TestCgroup::new("uid");
+    let up = Upstream::on("127.0.0.1").await;
+    let mut capture = Running::capture(&cg, &[up.port()]);
+    capture.uid = vec![65534];
+    let airlock = Running::start(capture).await;
+    let url = format!("http://{}/", up.addr());
+
+    let as_root = Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await);
+    assert!(!as_root.proxied(), "root's curl was captured");
+
+    let mut cmd = cg.command("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "curl",
+        "-sS",
+        "--max-time",
+        "10",
+    ])
+    .args(["-w", "\n%{local_port} %{remote_ip} %{remote_port}", &url]);
+    let as_nobody = Fetched::parse(&finish(cmd).await);
+    assert!(as_nobody.proxied(), "uid 65534's curl was not captured");
+
+    let rec = only(airlock.connections(1).await);
+    assert_eq!(rec["process"]["uid"], 65534);
+    assert_eq!(rec["process"]["pid"], as_nobody.pid);
+    airlock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_and_v4_mapped_destinations_are_captured() {
+    if !privileged("ipv6_and_v4_mapped_destinations_are_captured") {
+        return;
+    }
+    let cg = TestCgroup::new("v6");
+    let up = Upstream::bind(&["[::1]:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap()]).await;
+    let airlock = Running::start(Running::capture(&cg, &[up.port()])).await;
+
+    let v6 = Fetched::parse(
+        &finish(curl_in(
+            &cg,
+            "curl",
+            &format!("http://[::1]:{}/", up.port()),
+        ))
+        .await,
+    );
+    assert!(v6.proxied(), "{v6:?}");
+    assert_eq!(v6.remote, up.addr());
+    assert_eq!(v6.upstream_local, up.addr());
+
+    // A dual-stack socket dialling an IPv4-mapped address.
+    let mapped_url = format!("http://[::ffff:127.0.0.1]:{}/", up.port());
+    let mapped = Fetched::parse(&finish(curl_in(&cg, "curl", &mapped_url)).await);
+    assert!(mapped.proxied(), "{mapped:?}");
+    let want: SocketAddr = format!("[::ffff:127.0.0.1]:{}", up.port()).parse().unwrap();
+    assert_eq!(mapped.remote, want);
+    assert_eq!(
+        mapped.upstream_local,
+        format!("127.0.0.1:{}", up.port()).parse().unwrap()
+    );
+
+    let conns = airlock.stop().await;
+    let dsts: Vec<&str> = conns
+        .iter()
+        .filter(|r| r["kind"] == "connection")
+        .map(|r| r["dst"]["ip"].as_str().unwrap())
+        .collect();
+    assert_eq!(dsts.len(), 2, "{conns:#?}");
+    assert!(
+        dsts.contains(&"::1") && dsts.contains(&"127.0.0.1"),
+        "{dsts:?}"
+    );
+}
+
+const UDP_PROBE: &str = r#"
+import socket, sys
+port, other = int(sys.argv[1]), int(sys.argv[2])
+out = []
+for fam, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+    for how, p in (("sendto", port), ("connect", port), ("sendto", other)):
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        try:
+            s.sendto(b"q", (host, p)) if how == "sendto" else s.connect((host, p))
+            out.append("ok")
+        except PermissionError:
+            out.append("refused")
+        s.close()
+print(" ".join(out))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_to_port_443_is_refused_for_captured_processes() {
+    if !privileged("udp_to_port_443_is_refused_for_captured_processes") {
+        return;
+    }
+    let cg = TestCgroup::new("udp");
+    let airlock = Running::start(Running::capture(&cg, &[443])).await;
+
+    let mut inside = cg.command("python3");
+    inside.args(["-c", UDP_PROBE, "443", "4443"]);
+    let out = finish(inside).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout.trim(), "refused refused ok refused refused ok");
+
+    // Outside the capture cgroup nothing changes.
+    let mut outside = tokio::process::Command::new("python3");
+    outside.args(["-c", UDP_PROBE, "443", "4443"]);
+    let out = finish(outside).await;
+    assert_eq!(out.stdout.trim(), "ok ok ok ok ok ok", "{out:?}");
+    airlock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_connections_map_exactly_and_leave_no_entries() {
+    if !privileged("two_hundred_concurrent_connections_map_exactly_and_leave_no_entries") {
+        return;
+    }
+    const N: usize = 200;
+    let cg = TestCgroup::new("many");
+    let addrs: Vec<SocketAddr> = (0..N)
+        .map(|i| {
+            SocketAddr::new(
+                format!("127.0.{}.{}", 1 + i / 250, 10 + i % 250)
+                    .parse()
+                    .unwrap(),
+                0,
+            )
+        })
+        .collect();
+    let up = Upstream::bind(&addrs).await;
+    let airlock = Running::start(Running::capture(&cg, &[up.port()])).await;
+
+    let mut runs = tokio::task::JoinSet::new();
+    for a in &addrs {
+        let dst = SocketAddr::new(a.ip(), up.port());
+        let cmd = curl_in(&cg, "curl", &format!("http://{dst}/"));
+        runs.spawn(async move { (dst, Fetched::parse(&finish(cmd).await)) });
+    }
+    let mut by_pid = HashMap::new();
+    while let Some(done) = runs.join_next().await {
+        let (dst, got) = done.unwrap();
+        assert!(got.proxied(), "{dst}: {got:?}");
+        assert_eq!(
+            got.upstream_local, dst,
+            "connection delivered to the wrong destination"
+        );
+        assert_eq!(got.remote, dst);
+        by_pid.insert(got.pid, dst);
+    }
+    let conns = airlock.connections(N).await;
+    assert_eq!(conns.len(), N);
+    for c in &conns {
+        let pid = c["process"]["pid"].as_u64().unwrap() as u32;
+        let dst = by_pid
+            .get(&pid)
+            .unwrap_or_else(|| panic!("record for unknown pid {pid}"));
+        assert_eq!(
+            c["dst"]["ip"],
+            dst.ip().to_string(),
+            "pid {pid} attributed the wrong destination"
+        );
+    }
+    // Every map entry is released once the sockets close.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while airlock.map_entries() != (0, 0) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        airlock.map_entries(),
+        (0, 0),
+        "(by-cookie, by-peer) entries leaked"
+    );
+    airlock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_detaches_and_unloads_every_program() {
+    if !privileged("shutdown_detaches_and_unloads_every_program") {
+        return;
+    }
+    let cg = TestCgroup::new("detach");
+    let up = Upstream::on("127.0.0.1").await;
+    let airlock = Running::start(Running::capture(&cg, &[up.port()])).await;
+    let ids = airlock.program_ids.clone();
+    assert_eq!(ids.len(), 7, "all seven programs loaded: {ids:?}");
+    let url = format!("http://{}/", up.addr());
+    assert!(Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await).proxied());
+
+    let records = airlock.stop().await;
+    let loaded: Vec<u32> = aya::programs::loaded_programs()
+        .filter_map(|p| p.ok().map(|p| p.id()))
+        .collect();
+    for id in &ids {
+        assert!(
+            !loaded.contains(id),
+            "program {id} still loaded after shutdown"
+        );
+    }
+    let after = Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await);
+    assert!(!after.proxied(), "still redirected after shutdown");
+    let events: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "agent")
+        .map(|r| &r["event"])
+        .collect();
+    assert_eq!(events, ["start", "stop"]);
+}
+
+/// Connects, prints what getpeername() says, then the upstream's report.
+const PEERNAME_PROBE: &str = r#"
+import json, socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM)
+s.connect((host, port))
+peer = s.getpeername()
+s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+data = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print(json.dumps({"peer": [peer[0], peer[1]], "local_port": s.getsockname()[1],
+                  "upstream": json.loads(data.split(b"\r\n\r\n", 1)[1])}))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn getpeername_returns_the_original_destination() {
+    if !privileged("getpeername_returns_the_original_destination") {
+        return;
+    }
+    let cg = TestCgroup::new("peername");
+    // 127.0.0.7 differs from the proxy's 127.0.0.1 in address and port.
+    let up = Upstream::bind(&["127.0.0.7:0".parse().unwrap(), "[::1]:0".parse().unwrap()]).await;
+    let airlock = Running::start(Running::capture(&cg, &[up.port()])).await;
+    let port = up.port().to_string();
+    for (host, want_ip) in [
+        ("127.0.0.7", "127.0.0.7"),
+        ("::1", "::1"),
+        ("::ffff:127.0.0.7", "::ffff:127.0.0.7"),
+    ] {
+        let mut cmd = cg.command("python3");
+        cmd.args(["-c", PEERNAME_PROBE, host, &port]);
+        let out = finish(cmd).await;
+        assert!(out.status.success(), "{out:?}");
+        let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+        assert_eq!(v["peer"][0], want_ip, "{host}: {v}");
+        assert_eq!(v["peer"][1], up.port(), "{host}: {v}");
+        let upstream_peer: SocketAddr = v["upstream"]["peer"].as_str().unwrap().parse().unwrap();
+        assert_ne!(
+            upstream_peer.port(),
+            v["local_port"],
+            "{host} was not redirected: {v}"
+        );
+    }
+    airlock.stop().await;
+}

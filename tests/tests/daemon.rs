@@ -1,0 +1,213 @@
+//! The `airlock` binary as an operator runs it: config files, signals,
+//! errors a person can act on.
+
+use std::path::Path;
+use std::time::Duration;
+
+use airlock_tests::daemon::{airlock_bin, free_port};
+use airlock_tests::{Fetched, TempDir, TestCgroup, Upstream, WAIT, curl_in, finish, privileged};
+use serde_json::Value;
+
+fn write_config(dir: &TempDir, body: &str) -> std::path::PathBuf {
+    let path = dir.path().join("airlock.toml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+fn records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+async fn wait_for(path: &Path, what: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = records(path);
+        if what(&r) || tokio::time::Instant::now() > deadline {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_never_captures_itself_and_detaches_on_sigterm() {
+    if !privileged("daemon_never_captures_itself_and_detaches_on_sigterm") {
+        return;
+    }
+    let cg = TestCgroup::new("daemon");
+    let dir = TempDir::new("daemon");
+    let up = Upstream::on("127.0.0.1").await;
+    let audit = dir.path().join("audit.jsonl");
+    // airlock runs inside the captured cgroup and matches the comm
+    // selector itself: its own upstream connections must still go direct,
+    // or the relay would loop back into itself.
+    let config = write_config(
+        &dir,
+        &format!(
+            "[capture]\ncgroup = {:?}\ncomm = [\"curl\", \"airlock\"]\nports = [{}]\n\
+             [proxy]\nlisten = \"127.0.0.1:{}\"\nlisten6 = \"[::1]:{}\"\n\
+             [audit]\npath = {:?}\n",
+            cg.path(),
+            up.port(),
+            free_port("127.0.0.1"),
+            free_port("::1"),
+            audit
+        ),
+    );
+    let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
+    let mut cmd = cg.command(airlock_bin());
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .stderr(stderr)
+        .kill_on_drop(true);
+    let mut daemon = cmd.spawn().unwrap();
+    let started = wait_for(&audit, |r| r.iter().any(|r| r["event"] == "start")).await;
+    assert!(
+        started.iter().any(|r| r["event"] == "start"),
+        "daemon did not start: {}",
+        std::fs::read_to_string(dir.path().join("stderr")).unwrap()
+    );
+
+    let url = format!("http://{}/", up.addr());
+    let got = Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await);
+    assert!(got.proxied(), "curl not captured by the daemon: {got:?}");
+    let conns = wait_for(&audit, |r| r.iter().any(|r| r["kind"] == "connection")).await;
+    let conn: Vec<&Value> = conns.iter().filter(|r| r["kind"] == "connection").collect();
+    assert_eq!(conn.len(), 1, "{conns:#?}");
+    assert_eq!(conn[0]["process"]["comm"], "curl");
+    assert!(conn[0]["error"].is_null(), "{:?}", conn[0]);
+
+    let pid = daemon.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(WAIT, daemon.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "airlock exited with {status} after SIGTERM"
+    );
+    let all = records(&audit);
+    assert_eq!(all.last().unwrap()["event"], "stop", "{all:#?}");
+
+    let after = Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await);
+    assert!(
+        !after.proxied(),
+        "programs still attached after the daemon stopped"
+    );
+}
+
+#[tokio::test]
+async fn config_check_reports_file_line_and_reason() {
+    let dir = TempDir::new("check");
+    let bad = write_config(&dir, "[capture]\nports = [443]\nfollow_childs = true\n");
+    let mut cmd = tokio::process::Command::new(airlock_bin());
+    cmd.args(["config", "check"]).arg(&bad);
+    let out = finish(cmd).await;
+    assert!(!out.status.success());
+    let want = format!("{}:3:", bad.display());
+    assert!(out.stderr.contains(&want), "{}", out.stderr);
+    assert!(out.stderr.contains("follow_childs"), "{}", out.stderr);
+
+    let good = write_config(&dir, "[capture]\ncomm = [\"node\"]\n");
+    let mut cmd = tokio::process::Command::new(airlock_bin());
+    cmd.args(["config", "check"]).arg(&good);
+    let out = finish(cmd).await;
+    assert!(out.status.success(), "{out:?}");
+    for want in [
+        "[capture]",
+        "\"node\"",
+        "follow_children = true",
+        "[proxy]",
+        "listen = \"127.0.0.1:15443\"",
+        "[audit]",
+    ] {
+        assert!(
+            out.stdout.contains(want),
+            "missing {want:?} in:\n{}",
+            out.stdout
+        );
+    }
+}
+
+#[tokio::test]
+async fn version_is_printed() {
+    let mut cmd = tokio::process::Command::new(airlock_bin());
+    cmd.arg("--version");
+    let out = finish(cmd).await;
+    assert!(out.status.success());
+    assert_eq!(
+        out.stdout.trim(),
+        format!("airlock {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_in_use_is_a_clear_error() {
+    if !privileged("port_in_use_is_a_clear_error") {
+        return;
+    }
+    let dir = TempDir::new("inuse");
+    let cg = TestCgroup::new("inuse");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = write_config(
+        &dir,
+        &format!(
+            "[capture]\ncgroup = {:?}\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n[audit]\npath = {:?}\n",
+            cg.path(),
+            dir.path().join("audit.jsonl")
+        ),
+    );
+    let mut cmd = tokio::process::Command::new(airlock_bin());
+    cmd.args(["run", "--config"]).arg(&config);
+    let out = finish(cmd).await;
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains(&format!(
+            "cannot listen on 127.0.0.1:{port}: address in use"
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unprivileged_user_gets_a_clear_error() {
+    if !privileged("unprivileged_user_gets_a_clear_error") {
+        return;
+    }
+    let dir = TempDir::new("unpriv");
+    let config = write_config(&dir, "");
+    // World-readable so uid 65534 can read the binary's directory chain.
+    let mut cmd = tokio::process::Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+    ])
+    .arg(airlock_bin())
+    .args(["run", "--config"])
+    .arg(&config);
+    let _ = std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    );
+    let out = finish(cmd).await;
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains("not permitted to load eBPF programs"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("CAP_BPF"), "{}", out.stderr);
+}
