@@ -39,6 +39,7 @@ struct cred {
 	kuid_t uid;
 } __attribute__((preserve_access_index));
 struct task_struct {
+	int pid;
 	int tgid;
 	struct task_struct *real_parent;
 	const struct cred *cred;
@@ -79,6 +80,16 @@ struct {
 	__type(key, __u64);
 	__type(value, struct airlock_orig);
 } AIRLOCK_BY_COOKIE SEC(".maps");
+
+/* Processes descended from a match (follow_children), by tgid: filled at
+ * fork, emptied at exit. Survives re-parenting, which the ancestry walk
+ * does not (a backgrounded `az` whose shell exited belongs to init). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} AIRLOCK_TRACKED SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -130,7 +141,10 @@ static __always_inline int selected(const struct airlock_config *cfg)
 		return 1;
 	if (!(cfg->flags & AIRLOCK_F_FOLLOW_CHILDREN))
 		return 0;
+	if (bpf_map_lookup_elem(&AIRLOCK_TRACKED, &tgid))
+		return 1;
 
+	/* Processes that started before airlock: walk the ancestry. */
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	task = BPF_CORE_READ(task, real_parent);
 	for (int i = 0; i < MAX_ANCESTORS; i++) {
@@ -406,6 +420,47 @@ int airlock_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	}
 	return 1;
+}
+
+/* follow_children bookkeeping: a new process (not thread) whose parent is
+ * tracked or matches is tracked too. */
+SEC("tp_btf/sched_process_fork")
+int airlock_fork(__u64 *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)ctx[0];
+	struct task_struct *child = (struct task_struct *)ctx[1];
+	const struct airlock_config *cfg = config();
+	char comm[AIRLOCK_COMM_LEN] = {};
+	__u32 ptgid, ctgid;
+	__u8 one = 1;
+
+	if (!cfg || !(cfg->flags & AIRLOCK_F_FOLLOW_CHILDREN) ||
+	    !(cfg->flags & (AIRLOCK_F_FILTER_COMM | AIRLOCK_F_FILTER_UID)))
+		return 0;
+	ctgid = BPF_CORE_READ(child, tgid);
+	if (ctgid != (__u32)BPF_CORE_READ(child, pid))
+		return 0; /* a thread, not a process */
+	ptgid = BPF_CORE_READ(parent, tgid);
+	if (ptgid == cfg->self_tgid)
+		return 0;
+	if (!bpf_map_lookup_elem(&AIRLOCK_TRACKED, &ptgid)) {
+		BPF_CORE_READ_STR_INTO(&comm, parent, comm);
+		if (!matches(cfg, comm, BPF_CORE_READ(parent, cred, uid.val)))
+			return 0;
+	}
+	bpf_map_update_elem(&AIRLOCK_TRACKED, &ctgid, &one, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int airlock_exit(__u64 *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx[0];
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+
+	if (tgid == (__u32)BPF_CORE_READ(task, pid))
+		bpf_map_delete_elem(&AIRLOCK_TRACKED, &tgid);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -21,6 +21,8 @@ pub mod programs {
     pub const GETPEERNAME4: &str = "airlock_getpeername4";
     pub const GETPEERNAME6: &str = "airlock_getpeername6";
     pub const SOCKOPS: &str = "airlock_sockops";
+    pub const FORK: &str = "airlock_fork";
+    pub const EXIT: &str = "airlock_exit";
 }
 
 /// Names of the maps in [`CAPTURE_OBJECT`].
@@ -31,5 +33,6 @@ pub mod maps {
     pub const UIDS: &str = "AIRLOCK_UIDS";
     pub const BY_COOKIE: &str = "AIRLOCK_BY_COOKIE";
     pub const BY_PEER: &str = "AIRLOCK_BY_PEER";
+    pub const TRACKED: &str = "AIRLOCK_TRACKED";
     pub const EVENTS: &str = "AIRLOCK_EVENTS";
 }

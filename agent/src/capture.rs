@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use airlock_ebpf::{flags, maps, programs};
 use aya::maps::{Array, HashMap, RingBuf};
-use aya::programs::{CgroupAttachMode, CgroupSockAddr, ProgramError, SockOps};
+use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, ProgramError, SockOps};
 use aya::{Ebpf, EbpfLoader};
 
 use crate::config::CaptureConfig;
@@ -115,6 +115,7 @@ impl Capture {
 
         let mut ebpf = EbpfLoader::new().load(airlock_ebpf::CAPTURE_OBJECT)?;
         fill_maps(&mut ebpf, config, targets)?;
+        attach_process_tracking(&mut ebpf)?;
 
         let sockops: &mut SockOps = program(&mut ebpf, programs::SOCKOPS)?;
         sockops.load().map_err(|source| CaptureError::Program {
@@ -183,6 +184,35 @@ impl Capture {
             .filter_map(|(_, p)| p.info().ok().map(|i| i.id()))
             .collect()
     }
+}
+
+/// Fork/exit tracepoints that keep follow_children right when a parent
+/// exits and its child is re-parented. They need BTF-enabled tracepoints;
+/// without them the ancestry walk alone decides, which is said once.
+fn attach_process_tracking(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
+    let btf = match aya::Btf::from_sys_fs() {
+        Ok(btf) => btf,
+        Err(e) => {
+            tracing::warn!(error = %e, "no kernel BTF: follow_children will not follow re-parented processes");
+            return Ok(());
+        }
+    };
+    for (name, tracepoint) in [
+        (programs::FORK, "sched_process_fork"),
+        (programs::EXIT, "sched_process_exit"),
+    ] {
+        let prog: &mut BtfTracePoint = program(ebpf, name)?;
+        prog.load(tracepoint, &btf)
+            .map_err(|source| CaptureError::Program {
+                program: name,
+                source,
+            })?;
+        prog.attach().map_err(|source| CaptureError::Program {
+            program: name,
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// Checks, before anything is bound or opened, that capture can start:

@@ -131,6 +131,50 @@ async fn follow_children_captures_a_grandchild_after_exec() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_children_survives_reparenting() {
+    if !privileged("follow_children_survives_reparenting") {
+        return;
+    }
+    let tmp = TempDir::new("orphan");
+    let agent = tmp.alias("fakeagent", "/bin/sh");
+    let out_file = tmp.path().join("curl.out");
+    let up = Upstream::on("127.0.0.1").await;
+    let cg = TestCgroup::new("orphan");
+    let mut capture = Running::capture(&cg, &[up.port()]);
+    capture.comm = vec!["fakeagent".into()];
+    let airlock = Running::start(capture).await;
+    // The agent backgrounds a shell and exits at once: by the time curl
+    // connects, its ancestors are gone and it belongs to init.
+    let out = out_file.display();
+    let script = format!(
+        r#"sh -c "sleep 0.5; curl -sS --max-time 10 -w '\n%{{local_port}} %{{remote_ip}} %{{remote_port}}' http://{} > {out}.tmp; mv {out}.tmp {out}" &"#,
+        up.addr()
+    );
+    let mut cmd = cg.command(&agent);
+    cmd.arg("-c").arg(&script);
+    let agent_run = finish(cmd).await;
+    assert!(agent_run.status.success(), "{agent_run:?}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !out_file.exists() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let stdout = std::fs::read_to_string(&out_file).expect("orphaned curl finished");
+    let got = Fetched::parse(&airlock_tests::Finished {
+        pid: 0,
+        status: agent_run.status,
+        stdout,
+        stderr: String::new(),
+    });
+    assert!(
+        got.proxied(),
+        "re-parented descendant not captured: {got:?}"
+    );
+    let rec = only(airlock.connections(1).await);
+    assert_eq!(rec["process"]["comm"], "curl");
+    airlock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uid_selector_captures_only_that_user() {
     if !privileged("uid_selector_captures_only_that_user") {
         return;
@@ -320,20 +364,27 @@ async fn shutdown_detaches_and_unloads_every_program() {
     let up = Upstream::on("127.0.0.1").await;
     let airlock = Running::start(Running::capture(&cg, &[up.port()])).await;
     let ids = airlock.program_ids.clone();
-    assert_eq!(ids.len(), 7, "all seven programs loaded: {ids:?}");
+    assert_eq!(ids.len(), 9, "all nine programs loaded: {ids:?}");
     let url = format!("http://{}/", up.addr());
     assert!(Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await).proxied());
 
     let records = airlock.stop().await;
-    let loaded: Vec<u32> = aya::programs::loaded_programs()
-        .filter_map(|p| p.ok().map(|p| p.id()))
-        .collect();
-    for id in &ids {
-        assert!(
-            !loaded.contains(id),
-            "program {id} still loaded after shutdown"
-        );
+    // The kernel frees programs after an RCU grace period: poll briefly.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let still_loaded = || -> Vec<u32> {
+        aya::programs::loaded_programs()
+            .filter_map(|p| p.ok().map(|p| p.id()))
+            .filter(|id| ids.contains(id))
+            .collect()
+    };
+    while !still_loaded().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    assert_eq!(
+        still_loaded(),
+        Vec::<u32>::new(),
+        "programs still loaded after shutdown"
+    );
     let after = Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await);
     assert!(!after.proxied(), "still redirected after shutdown");
     let events: Vec<&Value> = records

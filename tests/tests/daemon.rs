@@ -211,3 +211,42 @@ async fn unprivileged_user_gets_a_clear_error() {
     );
     assert!(out.stderr.contains("CAP_BPF"), "{}", out.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_shows_the_capture_path_and_cleans_up() {
+    if !privileged("demo_shows_the_capture_path_and_cleans_up") {
+        return;
+    }
+    let dir = TempDir::new("demo");
+    let audit = dir.path().join("demo-audit.jsonl");
+    let mut cmd = tokio::process::Command::new(airlock_bin());
+    cmd.args(["demo", "--audit"]).arg(&audit);
+    let out = finish(cmd).await;
+    assert!(out.status.success(), "{out:?}");
+    let rows: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("relayed, audited"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", out.stdout);
+    assert!(rows.iter().all(|r| r.contains(" curl ")), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("refused (QUIC must use TCP"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&audit.display().to_string()),
+        "{}",
+        out.stdout
+    );
+    let conns: Vec<Value> = records(&audit)
+        .into_iter()
+        .filter(|r| r["kind"] == "connection")
+        .collect();
+    assert_eq!(conns.len(), 2);
+    // The demo's cgroup is gone.
+    let name = format!("airlock-demo-{}", out.pid);
+    let root = airlock::capture::cgroup::cgroup2_mount().unwrap();
+    assert!(!root.join(name).exists(), "demo cgroup left behind");
+}
