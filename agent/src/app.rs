@@ -12,7 +12,8 @@ use crate::addrs::ListenAddr;
 use crate::audit::{AgentRecord, AuditError, AuditLog, RecordKind};
 use crate::capture::{Capture, CaptureError, OrigDstTable, Targets};
 use crate::config::Config;
-use crate::proxy::{Listeners, ProxyError, Relay};
+use crate::proxy::{Listeners, Proxy, ProxyError};
+use crate::tls::{CertificateAuthority, ClientTls, LeafCache, TlsError, UpstreamTls};
 
 /// How long in-flight connections may finish after shutdown is asked.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,6 +26,8 @@ pub enum AppError {
     Capture(#[from] CaptureError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// The addresses airlock actually bound (tests bind port 0 and read these).
@@ -42,6 +45,8 @@ pub struct App {
     capture: Capture,
     audit: AuditLog,
     config: Config,
+    client_tls: ClientTls,
+    upstream_tls: UpstreamTls,
 }
 
 /// Checks privileges and the capture cgroup, binds the listeners (a busy
@@ -52,6 +57,19 @@ pub async fn build(config: Config) -> Result<App, AppError> {
     let listeners = Listeners::bind(&config.proxy).await?;
     let (listen, listen6) = listeners.addrs();
     let audit = AuditLog::open(&config.audit.path)?;
+    let intercept = config.intercept();
+    let ca = CertificateAuthority::load_or_create(&config.tls.ca_dir, &intercept)?;
+    let uncovered = ca.uncovered(&intercept);
+    if !uncovered.is_empty() {
+        tracing::warn!(?uncovered, ca = %config.tls.ca_dir.display(),
+            "intercepted names outside the CA's name constraints will be refused by clients: run `airlock ca init --force` and reinstall the CA");
+    }
+    let leaves = Arc::new(LeafCache::new(
+        Arc::new(ca),
+        crate::tls::DEFAULT_LEAF_CACHE,
+    )?);
+    let client_tls = ClientTls::new(leaves)?;
+    let upstream_tls = UpstreamTls::new(&config.tls.upstream_roots)?;
     let targets = Targets {
         listen4: listen.0,
         listen6: listen6.map(|a| a.0),
@@ -64,6 +82,8 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         capture,
         audit,
         config,
+        client_tls,
+        upstream_tls,
     })
 }
 
@@ -93,13 +113,17 @@ impl App {
         if let Some(events) = self.capture.take_events() {
             tasks.spawn(events.run());
         }
-        let relay = Arc::new(Relay::new(
-            self.capture.table(),
-            self.audit.clone(),
-            Duration::from_millis(self.config.proxy.connect_timeout_ms),
-        ));
+        let proxy = Arc::new(Proxy {
+            table: self.capture.table(),
+            audit: self.audit.clone(),
+            connect_timeout: Duration::from_millis(self.config.proxy.connect_timeout_ms),
+            handshake_timeout: Duration::from_millis(self.config.proxy.handshake_timeout_ms),
+            intercept: self.config.intercept(),
+            client_tls: self.client_tls,
+            upstream_tls: self.upstream_tls,
+        });
         let conns = Arc::new(Mutex::new(JoinSet::new()));
-        self.listeners.serve(relay, &mut tasks, conns.clone());
+        self.listeners.serve(proxy, &mut tasks, conns.clone());
         tracing::info!(listen = %self.addrs.listen,
             listen6 = ?self.addrs.listen6.map(|a| a.0),
             audit = %self.audit.path().display(), "airlock ready");

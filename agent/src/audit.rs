@@ -4,5 +4,8 @@
 mod record;
 mod writer;
 
-pub use record::{AgentRecord, ConnectionRecord, RecordKind};
+pub use record::{
+    AgentRecord, ConnectionRecord, HttpRecord, RecordKind, RequestInfo, ResponseInfo, TlsInfo,
+    TlsRefusedRecord,
+};
 pub use writer::{AuditError, AuditLog};

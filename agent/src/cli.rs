@@ -50,6 +50,32 @@ pub enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The local CA that signs intercepted connections.
+    Ca {
+        /// Config file (for `tls.ca_dir` and `proxy.intercept`).
+        #[arg(long, short, global = true, value_name = "FILE", default_value = crate::config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create the CA (name-constrained to `proxy.intercept`) unless it exists.
+    Init {
+        /// Replace an existing CA (clients must then trust the new one).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the CA certificate (PEM).
+    Export,
+    /// Add the CA to the system trust store (update-ca-certificates or
+    /// update-ca-trust).
+    Install,
+    /// Print the environment lines for runtimes that ignore the system
+    /// store (Node, Python/az, OpenSSL).
+    Env,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +107,28 @@ mod tests {
         assert!(
             matches!(cli.command, Command::Run { config } if config == Path::new("/tmp/a.toml"))
         );
+    }
+
+    #[test]
+    fn ca_commands_take_config() {
+        let cli = Cli::parse_from([
+            "airlock",
+            "ca",
+            "init",
+            "--force",
+            "--config",
+            "/tmp/a.toml",
+        ]);
+        assert!(matches!(cli.command,
+            Command::Ca { config, command: CaCommand::Init { force: true } } if config == Path::new("/tmp/a.toml")));
+        let cli = Cli::parse_from(["airlock", "ca", "env"]);
+        assert!(matches!(
+            cli.command,
+            Command::Ca {
+                command: CaCommand::Env,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod error;
 mod sections;
 
 pub use error::ConfigError;
-pub use sections::{AuditConfig, CaptureConfig, ProxyConfig};
+pub use sections::{AuditConfig, CaptureConfig, ProxyConfig, TlsConfig};
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +21,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/airlock/airlock.toml";
 pub struct Config {
     pub capture: CaptureConfig,
     pub proxy: ProxyConfig,
+    pub tls: TlsConfig,
     pub audit: AuditConfig,
 }
 
@@ -57,6 +58,11 @@ impl Config {
         Ok(config)
     }
 
+    /// The parsed `proxy.intercept` list (validated at load).
+    pub fn intercept(&self) -> crate::host::InterceptList {
+        crate::host::InterceptList::parse(&self.proxy.intercept).expect("validated at load")
+    }
+
     /// The effective configuration as TOML, defaults filled in.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config always serialises")
@@ -66,6 +72,7 @@ impl Config {
     fn validate(&self) -> Result<(), (&'static str, String)> {
         self.capture.validate()?;
         self.proxy.validate()?;
+        self.tls.validate()?;
         self.audit.validate()
     }
 }

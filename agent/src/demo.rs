@@ -61,6 +61,10 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
     config.proxy.listen = "127.0.0.1:0".parse().expect("literal");
     config.proxy.listen6 = Some("[::1]:0".parse().expect("literal"));
     config.audit.path = audit.clone();
+    config.tls.ca_dir = audit
+        .parent()
+        .unwrap_or(std::path::Path::new("/tmp"))
+        .join("ca");
     let app = crate::app::build(config).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(app.run(async {

@@ -9,4 +9,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod host;
+pub mod http;
 pub mod proxy;
+pub mod tls;

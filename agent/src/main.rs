@@ -7,8 +7,9 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use airlock::cli::{Cli, Command, ConfigCommand, LogArgs, LogFormat};
+use airlock::cli::{CaCommand, Cli, Command, ConfigCommand, LogArgs, LogFormat};
 use airlock::config::Config;
+use airlock::tls::{CaFiles, CertificateAuthority};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -37,6 +38,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             airlock::demo::run(audit).await?;
             anyhow::Ok(())
         }),
+        Command::Ca { config, command } => ca(&Config::load(&config)?, command),
         Command::Config(ConfigCommand::Check { file }) => {
             let config = Config::load(&file)?;
             println!("# {}: OK; effective configuration:", file.display());
@@ -44,6 +46,44 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn ca(config: &Config, command: CaCommand) -> anyhow::Result<()> {
+    let dir = &config.tls.ca_dir;
+    match command {
+        CaCommand::Init { force } => {
+            let exists = CaFiles::new(dir).key().exists();
+            let ca = if exists && !force {
+                CertificateAuthority::load(dir)?
+            } else {
+                CertificateAuthority::create(dir, &config.intercept())?
+            };
+            let verb = if exists && !force {
+                "exists"
+            } else {
+                "created"
+            };
+            println!("CA {verb}: {}", ca.files().cert().display());
+            println!("SHA-256 fingerprint: {}", ca.fingerprint());
+            let uncovered = ca.uncovered(&config.intercept());
+            if !uncovered.is_empty() {
+                println!(
+                    "warning: not covered by its name constraints: {} (use --force)",
+                    uncovered.join(", ")
+                );
+            }
+        }
+        CaCommand::Export => print!("{}", CertificateAuthority::load(dir)?.cert_pem()),
+        CaCommand::Install => {
+            let ca = CertificateAuthority::load(dir)?;
+            println!("{}", airlock::tls::install_system(ca.files())?);
+        }
+        CaCommand::Env => {
+            let ca = CertificateAuthority::load(dir)?;
+            print!("{}", airlock::tls::runtime_env(ca.files()));
+        }
+    }
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -1,8 +1,13 @@
-//! Where redirected connections arrive: bind the listeners, recover each
-//! connection's original destination and caller, and relay it.
+//! Where redirected connections arrive: recover each connection's original
+//! destination and caller, sniff TLS, then splice it, or decrypt it and
+//! relay HTTP.
 
+mod connection;
+mod hello;
 mod listener;
-mod relay;
+mod mitm;
+mod prefixed;
+mod splice;
 
+pub use connection::Proxy;
 pub use listener::{Listeners, ProxyError};
-pub use relay::Relay;

@@ -18,6 +18,7 @@ pub struct Running {
     pub addrs: BoundAddrs,
     pub program_ids: Vec<u32>,
     pub audit_path: PathBuf,
+    pub ca_dir: PathBuf,
     table: Arc<OrigDstTable>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), AppError>>,
@@ -27,6 +28,11 @@ pub struct Running {
 impl Running {
     /// Starts airlock with `capture`, listeners on 127.0.0.1:0 and [::1]:0.
     pub async fn start(capture: CaptureConfig) -> Self {
+        Self::start_with(capture, |_| {}).await
+    }
+
+    /// As [`Running::start`], with `adjust` applied to the config last.
+    pub async fn start_with(capture: CaptureConfig, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = TempDir::new("run");
         let mut config = Config {
             capture,
@@ -35,6 +41,8 @@ impl Running {
         config.proxy.listen = "127.0.0.1:0".parse().unwrap();
         config.proxy.listen6 = Some("[::1]:0".parse().unwrap());
         config.audit.path = dir.path().join("audit.jsonl");
+        config.tls.ca_dir = dir.path().join("ca");
+        adjust(&mut config);
         let app = airlock::app::build(config.clone())
             .await
             .unwrap_or_else(|e| panic!("airlock build: {e}"));
@@ -49,10 +57,28 @@ impl Running {
             addrs,
             program_ids,
             audit_path: config.audit.path,
+            ca_dir: config.tls.ca_dir,
             table,
             stop,
             task,
             _dir: dir,
+        }
+    }
+
+    /// airlock's CA certificate (PEM), for clients to trust.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.ca_dir.join("ca.crt")
+    }
+
+    /// Records of one `kind`, waiting until there are at least `n`.
+    pub async fn records_of(&self, kind: &str, n: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let found: Vec<Value> = self.records().into_iter().filter(|r| r["kind"] == kind).collect();
+            if found.len() >= n || tokio::time::Instant::now() > deadline {
+                return found;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 
@@ -76,18 +102,7 @@ impl Running {
 
     /// Connection records, waiting until there are at least `n`.
     pub async fn connections(&self, n: usize) -> Vec<Value> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let conns: Vec<Value> = self
-                .records()
-                .into_iter()
-                .filter(|r| r["kind"] == "connection")
-                .collect();
-            if conns.len() >= n || tokio::time::Instant::now() > deadline {
-                return conns;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        self.records_of("connection", n).await
     }
 
     /// (by-cookie, by-peer) entries in the kernel maps.

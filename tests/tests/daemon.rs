@@ -50,11 +50,12 @@ async fn daemon_never_captures_itself_and_detaches_on_sigterm() {
         &format!(
             "[capture]\ncgroup = {:?}\ncomm = [\"curl\", \"airlock\"]\nports = [{}]\n\
              [proxy]\nlisten = \"127.0.0.1:{}\"\nlisten6 = \"[::1]:{}\"\n\
-             [audit]\npath = {:?}\n",
+             [tls]\nca_dir = {:?}\n[audit]\npath = {:?}\n",
             cg.path(),
             up.port(),
             free_port("127.0.0.1"),
             free_port("::1"),
+            dir.path().join("ca"),
             audit
         ),
     );
@@ -162,8 +163,9 @@ async fn port_in_use_is_a_clear_error() {
     let config = write_config(
         &dir,
         &format!(
-            "[capture]\ncgroup = {:?}\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n[audit]\npath = {:?}\n",
+            "[capture]\ncgroup = {:?}\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n[tls]\nca_dir = {:?}\n[audit]\npath = {:?}\n",
             cg.path(),
+            dir.path().join("ca"),
             dir.path().join("audit.jsonl")
         ),
     );

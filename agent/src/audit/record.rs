@@ -10,8 +10,15 @@ use crate::capture::ProcessInfo;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordKind {
-    /// A captured connection relayed as TCP.
+    /// A captured connection relayed as TCP (not TLS).
     Connection,
+    /// A TLS connection to a host that is not intercepted, spliced as is.
+    TlsPassthrough,
+    /// A client that rejected airlock's certificate (CA not trusted, or
+    /// pinning).
+    TlsClientRefused,
+    /// One decrypted HTTP request and its response.
+    Http,
     /// airlock itself started or stopped.
     Agent,
 }
@@ -20,11 +27,14 @@ pub enum RecordKind {
 #[derive(Clone, Debug, Serialize)]
 pub struct ConnectionRecord {
     pub kind: RecordKind,
-    pub process: ProcessInfo,
+    pub process: std::sync::Arc<ProcessInfo>,
     /// The client's address (its local port identifies the socket).
     pub src: Endpoint,
     /// The original destination.
     pub dst: Endpoint,
+    /// TLS server name the client sent, for TLS connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
     /// Bytes client → upstream.
     pub bytes_out: u64,
     /// Bytes upstream → client.
@@ -46,4 +56,68 @@ pub struct AgentRecord {
     /// The cgroup the capture programs are attached to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
+}
+
+/// `tls` of an HTTP record.
+#[derive(Clone, Debug, Serialize)]
+pub struct TlsInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// The protocol negotiated on both sides (`h2`, `http/1.1`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpn: Option<String>,
+}
+
+/// `request` of an HTTP record.
+#[derive(Clone, Debug, Serialize)]
+pub struct RequestInfo {
+    pub method: String,
+    pub host: String,
+    pub port: u16,
+    /// Path and query as sent.
+    pub path: String,
+    /// Body bytes received from the client.
+    pub bytes: u64,
+}
+
+/// `response` of an HTTP record.
+#[derive(Clone, Debug, Serialize)]
+pub struct ResponseInfo {
+    pub status: u16,
+    /// Body bytes sent to the client (after a 101: bytes upstream → client).
+    pub bytes: u64,
+}
+
+/// One decrypted HTTP exchange.
+#[derive(Clone, Debug, Serialize)]
+pub struct HttpRecord {
+    pub kind: RecordKind,
+    pub process: std::sync::Arc<ProcessInfo>,
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    pub tls: TlsInfo,
+    pub request: RequestInfo,
+    pub response: ResponseInfo,
+    /// The connection was upgraded (WebSocket, SPDY) and relayed as bytes.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub upgraded: bool,
+    pub duration_ms: u64,
+    /// Why airlock answered itself (e.g. upstream unreachable), or why the
+    /// exchange broke off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A client that refused the minted certificate.
+#[derive(Clone, Debug, Serialize)]
+pub struct TlsRefusedRecord {
+    pub kind: RecordKind,
+    pub process: std::sync::Arc<ProcessInfo>,
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    pub error: String,
+    /// What the user should do about it.
+    pub hint: &'static str,
 }

@@ -15,6 +15,22 @@ pub const DEFAULT_LISTEN6: SocketAddr =
     SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 15443, 0, 0));
 /// Upstream TCP connect timeout, milliseconds.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+/// Hosts decrypted by default: Azure public cloud.
+pub const DEFAULT_INTERCEPT: &[&str] = &[
+    "*.azure.com",
+    "*.windows.net",
+    "*.azmk8s.io",
+    "*.azurewebsites.net",
+    "*.azure-api.net",
+    "*.vault.azure.net",
+    "*.azurecr.io",
+    "management.azure.com",
+    "login.microsoftonline.com",
+];
+/// How long a client may take to send its ClientHello, milliseconds.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// Where the CA lives.
+pub const DEFAULT_CA_DIR: &str = "/var/lib/airlock/ca";
 /// Where audit records go.
 pub const DEFAULT_AUDIT_PATH: &str = "/var/log/airlock/audit.jsonl";
 /// Longest process name the kernel keeps (`TASK_COMM_LEN` less the NUL).
@@ -114,6 +130,11 @@ pub struct ProxyConfig {
     pub listen6: Option<SocketAddr>,
     /// Upstream TCP connect timeout in milliseconds.
     pub connect_timeout_ms: u64,
+    /// Host patterns (`*.domain`, exact names, IP literals) whose TLS is
+    /// decrypted; other TLS is spliced through untouched.
+    pub intercept: Vec<String>,
+    /// Time a client has to send its TLS ClientHello, milliseconds.
+    pub handshake_timeout_ms: u64,
 }
 
 impl Default for ProxyConfig {
@@ -122,6 +143,8 @@ impl Default for ProxyConfig {
             listen: DEFAULT_LISTEN,
             listen6: Some(DEFAULT_LISTEN6),
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            intercept: DEFAULT_INTERCEPT.iter().map(|s| (*s).to_owned()).collect(),
+            handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
         }
     }
 }
@@ -149,6 +172,10 @@ impl ProxyConfig {
         if self.connect_timeout_ms == 0 {
             return Err(("proxy.connect_timeout_ms", "must be positive".to_owned()));
         }
+        if self.handshake_timeout_ms == 0 {
+            return Err(("proxy.handshake_timeout_ms", "must be positive".to_owned()));
+        }
+        crate::host::InterceptList::parse(&self.intercept).map_err(|e| ("proxy.intercept", e))?;
         Ok(())
     }
 }
@@ -173,6 +200,36 @@ impl AuditConfig {
     pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.path.as_os_str().is_empty() {
             return Err(("audit.path", "must not be empty".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// `[tls]`: the local CA and upstream trust.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Directory of the CA (`ca.crt`, `ca.key` 0600, `bundle.pem`); created
+    /// on first start.
+    pub ca_dir: PathBuf,
+    /// Extra PEM files trusted for upstream connections, besides the
+    /// system roots (verification is never turned off).
+    pub upstream_roots: Vec<PathBuf>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            ca_dir: PathBuf::from(DEFAULT_CA_DIR),
+            upstream_roots: Vec::new(),
+        }
+    }
+}
+
+impl TlsConfig {
+    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !self.ca_dir.is_absolute() {
+            return Err(("tls.ca_dir", "must be an absolute path".to_owned()));
         }
         Ok(())
     }

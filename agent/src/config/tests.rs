@@ -93,3 +93,17 @@ fn missing_file_names_it() {
     let e = Config::load(Path::new("/nonexistent/airlock.toml")).unwrap_err();
     assert!(e.to_string().contains("/nonexistent/airlock.toml"), "{e}");
 }
+
+#[test]
+fn intercept_defaults_and_validation() {
+    let c = parse("").unwrap();
+    assert!(c.intercept().matches("management.azure.com"));
+    assert!(c.intercept().matches("acct.blob.core.windows.net"));
+    assert!(!c.intercept().matches("github.com"));
+    assert_eq!(c.tls.ca_dir, Path::new("/var/lib/airlock/ca"));
+    let e = error("[proxy]\nintercept = [\"*.azure.com\", \"bad*glob\"]\n");
+    assert!(e.starts_with("/etc/airlock/test.toml:2:"), "{e}");
+    assert!(e.contains("proxy.intercept"), "{e}");
+    let e = error("[tls]\nca_dir = \"ca\"\n");
+    assert!(e.contains("tls.ca_dir"), "{e}");
+}

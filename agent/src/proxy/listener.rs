@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 use crate::addrs::{ClientAddr, ListenAddr};
 use crate::config::ProxyConfig;
 
-use super::Relay;
+use super::Proxy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -59,17 +59,17 @@ impl Listeners {
     }
 
     /// Accepts on every listener until the returned tasks are aborted; each
-    /// connection is handed to `relay` on its own task, tracked in `conns`.
+    /// connection is handed to `proxy` on its own task, tracked in `conns`.
     pub fn serve(
         self,
-        relay: Arc<Relay>,
+        proxy: Arc<Proxy>,
         tasks: &mut JoinSet<()>,
         conns: Arc<tokio::sync::Mutex<JoinSet<()>>>,
     ) {
         for listener in std::iter::once(self.v4).chain(self.v6) {
-            let relay = relay.clone();
+            let proxy = proxy.clone();
             let conns = conns.clone();
-            tasks.spawn(accept_loop(listener, relay, conns));
+            tasks.spawn(accept_loop(listener, proxy, conns));
         }
     }
 }
@@ -86,17 +86,17 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
 
 async fn accept_loop(
     listener: TcpListener,
-    relay: Arc<Relay>,
+    proxy: Arc<Proxy>,
     conns: Arc<tokio::sync::Mutex<JoinSet<()>>>,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let relay = relay.clone();
+                let proxy = proxy.clone();
                 let mut set = conns.lock().await;
                 // Reap finished connections so the set stays small.
                 while set.try_join_next().is_some() {}
-                set.spawn(async move { relay.handle(stream, ClientAddr(peer)).await });
+                set.spawn(async move { proxy.handle(stream, ClientAddr(peer)).await });
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.

@@ -1,0 +1,108 @@
+//! Bodies relayed frame by frame (never buffered whole), counted on the way;
+//! a response body ending — or being dropped — ends its exchange.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+use super::BoxError;
+use super::exchange::Exchange;
+
+/// Which counter a body feeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Side {
+    Request,
+    /// The response: its end (or drop) finishes the exchange.
+    Response,
+}
+
+#[derive(Debug)]
+pub(super) struct Counted<B: HttpBody> {
+    inner: B,
+    exchange: Arc<Exchange>,
+    side: Side,
+}
+
+impl<B: HttpBody> Counted<B> {
+    pub(super) fn new(inner: B, exchange: Arc<Exchange>, side: Side) -> Self {
+        Self {
+            inner,
+            exchange,
+            side,
+        }
+    }
+
+    fn counter(&self) -> &AtomicU64 {
+        match self.side {
+            Side::Request => &self.exchange.request_bytes,
+            Side::Response => &self.exchange.response_bytes,
+        }
+    }
+}
+
+impl<B> HttpBody for Counted<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.counter()
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let e: BoxError = e.into();
+                let side = if self.side == Side::Request {
+                    "request"
+                } else {
+                    "response"
+                };
+                self.exchange.set_error(format!("{side} body: {e}"));
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                if self.side == Side::Response {
+                    self.exchange.finish();
+                }
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B: HttpBody> Drop for Counted<B> {
+    fn drop(&mut self) {
+        if self.side == Side::Response {
+            // Dropped before its end: the client went away mid-response.
+            // (An empty body is at its end without ever being polled.)
+            if !self.inner.is_end_stream() {
+                self.exchange
+                    .set_error("response not completed: the client went away");
+            }
+            self.exchange.finish();
+        }
+    }
+}

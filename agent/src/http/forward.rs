@@ -1,0 +1,176 @@
+//! Serving the client's decrypted connection: each request is forwarded to
+//! the upstream connection and its response streamed back.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::body::{Counted, Side};
+use super::exchange::{ConnCtx, Exchange};
+use super::headers::{is_upgrade, strip_hop_by_hop};
+use super::{Body, Proto, UpstreamConn, UpstreamError};
+
+/// Serves HTTP on `client` until it closes. `upstream` is the connection to
+/// forward to, or why there is none (then every request gets a 502 that
+/// says so).
+pub async fn serve<IO>(
+    client: IO,
+    proto: Proto,
+    upstream: Result<UpstreamConn, UpstreamError>,
+    ctx: Arc<ConnCtx>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let upstream = Arc::new(upstream);
+    let service = service_fn(move |req| {
+        let upstream = upstream.clone();
+        let ctx = ctx.clone();
+        async move { Ok::<_, Infallible>(forward(req, proto, &upstream, ctx).await) }
+    });
+    let io = TokioIo::new(client);
+    let result = match proto {
+        Proto::Http1 => {
+            http1::Builder::new()
+                .serve_connection(io, service)
+                .with_upgrades()
+                .await
+        }
+        Proto::Http2 => {
+            http2::Builder::new(TokioExecutor::new())
+                .serve_connection(io, service)
+                .await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "client HTTP connection ended");
+    }
+}
+
+async fn forward(
+    mut req: Request<Incoming>,
+    proto: Proto,
+    upstream: &Result<UpstreamConn, UpstreamError>,
+    ctx: Arc<ConnCtx>,
+) -> Response<Body> {
+    let exchange = Exchange::new(ctx, &req);
+    let upstream = match upstream {
+        Ok(u) => u,
+        Err(e) => return refuse(&exchange, StatusCode::BAD_GATEWAY, e.code(), &e.to_string()),
+    };
+    let upgrade = proto == Proto::Http1 && is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+    let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers, upgrade);
+    match proto {
+        Proto::Http1 => parts.version = Version::HTTP_11,
+        Proto::Http2 => {
+            parts.version = Version::HTTP_2;
+            parts.uri = absolute_uri(&parts.uri, &exchange);
+        }
+    }
+    let body = Counted::new(body, exchange.clone(), Side::Request).boxed();
+    let mut response = match upstream.send(Request::from_parts(parts, body)).await {
+        Ok(r) => r,
+        Err(e) => return refuse(&exchange, StatusCode::BAD_GATEWAY, e.code(), &e.to_string()),
+    };
+    exchange.set_status(response.status());
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client_upgrade) = client_upgrade
+    {
+        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        exchange.set_upgraded();
+        tokio::spawn(tunnel(client_upgrade, upstream_upgrade, exchange));
+        let (parts, _) = response.into_parts();
+        return Response::from_parts(parts, empty());
+    }
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers, false);
+    Response::from_parts(parts, Counted::new(body, exchange, Side::Response).boxed())
+}
+
+/// After a 101, the connection is a byte pipe (WebSocket, SPDY for
+/// `kubectl exec`): relay it and record the bytes when it closes.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    exchange: Arc<Exchange>,
+) {
+    match tokio::try_join!(client, upstream) {
+        Ok((c, u)) => {
+            let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+            match tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                Ok((up, down)) => {
+                    exchange
+                        .request_bytes
+                        .fetch_add(up, std::sync::atomic::Ordering::Relaxed);
+                    exchange
+                        .response_bytes
+                        .fetch_add(down, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => exchange.set_error(format!("upgraded connection: {e}")),
+            }
+        }
+        Err(e) => exchange.set_error(format!("upgrade failed: {e}")),
+    }
+    exchange.finish();
+}
+
+/// HTTP/2 requests carry scheme and authority; make sure the upstream
+/// request has both even if the client left `:authority` to `Host`.
+fn absolute_uri(uri: &Uri, exchange: &Exchange) -> Uri {
+    if uri.scheme().is_some() && uri.authority().is_some() {
+        return uri.clone();
+    }
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("https://{}{path}", exchange.host())
+        .parse()
+        .unwrap_or_else(|_| uri.clone())
+}
+
+/// airlock answers itself: a JSON error naming the cause.
+fn refuse(
+    exchange: &Arc<Exchange>,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+) -> Response<Body> {
+    exchange.set_status(status);
+    exchange.set_error(format!("{code}: {message}"));
+    let body =
+        serde_json::json!({ "error": { "code": code, "message": message, "source": "airlock" } })
+            .to_string();
+    let mut response = Response::new(
+        Counted::new(
+            Full::new(Bytes::from(body)).map_err(|e| match e {}),
+            exchange.clone(),
+            Side::Response,
+        )
+        .boxed(),
+    );
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(code) {
+        headers.insert("x-airlock-error", v);
+    }
+    response
+}
+
+fn empty() -> Body {
+    http_body_util::Empty::<Bytes>::new()
+        .map_err(|e| match e {})
+        .boxed()
+}

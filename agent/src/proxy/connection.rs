@@ -1,0 +1,148 @@
+//! One accepted connection, from the kernel's record to the path it takes:
+//! plain TCP relay, TLS splice, or interception.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+
+use super::hello::{self, Sniffed};
+use super::prefixed::PrefixedIo;
+use super::{mitm, splice};
+use crate::addrs::{ClientAddr, Endpoint, OrigDstAddr};
+use crate::audit::{AuditLog, ConnectionRecord, RecordKind};
+use crate::capture::{Captured, OrigDstTable, ProcessInfo};
+use crate::host::InterceptList;
+use crate::tls::{ClientTls, UpstreamTls};
+
+/// Everything connection tasks share.
+#[derive(Debug)]
+pub struct Proxy {
+    pub table: Arc<OrigDstTable>,
+    pub audit: AuditLog,
+    pub connect_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub intercept: InterceptList,
+    pub client_tls: ClientTls,
+    pub upstream_tls: UpstreamTls,
+}
+
+/// What is known about a connection once it is accepted and attributed.
+#[derive(Clone, Debug)]
+pub(super) struct Conn {
+    pub process: Arc<ProcessInfo>,
+    pub peer: ClientAddr,
+    pub orig_dst: OrigDstAddr,
+    pub started: Instant,
+}
+
+impl Conn {
+    /// A connection-level record (`connection`, `tls_passthrough`).
+    pub(super) fn record(
+        &self,
+        kind: RecordKind,
+        sni: Option<String>,
+        bytes: (u64, u64),
+        error: Option<String>,
+    ) -> ConnectionRecord {
+        ConnectionRecord {
+            kind,
+            process: self.process.clone(),
+            src: Endpoint::from(self.peer.0),
+            dst: Endpoint::from(self.orig_dst.0),
+            sni,
+            bytes_out: bytes.0,
+            bytes_in: bytes.1,
+            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            error,
+        }
+    }
+}
+
+impl Proxy {
+    /// Handles one accepted connection to the end.
+    pub async fn handle(&self, mut client: TcpStream, peer: ClientAddr) {
+        let Some(captured) = self.table.take(peer) else {
+            // Not redirected by our programs (someone dialled the listener
+            // directly): we do not know where it was going, so it goes nowhere.
+            tracing::warn!(%peer, "connection without a capture record refused");
+            return;
+        };
+        let Captured {
+            orig_dst,
+            mut process,
+        } = captured;
+        if let Err(e) = self.audit.check() {
+            // Fail closed: nothing is forwarded that cannot be recorded.
+            tracing::error!(%peer, dst = %orig_dst, error = %e, "connection refused");
+            return;
+        }
+        process = tokio::task::spawn_blocking(move || {
+            process.enrich();
+            process
+        })
+        .await
+        .unwrap_or_default();
+        let conn = Conn {
+            process: Arc::new(process),
+            peer,
+            orig_dst,
+            started: Instant::now(),
+        };
+        let _ = client.set_nodelay(true);
+
+        let mut first = BytesMut::new();
+        let sniffed = match tokio::time::timeout(
+            self.handshake_timeout,
+            hello::sniff(&mut client, &mut first),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            // Nothing sent yet: maybe a server-speaks-first protocol.
+            Err(_) if first.is_empty() => Sniffed::NotTls,
+            Err(_) => {
+                return self.reject(
+                    &conn,
+                    "no complete TLS ClientHello within the handshake timeout".into(),
+                );
+            }
+            Ok(Err(hello::HelloError::Closed)) => return,
+            Ok(Err(e)) => return self.reject(&conn, e.to_string()),
+        };
+        let client = PrefixedIo::new(first.freeze(), client);
+        match sniffed {
+            Sniffed::NotTls => {
+                tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, dst = %orig_dst, "relaying TCP");
+                let (bytes, error) = splice::splice(client, orig_dst, self.connect_timeout).await;
+                self.write(&conn.record(RecordKind::Connection, None, bytes, error));
+            }
+            Sniffed::Tls(hello) => {
+                let host = hello
+                    .sni
+                    .clone()
+                    .unwrap_or_else(|| orig_dst.0.ip().to_canonical().to_string());
+                if self.intercept.matches(&host) {
+                    mitm::intercept(self, &conn, client, hello).await;
+                } else {
+                    tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?hello.sni, dst = %orig_dst, "TLS passthrough");
+                    let (bytes, error) =
+                        splice::splice(client, orig_dst, self.connect_timeout).await;
+                    self.write(&conn.record(RecordKind::TlsPassthrough, hello.sni, bytes, error));
+                }
+            }
+        }
+    }
+
+    fn reject(&self, conn: &Conn, why: String) {
+        tracing::warn!(pid = conn.process.pid, dst = %conn.orig_dst, error = %why, "connection dropped");
+        self.write(&conn.record(RecordKind::Connection, None, (0, 0), Some(why)));
+    }
+
+    pub(super) fn write<R: serde::Serialize>(&self, record: &R) {
+        if let Err(e) = self.audit.write(record) {
+            tracing::error!(error = %e, "audit record lost");
+        }
+    }
+}

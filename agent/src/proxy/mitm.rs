@@ -1,0 +1,132 @@
+//! Interception: TLS to the upstream first (verified; its ALPN choice is
+//! what the client gets), then TLS to the client with a minted leaf, then
+//! HTTP relayed between the two.
+
+use std::sync::Arc;
+
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+
+use super::connection::{Conn, Proxy};
+use super::hello::ClientHelloInfo;
+use super::prefixed::PrefixedIo;
+use crate::addrs::Endpoint;
+use crate::audit::{RecordKind, TlsRefusedRecord};
+use crate::http::{ConnCtx, Dialer, Proto, UpstreamConn};
+use crate::tls::{ALPN_H2, ALPN_HTTP11};
+
+const CA_HINT: &str = "the client does not trust airlock's CA: run `airlock ca install`, and for Node/Python/az add the lines from `airlock ca env` to the agent's environment";
+
+pub(super) async fn intercept(
+    proxy: &Proxy,
+    conn: &Conn,
+    client: PrefixedIo<TcpStream>,
+    hello: ClientHelloInfo,
+) {
+    let ip = conn.orig_dst.0.ip().to_canonical();
+    // Only protocols airlock can relay are offered upstream.
+    let offer: Vec<Vec<u8>> = hello
+        .alpn
+        .iter()
+        .filter(|p| p.as_slice() == ALPN_H2 || p.as_slice() == ALPN_HTTP11)
+        .cloned()
+        .collect();
+    let name = match hello
+        .sni
+        .as_deref()
+        .map(|s| ServerName::try_from(s.to_owned()))
+    {
+        Some(Ok(n)) => n,
+        _ => ServerName::IpAddress(ip.into()),
+    };
+    let config = match proxy.upstream_tls.config(&offer) {
+        Ok(c) => c,
+        Err(e) => {
+            return proxy.write(&conn.record(
+                RecordKind::Connection,
+                hello.sni,
+                (0, 0),
+                Some(e.to_string()),
+            ));
+        }
+    };
+    let dialer = Dialer {
+        dst: conn.orig_dst.0,
+        name,
+        config,
+        connect_timeout: proxy.connect_timeout,
+    };
+    let upstream = match dialer.tls().await {
+        Ok(stream) => {
+            let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+            let proto = Proto::from_alpn(alpn.as_deref());
+            // Later re-dials offer only what was agreed.
+            let mut redial = dialer.clone();
+            if let Some(a) = &alpn
+                && let Ok(c) = proxy.upstream_tls.config(std::slice::from_ref(a))
+            {
+                redial.config = c;
+            }
+            (alpn, UpstreamConn::start(redial, stream, proto).await)
+        }
+        Err(e) => {
+            tracing::warn!(pid = conn.process.pid, sni = ?hello.sni, dst = %conn.orig_dst, error = %e, "upstream failed; answering the client with 502");
+            // Still complete the client's handshake so it can be told why.
+            let alpn = [ALPN_HTTP11, ALPN_H2]
+                .into_iter()
+                .find(|p| offer.iter().any(|o| o == p))
+                .map(<[u8]>::to_vec);
+            (alpn, Err(e))
+        }
+    };
+    let (alpn, upstream) = upstream;
+    let server_config = match proxy
+        .client_tls
+        .config(hello.sni.as_deref(), &ip.to_string(), alpn.as_deref())
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return proxy.write(&conn.record(
+                RecordKind::Connection,
+                hello.sni,
+                (0, 0),
+                Some(e.to_string()),
+            ));
+        }
+    };
+    let client = match tokio::time::timeout(
+        proxy.handshake_timeout,
+        TlsAcceptor::from(server_config).accept(client),
+    )
+    .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return refused(proxy, conn, hello.sni, e.to_string()),
+        Err(_) => return refused(proxy, conn, hello.sni, "TLS handshake timed out".into()),
+    };
+    let ctx = Arc::new(ConnCtx {
+        process: conn.process.clone(),
+        src: Endpoint::from(conn.peer.0),
+        dst: Endpoint::from(conn.orig_dst.0),
+        sni: hello.sni,
+        alpn: alpn.map(|a| String::from_utf8_lossy(&a).into_owned()),
+        audit: proxy.audit.clone(),
+    });
+    let proto = Proto::from_alpn(client.get_ref().1.alpn_protocol());
+    crate::http::serve(client, proto, upstream, ctx).await;
+}
+
+fn refused(proxy: &Proxy, conn: &Conn, sni: Option<String>, error: String) {
+    tracing::warn!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?sni, error = %error, hint = CA_HINT, "client refused airlock's certificate");
+    proxy.write(&TlsRefusedRecord {
+        kind: RecordKind::TlsClientRefused,
+        process: conn.process.clone(),
+        src: Endpoint::from(conn.peer.0),
+        dst: Endpoint::from(conn.orig_dst.0),
+        sni,
+        error,
+        hint: CA_HINT,
+    });
+}

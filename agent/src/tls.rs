@@ -1,0 +1,48 @@
+//! TLS on both sides of the proxy: the local CA and the leaves it mints
+//! for clients, and verified client configs for upstreams.
+
+mod ca;
+mod mint;
+mod trust;
+mod upstream;
+
+pub use ca::{CaFiles, CertificateAuthority};
+pub use mint::{ClientTls, DEFAULT_LEAF_CACHE, LeafCache};
+pub use trust::{TrustError, install_system, runtime_env};
+pub use upstream::UpstreamTls;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+
+/// Protocols airlock speaks inside TLS, as ALPN ids.
+pub const ALPN_H2: &[u8] = b"h2";
+pub const ALPN_HTTP11: &[u8] = b"http/1.1";
+
+/// The one crypto provider used everywhere (ring): no process default is
+/// installed, so every config names it.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{}: cannot {op}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no CA in {}: run `airlock ca init`", .0.display())]
+    NoCa(PathBuf),
+    #[error("the CA in {}: {why}", dir.display())]
+    BadCa { dir: PathBuf, why: String },
+    #[error("minting a certificate for {name}: {why}")]
+    Mint { name: String, why: String },
+    #[error("upstream roots {}: {why}", path.display())]
+    Roots { path: PathBuf, why: String },
+    #[error(transparent)]
+    Rustls(#[from] rustls::Error),
+}

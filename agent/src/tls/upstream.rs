@@ -1,0 +1,81 @@
+//! Client configs for upstream connections: always verified, against the
+//! system roots plus `tls.upstream_roots`. One config per ALPN offer, so
+//! session resumption is shared across connections.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use super::TlsError;
+
+#[derive(Debug)]
+pub struct UpstreamTls {
+    roots: Arc<RootCertStore>,
+    configs: Mutex<HashMap<Vec<Vec<u8>>, Arc<ClientConfig>>>,
+}
+
+impl UpstreamTls {
+    /// System roots (as `rustls-native-certs` finds them, honouring
+    /// `SSL_CERT_FILE`/`SSL_CERT_DIR`) plus every certificate in `extra`.
+    pub fn new(extra: &[PathBuf]) -> Result<Self, TlsError> {
+        let mut roots = RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for e in &native.errors {
+            tracing::warn!(error = %e, "skipping unreadable system root certificates");
+        }
+        let (added, ignored) = roots.add_parsable_certificates(native.certs);
+        if ignored > 0 {
+            tracing::debug!(ignored, "system root certificates rustls cannot use");
+        }
+        for path in extra {
+            let err = |why: String| TlsError::Roots {
+                path: path.clone(),
+                why,
+            };
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| err(e.to_string()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| err(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(err("no PEM certificate in it".into()));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| err(e.to_string()))?;
+            }
+        }
+        if roots.is_empty() {
+            tracing::warn!(
+                "no trusted roots at all: every intercepted upstream will fail verification"
+            );
+        }
+        tracing::debug!(
+            system = added,
+            total = roots.len(),
+            "upstream trust roots loaded"
+        );
+        Ok(Self {
+            roots: Arc::new(roots),
+            configs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The config offering `alpn` (in the client's order) to the upstream.
+    pub fn config(&self, alpn: &[Vec<u8>]) -> Result<Arc<ClientConfig>, TlsError> {
+        let mut configs = self.configs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = configs.get(alpn) {
+            return Ok(c.clone());
+        }
+        let mut c = ClientConfig::builder_with_provider(super::provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(self.roots.clone())
+            .with_no_client_auth();
+        c.alpn_protocols = alpn.to_vec();
+        let c = Arc::new(c);
+        configs.insert(alpn.to_vec(), c.clone());
+        Ok(c)
+    }
+}
