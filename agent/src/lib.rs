@@ -11,5 +11,6 @@ pub mod config;
 pub mod demo;
 pub mod host;
 pub mod http;
+pub mod pipe;
 pub mod proxy;
 pub mod tls;

@@ -1,6 +1,11 @@
 //! The real `airlock` binary, for tests of the daemon as users run it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::WAIT;
 
 /// Path of the built `airlock` binary: `$AIRLOCK_BIN`, else next to this
 /// test executable's `deps/` directory (where `cargo build` puts it).
@@ -26,4 +31,25 @@ pub fn free_port(ip: &str) -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Every record in the audit file at `path` (none if it does not exist yet).
+pub fn records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+        .collect()
+}
+
+/// The records once `what` holds for them, or at the deadline.
+pub async fn wait_for(path: &Path, what: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = records(path);
+        if what(&r) || tokio::time::Instant::now() > deadline {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }

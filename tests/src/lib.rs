@@ -1,19 +1,27 @@
 //! Harness for airlock's integration tests: privilege gating, throwaway
-//! cgroups, loopback upstreams, an in-process airlock, and the daemon binary.
+//! cgroups, loopback upstreams (plain and TLS), a test CA, an in-process
+//! airlock, and the daemon and helper binaries.
 
+pub mod bins;
+pub mod body;
 pub mod cgroup;
 pub mod curl;
 pub mod daemon;
 pub mod fs;
+pub mod https;
+pub mod pki;
 pub mod privileged;
 pub mod running;
+pub mod tls_upstream;
 pub mod upstream;
 
 pub use cgroup::TestCgroup;
 pub use curl::{Fetched, curl_in};
 pub use fs::TempDir;
+pub use pki::TestPki;
 pub use privileged::privileged;
 pub use running::Running;
+pub use tls_upstream::TlsUpstream;
 pub use upstream::Upstream;
 
 use std::time::Duration;

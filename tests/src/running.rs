@@ -74,7 +74,11 @@ impl Running {
     pub async fn records_of(&self, kind: &str, n: usize) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let found: Vec<Value> = self.records().into_iter().filter(|r| r["kind"] == kind).collect();
+            let found: Vec<Value> = self
+                .records()
+                .into_iter()
+                .filter(|r| r["kind"] == kind)
+                .collect();
             if found.len() >= n || tokio::time::Instant::now() > deadline {
                 return found;
             }

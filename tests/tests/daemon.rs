@@ -1,10 +1,7 @@
 //! The `airlock` binary as an operator runs it: config files, signals,
 //! errors a person can act on.
 
-use std::path::Path;
-use std::time::Duration;
-
-use airlock_tests::daemon::{airlock_bin, free_port};
+use airlock_tests::daemon::{airlock_bin, free_port, records, wait_for};
 use airlock_tests::{Fetched, TempDir, TestCgroup, Upstream, WAIT, curl_in, finish, privileged};
 use serde_json::Value;
 
@@ -12,25 +9,6 @@ fn write_config(dir: &TempDir, body: &str) -> std::path::PathBuf {
     let path = dir.path().join("airlock.toml");
     std::fs::write(&path, body).unwrap();
     path
-}
-
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-async fn wait_for(path: &Path, what: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let r = records(path);
-        if what(&r) || tokio::time::Instant::now() > deadline {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,8 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
+mod bench;
+
 /// Debian packages the build and the tests need, keyed by what shows the
 /// package is there: a command on PATH, or a file.
 const PACKAGES: &[(&str, Probe)] = &[
@@ -16,6 +18,15 @@ const PACKAGES: &[(&str, Probe)] = &[
     ("libbpf-dev", Probe::File("/usr/include/bpf/bpf_helpers.h")),
     ("curl", Probe::Command("curl")),
     ("python3", Probe::Command("python3")),
+];
+
+/// What the benchmark adds: an upstream and a load generator.
+const BENCH_PACKAGES: &[(&str, Probe)] = &[
+    ("clang", Probe::Command("clang")),
+    ("libbpf-dev", Probe::File("/usr/include/bpf/bpf_helpers.h")),
+    ("nginx-light", Probe::Command("nginx")),
+    ("wrk", Probe::Command("wrk")),
+    ("openssl", Probe::Command("openssl")),
 ];
 
 #[derive(Debug)]
@@ -43,8 +54,20 @@ fn main() -> anyhow::Result<()> {
     match task.as_str() {
         "test" | "ci" => test(&rest),
         "demo" => demo(&rest),
+        "bench" => {
+            ensure_packages(BENCH_PACKAGES)?;
+            run(Command::new("cargo").args([
+                "build",
+                "--release",
+                "--package",
+                "airlock",
+                "--bin",
+                "airlock",
+            ]))?;
+            bench::bench(&root, &target_dir())
+        }
         _ => {
-            eprintln!("usage: cargo xtask <test|ci|demo> [args]");
+            eprintln!("usage: cargo xtask <test|ci|demo|bench> [args]");
             bail!("unknown task {task:?}")
         }
     }
@@ -58,7 +81,7 @@ fn workspace_root() -> PathBuf {
 }
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
-    ensure_packages()?;
+    ensure_packages(PACKAGES)?;
     run(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
     run(Command::new("cargo").args([
         "clippy",
@@ -118,7 +141,7 @@ fn count(summary: &str, label: &str) -> u64 {
 }
 
 fn demo(extra: &[String]) -> anyhow::Result<()> {
-    ensure_packages()?;
+    ensure_packages(PACKAGES)?;
     run(Command::new("cargo").args([
         "build",
         "--release",
@@ -139,8 +162,8 @@ fn target_dir() -> PathBuf {
 
 /// Installs missing packages with apt-get when root; otherwise says what
 /// to install.
-fn ensure_packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = PACKAGES
+fn ensure_packages(packages: &[(&str, Probe)]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, probe)| !probe.present())
         .map(|(pkg, _)| *pkg)

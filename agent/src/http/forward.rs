@@ -107,17 +107,14 @@ async fn tunnel(
 ) {
     match tokio::try_join!(client, upstream) {
         Ok((c, u)) => {
-            let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-            match tokio::io::copy_bidirectional(&mut c, &mut u).await {
-                Ok((up, down)) => {
-                    exchange
-                        .request_bytes
-                        .fetch_add(up, std::sync::atomic::Ordering::Relaxed);
-                    exchange
-                        .response_bytes
-                        .fetch_add(down, std::sync::atomic::Ordering::Relaxed);
-                }
-                Err(e) => exchange.set_error(format!("upgraded connection: {e}")),
+            let piped = crate::pipe::pipe(TokioIo::new(c), TokioIo::new(u)).await;
+            let add = |counter: &std::sync::atomic::AtomicU64, n| {
+                counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed)
+            };
+            add(&exchange.request_bytes, piped.forward);
+            add(&exchange.response_bytes, piped.backward);
+            if let Some(e) = piped.error {
+                exchange.set_error(format!("upgraded connection: {e}"));
             }
         }
         Err(e) => exchange.set_error(format!("upgrade failed: {e}")),

@@ -81,9 +81,15 @@ pub(super) async fn intercept(
         }
     };
     let (alpn, upstream) = upstream;
+    // An IP literal in SNI is illegal (RFC 6066) and rustls ignores it: such
+    // a client is served like one without SNI, by destination address.
+    let cert_sni = hello
+        .sni
+        .as_deref()
+        .filter(|s| s.parse::<std::net::IpAddr>().is_err());
     let server_config = match proxy
         .client_tls
-        .config(hello.sni.as_deref(), &ip.to_string(), alpn.as_deref())
+        .config(cert_sni, &ip.to_string(), alpn.as_deref())
         .await
     {
         Ok(c) => c,

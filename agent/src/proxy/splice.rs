@@ -11,24 +11,22 @@ use crate::addrs::OrigDstAddr;
 /// Copies both ways until both sides close; returns (client → upstream,
 /// upstream → client) bytes and the error that ended it, if any.
 pub(super) async fn splice<C>(
-    mut client: C,
+    client: C,
     dst: OrigDstAddr,
     connect_timeout: Duration,
 ) -> ((u64, u64), Option<String>)
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut upstream = match tokio::time::timeout(connect_timeout, TcpStream::connect(dst.0)).await
-    {
+    let upstream = match tokio::time::timeout(connect_timeout, TcpStream::connect(dst.0)).await {
         Err(_) => return ((0, 0), Some(format!("connect to {dst} timed out"))),
         Ok(Err(e)) => return ((0, 0), Some(format!("connect to {dst}: {e}"))),
         Ok(Ok(s)) => s,
     };
     let _ = upstream.set_nodelay(true);
-    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-        Ok(bytes) => (bytes, None),
-        // copy_bidirectional loses the counts of a reset connection; the
-        // error says what happened.
-        Err(e) => ((0, 0), Some(format!("relay: {e}"))),
-    }
+    let piped = crate::pipe::pipe(client, upstream).await;
+    (
+        (piped.forward, piped.backward),
+        piped.error.map(|e| format!("relay: {e}")),
+    )
 }

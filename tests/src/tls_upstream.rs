@@ -1,0 +1,270 @@
+//! A loopback HTTPS server standing in for an Azure endpoint: HTTP/1.1 and
+//! HTTP/2 (by ALPN), streaming uploads and downloads, slow responses and a
+//! WebSocket echo. Every answer says which connection and protocol carried
+//! it, which tells a test what a proxy in between did.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+mod ws;
+
+use crate::body::PatternBody;
+use crate::pki::{H2, HTTP11};
+
+/// What Azure front doors offer: HTTP/2 first, then HTTP/1.1.
+pub const DEFAULT_ALPN: &[&[u8]] = &[H2, HTTP11];
+
+type Resp = Response<BoxBody<Bytes, Infallible>>;
+
+/// Serves until dropped.
+#[derive(Debug)]
+pub struct TlsUpstream {
+    addrs: Vec<SocketAddr>,
+    accepted: Arc<AtomicUsize>,
+    requests: Arc<AtomicU64>,
+    _tasks: JoinSet<()>,
+}
+
+/// Shared by every connection of one upstream.
+#[derive(Clone)]
+struct Shared {
+    acceptor: TlsAcceptor,
+    accepted: Arc<AtomicUsize>,
+    requests: Arc<AtomicU64>,
+    slow: Arc<SlowGauge>,
+}
+
+/// `/slow` requests in flight, and the most seen at once: concurrency
+/// shown by counting, not by timing.
+#[derive(Debug, Default)]
+struct SlowGauge {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// What a request handler knows about its connection.
+#[derive(Debug, Clone)]
+struct Conn {
+    id: usize,
+    alpn: Option<String>,
+    requests: Arc<AtomicU64>,
+    slow: Arc<SlowGauge>,
+    /// A WebSocket request hands its upgrade to the connection task, which
+    /// runs the echo once hyper releases the socket (and is aborted with it).
+    upgrades: mpsc::UnboundedSender<hyper::upgrade::OnUpgrade>,
+}
+
+impl TlsUpstream {
+    /// Listens on every address given, presenting `config`'s certificate and
+    /// ALPN list; a port of 0 in the first address is resolved and reused for
+    /// the others (one port across several IPs).
+    pub async fn start(config: Arc<rustls::ServerConfig>, addrs: &[SocketAddr]) -> Self {
+        let shared = Shared {
+            acceptor: TlsAcceptor::from(config),
+            accepted: Arc::default(),
+            requests: Arc::default(),
+            slow: Arc::default(),
+        };
+        let mut tasks = JoinSet::new();
+        let mut bound = Vec::new();
+        let mut port = 0;
+        for (i, addr) in addrs.iter().enumerate() {
+            let mut addr = *addr;
+            if i > 0 && addr.port() == 0 {
+                addr.set_port(port);
+            }
+            let l = TcpListener::bind(addr)
+                .await
+                .unwrap_or_else(|e| panic!("tls upstream bind {addr}: {e}"));
+            let local = l.local_addr().unwrap();
+            port = local.port();
+            bound.push(local);
+            tasks.spawn(serve(l, shared.clone()));
+        }
+        Self {
+            addrs: bound,
+            accepted: shared.accepted,
+            requests: shared.requests,
+            _tasks: tasks,
+        }
+    }
+
+    /// One listener on a free port of `ip`.
+    pub async fn on(config: Arc<rustls::ServerConfig>, ip: &str) -> Self {
+        Self::start(config, &[SocketAddr::new(ip.parse().unwrap(), 0)]).await
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addrs[0].port()
+    }
+
+    /// HTTP requests received so far, on any connection (a WebSocket
+    /// handshake counts once; its messages do not).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// TLS connections whose handshake completed so far (a client that
+    /// rejects the certificate is not counted). Also the last `conn` id.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+async fn serve(l: TcpListener, shared: Shared) {
+    let mut conns = JoinSet::new();
+    while let Ok((s, _)) = l.accept().await {
+        while conns.try_join_next().is_some() {}
+        conns.spawn(connection(s, shared.clone()));
+    }
+}
+
+async fn connection(tcp: TcpStream, shared: Shared) {
+    let Ok(tls) = shared.acceptor.accept(tcp).await else {
+        return;
+    };
+    let id = shared.accepted.fetch_add(1, Ordering::SeqCst) + 1;
+    let alpn = tls.get_ref().1.alpn_protocol();
+    let alpn = alpn.map(|p| String::from_utf8_lossy(p).into_owned());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let conn = Conn {
+        id,
+        alpn,
+        requests: shared.requests,
+        slow: shared.slow,
+        upgrades: tx,
+    };
+    // auto: HTTP/2 when the client sends the h2 preface (as ALPN h2 implies),
+    // HTTP/1.1 otherwise; with upgrades so /ws can take over the socket.
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let svc = service_fn(move |req| route(req, conn.clone()));
+    let _ = builder
+        .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+        .await;
+    // The connection future ends once an upgrade has taken the socket.
+    while let Ok(on) = rx.try_recv() {
+        ws::echo(on).await;
+    }
+}
+
+async fn route(mut req: Request<Incoming>, conn: Conn) -> Result<Resp, Infallible> {
+    // Counted on arrival, so a request still in flight already shows.
+    let n = conn.requests.fetch_add(1, Ordering::SeqCst);
+    let path = req.uri().path().to_owned();
+    let mut resp = match (req.method(), path.as_str()) {
+        (&Method::POST | &Method::PUT, "/count") => count(req.into_body()).await,
+        (&Method::GET, "/ws") => ws::upgrade(&mut req, &conn),
+        (&Method::GET, "/slow") => {
+            let now = conn.slow.now.fetch_add(1, Ordering::SeqCst) + 1;
+            conn.slow.peak.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(query_ms(&req))).await;
+            let mut body = info(&req, &conn);
+            body["in_flight_peak"] = conn.slow.peak.load(Ordering::SeqCst).into();
+            conn.slow.now.fetch_sub(1, Ordering::SeqCst);
+            json(StatusCode::OK, body)
+        }
+        (&Method::GET, p) if p.starts_with("/bytes/") => bytes(&p["/bytes/".len()..]),
+        (&Method::GET, _) => json(StatusCode::OK, info(&req, &conn)),
+        _ => error(StatusCode::METHOD_NOT_ALLOWED, "unsupported method"),
+    };
+    let id = format!("{:08x}-0000-4000-8000-{n:012x}", conn.id);
+    resp.headers_mut()
+        .insert("x-ms-request-id", HeaderValue::from_str(&id).unwrap());
+    Ok(resp)
+}
+
+fn json(status: StatusCode, v: Value) -> Resp {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(v.to_string())).boxed())
+        .unwrap()
+}
+
+fn error(status: StatusCode, msg: &str) -> Resp {
+    json(status, json!({ "error": msg }))
+}
+
+/// The request as this server saw it.
+fn info(req: &Request<Incoming>, conn: &Conn) -> Value {
+    let mut headers = serde_json::Map::new();
+    for (name, value) in req.headers() {
+        let v = String::from_utf8_lossy(value.as_bytes());
+        match headers.get_mut(name.as_str()) {
+            // Repeated fields are reported the way HTTP would fold them.
+            Some(Value::String(s)) => {
+                s.push_str(", ");
+                s.push_str(&v);
+            }
+            _ => {
+                headers.insert(name.as_str().to_owned(), v.into_owned().into());
+            }
+        }
+    }
+    // HTTP/1.1 names the host in a header; HTTP/2 in :authority (the URI).
+    let host = req.headers().get(HOST).and_then(|h| h.to_str().ok());
+    let host = host
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    json!({
+        "conn": conn.id,
+        "alpn": conn.alpn,
+        "version": format!("{:?}", req.version()),
+        "method": req.method().as_str(),
+        "path": req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        "host": host,
+        "headers": headers,
+    })
+}
+
+fn query_ms(req: &Request<Incoming>) -> u64 {
+    let query = req.uri().query().unwrap_or("");
+    let ms = query.split('&').find_map(|kv| kv.strip_prefix("ms="));
+    ms.and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Counts the upload frame by frame, so a proxy that buffers would be the
+/// only thing holding it whole.
+async fn count(mut body: Incoming) -> Resp {
+    let mut n = 0u64;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => n += f.data_ref().map_or(0, |d| d.len() as u64),
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("after {n} bytes: {e}")),
+        }
+    }
+    json(StatusCode::OK, json!({ "bytes": n }))
+}
+
+fn bytes(len: &str) -> Resp {
+    let Ok(len) = len.parse::<u64>() else {
+        return error(StatusCode::BAD_REQUEST, "length must be a number");
+    };
+    Response::builder()
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .header(CONTENT_LENGTH, len)
+        .body(PatternBody::new(len).boxed())
+        .unwrap()
+}

@@ -1,0 +1,108 @@
+//! Bodies far larger than memory budgets stream through the real daemon:
+//! its peak memory stays bounded whatever the body size.
+
+use airlock_tests::daemon::{airlock_bin, free_port, wait_for};
+use airlock_tests::pki::TestPki;
+use airlock_tests::tls_upstream::TlsUpstream;
+use airlock_tests::{TempDir, TestCgroup, finish, privileged};
+
+const SIZE: u64 = 100 * 1024 * 1024;
+/// Far below SIZE: a buffered body could not fit.
+const PEAK_LIMIT_KIB: u64 = 48 * 1024;
+const NAME: &str = "blob.airlock-test.azure.com";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_mib_each_way_with_bounded_daemon_memory() {
+    if !privileged("hundred_mib_each_way_with_bounded_daemon_memory") {
+        return;
+    }
+    let dir = TempDir::new("memory");
+    let cg = TestCgroup::new("memory");
+    let pki = TestPki::new("memory test upstream CA");
+    let up = TlsUpstream::start(
+        pki.server_config(&[NAME], &[b"h2", b"http/1.1"]),
+        &["127.0.0.1:0".parse().unwrap()],
+    )
+    .await;
+    let audit = dir.path().join("audit.jsonl");
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[capture]\ncgroup = {:?}\nports = [{}]\n[proxy]\nlisten = \"127.0.0.1:{}\"\nlisten6 = \"[::1]:{}\"\n\
+             [tls]\nca_dir = {:?}\nupstream_roots = [{:?}]\n[audit]\npath = {:?}\n",
+            cg.path(),
+            up.port(),
+            free_port("127.0.0.1"),
+            free_port("::1"),
+            dir.path().join("ca"),
+            pki.write_ca(dir.path()),
+            audit
+        ),
+    )
+    .unwrap();
+    let mut daemon = tokio::process::Command::new(airlock_bin())
+        .args(["run", "--log-level", "warn", "--config"])
+        .arg(&config)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for(&audit, |r| r.iter().any(|r| r["event"] == "start")).await;
+    let ca = dir.path().join("ca/ca.crt");
+    let url = format!("https://{NAME}:{}", up.port());
+    let resolve = format!("{NAME}:{}:127.0.0.1", up.port());
+
+    for http in ["--http1.1", "--http2"] {
+        let script = format!(
+            "head -c {SIZE} /dev/zero | curl -sS {http} --max-time 120 --cacert {} --resolve {resolve} -T - -X POST {url}/count",
+            ca.display()
+        );
+        let mut upload = cg.command("sh");
+        upload.arg("-c").arg(&script);
+        let out = finish(upload).await;
+        assert!(out.status.success(), "{out:?}");
+        let body: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(body["bytes"], SIZE, "{http}");
+
+        let mut download = cg.command("curl");
+        download
+            .args([
+                "-sS",
+                http,
+                "--max-time",
+                "120",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{size_download}",
+                "--cacert",
+            ])
+            .arg(&ca)
+            .args(["--resolve", &resolve])
+            .arg(format!("{url}/bytes/{SIZE}"));
+        let out = finish(download).await;
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(out.stdout.trim(), SIZE.to_string(), "{http}");
+    }
+
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.id().unwrap())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(
+        peak_kib < PEAK_LIMIT_KIB,
+        "airlock peaked at {peak_kib} KiB moving {SIZE} B bodies"
+    );
+    let records = wait_for(&audit, |r| {
+        r.iter().filter(|r| r["kind"] == "http").count() >= 4
+    })
+    .await;
+    let http: Vec<_> = records.iter().filter(|r| r["kind"] == "http").collect();
+    assert_eq!(http.len(), 4);
+    assert_eq!(http[0]["request"]["bytes"], SIZE);
+    assert_eq!(http[1]["response"]["bytes"], SIZE);
+    assert_eq!(http[3]["tls"]["alpn"], "h2");
+    daemon.kill().await.unwrap();
+}

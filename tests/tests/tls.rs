@@ -1,0 +1,352 @@
+//! TLS interception end to end: real curl and a real WebSocket client in a
+//! captured cgroup, airlock in-process, HTTPS upstreams with their own CA.
+
+use std::path::Path;
+
+use airlock_tests::pki::TestPki;
+use airlock_tests::tls_upstream::TlsUpstream;
+use airlock_tests::{Finished, Running, TempDir, TestCgroup, finish, privileged};
+use serde_json::Value;
+
+/// Intercepted by the default `proxy.intercept` list (`*.azure.com`).
+const AZURE: &str = "api.airlock-test.azure.com";
+/// Not intercepted: spliced through.
+const OTHER: &str = "passthrough.example.net";
+
+struct Env {
+    cg: TestCgroup,
+    up: TlsUpstream,
+    airlock: Running,
+    _tmp: TempDir,
+}
+
+/// An upstream for `name` (serving `alpn`, or self-signed when
+/// `trusted` is false), and airlock capturing its port and trusting the
+/// upstream's CA.
+async fn setup(tag: &str, name: &str, trusted: bool) -> (Env, TestPki) {
+    let tmp = TempDir::new(tag);
+    let pki = TestPki::new("airlock test upstream CA");
+    let config = if trusted {
+        pki.server_config(&[name], &[b"h2", b"http/1.1"])
+    } else {
+        TestPki::self_signed_server_config(&[name], &[b"h2", b"http/1.1"])
+    };
+    let up = TlsUpstream::start(config, &["127.0.0.1:0".parse().unwrap()]).await;
+    let roots = pki.write_ca(tmp.path());
+    let cg = TestCgroup::new(tag);
+    let airlock = Running::start_with(Running::capture(&cg, &[up.port()]), |c| {
+        c.tls.upstream_roots = vec![roots];
+    })
+    .await;
+    (
+        Env {
+            cg,
+            up,
+            airlock,
+            _tmp: tmp,
+        },
+        pki,
+    )
+}
+
+/// curl in the cgroup for `https://name:port/path`, trusting `ca`.
+async fn curl(env: &Env, name: &str, path: &str, ca: Option<&Path>, extra: &[&str]) -> Finished {
+    let mut cmd = env.cg.command("curl");
+    cmd.args(["-sS", "--max-time", "20", "--resolve"])
+        .arg(format!("{name}:{}:127.0.0.1", env.up.port()))
+        .args(extra);
+    if let Some(ca) = ca {
+        cmd.arg("--cacert").arg(ca);
+    }
+    cmd.arg(format!("https://{name}:{}{path}", env.up.port()));
+    finish(cmd).await
+}
+
+fn json(out: &Finished) -> Value {
+    assert!(out.status.success(), "curl failed: {out:?}");
+    serde_json::from_str(out.stdout.lines().next().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_and_http2_are_decrypted_audited_and_reencrypted() {
+    if !privileged("http1_and_http2_are_decrypted_audited_and_reencrypted") {
+        return;
+    }
+    let (env, _) = setup("h1h2", AZURE, true).await;
+    let ca = env.airlock.ca_cert();
+
+    let h1 = curl(
+        &env,
+        AZURE,
+        "/info?api-version=2023-01-01",
+        Some(&ca),
+        &["--http1.1", "-w", "\n%{http_version}"],
+    )
+    .await;
+    let body = json(&h1);
+    assert_eq!(body["version"], "HTTP/1.1");
+    assert_eq!(
+        body["alpn"], "http/1.1",
+        "upstream ALPN mirrors the client's"
+    );
+    assert_eq!(h1.stdout.lines().last(), Some("1.1"));
+    assert!(
+        body["headers"]["user-agent"]
+            .as_str()
+            .unwrap()
+            .starts_with("curl/")
+    );
+
+    let h2 = curl(
+        &env,
+        AZURE,
+        "/info",
+        Some(&ca),
+        &["--http2", "-w", "\n%{http_version}"],
+    )
+    .await;
+    let body = json(&h2);
+    assert_eq!(body["version"], "HTTP/2.0");
+    assert_eq!(body["alpn"], "h2");
+    assert_eq!(h2.stdout.lines().last(), Some("2"));
+
+    let recs = env.airlock.records_of("http", 2).await;
+    assert_eq!(recs.len(), 2, "{recs:#?}");
+    let r = &recs[0];
+    assert_eq!(r["process"]["pid"], h1.pid);
+    assert_eq!(r["process"]["comm"], "curl");
+    assert_eq!(r["request"]["method"], "GET");
+    assert_eq!(r["request"]["host"], AZURE);
+    assert_eq!(r["request"]["port"], env.up.port());
+    assert_eq!(r["request"]["path"], "/info?api-version=2023-01-01");
+    assert_eq!(r["response"]["status"], 200);
+    assert!(r["response"]["bytes"].as_u64().unwrap() > 50, "{r}");
+    assert_eq!(r["tls"]["sni"], AZURE);
+    assert_eq!(r["tls"]["alpn"], "http/1.1");
+    assert_eq!(recs[1]["tls"]["alpn"], "h2");
+    assert_eq!(recs[1]["process"]["pid"], h2.pid);
+    assert!(r["id"].is_string() && r["ts"].is_string());
+    env.airlock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_streams_stay_multiplexed_on_one_connection() {
+    if !privileged("http2_streams_stay_multiplexed_on_one_connection") {
+        return;
+    }
+    let (env, _) = setup("mux", AZURE, true).await;
+    let ca = env.airlock.ca_cert();
+    let base = format!("https://{AZURE}:{}", env.up.port());
+    let mut cmd = env.cg.command("curl");
+    cmd.args([
+        "-sS",
+        "--http2",
+        "--parallel",
+        "--parallel-max",
+        "6",
+        "--max-time",
+        "20",
+        "--cacert",
+    ])
+    .arg(&ca)
+    .arg("--resolve")
+    .arg(format!("{AZURE}:{}:127.0.0.1", env.up.port()))
+    .args(["-w", "\n"]);
+    for i in 0..6 {
+        cmd.arg(format!("{base}/slow?ms=300&n={i}"));
+    }
+    let out = finish(cmd).await;
+    assert!(out.status.success(), "{out:?}");
+    // Parallel transfers may interleave their -w newlines: read a stream of
+    // JSON values instead of lines.
+    let bodies: Vec<Value> = serde_json::Deserializer::from_str(&out.stdout)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(bodies.len(), 6, "{}", out.stdout);
+    assert!(
+        bodies
+            .iter()
+            .all(|b| b["version"] == "HTTP/2.0" && b["conn"] == bodies[0]["conn"]),
+        "{bodies:#?}"
+    );
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b["in_flight_peak"].as_u64().unwrap() >= 2),
+        "streams were not concurrent through airlock: {bodies:#?}"
+    );
+    assert_eq!(
+        env.up.connections(),
+        1,
+        "six streams, one upstream connection"
+    );
+    assert_eq!(env.airlock.records_of("http", 6).await.len(), 6);
+    env.airlock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrade_is_relayed_after_101() {
+    if !privileged("websocket_upgrade_is_relayed_after_101") {
+        return;
+    }
+    let (env, _) = setup("ws", AZURE, true).await;
+    let mut cmd = env.cg.command(env!("CARGO_BIN_EXE_ws-client"));
+    cmd.env("WS_CONNECT", format!("127.0.0.1:{}", env.up.port()))
+        .arg(format!("wss://{AZURE}:{}/ws", env.up.port()))
+        .arg(env.airlock.ca_cert())
+        .args(["hello", "kubectl exec"]);
+    let out = finish(cmd).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        ["echo:hello", "echo:kubectl exec"]
+    );
+    let recs = env.airlock.records_of("http", 1).await;
+    let r = &recs[0];
+    assert_eq!(r["response"]["status"], 101);
+    assert_eq!(r["upgraded"], true);
+    assert_eq!(r["request"]["path"], "/ws");
+    assert!(
+        r["request"]["bytes"].as_u64().unwrap() > 10,
+        "frames counted: {r}"
+    );
+    assert!(
+        r["response"]["bytes"].as_u64().unwrap() > 10,
+        "frames counted: {r}"
+    );
+    env.airlock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_hosts_pass_through_with_the_upstream_certificate() {
+    if !privileged("other_hosts_pass_through_with_the_upstream_certificate") {
+        return;
+    }
+    let (env, pki) = setup("pass", OTHER, true).await;
+    let tmp = TempDir::new("pass-ca");
+    let upstream_ca = pki.write_ca(tmp.path());
+    // The client sees the upstream's own certificate...
+    let body = json(&curl(&env, OTHER, "/info", Some(&upstream_ca), &[]).await);
+    assert_eq!(body["path"], "/info");
+    // ...and not one minted by airlock.
+    let minted = curl(&env, OTHER, "/info", Some(&env.airlock.ca_cert()), &[]).await;
+    assert!(
+        !minted.status.success(),
+        "airlock's CA must not verify a passthrough host: {minted:?}"
+    );
+
+    let recs = env.airlock.records_of("tls_passthrough", 2).await;
+    assert_eq!(recs.len(), 2, "{recs:#?}");
+    assert_eq!(recs[0]["sni"], OTHER);
+    assert_eq!(recs[0]["process"]["comm"], "curl");
+    assert!(recs[0]["bytes_in"].as_u64().unwrap() > 100);
+    assert!(
+        env.airlock.records_of("http", 0).await.is_empty(),
+        "passthrough is not decrypted"
+    );
+    env.airlock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_upstream_gets_502_and_nothing_forwarded() {
+    if !privileged("untrusted_upstream_gets_502_and_nothing_forwarded") {
+        return;
+    }
+    let (env, _) = setup("untrusted", AZURE, false).await;
+    let out = curl(
+        &env,
+        AZURE,
+        "/count",
+        Some(&env.airlock.ca_cert()),
+        &["-X", "POST", "--data", "secret=1", "-w", "\n%{http_code}"],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout.lines().last(), Some("502"));
+    let body: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "UpstreamTlsFailed");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains(AZURE),
+        "{body}"
+    );
+    assert_eq!(
+        env.up.requests(),
+        0,
+        "nothing may reach an unverified upstream"
+    );
+    let recs = env.airlock.records_of("http", 1).await;
+    assert_eq!(recs[0]["response"]["status"], 502);
+    assert!(
+        recs[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("UpstreamTlsFailed"),
+        "{}",
+        recs[0]
+    );
+    env.airlock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_that_distrusts_the_ca_is_recorded() {
+    if !privileged("client_that_distrusts_the_ca_is_recorded") {
+        return;
+    }
+    let (env, pki) = setup("distrust", AZURE, true).await;
+    let tmp = TempDir::new("distrust-ca");
+    // The client trusts only the upstream's CA, as a pinning client would.
+    let out = curl(&env, AZURE, "/info", Some(&pki.write_ca(tmp.path())), &[]).await;
+    assert!(!out.status.success(), "{out:?}");
+    let recs = env.airlock.records_of("tls_client_refused", 1).await;
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["process"]["pid"], out.pid);
+    assert_eq!(recs[0]["sni"], AZURE);
+    assert!(recs[0]["hint"].as_str().unwrap().contains("airlock ca env"));
+    env.airlock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_stream_both_ways() {
+    if !privileged("large_bodies_stream_both_ways") {
+        return;
+    }
+    const SIZE: u64 = 16 * 1024 * 1024;
+    let (env, _) = setup("large", AZURE, true).await;
+    let ca = env.airlock.ca_cert();
+    let url = format!("https://{AZURE}:{}", env.up.port());
+    let resolve = format!("{AZURE}:{}:127.0.0.1", env.up.port());
+    // Upload from a pipe: chunked, of unknown length to everyone.
+    let script = format!(
+        "head -c {SIZE} /dev/zero | curl -sS --max-time 60 --cacert {} --resolve {resolve} -T - -X POST {url}/count",
+        ca.display()
+    );
+    let mut up = env.cg.command("sh");
+    up.arg("-c").arg(&script);
+    let body = json(&finish(up).await);
+    assert_eq!(body["bytes"], SIZE);
+
+    let mut down = env.cg.command("curl");
+    down.args([
+        "-sS",
+        "--max-time",
+        "60",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{size_download}",
+        "--cacert",
+    ])
+    .arg(&ca)
+    .args(["--resolve", &resolve])
+    .arg(format!("{url}/bytes/{SIZE}"));
+    let out = finish(down).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout.trim(), SIZE.to_string());
+
+    let recs = env.airlock.records_of("http", 2).await;
+    assert_eq!(recs[0]["request"]["bytes"], SIZE);
+    assert_eq!(recs[1]["response"]["bytes"], SIZE);
+    env.airlock.stop().await;
+}
