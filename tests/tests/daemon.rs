@@ -230,3 +230,85 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
     let root = airlock::capture::cgroup::cgroup2_mount().unwrap();
     assert!(!root.join(name).exists(), "demo cgroup left behind");
 }
+
+#[tokio::test]
+async fn ca_commands_create_export_and_explain_the_ca() {
+    let dir = TempDir::new("ca-cli");
+    let ca_dir = dir.path().join("ca");
+    let config = write_config(
+        &dir,
+        &format!("[tls]\nca_dir = {ca_dir:?}\n[proxy]\nintercept = [\"*.azure.com\"]\n"),
+    );
+    let ca = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(airlock_bin());
+        cmd.arg("ca").args(args).arg("--config").arg(&config);
+        finish(cmd)
+    };
+    let missing = ca(&["export"]).await;
+    assert!(!missing.status.success());
+    assert!(
+        missing.stderr.contains("airlock ca init"),
+        "{}",
+        missing.stderr
+    );
+
+    let init = ca(&["init"]).await;
+    assert!(init.status.success(), "{init:?}");
+    assert!(
+        init.stdout.contains("CA created") && init.stdout.contains("SHA-256 fingerprint"),
+        "{}",
+        init.stdout
+    );
+    let mode = |p: &str| {
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(ca_dir.join(p)).unwrap().permissions(),
+        ) & 0o777
+    };
+    assert_eq!(mode("ca.key"), 0o600);
+    let again = ca(&["init"]).await;
+    assert!(again.stdout.contains("CA exists"), "{}", again.stdout);
+    let fp = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("SHA-256"))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        fp(&init.stdout),
+        fp(&again.stdout),
+        "init without --force keeps the CA"
+    );
+
+    let export = ca(&["export"]).await;
+    assert_eq!(
+        export.stdout,
+        std::fs::read_to_string(ca_dir.join("ca.crt")).unwrap()
+    );
+    assert!(export.stdout.starts_with("-----BEGIN CERTIFICATE-----"));
+
+    let env = ca(&["env"]).await;
+    let lines: Vec<&str> = env.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("NODE_EXTRA_CA_CERTS={}", ca_dir.join("ca.crt").display())
+    );
+    assert_eq!(
+        lines[1],
+        format!("REQUESTS_CA_BUNDLE={}", ca_dir.join("bundle.pem").display())
+    );
+    assert_eq!(
+        lines[2],
+        format!("SSL_CERT_FILE={}", ca_dir.join("bundle.pem").display())
+    );
+    let bundle = std::fs::read_to_string(ca_dir.join("bundle.pem")).unwrap();
+    assert!(
+        bundle.ends_with(&export.stdout),
+        "the bundle ends with airlock's CA"
+    );
+
+    let forced = ca(&["init", "--force"]).await;
+    assert_ne!(
+        fp(&init.stdout),
+        fp(&forced.stdout),
+        "--force replaces the CA"
+    );
+}

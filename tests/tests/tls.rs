@@ -350,3 +350,36 @@ async fn large_bodies_stream_both_ways() {
     assert_eq!(recs[1]["response"]["bytes"], SIZE);
     env.airlock.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_upstream_gets_a_502_naming_it() {
+    if !privileged("unreachable_upstream_gets_a_502_naming_it") {
+        return;
+    }
+    // A captured port where nothing listens.
+    let closed = airlock_tests::daemon::free_port("127.0.0.1");
+    let cg = TestCgroup::new("unreachable");
+    let airlock = Running::start(Running::capture(&cg, &[closed])).await;
+    let mut cmd = cg.command("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "20",
+        "-w",
+        "\n%{http_code}",
+        "--cacert",
+    ])
+    .arg(airlock.ca_cert())
+    .arg("--resolve")
+    .arg(format!("{AZURE}:{closed}:127.0.0.1"))
+    .arg(format!("https://{AZURE}:{closed}/subscriptions"));
+    let out = finish(cmd).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout.lines().last(), Some("502"));
+    let body: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "UpstreamUnreachable");
+    let recs = airlock.records_of("http", 1).await;
+    assert_eq!(recs[0]["response"]["status"], 502);
+    assert_eq!(recs[0]["request"]["path"], "/subscriptions");
+    airlock.stop().await;
+}
