@@ -201,6 +201,29 @@ static __always_inline void v4_mapped(__u8 addr[16], __u32 ip4_be)
 	__builtin_memcpy(&addr[12], &ip4_be, 4);
 }
 
+/* The record for an IPv4 / IPv6 destination in ctx, with the caller. */
+static __always_inline void orig4(struct bpf_sock_addr *ctx, struct airlock_orig *rec)
+{
+	v4_mapped(rec->addr, ctx->user_ip4);
+	rec->port = bpf_ntohs((__u16)ctx->user_port);
+	rec->family = AF_INET;
+	fill_caller(rec);
+}
+
+static __always_inline void orig6(struct bpf_sock_addr *ctx, struct airlock_orig *rec)
+{
+	__u32 ip6[4];
+
+	ip6[0] = CTX_U32(ctx->user_ip6[0]);
+	ip6[1] = CTX_U32(ctx->user_ip6[1]);
+	ip6[2] = CTX_U32(ctx->user_ip6[2]);
+	ip6[3] = CTX_U32(ctx->user_ip6[3]);
+	__builtin_memcpy(rec->addr, ip6, 16);
+	rec->port = bpf_ntohs((__u16)ctx->user_port);
+	rec->family = AF_INET6;
+	fill_caller(rec);
+}
+
 /* Common front half of connect4/6 and sendmsg4/6: is this a socket of a
  * selected process going to a captured port? */
 static __always_inline const struct airlock_config *
@@ -229,10 +252,7 @@ int airlock_connect4(struct bpf_sock_addr *ctx)
 
 	if (!cfg)
 		return 1;
-	v4_mapped(rec.addr, ctx->user_ip4);
-	rec.port = bpf_ntohs((__u16)ctx->user_port);
-	rec.family = AF_INET;
-	fill_caller(&rec);
+	orig4(ctx, &rec);
 	if (ctx->type == SOCK_DGRAM) {
 		emit(AIRLOCK_EV_UDP_REFUSED, &rec);
 		return 0;
@@ -260,14 +280,7 @@ int airlock_connect6(struct bpf_sock_addr *ctx)
 
 	if (!cfg)
 		return 1;
-	ip6[0] = CTX_U32(ctx->user_ip6[0]);
-	ip6[1] = CTX_U32(ctx->user_ip6[1]);
-	ip6[2] = CTX_U32(ctx->user_ip6[2]);
-	ip6[3] = CTX_U32(ctx->user_ip6[3]);
-	__builtin_memcpy(rec.addr, ip6, 16);
-	rec.port = bpf_ntohs((__u16)ctx->user_port);
-	rec.family = AF_INET6;
-	fill_caller(&rec);
+	orig6(ctx, &rec);
 	if (ctx->type == SOCK_DGRAM) {
 		emit(AIRLOCK_EV_UDP_REFUSED, &rec);
 		return 0;
@@ -275,6 +288,7 @@ int airlock_connect6(struct bpf_sock_addr *ctx)
 	if (ctx->protocol != IPPROTO_TCP)
 		return 1;
 
+	__builtin_memcpy(ip6, rec.addr, 16);
 	mapped = ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0xffff);
 	if (!mapped && !(cfg->flags & AIRLOCK_F_HAVE_V6)) {
 		emit(AIRLOCK_EV_V6_REFUSED, &rec);
@@ -310,10 +324,7 @@ int airlock_sendmsg4(struct bpf_sock_addr *ctx)
 
 	if (ctx->type != SOCK_DGRAM || !captured(ctx))
 		return 1;
-	v4_mapped(rec.addr, ctx->user_ip4);
-	rec.port = bpf_ntohs((__u16)ctx->user_port);
-	rec.family = AF_INET;
-	fill_caller(&rec);
+	orig4(ctx, &rec);
 	emit(AIRLOCK_EV_UDP_REFUSED, &rec);
 	return 0;
 }
@@ -322,18 +333,10 @@ SEC("cgroup/sendmsg6")
 int airlock_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	struct airlock_orig rec = {};
-	__u32 ip6[4];
 
 	if (ctx->type != SOCK_DGRAM || !captured(ctx))
 		return 1;
-	ip6[0] = CTX_U32(ctx->user_ip6[0]);
-	ip6[1] = CTX_U32(ctx->user_ip6[1]);
-	ip6[2] = CTX_U32(ctx->user_ip6[2]);
-	ip6[3] = CTX_U32(ctx->user_ip6[3]);
-	__builtin_memcpy(rec.addr, ip6, 16);
-	rec.port = bpf_ntohs((__u16)ctx->user_port);
-	rec.family = AF_INET6;
-	fill_caller(&rec);
+	orig6(ctx, &rec);
 	emit(AIRLOCK_EV_UDP_REFUSED, &rec);
 	return 0;
 }

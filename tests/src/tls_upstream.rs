@@ -85,18 +85,8 @@ impl TlsUpstream {
         };
         let mut tasks = JoinSet::new();
         let mut bound = Vec::new();
-        let mut port = 0;
-        for (i, addr) in addrs.iter().enumerate() {
-            let mut addr = *addr;
-            if i > 0 && addr.port() == 0 {
-                addr.set_port(port);
-            }
-            let l = TcpListener::bind(addr)
-                .await
-                .unwrap_or_else(|e| panic!("tls upstream bind {addr}: {e}"));
-            let local = l.local_addr().unwrap();
-            port = local.port();
-            bound.push(local);
+        for l in crate::upstream::bind_all(addrs).await {
+            bound.push(l.local_addr().unwrap());
             tasks.spawn(serve(l, shared.clone()));
         }
         Self {

@@ -21,18 +21,8 @@ impl Upstream {
     pub async fn bind(addrs: &[SocketAddr]) -> Self {
         let mut tasks = JoinSet::new();
         let mut bound = Vec::new();
-        let mut port = 0;
-        for (i, addr) in addrs.iter().enumerate() {
-            let mut addr = *addr;
-            if i > 0 && addr.port() == 0 {
-                addr.set_port(port);
-            }
-            let l = TcpListener::bind(addr)
-                .await
-                .unwrap_or_else(|e| panic!("upstream bind {addr}: {e}"));
-            let local = l.local_addr().unwrap();
-            port = local.port();
-            bound.push(local);
+        for l in bind_all(addrs).await {
+            bound.push(l.local_addr().unwrap());
             tasks.spawn(serve(l));
         }
         Self {
@@ -53,6 +43,26 @@ impl Upstream {
     pub fn port(&self) -> u16 {
         self.addrs[0].port()
     }
+}
+
+/// Binds every address; a port of 0 in the first is resolved and reused for
+/// the others (one port across several IPs).
+pub async fn bind_all(addrs: &[SocketAddr]) -> Vec<TcpListener> {
+    let mut listeners: Vec<TcpListener> = Vec::new();
+    for addr in addrs {
+        let mut addr = *addr;
+        if let Some(first) = listeners.first()
+            && addr.port() == 0
+        {
+            addr.set_port(first.local_addr().unwrap().port());
+        }
+        listeners.push(
+            TcpListener::bind(addr)
+                .await
+                .unwrap_or_else(|e| panic!("upstream bind {addr}: {e}")),
+        );
+    }
+    listeners
 }
 
 async fn serve(l: TcpListener) {

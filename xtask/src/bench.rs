@@ -47,7 +47,11 @@ const SCENARIOS: &[Scenario] = &[
     },
 ];
 
-pub(crate) fn bench(root: &Path, target: &Path) -> anyhow::Result<()> {
+pub(crate) fn bench(airlock_bin: &Path) -> anyhow::Result<()> {
+    let target = airlock_bin
+        .parent()
+        .and_then(Path::parent)
+        .context("target dir")?;
     let work = target.join("bench");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
@@ -57,7 +61,7 @@ pub(crate) fn bench(root: &Path, target: &Path) -> anyhow::Result<()> {
     std::fs::write(work.join("big.bin"), vec![b'x'; BIG_BYTES])?;
     let mut nginx = Guard(start_nginx(&work, port)?);
     let cgroup = Cgroup::create()?;
-    let mut airlock = Guard(start_airlock(root, target, &work, &cgroup.0, port)?);
+    let mut airlock = Guard(start_airlock(airlock_bin, &work, &cgroup.0, port)?);
     wait_ready(&work.join("audit.jsonl"))?;
 
     let mut report = String::from(
@@ -209,13 +213,7 @@ fn start_nginx(work: &Path, port: u16) -> anyhow::Result<Child> {
     Ok(child)
 }
 
-fn start_airlock(
-    root: &Path,
-    target: &Path,
-    work: &Path,
-    cgroup: &Path,
-    port: u16,
-) -> anyhow::Result<Child> {
+fn start_airlock(bin: &Path, work: &Path, cgroup: &Path, port: u16) -> anyhow::Result<Child> {
     let conf = format!(
         "[capture]\ncgroup = {:?}\nports = [{port}]\n[proxy]\nlisten = \"127.0.0.1:{}\"\nintercept = [\"127.0.0.1\"]\n\
          [tls]\nca_dir = {:?}\nupstream_roots = [{:?}]\n[audit]\npath = {:?}\n",
@@ -226,8 +224,7 @@ fn start_airlock(
         work.join("audit.jsonl")
     );
     std::fs::write(work.join("airlock.toml"), conf)?;
-    let _ = root;
-    Command::new(target.join("release/airlock"))
+    Command::new(bin)
         .args(["run", "--log-level", "warn", "--config"])
         .arg(work.join("airlock.toml"))
         .spawn()

@@ -56,15 +56,7 @@ fn main() -> anyhow::Result<()> {
         "demo" => demo(&rest),
         "bench" => {
             ensure_packages(BENCH_PACKAGES)?;
-            run(Command::new("cargo").args([
-                "build",
-                "--release",
-                "--package",
-                "airlock",
-                "--bin",
-                "airlock",
-            ]))?;
-            bench::bench(&root, &target_dir())
+            bench::bench(&build_release()?)
         }
         _ => {
             eprintln!("usage: cargo xtask <test|ci|demo|bench> [args]");
@@ -142,6 +134,11 @@ fn count(summary: &str, label: &str) -> u64 {
 
 fn demo(extra: &[String]) -> anyhow::Result<()> {
     ensure_packages(PACKAGES)?;
+    run(Command::new(build_release()?).arg("demo").args(extra))
+}
+
+/// Builds the release `airlock` binary and returns its path.
+fn build_release() -> anyhow::Result<PathBuf> {
     run(Command::new("cargo").args([
         "build",
         "--release",
@@ -150,8 +147,7 @@ fn demo(extra: &[String]) -> anyhow::Result<()> {
         "--bin",
         "airlock",
     ]))?;
-    let bin = target_dir().join("release/airlock");
-    run(Command::new(bin).arg("demo").args(extra))
+    Ok(target_dir().join("release/airlock"))
 }
 
 fn target_dir() -> PathBuf {

@@ -42,14 +42,7 @@ pub(super) async fn intercept(
     };
     let config = match proxy.upstream_tls.config(&offer) {
         Ok(c) => c,
-        Err(e) => {
-            return proxy.write(&conn.record(
-                RecordKind::Connection,
-                hello.sni,
-                (0, 0),
-                Some(e.to_string()),
-            ));
-        }
+        Err(e) => return setup_failed(proxy, conn, hello.sni, &e),
     };
     let dialer = Dialer {
         dst: conn.orig_dst.0,
@@ -93,14 +86,7 @@ pub(super) async fn intercept(
         .await
     {
         Ok(c) => c,
-        Err(e) => {
-            return proxy.write(&conn.record(
-                RecordKind::Connection,
-                hello.sni,
-                (0, 0),
-                Some(e.to_string()),
-            ));
-        }
+        Err(e) => return setup_failed(proxy, conn, hello.sni, &e),
     };
     let client = match tokio::time::timeout(
         proxy.handshake_timeout,
@@ -122,6 +108,12 @@ pub(super) async fn intercept(
     });
     let proto = Proto::from_alpn(client.get_ref().1.alpn_protocol());
     crate::http::serve(client, proto, upstream, ctx).await;
+}
+
+/// airlock could not set up its side (a local TLS configuration error).
+fn setup_failed(proxy: &Proxy, conn: &Conn, sni: Option<String>, e: &crate::tls::TlsError) {
+    tracing::error!(dst = %conn.orig_dst, error = %e, "cannot intercept");
+    proxy.write(&conn.record(RecordKind::Connection, sni, (0, 0), Some(e.to_string())));
 }
 
 fn refused(proxy: &Proxy, conn: &Conn, sni: Option<String>, error: String) {
