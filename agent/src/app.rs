@@ -56,7 +56,7 @@ pub async fn build(config: Config) -> Result<App, AppError> {
     crate::capture::preflight(&config.capture)?;
     let listeners = Listeners::bind(&config.proxy).await?;
     let (listen, listen6) = listeners.addrs();
-    let audit = AuditLog::open(&config.audit.path)?;
+    let audit = AuditLog::open(&config.audit)?;
     let intercept = config.intercept();
     let ca = CertificateAuthority::load_or_create(&config.tls.ca_dir, &intercept)?;
     let uncovered = ca.uncovered(&intercept);
@@ -107,8 +107,16 @@ impl App {
     /// connections [`DEFAULT_DRAIN_TIMEOUT`] to finish.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
         let cgroup = self.capture.cgroup().display().to_string();
-        self.audit
-            .write(&agent_record("start", Some(cgroup.clone())))?;
+        let mut start = agent_record("start", Some(cgroup.clone()));
+        if self.config.audit.on_failure == crate::config::OnAuditFailure::Allow {
+            start.weakened = vec![
+                "audit.on_failure = \"allow\": requests are forwarded even when they cannot be audited",
+            ];
+            tracing::warn!(
+                "audit.on_failure = \"allow\": requests are forwarded even when the audit log cannot be written"
+            );
+        }
+        self.audit.write(&start)?;
         let mut tasks = JoinSet::new();
         if let Some(events) = self.capture.take_events() {
             tasks.spawn(events.run());
@@ -119,6 +127,7 @@ impl App {
             connect_timeout: Duration::from_millis(self.config.proxy.connect_timeout_ms),
             handshake_timeout: Duration::from_millis(self.config.proxy.handshake_timeout_ms),
             intercept: self.config.intercept(),
+            on_audit_failure: self.config.audit.on_failure,
             client_tls: self.client_tls,
             upstream_tls: self.upstream_tls,
         });
@@ -158,5 +167,6 @@ fn agent_record(event: &'static str, cgroup: Option<String>) -> AgentRecord {
         version: env!("CARGO_PKG_VERSION"),
         pid: std::process::id(),
         cgroup,
+        weakened: Vec::new(),
     }
 }

@@ -6,7 +6,7 @@ mod error;
 mod sections;
 
 pub use error::ConfigError;
-pub use sections::{AuditConfig, CaptureConfig, ProxyConfig, TlsConfig};
+pub use sections::{AuditConfig, CaptureConfig, OnAuditFailure, ProxyConfig, TlsConfig};
 
 use std::path::{Path, PathBuf};
 

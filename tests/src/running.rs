@@ -104,6 +104,23 @@ impl Running {
             .collect()
     }
 
+    /// Completed HTTP exchanges (`kind: http`, `phase: response`), waiting
+    /// until there are at least `n`.
+    pub async fn exchanges(&self, n: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let found: Vec<Value> = self
+                .records()
+                .into_iter()
+                .filter(|r| r["kind"] == "http" && r["phase"] == "response")
+                .collect();
+            if found.len() >= n || tokio::time::Instant::now() > deadline {
+                return found;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Connection records, waiting until there are at least `n`.
     pub async fn connections(&self, n: usize) -> Vec<Value> {
         self.records_of("connection", n).await

@@ -95,13 +95,16 @@ async fn hundred_mib_each_way_with_bounded_daemon_memory() {
         peak_kib < PEAK_LIMIT_KIB,
         "airlock peaked at {peak_kib} KiB moving {SIZE} B bodies"
     );
-    let records = wait_for(&audit, |r| {
-        r.iter().filter(|r| r["kind"] == "http").count() >= 4
-    })
-    .await;
-    let http: Vec<_> = records.iter().filter(|r| r["kind"] == "http").collect();
+    let done = |r: &&serde_json::Value| r["kind"] == "http" && r["phase"] == "response";
+    let records = wait_for(&audit, |r| r.iter().filter(done).count() >= 4).await;
+    let http: Vec<_> = records.iter().filter(done).collect();
     assert_eq!(http.len(), 4);
-    assert_eq!(http[0]["request"]["bytes"], SIZE);
+    assert_eq!(http[0]["request"]["body"]["bytes"], SIZE);
+    // The digest is of the whole body as sent: SIZE zero bytes.
+    assert_eq!(
+        http[0]["request"]["body"]["sha256"],
+        "20492a4d0d84f8beb1767f6616229f85d44c2827b64bdbfb260ee12fa1109e0e"
+    );
     assert_eq!(http[1]["response"]["bytes"], SIZE);
     assert_eq!(http[3]["tls"]["alpn"], "h2");
     daemon.kill().await.unwrap();

@@ -111,7 +111,7 @@ async fn http1_and_http2_are_decrypted_audited_and_reencrypted() {
     assert_eq!(body["alpn"], "h2");
     assert_eq!(h2.stdout.lines().last(), Some("2"));
 
-    let recs = env.airlock.records_of("http", 2).await;
+    let recs = env.airlock.exchanges(2).await;
     assert_eq!(recs.len(), 2, "{recs:#?}");
     let r = &recs[0];
     assert_eq!(r["process"]["pid"], h1.pid);
@@ -119,7 +119,16 @@ async fn http1_and_http2_are_decrypted_audited_and_reencrypted() {
     assert_eq!(r["request"]["method"], "GET");
     assert_eq!(r["request"]["host"], AZURE);
     assert_eq!(r["request"]["port"], env.up.port());
-    assert_eq!(r["request"]["path"], "/info?api-version=2023-01-01");
+    assert_eq!(r["request"]["path"], "/info");
+    assert_eq!(r["request"]["query"], "api-version=2023-01-01");
+    assert!(
+        r["request"]["headers"]["user-agent"]
+            .as_str()
+            .unwrap()
+            .starts_with("curl/")
+    );
+    assert_eq!(r["response"]["body"]["bytes"], r["response"]["bytes"]);
+    assert_eq!(r["response"]["body"]["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(r["response"]["status"], 200);
     assert!(r["response"]["bytes"].as_u64().unwrap() > 50, "{r}");
     assert_eq!(r["tls"]["sni"], AZURE);
@@ -182,7 +191,7 @@ async fn http2_streams_stay_multiplexed_on_one_connection() {
         1,
         "six streams, one upstream connection"
     );
-    assert_eq!(env.airlock.records_of("http", 6).await.len(), 6);
+    assert_eq!(env.airlock.exchanges(6).await.len(), 6);
     env.airlock.stop().await;
 }
 
@@ -203,13 +212,13 @@ async fn websocket_upgrade_is_relayed_after_101() {
         out.stdout.lines().collect::<Vec<_>>(),
         ["echo:hello", "echo:kubectl exec"]
     );
-    let recs = env.airlock.records_of("http", 1).await;
+    let recs = env.airlock.exchanges(1).await;
     let r = &recs[0];
     assert_eq!(r["response"]["status"], 101);
     assert_eq!(r["upgraded"], true);
     assert_eq!(r["request"]["path"], "/ws");
     assert!(
-        r["request"]["bytes"].as_u64().unwrap() > 10,
+        r["request"]["body"]["bytes"].as_u64().unwrap() > 10,
         "frames counted: {r}"
     );
     assert!(
@@ -243,7 +252,7 @@ async fn other_hosts_pass_through_with_the_upstream_certificate() {
     assert_eq!(recs[0]["process"]["comm"], "curl");
     assert!(recs[0]["bytes_in"].as_u64().unwrap() > 100);
     assert!(
-        env.airlock.records_of("http", 0).await.is_empty(),
+        env.airlock.exchanges(0).await.is_empty(),
         "passthrough is not decrypted"
     );
     env.airlock.stop().await;
@@ -276,7 +285,7 @@ async fn untrusted_upstream_gets_502_and_nothing_forwarded() {
         0,
         "nothing may reach an unverified upstream"
     );
-    let recs = env.airlock.records_of("http", 1).await;
+    let recs = env.airlock.exchanges(1).await;
     assert_eq!(recs[0]["response"]["status"], 502);
     assert!(
         recs[0]["error"]
@@ -334,7 +343,7 @@ async fn unreachable_upstream_gets_a_502_naming_it() {
     assert_eq!(out.stdout.lines().last(), Some("502"));
     let body: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(body["error"]["code"], "UpstreamUnreachable");
-    let recs = airlock.records_of("http", 1).await;
+    let recs = airlock.exchanges(1).await;
     assert_eq!(recs[0]["response"]["status"], 502);
     assert_eq!(recs[0]["request"]["path"], "/subscriptions");
     airlock.stop().await;

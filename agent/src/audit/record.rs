@@ -56,6 +56,9 @@ pub struct AgentRecord {
     /// The cgroup the capture programs are attached to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
+    /// Settings in force that weaken a security default, said out loud.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub weakened: Vec<&'static str>,
 }
 
 /// `tls` of an HTTP record.
@@ -68,16 +71,31 @@ pub struct TlsInfo {
     pub alpn: Option<String>,
 }
 
+/// A body as seen on the wire.
+#[derive(Clone, Debug, Serialize)]
+pub struct BodyInfo {
+    pub bytes: u64,
+    /// SHA-256 of the full body, when it was seen to its end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
 /// `request` of an HTTP record.
 #[derive(Clone, Debug, Serialize)]
 pub struct RequestInfo {
     pub method: String,
     pub host: String,
     pub port: u16,
-    /// Path and query as sent.
+    /// Path without the query.
     pub path: String,
-    /// Body bytes received from the client.
-    pub bytes: u64,
+    /// Query string, secrets (`sig`, tokens, passwords) redacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Request headers, lower-case names; credentials redacted.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Absent in the `request` phase: the body has not been streamed yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<BodyInfo>,
 }
 
 /// `response` of an HTTP record.
@@ -86,22 +104,36 @@ pub struct ResponseInfo {
     pub status: u16,
     /// Body bytes sent to the client (after a 101: bytes upstream → client).
     pub bytes: u64,
+    pub body: BodyInfo,
 }
 
-/// One decrypted HTTP exchange.
+/// Which of an exchange's two records this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Written and fsynced before the request is forwarded.
+    Request,
+    /// Written when the exchange ends: the complete story.
+    Response,
+}
+
+/// One decrypted HTTP exchange. Both of its records share `id`.
 #[derive(Clone, Debug, Serialize)]
 pub struct HttpRecord {
     pub kind: RecordKind,
+    pub phase: Phase,
     pub process: std::sync::Arc<ProcessInfo>,
     pub src: Endpoint,
     pub dst: Endpoint,
     pub tls: TlsInfo,
     pub request: RequestInfo,
-    pub response: ResponseInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<ResponseInfo>,
     /// The connection was upgraded (WebSocket, SPDY) and relayed as bytes.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub upgraded: bool,
-    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
     /// Why airlock answered itself (e.g. upstream unreachable), or why the
     /// exchange broke off.
     #[serde(skip_serializing_if = "Option::is_none")]

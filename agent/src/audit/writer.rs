@@ -1,7 +1,9 @@
-//! The writer thread, and the envelope (`ts`, `id`, `seq`) every record gets.
+//! The writer thread: seals records into the hash chain in file order,
+//! group-commits them (one fsync for every record waiting on durability),
+//! rotates by size, and resumes the chain after a restart or crash.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,10 +11,18 @@ use std::sync::{Arc, mpsc};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::sync::oneshot;
+
+use super::chain::{self, GENESIS, Head};
+use super::files;
+use crate::config::AuditConfig;
 
 /// Records queued for the writer before callers are refused; a backlog
 /// this deep means the disk is not keeping up.
-const QUEUE_DEPTH: usize = 8192;
+const QUEUE_DEPTH: usize = 16 * 1024;
+/// Most records sealed into one write.
+const MAX_BATCH: usize = 2048;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -23,7 +33,7 @@ pub enum AuditError {
         #[source]
         source: std::io::Error,
     },
-    #[error("audit log is not writable (an earlier write failed); refusing to go on unrecorded")]
+    #[error("the audit log cannot be written (disk full or not writable)")]
     Failed,
     #[error("audit queue is full: the disk is not keeping up")]
     Backlog,
@@ -35,40 +45,32 @@ pub enum AuditError {
 #[derive(Clone, Debug)]
 pub struct AuditLog {
     tx: mpsc::SyncSender<Msg>,
-    seq: Arc<AtomicU64>,
-    failed: Arc<AtomicBool>,
+    healthy: Arc<AtomicBool>,
+    ids: Arc<AtomicU64>,
     boot: u64,
     path: PathBuf,
 }
 
-/// What the writer thread is sent.
 #[derive(Debug)]
 enum Msg {
-    Line(Vec<u8>),
-    /// Reply once everything before it is on disk.
-    Sync(tokio::sync::oneshot::Sender<()>),
-}
-
-/// Envelope fields first, then the record's own.
-#[derive(Serialize)]
-struct Envelope<'a, R> {
-    ts: String,
-    id: String,
-    seq: u64,
-    #[serde(flatten)]
-    record: &'a R,
+    Record {
+        fields: Map<String, Value>,
+        /// Answered once the record is on disk (true) or failed (false).
+        durable: Option<oneshot::Sender<bool>>,
+    },
+    /// Answered once everything before it is on disk.
+    Sync(oneshot::Sender<bool>),
 }
 
 impl AuditLog {
-    /// Opens (creating 0600, with a 0700 directory) `path` for appending and
-    /// starts the writer thread.
-    pub fn open(path: &Path) -> Result<Self, AuditError> {
+    /// Opens (creating 0600, with a 0700 directory) the configured file,
+    /// resumes the chain from the last complete record, and starts the
+    /// writer thread.
+    pub fn open(config: &AuditConfig) -> Result<Self, AuditError> {
+        let path = config.path.clone();
         let err = |op| {
-            move |source| AuditError::Open {
-                path: path.to_owned(),
-                op,
-                source,
-            }
+            let path = path.clone();
+            move |source| AuditError::Open { path, op, source }
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::DirBuilder::new()
@@ -77,152 +79,273 @@ impl AuditLog {
                 .create(dir)
                 .map_err(err("create its directory"))?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(err("open"))?;
+        let mut file = open_append(&path).map_err(err("open"))?;
+        let head = resume(&path, &mut file).map_err(err("read its last record"))?;
+        let len = file.metadata().map_err(err("stat"))?.len();
+        let healthy = Arc::new(AtomicBool::new(true));
         let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
-        let failed = Arc::new(AtomicBool::new(false));
-        let flag = failed.clone();
-        let shown = path.to_owned();
+        let mut writer = Writer {
+            file,
+            path: path.clone(),
+            len,
+            head: head.unwrap_or(Head {
+                hash: GENESIS.into(),
+                seq: 0,
+            }),
+            rotate_bytes: config.rotate_bytes,
+            healthy: healthy.clone(),
+        };
         std::thread::Builder::new()
             .name("airlock-audit".into())
-            .spawn(move || write_loop(file, rx, flag, shown))
+            .spawn(move || writer.run(rx))
             .map_err(err("start its writer thread"))?;
         let boot = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+            .map_or(0, |d| d.as_nanos() as u64);
         Ok(Self {
             tx,
-            seq: Arc::new(AtomicU64::new(0)),
-            failed,
+            healthy,
+            ids: Arc::new(AtomicU64::new(0)),
             boot,
-            path: path.to_owned(),
+            path,
         })
     }
 
-    /// The file being written.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Waits until every record queued so far is written and synced.
-    pub async fn sync(&self) -> Result<(), AuditError> {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        let tx = self.tx.clone();
-        tokio::task::spawn_blocking(move || tx.send(Msg::Sync(done)))
-            .await
-            .map_err(|_| AuditError::Failed)?
-            .map_err(|_| AuditError::Failed)?;
-        wait.await.map_err(|_| AuditError::Failed)?;
-        self.check()
+    /// A new record id, unique across restarts (start time + counter).
+    pub fn new_id(&self) -> String {
+        format!(
+            "{:x}-{:x}",
+            self.boot,
+            self.ids.fetch_add(1, Ordering::Relaxed) + 1
+        )
     }
 
-    /// Err once a write has failed: callers refuse work they could not record.
+    /// Err while the last write failed: callers refuse work they could not
+    /// record (fail closed). Clears once a write succeeds again.
     pub fn check(&self) -> Result<(), AuditError> {
-        if self.failed.load(Ordering::Acquire) {
-            Err(AuditError::Failed)
-        } else {
+        if self.healthy.load(Ordering::Acquire) {
             Ok(())
+        } else {
+            Err(AuditError::Failed)
         }
     }
 
-    /// Queues one record; errors when the log cannot take it, so callers
-    /// can fail closed.
-    pub fn write<R: Serialize>(&self, record: &R) -> Result<(), AuditError> {
-        self.check()?;
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let envelope = Envelope {
-            ts: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
-            id: format!("{:x}-{seq:x}", self.boot),
-            seq,
-            record,
+    /// Queues a record with a fresh id; returns the id.
+    pub fn write<R: Serialize>(&self, record: &R) -> Result<String, AuditError> {
+        let id = self.new_id();
+        self.send(&id, record, None)?;
+        Ok(id)
+    }
+
+    /// Queues a record under `id` and waits until it is on disk.
+    pub async fn write_durable<R: Serialize>(
+        &self,
+        id: &str,
+        record: &R,
+    ) -> Result<(), AuditError> {
+        let (done, wait) = oneshot::channel();
+        self.send(id, record, Some(done))?;
+        match wait.await {
+            Ok(true) => Ok(()),
+            _ => Err(AuditError::Failed),
+        }
+    }
+
+    /// Queues a record under `id` without waiting.
+    pub fn write_as<R: Serialize>(&self, id: &str, record: &R) -> Result<(), AuditError> {
+        self.send(id, record, None)
+    }
+
+    /// Waits until every record queued so far is written and synced.
+    pub async fn sync(&self) -> Result<(), AuditError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .try_send(Msg::Sync(done))
+            .map_err(|_| AuditError::Backlog)?;
+        match wait.await {
+            Ok(true) => Ok(()),
+            _ => Err(AuditError::Failed),
+        }
+    }
+
+    fn send<R: Serialize>(
+        &self,
+        id: &str,
+        record: &R,
+        durable: Option<oneshot::Sender<bool>>,
+    ) -> Result<(), AuditError> {
+        let Value::Object(mut fields) = serde_json::to_value(record)? else {
+            return Err(AuditError::Encode(serde::ser::Error::custom(
+                "a record must be a JSON object",
+            )));
         };
-        let mut line = serde_json::to_vec(&envelope)?;
-        line.push(b'\n');
-        self.tx.try_send(Msg::Line(line)).map_err(|e| match e {
-            mpsc::TrySendError::Full(_) => AuditError::Backlog,
-            mpsc::TrySendError::Disconnected(_) => AuditError::Failed,
-        })
+        fields.insert(
+            "ts".into(),
+            humantime::format_rfc3339_nanos(SystemTime::now())
+                .to_string()
+                .into(),
+        );
+        fields.insert("id".into(), id.into());
+        self.tx
+            .try_send(Msg::Record { fields, durable })
+            .map_err(|e| match e {
+                mpsc::TrySendError::Full(_) => AuditError::Backlog,
+                mpsc::TrySendError::Disconnected(_) => AuditError::Failed,
+            })
     }
 }
 
-/// Writes batches as they come; a failed write marks the log failed so new
-/// records are refused rather than silently lost.
-fn write_loop(mut file: File, rx: mpsc::Receiver<Msg>, failed: Arc<AtomicBool>, path: PathBuf) {
-    let mut buf = Vec::new();
-    let mut waiting = Vec::new();
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        // Group commit: take everything already queued in one write.
-        while let Some(msg) = next {
+struct Writer {
+    file: File,
+    path: PathBuf,
+    len: u64,
+    head: Head,
+    rotate_bytes: u64,
+    healthy: Arc<AtomicBool>,
+}
+
+impl Writer {
+    fn run(&mut self, rx: mpsc::Receiver<Msg>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch);
+        }
+        if let Err(e) = self.file.sync_all() {
+            tracing::warn!(path = %self.path.display(), error = %e, "audit fsync at close failed");
+        }
+    }
+
+    /// Seals and writes a batch; fsyncs when anyone waits for durability.
+    /// A failed write is cut back off the file, so the chain on disk stays
+    /// whole, and everyone waiting is told.
+    fn commit(&mut self, batch: Vec<Msg>) {
+        let mut buf = Vec::new();
+        let mut head = self.head.clone();
+        let mut waiting = Vec::new();
+        for msg in batch {
             match msg {
-                Msg::Line(line) => buf.extend_from_slice(&line),
+                Msg::Record { fields, durable } => {
+                    let (line, hash) = chain::seal(fields, head.seq + 1, &head.hash);
+                    buf.extend_from_slice(&line);
+                    head = Head {
+                        hash,
+                        seq: head.seq + 1,
+                    };
+                    waiting.extend(durable);
+                }
                 Msg::Sync(done) => waiting.push(done),
             }
-            next = rx.try_recv().ok();
         }
-        let mut result = file.write_all(&buf);
-        if !waiting.is_empty() {
-            result = result.and_then(|()| file.sync_data());
+        let mut result = self.file.write_all(&buf);
+        if result.is_ok() && !waiting.is_empty() {
+            result = self.file.sync_data();
         }
-        buf.clear();
-        if let Err(e) = result {
-            tracing::error!(path = %path.display(), error = %e, "audit write failed; refusing further records");
-            failed.store(true, Ordering::Release);
-            return;
-        }
-        for done in waiting.drain(..) {
-            let _ = done.send(());
+        match result {
+            Ok(()) => {
+                self.len += buf.len() as u64;
+                self.head = head;
+                if !self.healthy.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(path = %self.path.display(), "audit log writable again");
+                }
+                for w in waiting {
+                    let _ = w.send(true);
+                }
+                if self.len >= self.rotate_bytes {
+                    self.rotate();
+                }
+            }
+            Err(e) => {
+                if self.healthy.swap(false, Ordering::AcqRel) {
+                    tracing::error!(path = %self.path.display(), error = %e, "audit write failed: intercepted requests are refused until it works again");
+                }
+                let _ = self.file.set_len(self.len);
+                for w in waiting {
+                    let _ = w.send(false);
+                }
+            }
         }
     }
-    if let Err(e) = file.sync_all() {
-        tracing::warn!(path = %path.display(), error = %e, "audit fsync at close failed");
+
+    /// Moves the full file aside (named after its last seq, so names sort
+    /// in chain order) and starts a new one; the chain continues into it.
+    fn rotate(&mut self) {
+        let aside = files::rotated_name(&self.path, self.head.seq);
+        let result = self
+            .file
+            .sync_all()
+            .and_then(|()| std::fs::rename(&self.path, &aside))
+            .and_then(|()| open_append(&self.path));
+        match result {
+            Ok(f) => {
+                self.file = f;
+                self.len = 0;
+                tracing::info!(rotated = %aside.display(), "audit log rotated");
+            }
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, "audit rotation failed; continuing in the same file")
+            }
+        }
     }
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// The chain head from the newest file that has a complete record. A
+/// partial last line (a crash mid-write) is terminated, not removed: the
+/// chain continues after it and `airlock audit verify` reports it.
+fn resume(path: &Path, file: &mut File) -> std::io::Result<Option<Head>> {
+    let len = file.metadata()?.len();
+    if len > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(len - 1))?;
+        file.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            tracing::warn!(path = %path.display(), "audit log ends in a partial record (crash?): kept and reported by `airlock audit verify`");
+            file.write_all(b"\n")?;
+            file.sync_data()?;
+        }
+    }
+    for candidate in std::iter::once(path.to_owned()).chain(files::rotated(path).into_iter().rev())
+    {
+        if let Some(head) = last_head(&candidate)? {
+            return Ok(Some(head));
+        }
+    }
+    Ok(None)
+}
+
+/// Hash and seq of the last complete, parseable record in `path`.
+fn last_head(path: &Path) -> std::io::Result<Option<Head>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(text.lines().rev().find_map(|l| {
+        let v: Value = serde_json::from_str(l).ok()?;
+        Some(Head {
+            hash: v.get("hash")?.as_str()?.to_owned(),
+            seq: v.get("seq")?.as_u64()?,
+        })
+    }))
 }
 
 #[cfg(test)]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
-    use super::*;
-
-    #[derive(Serialize)]
-    struct Probe {
-        kind: &'static str,
-        n: u32,
-    }
-
-    #[test]
-    fn writes_enveloped_lines_with_0600() {
-        let dir = std::env::temp_dir().join(format!("airlock-audit-{}", std::process::id()));
-        let path = dir.join("sub/audit.jsonl");
-        let log = AuditLog::open(&path).unwrap();
-        for n in 0..3 {
-            log.write(&Probe { kind: "agent", n }).unwrap();
-        }
-        drop(log);
-        let mut text = String::new();
-        for _ in 0..200 {
-            text = std::fs::read_to_string(&path).unwrap();
-            if text.lines().count() == 3 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(lines.len(), 3);
-        assert_eq!(lines[2]["seq"], 3);
-        assert_eq!(lines[1]["n"], 1);
-        assert!(lines[0]["ts"].as_str().unwrap().ends_with('Z'));
-        assert_ne!(lines[0]["id"], lines[1]["id"]);
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
+mod tests;

@@ -180,18 +180,41 @@ impl ProxyConfig {
     }
 }
 
+/// Audit file size at which it is rotated, bytes.
+pub const DEFAULT_AUDIT_ROTATE_BYTES: u64 = 128 * 1024 * 1024;
+
+/// What happens to intercepted requests while the audit log cannot be
+/// written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnAuditFailure {
+    /// Refuse them with 503 (fail closed).
+    #[default]
+    Deny,
+    /// Forward them unaudited (recorded at startup as a weakened setting).
+    Allow,
+}
+
 /// `[audit]`: where records are written.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
-    /// JSON Lines file, created 0600 with its directory if missing.
+    /// JSON Lines file, created 0600 with its directory (0700) if missing.
     pub path: PathBuf,
+    /// Rotate when the file reaches this many bytes; the chain continues
+    /// into the next file.
+    pub rotate_bytes: u64,
+    /// `deny` (default) or `allow` intercepted requests while the log
+    /// cannot be written.
+    pub on_failure: OnAuditFailure,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from(DEFAULT_AUDIT_PATH),
+            rotate_bytes: DEFAULT_AUDIT_ROTATE_BYTES,
+            on_failure: OnAuditFailure::Deny,
         }
     }
 }
@@ -200,6 +223,9 @@ impl AuditConfig {
     pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.path.as_os_str().is_empty() {
             return Err(("audit.path", "must not be empty".to_owned()));
+        }
+        if self.rotate_bytes < 4096 {
+            return Err(("audit.rotate_bytes", "must be at least 4096".to_owned()));
         }
         Ok(())
     }

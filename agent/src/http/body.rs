@@ -25,6 +25,17 @@ pub(super) struct Counted<B: HttpBody> {
     inner: B,
     exchange: Arc<Exchange>,
     side: Side,
+    /// SHA-256 of the bytes as they pass, finished at the body's end.
+    digest: Option<DigestCtx>,
+}
+
+/// ring's context, given a Debug so the body can derive one.
+struct DigestCtx(ring::digest::Context);
+
+impl std::fmt::Debug for DigestCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("sha256")
+    }
 }
 
 impl<B: HttpBody> Counted<B> {
@@ -33,6 +44,17 @@ impl<B: HttpBody> Counted<B> {
             inner,
             exchange,
             side,
+            digest: Some(DigestCtx(ring::digest::Context::new(&ring::digest::SHA256))),
+        }
+    }
+
+    /// Hands the digest to the exchange once the whole body has passed.
+    /// hyper stops polling a body that says it is at its end, so this runs
+    /// both on `None` and on drop at the end.
+    fn seal_digest(&mut self) {
+        if let Some(d) = self.digest.take() {
+            let hex = crate::audit::chain::hex(d.0.finish().as_ref());
+            self.exchange.set_sha256(self.side == Side::Response, hex);
         }
     }
 
@@ -61,6 +83,9 @@ where
                 if let Some(data) = frame.data_ref() {
                     self.counter()
                         .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    if let Some(d) = &mut self.digest {
+                        d.0.update(data);
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -75,6 +100,7 @@ where
                 Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(None) => {
+                self.seal_digest();
                 if self.side == Side::Response {
                     self.exchange.finish();
                 }
@@ -95,6 +121,9 @@ where
 
 impl<B: HttpBody> Drop for Counted<B> {
     fn drop(&mut self) {
+        if self.inner.is_end_stream() {
+            self.seal_digest();
+        }
         if self.side == Side::Response {
             // Dropped before its end: the client went away mid-response.
             // (An empty body is at its end without ever being polled.)

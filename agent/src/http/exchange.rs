@@ -1,13 +1,18 @@
-//! One request/response exchange as the audit trail sees it: filled in as
-//! the exchange proceeds, written once when it ends (however it ends).
+//! One request/response exchange as the audit trail sees it: a `request`
+//! record made durable before forwarding, then a `response` record with the
+//! whole story once it ends (however it ends). Both share the exchange id.
 
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::addrs::Endpoint;
-use crate::audit::{AuditLog, HttpRecord, RecordKind, RequestInfo, ResponseInfo, TlsInfo};
+use crate::audit::{
+    AuditError, AuditLog, BodyInfo, HttpRecord, Phase, RecordKind, RequestInfo, ResponseInfo,
+    TlsInfo, redact_headers, redact_query,
+};
 use crate::capture::ProcessInfo;
+use crate::config::OnAuditFailure;
 
 /// What every exchange on one connection shares.
 #[derive(Debug)]
@@ -18,18 +23,20 @@ pub struct ConnCtx {
     pub sni: Option<String>,
     pub alpn: Option<String>,
     pub audit: AuditLog,
+    pub on_audit_failure: OnAuditFailure,
 }
 
 #[derive(Debug)]
 pub(super) struct Exchange {
     ctx: Arc<ConnCtx>,
+    id: String,
     started: Instant,
-    method: String,
-    host: String,
-    path: String,
+    request: RequestInfo,
     status: AtomicU16,
     pub(super) request_bytes: AtomicU64,
     pub(super) response_bytes: AtomicU64,
+    request_sha256: Mutex<Option<String>>,
+    response_sha256: Mutex<Option<String>>,
     upgraded: AtomicBool,
     error: Mutex<Option<String>>,
     done: AtomicBool,
@@ -43,26 +50,31 @@ impl Exchange {
             .map(str::to_owned)
             .or_else(|| {
                 let h = req.headers().get(http::header::HOST)?.to_str().ok()?;
-                Some(
-                    h.rsplit_once(':')
-                        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
-                        .map_or(h, |(h, _)| h)
-                        .to_owned(),
-                )
+                let bare = h
+                    .rsplit_once(':')
+                    .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()));
+                Some(bare.map_or(h, |(h, _)| h).to_owned())
             })
             .or_else(|| ctx.sni.clone())
             .unwrap_or_else(|| ctx.dst.ip.to_string());
-        Arc::new(Self {
-            started: Instant::now(),
+        let request = RequestInfo {
             method: req.method().to_string(),
             host,
-            path: req
-                .uri()
-                .path_and_query()
-                .map_or_else(|| "/".to_owned(), ToString::to_string),
+            port: ctx.dst.port,
+            path: req.uri().path().to_owned(),
+            query: req.uri().query().map(redact_query),
+            headers: redact_headers(req.headers()),
+            body: None,
+        };
+        Arc::new(Self {
+            id: ctx.audit.new_id(),
+            started: Instant::now(),
+            request,
             status: AtomicU16::new(0),
             request_bytes: AtomicU64::new(0),
             response_bytes: AtomicU64::new(0),
+            request_sha256: Mutex::new(None),
+            response_sha256: Mutex::new(None),
             upgraded: AtomicBool::new(false),
             error: Mutex::new(None),
             done: AtomicBool::new(false),
@@ -72,7 +84,15 @@ impl Exchange {
 
     /// The request's host (authority without port, else Host, else SNI).
     pub(super) fn host(&self) -> &str {
-        &self.host
+        &self.request.host
+    }
+
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(super) fn on_audit_failure(&self) -> OnAuditFailure {
+        self.ctx.on_audit_failure
     }
 
     pub(super) fn set_status(&self, status: http::StatusCode) {
@@ -83,19 +103,66 @@ impl Exchange {
         self.upgraded.store(true, Ordering::Relaxed);
     }
 
+    /// The SHA-256 of a body seen to its end.
+    pub(super) fn set_sha256(&self, response: bool, hex: String) {
+        let slot = if response {
+            &self.response_sha256
+        } else {
+            &self.request_sha256
+        };
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(hex);
+    }
+
     /// Records why the exchange failed; the first reason wins.
     pub(super) fn set_error(&self, why: impl Into<String>) {
         let mut e = self.error.lock().unwrap_or_else(|p| p.into_inner());
         e.get_or_insert_with(|| why.into());
     }
 
-    /// Writes the audit record; later calls do nothing.
+    /// Makes the request record durable: called before forwarding.
+    pub(super) async fn record_request(&self) -> Result<(), AuditError> {
+        let record = self.record(Phase::Request);
+        self.ctx.audit.write_durable(&self.id, &record).await
+    }
+
+    /// Writes the response record; later calls do nothing.
     pub(super) fn finish(&self) {
         if self.done.swap(true, Ordering::AcqRel) {
             return;
         }
-        let record = HttpRecord {
+        let record = self.record(Phase::Response);
+        let r = &record.request;
+        tracing::info!(id = %self.id, pid = record.process.pid, comm = %record.process.comm, method = %r.method,
+            host = %r.host, path = %r.path, status = self.status.load(Ordering::Relaxed), "http");
+        if let Err(e) = self.ctx.audit.write_as(&self.id, &record) {
+            tracing::error!(id = %self.id, error = %e, "audit record lost");
+        }
+    }
+
+    fn record(&self, phase: Phase) -> HttpRecord {
+        let take = |m: &Mutex<Option<String>>| m.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let done = phase == Phase::Response;
+        let mut request = self.request.clone();
+        if done {
+            request.body = Some(BodyInfo {
+                bytes: self.request_bytes.load(Ordering::Relaxed),
+                sha256: take(&self.request_sha256),
+            });
+        }
+        let response = done.then(|| {
+            let bytes = self.response_bytes.load(Ordering::Relaxed);
+            ResponseInfo {
+                status: self.status.load(Ordering::Relaxed),
+                bytes,
+                body: BodyInfo {
+                    bytes,
+                    sha256: take(&self.response_sha256),
+                },
+            }
+        });
+        HttpRecord {
             kind: RecordKind::Http,
+            phase,
             process: self.ctx.process.clone(),
             src: self.ctx.src,
             dst: self.ctx.dst,
@@ -103,25 +170,12 @@ impl Exchange {
                 sni: self.ctx.sni.clone(),
                 alpn: self.ctx.alpn.clone(),
             },
-            request: RequestInfo {
-                method: self.method.clone(),
-                host: self.host.clone(),
-                port: self.ctx.dst.port,
-                path: self.path.clone(),
-                bytes: self.request_bytes.load(Ordering::Relaxed),
-            },
-            response: ResponseInfo {
-                status: self.status.load(Ordering::Relaxed),
-                bytes: self.response_bytes.load(Ordering::Relaxed),
-            },
+            request,
+            response,
             upgraded: self.upgraded.load(Ordering::Relaxed),
-            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            error: self.error.lock().unwrap_or_else(|p| p.into_inner()).take(),
-        };
-        tracing::info!(pid = record.process.pid, comm = %record.process.comm, method = %record.request.method,
-            host = %record.request.host, path = %record.request.path, status = record.response.status, "http");
-        if let Err(e) = self.ctx.audit.write(&record) {
-            tracing::error!(error = %e, "audit record lost");
+            duration_ms: done
+                .then(|| u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            error: if done { take(&self.error) } else { None },
         }
     }
 }

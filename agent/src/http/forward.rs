@@ -17,6 +17,7 @@ use super::body::{Counted, Side};
 use super::exchange::{ConnCtx, Exchange};
 use super::headers::{is_upgrade, strip_hop_by_hop};
 use super::{Body, Proto, UpstreamConn, UpstreamError};
+use crate::config::OnAuditFailure;
 
 /// Serves HTTP on `client` until it closes. `upstream` is the connection to
 /// forward to, or why there is none (then every request gets a 502 that
@@ -75,6 +76,22 @@ async fn forward(
         Proto::Http2 => {
             parts.version = Version::HTTP_2;
             parts.uri = absolute_uri(&parts.uri, &exchange);
+        }
+    }
+    // The request is on disk before anything reaches the upstream.
+    if let Err(e) = exchange.record_request().await {
+        match exchange.on_audit_failure() {
+            OnAuditFailure::Deny => {
+                return refuse(
+                    &exchange,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "AuditUnavailable",
+                    &format!("{e}: the request was not forwarded"),
+                );
+            }
+            OnAuditFailure::Allow => {
+                tracing::warn!(id = exchange.id(), error = %e, "forwarding unaudited (audit.on_failure = \"allow\")")
+            }
         }
     }
     let body = Counted::new(body, exchange.clone(), Side::Request).boxed();
@@ -144,7 +161,7 @@ fn refuse(
     exchange.set_status(status);
     exchange.set_error(format!("{code}: {message}"));
     let body =
-        serde_json::json!({ "error": { "code": code, "message": message, "source": "airlock" } })
+        serde_json::json!({ "error": { "code": code, "message": message, "source": "airlock", "audit_id": exchange.id() } })
             .to_string();
     let mut response = Response::new(
         Counted::new(

@@ -24,6 +24,7 @@ pub struct Proxy {
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
     pub intercept: InterceptList,
+    pub on_audit_failure: crate::config::OnAuditFailure,
     pub client_tls: ClientTls,
     pub upstream_tls: UpstreamTls,
 }
@@ -73,7 +74,9 @@ impl Proxy {
             orig_dst,
             mut process,
         } = captured;
-        if let Err(e) = self.audit.check() {
+        if let Err(e) = self.audit.check()
+            && self.on_audit_failure == crate::config::OnAuditFailure::Deny
+        {
             // Fail closed: nothing is forwarded that cannot be recorded.
             tracing::error!(%peer, dst = %orig_dst, error = %e, "connection refused");
             return;

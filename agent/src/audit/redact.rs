@@ -1,0 +1,130 @@
+//! What must never reach the audit trail in clear: credentials in headers
+//! and query strings. (Secrets in bodies are the masking stage's work.)
+
+use std::collections::BTreeMap;
+
+use http::HeaderMap;
+
+/// Headers whose whole value is a credential.
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+/// Name fragments that make an `x-ms-*` header a credential (copy-source
+/// authorization, customer-provided keys, signatures).
+const SECRET_MS_FRAGMENTS: &[&str] = &["authorization", "signature", "key", "token", "secret"];
+/// Query parameters that carry credentials (SAS `sig`, OAuth codes and tokens).
+const SECRET_PARAMS: &[&str] = &[
+    "sig",
+    "signature",
+    "code",
+    "client_secret",
+    "client_assertion",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "token",
+    "password",
+    "key",
+    "api-key",
+    "apikey",
+];
+
+/// How a redacted value reads: its kind of secret is kept, its value not.
+pub const REDACTED: &str = "[REDACTED]";
+
+fn secret_header(name: &str) -> bool {
+    SECRET_HEADERS.contains(&name)
+        || name
+            .strip_prefix("x-ms-")
+            .is_some_and(|rest| SECRET_MS_FRAGMENTS.iter().any(|f| rest.contains(f)))
+}
+
+/// Headers for the audit record: lower-case names, repeated values joined,
+/// credentials replaced. `Authorization` keeps its scheme (`Bearer`,
+/// `SharedKey account:`), which says what kind of credential it was.
+pub fn redact_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in headers {
+        let name = name.as_str();
+        let value = String::from_utf8_lossy(value.as_bytes());
+        let shown = if secret_header(name) {
+            match (name, value.split_once(' ')) {
+                ("authorization" | "proxy-authorization", Some((scheme, _))) => {
+                    format!("{scheme} {REDACTED}")
+                }
+                _ => REDACTED.to_owned(),
+            }
+        } else {
+            value.into_owned()
+        };
+        out.entry(name.to_owned())
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&shown);
+            })
+            .or_insert(shown);
+    }
+    out
+}
+
+/// The query string with credential parameters' values replaced.
+pub fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s)) => {
+                format!("{k}={REDACTED}")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderName, HeaderValue};
+
+    use super::*;
+
+    #[test]
+    fn credentials_in_headers_never_stay() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer eyJhbGciOi.secret.sig"),
+            ("cookie", "session=abc"),
+            ("x-ms-copy-source-authorization", "Bearer zzz"),
+            ("x-ms-encryption-key", "c2VjcmV0"),
+            ("x-ms-version", "2023-11-03"),
+            ("accept", "a"),
+            ("accept", "b"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let r = redact_headers(&h);
+        assert_eq!(r["authorization"], "Bearer [REDACTED]");
+        assert_eq!(r["cookie"], REDACTED);
+        assert_eq!(r["x-ms-copy-source-authorization"], REDACTED);
+        assert_eq!(r["x-ms-encryption-key"], REDACTED);
+        assert_eq!(r["x-ms-version"], "2023-11-03");
+        assert_eq!(r["accept"], "a, b");
+        assert!(!format!("{r:?}").contains("secret"));
+    }
+
+    #[test]
+    fn sas_signature_is_redacted_and_the_rest_kept() {
+        let q =
+            "sv=2022-11-02&ss=b&sp=rl&se=2026-12-01T00:00:00Z&sig=AbC%2Bdef%3D&restype=container";
+        assert_eq!(
+            redact_query(q),
+            "sv=2022-11-02&ss=b&sp=rl&se=2026-12-01T00:00:00Z&sig=[REDACTED]&restype=container"
+        );
+        assert_eq!(
+            redact_query("api-version=2023-01-01"),
+            "api-version=2023-01-01"
+        );
+    }
+}
