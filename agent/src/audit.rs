@@ -3,8 +3,8 @@
 
 pub mod chain;
 pub mod files;
+pub mod query;
 mod record;
-mod redact;
 pub mod verify;
 mod writer;
 
@@ -12,5 +12,4 @@ pub use record::{
     AgentRecord, BodyInfo, ConnectionRecord, HttpRecord, Phase, RecordKind, RequestInfo,
     ResponseInfo, TlsInfo, TlsRefusedRecord,
 };
-pub use redact::{redact_headers, redact_query};
 pub use writer::{AuditError, AuditLog};

@@ -50,6 +50,14 @@ pub enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Verify and read the audit trail.
+    Audit {
+        /// Config file (for `audit.path`).
+        #[arg(long, short, global = true, value_name = "FILE", default_value = crate::config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// The local CA that signs intercepted connections.
     Ca {
         /// Config file (for `tls.ca_dir` and `proxy.intercept`).
@@ -58,6 +66,63 @@ pub enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain (default: the configured trail, rotated files
+    /// first); names the first broken record and exits non-zero.
+    Verify {
+        /// Files, oldest first.
+        paths: Vec<PathBuf>,
+    },
+    /// Print the newest records, and with -f keep following.
+    Tail {
+        /// How many records to start with.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        #[arg(short, long)]
+        follow: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Search the whole trail (rotated files included).
+    Search {
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+}
+
+/// Filters shared by `audit tail` and `audit search`.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// From this time: RFC 3339, or a duration ago such as 24h.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Until this time (same forms).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Record kind: http, connection, tls_passthrough, tls_client_refused, agent.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Process name.
+    #[arg(long)]
+    pub comm: Option<String>,
+    #[arg(long)]
+    pub uid: Option<u32>,
+    /// Host: exact name or `*.domain`.
+    #[arg(long)]
+    pub host: Option<String>,
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Substring of the path, e.g. a subscription id.
+    #[arg(long)]
+    pub path: Option<String>,
+    #[arg(long)]
+    pub status: Option<u16>,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -100,6 +100,17 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         "\naudit: {} ({count} records; programs detached, cgroup removed)",
         audit.display()
     );
+    let verified =
+        crate::audit::verify::verify(&crate::audit::files::trail(&audit)).map_err(|e| {
+            DemoError::Step {
+                step: "airlock audit verify",
+                why: e.to_string(),
+            }
+        })?;
+    println!(
+        "airlock audit verify: OK, {} records, hash chain intact",
+        verified.records
+    );
     Ok(())
 }
 

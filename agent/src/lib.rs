@@ -13,4 +13,5 @@ pub mod host;
 pub mod http;
 pub mod pipe;
 pub mod proxy;
+pub mod redact;
 pub mod tls;

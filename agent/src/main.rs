@@ -7,7 +7,10 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use airlock::cli::{CaCommand, Cli, Command, ConfigCommand, LogArgs, LogFormat};
+use airlock::audit::query::{self, Filter};
+use airlock::cli::{
+    AuditCommand, CaCommand, Cli, Command, ConfigCommand, FilterArgs, LogArgs, LogFormat,
+};
 use airlock::config::Config;
 use airlock::tls::{CaFiles, CertificateAuthority};
 
@@ -39,12 +42,158 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             anyhow::Ok(())
         }),
         Command::Ca { config, command } => ca(&Config::load(&config)?, command),
+        // Verifying named files needs no config (an auditor's machine).
+        Command::Audit {
+            command: AuditCommand::Verify { paths },
+            ..
+        } if !paths.is_empty() => verify(&paths),
+        Command::Audit { config, command } => audit(&Config::load(&config)?, command),
         Command::Config(ConfigCommand::Check { file }) => {
             let config = Config::load(&file)?;
             println!("# {}: OK; effective configuration:", file.display());
             print!("{}", config.to_toml());
             Ok(())
         }
+    }
+}
+
+fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
+    let trail = airlock::audit::files::trail(&config.audit.path);
+    match command {
+        AuditCommand::Verify { paths } => {
+            let paths = if paths.is_empty() { trail } else { paths };
+            anyhow::ensure!(
+                !paths.is_empty(),
+                "no audit files at {}",
+                config.audit.path.display()
+            );
+            verify(&paths)
+        }
+        AuditCommand::Search { filter } => {
+            let (filter, json) = filter_from(filter)?;
+            print_records(&trail, &filter, json, usize::MAX)
+        }
+        AuditCommand::Tail {
+            lines,
+            follow,
+            filter,
+        } => {
+            let (filter, json) = filter_from(filter)?;
+            print_records(&trail, &filter, json, lines)?;
+            if follow {
+                follow_file(&config.audit.path, &filter, json)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn verify(paths: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    let v = airlock::audit::verify::verify(paths)?;
+    println!(
+        "OK: {} records in {} file(s), chain intact; head {}",
+        v.records,
+        v.files,
+        v.head.unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn filter_from(a: FilterArgs) -> anyhow::Result<(Filter, bool)> {
+    let time = |s: Option<String>| {
+        s.map(|s| query::parse_time(&s))
+            .transpose()
+            .map_err(anyhow::Error::msg)
+    };
+    let host = a
+        .host
+        .map(|h| airlock::host::HostPattern::parse(&h))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    Ok((
+        Filter {
+            since: time(a.since)?,
+            until: time(a.until)?,
+            kind: a.kind,
+            comm: a.comm,
+            uid: a.uid,
+            host,
+            method: a.method,
+            path: a.path,
+            status: a.status,
+        },
+        a.json,
+    ))
+}
+
+/// Prints the last `last` matching records of the trail.
+fn print_records(
+    trail: &[std::path::PathBuf],
+    filter: &Filter,
+    json: bool,
+    last: usize,
+) -> anyhow::Result<()> {
+    let mut matched = std::collections::VecDeque::new();
+    for file in trail {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        for line in text.lines() {
+            let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if filter.matches(&record) {
+                if matched.len() == last {
+                    matched.pop_front();
+                }
+                matched.push_back((line.to_owned(), record));
+            }
+        }
+    }
+    if !json {
+        println!("{}", query::HEADER);
+    }
+    for (line, record) in matched {
+        println!("{}", if json { line } else { query::row(&record) });
+    }
+    Ok(())
+}
+
+/// Follows the current file as it grows, reopening it after rotation.
+fn follow_file(path: &std::path::Path, filter: &Filter, json: bool) -> anyhow::Result<()> {
+    use std::io::{BufRead, Seek};
+    let open = || -> anyhow::Result<std::io::BufReader<std::fs::File>> {
+        let mut f =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        f.seek(std::io::SeekFrom::End(0))?;
+        Ok(std::io::BufReader::new(f))
+    };
+    let mut reader = open()?;
+    let mut line = String::new();
+    loop {
+        // A partial line stays in `line` until its newline arrives.
+        if reader.read_line(&mut line)? == 0 || !line.ends_with('\n') {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            let rotated = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+                < reader.get_ref().stream_position().unwrap_or(0);
+            if rotated {
+                reader = std::io::BufReader::new(std::fs::File::open(path)?);
+                line.clear();
+            }
+            continue;
+        }
+        if let Ok(record) = serde_json::from_str::<serde_json::Value>(&line)
+            && filter.matches(&record)
+        {
+            println!(
+                "{}",
+                if json {
+                    line.trim_end().to_owned()
+                } else {
+                    query::row(&record)
+                }
+            );
+        }
+        line.clear();
     }
 }
 

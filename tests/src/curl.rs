@@ -56,6 +56,8 @@ impl Fetched {
     }
 
     /// The upstream saw someone other than curl's socket: airlock relayed it.
+    /// (airlock's upstream socket may, rarely, draw the same ephemeral port
+    /// as curl's; tests of many connections check the audit instead.)
     pub fn proxied(&self) -> bool {
         self.upstream_peer.port() != self.local_port
     }

@@ -72,11 +72,12 @@ impl ProcessInfo {
     }
 }
 
-/// NUL-separated argv as one space-separated line, capped.
+/// NUL-separated argv as one space-separated line, capped, credentials
+/// redacted (a `curl -H "Authorization: Bearer …"` must not leak here).
 fn render_cmdline(raw: &[u8]) -> String {
     let raw = &raw[..raw.len().min(MAX_CMDLINE_BYTES)];
     let trimmed = raw.strip_suffix(&[0]).unwrap_or(raw);
-    String::from_utf8_lossy(trimmed).replace('\0', " ")
+    crate::redact::redact_cmdline(&String::from_utf8_lossy(trimmed).replace('\0', " "))
 }
 
 /// Field 4 of /proc/PID/stat; the comm in field 2 may contain spaces and

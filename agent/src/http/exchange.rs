@@ -9,10 +9,11 @@ use std::time::Instant;
 use crate::addrs::Endpoint;
 use crate::audit::{
     AuditError, AuditLog, BodyInfo, HttpRecord, Phase, RecordKind, RequestInfo, ResponseInfo,
-    TlsInfo, redact_headers, redact_query,
+    TlsInfo,
 };
 use crate::capture::ProcessInfo;
 use crate::config::OnAuditFailure;
+use crate::redact::{redact_headers, redact_query};
 
 /// What every exchange on one connection shares.
 #[derive(Debug)]

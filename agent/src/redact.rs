@@ -1,5 +1,6 @@
-//! What must never reach the audit trail in clear: credentials in headers
-//! and query strings. (Secrets in bodies are the masking stage's work.)
+//! What must never reach the audit trail or the logs in clear: credentials
+//! in headers, query strings and command lines. (Secrets in bodies are the
+//! masking stage's work.)
 
 use std::collections::BTreeMap;
 
@@ -84,6 +85,62 @@ pub fn redact_query(query: &str) -> String {
         .join("&")
 }
 
+/// Command-line options whose next argument (or `=value`) is a secret.
+const SECRET_OPTIONS: &[&str] = &[
+    "-p",
+    "--password",
+    "--pass",
+    "--secret",
+    "--client-secret",
+    "--token",
+    "--access-token",
+    "--sas-token",
+    "--account-key",
+    "--connection-string",
+    "-u",
+    "--user",
+];
+
+/// A process command line with credentials replaced: values of secret
+/// options, `Authorization:`/`Bearer` values, and secret query parameters
+/// inside URLs.
+pub fn redact_cmdline(cmdline: &str) -> String {
+    let mut out = Vec::new();
+    let mut hide_next = false;
+    for word in cmdline.split(' ') {
+        let lower = word.to_ascii_lowercase();
+        if hide_next {
+            // `Authorization: Bearer x`: the scheme stays, the credential goes.
+            if ["bearer", "basic", "sharedkey", "sharedkeylite"].contains(&lower.as_str()) {
+                out.push(word.to_owned());
+            } else {
+                out.push(REDACTED.to_owned());
+                hide_next = false;
+            }
+            continue;
+        }
+        if let Some((opt, _)) = word.split_once('=')
+            && SECRET_OPTIONS.contains(&opt.to_ascii_lowercase().as_str())
+        {
+            out.push(format!("{opt}={REDACTED}"));
+            continue;
+        }
+        if SECRET_OPTIONS.contains(&lower.as_str())
+            || lower == "bearer"
+            || lower.ends_with("authorization:")
+        {
+            hide_next = true;
+            out.push(word.to_owned());
+            continue;
+        }
+        out.push(match word.split_once('?') {
+            Some((base, query)) => format!("{base}?{}", redact_query(query)),
+            None => word.to_owned(),
+        });
+    }
+    out.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use http::{HeaderName, HeaderValue};
@@ -112,6 +169,20 @@ mod tests {
         assert_eq!(r["x-ms-version"], "2023-11-03");
         assert_eq!(r["accept"], "a, b");
         assert!(!format!("{r:?}").contains("secret"));
+    }
+
+    #[test]
+    fn command_lines_lose_their_secrets() {
+        let c = "curl -H Authorization: Bearer eyJ0eXAi.abc.def https://acct.blob.core.windows.net/c?sv=1&sig=AbC --user bob:pw --password=hunter2 -X GET";
+        let r = redact_cmdline(c);
+        assert_eq!(
+            r,
+            "curl -H Authorization: Bearer [REDACTED] https://acct.blob.core.windows.net/c?sv=1&sig=[REDACTED] --user [REDACTED] --password=[REDACTED] -X GET"
+        );
+        assert_eq!(
+            redact_cmdline("az group list -o table"),
+            "az group list -o table"
+        );
     }
 
     #[test]

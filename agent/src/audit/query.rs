@@ -1,0 +1,161 @@
+//! Reading the trail: filters for `airlock audit search`/`tail`, and the
+//! compact one-line rendering a person scans.
+
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use crate::host::HostPattern;
+
+/// Conditions a record must all meet.
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub since: Option<SystemTime>,
+    pub until: Option<SystemTime>,
+    pub kind: Option<String>,
+    pub comm: Option<String>,
+    pub uid: Option<u32>,
+    /// Host pattern (`*.blob.core.windows.net`, exact name).
+    pub host: Option<HostPattern>,
+    pub method: Option<String>,
+    /// Substring of the request path (a subscription id, a container).
+    pub path: Option<String>,
+    pub status: Option<u16>,
+}
+
+impl Filter {
+    pub fn matches(&self, r: &Value) -> bool {
+        let str_is = |v: &Value, want: &Option<String>| {
+            want.as_ref()
+                .is_none_or(|w| v.as_str().is_some_and(|s| s.eq_ignore_ascii_case(w)))
+        };
+        let ts = r["ts"]
+            .as_str()
+            .and_then(|t| humantime::parse_rfc3339(t).ok());
+        self.since.is_none_or(|s| ts.is_some_and(|t| t >= s))
+            && self.until.is_none_or(|u| ts.is_some_and(|t| t <= u))
+            && str_is(&r["kind"], &self.kind)
+            && str_is(&r["process"]["comm"], &self.comm)
+            && self
+                .uid
+                .is_none_or(|u| r["process"]["uid"].as_u64() == Some(u64::from(u)))
+            && self
+                .host
+                .as_ref()
+                .is_none_or(|h| host_of(r).is_some_and(|x| h.matches(x)))
+            && str_is(&r["request"]["method"], &self.method)
+            && self.path.as_ref().is_none_or(|p| {
+                r["request"]["path"]
+                    .as_str()
+                    .is_some_and(|x| x.contains(p.as_str()))
+            })
+            && self
+                .status
+                .is_none_or(|s| r["response"]["status"].as_u64() == Some(u64::from(s)))
+    }
+}
+
+fn host_of(r: &Value) -> Option<&str> {
+    r["request"]["host"].as_str().or(r["sni"].as_str())
+}
+
+/// The table header for [`row`].
+pub const HEADER: &str =
+    "TIME                     KIND              PID     PROCESS          UID    STATUS  REQUEST";
+
+/// One record as a table row: time, kind, process, status, what was asked.
+pub fn row(r: &Value) -> String {
+    let ts = r["ts"].as_str().unwrap_or("");
+    let time = ts.get(..23).unwrap_or(ts);
+    let p = &r["process"];
+    let status = r["response"]["status"]
+        .as_u64()
+        .map_or("-".to_owned(), |s| s.to_string());
+    let what = match r["kind"].as_str() {
+        Some("http") => {
+            let q = &r["request"];
+            let query = q["query"]
+                .as_str()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            format!(
+                "{} https://{}{}{query}",
+                q["method"].as_str().unwrap_or("?"),
+                q["host"].as_str().unwrap_or("?"),
+                q["path"].as_str().unwrap_or("")
+            )
+        }
+        Some("agent") => format!("airlock {}", r["event"].as_str().unwrap_or("")),
+        _ => format!(
+            "{} {}:{}",
+            r["sni"].as_str().unwrap_or(""),
+            r["dst"]["ip"].as_str().unwrap_or(""),
+            r["dst"]["port"]
+        ),
+    };
+    let kind = match (r["kind"].as_str(), r["phase"].as_str()) {
+        (Some("http"), Some("request")) => "http (request)".to_owned(),
+        (k, _) => k.unwrap_or("?").to_owned(),
+    };
+    let error = r["error"]
+        .as_str()
+        .map(|e| format!("  [{e}]"))
+        .unwrap_or_default();
+    format!(
+        "{time:<24} {kind:<17} {:<7} {:<16} {:<6} {status:<7} {what}{error}",
+        p["pid"].as_u64().map_or("-".into(), |v| v.to_string()),
+        p["comm"].as_str().unwrap_or("-"),
+        p["uid"].as_u64().map_or("-".into(), |v| v.to_string()),
+    )
+}
+
+/// `--since`/`--until`: an RFC 3339 time, or a duration ago (`90m`, `24h`).
+pub fn parse_time(s: &str) -> Result<SystemTime, String> {
+    humantime::parse_rfc3339_weak(s)
+        .or_else(|_| humantime::parse_duration(s).map(|d| SystemTime::now() - d))
+        .map_err(|_| format!("{s:?} is neither an RFC 3339 time nor a duration such as 24h"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn rec() -> Value {
+        json!({
+            "ts": "2026-11-28T10:00:00.123456789Z", "kind": "http", "phase": "response",
+            "process": { "pid": 42, "comm": "az", "uid": 1001 },
+            "request": { "method": "DELETE", "host": "management.azure.com",
+                         "path": "/subscriptions/0b1f/resourceGroups/rg-app", "query": "api-version=2021-04-01" },
+            "response": { "status": 202 }
+        })
+    }
+
+    #[test]
+    fn filters_combine() {
+        let r = rec();
+        let mut f = Filter {
+            comm: Some("az".into()),
+            path: Some("/subscriptions/0b1f".into()),
+            host: Some(HostPattern::parse("*.azure.com").unwrap()),
+            since: Some(parse_time("2026-11-28T09:00:00Z").unwrap()),
+            ..Filter::default()
+        };
+        assert!(f.matches(&r));
+        f.status = Some(200);
+        assert!(!f.matches(&r));
+        f.status = None;
+        f.until = Some(parse_time("2026-11-28T09:30:00Z").unwrap());
+        assert!(!f.matches(&r));
+        assert!(parse_time("24h").is_ok() && parse_time("yesterday-ish").is_err());
+    }
+
+    #[test]
+    fn rows_read_like_a_log() {
+        let row = row(&rec());
+        assert!(row.starts_with("2026-11-28T10:00:00.123  http "), "{row}");
+        assert!(row.contains(" az ") && row.contains(" 202 "), "{row}");
+        assert!(row.ends_with("DELETE https://management.azure.com/subscriptions/0b1f/resourceGroups/rg-app?api-version=2021-04-01"), "{row}");
+    }
+}

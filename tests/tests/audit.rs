@@ -1,0 +1,229 @@
+//! The audit trail under stress: a full disk fails closed, kill -9 loses
+//! nothing that was forwarded, and the chain verifies afterwards.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use airlock_tests::daemon::{airlock_bin, free_port, records, wait_for};
+use airlock_tests::pki::TestPki;
+use airlock_tests::tls_upstream::TlsUpstream;
+use airlock_tests::{Running, TempDir, TestCgroup, finish, privileged};
+use serde_json::Value;
+
+const NAME: &str = "audit.airlock-test.azure.com";
+
+/// A tmpfs of `kib` KiB mounted by this test, unmounted on drop.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, kib: u32) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={kib}k,mode=0700"),
+                "airlock-test",
+                dir.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount tmpfs at {}", dir.display());
+        Self(dir.to_owned())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn upstream_config(pki: &TestPki) -> std::sync::Arc<rustls::ServerConfig> {
+    pki.server_config(&[NAME], &[b"http/1.1"])
+}
+
+/// One curl, `n` sequential requests on one keep-alive connection; prints
+/// each status code on its own line.
+fn curl_many(cg: &TestCgroup, port: u16, ca: &Path, n: usize) -> tokio::process::Command {
+    let mut cmd = cg.command("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "60",
+        "-w",
+        "%{http_code}\n",
+        "--cacert",
+    ])
+    .arg(ca)
+    .args(["--resolve", &format!("{NAME}:{port}:127.0.0.1")])
+    // A fat header makes each record big, so the disk fills quickly.
+    .args(["-H", &format!("x-padding: {}", "p".repeat(1500))]);
+    for i in 0..n {
+        // -o applies to one URL: each needs its own.
+        cmd.args(["-o", "/dev/null"])
+            .arg(format!("https://{NAME}:{port}/info?n={i}"));
+    }
+    cmd
+}
+
+fn request_records(all: &[Value]) -> usize {
+    all.iter()
+        .filter(|r| r["kind"] == "http" && r["phase"] == "request")
+        .count()
+}
+
+fn verify(files: &[PathBuf]) -> std::process::Output {
+    let mut cmd = Command::new(airlock_bin());
+    cmd.args(["audit", "verify"]).args(files);
+    cmd.output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_fails_closed_with_503_and_forwards_nothing_unaudited() {
+    if !privileged("full_disk_fails_closed_with_503_and_forwards_nothing_unaudited") {
+        return;
+    }
+    let tmp = TempDir::new("fulldisk");
+    let disk = SmallDisk::mount(&tmp.path().join("disk"), 96);
+    let pki = TestPki::new("full disk upstream CA");
+    let roots = pki.write_ca(tmp.path());
+    let up = TlsUpstream::start(upstream_config(&pki), &["127.0.0.1:0".parse().unwrap()]).await;
+    let cg = TestCgroup::new("fulldisk");
+    let audit = disk.0.join("audit.jsonl");
+    let airlock = Running::start_with(Running::capture(&cg, &[up.port()]), |c| {
+        c.tls.upstream_roots = vec![roots];
+        c.audit.path = audit.clone();
+    })
+    .await;
+
+    let out = finish(curl_many(&cg, up.port(), &airlock.ca_cert(), 150)).await;
+    let codes: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(codes.len(), 150, "{out:?}");
+    let first_503 = codes.iter().position(|c| *c == "503").unwrap_or_else(|| {
+        panic!(
+            "no 503: {codes:?} {:?} {}",
+            std::fs::metadata(&audit).map(|m| m.len()),
+            out.stderr
+        )
+    });
+    assert!(first_503 > 0, "some requests fit before the disk filled");
+    assert!(
+        codes[first_503..].iter().all(|c| *c == "503"),
+        "nothing is forwarded once the log fails: {codes:?}"
+    );
+
+    // Every request the upstream saw has a durable request record.
+    let on_disk = records(&audit);
+    assert!(
+        request_records(&on_disk) as u64 >= up.requests(),
+        "{} records, {} forwarded",
+        request_records(&on_disk),
+        up.requests()
+    );
+    assert_eq!(
+        up.requests() as usize,
+        first_503,
+        "exactly the audited requests were forwarded"
+    );
+    let v = verify(std::slice::from_ref(&audit));
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    drop(airlock);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_then_restart_keeps_the_chain_and_every_forwarded_request() {
+    if !privileged("kill_9_under_load_then_restart_keeps_the_chain_and_every_forwarded_request") {
+        return;
+    }
+    let dir = TempDir::new("kill9");
+    let cg = TestCgroup::new("kill9");
+    let pki = TestPki::new("kill -9 upstream CA");
+    let up = TlsUpstream::start(upstream_config(&pki), &["127.0.0.1:0".parse().unwrap()]).await;
+    let audit = dir.path().join("audit.jsonl");
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[capture]\ncgroup = {:?}\nports = [{}]\n[proxy]\nlisten = \"127.0.0.1:{}\"\nlisten6 = \"[::1]:{}\"\n\
+             [tls]\nca_dir = {:?}\nupstream_roots = [{:?}]\n[audit]\npath = {:?}\n",
+            cg.path(),
+            up.port(),
+            free_port("127.0.0.1"),
+            free_port("::1"),
+            dir.path().join("ca"),
+            pki.write_ca(dir.path()),
+            audit
+        ),
+    )
+    .unwrap();
+    let start = || {
+        let mut cmd = tokio::process::Command::new(airlock_bin());
+        cmd.args(["run", "--log-level", "error", "--config"])
+            .arg(&config)
+            .kill_on_drop(true);
+        cmd.spawn().unwrap()
+    };
+    let started =
+        |n: usize| move |r: &[Value]| r.iter().filter(|r| r["event"] == "start").count() >= n;
+
+    let mut daemon = start();
+    wait_for(&audit, started(1)).await;
+    let ca = dir.path().join("ca/ca.crt");
+    // Load from four clients, then kill -9 in the middle of it.
+    let mut load = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        load.spawn(finish(curl_many(&cg, up.port(), &ca, 400)));
+    }
+    while up.requests() < 200 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    daemon.start_kill().unwrap();
+    daemon.wait().await.unwrap();
+    load.join_all().await;
+    let forwarded = up.requests();
+
+    // Restart: the chain continues and a new request is recorded.
+    let mut daemon = start();
+    wait_for(&audit, started(2)).await;
+    let out = finish(curl_many(&cg, up.port(), &ca, 1)).await;
+    assert_eq!(out.stdout.trim(), "200", "{out:?}");
+    wait_for(&audit, |r| {
+        r.iter().any(|r| {
+            r["kind"] == "http"
+                && r["phase"] == "response"
+                && r["request"]["query"] == "n=0"
+                && r["seq"].as_u64() > Some(1)
+        })
+    })
+    .await;
+    daemon.start_kill().unwrap();
+    daemon.wait().await.unwrap();
+
+    let all = records(&audit);
+    assert!(
+        request_records(&all) as u64 > forwarded,
+        "{} request records, {forwarded} forwarded before the kill",
+        request_records(&all)
+    );
+    let v = verify(std::slice::from_ref(&audit));
+    assert!(
+        v.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("OK: "));
+
+    // And an edit is named by line, with a failing exit status.
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[2] = lines[2].replacen("\"GET\"", "\"PUT\"", 1);
+    std::fs::write(&audit, lines.join("\n") + "\n").unwrap();
+    let v = verify(std::slice::from_ref(&audit));
+    assert!(!v.status.success());
+    let err = String::from_utf8_lossy(&v.stderr);
+    assert!(err.contains("audit.jsonl:3: hash mismatch"), "{err}");
+}
