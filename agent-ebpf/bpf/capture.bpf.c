@@ -42,6 +42,7 @@ struct task_struct {
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
+	struct task_struct *group_leader;
 	const struct cred *cred;
 	char comm[AIRLOCK_COMM_LEN];
 } __attribute__((preserve_access_index));
@@ -109,6 +110,16 @@ static __always_inline const struct airlock_config *config(void)
 	return bpf_map_lookup_elem(&AIRLOCK_CONFIG, &zero);
 }
 
+/* The process's name: its main thread's comm. Threads rename themselves
+ * (tokio-runtime-w, HttpClient-1-Wo, .NET TP Worker); what a user selects
+ * is the program, so selection never looks at a worker thread's name. */
+static __always_inline void process_comm(struct task_struct *task, char comm[AIRLOCK_COMM_LEN])
+{
+	__builtin_memset(comm, 0, AIRLOCK_COMM_LEN);
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	BPF_CORE_READ_STR_INTO((char (*)[AIRLOCK_COMM_LEN])comm, leader, comm);
+}
+
 /* Does a process with this comm and uid match the comm/uid selectors?
  * Selectors combine with AND; entries within one selector with OR. */
 static __always_inline int matches(const struct airlock_config *cfg,
@@ -136,7 +147,7 @@ static __always_inline int selected(const struct airlock_config *cfg)
 		return 0;
 	if (!(cfg->flags & (AIRLOCK_F_FILTER_COMM | AIRLOCK_F_FILTER_UID)))
 		return 1;
-	bpf_get_current_comm(comm, sizeof(comm));
+	process_comm((struct task_struct *)bpf_get_current_task(), comm);
 	if (matches(cfg, comm, (__u32)bpf_get_current_uid_gid()))
 		return 1;
 	if (!(cfg->flags & AIRLOCK_F_FOLLOW_CHILDREN))
@@ -156,8 +167,7 @@ static __always_inline int selected(const struct airlock_config *cfg)
 		/* Descendants of airlock (e.g. the demo's agent) are judged on
 		 * their own and their other ancestors, never via airlock. */
 		if (ptgid != cfg->self_tgid) {
-			__builtin_memset(comm, 0, sizeof(comm));
-			BPF_CORE_READ_STR_INTO(&comm, task, comm);
+			process_comm(task, comm);
 			__u32 uid = BPF_CORE_READ(task, cred, uid.val);
 			if (matches(cfg, comm, uid))
 				return 1;
@@ -177,7 +187,7 @@ static __always_inline void fill_caller(struct airlock_orig *rec)
 	rec->uid = (__u32)uid_gid;
 	rec->gid = uid_gid >> 32;
 	rec->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
+	process_comm((struct task_struct *)bpf_get_current_task(), rec->comm);
 }
 
 static __always_inline void emit(__u32 kind, const struct airlock_orig *rec)
@@ -447,7 +457,7 @@ int airlock_fork(__u64 *ctx)
 	if (ptgid == cfg->self_tgid)
 		return 0;
 	if (!bpf_map_lookup_elem(&AIRLOCK_TRACKED, &ptgid)) {
-		BPF_CORE_READ_STR_INTO(&comm, parent, comm);
+		process_comm(parent, comm);
 		if (!matches(cfg, comm, BPF_CORE_READ(parent, cred, uid.val)))
 			return 0;
 	}

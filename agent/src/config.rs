@@ -6,7 +6,10 @@ mod error;
 mod sections;
 
 pub use error::ConfigError;
-pub use sections::{AuditConfig, CaptureConfig, OnAuditFailure, ProxyConfig, TlsConfig};
+pub use sections::{
+    AuditConfig, CaptureConfig, Durability, OnAuditFailure, ProxyConfig, TlsConfig,
+    WRITTEN_SYNC_INTERVAL_MS,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -13,9 +13,10 @@ const SECRET_HEADERS: &[&str] = &[
     "cookie",
     "set-cookie",
 ];
-/// Name fragments that make an `x-ms-*` header a credential (copy-source
-/// authorization, customer-provided keys, signatures).
-const SECRET_MS_FRAGMENTS: &[&str] = &["authorization", "signature", "key", "token", "secret"];
+/// Name fragments that make any header a credential: `x-ms-copy-source-
+/// authorization`, `x-ms-encryption-key`, `api-key` (Azure OpenAI),
+/// `ocp-apim-subscription-key`, `x-api-key`, `x-goog-api-key`, tokens.
+const SECRET_FRAGMENTS: &[&str] = &["auth", "signature", "key", "token", "secret", "password"];
 /// Query parameters that carry credentials (SAS `sig`, OAuth codes and tokens).
 const SECRET_PARAMS: &[&str] = &[
     "sig",
@@ -37,10 +38,7 @@ const SECRET_PARAMS: &[&str] = &[
 pub const REDACTED: &str = "[REDACTED]";
 
 fn secret_header(name: &str) -> bool {
-    SECRET_HEADERS.contains(&name)
-        || name
-            .strip_prefix("x-ms-")
-            .is_some_and(|rest| SECRET_MS_FRAGMENTS.iter().any(|f| rest.contains(f)))
+    SECRET_HEADERS.contains(&name) || SECRET_FRAGMENTS.iter().any(|f| name.contains(f))
 }
 
 /// Headers for the audit record: lower-case names, repeated values joined,
@@ -110,8 +108,12 @@ pub fn redact_cmdline(cmdline: &str) -> String {
     for word in cmdline.split(' ') {
         let lower = word.to_ascii_lowercase();
         if hide_next {
-            // `Authorization: Bearer x`: the scheme stays, the credential goes.
-            if ["bearer", "basic", "sharedkey", "sharedkeylite"].contains(&lower.as_str()) {
+            // `Authorization: Bearer x`: a known scheme stays, the
+            // credential after it goes; an unknown first word (`token
+            // ghp_…`) could be the credential's label or the credential:
+            // both go.
+            if ["bearer", "basic", "sharedkey", "sharedkeylite", "token"].contains(&lower.as_str())
+            {
                 out.push(word.to_owned());
             } else {
                 out.push(REDACTED.to_owned());
@@ -156,6 +158,8 @@ mod tests {
             ("x-ms-copy-source-authorization", "Bearer zzz"),
             ("x-ms-encryption-key", "c2VjcmV0"),
             ("x-ms-version", "2023-11-03"),
+            ("api-key", "aoai-secret"),
+            ("ocp-apim-subscription-key", "apim-secret"),
             ("accept", "a"),
             ("accept", "b"),
         ] {
@@ -167,6 +171,8 @@ mod tests {
         assert_eq!(r["x-ms-copy-source-authorization"], REDACTED);
         assert_eq!(r["x-ms-encryption-key"], REDACTED);
         assert_eq!(r["x-ms-version"], "2023-11-03");
+        assert_eq!(r["api-key"], REDACTED);
+        assert_eq!(r["ocp-apim-subscription-key"], REDACTED);
         assert_eq!(r["accept"], "a, b");
         assert!(!format!("{r:?}").contains("secret"));
     }

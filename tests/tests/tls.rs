@@ -121,8 +121,17 @@ async fn http1_and_http2_are_decrypted_audited_and_reencrypted() {
     assert_eq!(r["request"]["port"], env.up.port());
     assert_eq!(r["request"]["path"], "/info");
     assert_eq!(r["request"]["query"], "api-version=2023-01-01");
+    // The request record (same id) was made durable before forwarding and
+    // carries the headers.
+    let all = env.airlock.records();
+    let req = all
+        .iter()
+        .find(|x| x["phase"] == "request" && x["id"] == r["id"])
+        .expect("request-phase record");
+    assert!(req["seq"].as_u64() < r["seq"].as_u64());
+    assert!(req["response"].is_null());
     assert!(
-        r["request"]["headers"]["user-agent"]
+        req["request"]["headers"]["user-agent"]
             .as_str()
             .unwrap()
             .starts_with("curl/")

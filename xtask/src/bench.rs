@@ -61,48 +61,62 @@ pub(crate) fn bench(airlock_bin: &Path) -> anyhow::Result<()> {
     std::fs::write(work.join("big.bin"), vec![b'x'; BIG_BYTES])?;
     let mut nginx = Guard(start_nginx(&work, port)?);
     let cgroup = Cgroup::create()?;
-    let mut airlock = Guard(start_airlock(airlock_bin, &work, &cgroup.0, port)?);
-    wait_ready(&work.join("audit.jsonl"))?;
 
     let mut report = String::from(
-        "| scenario | direct | airlock | ratio | airlock p50 / p99 ms | direct p50 / p99 ms |\n|---|---|---|---|---|---|\n",
+        "| scenario | airlock `audit.durability` | direct | airlock | ratio | airlock p50 / p99 ms | direct p50 / p99 ms |\n|---|---|---|---|---|---|---|\n",
     );
-    for s in SCENARIOS {
-        let url = format!("https://127.0.0.1:{port}{}", s.path);
-        let mut direct = Vec::new();
-        let mut proxied = Vec::new();
-        for _ in 0..RUNS {
-            direct.push(wrk(None, s.args, &url)?);
-            proxied.push(wrk(Some(&cgroup.0), s.args, &url)?);
-        }
-        let pick = |v: &[Figures]| {
-            if s.path == "/big.bin" {
-                median(v, |f| f.mb_s)
-            } else {
-                median(v, |f| f.rps)
+    let mut records = 0;
+    for durability in ["fsync", "written"] {
+        let audit = work.join(format!("audit-{durability}.jsonl"));
+        let mut airlock = Guard(start_airlock(
+            airlock_bin,
+            &work,
+            &cgroup.0,
+            port,
+            durability,
+            &audit,
+        )?);
+        wait_ready(&audit)?;
+        for s in SCENARIOS {
+            let url = format!("https://127.0.0.1:{port}{}", s.path);
+            let mut direct = Vec::new();
+            let mut proxied = Vec::new();
+            for _ in 0..RUNS {
+                direct.push(wrk(None, s.args, &url)?);
+                proxied.push(wrk(Some(&cgroup.0), s.args, &url)?);
             }
-        };
-        let (d, dspread) = pick(&direct);
-        let (a, aspread) = pick(&proxied);
-        let lat = |v: &[Figures]| (median(v, |f| f.p50_ms).0, median(v, |f| f.p99_ms).0);
-        let (ap50, ap99) = lat(&proxied);
-        let (dp50, dp99) = lat(&direct);
-        writeln!(
-            report,
-            "| {} | {d:.0} (±{dspread:.0}) | {a:.0} (±{aspread:.0}) | {:.2}× | {ap50:.2} / {ap99:.2} | {dp50:.2} / {dp99:.2} |",
-            s.name,
-            a / d
-        )?;
-        eprintln!("xtask bench: {}: direct {d:.0}, airlock {a:.0}", s.name);
+            let pick = |v: &[Figures]| {
+                if s.path == "/big.bin" {
+                    median(v, |f| f.mb_s)
+                } else {
+                    median(v, |f| f.rps)
+                }
+            };
+            let (d, dspread) = pick(&direct);
+            let (a, aspread) = pick(&proxied);
+            let lat = |v: &[Figures]| (median(v, |f| f.p50_ms).0, median(v, |f| f.p99_ms).0);
+            let (ap50, ap99) = lat(&proxied);
+            let (dp50, dp99) = lat(&direct);
+            writeln!(
+                report,
+                "| {} | {durability} | {d:.0} (±{dspread:.0}) | {a:.0} (±{aspread:.0}) | {:.2}× | {ap50:.2} / {ap99:.2} | {dp50:.2} / {dp99:.2} |",
+                s.name,
+                a / d
+            )?;
+            eprintln!(
+                "xtask bench: {} [{durability}]: direct {d:.0}, airlock {a:.0}",
+                s.name
+            );
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &airlock.0.id().to_string()])
+            .status();
+        let _ = airlock.0.wait();
+        records += std::fs::read_to_string(&audit)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &airlock.0.id().to_string()])
-        .status();
-    let _ = airlock.0.wait();
     let _ = nginx.0.kill();
-    let records = std::fs::read_to_string(work.join("audit.jsonl"))
-        .map(|t| t.lines().count())
-        .unwrap_or(0);
     let text = format!(
         "# airlock benchmark\n\n{}\nMedians of {RUNS} runs of {SECONDS} s each (± half the spread). Upstream: nginx, TLS, on loopback; \
          load: wrk (HTTP/1.1 keep-alive unless noted), inside the capture cgroup for airlock. airlock: release build, full \
@@ -213,15 +227,22 @@ fn start_nginx(work: &Path, port: u16) -> anyhow::Result<Child> {
     Ok(child)
 }
 
-fn start_airlock(bin: &Path, work: &Path, cgroup: &Path, port: u16) -> anyhow::Result<Child> {
+fn start_airlock(
+    bin: &Path,
+    work: &Path,
+    cgroup: &Path,
+    port: u16,
+    durability: &str,
+    audit: &Path,
+) -> anyhow::Result<Child> {
     let conf = format!(
         "[capture]\ncgroup = {:?}\nports = [{port}]\n[proxy]\nlisten = \"127.0.0.1:{}\"\nintercept = [\"127.0.0.1\"]\n\
-         [tls]\nca_dir = {:?}\nupstream_roots = [{:?}]\n[audit]\npath = {:?}\n",
+         [tls]\nca_dir = {:?}\nupstream_roots = [{:?}]\n[audit]\npath = {:?}\ndurability = \"{durability}\"\n",
         cgroup,
         free_port()?,
         work.join("airlock-ca"),
         work.join("ca.crt"),
-        work.join("audit.jsonl")
+        audit
     );
     std::fs::write(work.join("airlock.toml"), conf)?;
     Command::new(bin)

@@ -7,24 +7,11 @@ use serde_json::{Map, Value};
 /// `prev` of the very first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Canonical form: compact JSON, keys sorted at every level.
+/// Canonical form: compact JSON, keys sorted at every level. serde_json's
+/// `Map` is a `BTreeMap` (the `preserve_order` feature is not enabled; a
+/// test guards that), so plain serialisation already sorts every level.
 pub fn canonical(record: &Map<String, Value>) -> String {
-    fn sorted(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                Value::Object(
-                    keys.into_iter()
-                        .map(|k| (k.clone(), sorted(&m[k])))
-                        .collect(),
-                )
-            }
-            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
-    sorted(&Value::Object(record.clone())).to_string()
+    serde_json::to_string(record).expect("JSON values serialise")
 }
 
 /// The hash of a record (which must already carry `prev`, and no `hash`).
@@ -36,18 +23,32 @@ pub fn hash(prev: &str, record: &Map<String, Value>) -> String {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
 }
 
 /// Adds `seq`, `prev` and `hash` to `record`; returns the line to append
-/// (with its newline) and the new head of the chain.
+/// (with its newline) and the new head of the chain. The record is
+/// serialised once: the line is the canonical text with `hash` appended
+/// (readers do not depend on key order).
 pub fn seal(mut record: Map<String, Value>, seq: u64, prev: &str) -> (Vec<u8>, String) {
     record.insert("seq".into(), seq.into());
     record.insert("prev".into(), prev.into());
-    let h = hash(prev, &record);
-    record.insert("hash".into(), h.clone().into());
-    let mut line = serde_json::to_vec(&Value::Object(record)).expect("JSON values serialise");
-    line.push(b'\n');
+    let text = canonical(&record);
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(prev.as_bytes());
+    ctx.update(text.as_bytes());
+    let h = hex(ctx.finish().as_ref());
+    let mut line = Vec::with_capacity(text.len() + 80);
+    line.extend_from_slice(&text.as_bytes()[..text.len() - 1]);
+    line.extend_from_slice(b",\"hash\":\"");
+    line.extend_from_slice(h.as_bytes());
+    line.extend_from_slice(b"\"}\n");
     (line, h)
 }
 

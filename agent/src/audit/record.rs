@@ -91,7 +91,9 @@ pub struct RequestInfo {
     /// Query string, secrets (`sig`, tokens, passwords) redacted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
-    /// Request headers, lower-case names; credentials redacted.
+    /// Request headers, lower-case names; credentials redacted. In the
+    /// `request` phase only (the `response` record shares its id).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub headers: std::collections::BTreeMap<String, String>,
     /// Absent in the `request` phase: the body has not been streamed yet.
     #[serde(skip_serializing_if = "Option::is_none")]

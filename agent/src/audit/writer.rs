@@ -3,7 +3,7 @@
 //! rotates by size, and resumes the chain after a restart or crash.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use super::chain::{self, GENESIS, Head};
 use super::files;
-use crate::config::AuditConfig;
+use crate::config::{AuditConfig, Durability, WRITTEN_SYNC_INTERVAL_MS};
 
 /// Records queued for the writer before callers are refused; a backlog
 /// this deep means the disk is not keeping up.
@@ -46,6 +46,9 @@ pub enum AuditError {
 pub struct AuditLog {
     tx: mpsc::SyncSender<Msg>,
     healthy: Arc<AtomicBool>,
+    /// Records that could not be queued or written; the writer seals a
+    /// `records_lost` record with the count, so verification sees the gap.
+    lost: Arc<AtomicU64>,
     ids: Arc<AtomicU64>,
     boot: u64,
     path: PathBuf,
@@ -80,9 +83,10 @@ impl AuditLog {
                 .map_err(err("create its directory"))?;
         }
         let mut file = open_append(&path).map_err(err("open"))?;
-        let head = resume(&path, &mut file).map_err(err("read its last record"))?;
+        let (head, recovered) = resume(&path, &mut file).map_err(err("read its last record"))?;
         let len = file.metadata().map_err(err("stat"))?.len();
         let healthy = Arc::new(AtomicBool::new(true));
+        let lost = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
         let mut writer = Writer {
             file,
@@ -94,6 +98,11 @@ impl AuditLog {
             }),
             rotate_bytes: config.rotate_bytes,
             healthy: healthy.clone(),
+            sync_each: config.durability == Durability::Fsync,
+            lost: lost.clone(),
+            recovered,
+            dirty: false,
+            last_sync: std::time::Instant::now(),
         };
         std::thread::Builder::new()
             .name("airlock-audit".into())
@@ -105,6 +114,7 @@ impl AuditLog {
         Ok(Self {
             tx,
             healthy,
+            lost,
             ids: Arc::new(AtomicU64::new(0)),
             boot,
             path,
@@ -192,9 +202,12 @@ impl AuditLog {
         fields.insert("id".into(), id.into());
         self.tx
             .try_send(Msg::Record { fields, durable })
-            .map_err(|e| match e {
-                mpsc::TrySendError::Full(_) => AuditError::Backlog,
-                mpsc::TrySendError::Disconnected(_) => AuditError::Failed,
+            .map_err(|e| {
+                self.lost.fetch_add(1, Ordering::Relaxed);
+                match e {
+                    mpsc::TrySendError::Full(_) => AuditError::Backlog,
+                    mpsc::TrySendError::Disconnected(_) => AuditError::Failed,
+                }
             })
     }
 }
@@ -206,11 +219,31 @@ struct Writer {
     head: Head,
     rotate_bytes: u64,
     healthy: Arc<AtomicBool>,
+    /// fsync before acknowledging durable records (`durability = "fsync"`).
+    sync_each: bool,
+    lost: Arc<AtomicU64>,
+    /// A crash fragment moved aside at start, to be recorded first.
+    recovered: Option<Recovered>,
+    /// Written but not yet fsynced.
+    dirty: bool,
+    last_sync: std::time::Instant,
 }
 
 impl Writer {
     fn run(&mut self, rx: mpsc::Receiver<Msg>) {
-        while let Ok(first) = rx.recv() {
+        let interval = std::time::Duration::from_millis(WRITTEN_SYNC_INTERVAL_MS);
+        loop {
+            let first = match rx.recv_timeout(interval) {
+                Ok(m) => m,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    // `written` durability: data reaches the disk within an interval.
+                    if self.dirty {
+                        self.sync_now();
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
@@ -219,10 +252,23 @@ impl Writer {
                 }
             }
             self.commit(batch);
+            if self.dirty && self.last_sync.elapsed() >= interval {
+                self.sync_now();
+            }
         }
         if let Err(e) = self.file.sync_all() {
             tracing::warn!(path = %self.path.display(), error = %e, "audit fsync at close failed");
         }
+    }
+
+    fn sync_now(&mut self) {
+        match self.file.sync_data() {
+            Ok(()) => self.dirty = false,
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, "audit fsync failed")
+            }
+        }
+        self.last_sync = std::time::Instant::now();
     }
 
     /// Seals and writes a batch; fsyncs when anyone waits for durability.
@@ -232,32 +278,73 @@ impl Writer {
         let mut buf = Vec::new();
         let mut head = self.head.clone();
         let mut waiting = Vec::new();
+        let mut notes = Vec::new();
+        if let Some(r) = self.recovered.take() {
+            notes.push(serde_json::json!({
+                "kind": "agent", "event": "recovered_partial_record",
+                "bytes": r.bytes, "saved_to": r.saved_to.display().to_string(),
+            }));
+        }
+        let lost = self.lost.swap(0, Ordering::AcqRel);
+        if lost > 0 {
+            notes.push(
+                serde_json::json!({ "kind": "agent", "event": "records_lost", "count": lost }),
+            );
+        }
+        let mut sealed = 0u64;
+        for note in notes {
+            let Value::Object(mut fields) = note else {
+                unreachable!("json! object")
+            };
+            fields.insert(
+                "ts".into(),
+                humantime::format_rfc3339_nanos(SystemTime::now())
+                    .to_string()
+                    .into(),
+            );
+            fields.insert("id".into(), format!("writer-{}", head.seq + 1).into());
+            let (line, hash) = chain::seal(fields, head.seq + 1, &head.hash);
+            buf.extend_from_slice(&line);
+            head = Head {
+                hash,
+                seq: head.seq + 1,
+            };
+        }
         for msg in batch {
             match msg {
                 Msg::Record { fields, durable } => {
                     let (line, hash) = chain::seal(fields, head.seq + 1, &head.hash);
                     buf.extend_from_slice(&line);
+                    sealed += 1;
                     head = Head {
                         hash,
                         seq: head.seq + 1,
                     };
-                    waiting.extend(durable);
+                    waiting.extend(durable.map(|d| (d, false)));
                 }
-                Msg::Sync(done) => waiting.push(done),
+                // An explicit sync always reaches the disk.
+                Msg::Sync(done) => waiting.push((done, true)),
             }
         }
         let mut result = self.file.write_all(&buf);
-        if result.is_ok() && !waiting.is_empty() {
+        let syncs = waiting.iter().any(|w| w.1) || (self.sync_each && !waiting.is_empty());
+        if result.is_ok() && syncs {
             result = self.file.sync_data();
         }
         match result {
             Ok(()) => {
+                if syncs {
+                    self.dirty = false;
+                    self.last_sync = std::time::Instant::now();
+                } else {
+                    self.dirty = true;
+                }
                 self.len += buf.len() as u64;
                 self.head = head;
                 if !self.healthy.swap(true, Ordering::AcqRel) {
                     tracing::warn!(path = %self.path.display(), "audit log writable again");
                 }
-                for w in waiting {
+                for (w, _) in waiting {
                     let _ = w.send(true);
                 }
                 if self.len >= self.rotate_bytes {
@@ -269,7 +356,11 @@ impl Writer {
                     tracing::error!(path = %self.path.display(), error = %e, "audit write failed: intercepted requests are refused until it works again");
                 }
                 let _ = self.file.set_len(self.len);
-                for w in waiting {
+                // Durable waiters learn of it; the rest are counted as lost.
+                let told = waiting.iter().filter(|w| !w.1).count() as u64;
+                self.lost
+                    .fetch_add(sealed.saturating_sub(told) + lost, Ordering::Relaxed);
+                for (w, _) in waiting {
                     let _ = w.send(false);
                 }
             }
@@ -307,39 +398,57 @@ fn open_append(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
-/// The chain head from the newest file that has a complete record. A
-/// partial last line (a crash mid-write) is terminated, not removed: the
-/// chain continues after it and `airlock audit verify` reports it.
-fn resume(path: &Path, file: &mut File) -> std::io::Result<Option<Head>> {
-    let len = file.metadata()?.len();
-    if len > 0 {
-        let mut last = [0u8; 1];
-        file.seek(SeekFrom::Start(len - 1))?;
-        file.read_exact(&mut last)?;
-        if last[0] != b'\n' {
-            tracing::warn!(path = %path.display(), "audit log ends in a partial record (crash?): kept and reported by `airlock audit verify`");
-            file.write_all(b"\n")?;
-            file.sync_data()?;
-        }
+/// A partial record found at the end of the file after a crash.
+#[derive(Debug)]
+struct Recovered {
+    bytes: u64,
+    saved_to: PathBuf,
+}
+
+/// Cuts a partial last line (a crash mid-write) off the file and keeps it
+/// beside it, so the chain stays verifiable; the writer then records that
+/// this happened. Returns the chain head from the newest file with a
+/// complete record.
+fn resume(path: &Path, file: &mut File) -> std::io::Result<(Option<Head>, Option<Recovered>)> {
+    let mut recovered = None;
+    let bytes = std::fs::read(path)?;
+    if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+        let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let saved_to = path.with_file_name(format!(
+            "{}.partial-{}",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        ));
+        std::fs::write(&saved_to, &bytes[keep..])?;
+        file.set_len(keep as u64)?;
+        file.sync_all()?;
+        tracing::warn!(path = %path.display(), saved_to = %saved_to.display(),
+            "audit log ended in a partial record (crash?): moved aside and recorded");
+        recovered = Some(Recovered {
+            bytes: (bytes.len() - keep) as u64,
+            saved_to,
+        });
     }
     for candidate in std::iter::once(path.to_owned()).chain(files::rotated(path).into_iter().rev())
     {
         if let Some(head) = last_head(&candidate)? {
-            return Ok(Some(head));
+            return Ok((Some(head), recovered));
         }
     }
-    Ok(None)
+    Ok((None, recovered))
 }
 
 /// Hash and seq of the last complete, parseable record in `path`.
 fn last_head(path: &Path) -> std::io::Result<Option<Head>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    Ok(text.lines().rev().find_map(|l| {
-        let v: Value = serde_json::from_str(l).ok()?;
+    Ok(bytes.split(|b| *b == b'\n').rev().find_map(|l| {
+        let v: Value = serde_json::from_slice(l).ok()?;
         Some(Head {
             hash: v.get("hash")?.as_str()?.to_owned(),
             seq: v.get("seq")?.as_u64()?,

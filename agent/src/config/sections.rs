@@ -195,6 +195,21 @@ pub enum OnAuditFailure {
     Allow,
 }
 
+/// When a request's record counts as safe enough to forward the request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Written and fsynced (group commit): survives a power loss.
+    #[default]
+    Fsync,
+    /// Written to the kernel: survives airlock crashing or `kill -9`, not
+    /// a power loss; fsynced every [`WRITTEN_SYNC_INTERVAL_MS`].
+    Written,
+}
+
+/// How often `durability = "written"` fsyncs, milliseconds.
+pub const WRITTEN_SYNC_INTERVAL_MS: u64 = 50;
+
 /// `[audit]`: where records are written.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -207,6 +222,9 @@ pub struct AuditConfig {
     /// `deny` (default) or `allow` intercepted requests while the log
     /// cannot be written.
     pub on_failure: OnAuditFailure,
+    /// `fsync` (default) or `written`: what must have happened to a
+    /// request's record before the request is forwarded.
+    pub durability: Durability,
 }
 
 impl Default for AuditConfig {
@@ -215,6 +233,7 @@ impl Default for AuditConfig {
             path: PathBuf::from(DEFAULT_AUDIT_PATH),
             rotate_bytes: DEFAULT_AUDIT_ROTATE_BYTES,
             on_failure: OnAuditFailure::Deny,
+            durability: Durability::Fsync,
         }
     }
 }

@@ -145,6 +145,9 @@ impl Exchange {
         let done = phase == Phase::Response;
         let mut request = self.request.clone();
         if done {
+            // The headers are in the request record (same id); repeating
+            // them would double what the writer serialises per request.
+            request.headers.clear();
             request.body = Some(BodyInfo {
                 bytes: self.request_bytes.load(Ordering::Relaxed),
                 sha256: take(&self.request_sha256),
@@ -177,6 +180,17 @@ impl Exchange {
             duration_ms: done
                 .then(|| u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)),
             error: if done { take(&self.error) } else { None },
+        }
+    }
+}
+
+impl Drop for Exchange {
+    /// An exchange that never reached its end (an upgraded tunnel cut off at
+    /// shutdown, a task aborted) is still recorded, with why.
+    fn drop(&mut self) {
+        if !self.done.load(Ordering::Acquire) {
+            self.set_error("exchange ended without completing");
+            self.finish();
         }
     }
 }

@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::body::{Counted, Side};
@@ -18,6 +18,11 @@ use super::exchange::{ConnCtx, Exchange};
 use super::headers::{is_upgrade, strip_hop_by_hop};
 use super::{Body, Proto, UpstreamConn, UpstreamError};
 use crate::config::OnAuditFailure;
+
+/// A client must finish sending request headers within this (slowloris).
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// HTTP/2 pings on idle connections, so dead peers are noticed.
+const HTTP2_KEEPALIVE: Option<std::time::Duration> = Some(std::time::Duration::from_secs(60));
 
 /// Serves HTTP on `client` until it closes. `upstream` is the connection to
 /// forward to, or why there is none (then every request gets a 502 that
@@ -40,12 +45,16 @@ pub async fn serve<IO>(
     let result = match proto {
         Proto::Http1 => {
             http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(io, service)
                 .with_upgrades()
                 .await
         }
         Proto::Http2 => {
             http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .keep_alive_interval(HTTP2_KEEPALIVE)
                 .serve_connection(io, service)
                 .await
         }

@@ -103,8 +103,8 @@ impl Proxy {
         .await
         {
             Ok(Ok(s)) => s,
-            // Nothing sent yet: maybe a server-speaks-first protocol.
-            Err(_) if first.is_empty() => Sniffed::NotTls,
+            // Silence is not a protocol: splicing it would let a client wait
+            // out the timeout and then speak TLS undecrypted. Close it.
             Err(_) => {
                 return self.reject(
                     &conn,

@@ -238,6 +238,14 @@ fn name_constraints(intercept: &InterceptList) -> NameConstraints {
             }
         });
     }
+    // Constraints apply per name type: with no DNS subtree at all, DNS
+    // names would be unconstrained. `invalid.` (RFC 6761) matches nothing.
+    if !permitted
+        .iter()
+        .any(|g| matches!(g, GeneralSubtree::DnsName(_)))
+    {
+        permitted.push(GeneralSubtree::DnsName("invalid".into()));
+    }
     let excluded = if ips {
         Vec::new()
     } else {

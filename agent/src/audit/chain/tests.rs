@@ -96,3 +96,22 @@ fn chains_continue_across_files() {
     });
     assert_eq!(verify_text(&b, wrong).unwrap_err().line, 1);
 }
+
+#[test]
+fn canonical_sorts_keys_at_every_level() {
+    // Guards the assumption that serde_json's Map is ordered by key (the
+    // `preserve_order` feature would silently break verification).
+    let v: Value = serde_json::from_str(r#"{"z":1,"a":{"y":2,"b":[{"d":1,"c":2}]}}"#).unwrap();
+    let Value::Object(m) = v else { unreachable!() };
+    assert_eq!(canonical(&m), r#"{"a":{"b":[{"c":2,"d":1}],"y":2},"z":1}"#);
+}
+
+#[test]
+fn sealed_lines_are_json_with_the_hash() {
+    let mut m = Map::new();
+    m.insert("kind".into(), "agent".into());
+    let (line, h) = seal(m, 1, GENESIS);
+    let v: Value = serde_json::from_slice(&line).unwrap();
+    assert_eq!(v["hash"], h.as_str());
+    assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+}
