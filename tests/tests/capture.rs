@@ -451,3 +451,57 @@ async fn getpeername_returns_the_original_destination() {
     }
     airlock.stop().await;
 }
+
+/// Connects from a thread that renamed itself, as runtimes do
+/// (`tokio-runtime-w`, `HttpClient-1-Wo`), and prints the upstream's report
+/// and its own local port.
+const RENAMED_THREAD_PROBE: &str = r#"
+import ctypes, json, socket, sys, threading
+out = {}
+def work():
+    ctypes.CDLL(None).prctl(15, b"worker-thread", 0, 0, 0)  # PR_SET_NAME
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    data = b""
+    while chunk := s.recv(4096):
+        data += chunk
+    out["local_port"] = s.getsockname()[1]
+    out["upstream"] = json.loads(data.split(b"\r\n\r\n", 1)[1])
+t = threading.Thread(target=work)
+t.start()
+t.join()
+print(json.dumps(out))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selection_is_by_process_name_not_by_a_renamed_thread() {
+    if !privileged("selection_is_by_process_name_not_by_a_renamed_thread") {
+        return;
+    }
+    let mut which = tokio::process::Command::new("python3");
+    which.args(["-c", "import sys; print(sys.executable)"]);
+    let python = finish(which).await;
+    let tmp = TempDir::new("threads");
+    let agent = tmp.alias("fakeagent", python.stdout.trim());
+    let up = Upstream::on("127.0.0.1").await;
+    let cg = TestCgroup::new("threads");
+    let mut capture = Running::capture(&cg, &[up.port()]);
+    capture.comm = vec!["fakeagent".into()];
+    capture.follow_children = false;
+    let airlock = Running::start(capture).await;
+    let mut cmd = cg.command(&agent);
+    cmd.args(["-c", RENAMED_THREAD_PROBE, &up.port().to_string()]);
+    let out = finish(cmd).await;
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let rec = only(airlock.connections(1).await);
+    assert_eq!(
+        rec["process"]["comm"], "fakeagent",
+        "the process's name, not the thread's"
+    );
+    assert_eq!(
+        rec["src"]["port"], v["local_port"],
+        "the renamed thread's connection was captured"
+    );
+    airlock.stop().await;
+}
