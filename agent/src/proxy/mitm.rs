@@ -54,11 +54,11 @@ pub(super) async fn intercept(
         Ok(stream) => {
             let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
             let proto = Proto::from_alpn(alpn.as_deref());
-            // Later re-dials offer only what was agreed.
+            // Later re-dials offer only what was agreed (nothing, if
+            // nothing was), so a re-dial cannot switch HTTP versions.
             let mut redial = dialer.clone();
-            if let Some(a) = &alpn
-                && let Ok(c) = proxy.upstream_tls.config(std::slice::from_ref(a))
-            {
+            let agreed: &[Vec<u8>] = alpn.as_ref().map_or(&[], std::slice::from_ref);
+            if let Ok(c) = proxy.upstream_tls.config(agreed) {
                 redial.config = c;
             }
             (alpn, UpstreamConn::start(redial, stream, proto).await)
