@@ -57,7 +57,7 @@ pub(super) async fn intercept(
             // Later re-dials offer only what was agreed (nothing, if
             // nothing was), so a re-dial cannot switch HTTP versions.
             let mut redial = dialer.clone();
-            let agreed: &[Vec<u8>] = alpn.as_ref().map_or(&[], std::slice::from_ref);
+            let agreed: &[Vec<u8>] = alpn.as_slice();
             if let Ok(c) = proxy.upstream_tls.config(agreed) {
                 redial.config = c;
             }
