@@ -27,6 +27,8 @@ pub(super) struct Counted<B: HttpBody> {
     side: Side,
     /// SHA-256 of the bytes as they pass, finished at the body's end.
     digest: Option<DigestCtx>,
+    /// This body's end has been reported to the exchange.
+    closed: bool,
 }
 
 /// ring's context, given a Debug so the body can derive one.
@@ -40,11 +42,22 @@ impl std::fmt::Debug for DigestCtx {
 
 impl<B: HttpBody> Counted<B> {
     pub(super) fn new(inner: B, exchange: Arc<Exchange>, side: Side) -> Self {
+        exchange.body_opened(side == Side::Response);
         Self {
             inner,
             exchange,
             side,
             digest: Some(DigestCtx(ring::digest::Context::new(&ring::digest::SHA256))),
+            closed: false,
+        }
+    }
+
+    /// Tells the exchange this body is over (once): it is recorded when
+    /// both bodies are, so a request body still streaming after an early
+    /// response is counted in full.
+    fn close(&mut self) {
+        if !std::mem::replace(&mut self.closed, true) {
+            self.exchange.body_closed(self.side == Side::Response);
         }
     }
 
@@ -101,9 +114,7 @@ where
             }
             Poll::Ready(None) => {
                 self.seal_digest();
-                if self.side == Side::Response {
-                    self.exchange.finish();
-                }
+                self.close();
                 Poll::Ready(None)
             }
             Poll::Pending => Poll::Pending,
@@ -123,15 +134,14 @@ impl<B: HttpBody> Drop for Counted<B> {
     fn drop(&mut self) {
         if self.inner.is_end_stream() {
             self.seal_digest();
+        } else if !self.closed {
+            // Dropped before its end (an empty body is at its end without
+            // ever being polled).
+            self.exchange.set_error(match self.side {
+                Side::Response => "response not completed: the client went away",
+                Side::Request => "request body not completely sent upstream",
+            });
         }
-        if self.side == Side::Response {
-            // Dropped before its end: the client went away mid-response.
-            // (An empty body is at its end without ever being polled.)
-            if !self.inner.is_end_stream() {
-                self.exchange
-                    .set_error("response not completed: the client went away");
-            }
-            self.exchange.finish();
-        }
+        self.close();
     }
 }

@@ -41,7 +41,14 @@ pub(super) struct Exchange {
     upgraded: AtomicBool,
     error: Mutex<Option<String>>,
     done: AtomicBool,
+    /// Bodies in flight: `REQUEST_OPEN | RESPONSE_OPEN`, plus
+    /// `RESPONSE_SEEN` once a response body exists.
+    bodies: std::sync::atomic::AtomicU8,
 }
+
+const REQUEST_OPEN: u8 = 1;
+const RESPONSE_OPEN: u8 = 2;
+const RESPONSE_SEEN: u8 = 4;
 
 impl Exchange {
     pub(super) fn new<B>(ctx: Arc<ConnCtx>, req: &http::Request<B>) -> Arc<Self> {
@@ -79,6 +86,7 @@ impl Exchange {
             upgraded: AtomicBool::new(false),
             error: Mutex::new(None),
             done: AtomicBool::new(false),
+            bodies: std::sync::atomic::AtomicU8::new(0),
             ctx,
         })
     }
@@ -112,6 +120,34 @@ impl Exchange {
             &self.request_sha256
         };
         *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(hex);
+    }
+
+    pub(super) fn body_opened(&self, response: bool) {
+        let bits = if response {
+            RESPONSE_OPEN | RESPONSE_SEEN
+        } else {
+            REQUEST_OPEN
+        };
+        self.bodies.fetch_or(bits, Ordering::AcqRel);
+    }
+
+    /// The exchange is recorded once the response body and any request
+    /// body still streaming have both ended.
+    pub(super) fn body_closed(&self, response: bool) {
+        let bit = if response {
+            RESPONSE_OPEN
+        } else {
+            REQUEST_OPEN
+        };
+        let now = self.bodies.fetch_and(!bit, Ordering::AcqRel) & !bit;
+        if now == RESPONSE_SEEN {
+            self.finish();
+        }
+    }
+
+    /// Records why the exchange failed, over any earlier reason.
+    pub(super) fn replace_error(&self, why: String) {
+        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
     }
 
     /// Records why the exchange failed; the first reason wins.

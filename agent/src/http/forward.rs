@@ -168,7 +168,8 @@ fn refuse(
     message: &str,
 ) -> Response<Body> {
     exchange.set_status(status);
-    exchange.set_error(format!("{code}: {message}"));
+    // airlock's own answer is the reason that matters most.
+    exchange.replace_error(format!("{code}: {message}"));
     let body =
         serde_json::json!({ "error": { "code": code, "message": message, "source": "airlock", "audit_id": exchange.id() } })
             .to_string();
