@@ -53,3 +53,33 @@ pub async fn wait_for(path: &Path, what: impl Fn(&[Value]) -> bool) -> Vec<Value
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Writes a daemon config into `dir` capturing `port` in `cgroup`, with
+/// its CA in `dir/ca`, `upstream_roots` trusted, and the audit trail at
+/// `dir/audit.jsonl`; returns the config path.
+pub fn write_tls_config(dir: &Path, cgroup: &Path, port: u16, upstream_roots: &Path) -> PathBuf {
+    let config = dir.join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[capture]\ncgroup = {cgroup:?}\nports = [{port}]\n[proxy]\nlisten = \"127.0.0.1:{}\"\nlisten6 = \"[::1]:{}\"\n\
+             [tls]\nca_dir = {:?}\nupstream_roots = [{upstream_roots:?}]\n[audit]\npath = {:?}\n",
+            free_port("127.0.0.1"),
+            free_port("::1"),
+            dir.join("ca"),
+            dir.join("audit.jsonl"),
+        ),
+    )
+    .expect("write config");
+    config
+}
+
+/// `airlock run --config config`, killed when dropped.
+pub fn spawn(config: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(airlock_bin())
+        .args(["run", "--log-level", "error", "--config"])
+        .arg(config)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start airlock")
+}

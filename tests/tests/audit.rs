@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use airlock_tests::daemon::{airlock_bin, free_port, records, wait_for};
+use airlock_tests::daemon::{airlock_bin, records, spawn, wait_for, write_tls_config};
 use airlock_tests::pki::TestPki;
 use airlock_tests::tls_upstream::TlsUpstream;
 use airlock_tests::{Running, TempDir, TestCgroup, finish, privileged};
@@ -142,30 +142,9 @@ async fn kill_9_under_load_then_restart_keeps_the_chain_and_every_forwarded_requ
     let cg = TestCgroup::new("kill9");
     let pki = TestPki::new("kill -9 upstream CA");
     let up = TlsUpstream::start(upstream_config(&pki), &["127.0.0.1:0".parse().unwrap()]).await;
+    let config = write_tls_config(dir.path(), cg.path(), up.port(), &pki.write_ca(dir.path()));
     let audit = dir.path().join("audit.jsonl");
-    let config = dir.path().join("airlock.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[capture]\ncgroup = {:?}\nports = [{}]\n[proxy]\nlisten = \"127.0.0.1:{}\"\nlisten6 = \"[::1]:{}\"\n\
-             [tls]\nca_dir = {:?}\nupstream_roots = [{:?}]\n[audit]\npath = {:?}\n",
-            cg.path(),
-            up.port(),
-            free_port("127.0.0.1"),
-            free_port("::1"),
-            dir.path().join("ca"),
-            pki.write_ca(dir.path()),
-            audit
-        ),
-    )
-    .unwrap();
-    let start = || {
-        let mut cmd = tokio::process::Command::new(airlock_bin());
-        cmd.args(["run", "--log-level", "error", "--config"])
-            .arg(&config)
-            .kill_on_drop(true);
-        cmd.spawn().unwrap()
-    };
+    let start = || spawn(&config);
     let started =
         |n: usize| move |r: &[Value]| r.iter().filter(|r| r["event"] == "start").count() >= n;
 

@@ -1,7 +1,7 @@
 //! Bodies far larger than memory budgets stream through the real daemon:
 //! its peak memory stays bounded whatever the body size.
 
-use airlock_tests::daemon::{airlock_bin, free_port, wait_for};
+use airlock_tests::daemon::{spawn, wait_for, write_tls_config};
 use airlock_tests::pki::TestPki;
 use airlock_tests::tls_upstream::TlsUpstream;
 use airlock_tests::{TempDir, TestCgroup, finish, privileged};
@@ -24,29 +24,9 @@ async fn hundred_mib_each_way_with_bounded_daemon_memory() {
         &["127.0.0.1:0".parse().unwrap()],
     )
     .await;
+    let config = write_tls_config(dir.path(), cg.path(), up.port(), &pki.write_ca(dir.path()));
     let audit = dir.path().join("audit.jsonl");
-    let config = dir.path().join("airlock.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[capture]\ncgroup = {:?}\nports = [{}]\n[proxy]\nlisten = \"127.0.0.1:{}\"\nlisten6 = \"[::1]:{}\"\n\
-             [tls]\nca_dir = {:?}\nupstream_roots = [{:?}]\n[audit]\npath = {:?}\n",
-            cg.path(),
-            up.port(),
-            free_port("127.0.0.1"),
-            free_port("::1"),
-            dir.path().join("ca"),
-            pki.write_ca(dir.path()),
-            audit
-        ),
-    )
-    .unwrap();
-    let mut daemon = tokio::process::Command::new(airlock_bin())
-        .args(["run", "--log-level", "warn", "--config"])
-        .arg(&config)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut daemon = spawn(&config);
     wait_for(&audit, |r| r.iter().any(|r| r["event"] == "start")).await;
     let ca = dir.path().join("ca/ca.crt");
     let url = format!("https://{NAME}:{}", up.port());
