@@ -1,5 +1,6 @@
-//! `airlock demo`: the whole capture path on embedded defaults, on
-//! loopback, with real processes in a throwaway cgroup.
+//! `airlock demo`: the whole path on embedded defaults, on loopback —
+//! capture, TLS interception, audit — with real processes in a throwaway
+//! cgroup.
 
 mod azure;
 
@@ -44,16 +45,24 @@ struct Step {
 pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
     let cgroup_name = format!("airlock-demo-{}", std::process::id());
     crate::capture::preflight(&Default::default())?;
-    let cgroup = OwnedCgroup::create(&cgroup_name)?;
-    let mut servers = JoinSet::new();
-    let arm = azure::start(&mut servers)
-        .await
-        .map_err(|source| DemoError::Io {
-            what: "starting the fake ARM endpoint".into(),
-            source,
-        })?;
     let audit =
         audit.unwrap_or_else(|| std::env::temp_dir().join(format!("{cgroup_name}/audit.jsonl")));
+    let dir = audit
+        .parent()
+        .unwrap_or(std::path::Path::new("/tmp"))
+        .to_owned();
+    std::fs::create_dir_all(&dir).map_err(|source| DemoError::Io {
+        what: format!("creating {}", dir.display()),
+        source,
+    })?;
+    let cgroup = OwnedCgroup::create(&cgroup_name)?;
+    let mut servers = JoinSet::new();
+    let (arm, demo_ca) = azure::start(&mut servers, &dir)
+        .await
+        .map_err(|why| DemoError::Step {
+            step: "starting the simulated ARM endpoint",
+            why,
+        })?;
 
     let mut config = Config::default();
     config.capture.cgroup = Some(cgroup.path().to_owned());
@@ -61,10 +70,9 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
     config.proxy.listen = "127.0.0.1:0".parse().expect("literal");
     config.proxy.listen6 = Some("[::1]:0".parse().expect("literal"));
     config.audit.path = audit.clone();
-    config.tls.ca_dir = audit
-        .parent()
-        .unwrap_or(std::path::Path::new("/tmp"))
-        .join("ca");
+    config.tls.ca_dir = dir.join("ca");
+    config.tls.upstream_roots = vec![demo_ca];
+    let airlock_ca = config.tls.ca_dir.join("ca.crt");
     let app = crate::app::build(config).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(app.run(async {
@@ -76,13 +84,19 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         cgroup.path().display()
     );
     println!(
-        "fake Azure Resource Manager at http://{arm} (plain HTTP until TLS interception lands)\n"
+        "simulated Azure Resource Manager: https://{}:{} on {arm} (TLS, its own CA)",
+        azure::HOST,
+        arm.port()
     );
     println!(
-        "{:<44} {:>7} {:<8} {:<22} {:>6} {:>6}  RESULT",
-        "STEP", "PID", "PROCESS", "DESTINATION", "OUT", "IN"
+        "the agent's processes trust airlock's CA ({}), as `airlock ca env` sets up\n",
+        airlock_ca.display()
     );
-    let steps = steps(arm);
+    println!(
+        "{:<36} {:>7} {:<8} {:>6}  REQUEST (as decrypted and audited)",
+        "STEP", "PID", "PROCESS", "STATUS"
+    );
+    let steps = steps(arm, &airlock_ca);
     let script = tokio::select! {
         r = run_script(&cgroup, &audit, &steps) => r,
         _ = tokio::signal::ctrl_c() => Err(DemoError::Step { step: "interrupted", why: "Ctrl-C".into() }),
@@ -114,30 +128,46 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
     Ok(())
 }
 
-fn steps(arm: std::net::SocketAddr) -> Vec<Step> {
+fn steps(arm: std::net::SocketAddr, airlock_ca: &std::path::Path) -> Vec<Step> {
     let sub = azure::SUBSCRIPTION;
-    let curl = |url: String| {
+    let base = format!("https://{}:{}", azure::HOST, arm.port());
+    let curl = |path: String| -> Vec<String> {
         vec![
             "curl".into(),
             "-sS".into(),
             "--max-time".into(),
             "10".into(),
-            url,
+            "--cacert".into(),
+            airlock_ca.display().to_string(),
+            "--resolve".into(),
+            format!("{}:{}:127.0.0.1", azure::HOST, arm.port()),
+            "-H".into(),
+            "Authorization: Bearer eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.demo.signature".into(),
+            format!("{base}{path}"),
         ]
+    };
+    let shell = |path: String| -> Vec<String> {
+        let inner = curl(path)
+            .into_iter()
+            .map(|a| format!("'{a}'"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        vec!["sh".into(), "-c".into(), format!("{inner}; true")]
     };
     vec![
         Step {
             title: "az group list (curl)",
-            argv: curl(format!("http://{arm}/subscriptions/{sub}/resourcegroups?api-version=2021-04-01")),
+            argv: curl(format!("/subscriptions/{sub}/resourcegroups?api-version=2021-04-01")),
             expect_refused: false,
         },
         Step {
             title: "storage account list (sh → curl)",
-            argv: vec![
-                "sh".into(),
-                "-c".into(),
-                format!("curl -sS --max-time 10 'http://{arm}/subscriptions/{sub}/providers/Microsoft.Storage/storageAccounts?api-version=2023-01-01'; true"),
-            ],
+            argv: shell(format!("/subscriptions/{sub}/providers/Microsoft.Storage/storageAccounts?api-version=2023-01-01")),
+            expect_refused: false,
+        },
+        Step {
+            title: "a mistyped resource type",
+            argv: curl(format!("/subscriptions/{sub}/providers/Microsoft.Storage/storageAcounts?api-version=2023-01-01")),
             expect_refused: false,
         },
         Step {
@@ -160,7 +190,7 @@ async fn run_script(
     for step in steps {
         let mut cmd = cgroup.command(&step.argv[0]);
         cmd.args(&step.argv[1..]).kill_on_drop(true);
-        let before = connection_records(audit).len();
+        let before = exchanges(audit).len();
         let out = tokio::time::timeout(STEP_TIMEOUT, cmd.output())
             .await
             .map_err(|_| DemoError::Step {
@@ -175,15 +205,13 @@ async fn run_script(
         if step.expect_refused {
             let refused = stdout.trim() == "refused";
             println!(
-                "{:<44} {:>7} {:<8} {:<22} {:>6} {:>6}  {}",
+                "{:<36} {:>7} {:<8} {:>6}  {}",
                 step.title,
                 "-",
                 "python3",
-                "127.0.0.1:443/udp",
-                "-",
                 "-",
                 if refused {
-                    "refused (QUIC must use TCP, which is captured)"
+                    "UDP 127.0.0.1:443 refused: QUIC must use TCP, which is captured"
                 } else {
                     "NOT refused"
                 }
@@ -202,33 +230,27 @@ async fn run_script(
                 why: String::from_utf8_lossy(&out.stderr).into_owned(),
             });
         }
-        let rec = wait_for_record(audit, before)
+        let rec = wait_for_exchange(audit, before)
             .await
             .ok_or(DemoError::Step {
                 step: step.title,
-                why: "no audit record for the connection".into(),
+                why: "no audit record for the request".into(),
             })?;
-        let p = &rec["process"];
         println!(
-            "{:<44} {:>7} {:<8} {:<22} {:>6} {:>6}  relayed, audited",
+            "{:<36} {:>7} {:<8} {:>6}  {}",
             step.title,
-            p["pid"].to_string(),
-            p["comm"].as_str().unwrap_or("?"),
-            format!(
-                "{}:{}",
-                rec["dst"]["ip"].as_str().unwrap_or("?"),
-                rec["dst"]["port"]
-            ),
-            rec["bytes_out"].to_string(),
-            rec["bytes_in"].to_string(),
+            rec["process"]["pid"].to_string(),
+            rec["process"]["comm"].as_str().unwrap_or("?"),
+            rec["response"]["status"].to_string(),
+            crate::audit::query::row_request(&rec),
         );
     }
     Ok(())
 }
 
-async fn wait_for_record(audit: &std::path::Path, before: usize) -> Option<Value> {
+async fn wait_for_exchange(audit: &std::path::Path, before: usize) -> Option<Value> {
     for _ in 0..200 {
-        if let Some(r) = connection_records(audit).into_iter().nth(before) {
+        if let Some(r) = exchanges(audit).into_iter().nth(before) {
             return Some(r);
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -236,10 +258,11 @@ async fn wait_for_record(audit: &std::path::Path, before: usize) -> Option<Value
     None
 }
 
-fn connection_records(audit: &std::path::Path) -> Vec<Value> {
+/// Completed HTTP exchanges (`phase: response`).
+fn exchanges(audit: &std::path::Path) -> Vec<Value> {
     read_records(audit)
         .into_iter()
-        .filter(|r| r["kind"] == "connection")
+        .filter(|r| r["kind"] == "http" && r["phase"] == "response")
         .collect()
 }
 

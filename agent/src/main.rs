@@ -17,7 +17,7 @@ use airlock::tls::{CaFiles, CertificateAuthority};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Command::Demo { .. });
-    init_logging(&cli.log, if quiet { "warn" } else { "info" });
+    init_logging(&cli.log, if quiet { "error" } else { "info" });
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -206,25 +206,43 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
     let rows: Vec<&str> = out
         .stdout
         .lines()
-        .filter(|l| l.contains("relayed, audited"))
+        .filter(|l| l.contains("GET https://management.azure.com/"))
         .collect();
-    assert_eq!(rows.len(), 2, "{}", out.stdout);
+    assert_eq!(rows.len(), 3, "{}", out.stdout);
     assert!(rows.iter().all(|r| r.contains(" curl ")), "{}", out.stdout);
+    assert!(rows[2].contains(" 404  GET"), "{}", out.stdout);
     assert!(
-        out.stdout.contains("refused (QUIC must use TCP"),
+        rows[0].contains(" 200  GET") && rows[1].contains(" 200  GET"),
         "{}",
         out.stdout
     );
     assert!(
-        out.stdout.contains(&audit.display().to_string()),
+        out.stdout.contains("refused: QUIC must use TCP"),
         "{}",
         out.stdout
     );
-    let conns: Vec<Value> = records(&audit)
-        .into_iter()
-        .filter(|r| r["kind"] == "connection")
+    assert!(
+        out.stdout.contains("airlock audit verify: OK"),
+        "{}",
+        out.stdout
+    );
+    let all = records(&audit);
+    let requests: Vec<&Value> = all
+        .iter()
+        .filter(|r| r["kind"] == "http" && r["phase"] == "request")
         .collect();
-    assert_eq!(conns.len(), 2);
+    assert_eq!(requests.len(), 3);
+    // The agent sent a bearer token: neither the headers nor the command
+    // line in the trail carry it.
+    assert_eq!(
+        requests[0]["request"]["headers"]["authorization"],
+        "Bearer [REDACTED]"
+    );
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        !text.contains("demo.signature"),
+        "a token reached the audit trail"
+    );
     // The demo's cgroup is gone.
     let name = format!("airlock-demo-{}", out.pid);
     let root = airlock::capture::cgroup::cgroup2_mount().unwrap();

@@ -72,19 +72,7 @@ pub fn row(r: &Value) -> String {
         .as_u64()
         .map_or("-".to_owned(), |s| s.to_string());
     let what = match r["kind"].as_str() {
-        Some("http") => {
-            let q = &r["request"];
-            let query = q["query"]
-                .as_str()
-                .map(|q| format!("?{q}"))
-                .unwrap_or_default();
-            format!(
-                "{} https://{}{}{query}",
-                q["method"].as_str().unwrap_or("?"),
-                q["host"].as_str().unwrap_or("?"),
-                q["path"].as_str().unwrap_or("")
-            )
-        }
+        Some("http") => row_request(r),
         Some("agent") => format!("airlock {}", r["event"].as_str().unwrap_or("")),
         _ => format!(
             "{} {}:{}",
@@ -106,6 +94,21 @@ pub fn row(r: &Value) -> String {
         p["pid"].as_u64().map_or("-".into(), |v| v.to_string()),
         p["comm"].as_str().unwrap_or("-"),
         p["uid"].as_u64().map_or("-".into(), |v| v.to_string()),
+    )
+}
+
+/// `METHOD https://host/path?query` of an `http` record.
+pub fn row_request(r: &Value) -> String {
+    let q = &r["request"];
+    let query = q["query"]
+        .as_str()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    format!(
+        "{} https://{}{}{query}",
+        q["method"].as_str().unwrap_or("?"),
+        q["host"].as_str().unwrap_or("?"),
+        q["path"].as_str().unwrap_or("")
     )
 }
 
