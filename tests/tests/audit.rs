@@ -156,7 +156,12 @@ async fn kill_9_under_load_then_restart_keeps_the_chain_and_every_forwarded_requ
     for _ in 0..4 {
         load.spawn(finish(curl_many(&cg, up.port(), &ca, 400)));
     }
+    let deadline = tokio::time::Instant::now() + airlock_tests::WAIT;
     while up.requests() < 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "load never reached the upstream"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     daemon.start_kill().unwrap();
