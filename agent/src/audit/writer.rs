@@ -78,11 +78,15 @@ impl AuditLog {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::DirBuilder::new()
                 .recursive(true)
-                .mode(0o700)
+                .mode(if config.group.is_some() { 0o750 } else { 0o700 })
                 .create(dir)
                 .map_err(err("create its directory"))?;
         }
-        let mut file = open_append(&path).map_err(err("open"))?;
+        let access = Access::for_config(config).map_err(err("resolve audit.group"))?;
+        if let (Some(dir), Some(gid)) = (path.parent(), access.gid) {
+            std::os::unix::fs::chown(dir, None, Some(gid)).map_err(err("chown its directory"))?;
+        }
+        let mut file = access.open(&path).map_err(err("open"))?;
         let (head, recovered) = resume(&path, &mut file).map_err(err("read its last record"))?;
         let len = file.metadata().map_err(err("stat"))?.len();
         let healthy = Arc::new(AtomicBool::new(true));
@@ -97,6 +101,7 @@ impl AuditLog {
                 seq: 0,
             }),
             rotate_bytes: config.rotate_bytes,
+            access,
             healthy: healthy.clone(),
             sync_each: config.durability == Durability::Fsync,
             lost: lost.clone(),
@@ -218,6 +223,7 @@ struct Writer {
     len: u64,
     head: Head,
     rotate_bytes: u64,
+    access: Access,
     healthy: Arc<AtomicBool>,
     /// fsync before acknowledging durable records (`durability = "fsync"`).
     sync_each: bool,
@@ -375,7 +381,7 @@ impl Writer {
             .file
             .sync_all()
             .and_then(|()| std::fs::rename(&self.path, &aside))
-            .and_then(|()| open_append(&self.path));
+            .and_then(|()| self.access.open(&self.path));
         match result {
             Ok(f) => {
                 self.file = f;
@@ -389,13 +395,55 @@ impl Writer {
     }
 }
 
-fn open_append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .mode(0o600)
-        .open(path)
+/// Who may read audit files: root only (0600), or also `audit.group`
+/// (0640, group-owned), for auditors who should not need root.
+#[derive(Clone, Copy, Debug)]
+struct Access {
+    gid: Option<u32>,
+}
+
+impl Access {
+    fn for_config(config: &AuditConfig) -> std::io::Result<Self> {
+        let gid = match &config.group {
+            None => None,
+            Some(name) => Some(group_id(name)?),
+        };
+        Ok(Self { gid })
+    }
+
+    fn open(self, path: &Path) -> std::io::Result<File> {
+        let mode = if self.gid.is_some() { 0o640 } else { 0o600 };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .mode(mode)
+            .open(path)?;
+        if let Some(gid) = self.gid {
+            std::os::unix::fs::fchown(&file, None, Some(gid))?;
+            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        }
+        Ok(file)
+    }
+}
+
+/// A group's id from /etc/group (a number is taken as is).
+fn group_id(name: &str) -> std::io::Result<u32> {
+    if let Ok(gid) = name.parse() {
+        return Ok(gid);
+    }
+    std::fs::read_to_string("/etc/group")?
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            (f.next() == Some(name)).then(|| f.nth(1)?.parse().ok())?
+        })
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no group {name:?} in /etc/group"),
+            )
+        })
 }
 
 /// A partial record found at the end of the file after a crash.

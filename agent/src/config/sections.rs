@@ -225,6 +225,10 @@ pub struct AuditConfig {
     /// `fsync` (default) or `written`: what must have happened to a
     /// request's record before the request is forwarded.
     pub durability: Durability,
+    /// A group (name or gid) that may read the trail: files 0640 and
+    /// group-owned instead of 0600.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl Default for AuditConfig {
@@ -234,6 +238,7 @@ impl Default for AuditConfig {
             rotate_bytes: DEFAULT_AUDIT_ROTATE_BYTES,
             on_failure: OnAuditFailure::Deny,
             durability: Durability::Fsync,
+            group: None,
         }
     }
 }

@@ -138,3 +138,40 @@ async fn concurrent_writers_never_interleave() {
     assert_eq!(v.records, 800);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_configured_group_may_read_the_trail() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let (dir, mut config) = config("group", 4096);
+    config.group = Some("65534".into());
+    let log = AuditLog::open(&config).unwrap();
+    for n in 0..20 {
+        let id = log.new_id();
+        log.write_durable(
+            &id,
+            &json!({ "kind": "http", "n": n, "pad": "z".repeat(300) }),
+        )
+        .await
+        .unwrap();
+    }
+    for f in files::trail(&config.path) {
+        let m = std::fs::metadata(&f).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o640, "{}", f.display());
+        assert_eq!(m.gid(), 65534, "{}", f.display());
+    }
+    assert!(
+        files::rotated(&config.path).len() >= 2,
+        "rotated files keep the mode too"
+    );
+    let bad = AuditConfig {
+        group: Some("no-such-group-airlock".into()),
+        ..config.clone()
+    };
+    assert!(
+        AuditLog::open(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("no group")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
