@@ -1,10 +1,12 @@
 //! The audit trail: one JSON line per event, sealed into a hash chain by a
 //! dedicated writer thread, durable before requests are forwarded.
 
+mod access;
 pub mod chain;
 pub mod files;
 pub mod query;
 mod record;
+mod recover;
 pub mod verify;
 mod writer;
 

@@ -2,9 +2,9 @@
 //! group-commits them (one fsync for every record waiting on durability),
 //! rotates by size, and resumes the chain after a restart or crash.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
@@ -14,8 +14,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
+use super::access::Access;
 use super::chain::{self, GENESIS, Head};
 use super::files;
+use super::recover::{Recovered, resume};
 use crate::config::{AuditConfig, Durability, WRITTEN_SYNC_INTERVAL_MS};
 
 /// Records queued for the writer before callers are refused; a backlog
@@ -393,115 +395,6 @@ impl Writer {
             }
         }
     }
-}
-
-/// Who may read audit files: root only (0600), or also `audit.group`
-/// (0640, group-owned), for auditors who should not need root.
-#[derive(Clone, Copy, Debug)]
-struct Access {
-    gid: Option<u32>,
-}
-
-impl Access {
-    fn for_config(config: &AuditConfig) -> std::io::Result<Self> {
-        let gid = match &config.group {
-            None => None,
-            Some(name) => Some(group_id(name)?),
-        };
-        Ok(Self { gid })
-    }
-
-    fn open(self, path: &Path) -> std::io::Result<File> {
-        let mode = if self.gid.is_some() { 0o640 } else { 0o600 };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .mode(mode)
-            .open(path)?;
-        if let Some(gid) = self.gid {
-            std::os::unix::fs::fchown(&file, None, Some(gid))?;
-            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-        }
-        Ok(file)
-    }
-}
-
-/// A group's id from /etc/group (a number is taken as is).
-fn group_id(name: &str) -> std::io::Result<u32> {
-    if let Ok(gid) = name.parse() {
-        return Ok(gid);
-    }
-    std::fs::read_to_string("/etc/group")?
-        .lines()
-        .find_map(|l| {
-            let mut f = l.split(':');
-            (f.next() == Some(name)).then(|| f.nth(1)?.parse().ok())?
-        })
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("no group {name:?} in /etc/group"),
-            )
-        })
-}
-
-/// A partial record found at the end of the file after a crash.
-#[derive(Debug)]
-struct Recovered {
-    bytes: u64,
-    saved_to: PathBuf,
-}
-
-/// Cuts a partial last line (a crash mid-write) off the file and keeps it
-/// beside it, so the chain stays verifiable; the writer then records that
-/// this happened. Returns the chain head from the newest file with a
-/// complete record.
-fn resume(path: &Path, file: &mut File) -> std::io::Result<(Option<Head>, Option<Recovered>)> {
-    let mut recovered = None;
-    let bytes = std::fs::read(path)?;
-    if !bytes.is_empty() && !bytes.ends_with(b"\n") {
-        let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let saved_to = path.with_file_name(format!(
-            "{}.partial-{}",
-            path.file_name().unwrap_or_default().to_string_lossy(),
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-        ));
-        std::fs::write(&saved_to, &bytes[keep..])?;
-        file.set_len(keep as u64)?;
-        file.sync_all()?;
-        tracing::warn!(path = %path.display(), saved_to = %saved_to.display(),
-            "audit log ended in a partial record (crash?): moved aside and recorded");
-        recovered = Some(Recovered {
-            bytes: (bytes.len() - keep) as u64,
-            saved_to,
-        });
-    }
-    for candidate in std::iter::once(path.to_owned()).chain(files::rotated(path).into_iter().rev())
-    {
-        if let Some(head) = last_head(&candidate)? {
-            return Ok((Some(head), recovered));
-        }
-    }
-    Ok((None, recovered))
-}
-
-/// Hash and seq of the last complete, parseable record in `path`.
-fn last_head(path: &Path) -> std::io::Result<Option<Head>> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    Ok(bytes.split(|b| *b == b'\n').rev().find_map(|l| {
-        let v: Value = serde_json::from_slice(l).ok()?;
-        Some(Head {
-            hash: v.get("hash")?.as_str()?.to_owned(),
-            seq: v.get("seq")?.as_u64()?,
-        })
-    }))
 }
 
 #[cfg(test)]

@@ -86,7 +86,10 @@ async fn a_partial_last_line_is_moved_aside_recorded_and_chained_past() {
             .unwrap();
     }
     // A crash in the middle of writing the next record.
-    let mut f = OpenOptions::new().append(true).open(&config.path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&config.path)
+        .unwrap();
     f.write_all(br#"{"kind":"http","id":"b","se"#).unwrap();
     drop(f);
     let log = AuditLog::open(&config).unwrap();
