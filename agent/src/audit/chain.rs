@@ -1,26 +1,16 @@
-//! The hash chain: `hash = SHA-256(prev || canonical(record without hash))`,
-//! where canonical is the record as compact JSON with keys sorted. Sealing
-//! (writer) and checking (verify) share these functions.
+//! The hash chain: `hash = SHA-256(prev || canonical(record without hash))`.
+//! The canonical form is the record's bytes exactly as written, minus the
+//! trailing `"hash"` member: the writer emits `{"seq":…,"prev":"…",<body>}`
+//! and appends `,"hash":"…"` before the closing brace, so sealing needs no
+//! re-serialisation and any change to a byte of a line breaks its hash.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// `prev` of the very first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Canonical form: compact JSON, keys sorted at every level. serde_json's
-/// `Map` is a `BTreeMap` (the `preserve_order` feature is not enabled; a
-/// test guards that), so plain serialisation already sorts every level.
-pub fn canonical(record: &Map<String, Value>) -> String {
-    serde_json::to_string(record).expect("JSON values serialise")
-}
-
-/// The hash of a record (which must already carry `prev`, and no `hash`).
-pub fn hash(prev: &str, record: &Map<String, Value>) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(prev.as_bytes());
-    ctx.update(canonical(record).as_bytes());
-    hex(ctx.finish().as_ref())
-}
+/// What follows the canonical text on every line: `,"hash":"<64 hex>"}`.
+const HASH_MEMBER: &[u8] = b",\"hash\":\"";
 
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -32,21 +22,32 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Adds `seq`, `prev` and `hash` to `record`; returns the line to append
-/// (with its newline) and the new head of the chain. The record is
-/// serialised once: the line is the canonical text with `hash` appended
-/// (readers do not depend on key order).
-pub fn seal(mut record: Map<String, Value>, seq: u64, prev: &str) -> (Vec<u8>, String) {
-    record.insert("seq".into(), seq.into());
-    record.insert("prev".into(), prev.into());
-    let text = canonical(&record);
+/// SHA-256 of `prev || canonical`, hex.
+pub fn hash(prev: &str, canonical: &[u8]) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(prev.as_bytes());
-    ctx.update(text.as_bytes());
-    let h = hex(ctx.finish().as_ref());
-    let mut line = Vec::with_capacity(text.len() + 80);
-    line.extend_from_slice(&text.as_bytes()[..text.len() - 1]);
-    line.extend_from_slice(b",\"hash\":\"");
+    ctx.update(canonical);
+    hex(ctx.finish().as_ref())
+}
+
+/// Seals `body` (a serialised JSON object of the record's own members) as
+/// record `seq` after `prev`; returns the line (with its newline) and the
+/// new head of the chain.
+pub fn seal(body: &[u8], seq: u64, prev: &str) -> (Vec<u8>, String) {
+    let members = body
+        .strip_prefix(b"{")
+        .and_then(|b| b.strip_suffix(b"}"))
+        .unwrap_or(b"");
+    let mut line = Vec::with_capacity(body.len() + 200);
+    line.extend_from_slice(format!("{{\"seq\":{seq},\"prev\":\"{prev}\"").as_bytes());
+    if !members.is_empty() {
+        line.push(b',');
+        line.extend_from_slice(members);
+    }
+    line.push(b'}');
+    let h = hash(prev, &line);
+    line.pop();
+    line.extend_from_slice(HASH_MEMBER);
     line.extend_from_slice(h.as_bytes());
     line.extend_from_slice(b"\"}\n");
     (line, h)
@@ -67,29 +68,52 @@ pub struct Head {
     pub seq: u64,
 }
 
-/// Checks one file's text, continuing from `head` (None: the first file,
+/// Splits a line into its canonical text and its claimed hash.
+fn split(line: &[u8]) -> Option<(Vec<u8>, &str)> {
+    let at = line
+        .windows(HASH_MEMBER.len())
+        .rposition(|w| w == HASH_MEMBER)?;
+    let claimed = line[at + HASH_MEMBER.len()..].strip_suffix(b"\"}")?;
+    if claimed.len() != 64 || !claimed.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut canonical = line[..at].to_vec();
+    canonical.push(b'}');
+    Some((canonical, std::str::from_utf8(claimed).ok()?))
+}
+
+/// Checks one file's bytes, continuing from `head` (None: the first file,
 /// which may start anywhere). Returns the new head, or the first break.
-pub fn verify_text(text: &str, head: Option<Head>) -> Result<Option<Head>, Break> {
+pub fn verify_bytes(bytes: &[u8], head: Option<Head>) -> Result<Option<Head>, Break> {
     let mut head = head;
-    let complete = text.ends_with('\n') || text.is_empty();
-    let lines: Vec<&str> = text.split_terminator('\n').collect();
+    let complete = bytes.is_empty() || bytes.ends_with(b"\n");
+    let lines: Vec<&[u8]> = bytes
+        .strip_suffix(b"\n")
+        .unwrap_or(bytes)
+        .split(|b| *b == b'\n')
+        .collect();
+    if bytes.is_empty() {
+        return Ok(head);
+    }
     for (i, line) in lines.iter().enumerate() {
         let n = i + 1;
         let fail = |reason: String| Err(Break { line: n, reason });
         if i + 1 == lines.len() && !complete {
             return fail("truncated: the last line is incomplete".into());
         }
-        let Ok(Value::Object(mut record)) = serde_json::from_str::<Value>(line) else {
+        let Some((canonical, claimed)) = split(line) else {
+            return fail("not a sealed record (no hash: edited or truncated mid-line)".into());
+        };
+        let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(&canonical) else {
             return fail("not a JSON record (edited or truncated mid-line)".into());
         };
-        let (Some(Value::String(claimed)), Some(Value::String(prev)), Some(seq)) = (
-            record.remove("hash"),
-            record.get("prev").cloned(),
+        let (Some(prev), Some(seq)) = (
+            record.get("prev").and_then(Value::as_str),
             record.get("seq").and_then(Value::as_u64),
         ) else {
-            return fail("missing hash, prev or seq".into());
+            return fail("missing prev or seq".into());
         };
-        if hash(&prev, &record) != claimed {
+        if hash(prev, &canonical) != claimed {
             return fail("hash mismatch: the record was edited".into());
         }
         if let Some(h) = &head {
@@ -106,7 +130,10 @@ pub fn verify_text(text: &str, head: Option<Head>) -> Result<Option<Head>, Break
                 ));
             }
         }
-        head = Some(Head { hash: claimed, seq });
+        head = Some(Head {
+            hash: claimed.to_owned(),
+            seq,
+        });
     }
     Ok(head)
 }

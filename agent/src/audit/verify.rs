@@ -35,13 +35,16 @@ pub fn verify(files: &[PathBuf]) -> Result<Verified, VerifyError> {
     let mut head: Option<Head> = None;
     let mut records = 0;
     for file in files {
-        let text = read(file)?;
-        head = chain::verify_text(&text, head).map_err(|b| VerifyError::Broken {
+        let bytes = read(file)?;
+        head = chain::verify_bytes(&bytes, head).map_err(|b| VerifyError::Broken {
             file: file.clone(),
             line: b.line,
             reason: b.reason,
         })?;
-        records += text.lines().count() as u64;
+        records += bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count() as u64;
     }
     Ok(Verified {
         files: files.len(),
@@ -50,8 +53,8 @@ pub fn verify(files: &[PathBuf]) -> Result<Verified, VerifyError> {
     })
 }
 
-fn read(file: &Path) -> Result<String, VerifyError> {
-    std::fs::read_to_string(file).map_err(|source| VerifyError::Read {
+fn read(file: &Path) -> Result<Vec<u8>, VerifyError> {
+    std::fs::read(file).map_err(|source| VerifyError::Read {
         file: file.to_owned(),
         source,
     })

@@ -11,7 +11,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+
 use tokio::sync::oneshot;
 
 use super::access::Access;
@@ -59,7 +59,8 @@ pub struct AuditLog {
 #[derive(Debug)]
 enum Msg {
     Record {
-        fields: Map<String, Value>,
+        /// The record serialised, `ts` and `id` included.
+        body: Vec<u8>,
         /// Answered once the record is on disk (true) or failed (false).
         durable: Option<oneshot::Sender<bool>>,
     },
@@ -195,20 +196,18 @@ impl AuditLog {
         record: &R,
         durable: Option<oneshot::Sender<bool>>,
     ) -> Result<(), AuditError> {
-        let Value::Object(mut fields) = serde_json::to_value(record)? else {
+        let body = serde_json::to_vec(&Envelope {
+            ts: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
+            id,
+            record,
+        })?;
+        if body.first() != Some(&b'{') {
             return Err(AuditError::Encode(serde::ser::Error::custom(
                 "a record must be a JSON object",
             )));
-        };
-        fields.insert(
-            "ts".into(),
-            humantime::format_rfc3339_nanos(SystemTime::now())
-                .to_string()
-                .into(),
-        );
-        fields.insert("id".into(), id.into());
+        }
         self.tx
-            .try_send(Msg::Record { fields, durable })
+            .try_send(Msg::Record { body, durable })
             .map_err(|e| {
                 self.lost.fetch_add(1, Ordering::Relaxed);
                 match e {
@@ -217,6 +216,16 @@ impl AuditLog {
                 }
             })
     }
+}
+
+/// What every record carries besides its own members (the writer adds
+/// `seq`, `prev` and `hash`).
+#[derive(Serialize)]
+struct Envelope<'a, R: ?Sized> {
+    ts: String,
+    id: &'a str,
+    #[serde(flatten)]
+    record: &'a R,
 }
 
 struct Writer {
@@ -301,17 +310,13 @@ impl Writer {
         }
         let mut sealed = 0u64;
         for note in notes {
-            let Value::Object(mut fields) = note else {
-                unreachable!("json! object")
-            };
-            fields.insert(
-                "ts".into(),
-                humantime::format_rfc3339_nanos(SystemTime::now())
-                    .to_string()
-                    .into(),
-            );
-            fields.insert("id".into(), format!("writer-{}", head.seq + 1).into());
-            let (line, hash) = chain::seal(fields, head.seq + 1, &head.hash);
+            let body = serde_json::to_vec(&Envelope {
+                ts: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
+                id: &format!("writer-{}", head.seq + 1),
+                record: &note,
+            })
+            .expect("JSON values serialise");
+            let (line, hash) = chain::seal(&body, head.seq + 1, &head.hash);
             buf.extend_from_slice(&line);
             head = Head {
                 hash,
@@ -320,8 +325,8 @@ impl Writer {
         }
         for msg in batch {
             match msg {
-                Msg::Record { fields, durable } => {
-                    let (line, hash) = chain::seal(fields, head.seq + 1, &head.hash);
+                Msg::Record { body, durable } => {
+                    let (line, hash) = chain::seal(&body, head.seq + 1, &head.hash);
                     buf.extend_from_slice(&line);
                     sealed += 1;
                     head = Head {

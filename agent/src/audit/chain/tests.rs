@@ -4,13 +4,8 @@ fn chain(n: u64) -> String {
     let mut prev = GENESIS.to_owned();
     let mut out = String::new();
     for seq in 1..=n {
-        let mut m = Map::new();
-        m.insert("kind".into(), "http".into());
-        m.insert(
-            "request".into(),
-            serde_json::json!({ "path": format!("/r/{seq}"), "method": "GET" }),
-        );
-        let (line, h) = seal(m, seq, &prev);
+        let body = serde_json::json!({ "kind": "http", "request": { "path": format!("/r/{seq}"), "method": "GET" } });
+        let (line, h) = seal(body.to_string().as_bytes(), seq, &prev);
         out.push_str(std::str::from_utf8(&line).unwrap());
         prev = h;
     }
@@ -18,21 +13,42 @@ fn chain(n: u64) -> String {
 }
 
 fn broken_at(text: &str) -> usize {
-    verify_text(text, None).unwrap_err().line
+    verify_bytes(text.as_bytes(), None).unwrap_err().line
 }
 
 #[test]
 fn an_untouched_chain_verifies() {
     let text = chain(5);
-    let head = verify_text(&text, None).unwrap().unwrap();
+    let head = verify_bytes(text.as_bytes(), None).unwrap().unwrap();
     assert_eq!(head.seq, 5);
-    assert!(verify_text("", None).unwrap().is_none());
+    assert!(verify_bytes(b"", None).unwrap().is_none());
+}
+
+#[test]
+fn sealed_lines_are_json_with_the_chain_members() {
+    let text = chain(2);
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["seq"], 1);
+    assert_eq!(lines[0]["prev"], GENESIS);
+    assert_eq!(lines[1]["prev"], lines[0]["hash"]);
+    assert_eq!(lines[1]["request"]["path"], "/r/2");
+    assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+    let (line, _) = seal(b"{}", 7, GENESIS);
+    let v: Value = serde_json::from_slice(&line).unwrap();
+    assert_eq!(v["seq"], 7);
 }
 
 #[test]
 fn an_edit_is_caught_at_its_line() {
-    let text = chain(5).replace("/r/3", "/r/9");
-    assert_eq!(broken_at(&text), 3);
+    assert_eq!(broken_at(&chain(5).replace("/r/3", "/r/9")), 3);
+    // Even a change JSON would not notice (spacing) breaks the hash.
+    assert_eq!(
+        broken_at(&chain(5).replacen("\"method\":\"GET\"", "\"method\": \"GET\"", 2)),
+        1
+    );
 }
 
 #[test]
@@ -54,8 +70,7 @@ fn a_reordering_is_caught() {
 #[test]
 fn truncation_mid_line_is_caught() {
     let text = chain(3);
-    let cut = &text[..text.len() - 10];
-    let b = verify_text(cut, None).unwrap_err();
+    let b = verify_bytes(&text.as_bytes()[..text.len() - 10], None).unwrap_err();
     assert_eq!(b.line, 3);
     assert!(b.reason.contains("truncated"), "{}", b.reason);
 }
@@ -66,20 +81,16 @@ fn a_rehashed_edit_still_breaks_the_link() {
     // longer matches.
     let text = chain(3);
     let lines: Vec<&str> = text.lines().collect();
-    let mut r2: Map<String, Value> = serde_json::from_str(lines[1]).unwrap();
-    r2.insert("kind".into(), "agent".into());
-    r2.remove("hash");
-    let prev = r2["prev"].as_str().unwrap().to_owned();
-    let h = hash(&prev, &r2);
-    r2.insert("hash".into(), h.into());
-    let forged = [
-        lines[0].to_owned(),
-        Value::Object(r2).to_string(),
-        lines[2].to_owned(),
-    ]
-    .join("\n")
-        + "\n";
-    assert_eq!(broken_at(&forged), 3);
+    let edited = lines[1].replace("/r/2", "/r/x");
+    let (canonical, _) = split(edited.as_bytes()).unwrap();
+    let v: Value = serde_json::from_slice(&canonical).unwrap();
+    let h = hash(v["prev"].as_str().unwrap(), &canonical);
+    let forged = format!(
+        "{},\"hash\":\"{h}\"}}",
+        std::str::from_utf8(&canonical[..canonical.len() - 1]).unwrap()
+    );
+    let text = [lines[0], forged.as_str(), lines[2]].join("\n") + "\n";
+    assert_eq!(broken_at(&text), 3);
 }
 
 #[test]
@@ -87,31 +98,19 @@ fn chains_continue_across_files() {
     let text = chain(4);
     let lines: Vec<&str> = text.lines().collect();
     let (a, b) = (lines[..2].join("\n") + "\n", lines[2..].join("\n") + "\n");
-    let head = verify_text(&a, None).unwrap();
-    assert_eq!(verify_text(&b, head).unwrap().unwrap().seq, 4);
-    // The second file alone, after the wrong head, breaks at its first line.
+    let head = verify_bytes(a.as_bytes(), None).unwrap();
+    assert_eq!(verify_bytes(b.as_bytes(), head).unwrap().unwrap().seq, 4);
     let wrong = Some(Head {
         hash: GENESIS.into(),
         seq: 2,
     });
-    assert_eq!(verify_text(&b, wrong).unwrap_err().line, 1);
+    assert_eq!(verify_bytes(b.as_bytes(), wrong).unwrap_err().line, 1);
 }
 
 #[test]
-fn canonical_sorts_keys_at_every_level() {
-    // Guards the assumption that serde_json's Map is ordered by key (the
-    // `preserve_order` feature would silently break verification).
-    let v: Value = serde_json::from_str(r#"{"z":1,"a":{"y":2,"b":[{"d":1,"c":2}]}}"#).unwrap();
-    let Value::Object(m) = v else { unreachable!() };
-    assert_eq!(canonical(&m), r#"{"a":{"b":[{"c":2,"d":1}],"y":2},"z":1}"#);
-}
-
-#[test]
-fn sealed_lines_are_json_with_the_hash() {
-    let mut m = Map::new();
-    m.insert("kind".into(), "agent".into());
-    let (line, h) = seal(m, 1, GENESIS);
-    let v: Value = serde_json::from_slice(&line).unwrap();
-    assert_eq!(v["hash"], h.as_str());
-    assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+fn invalid_utf8_is_a_broken_line_not_an_error() {
+    let mut bytes = chain(2).into_bytes();
+    let at = bytes.iter().position(|b| *b == b'/').unwrap();
+    bytes[at] = 0xff;
+    assert_eq!(verify_bytes(&bytes, None).unwrap_err().line, 1);
 }

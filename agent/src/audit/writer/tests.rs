@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::audit::verify::verify;
