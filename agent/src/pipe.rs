@@ -10,36 +10,24 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// Buffer per direction while data flows.
 const CHUNK: usize = 16 * 1024;
 
-/// Bytes moved each way, and the first error (if any) that ended it.
-#[derive(Debug, Default)]
-pub struct Piped {
-    /// a → b
-    pub forward: u64,
-    /// b → a
-    pub backward: u64,
-    pub error: Option<io::Error>,
-}
-
 /// Copies a → b and b → a until both directions end, passing each
-/// direction's EOF on as a write shutdown (half-close is kept). A peer that
-/// vanishes without a TLS close_notify counts as an ordinary end.
-pub async fn pipe<A, B>(a: A, b: B) -> Piped
+/// direction's EOF on as a write shutdown (half-close is kept), adding the
+/// bytes to `forward` (a → b) and `backward` as they pass — the caller
+/// still has the counts if this future is dropped mid-way. A peer that
+/// vanishes without a TLS close_notify counts as an ordinary end. Returns
+/// the first error that ended a direction.
+pub async fn pipe<A, B>(a: A, b: B, forward: &AtomicU64, backward: &AtomicU64) -> Option<io::Error>
 where
     A: AsyncRead + AsyncWrite,
     B: AsyncRead + AsyncWrite,
 {
     let (mut ar, mut aw) = tokio::io::split(a);
     let (mut br, mut bw) = tokio::io::split(b);
-    let (fwd, back) = (AtomicU64::new(0), AtomicU64::new(0));
     let (r1, r2) = tokio::join!(
-        one_way(&mut ar, &mut bw, &fwd),
-        one_way(&mut br, &mut aw, &back)
+        one_way(&mut ar, &mut bw, forward),
+        one_way(&mut br, &mut aw, backward)
     );
-    Piped {
-        forward: fwd.load(Ordering::Relaxed),
-        backward: back.load(Ordering::Relaxed),
-        error: r1.err().or(r2.err()),
-    }
+    r1.err().or(r2.err())
 }
 
 async fn one_way<R, W>(r: &mut R, w: &mut W, count: &AtomicU64) -> io::Result<()>
@@ -75,7 +63,9 @@ mod tests {
     async fn counts_both_ways_and_keeps_half_close() {
         let (client, a) = tokio::io::duplex(1024);
         let (b, server) = tokio::io::duplex(1024);
-        let relay = tokio::spawn(pipe(a, b));
+        let counts = std::sync::Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+        let c = counts.clone();
+        let relay = tokio::spawn(async move { pipe(a, b, &c.0, &c.1).await });
         let (mut cr, mut cw) = tokio::io::split(client);
         let (mut sr, mut sw) = tokio::io::split(server);
         cw.write_all(b"request").await.unwrap();
@@ -89,8 +79,11 @@ mod tests {
         let mut back = Vec::new();
         cr.read_to_end(&mut back).await.unwrap();
         assert_eq!(back, b"a longer response");
-        let p = relay.await.unwrap();
-        assert_eq!((p.forward, p.backward), (7, 17));
-        assert!(p.error.is_none());
+        assert!(relay.await.unwrap().is_none());
+        let counted = (
+            counts.0.load(Ordering::Relaxed),
+            counts.1.load(Ordering::Relaxed),
+        );
+        assert_eq!(counted, (7, 17));
     }
 }

@@ -3,6 +3,8 @@
 //! tells a test whether a connection came directly or through airlock.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -12,6 +14,7 @@ use tokio::task::JoinSet;
 #[derive(Debug)]
 pub struct Upstream {
     addrs: Vec<SocketAddr>,
+    accepted: Arc<AtomicUsize>,
     _tasks: JoinSet<()>,
 }
 
@@ -21,12 +24,14 @@ impl Upstream {
     pub async fn bind(addrs: &[SocketAddr]) -> Self {
         let mut tasks = JoinSet::new();
         let mut bound = Vec::new();
+        let accepted = Arc::new(AtomicUsize::new(0));
         for l in bind_all(addrs).await {
             bound.push(l.local_addr().unwrap());
-            tasks.spawn(serve(l));
+            tasks.spawn(serve(l, accepted.clone()));
         }
         Self {
             addrs: bound,
+            accepted,
             _tasks: tasks,
         }
     }
@@ -42,6 +47,11 @@ impl Upstream {
 
     pub fn port(&self) -> u16 {
         self.addrs[0].port()
+    }
+
+    /// Connections accepted so far, on every address.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 }
 
@@ -65,9 +75,10 @@ pub async fn bind_all(addrs: &[SocketAddr]) -> Vec<TcpListener> {
     listeners
 }
 
-async fn serve(l: TcpListener) {
+async fn serve(l: TcpListener, accepted: Arc<AtomicUsize>) {
     let mut conns = JoinSet::new();
     while let Ok((s, peer)) = l.accept().await {
+        accepted.fetch_add(1, Ordering::SeqCst);
         while conns.try_join_next().is_some() {}
         conns.spawn(answer(s, peer));
     }

@@ -505,3 +505,58 @@ async fn selection_is_by_process_name_not_by_a_renamed_thread() {
     );
     airlock.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_still_open_at_shutdown_is_recorded() {
+    if !privileged("a_connection_still_open_at_shutdown_is_recorded") {
+        return;
+    }
+    let cg = TestCgroup::new("open-at-stop");
+    let up = Upstream::on("127.0.0.1").await;
+    let airlock = Running::start(Running::capture(&cg, &[up.port()])).await;
+    // Half a request, then waiting: the connection stays open.
+    let script = format!(
+        "import socket, sys, time\ns = socket.create_connection(('127.0.0.1', {}))\ns.sendall(b'GET / HTTP/1.1\\r\\nHost: x\\r\\n')\nprint('sent', flush=True)\ntime.sleep(60)",
+        up.port()
+    );
+    let mut cmd = cg.command("python3");
+    cmd.args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(
+        WAIT,
+        tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(line.trim(), "sent");
+    // airlock has spliced it through once the upstream has accepted it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while up.accepted() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never reached the upstream"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    // Shutdown drains for its timeout, then aborts what is left.
+    let records = airlock.stop().await;
+    let conns: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "connection")
+        .collect();
+    assert_eq!(conns.len(), 1, "{records:#?}");
+    assert!(
+        conns[0]["error"].as_str().unwrap().starts_with("aborted"),
+        "{}",
+        conns[0]
+    );
+    assert_eq!(conns[0]["bytes_out"], 25, "the bytes sent so far are kept");
+    assert_eq!(records.last().unwrap()["event"], "stop");
+    let _ = child.kill().await;
+}

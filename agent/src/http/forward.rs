@@ -133,13 +133,8 @@ async fn tunnel(
 ) {
     match tokio::try_join!(client, upstream) {
         Ok((c, u)) => {
-            let piped = crate::pipe::pipe(TokioIo::new(c), TokioIo::new(u)).await;
-            let add = |counter: &std::sync::atomic::AtomicU64, n| {
-                counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed)
-            };
-            add(&exchange.request_bytes, piped.forward);
-            add(&exchange.response_bytes, piped.backward);
-            if let Some(e) = piped.error {
+            let (up, down) = (&exchange.request_bytes, &exchange.response_bytes);
+            if let Some(e) = crate::pipe::pipe(TokioIo::new(c), TokioIo::new(u), up, down).await {
                 exchange.set_error(format!("upgraded connection: {e}"));
             }
         }

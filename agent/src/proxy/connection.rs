@@ -61,6 +61,52 @@ impl Conn {
     }
 }
 
+/// The record of a spliced connection, written when it ends — also if
+/// the task is aborted (shutdown after the drain timeout), with the bytes
+/// counted so far.
+struct Spliced<'a> {
+    proxy: &'a Proxy,
+    conn: &'a Conn,
+    kind: RecordKind,
+    sni: Option<String>,
+    counts: splice::Counts,
+    /// `None` while running; `Some(error)` once ended.
+    ended: Option<Option<String>>,
+}
+
+impl<'a> Spliced<'a> {
+    fn new(proxy: &'a Proxy, conn: &'a Conn, kind: RecordKind, sni: Option<String>) -> Self {
+        Self {
+            proxy,
+            conn,
+            kind,
+            sni,
+            counts: splice::Counts::default(),
+            ended: None,
+        }
+    }
+
+    fn ended(&mut self, error: Option<String>) {
+        self.ended = Some(error);
+    }
+}
+
+impl Drop for Spliced<'_> {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let error = match self.ended.take() {
+            Some(e) => e,
+            None => Some("aborted: airlock stopped while the connection was open".into()),
+        };
+        let bytes = (
+            self.counts.out.load(Relaxed),
+            self.counts.back.load(Relaxed),
+        );
+        self.proxy
+            .write(&self.conn.record(self.kind, self.sni.take(), bytes, error));
+    }
+}
+
 impl Proxy {
     /// Handles one accepted connection to the end.
     pub async fn handle(&self, mut client: TcpStream, peer: ClientAddr) {
@@ -118,8 +164,10 @@ impl Proxy {
         match sniffed {
             Sniffed::NotTls => {
                 tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, dst = %orig_dst, "relaying TCP");
-                let (bytes, error) = splice::splice(client, orig_dst, self.connect_timeout).await;
-                self.write(&conn.record(RecordKind::Connection, None, bytes, error));
+                let mut rec = Spliced::new(self, &conn, RecordKind::Connection, None);
+                let error =
+                    splice::splice(client, orig_dst, self.connect_timeout, &rec.counts).await;
+                rec.ended(error);
             }
             Sniffed::Tls(hello) => {
                 let host = hello
@@ -130,9 +178,10 @@ impl Proxy {
                     mitm::intercept(self, &conn, client, hello).await;
                 } else {
                     tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?hello.sni, dst = %orig_dst, "TLS passthrough");
-                    let (bytes, error) =
-                        splice::splice(client, orig_dst, self.connect_timeout).await;
-                    self.write(&conn.record(RecordKind::TlsPassthrough, hello.sni, bytes, error));
+                    let mut rec = Spliced::new(self, &conn, RecordKind::TlsPassthrough, hello.sni);
+                    let error =
+                        splice::splice(client, orig_dst, self.connect_timeout, &rec.counts).await;
+                    rec.ended(error);
                 }
             }
         }
