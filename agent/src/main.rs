@@ -30,7 +30,7 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run { config } => {
-            let config = Config::load(&config)?;
+            let config = load(&config)?;
             runtime()?.block_on(async {
                 let app = airlock::app::build(config).await?;
                 app.run(shutdown_signal()).await?;
@@ -41,13 +41,13 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             airlock::demo::run(audit).await?;
             anyhow::Ok(())
         }),
-        Command::Ca { config, command } => ca(&Config::load(&config)?, command),
+        Command::Ca { config, command } => ca(&load(&config)?, command),
         // Verifying named files needs no config (an auditor's machine).
         Command::Audit {
             command: AuditCommand::Verify { paths },
             ..
         } if !paths.is_empty() => verify(&paths),
-        Command::Audit { config, command } => audit(&Config::load(&config)?, command),
+        Command::Audit { config, command } => audit(&load(&config)?, command),
         Command::Config(ConfigCommand::Check { file }) => {
             let config = Config::load(&file)?;
             println!("# {}: OK; effective configuration:", file.display());
@@ -233,6 +233,17 @@ fn ca(config: &Config, command: CaCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The config at `path`; the embedded defaults when `path` is the default
+/// location and nothing is there (a fresh install), said in the log. A file
+/// named explicitly must exist.
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    if path == std::path::Path::new(airlock::config::DEFAULT_CONFIG_PATH) && !path.exists() {
+        tracing::warn!(path = %path.display(), "no config file: using the built-in defaults");
+        return Ok(Config::default());
+    }
+    Ok(Config::load(path)?)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
