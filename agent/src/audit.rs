@@ -3,6 +3,7 @@
 
 mod access;
 pub mod chain;
+pub mod checkpoint;
 pub mod files;
 pub mod query;
 mod record;

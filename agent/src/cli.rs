@@ -75,7 +75,13 @@ pub enum AuditCommand {
     Verify {
         /// Files, oldest first.
         paths: Vec<PathBuf>,
+        /// Also require signed checkpoints verifying with this Ed25519
+        /// public key (hex, as `airlock audit pubkey` prints it).
+        #[arg(long, value_name = "HEX")]
+        key: Option<String>,
     },
+    /// Print the public key of `audit.checkpoint_key` (hex), for verifiers.
+    Pubkey,
     /// Print the newest records, and with -f keep following.
     Tail {
         /// How many records to start with.

@@ -44,9 +44,9 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Ca { config, command } => ca(&load(&config)?, command),
         // Verifying named files needs no config (an auditor's machine).
         Command::Audit {
-            command: AuditCommand::Verify { paths },
+            command: AuditCommand::Verify { paths, key },
             ..
-        } if !paths.is_empty() => verify(&paths),
+        } if !paths.is_empty() => verify(&paths, key.as_deref()),
         Command::Audit { config, command } => audit(&load(&config)?, command),
         Command::Config(ConfigCommand::Check { file }) => {
             let config = Config::load(&file)?;
@@ -60,14 +60,23 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
 fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
     let trail = airlock::audit::files::trail(&config.audit.path);
     match command {
-        AuditCommand::Verify { paths } => {
+        AuditCommand::Verify { paths, key } => {
             let paths = if paths.is_empty() { trail } else { paths };
             anyhow::ensure!(
                 !paths.is_empty(),
                 "no audit files at {}",
                 config.audit.path.display()
             );
-            verify(&paths)
+            verify(&paths, key.as_deref())
+        }
+        AuditCommand::Pubkey => {
+            let path = config
+                .audit
+                .checkpoint_key
+                .as_deref()
+                .context("audit.checkpoint_key is not set: checkpoints are off")?;
+            println!("{}", airlock::audit::checkpoint::public_key(path)?);
+            Ok(())
         }
         AuditCommand::Search { filter } => {
             let (filter, json) = filter_from(filter)?;
@@ -88,8 +97,11 @@ fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
     }
 }
 
-fn verify(paths: &[std::path::PathBuf]) -> anyhow::Result<()> {
-    let v = airlock::audit::verify::verify(paths)?;
+fn verify(paths: &[std::path::PathBuf], key: Option<&str>) -> anyhow::Result<()> {
+    let v = airlock::audit::verify::verify_signed(paths, key)?;
+    if key.is_some() {
+        println!("{} signed checkpoint(s) verified", v.checkpoints);
+    }
     println!(
         "OK: {} records in {} file(s), chain intact; head {}",
         v.records,

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::chain::{self, Head};
+use super::checkpoint;
 
 /// The first place the trail is broken.
 #[derive(Debug, thiserror::Error)]
@@ -28,28 +29,58 @@ pub struct Verified {
     pub files: usize,
     pub records: u64,
     pub head: Option<String>,
+    /// Signed checkpoints verified against the trusted key.
+    pub checkpoints: usize,
 }
 
 /// Verifies `files` as one chain, oldest first.
 pub fn verify(files: &[PathBuf]) -> Result<Verified, VerifyError> {
+    verify_signed(files, None)
+}
+
+/// As [`verify`]; with `trusted` (a hex Ed25519 public key) every signed
+/// checkpoint must verify too, and at least one must be present.
+pub fn verify_signed(files: &[PathBuf], trusted: Option<&str>) -> Result<Verified, VerifyError> {
     let mut head: Option<Head> = None;
     let mut records = 0;
+    let mut checkpoints = 0;
     for file in files {
         let bytes = read(file)?;
-        head = chain::verify_bytes(&bytes, head).map_err(|b| VerifyError::Broken {
+        let broken = |line: usize, reason: String| VerifyError::Broken {
             file: file.clone(),
-            line: b.line,
-            reason: b.reason,
-        })?;
-        records += bytes
+            line,
+            reason,
+        };
+        head = chain::verify_bytes(&bytes, head).map_err(|b| broken(b.line, b.reason))?;
+        for (i, line) in bytes
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
-            .count() as u64;
+            .enumerate()
+        {
+            records += 1;
+            let Some(key) = trusted else { continue };
+            let Ok(record) = serde_json::from_slice::<serde_json::Value>(line) else {
+                continue;
+            };
+            if record["event"] == "checkpoint" {
+                checkpoint::check(&record, key).map_err(|why| broken(i + 1, why))?;
+                checkpoints += 1;
+            }
+        }
+    }
+    if trusted.is_some() && checkpoints == 0 && records > 0 {
+        let file = files.last().cloned().unwrap_or_default();
+        return Err(VerifyError::Broken {
+            file,
+            line: 0,
+            reason: "no signed checkpoint in these files".into(),
+        });
     }
     Ok(Verified {
         files: files.len(),
         records,
         head: head.map(|h| h.hash),
+        checkpoints,
     })
 }
 

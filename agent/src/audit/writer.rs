@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use super::access::Access;
 use super::chain::{self, GENESIS, Head};
+use super::checkpoint::Signer;
 use super::files;
 use super::recover::{Recovered, resume};
 use crate::config::{AuditConfig, Durability, WRITTEN_SYNC_INTERVAL_MS};
@@ -86,6 +87,12 @@ impl AuditLog {
                 .map_err(err("create its directory"))?;
         }
         let access = Access::for_config(config).map_err(err("resolve audit.group"))?;
+        let signer = config
+            .checkpoint_key
+            .as_deref()
+            .map(Signer::load_or_create)
+            .transpose()
+            .map_err(err("load audit.checkpoint_key"))?;
         if let (Some(dir), Some(gid)) = (path.parent(), access.gid) {
             std::os::unix::fs::chown(dir, None, Some(gid)).map_err(err("chown its directory"))?;
         }
@@ -105,6 +112,9 @@ impl AuditLog {
             }),
             rotate_bytes: config.rotate_bytes,
             access,
+            signer,
+            checkpoint_every: config.checkpoint_every,
+            since_checkpoint: 0,
             healthy: healthy.clone(),
             sync_each: config.durability == Durability::Fsync,
             lost: lost.clone(),
@@ -235,6 +245,10 @@ struct Writer {
     head: Head,
     rotate_bytes: u64,
     access: Access,
+    signer: Option<Signer>,
+    checkpoint_every: u64,
+    /// Records sealed since the last checkpoint.
+    since_checkpoint: u64,
     healthy: Arc<AtomicBool>,
     /// fsync before acknowledging durable records (`durability = "fsync"`).
     sync_each: bool,
@@ -310,18 +324,7 @@ impl Writer {
         }
         let mut sealed = 0u64;
         for note in notes {
-            let body = serde_json::to_vec(&Envelope {
-                ts: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
-                id: &format!("writer-{}", head.seq + 1),
-                record: &note,
-            })
-            .expect("JSON values serialise");
-            let (line, hash) = chain::seal(&body, head.seq + 1, &head.hash);
-            buf.extend_from_slice(&line);
-            head = Head {
-                hash,
-                seq: head.seq + 1,
-            };
+            seal_note(&mut buf, &mut head, &note);
         }
         for msg in batch {
             match msg {
@@ -339,6 +342,14 @@ impl Writer {
                 Msg::Sync(done) => waiting.push((done, true)),
             }
         }
+        let checkpointed = match &self.signer {
+            Some(signer) if self.since_checkpoint + sealed >= self.checkpoint_every => {
+                let note = signer.checkpoint(&head);
+                seal_note(&mut buf, &mut head, &note);
+                true
+            }
+            _ => false,
+        };
         let mut result = self.file.write_all(&buf);
         let syncs = waiting.iter().any(|w| w.1) || (self.sync_each && !waiting.is_empty());
         if result.is_ok() && syncs {
@@ -346,6 +357,11 @@ impl Writer {
         }
         match result {
             Ok(()) => {
+                self.since_checkpoint = if checkpointed {
+                    0
+                } else {
+                    self.since_checkpoint + sealed
+                };
                 if syncs {
                     self.dirty = false;
                     self.last_sync = std::time::Instant::now();
@@ -400,6 +416,22 @@ impl Writer {
             }
         }
     }
+}
+
+/// Seals one of the writer's own records (recovery, losses, checkpoints).
+fn seal_note(buf: &mut Vec<u8>, head: &mut Head, note: &serde_json::Value) {
+    let body = serde_json::to_vec(&Envelope {
+        ts: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
+        id: &format!("writer-{}", head.seq + 1),
+        record: note,
+    })
+    .expect("JSON values serialise");
+    let (line, hash) = chain::seal(&body, head.seq + 1, &head.hash);
+    buf.extend_from_slice(&line);
+    *head = Head {
+        hash,
+        seq: head.seq + 1,
+    };
 }
 
 #[cfg(test)]

@@ -195,6 +195,9 @@ pub enum OnAuditFailure {
     Allow,
 }
 
+/// Records between signed audit checkpoints.
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1000;
+
 /// When a request's record counts as safe enough to forward the request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -229,6 +232,12 @@ pub struct AuditConfig {
     /// group-owned instead of 0600.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// Ed25519 key (PKCS#8, created 0600 if missing) for signed
+    /// checkpoints; none: no checkpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_key: Option<PathBuf>,
+    /// Records between signed checkpoints.
+    pub checkpoint_every: u64,
 }
 
 impl Default for AuditConfig {
@@ -239,6 +248,8 @@ impl Default for AuditConfig {
             on_failure: OnAuditFailure::Deny,
             durability: Durability::Fsync,
             group: None,
+            checkpoint_key: None,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
         }
     }
 }
@@ -247,6 +258,9 @@ impl AuditConfig {
     pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.path.as_os_str().is_empty() {
             return Err(("audit.path", "must not be empty".to_owned()));
+        }
+        if self.checkpoint_every == 0 {
+            return Err(("audit.checkpoint_every", "must be at least 1".to_owned()));
         }
         if self.rotate_bytes < 4096 {
             return Err(("audit.rotate_bytes", "must be at least 4096".to_owned()));

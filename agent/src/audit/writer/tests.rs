@@ -178,3 +178,46 @@ async fn a_configured_group_may_read_the_trail() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn signed_checkpoints_authenticate_a_segment() {
+    let (dir, mut config) = config("checkpoint", 1 << 30);
+    config.checkpoint_key = Some(dir.join("signing.key"));
+    config.checkpoint_every = 5;
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = AuditLog::open(&config).unwrap();
+    for n in 0..12 {
+        let id = log.new_id();
+        log.write_durable(&id, &json!({ "kind": "http", "n": n }))
+            .await
+            .unwrap();
+    }
+    let key =
+        crate::audit::checkpoint::public_key(config.checkpoint_key.as_ref().unwrap()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(config.checkpoint_key.as_ref().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let trail = files::trail(&config.path);
+    let v = crate::audit::verify::verify_signed(&trail, Some(&key)).unwrap();
+    assert_eq!(v.checkpoints, 2, "every 5 records");
+
+    // A segment cut from the middle verifies on its own, checkpoints included.
+    let text = std::fs::read_to_string(&config.path).unwrap();
+    let segment: String = text.lines().skip(3).map(|l| format!("{l}\n")).collect();
+    let seg_path = dir.join("segment.jsonl");
+    std::fs::write(&seg_path, &segment).unwrap();
+    assert!(
+        crate::audit::verify::verify_signed(std::slice::from_ref(&seg_path), Some(&key)).is_ok()
+    );
+
+    // Another key's checkpoints do not verify.
+    let other = crate::audit::checkpoint::public_key(&dir.join("other.key")).unwrap();
+    let e = crate::audit::verify::verify_signed(&trail, Some(&other))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not verify"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
