@@ -35,6 +35,10 @@
 /* Minimal CO-RE views of kernel types; relocated against the running
  * kernel's BTF at load time, so no vmlinux.h is needed. */
 typedef struct { __u32 val; } kuid_t;
+typedef struct { int counter; } atomic_t;
+struct signal_struct {
+	atomic_t live;
+} __attribute__((preserve_access_index));
 struct cred {
 	kuid_t uid;
 } __attribute__((preserve_access_index));
@@ -43,6 +47,7 @@ struct task_struct {
 	int tgid;
 	struct task_struct *real_parent;
 	struct task_struct *group_leader;
+	struct signal_struct *signal;
 	const struct cred *cred;
 	char comm[AIRLOCK_COMM_LEN];
 } __attribute__((preserve_access_index));
@@ -465,13 +470,16 @@ int airlock_fork(__u64 *ctx)
 	return 0;
 }
 
+/* do_exit() decrements signal->live before this tracepoint, so 0 means
+ * the last thread of the process is exiting: only then is it forgotten
+ * (a leader's pthread_exit, or exec from another thread, is not the end). */
 SEC("tp_btf/sched_process_exit")
 int airlock_exit(__u64 *ctx)
 {
 	struct task_struct *task = (struct task_struct *)ctx[0];
 	__u32 tgid = BPF_CORE_READ(task, tgid);
 
-	if (tgid == (__u32)BPF_CORE_READ(task, pid))
+	if (BPF_CORE_READ(task, signal, live.counter) == 0)
 		bpf_map_delete_elem(&AIRLOCK_TRACKED, &tgid);
 	return 0;
 }

@@ -137,6 +137,7 @@ impl Capture {
 
         let by_peer = take_hash(&mut ebpf, maps::BY_PEER)?;
         let by_cookie = take_hash(&mut ebpf, maps::BY_COOKIE)?;
+        let tracked = take_hash(&mut ebpf, maps::TRACKED)?;
         let ring = ebpf
             .take_map(maps::EVENTS)
             .ok_or(CaptureError::Map {
@@ -157,7 +158,7 @@ impl Capture {
         Ok(Self {
             ebpf,
             cgroup,
-            table: std::sync::Arc::new(OrigDstTable::new(by_peer, by_cookie)),
+            table: std::sync::Arc::new(OrigDstTable::new(by_peer, by_cookie, tracked)),
             events: Some(EventReader::new(ring)),
         })
     }

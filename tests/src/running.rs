@@ -126,6 +126,11 @@ impl Running {
         self.records_of("connection", n).await
     }
 
+    /// Processes the kernel tracks for `follow_children`.
+    pub fn tracked_processes(&self) -> usize {
+        self.table.tracked_processes()
+    }
+
     /// (by-cookie, by-peer) entries in the kernel maps.
     pub fn map_entries(&self) -> (usize, usize) {
         self.table.entries()

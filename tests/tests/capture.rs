@@ -171,6 +171,12 @@ async fn follow_children_survives_reparenting() {
     );
     let rec = only(airlock.connections(1).await);
     assert_eq!(rec["process"]["comm"], "curl");
+    // Once every descendant has exited, nothing stays tracked.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while airlock.tracked_processes() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(airlock.tracked_processes(), 0, "tracked processes leaked");
     airlock.stop().await;
 }
 

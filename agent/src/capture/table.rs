@@ -33,16 +33,19 @@ impl Captured {
 pub struct OrigDstTable {
     by_peer: Mutex<HashMap<MapData, PeerKey, Orig>>,
     by_cookie: HashMap<MapData, u64, Orig>,
+    tracked: HashMap<MapData, u32, u8>,
 }
 
 impl OrigDstTable {
     pub(super) fn new(
         by_peer: HashMap<MapData, PeerKey, Orig>,
         by_cookie: HashMap<MapData, u64, Orig>,
+        tracked: HashMap<MapData, u32, u8>,
     ) -> Self {
         Self {
             by_peer: Mutex::new(by_peer),
             by_cookie,
+            tracked,
         }
     }
 
@@ -71,6 +74,14 @@ impl OrigDstTable {
     pub fn entries(&self) -> (usize, usize) {
         let by_peer = self.by_peer.lock().unwrap_or_else(|p| p.into_inner());
         (self.by_cookie.keys().count(), by_peer.keys().count())
+    }
+}
+
+impl OrigDstTable {
+    /// Processes tracked for `follow_children` (descendants of a match
+    /// that are alive); an entry goes when the process's last thread exits.
+    pub fn tracked_processes(&self) -> usize {
+        self.tracked.keys().count()
     }
 }
 
