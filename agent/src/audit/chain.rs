@@ -123,7 +123,7 @@ pub fn verify_bytes(bytes: &[u8], head: Option<Head>) -> Result<Option<Head>, Br
                     h.seq
                 ));
             }
-            if seq != h.seq + 1 {
+            if Some(seq) != h.seq.checked_add(1) {
                 return fail(format!(
                     "seq {seq} after {}: a record is missing or out of order",
                     h.seq

@@ -88,13 +88,14 @@ pub fn check(record: &Value, trusted: &str) -> Result<(), String> {
     };
     let (prev, signature) = (field("prev")?, field("signature")?);
     let seq = record["seq"].as_u64().ok_or("checkpoint without seq")?;
-    if record["covers_seq"].as_u64() != Some(seq.saturating_sub(1)) {
+    let covered = seq.checked_sub(1).ok_or("checkpoint with seq 0")?;
+    if record["covers_seq"].as_u64() != Some(covered) {
         return Err("checkpoint does not cover the record before it".into());
     }
     let key = unhex(trusted).ok_or("the trusted key is not hex")?;
     let sig = unhex(signature).ok_or("the signature is not hex")?;
     UnparsedPublicKey::new(&ED25519, key)
-        .verify(message(seq - 1, prev).as_bytes(), &sig)
+        .verify(message(covered, prev).as_bytes(), &sig)
         .map_err(|_| "checkpoint signature does not verify with the trusted key".to_owned())
 }
 

@@ -114,3 +114,27 @@ fn invalid_utf8_is_a_broken_line_not_an_error() {
     bytes[at] = 0xff;
     assert_eq!(verify_bytes(&bytes, None).unwrap_err().line, 1);
 }
+
+#[test]
+fn any_single_byte_change_is_caught_and_nothing_panics() {
+    let text = chain(3).into_bytes();
+    for at in 0..text.len() {
+        let mut bad = text.clone();
+        bad[at] ^= 0x20;
+        // Every position is covered by a hash, a link or the line framing.
+        assert!(
+            verify_bytes(&bad, None).is_err(),
+            "flip at {at} went unnoticed"
+        );
+    }
+    // Hostile numbers do not overflow.
+    let max = format!(
+        "{{\"seq\":{},\"prev\":\"{GENESIS}\",\"hash\":\"{GENESIS}\"}}\n",
+        u64::MAX
+    );
+    let head = Some(Head {
+        hash: GENESIS.into(),
+        seq: u64::MAX,
+    });
+    assert!(verify_bytes(max.as_bytes(), head).is_err());
+}
