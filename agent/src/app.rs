@@ -154,7 +154,7 @@ impl App {
             conns.shutdown().await;
         }
         self.audit.write(&agent_record("stop", Some(cgroup)))?;
-        self.audit.sync().await?;
+        self.audit.close().await?;
         tracing::info!("stopped");
         Ok(())
     }

@@ -101,6 +101,11 @@ fn verify(paths: &[std::path::PathBuf], key: Option<&str>) -> anyhow::Result<()>
     let v = airlock::audit::verify::verify_signed(paths, key)?;
     if key.is_some() {
         println!("{} signed checkpoint(s) verified", v.checkpoints);
+        if let Some(seq) = v.unsigned_after {
+            println!(
+                "warning: records after seq {seq} are chained but no signed checkpoint covers them"
+            );
+        }
     }
     println!(
         "OK: {} records in {} file(s), chain intact; head {}",

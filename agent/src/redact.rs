@@ -17,22 +17,21 @@ const SECRET_HEADERS: &[&str] = &[
 /// authorization`, `x-ms-encryption-key`, `api-key` (Azure OpenAI),
 /// `ocp-apim-subscription-key`, `x-api-key`, `x-goog-api-key`, tokens.
 const SECRET_FRAGMENTS: &[&str] = &["auth", "signature", "key", "token", "secret", "password"];
-/// Query parameters that carry credentials (SAS `sig`, OAuth codes and tokens).
-const SECRET_PARAMS: &[&str] = &[
+/// Fragments that make a query parameter a credential (SAS `sig`, OAuth
+/// `code`/tokens, `X-Amz-Signature`, `X-Amz-Security-Token`,
+/// `X-Goog-Credential`, `api_key`, passwords), matched case-insensitively.
+const SECRET_PARAM_FRAGMENTS: &[&str] = &[
     "sig",
-    "signature",
-    "code",
-    "client_secret",
-    "client_assertion",
-    "access_token",
-    "refresh_token",
-    "id_token",
     "token",
-    "password",
     "key",
-    "api-key",
-    "apikey",
+    "secret",
+    "password",
+    "credential",
+    "auth",
+    "assertion",
 ];
+/// Whole parameter names that are credentials without a telling fragment.
+const SECRET_PARAMS: &[&str] = &["code"];
 
 /// How a redacted value reads: its kind of secret is kept, its value not.
 pub const REDACTED: &str = "[REDACTED]";
@@ -69,14 +68,18 @@ pub fn redact_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
     out
 }
 
+fn secret_param(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    SECRET_PARAMS.contains(&lower.as_str())
+        || SECRET_PARAM_FRAGMENTS.iter().any(|f| lower.contains(f))
+}
+
 /// The query string with credential parameters' values replaced.
 pub fn redact_query(query: &str) -> String {
     query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s)) => {
-                format!("{k}={REDACTED}")
-            }
+            Some((k, _)) if secret_param(k) => format!("{k}={REDACTED}"),
             _ => pair.to_owned(),
         })
         .collect::<Vec<_>>()

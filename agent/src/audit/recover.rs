@@ -2,6 +2,7 @@
 //! complete record, and a partial last line moved aside.
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -34,9 +35,15 @@ pub(super) fn resume(
             path.file_name().unwrap_or_default().to_string_lossy(),
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
+                .map_or(0, |d| d.as_nanos())
         ));
-        std::fs::write(&saved_to, &bytes[keep..])?;
+        // Same privacy as the log itself; never over an earlier fragment.
+        let mut f = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(&saved_to)?;
+        std::io::Write::write_all(&mut f, &bytes[keep..])?;
         file.set_len(keep as u64)?;
         file.sync_all()?;
         tracing::warn!(path = %path.display(), saved_to = %saved_to.display(),

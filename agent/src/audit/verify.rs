@@ -31,6 +31,9 @@ pub struct Verified {
     pub head: Option<String>,
     /// Signed checkpoints verified against the trusted key.
     pub checkpoints: usize,
+    /// With a key: the last seq a verified checkpoint covers, when records
+    /// follow it that no signature covers.
+    pub unsigned_after: Option<u64>,
 }
 
 /// Verifies `files` as one chain, oldest first.
@@ -44,6 +47,7 @@ pub fn verify_signed(files: &[PathBuf], trusted: Option<&str>) -> Result<Verifie
     let mut head: Option<Head> = None;
     let mut records = 0;
     let mut checkpoints = 0;
+    let mut signed_through = None;
     for file in files {
         let bytes = read(file)?;
         let broken = |line: usize, reason: String| VerifyError::Broken {
@@ -65,6 +69,7 @@ pub fn verify_signed(files: &[PathBuf], trusted: Option<&str>) -> Result<Verifie
             if record["event"] == "checkpoint" {
                 checkpoint::check(&record, key).map_err(|why| broken(i + 1, why))?;
                 checkpoints += 1;
+                signed_through = record["seq"].as_u64();
             }
         }
     }
@@ -76,11 +81,16 @@ pub fn verify_signed(files: &[PathBuf], trusted: Option<&str>) -> Result<Verifie
             reason: "no signed checkpoint in these files".into(),
         });
     }
+    let unsigned_after = match (trusted, &head, signed_through) {
+        (Some(_), Some(h), Some(s)) if h.seq > s => Some(s),
+        _ => None,
+    };
     Ok(Verified {
         files: files.len(),
         records,
         head: head.map(|h| h.hash),
         checkpoints,
+        unsigned_after,
     })
 }
 

@@ -66,7 +66,9 @@ enum Msg {
         durable: Option<oneshot::Sender<bool>>,
     },
     /// Answered once everything before it is on disk.
-    Sync(oneshot::Sender<bool>),
+    /// With `true`, also seal a signed checkpoint (at close), so the trail
+    /// does not end in records no signature covers.
+    Sync(oneshot::Sender<bool>, bool),
 }
 
 impl AuditLog {
@@ -190,9 +192,19 @@ impl AuditLog {
 
     /// Waits until every record queued so far is written and synced.
     pub async fn sync(&self) -> Result<(), AuditError> {
+        self.sync_inner(false).await
+    }
+
+    /// As [`AuditLog::sync`], sealing a final signed checkpoint first when
+    /// checkpoints are on: call when stopping.
+    pub async fn close(&self) -> Result<(), AuditError> {
+        self.sync_inner(true).await
+    }
+
+    async fn sync_inner(&self, checkpoint: bool) -> Result<(), AuditError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .try_send(Msg::Sync(done))
+            .try_send(Msg::Sync(done, checkpoint))
             .map_err(|_| AuditError::Backlog)?;
         match wait.await {
             Ok(true) => Ok(()),
@@ -309,8 +321,10 @@ impl Writer {
         let mut buf = Vec::new();
         let mut head = self.head.clone();
         let mut waiting = Vec::new();
+        let mut force_checkpoint = false;
         let mut notes = Vec::new();
-        if let Some(r) = self.recovered.take() {
+        let recovered = self.recovered.take();
+        if let Some(r) = &recovered {
             notes.push(serde_json::json!({
                 "kind": "agent", "event": "recovered_partial_record",
                 "bytes": r.bytes, "saved_to": r.saved_to.display().to_string(),
@@ -339,11 +353,15 @@ impl Writer {
                     waiting.extend(durable.map(|d| (d, false)));
                 }
                 // An explicit sync always reaches the disk.
-                Msg::Sync(done) => waiting.push((done, true)),
+                Msg::Sync(done, checkpoint) => {
+                    force_checkpoint |= checkpoint;
+                    waiting.push((done, true));
+                }
             }
         }
+        let due = self.since_checkpoint + sealed >= self.checkpoint_every;
         let checkpointed = match &self.signer {
-            Some(signer) if self.since_checkpoint + sealed >= self.checkpoint_every => {
+            Some(signer) if due || (force_checkpoint && self.since_checkpoint + sealed > 0) => {
                 let note = signer.checkpoint(&head);
                 seal_note(&mut buf, &mut head, &note);
                 true
@@ -385,6 +403,8 @@ impl Writer {
                     tracing::error!(path = %self.path.display(), error = %e, "audit write failed: intercepted requests are refused until it works again");
                 }
                 let _ = self.file.set_len(self.len);
+                // Said again with the next batch that gets through.
+                self.recovered = recovered;
                 // Durable waiters learn of it; the rest are counted as lost.
                 let told = waiting.iter().filter(|w| !w.1).count() as u64;
                 self.lost

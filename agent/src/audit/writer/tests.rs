@@ -203,6 +203,15 @@ async fn signed_checkpoints_authenticate_a_segment() {
     let trail = files::trail(&config.path);
     let v = crate::audit::verify::verify_signed(&trail, Some(&key)).unwrap();
     assert_eq!(v.checkpoints, 2, "every 5 records");
+    assert!(
+        v.unsigned_after.is_some(),
+        "the last records are not yet signed"
+    );
+    // Closing signs the tail too.
+    log.close().await.unwrap();
+    let v = crate::audit::verify::verify_signed(&trail, Some(&key)).unwrap();
+    assert_eq!(v.checkpoints, 3);
+    assert_eq!(v.unsigned_after, None);
 
     // A segment cut from the middle verifies on its own, checkpoints included.
     let text = std::fs::read_to_string(&config.path).unwrap();
