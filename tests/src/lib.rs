@@ -2,7 +2,6 @@
 //! cgroups, loopback upstreams (plain and TLS), a test CA, an in-process
 //! airlock, and the daemon and helper binaries.
 
-pub mod bins;
 pub mod body;
 pub mod cgroup;
 pub mod curl;

@@ -72,18 +72,17 @@ impl Running {
 
     /// Records of one `kind`, waiting until there are at least `n`.
     pub async fn records_of(&self, kind: &str, n: usize) -> Vec<Value> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let found: Vec<Value> = self
-                .records()
-                .into_iter()
-                .filter(|r| r["kind"] == kind)
-                .collect();
-            if found.len() >= n || tokio::time::Instant::now() > deadline {
-                return found;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        self.wait_for(n, |r| r["kind"] == kind).await
+    }
+
+    /// The records `keep` selects, once there are at least `n` (or at the
+    /// deadline, whatever there is).
+    async fn wait_for(&self, n: usize, keep: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let all = crate::daemon::wait_for(&self.audit_path, |r| {
+            r.iter().filter(|r| keep(r)).count() >= n
+        })
+        .await;
+        all.into_iter().filter(|r| keep(r)).collect()
     }
 
     /// Capture config for `cgroup` capturing `ports`, everything else default.
@@ -97,28 +96,14 @@ impl Running {
 
     /// Every audit record written so far.
     pub fn records(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.audit_path)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
-            .collect()
+        crate::daemon::records(&self.audit_path)
     }
 
     /// Completed HTTP exchanges (`kind: http`, `phase: response`), waiting
     /// until there are at least `n`.
     pub async fn exchanges(&self, n: usize) -> Vec<Value> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let found: Vec<Value> = self
-                .records()
-                .into_iter()
-                .filter(|r| r["kind"] == "http" && r["phase"] == "response")
-                .collect();
-            if found.len() >= n || tokio::time::Instant::now() > deadline {
-                return found;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        self.wait_for(n, |r| r["kind"] == "http" && r["phase"] == "response")
+            .await
     }
 
     /// Connection records, waiting until there are at least `n`.
@@ -144,10 +129,6 @@ impl Running {
             .expect("airlock stops in time")
             .expect("airlock task")
             .expect("airlock run");
-        std::fs::read_to_string(&self.audit_path)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        crate::daemon::records(&self.audit_path)
     }
 }
