@@ -1,6 +1,6 @@
 //! Harness for airlock's integration tests: privilege gating, throwaway
-//! cgroups, loopback upstreams (plain and TLS), a test CA, an in-process
-//! airlock, and the daemon and helper binaries.
+//! cgroups, loopback upstreams (plain and TLS), a test CA, an OIDC issuer,
+//! an in-process airlock, and the daemon and helper binaries.
 
 pub mod body;
 pub mod cgroup;
@@ -8,6 +8,7 @@ pub mod curl;
 pub mod daemon;
 pub mod fs;
 pub mod https;
+pub mod oidc;
 pub mod pki;
 pub mod privileged;
 pub mod running;
@@ -17,6 +18,7 @@ pub mod upstream;
 pub use cgroup::TestCgroup;
 pub use curl::{Fetched, curl_in};
 pub use fs::TempDir;
+pub use oidc::{Attack, OidcIssuer, SigningKey, TokenBuilder};
 pub use pki::TestPki;
 pub use privileged::privileged;
 pub use running::Running;
