@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod host;
 pub mod http;
+pub mod operation;
 pub mod pipe;
 pub mod proxy;
 pub mod redact;
