@@ -138,12 +138,73 @@ pub fn redact_cmdline(cmdline: &str) -> String {
             out.push(word.to_owned());
             continue;
         }
-        out.push(match word.split_once('?') {
-            Some((base, query)) => format!("{base}?{}", redact_query(query)),
-            None => word.to_owned(),
-        });
+        out.push(redact_word(word));
     }
     out.join(" ")
+}
+
+/// One argument: JWTs anywhere in it, URL passwords, and the values of
+/// secret-named `name=value` pairs (`client_assertion=…` in a form,
+/// `--data=client_secret=…`, `?sig=…`).
+fn redact_word(word: &str) -> String {
+    let word = redact_jwts(word);
+    let word = redact_userinfo(&word);
+    if let Some((base, query)) = word.split_once('?') {
+        return format!("{base}?{}", redact_pairs(query));
+    }
+    redact_pairs(&word)
+}
+
+fn redact_pairs(s: &str) -> String {
+    s.split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if secret_param(k.trim_start_matches('-')) => format!("{k}={REDACTED}"),
+            Some((k, v)) => format!("{k}={}", redact_pairs(v)),
+            None => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `scheme://user:password@host` keeps the user, loses the password.
+fn redact_userinfo(word: &str) -> String {
+    let Some(start) = word.find("://").map(|i| i + 3) else {
+        return word.to_owned();
+    };
+    let authority_end = word[start..]
+        .find(['/', '?', '#'])
+        .map_or(word.len(), |i| start + i);
+    match word[start..authority_end].rfind('@') {
+        Some(at) => match word[start..start + at].split_once(':') {
+            Some((user, _)) => {
+                format!("{}{user}:{REDACTED}{}", &word[..start], &word[start + at..])
+            }
+            None => word.to_owned(),
+        },
+        None => word.to_owned(),
+    }
+}
+
+/// Compact JWS/JWT (`eyJ….eyJ….sig`) wherever it appears in `s`.
+fn redact_jwts(s: &str) -> String {
+    let b64 = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("eyJ") {
+        out.push_str(&rest[..i]);
+        let candidate = &rest[i..];
+        let len = candidate
+            .find(|c: char| !(b64(c) || c == '.'))
+            .unwrap_or(candidate.len());
+        if candidate[..len].matches('.').count() >= 2 {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(&candidate[..len]);
+        }
+        rest = &candidate[len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -192,6 +253,23 @@ mod tests {
             redact_cmdline("az group list -o table"),
             "az group list -o table"
         );
+    }
+
+    #[test]
+    fn forms_jwts_and_url_passwords_in_arguments_are_redacted() {
+        let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
+        let r = redact_cmdline(&format!(
+            "curl --data-urlencode client_assertion={jwt} -d grant_type=client_credentials&client_secret=s3cr3t --data=password=pw https://bob:hunter2@example.com/x X-Token:{jwt}"
+        ));
+        assert_eq!(
+            r,
+            "curl --data-urlencode client_assertion=[REDACTED] -d grant_type=client_credentials&client_secret=[REDACTED] --data=password=[REDACTED] https://bob:[REDACTED]@example.com/x X-Token:[REDACTED]"
+        );
+        assert_eq!(
+            redact_cmdline("kubectl get pods -n a=b"),
+            "kubectl get pods -n a=b"
+        );
+        assert_eq!(redact_cmdline("echo eyJnotajwt"), "echo eyJnotajwt");
     }
 
     #[test]
