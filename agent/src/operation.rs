@@ -231,6 +231,37 @@ impl Operation {
     }
 }
 
+/// `path` with percent-escapes of unreserved characters (letters, digits,
+/// `-._~`) decoded. RFC 3986 §6.2.2.2 makes them equivalent, and servers
+/// treat them so: `/%73ubscriptions/…` must not slip past a rule about
+/// `/subscriptions/…`. Other escapes (`%2F` above all) stay as sent.
+pub fn normalize_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains('%') {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let b = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: Option<&u8>| c.and_then(|c| (*c as char).to_digit(16));
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (hex(b.get(i + 1)), hex(b.get(i + 2)))
+        {
+            let c = char::from((h * 16 + l) as u8);
+            if c.is_ascii_alphanumeric() || "-._~".contains(c) {
+                out.push(c);
+                i += 3;
+                continue;
+            }
+        }
+        // Copy one UTF-8 character (the path is a str, so boundaries hold).
+        let ch = path[i..].chars().next().unwrap_or('\u{fffd}');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Names the request `method host path?query`. `host` may carry a port and
 /// a trailing dot; `path` is the raw request path.
 pub fn classify(host: &str, method: &http::Method, path: &str, query: Option<&str>) -> Operation {

@@ -1309,3 +1309,21 @@ fn never_panics_on_odd_input() {
         }
     }
 }
+
+#[test]
+fn escaped_unreserved_characters_do_not_hide_an_operation() {
+    let path = normalize_path("/%73ubscriptions/s/resource%47roups/rg%2Fx/%7E");
+    assert_eq!(path, "/subscriptions/s/resourceGroups/rg%2Fx/~");
+    let op = classify(
+        "management.azure.com",
+        &Method::DELETE,
+        &normalize_path("/%73ubscriptions/s/%72esourcegroups/rg"),
+        None,
+    );
+    assert_eq!(
+        op.name,
+        "Microsoft.Resources/subscriptions/resourceGroups/delete"
+    );
+    assert_eq!(normalize_path("/a%zz%4"), "/a%zz%4", "broken escapes stay");
+    assert_eq!(normalize_path("/é%41"), "/éA");
+}
