@@ -12,6 +12,9 @@ use crate::addrs::ListenAddr;
 use crate::audit::{AgentRecord, AuditError, AuditLog, RecordKind};
 use crate::capture::{Capture, CaptureError, OrigDstTable, Targets};
 use crate::config::Config;
+use crate::gate::Gate;
+use crate::identity::Identifier;
+use crate::policy::{LivePolicy, PolicyError, PolicySource, Reloaded};
 use crate::proxy::{Listeners, Proxy, ProxyError};
 use crate::tls::{CertificateAuthority, ClientTls, LeafCache, TlsError, UpstreamTls};
 
@@ -28,6 +31,8 @@ pub enum AppError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("policy: {0}")]
+    Policy(#[from] PolicyError),
 }
 
 /// The addresses airlock actually bound (tests bind port 0 and read these).
@@ -46,7 +51,8 @@ pub struct App {
     audit: AuditLog,
     config: Config,
     client_tls: ClientTls,
-    upstream_tls: UpstreamTls,
+    upstream_tls: Arc<UpstreamTls>,
+    gate: Arc<Gate>,
 }
 
 /// Checks privileges and the capture cgroup, binds the listeners (a busy
@@ -54,6 +60,7 @@ pub struct App {
 /// attaches capture pointing at the addresses actually bound.
 pub async fn build(config: Config) -> Result<App, AppError> {
     crate::capture::preflight(&config.capture)?;
+    let policy = Arc::new(LivePolicy::new(policy_source(&config))?);
     let listeners = Listeners::bind(&config.proxy).await?;
     let (listen, listen6) = listeners.addrs();
     let audit = AuditLog::open(&config.audit)?;
@@ -69,7 +76,11 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         crate::tls::DEFAULT_LEAF_CACHE,
     )?);
     let client_tls = ClientTls::new(leaves)?;
-    let upstream_tls = UpstreamTls::new(&config.tls.upstream_roots)?;
+    let upstream_tls = Arc::new(UpstreamTls::new(&config.tls.upstream_roots)?);
+    let gate = Arc::new(Gate::new(
+        Identifier::new(&config.identity, upstream_tls.clone()),
+        policy,
+    ));
     let targets = Targets {
         listen4: listen.0,
         listen6: listen6.map(|a| a.0),
@@ -84,7 +95,17 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         config,
         client_tls,
         upstream_tls,
+        gate,
     })
+}
+
+/// `policy.dir`, else the shipped policies built into the binary.
+pub fn policy_source(config: &Config) -> PolicySource {
+    config
+        .policy
+        .dir
+        .clone()
+        .map_or(PolicySource::Embedded, PolicySource::Dir)
 }
 
 impl App {
@@ -116,8 +137,22 @@ impl App {
                 "audit.on_failure = \"allow\": requests are forwarded even when the audit log cannot be written"
             );
         }
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .inspect_err(|e| tracing::warn!(error = %e, "no SIGHUP policy reloads"))
+            .ok();
         self.audit.write(&start)?;
         let mut tasks = JoinSet::new();
+        for refresh in self.gate.identifier().spawn_refresh() {
+            tasks.spawn(async move {
+                let _ = refresh.await;
+            });
+        }
+        tasks.spawn(watch_policy(
+            self.gate.policy().clone(),
+            hup,
+            Duration::from_millis(self.config.policy.poll_ms),
+            self.audit.clone(),
+        ));
         if let Some(events) = self.capture.take_events() {
             tasks.spawn(events.run());
         }
@@ -130,6 +165,7 @@ impl App {
             on_audit_failure: self.config.audit.on_failure,
             client_tls: self.client_tls,
             upstream_tls: self.upstream_tls,
+            gate: self.gate.clone(),
         });
         let conns = Arc::new(Mutex::new(JoinSet::new()));
         self.listeners.serve(proxy, &mut tasks, conns.clone());
@@ -160,6 +196,35 @@ impl App {
     }
 }
 
+/// Reloads the policy on SIGHUP or file change; each outcome is logged and
+/// audited (a rejected policy leaves the previous one live).
+async fn watch_policy(
+    policy: Arc<LivePolicy>,
+    hup: Option<tokio::signal::unix::Signal>,
+    poll: Duration,
+    audit: AuditLog,
+) {
+    policy
+        .watch(hup, poll, move |outcome| {
+            let mut record = agent_record("policy_reload", None);
+            match outcome {
+                Reloaded::Applied { rules, files } => {
+                    tracing::info!(rules, ?files, "policy reloaded");
+                    record.detail = Some(format!("{rules} rules from {}", files.join(", ")));
+                }
+                Reloaded::Rejected(e) => {
+                    tracing::error!(error = %e, "new policy rejected; the previous one stays live");
+                    record.event = "policy_rejected";
+                    record.detail = Some(e.to_string());
+                }
+            }
+            if let Err(e) = audit.write(&record) {
+                tracing::error!(error = %e, "audit record of a policy reload lost");
+            }
+        })
+        .await;
+}
+
 fn agent_record(event: &'static str, cgroup: Option<String>) -> AgentRecord {
     AgentRecord {
         kind: RecordKind::Agent,
@@ -168,5 +233,6 @@ fn agent_record(event: &'static str, cgroup: Option<String>) -> AgentRecord {
         pid: std::process::id(),
         cgroup,
         weakened: Vec::new(),
+        detail: None,
     }
 }

@@ -58,6 +58,14 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Check policy files and see what they decide.
+    Policy {
+        /// Config file (for `policy.dir` and `[identity]`).
+        #[arg(long, short, global = true, value_name = "FILE", default_value = crate::config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// The local CA that signs intercepted connections.
     Ca {
         /// Config file (for `tls.ca_dir` and `proxy.intercept`).
@@ -66,6 +74,51 @@ pub enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Load a policy directory (default: the configured one, else the
+    /// shipped policies) and list its rules; errors give file, line and
+    /// reason, and exit non-zero.
+    Check {
+        /// Directory of `*.toml` policy files.
+        dir: Option<PathBuf>,
+    },
+    /// Print the decision and the rule for one request.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// HTTP method.
+    #[arg(long, short = 'X', default_value = "GET")]
+    pub method: String,
+    /// Full URL, e.g. `https://management.azure.com/subscriptions/…`.
+    #[arg(long)]
+    pub url: String,
+    /// A bearer token: identified and validated against `[identity]` as
+    /// the proxy would (it is never printed).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// A whole `Authorization` header value instead (`SharedKey acct:sig`).
+    #[arg(long, conflicts_with = "token")]
+    pub authorization: Option<String>,
+    /// The calling process's name.
+    #[arg(long, default_value = "")]
+    pub comm: String,
+    /// The calling process's executable path.
+    #[arg(long)]
+    pub exe: Option<String>,
+    /// The calling process's uid.
+    #[arg(long, default_value_t = 0)]
+    pub uid: u32,
+    /// Policy directory instead of the configured one.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

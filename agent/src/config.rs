@@ -3,9 +3,13 @@
 //! file:line errors for anything wrong in them.
 
 mod error;
+mod identity;
+mod policy;
 mod sections;
 
 pub use error::ConfigError;
+pub use identity::{IdentityConfig, IssuerConfig};
+pub use policy::PolicyConfig;
 pub use sections::{
     AuditConfig, CaptureConfig, Durability, OnAuditFailure, ProxyConfig, TlsConfig,
     WRITTEN_SYNC_INTERVAL_MS,
@@ -26,6 +30,8 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub tls: TlsConfig,
     pub audit: AuditConfig,
+    pub identity: IdentityConfig,
+    pub policy: PolicyConfig,
 }
 
 impl Config {
@@ -76,7 +82,8 @@ impl Config {
         self.capture.validate()?;
         self.proxy.validate()?;
         self.tls.validate()?;
-        self.audit.validate()
+        self.audit.validate()?;
+        self.identity.validate()
     }
 }
 
@@ -86,7 +93,7 @@ pub fn path_or_default(path: Option<PathBuf>) -> PathBuf {
 }
 
 /// 1-based line and column of byte `offset` in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;

@@ -9,10 +9,22 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod gate;
 pub mod host;
 pub mod http;
+pub mod identity;
 pub mod operation;
 pub mod pipe;
+pub mod policy;
 pub mod proxy;
 pub mod redact;
 pub mod tls;
+
+/// A fresh, empty scratch directory for one unit test (`tag` keeps tests
+/// apart; the pid keeps concurrent runs apart).
+#[cfg(test)]
+pub(crate) fn scratch_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("airlock-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}

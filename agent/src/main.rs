@@ -9,10 +9,14 @@ use tracing_subscriber::EnvFilter;
 
 use airlock::audit::query::{self, Filter};
 use airlock::cli::{
-    AuditCommand, CaCommand, Cli, Command, ConfigCommand, FilterArgs, LogArgs, LogFormat,
+    AuditCommand, CaCommand, Cli, Command, ConfigCommand, ExplainArgs, FilterArgs, LogArgs,
+    LogFormat, PolicyCommand,
 };
 use airlock::config::Config;
-use airlock::tls::{CaFiles, CertificateAuthority};
+use airlock::identity::Identifier;
+use airlock::policy::PolicySource;
+use airlock::policy::explain::{Question, explain};
+use airlock::tls::{CaFiles, CertificateAuthority, UpstreamTls};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -42,6 +46,18 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             anyhow::Ok(())
         }),
         Command::Ca { config, command } => ca(&load(&config)?, command),
+        Command::Policy {
+            command: PolicyCommand::Check { dir: Some(dir) },
+            ..
+        } => policy_check(&PolicySource::Dir(dir)),
+        Command::Policy {
+            config,
+            command: PolicyCommand::Check { dir: None },
+        } => policy_check(&airlock::app::policy_source(&load(&config)?)),
+        Command::Policy {
+            config,
+            command: PolicyCommand::Explain(args),
+        } => policy_explain(&load(&config)?, args),
         // Verifying named files needs no config (an auditor's machine).
         Command::Audit {
             command: AuditCommand::Verify { paths, key },
@@ -55,6 +71,58 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn policy_check(source: &PolicySource) -> anyhow::Result<()> {
+    let policy = source.load()?;
+    let name = match source {
+        PolicySource::Embedded => "built-in policies".to_owned(),
+        PolicySource::Dir(d) => d.display().to_string(),
+    };
+    println!("{name}: OK, {} rules", policy.rules().len());
+    for r in policy.rules() {
+        println!("  {:<8} {:<32} {}", r.action.as_str(), r.name, r.origin);
+    }
+    println!(
+        "  {:<8} {:<32} (default)",
+        policy.default_action().as_str(),
+        "-"
+    );
+    Ok(())
+}
+
+fn policy_explain(config: &Config, a: ExplainArgs) -> anyhow::Result<()> {
+    let source = a
+        .dir
+        .clone()
+        .map_or_else(|| airlock::app::policy_source(config), PolicySource::Dir);
+    let policy = source.load()?;
+    let authorization = a
+        .authorization
+        .or_else(|| a.token.map(|t| format!("Bearer {t}")));
+    let process = airlock::capture::ProcessInfo {
+        comm: a.comm,
+        exe: a.exe,
+        uid: a.uid,
+        ..Default::default()
+    };
+    let question = Question {
+        method: &a.method,
+        url: &a.url,
+        authorization,
+        process,
+    };
+    let explanation = runtime()?.block_on(async {
+        let tls = std::sync::Arc::new(UpstreamTls::new(&config.tls.upstream_roots)?);
+        let identifier = Identifier::new(&config.identity, tls);
+        anyhow::Ok(explain(question, &policy, &identifier).await?)
+    })?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&explanation)?);
+    } else {
+        println!("{explanation}");
+    }
+    Ok(())
 }
 
 fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {

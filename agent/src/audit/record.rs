@@ -49,7 +49,7 @@ pub struct ConnectionRecord {
 #[derive(Clone, Debug, Serialize)]
 pub struct AgentRecord {
     pub kind: RecordKind,
-    /// `start` or `stop`.
+    /// `start`, `stop`, `policy_reload` or `policy_rejected`.
     pub event: &'static str,
     pub version: &'static str,
     pub pid: u32,
@@ -59,6 +59,9 @@ pub struct AgentRecord {
     /// Settings in force that weaken a security default, said out loud.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub weakened: Vec<&'static str>,
+    /// What changed, for `policy_reload`; why not, for `policy_rejected`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// `tls` of an HTTP record.
@@ -88,6 +91,10 @@ pub struct RequestInfo {
     pub port: u16,
     /// Path without the query.
     pub path: String,
+    /// What the request does, named as a person would (see
+    /// [`crate::operation`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<std::sync::Arc<crate::operation::Operation>>,
     /// Query string, secrets (`sig`, tokens, passwords) redacted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
@@ -128,9 +135,15 @@ pub struct HttpRecord {
     pub src: Endpoint,
     pub dst: Endpoint,
     pub tls: TlsInfo,
+    /// Who the credential says is calling (never the credential itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<std::sync::Arc<crate::identity::Identity>>,
     pub request: RequestInfo,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<ResponseInfo>,
+    /// What policy decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<crate::policy::Decision>,
     /// The connection was upgraded (WebSocket, SPDY) and relayed as bytes.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub upgraded: bool,

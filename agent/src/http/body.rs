@@ -29,6 +29,10 @@ pub(super) struct Counted<B: HttpBody> {
     digest: Option<DigestCtx>,
     /// This body's end has been reported to the exchange.
     closed: bool,
+    /// The first bytes, kept for the exchange to read at the end (a token
+    /// response); `None` for ordinary bodies, which are never held.
+    kept: Option<Vec<u8>>,
+    keep_limit: usize,
 }
 
 /// ring's context, given a Debug so the body can derive one.
@@ -49,7 +53,17 @@ impl<B: HttpBody> Counted<B> {
             side,
             digest: Some(DigestCtx(ring::digest::Context::new(&ring::digest::SHA256))),
             closed: false,
+            kept: None,
+            keep_limit: 0,
         }
+    }
+
+    /// Also keeps up to `limit` bytes and hands them to the exchange when
+    /// the body has passed whole (relaying is not delayed).
+    pub(super) fn keeping(mut self, limit: usize) -> Self {
+        self.kept = Some(Vec::new());
+        self.keep_limit = limit;
+        self
     }
 
     /// Tells the exchange this body is over (once): it is recorded when
@@ -68,6 +82,9 @@ impl<B: HttpBody> Counted<B> {
         if let Some(d) = self.digest.take() {
             let hex = crate::audit::chain::hex(d.0.finish().as_ref());
             self.exchange.set_sha256(self.side == Side::Response, hex);
+            if let Some(kept) = self.kept.take() {
+                self.exchange.body_kept(&kept);
+            }
         }
     }
 
@@ -98,6 +115,11 @@ where
                         .fetch_add(data.len() as u64, Ordering::Relaxed);
                     if let Some(d) = &mut self.digest {
                         d.0.update(data);
+                    }
+                    let limit = self.keep_limit;
+                    if let Some(kept) = &mut self.kept {
+                        let room = limit.saturating_sub(kept.len());
+                        kept.extend_from_slice(&data[..data.len().min(room)]);
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))

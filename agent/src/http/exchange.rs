@@ -3,7 +3,7 @@
 //! whole story once it ends (however it ends). Both share the exchange id.
 
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::addrs::Endpoint;
@@ -13,6 +13,8 @@ use crate::audit::{
 };
 use crate::capture::ProcessInfo;
 use crate::config::OnAuditFailure;
+use crate::gate::{Asked, Gate, Verdict};
+use crate::identity::GithubInfo;
 use crate::redact::{redact_headers, redact_query};
 
 /// What every exchange on one connection shares.
@@ -25,6 +27,7 @@ pub struct ConnCtx {
     pub alpn: Option<String>,
     pub audit: AuditLog,
     pub on_audit_failure: OnAuditFailure,
+    pub gate: Arc<Gate>,
 }
 
 #[derive(Debug)]
@@ -33,6 +36,10 @@ pub(super) struct Exchange {
     id: String,
     started: Instant,
     request: RequestInfo,
+    verdict: OnceLock<Verdict>,
+    /// A GitHub run whose assertion this token request carries: the token
+    /// in the response is linked to it.
+    link_to: OnceLock<GithubInfo>,
     status: AtomicU16,
     pub(super) request_bytes: AtomicU64,
     pub(super) response_bytes: AtomicU64,
@@ -70,6 +77,7 @@ impl Exchange {
             host,
             port: ctx.dst.port,
             path: req.uri().path().to_owned(),
+            operation: None,
             query: req.uri().query().map(redact_query),
             headers: redact_headers(req.headers()),
             body: None,
@@ -78,6 +86,8 @@ impl Exchange {
             id: ctx.audit.new_id(),
             started: Instant::now(),
             request,
+            verdict: OnceLock::new(),
+            link_to: OnceLock::new(),
             status: AtomicU16::new(0),
             request_bytes: AtomicU64::new(0),
             response_bytes: AtomicU64::new(0),
@@ -98,6 +108,44 @@ impl Exchange {
 
     pub(super) fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Identifies the caller, classifies the request and asks the policy.
+    pub(super) async fn assess<B>(&self, req: &http::Request<B>) -> Verdict {
+        let asked = Asked {
+            method: req.method(),
+            host: &self.request.host,
+            port: self.request.port,
+            path: req.uri().path(),
+            query: req.uri().query(),
+            headers: req.headers(),
+        };
+        self.ctx.gate.assess(asked, &self.ctx.process).await
+    }
+
+    /// The verdict both of the exchange's records carry (set once).
+    pub(super) fn set_verdict(&self, verdict: Verdict) {
+        let _ = self.verdict.set(verdict);
+    }
+
+    pub(super) fn gate(&self) -> &Gate {
+        &self.ctx.gate
+    }
+
+    /// The token this request obtains is to be attributed to `run`.
+    pub(super) fn link_response_to(&self, run: GithubInfo) {
+        let _ = self.link_to.set(run);
+    }
+
+    /// A kept body passed whole: a token response is linked to its run.
+    pub(super) fn body_kept(&self, body: &[u8]) {
+        let ok = self.status.load(Ordering::Relaxed) == 200;
+        if let (true, Some(run)) = (ok, self.link_to.get())
+            && self.ctx.gate.identifier().links().issued(run.clone(), body)
+        {
+            tracing::info!(id = %self.id, repository = ?run.repository, run_id = ?run.run_id,
+                "Azure token linked to the GitHub run that obtained it");
+        }
     }
 
     pub(super) fn on_audit_failure(&self) -> OnAuditFailure {
@@ -180,6 +228,8 @@ impl Exchange {
         let take = |m: &Mutex<Option<String>>| m.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let done = phase == Phase::Response;
         let mut request = self.request.clone();
+        let verdict = self.verdict.get();
+        request.operation = verdict.map(|v| v.operation.clone());
         if done {
             // The headers are in the request record (same id); repeating
             // them would double what the writer serialises per request.
@@ -210,8 +260,10 @@ impl Exchange {
                 sni: self.ctx.sni.clone(),
                 alpn: self.ctx.alpn.clone(),
             },
+            identity: verdict.map(|v| v.identity.clone()),
             request,
             response,
+            decision: verdict.map(|v| v.decision.clone()),
             upgraded: self.upgraded.load(Ordering::Relaxed),
             duration_ms: done
                 .then(|| u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)),

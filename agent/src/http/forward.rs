@@ -18,6 +18,7 @@ use super::exchange::{ConnCtx, Exchange};
 use super::headers::{is_upgrade, strip_hop_by_hop};
 use super::{Body, Proto, UpstreamConn, UpstreamError};
 use crate::config::OnAuditFailure;
+use crate::policy::{Action, Decision};
 
 /// A client must finish sending request headers within this (slowloris).
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -71,6 +72,17 @@ async fn forward(
     ctx: Arc<ConnCtx>,
 ) -> Response<Body> {
     let exchange = Exchange::new(ctx, &req);
+    let mut verdict = exchange.assess(&req).await;
+    if verdict.decision.action != Action::Allow {
+        let decision = verdict.decision.clone();
+        exchange.set_verdict(verdict);
+        // Refused requests are audited too; the refusal stands whether or
+        // not that record could be written.
+        if let Err(e) = exchange.record_request().await {
+            tracing::error!(id = exchange.id(), error = %e, "audit record of a refused request lost");
+        }
+        return refuse_by_policy(&exchange, &decision);
+    }
     let upstream = match upstream {
         Ok(u) => u,
         Err(e) => return refuse(&exchange, StatusCode::BAD_GATEWAY, e.code(), &e.to_string()),
@@ -79,6 +91,19 @@ async fn forward(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let (mut parts, body) = req.into_parts();
+    let token_request = verdict.operation.name == TOKEN_OPERATION;
+    let body = if token_request {
+        match token_form(body, &exchange, &mut verdict).await {
+            Ok(form) => Counted::new(form, exchange.clone(), Side::Request).boxed(),
+            Err(e) => {
+                exchange.set_verdict(verdict);
+                return refuse(&exchange, StatusCode::BAD_REQUEST, "BadTokenRequest", &e);
+            }
+        }
+    } else {
+        Counted::new(body, exchange.clone(), Side::Request).boxed()
+    };
+    exchange.set_verdict(verdict);
     strip_hop_by_hop(&mut parts.headers, upgrade);
     match proto {
         Proto::Http1 => parts.version = Version::HTTP_11,
@@ -103,7 +128,6 @@ async fn forward(
             }
         }
     }
-    let body = Counted::new(body, exchange.clone(), Side::Request).boxed();
     let mut response = match upstream.send(Request::from_parts(parts, body)).await {
         Ok(r) => r,
         Err(e) => return refuse(&exchange, StatusCode::BAD_GATEWAY, e.code(), &e.to_string()),
@@ -121,7 +145,43 @@ async fn forward(
     }
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
-    Response::from_parts(parts, Counted::new(body, exchange, Side::Response).boxed())
+    let body = Counted::new(body, exchange, Side::Response);
+    let body = if token_request {
+        body.keeping(MAX_TOKEN_MESSAGE)
+    } else {
+        body
+    };
+    Response::from_parts(parts, body.boxed())
+}
+
+/// Entra's token endpoint, where a GitHub OIDC assertion becomes an Azure
+/// token (see [`crate::identity::Links`]).
+const TOKEN_OPERATION: &str = "entra.token";
+/// Token requests and responses are a few KiB; they are read whole.
+const MAX_TOKEN_MESSAGE: usize = 64 * 1024;
+
+/// Reads a token request's form whole. A `client_assertion` in it becomes
+/// the request's identity, and a GitHub run it names is linked to the
+/// token the response will carry.
+async fn token_form(
+    body: Incoming,
+    exchange: &Arc<Exchange>,
+    verdict: &mut crate::gate::Verdict,
+) -> Result<Full<Bytes>, String> {
+    let form = http_body_util::Limited::new(body, MAX_TOKEN_MESSAGE)
+        .collect()
+        .await
+        .map_err(|e| format!("the token request body could not be read whole: {e}"))?
+        .to_bytes();
+    if let Some(assertion) = crate::identity::client_assertion(&form) {
+        let who = exchange.gate().identifier().bearer(&assertion).await;
+        if let Some(mut run) = who.github.clone() {
+            run.via = who.fingerprint.clone();
+            exchange.link_response_to(run);
+        }
+        verdict.identity = Arc::new(who);
+    }
+    Ok(Full::new(form))
 }
 
 /// After a 101, the connection is a byte pipe (WebSocket, SPDY for
@@ -155,6 +215,22 @@ fn absolute_uri(uri: &Uri, exchange: &Exchange) -> Uri {
         .unwrap_or_else(|_| uri.clone())
 }
 
+/// A 403 naming the rule and its reason; nothing was forwarded.
+fn refuse_by_policy(exchange: &Arc<Exchange>, decision: &Decision) -> Response<Body> {
+    let (code, message) = match decision.action {
+        Action::Approve => (
+            "ApprovalRequired",
+            format!(
+                "{}: this operation must be approved by a human, and no approval service is running (denied)",
+                decision.reason
+            ),
+        ),
+        _ => ("PolicyDenied", decision.reason.clone()),
+    };
+    let extra = serde_json::json!({ "rule": decision.rule, "reason": decision.reason });
+    refuse_with(exchange, StatusCode::FORBIDDEN, code, &message, extra)
+}
+
 /// airlock answers itself: a JSON error naming the cause.
 fn refuse(
     exchange: &Arc<Exchange>,
@@ -162,12 +238,24 @@ fn refuse(
     code: &str,
     message: &str,
 ) -> Response<Body> {
+    refuse_with(exchange, status, code, message, serde_json::json!({}))
+}
+
+/// The error body: `error` {code, message, source, audit_id}, the audit
+/// `id`, and any `extra` members (a policy's `rule` and `reason`).
+fn refuse_with(
+    exchange: &Arc<Exchange>,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    mut extra: serde_json::Value,
+) -> Response<Body> {
     exchange.set_status(status);
     // airlock's own answer is the reason that matters most.
     exchange.replace_error(format!("{code}: {message}"));
-    let body =
-        serde_json::json!({ "error": { "code": code, "message": message, "source": "airlock", "audit_id": exchange.id() } })
-            .to_string();
+    extra["error"] = serde_json::json!({ "code": code, "message": message, "source": "airlock", "audit_id": exchange.id() });
+    extra["id"] = exchange.id().into();
+    let body = extra.to_string();
     let mut response = Response::new(
         Counted::new(
             Full::new(Bytes::from(body)).map_err(|e| match e {}),

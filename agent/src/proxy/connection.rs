@@ -26,7 +26,8 @@ pub struct Proxy {
     pub intercept: InterceptList,
     pub on_audit_failure: crate::config::OnAuditFailure,
     pub client_tls: ClientTls,
-    pub upstream_tls: UpstreamTls,
+    pub upstream_tls: Arc<UpstreamTls>,
+    pub gate: Arc<crate::gate::Gate>,
 }
 
 /// What is known about a connection once it is accepted and attributed.

@@ -106,6 +106,7 @@ pub(super) async fn intercept(
         alpn: alpn.map(|a| String::from_utf8_lossy(&a).into_owned()),
         audit: proxy.audit.clone(),
         on_audit_failure: proxy.on_audit_failure,
+        gate: proxy.gate.clone(),
     });
     let proto = Proto::from_alpn(client.get_ref().1.alpn_protocol());
     crate::http::serve(client, proto, upstream, ctx).await;

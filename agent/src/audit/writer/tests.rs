@@ -6,8 +6,7 @@ use super::*;
 use crate::audit::verify::verify;
 
 fn config(tag: &str, rotate_bytes: u64) -> (PathBuf, AuditConfig) {
-    let dir = std::env::temp_dir().join(format!("airlock-audit-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::scratch_dir(&format!("audit-{tag}"));
     let config = AuditConfig {
         path: dir.join("sub/audit.jsonl"),
         rotate_bytes,

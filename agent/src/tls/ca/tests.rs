@@ -3,9 +3,7 @@ use std::os::unix::fs::PermissionsExt;
 use super::*;
 
 fn tmp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("airlock-ca-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    crate::scratch_dir(&format!("ca-{tag}"))
 }
 
 fn intercept(list: &[&str]) -> InterceptList {

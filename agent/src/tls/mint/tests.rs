@@ -11,8 +11,7 @@ fn cache(
     intercept: &[&str],
     capacity: usize,
 ) -> (Arc<LeafCache>, CertificateDer<'static>) {
-    let dir = std::env::temp_dir().join(format!("airlock-mint-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::scratch_dir(&format!("mint-{tag}"));
     let ca = CertificateAuthority::create(&dir, &InterceptList::parse(intercept).unwrap()).unwrap();
     let root = ca.cert_der().clone();
     std::fs::remove_dir_all(&dir).unwrap();

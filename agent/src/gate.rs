@@ -1,0 +1,71 @@
+//! The decision point every decrypted request passes before anything is
+//! forwarded: who is calling ([`crate::identity`]), what they ask for
+//! ([`crate::operation`]), and what the live policy says ([`crate::policy`]).
+
+use std::sync::Arc;
+
+use crate::capture::ProcessInfo;
+use crate::identity::{Identifier, Identity};
+use crate::operation::Operation;
+use crate::policy::{Decision, LivePolicy, Subject};
+
+/// What the gate concluded about one request.
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    pub identity: Arc<Identity>,
+    pub operation: Arc<Operation>,
+    pub decision: Decision,
+}
+
+/// Identity, classification and policy, shared by every connection.
+#[derive(Debug)]
+pub struct Gate {
+    identifier: Identifier,
+    policy: Arc<LivePolicy>,
+}
+
+/// The parts of a request the gate looks at.
+#[derive(Clone, Copy, Debug)]
+pub struct Asked<'a> {
+    pub method: &'a http::Method,
+    pub host: &'a str,
+    pub port: u16,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a http::HeaderMap,
+}
+
+impl Gate {
+    pub fn new(identifier: Identifier, policy: Arc<LivePolicy>) -> Self {
+        Self { identifier, policy }
+    }
+
+    pub fn identifier(&self) -> &Identifier {
+        &self.identifier
+    }
+
+    pub fn policy(&self) -> &Arc<LivePolicy> {
+        &self.policy
+    }
+
+    pub async fn assess(&self, asked: Asked<'_>, process: &ProcessInfo) -> Verdict {
+        let identity = self.identifier.identify(asked.headers, asked.query).await;
+        // Classified and matched as servers read it (see `normalize_path`).
+        let path = crate::operation::normalize_path(asked.path);
+        let operation = crate::operation::classify(asked.host, asked.method, &path, asked.query);
+        let decision = self.policy.current().decide(&Subject {
+            identity: &identity,
+            process,
+            method: asked.method.as_str(),
+            host: asked.host,
+            port: asked.port,
+            path: &path,
+            operation: &operation.name,
+        });
+        Verdict {
+            identity: Arc::new(identity),
+            operation: Arc::new(operation),
+            decision,
+        }
+    }
+}

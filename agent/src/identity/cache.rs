@@ -1,0 +1,51 @@
+//! Tokens already identified, by SHA-256 of the token, until they expire:
+//! a busy agent reuses one token for hours, and re-checking its signature
+//! on every request would be wasted work. Only successes are kept, so a
+//! failure is always re-examined (and a key rotation can fix it).
+
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use lru::LruCache;
+
+use super::Identity;
+
+#[derive(Debug)]
+pub struct TokenCache {
+    entries: Mutex<LruCache<[u8; 32], (Identity, SystemTime)>>,
+}
+
+impl TokenCache {
+    pub fn new(capacity: usize) -> Self {
+        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            entries: Mutex::new(LruCache::new(capacity)),
+        }
+    }
+
+    pub fn get(&self, token: &str) -> Option<Identity> {
+        let key = digest(token);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(&key) {
+            Some((id, until)) if SystemTime::now() < *until => Some(id.clone()),
+            Some(_) => {
+                entries.pop(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn put(&self, token: &str, id: Identity, until: SystemTime) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.put(digest(token), (id, until));
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = [0; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}

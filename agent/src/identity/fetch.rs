@@ -1,0 +1,118 @@
+//! HTTPS GET of small JSON documents (OIDC discovery, JWKS), verified
+//! against the same roots as upstreams, bounded in time and size.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::tls::{ALPN_HTTP11, UpstreamTls};
+
+/// A whole fetch (connect, TLS, request, body) must finish within this.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Key sets are a few KiB; anything far bigger is not one.
+const MAX_BODY: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{url}: not an https:// URL with a host")]
+    BadUrl { url: String },
+    #[error("{url}: {why}")]
+    Failed { url: String, why: String },
+    #[error("{url}: timed out after {}s", FETCH_TIMEOUT.as_secs())]
+    Timeout { url: String },
+    #[error("{url}: HTTP status {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url}: not JSON: {why}")]
+    NotJson { url: String, why: String },
+}
+
+#[derive(Debug)]
+pub struct Fetcher {
+    tls: Arc<UpstreamTls>,
+}
+
+impl Fetcher {
+    pub fn new(tls: Arc<UpstreamTls>) -> Self {
+        Self { tls }
+    }
+
+    /// GETs `url` and parses its body as JSON of type `T`.
+    pub async fn json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, FetchError> {
+        let body = tokio::time::timeout(FETCH_TIMEOUT, self.get(url))
+            .await
+            .map_err(|_| FetchError::Timeout { url: url.into() })??;
+        serde_json::from_slice(&body).map_err(|e| FetchError::NotJson {
+            url: url.into(),
+            why: e.to_string(),
+        })
+    }
+
+    async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
+        let failed = |why: String| FetchError::Failed {
+            url: url.into(),
+            why,
+        };
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|_| FetchError::BadUrl { url: url.into() })?;
+        let (Some("https"), Some(host)) = (uri.scheme_str(), uri.host()) else {
+            return Err(FetchError::BadUrl { url: url.into() });
+        };
+        let port = uri.port_u16().unwrap_or(443);
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let name = ServerName::try_from(host.clone()).map_err(|e| failed(e.to_string()))?;
+        let config = self
+            .tls
+            .config(&[ALPN_HTTP11.to_vec()])
+            .map_err(|e| failed(e.to_string()))?;
+        let tcp = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| failed(format!("connect: {e}")))?;
+        let tls = TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| failed(format!("TLS: {e}")))?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let conn = tokio::spawn(conn);
+        let authority = uri.authority().map_or(host.as_str(), |a| a.as_str());
+        let request = http::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header(http::header::HOST, authority)
+            .header(http::header::ACCEPT, "application/json")
+            .header(
+                http::header::USER_AGENT,
+                concat!("airlock/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| failed(e.to_string()))?;
+        let response = send
+            .send_request(request)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            conn.abort();
+            return Err(FetchError::Status {
+                url: url.into(),
+                status: status.as_u16(),
+            });
+        }
+        let body = Limited::new(response.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| failed(format!("body: {e}")))?
+            .to_bytes();
+        conn.abort();
+        Ok(body)
+    }
+}

@@ -1,0 +1,134 @@
+//! Whether a request may go: rules from `policies/*.toml` matched against
+//! the caller's identity, the local process and the request, in a fixed
+//! order — files by name, rules in file order, first match wins, else the
+//! default. Owns the rule schema (docs/policy.md), loading with file:line
+//! errors, and the live policy that reloads without ever dropping to none.
+
+pub mod explain;
+mod glob;
+mod live;
+mod load;
+mod matcher;
+#[cfg(test)]
+mod tests;
+
+pub use live::{LivePolicy, PolicySource, Reloaded};
+pub use load::{PolicyError, embedded, load_dir};
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::capture::ProcessInfo;
+use crate::identity::Identity;
+use matcher::Conditions;
+
+/// How long a held request waits for a human by default.
+pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What a rule decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Allow,
+    Deny,
+    /// Held until a human approves or denies it (or it times out → deny).
+    Approve,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Approve => "approve",
+        }
+    }
+}
+
+/// One compiled rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub name: String,
+    pub action: Action,
+    pub reason: String,
+    /// For `approve`: how long to wait before denying.
+    pub timeout: Duration,
+    /// `file:line` it came from, for `explain` and errors.
+    pub origin: String,
+    when: Conditions,
+}
+
+/// What is being decided about.
+#[derive(Clone, Copy, Debug)]
+pub struct Subject<'a> {
+    pub identity: &'a Identity,
+    pub process: &'a ProcessInfo,
+    pub method: &'a str,
+    pub host: &'a str,
+    pub port: u16,
+    pub path: &'a str,
+    pub operation: &'a str,
+}
+
+/// The outcome; `decision` in the audit record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub action: Action,
+    /// The rule that matched; absent when the default applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    pub reason: String,
+    #[serde(skip)]
+    pub timeout: Duration,
+}
+
+/// A complete, validated rule set.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    rules: Vec<Rule>,
+    default_action: Action,
+    default_reason: String,
+    /// Files it was read from, in evaluation order.
+    files: Vec<String>,
+}
+
+impl Policy {
+    /// The first matching rule's decision, else the default.
+    pub fn decide(&self, s: &Subject<'_>) -> Decision {
+        match self.rules.iter().find(|r| r.when.matches(s)) {
+            Some(r) => Decision {
+                action: r.action,
+                rule: Some(r.name.clone()),
+                reason: r.reason.clone(),
+                timeout: r.timeout,
+            },
+            None => Decision {
+                action: self.default_action,
+                rule: None,
+                reason: self.default_reason.clone(),
+                timeout: DEFAULT_APPROVAL_TIMEOUT,
+            },
+        }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn files(&self) -> &[String] {
+        &self.files
+    }
+
+    pub fn default_action(&self) -> Action {
+        self.default_action
+    }
+
+    /// Where the rule named `name` is defined.
+    pub fn origin(&self, name: &str) -> Option<&str> {
+        self.rules
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.origin.as_str())
+    }
+}

@@ -1,0 +1,134 @@
+//! The policy in force, swapped whole on reload (SIGHUP, or a change seen
+//! in the policy directory). A new set that fails to load is rejected and
+//! logged; the previous one stays live, so a typo never opens the gate.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use super::{Policy, PolicyError, embedded, load_dir};
+
+/// Where the rules come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicySource {
+    /// The shipped policies built into the binary.
+    Embedded,
+    Dir(PathBuf),
+}
+
+impl PolicySource {
+    pub fn load(&self) -> Result<Policy, PolicyError> {
+        match self {
+            Self::Embedded => embedded(),
+            Self::Dir(d) => load_dir(d),
+        }
+    }
+
+    /// Names, sizes and mtimes of the directory's entries: a cheap way to
+    /// notice edits, additions and removals without inotify.
+    fn stamp(&self) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+        let Self::Dir(dir) = self else {
+            return Vec::new();
+        };
+        let mut stamp: Vec<_> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some((e.path(), m.len(), m.modified().ok()))
+            })
+            .collect();
+        stamp.sort();
+        stamp
+    }
+}
+
+/// What a reload did, for the log and the audit trail.
+#[derive(Debug)]
+pub enum Reloaded {
+    Applied { rules: usize, files: Vec<String> },
+    Rejected(PolicyError),
+}
+
+#[derive(Debug)]
+pub struct LivePolicy {
+    source: PolicySource,
+    current: RwLock<Arc<Policy>>,
+}
+
+impl LivePolicy {
+    /// Loads the first policy; with no valid policy airlock does not start.
+    pub fn new(source: PolicySource) -> Result<Self, PolicyError> {
+        let policy = source.load()?;
+        Ok(Self {
+            source,
+            current: RwLock::new(Arc::new(policy)),
+        })
+    }
+
+    pub fn current(&self) -> Arc<Policy> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn source(&self) -> &PolicySource {
+        &self.source
+    }
+
+    /// Loads the source again; installs it only if it is valid. Blocking
+    /// file reads: call from a blocking context.
+    pub fn reload(&self) -> Reloaded {
+        match self.source.load() {
+            Ok(p) => {
+                let out = Reloaded::Applied {
+                    rules: p.rules().len(),
+                    files: p.files().to_vec(),
+                };
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(p);
+                out
+            }
+            Err(e) => Reloaded::Rejected(e),
+        }
+    }
+
+    /// Reloads on each `hup` signal and, every `poll` (if not zero), when
+    /// the policy directory changed; `report` is told each outcome. The
+    /// caller registers `hup` before announcing readiness, so a SIGHUP
+    /// never finds the process without a handler (which would end it).
+    pub async fn watch(
+        self: Arc<Self>,
+        mut hup: Option<tokio::signal::unix::Signal>,
+        poll: Duration,
+        report: impl Fn(&Reloaded),
+    ) {
+        let poll = if poll.is_zero() { None } else { Some(poll) };
+        let mut stamp = self.stamp().await;
+        loop {
+            tokio::select! {
+                Some(_) = async { hup.as_mut()?.recv().await } => {}
+                Some(()) = async { tokio::time::sleep(poll?).await; Some(()) } => {
+                    let now = self.stamp().await;
+                    if now == stamp {
+                        continue;
+                    }
+                    stamp = now;
+                }
+                else => return,
+            }
+            let me = self.clone();
+            if let Ok(outcome) = tokio::task::spawn_blocking(move || me.reload()).await {
+                report(&outcome);
+            }
+        }
+    }
+
+    async fn stamp(&self) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+        let source = self.source.clone();
+        tokio::task::spawn_blocking(move || source.stamp())
+            .await
+            .unwrap_or_default()
+    }
+}
