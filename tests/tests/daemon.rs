@@ -330,3 +330,153 @@ async fn ca_commands_create_export_and_explain_the_ca() {
         "--force replaces the CA"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_policy_and_a_broken_one_is_refused() {
+    if !privileged("sighup_reloads_the_policy_and_a_broken_one_is_refused") {
+        return;
+    }
+    const ARM: &str = "management.azure.com";
+    let cg = TestCgroup::new("sighup");
+    let dir = TempDir::new("sighup");
+    let pki = airlock_tests::TestPki::new("sighup upstream CA");
+    let up = airlock_tests::TlsUpstream::start(
+        pki.server_config(&[ARM], &[b"http/1.1"]),
+        &["127.0.0.1:0".parse().unwrap()],
+    )
+    .await;
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let rules = policies.join("10-rules.toml");
+    std::fs::write(&rules, "[defaults]\naction = \"allow\"\n").unwrap();
+    let config = airlock_tests::daemon::write_tls_config(
+        dir.path(),
+        cg.path(),
+        up.port(),
+        &pki.write_ca(dir.path()),
+    );
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    // poll_ms = 0: only SIGHUP reloads.
+    text.push_str(&format!("[policy]\ndir = {policies:?}\npoll_ms = 0\n"));
+    std::fs::write(&config, text).unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let daemon = airlock_tests::daemon::spawn(&config);
+    let started = wait_for(&audit, |r| r.iter().any(|r| r["event"] == "start")).await;
+    assert!(
+        started.iter().any(|r| r["event"] == "start"),
+        "daemon did not start"
+    );
+    let status = || async {
+        let mut cmd = cg.command("curl");
+        cmd.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+            "--resolve",
+        ])
+        .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
+        .arg("--cacert")
+        .arg(dir.path().join("ca/ca.crt"))
+        .arg(format!("https://{ARM}:{}/subscriptions", up.port()));
+        finish(cmd).await.stdout
+    };
+    assert_eq!(status().await, "200");
+    let hup = |pid: u32| {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+
+    std::fs::write(
+        &rules,
+        "[defaults]\naction = \"allow\"\n[[rule]]\nname = \"freeze\"\naction = \"deny\"\nreason = \"change freeze\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        status().await,
+        "200",
+        "no reload before SIGHUP (polling is off)"
+    );
+    hup(daemon.id().unwrap());
+    wait_for(&audit, |r| r.iter().any(|r| r["event"] == "policy_reload")).await;
+    assert_eq!(status().await, "403");
+
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"freeze\"\naction = \"sometimes\"\nreason = \"x\"\n",
+    )
+    .unwrap();
+    hup(daemon.id().unwrap());
+    let recs = wait_for(&audit, |r| {
+        r.iter().any(|r| r["event"] == "policy_rejected")
+    })
+    .await;
+    let rejected = recs
+        .iter()
+        .find(|r| r["event"] == "policy_rejected")
+        .expect("rejection audited");
+    assert!(
+        rejected["detail"]
+            .as_str()
+            .unwrap()
+            .contains("10-rules.toml:3:"),
+        "{rejected}"
+    );
+    assert_eq!(status().await, "403", "the previous policy stays live");
+
+    // The same file, checked by hand, names file, line and reason.
+    let check = std::process::Command::new(airlock_bin())
+        .args(["policy", "check"])
+        .arg(&policies)
+        .output()
+        .unwrap();
+    assert!(!check.status.success());
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        stderr.contains("10-rules.toml:3:") && stderr.contains("sometimes"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn policy_explain_names_the_deciding_rule() {
+    let out = std::process::Command::new(airlock_bin())
+        .args(["policy", "explain", "--config", "/nonexistent/airlock.toml", "-X", "DELETE", "--url"])
+        .arg("https://management.azure.com/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourcegroups/rg1?api-version=2021-04-01")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("/nonexistent/airlock.toml"),
+        "a named config must exist: {stderr}"
+    );
+
+    let dir = TempDir::new("explain");
+    let config = write_config(&dir, "");
+    let out = std::process::Command::new(airlock_bin())
+        .args(["policy", "explain", "--json", "--config"])
+        .arg(&config)
+        .args(["-X", "DELETE", "--url"])
+        .arg("https://management.azure.com/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourcegroups/rg1?api-version=2021-04-01")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"]["action"], "approve");
+    assert_eq!(v["decision"]["rule"], "resource-group-delete");
+    assert_eq!(
+        v["operation"]["name"],
+        "Microsoft.Resources/subscriptions/resourceGroups/delete"
+    );
+    assert_eq!(v["origin"], "20-high-risk.toml:4");
+}
