@@ -179,6 +179,19 @@ pub struct FilterArgs {
     pub path: Option<String>,
     #[arg(long)]
     pub status: Option<u16>,
+    /// Who: upn, object id, app id, storage account, or GitHub actor or
+    /// repository (glob, e.g. `*@contoso.com`).
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// A group the token lists (glob).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Operation name glob, e.g. `Microsoft.Storage/*` or `k8s.pods.*`.
+    #[arg(long)]
+    pub operation: Option<String>,
+    /// Policy decision: allow, deny or approve.
+    #[arg(long)]
+    pub decision: Option<String>,
     /// JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -14,8 +14,8 @@ use airlock::cli::{
 };
 use airlock::config::Config;
 use airlock::identity::Identifier;
-use airlock::policy::PolicySource;
 use airlock::policy::explain::{Question, explain};
+use airlock::policy::{Glob, PolicySource};
 use airlock::tls::{CaFiles, CertificateAuthority, UpstreamTls};
 
 fn main() -> ExitCode {
@@ -206,6 +206,10 @@ fn filter_from(a: FilterArgs) -> anyhow::Result<(Filter, bool)> {
             method: a.method,
             path: a.path,
             status: a.status,
+            identity: a.identity.map(|g| Glob::new(&g, true)),
+            group: a.group.map(|g| Glob::new(&g, true)),
+            operation: a.operation.map(|g| Glob::new(&g, true)),
+            decision: a.decision,
         },
         a.json,
     ))

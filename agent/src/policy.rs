@@ -12,6 +12,7 @@ mod matcher;
 #[cfg(test)]
 mod tests;
 
+pub use glob::Glob;
 pub use live::{LivePolicy, PolicySource, Reloaded};
 pub use load::{PolicyError, embedded, load_dir};
 

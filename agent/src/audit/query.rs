@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use crate::host::HostPattern;
+use crate::policy::Glob;
 
 /// Conditions a record must all meet.
 #[derive(Debug, Default)]
@@ -21,6 +22,15 @@ pub struct Filter {
     /// Substring of the request path (a subscription id, a container).
     pub path: Option<String>,
     pub status: Option<u16>,
+    /// Who: matches the identity's upn, oid, app id, subject, SharedKey
+    /// account or GitHub actor/repository (glob, any case).
+    pub identity: Option<Glob>,
+    /// Any of the token's groups (glob).
+    pub group: Option<Glob>,
+    /// Operation name glob (`Microsoft.Storage/*`, `k8s.pods.*`).
+    pub operation: Option<Glob>,
+    /// `allow`, `deny` or `approve`.
+    pub decision: Option<String>,
 }
 
 impl Filter {
@@ -52,7 +62,56 @@ impl Filter {
             && self
                 .status
                 .is_none_or(|s| r["response"]["status"].as_u64() == Some(u64::from(s)))
+            && self.identity.as_ref().is_none_or(|g| {
+                let id = &r["identity"];
+                let gh = &id["github"];
+                [
+                    &id["upn"],
+                    &id["oid"],
+                    &id["app_id"],
+                    &id["subject"],
+                    &id["account"],
+                    &gh["actor"],
+                    &gh["repository"],
+                ]
+                .iter()
+                .any(|v| v.as_str().is_some_and(|s| g.matches(s)))
+            })
+            && self.group.as_ref().is_none_or(|g| {
+                r["identity"]["groups"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|v| v.as_str().is_some_and(|s| g.matches(s))))
+            })
+            && self.operation.as_ref().is_none_or(|g| {
+                r["request"]["operation"]["name"]
+                    .as_str()
+                    .is_some_and(|s| g.matches(s))
+            })
+            && str_is(&r["decision"]["action"], &self.decision)
     }
+}
+
+/// Who a record's identity names, briefly: the user, else the app, the
+/// GitHub actor, the storage account, or the credential kind.
+fn who(r: &Value) -> String {
+    let id = &r["identity"];
+    let gh = &id["github"];
+    let name = [
+        &id["upn"],
+        &gh["actor"],
+        &id["app_id"],
+        &id["account"],
+        &id["kind"],
+    ]
+    .into_iter()
+    .find_map(Value::as_str)
+    .unwrap_or("-");
+    let mark = match (id["verified"].as_bool(), id["error"].is_string()) {
+        (_, true) => "!",
+        (Some(false), _) if id["kind"] != "none" => "?",
+        _ => "",
+    };
+    format!("{name}{mark}")
 }
 
 fn host_of(r: &Value) -> Option<&str> {
@@ -60,8 +119,8 @@ fn host_of(r: &Value) -> Option<&str> {
 }
 
 /// The table header for [`row`].
-pub const HEADER: &str =
-    "TIME                     KIND              PID     PROCESS          UID    STATUS  REQUEST";
+/// IDENTITY ends in `?` when unverified, `!` when it failed validation.
+pub const HEADER: &str = "TIME                     KIND              PID     PROCESS          UID    IDENTITY                  DECISION  STATUS  OPERATION / REQUEST";
 
 /// One record as a table row: time, kind, process, status, what was asked.
 pub fn row(r: &Value) -> String {
@@ -72,7 +131,10 @@ pub fn row(r: &Value) -> String {
         .as_u64()
         .map_or("-".to_owned(), |s| s.to_string());
     let what = match r["kind"].as_str() {
-        Some("http") => row_request(r),
+        Some("http") => match r["request"]["operation"]["name"].as_str() {
+            Some(op) => format!("{op}  {}", row_request(r)),
+            None => row_request(r),
+        },
         Some("agent") => format!("airlock {}", r["event"].as_str().unwrap_or("")),
         _ => format!(
             "{} {}:{}",
@@ -90,10 +152,16 @@ pub fn row(r: &Value) -> String {
         .map(|e| format!("  [{e}]"))
         .unwrap_or_default();
     format!(
-        "{time:<24} {kind:<17} {:<7} {:<16} {:<6} {status:<7} {what}{error}",
+        "{time:<24} {kind:<17} {:<7} {:<16} {:<6} {:<25} {:<9} {status:<7} {what}{error}",
         p["pid"].as_u64().map_or("-".into(), |v| v.to_string()),
         p["comm"].as_str().unwrap_or("-"),
         p["uid"].as_u64().map_or("-".into(), |v| v.to_string()),
+        if r["kind"] == "http" {
+            who(r)
+        } else {
+            "-".to_owned()
+        },
+        r["decision"]["action"].as_str().unwrap_or("-"),
     )
 }
 
@@ -131,7 +199,10 @@ mod tests {
             "process": { "pid": 42, "comm": "az", "uid": 1001 },
             "request": { "method": "DELETE", "host": "management.azure.com",
                          "path": "/subscriptions/0b1f/resourceGroups/rg-app", "query": "api-version=2021-04-01" },
-            "response": { "status": 202 }
+            "response": { "status": 202 },
+            "identity": { "kind": "jwt", "verified": true, "upn": "dev@contoso.com", "groups": ["g-ops"],
+                          "github": { "repository": "org/infra", "actor": "octocat" } },
+            "decision": { "action": "approve", "rule": "resource-group-delete", "reason": "r" }
         })
     }
 
@@ -152,6 +223,18 @@ mod tests {
         f.until = Some(parse_time("2026-11-28T09:30:00Z").unwrap());
         assert!(!f.matches(&r));
         assert!(parse_time("24h").is_ok() && parse_time("yesterday-ish").is_err());
+        f.until = None;
+        f.identity = Some(Glob::new("DEV@*", true));
+        f.group = Some(Glob::new("g-ops", true));
+        f.operation = Some(Glob::new("http.*", true));
+        assert!(!f.matches(&r), "no operation recorded");
+        f.operation = None;
+        f.decision = Some("approve".into());
+        assert!(f.matches(&r));
+        f.identity = Some(Glob::new("org/infra", true));
+        assert!(f.matches(&r), "the GitHub repository names who too");
+        f.group = Some(Glob::new("g-dev", true));
+        assert!(!f.matches(&r));
     }
 
     #[test]
@@ -159,6 +242,10 @@ mod tests {
         let row = row(&rec());
         assert!(row.starts_with("2026-11-28T10:00:00.123  http "), "{row}");
         assert!(row.contains(" az ") && row.contains(" 202 "), "{row}");
+        assert!(
+            row.contains(" dev@contoso.com ") && row.contains(" approve "),
+            "{row}"
+        );
         assert!(row.ends_with("DELETE https://management.azure.com/subscriptions/0b1f/resourceGroups/rg-app?api-version=2021-04-01"), "{row}");
     }
 }
