@@ -173,7 +173,10 @@ impl App {
             listen6 = ?self.addrs.listen6.map(|a| a.0),
             audit = %self.audit.path().display(), "airlock ready");
 
+        crate::notify::notify("READY=1");
+
         shutdown.await;
+        crate::notify::notify("STOPPING=1");
         tracing::info!("shutting down: detaching programs");
         drop(self.capture);
         tasks.shutdown().await;

@@ -480,3 +480,93 @@ async fn policy_explain_names_the_deciding_rule() {
     );
     assert_eq!(v["origin"], "20-high-risk.toml:4");
 }
+
+/// The shipped unit file, pointed at the built binary, passes
+/// `systemd-analyze verify` without a single warning.
+#[tokio::test]
+async fn the_systemd_unit_verifies() {
+    let unit =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/airlock.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    assert!(text.contains("Type=notify") && text.contains("ProtectSystem=strict"));
+    let dir = TempDir::new("unit");
+    let copy = dir.path().join("airlock.service");
+    let bin = airlock_bin();
+    std::fs::write(
+        &copy,
+        text.replace("/usr/local/bin/airlock", bin.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .expect("systemd-analyze (package systemd; cargo xtask test installs it)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
+}
+
+/// `Type=notify`: READY=1 arrives only once airlock captures and serves;
+/// STOPPING=1 when SIGTERM starts the drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_is_notified_once_capture_works() {
+    if !privileged("readiness_is_notified_once_capture_works") {
+        return;
+    }
+    let cg = TestCgroup::new("notify");
+    let dir = TempDir::new("notify");
+    let up = Upstream::on("127.0.0.1").await;
+    let audit = dir.path().join("audit.jsonl");
+    let config = write_config(
+        &dir,
+        &format!(
+            "[capture]\ncgroup = {:?}\nports = [{}]\n[proxy]\nlisten = \"127.0.0.1:{}\"\nlisten6 = \"[::1]:{}\"\n\
+             [tls]\nca_dir = {:?}\n[audit]\npath = {:?}\n",
+            cg.path(),
+            up.port(),
+            free_port("127.0.0.1"),
+            free_port("::1"),
+            dir.path().join("ca"),
+            audit
+        ),
+    );
+    let socket_path = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let mut daemon = tokio::process::Command::new(airlock_bin())
+        .args(["run", "--log-level", "error", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(WAIT, socket.recv(&mut buf))
+        .await
+        .expect("READY=1 within the wait")
+        .unwrap();
+    assert_eq!(&buf[..n], b"READY=1");
+    // Ready means ready: the very next connect is captured.
+    let got =
+        Fetched::parse(&finish(curl_in(&cg, "curl", &format!("http://{}/", up.addr()))).await);
+    assert!(got.proxied(), "not captured right after READY=1");
+    assert!(records(&audit).iter().any(|r| r["event"] == "start"));
+
+    let pid = daemon.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let n = tokio::time::timeout(WAIT, socket.recv(&mut buf))
+        .await
+        .expect("STOPPING=1")
+        .unwrap();
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let status = tokio::time::timeout(WAIT, daemon.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}

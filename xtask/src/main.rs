@@ -18,6 +18,10 @@ const PACKAGES: &[(&str, Probe)] = &[
     ("libbpf-dev", Probe::File("/usr/include/bpf/bpf_helpers.h")),
     ("curl", Probe::Command("curl")),
     ("python3", Probe::Command("python3")),
+    // RSA keys for the test OIDC issuer (ring cannot generate them).
+    ("openssl", Probe::Command("openssl")),
+    // `systemd-analyze verify` of packaging/airlock.service.
+    ("systemd", Probe::Command("systemd-analyze")),
 ];
 
 /// What the benchmark adds: an upstream and a load generator.

@@ -107,3 +107,48 @@ fn intercept_defaults_and_validation() {
     let e = error("[tls]\nca_dir = \"ca\"\n");
     assert!(e.contains("tls.ca_dir"), "{e}");
 }
+
+/// The shipped example parses, and names every key airlock has (set, or
+/// commented out where the default is "none").
+#[test]
+fn the_example_config_documents_every_key() {
+    let text = include_str!("../../../packaging/airlock.toml.example");
+    Config::parse(text, Path::new("airlock.toml.example")).expect("example parses");
+    let mut full = Config::default();
+    full.capture.cgroup = Some("/x".into());
+    full.audit.group = Some("g".into());
+    full.audit.checkpoint_key = Some("/k".into());
+    full.policy.dir = Some("/p".into());
+    full.identity.issuers = vec![crate::config::IssuerConfig {
+        issuer: "https://i".into(),
+        audiences: vec!["a".into()],
+        jwks_uri: Some("https://j".into()),
+    }];
+    let keys: toml::Table = toml::from_str(&full.to_toml()).unwrap();
+    for (section, table) in &keys {
+        let header = format!("[{section}]");
+        assert!(text.contains(&header), "example lacks {header}");
+        let entries = match table {
+            toml::Value::Table(t) => t.clone(),
+            _ => continue,
+        };
+        for (key, value) in entries {
+            let nested = match &value {
+                toml::Value::Array(a) => a.first().and_then(|v| v.as_table()).cloned(),
+                _ => None,
+            };
+            let names: Vec<String> = match nested {
+                Some(t) => t.keys().cloned().collect(),
+                None => vec![key.clone()],
+            };
+            for name in names {
+                let set = format!("\n{name} = ");
+                let commented = format!("\n# {name} = ");
+                assert!(
+                    text.contains(&set) || text.contains(&commented),
+                    "example lacks {section}.{name}"
+                );
+            }
+        }
+    }
+}
