@@ -1,8 +1,10 @@
-//! `airlock demo`: the whole path on embedded defaults, on loopback —
-//! capture, TLS interception, audit — with real processes in a throwaway
-//! cgroup.
+//! `airlock demo`: the whole product on embedded defaults, on loopback — a
+//! scripted "coding agent" (real curl and python processes in a throwaway
+//! cgroup) calls simulated Azure; airlock captures, decrypts, identifies,
+//! decides and audits every call, and the demo prints what it saw.
 
 mod azure;
+mod entra;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use crate::capture::cgroup::OwnedCgroup;
-use crate::config::Config;
+use crate::config::{Config, IssuerConfig};
 
 /// Longest a scripted step may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -32,13 +34,17 @@ pub enum DemoError {
     Step { step: &'static str, why: String },
 }
 
-/// One scripted "coding agent" action: a real process in the cgroup.
-struct Step {
-    title: &'static str,
-    argv: Vec<String>,
-    /// What a correct airlock makes of it.
-    expect_refused: bool,
+/// What a step must come to, or the demo fails (it is a check, not a show).
+#[derive(Clone, Copy, Debug)]
+struct Expect {
+    decision: &'static str,
+    status: u16,
 }
+
+const ALLOW: Expect = Expect {
+    decision: "allow",
+    status: 200,
+};
 
 /// Runs the demo; the audit file is kept at `audit` (default: a fresh
 /// directory under /tmp) and its path printed.
@@ -57,21 +63,26 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
     })?;
     let cgroup = OwnedCgroup::create(&cgroup_name)?;
     let mut servers = JoinSet::new();
-    let (arm, demo_ca) = azure::start(&mut servers, &dir)
+    let azure = azure::start(&mut servers, &dir)
         .await
         .map_err(|why| DemoError::Step {
-            step: "starting the simulated ARM endpoint",
+            step: "starting the simulated Azure endpoints",
             why,
         })?;
 
     let mut config = Config::default();
     config.capture.cgroup = Some(cgroup.path().to_owned());
-    config.capture.ports = vec![443, arm.port()];
+    config.capture.ports = vec![443, azure.addr.port()];
     config.proxy.listen = "127.0.0.1:0".parse().expect("literal");
     config.proxy.listen6 = Some("[::1]:0".parse().expect("literal"));
     config.audit.path = audit.clone();
     config.tls.ca_dir = dir.join("ca");
-    config.tls.upstream_roots = vec![demo_ca];
+    config.tls.upstream_roots = vec![azure.ca.clone()];
+    config.identity.issuers = vec![IssuerConfig {
+        issuer: "https://login.microsoftonline.com/{tid}/v2.0".into(),
+        audiences: AUDIENCES.iter().map(|a| (*a).to_owned()).collect(),
+        jwks_uri: Some(azure.jwks_uri()),
+    }];
     let airlock_ca = config.tls.ca_dir.join("ca.crt");
     let app = crate::app::build(config).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -84,21 +95,22 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         cgroup.path().display()
     );
     println!(
-        "simulated Azure Resource Manager: https://{}:{} on {arm} (TLS, its own CA)",
-        azure::HOST,
-        arm.port()
+        "simulated Entra ID, Resource Manager, Blob Storage, Key Vault, Functions and AKS on {} (TLS, their own CA)",
+        azure.addr
     );
     println!(
-        "the agent's processes trust airlock's CA ({}), as `airlock ca env` sets up\n",
+        "policies: the shipped ones; tokens validated against the simulated Entra ID; the agent trusts airlock's CA ({})\n",
         airlock_ca.display()
     );
-    println!(
-        "{:<36} {:>7} {:<8} {:>6}  REQUEST (as decrypted and audited)",
-        "STEP", "PID", "PROCESS", "STATUS"
-    );
-    let steps = steps(arm, &airlock_ca);
+    println!("{HEADER}");
+    let agent = Agent {
+        cgroup: &cgroup,
+        audit: &audit,
+        ca: &airlock_ca,
+        port: azure.addr.port(),
+    };
     let script = tokio::select! {
-        r = run_script(&cgroup, &audit, &steps) => r,
+        r = agent.session(&azure) => r,
         _ = tokio::signal::ctrl_c() => Err(DemoError::Step { step: "interrupted", why: "Ctrl-C".into() }),
     };
     let _ = stop.send(());
@@ -128,124 +140,307 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
     Ok(())
 }
 
-fn steps(arm: std::net::SocketAddr, airlock_ca: &std::path::Path) -> Vec<Step> {
-    let sub = azure::SUBSCRIPTION;
-    let base = format!("https://{}:{}", azure::HOST, arm.port());
-    let curl = |path: String| -> Vec<String> {
-        vec![
-            "curl".into(),
-            "-sS".into(),
-            "--max-time".into(),
-            "10".into(),
-            "--cacert".into(),
-            airlock_ca.display().to_string(),
-            "--resolve".into(),
-            format!("{}:{}:127.0.0.1", azure::HOST, arm.port()),
-            "-H".into(),
-            "Authorization: Bearer eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.demo.signature".into(),
-            format!("{base}{path}"),
-        ]
-    };
-    let shell = |path: String| -> Vec<String> {
-        let inner = curl(path)
-            .into_iter()
-            .map(|a| format!("'{a}'"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        vec!["sh".into(), "-c".into(), format!("{inner}; true")]
-    };
-    vec![
-        Step {
-            title: "az group list (curl)",
-            argv: curl(format!("/subscriptions/{sub}/resourcegroups?api-version=2021-04-01")),
-            expect_refused: false,
-        },
-        Step {
-            title: "storage account list (sh → curl)",
-            argv: shell(format!("/subscriptions/{sub}/providers/Microsoft.Storage/storageAccounts?api-version=2023-01-01")),
-            expect_refused: false,
-        },
-        Step {
-            title: "a mistyped resource type",
-            argv: curl(format!("/subscriptions/{sub}/providers/Microsoft.Storage/storageAcounts?api-version=2023-01-01")),
-            expect_refused: false,
-        },
-        Step {
-            title: "QUIC attempt: UDP to 127.0.0.1:443",
-            argv: vec![
-                "python3".into(),
-                "-c".into(),
-                "import socket\ntry:\n socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'q', ('127.0.0.1', 443)); print('sent')\nexcept PermissionError:\n print('refused')".into(),
-            ],
-            expect_refused: true,
-        },
-    ]
+/// The audiences the demo's tokens are for (ARM, Storage, Key Vault, AKS).
+const AUDIENCES: &[&str] = &[
+    "https://management.azure.com",
+    "https://storage.azure.com",
+    "https://vault.azure.net",
+    "6dae42f8-4368-4678-94ff-3960e28e3630",
+];
+
+const HEADER: &str = "STEP                                     TIME           PID PROCESS  IDENTITY                       OPERATION                                                DECISION  STATUS";
+
+/// The scripted coding agent: each step a real process in the cgroup.
+struct Agent<'a> {
+    cgroup: &'a OwnedCgroup,
+    audit: &'a std::path::Path,
+    ca: &'a std::path::Path,
+    port: u16,
 }
 
-async fn run_script(
-    cgroup: &OwnedCgroup,
-    audit: &std::path::Path,
-    steps: &[Step],
-) -> Result<(), DemoError> {
-    for step in steps {
-        let mut cmd = cgroup.command(&step.argv[0]);
-        cmd.args(&step.argv[1..]).kill_on_drop(true);
-        let before = exchanges(audit).len();
+impl Agent<'_> {
+    async fn session(&self, azure: &azure::Azure) -> Result<(), DemoError> {
+        let sub = azure::SUBSCRIPTION;
+        let arm = self
+            .token(
+                "az login (token for ARM)",
+                "https://management.azure.com/.default",
+            )
+            .await?;
+        let storage = self
+            .token(
+                "az login (token for Storage)",
+                "https://storage.azure.com/.default",
+            )
+            .await?;
+        let vault = self
+            .token(
+                "az login (token for Key Vault)",
+                "https://vault.azure.net/.default",
+            )
+            .await?;
+        let aks = self
+            .token(
+                "kubelogin (token for AKS)",
+                "6dae42f8-4368-4678-94ff-3960e28e3630/.default",
+            )
+            .await?;
+        let bearer = |t: &str| vec!["-H".to_owned(), format!("Authorization: Bearer {t}")];
+        let rg = format!("/subscriptions/{sub}/resourcegroups");
+
+        self.curl(
+            "az group list",
+            azure::ARM,
+            "GET",
+            &format!("{rg}?api-version=2021-04-01"),
+            &bearer(&arm),
+            ALLOW,
+        )
+        .await?;
+        self.curl(
+            "az storage blob list",
+            azure::BLOB,
+            "GET",
+            "/deploy?restype=container&comp=list",
+            &[
+                bearer(&storage),
+                vec!["-H".into(), "x-ms-version: 2023-11-03".into()],
+            ]
+            .concat(),
+            ALLOW,
+        )
+        .await?;
+        self.curl("az storage account keys list", azure::ARM, "POST",
+            &format!("/subscriptions/{sub}/resourceGroups/rg-copilot-demo/providers/Microsoft.Storage/storageAccounts/stcopilotdemo/listKeys?api-version=2023-01-01"),
+            &bearer(&arm), ALLOW).await?;
+        self.curl(
+            "az keyvault secret show",
+            azure::VAULT,
+            "GET",
+            "/secrets/sql-admin-password?api-version=7.4",
+            &bearer(&vault),
+            ALLOW,
+        )
+        .await?;
+        self.curl(
+            "kubectl get secret db-credentials",
+            azure::AKS,
+            "GET",
+            "/api/v1/namespaces/payments/secrets/db-credentials",
+            &bearer(&aks),
+            ALLOW,
+        )
+        .await?;
+        let held = Expect {
+            decision: "approve",
+            status: 403,
+        };
+        self.curl(
+            "az group delete -n rg-legacy",
+            azure::ARM,
+            "DELETE",
+            &format!("{rg}/rg-legacy?api-version=2021-04-01"),
+            &bearer(&arm),
+            held,
+        )
+        .await?;
+        self.curl("kubectl exec payments-api -- sh", azure::AKS, "POST",
+            "/api/v1/namespaces/payments/pods/payments-api-7d9f/exec?command=sh&stdin=true&stdout=true&tty=true",
+            &[bearer(&aks), vec!["-H".into(), "Connection: Upgrade".into(), "-H".into(), "Upgrade: SPDY/3.1".into()]].concat(), held).await?;
+        let denied = Expect {
+            decision: "deny",
+            status: 403,
+        };
+        // A token cached from yesterday: signed by the right key, expired.
+        let stale = azure.signer.token(
+            "https://management.azure.com",
+            -2 * 86_400,
+            Duration::from_secs(3600),
+        );
+        self.curl(
+            "az group list (expired token)",
+            azure::ARM,
+            "GET",
+            &format!("{rg}?api-version=2021-04-01"),
+            &bearer(&stale),
+            denied,
+        )
+        .await?;
+        self.curl(
+            "az storage blob upload --auth-mode key",
+            azure::BLOB,
+            "PUT",
+            "/deploy/app.zip",
+            &[
+                "-H",
+                "Authorization: SharedKey stcopilotdemo:bWFkZS11cC1zaWduYXR1cmU=",
+                "-H",
+                "x-ms-blob-type: BlockBlob",
+                "-H",
+                "x-ms-version: 2023-11-03",
+                "--data-binary",
+                "zip",
+            ]
+            .map(str::to_owned),
+            denied,
+        )
+        .await?;
+        self.quic().await
+    }
+
+    /// A token from the simulated Entra token endpoint (client credentials).
+    async fn token(&self, title: &'static str, scope: &str) -> Result<String, DemoError> {
+        let form = [
+            "-d",
+            "grant_type=client_credentials",
+            "-d",
+            "client_id=04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+            "--data-urlencode",
+            "client_secret=demo~Q8d.Sq9vL2mN7pR4tW1xY6zA3bC5eF8gH0jK",
+        ]
+        .map(str::to_owned);
+        let path = format!("/{}/oauth2/v2.0/token", entra::TENANT);
+        let extra = [
+            form.to_vec(),
+            vec!["--data-urlencode".into(), format!("scope={scope}")],
+        ]
+        .concat();
+        let stdout = self
+            .curl(title, azure::ENTRA, "POST", &path, &extra, ALLOW)
+            .await?;
+        let body: Value = serde_json::from_str(&stdout).unwrap_or_default();
+        body["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| DemoError::Step {
+                step: title,
+                why: format!("no access_token in {stdout}"),
+            })
+    }
+
+    /// curl `method https://host{path}` with `extra` arguments; prints the
+    /// audited row and checks it against `expect`. Returns curl's stdout.
+    async fn curl(
+        &self,
+        title: &'static str,
+        host: &str,
+        method: &str,
+        path: &str,
+        extra: &[String],
+        expect: Expect,
+    ) -> Result<String, DemoError> {
+        let mut argv: Vec<String> = ["curl", "-sS", "--max-time", "10", "-X", method, "--cacert"]
+            .map(str::to_owned)
+            .to_vec();
+        argv.push(self.ca.display().to_string());
+        argv.push("--resolve".into());
+        argv.push(format!("{host}:{}:127.0.0.1", self.port));
+        argv.extend_from_slice(extra);
+        argv.push(format!("https://{host}:{}{path}", self.port));
+        let before = exchanges(self.audit).len();
+        let out = self.spawn(title, &argv).await?;
+        let rec = wait_for_exchange(self.audit, before)
+            .await
+            .ok_or(DemoError::Step {
+                step: title,
+                why: "no audit record for the request".into(),
+            })?;
+        println!("{}", row(title, &rec));
+        let decision = rec["decision"]["action"].as_str().unwrap_or("");
+        let status = rec["response"]["status"].as_u64().unwrap_or(0);
+        if decision != expect.decision || status != u64::from(expect.status) {
+            return Err(DemoError::Step {
+                step: title,
+                why: format!(
+                    "expected {} {}, got {decision} {status}: {}",
+                    expect.decision, expect.status, out
+                ),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn spawn(&self, title: &'static str, argv: &[String]) -> Result<String, DemoError> {
+        let mut cmd = self.cgroup.command(&argv[0]);
+        cmd.args(&argv[1..]).kill_on_drop(true);
         let out = tokio::time::timeout(STEP_TIMEOUT, cmd.output())
             .await
             .map_err(|_| DemoError::Step {
-                step: step.title,
+                step: title,
                 why: "timed out".into(),
             })?
             .map_err(|e| DemoError::Step {
-                step: step.title,
+                step: title,
                 why: e.to_string(),
             })?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if step.expect_refused {
-            let refused = stdout.trim() == "refused";
-            println!(
-                "{:<36} {:>7} {:<8} {:>6}  {}",
-                step.title,
-                "-",
-                "python3",
-                "-",
-                if refused {
-                    "UDP 127.0.0.1:443 refused: QUIC must use TCP, which is captured"
-                } else {
-                    "NOT refused"
-                }
-            );
-            if !refused {
-                return Err(DemoError::Step {
-                    step: step.title,
-                    why: format!("UDP/443 was not refused: {stdout}"),
-                });
-            }
-            continue;
-        }
-        if !out.status.success() {
-            return Err(DemoError::Step {
-                step: step.title,
-                why: String::from_utf8_lossy(&out.stderr).into_owned(),
-            });
-        }
-        let rec = wait_for_exchange(audit, before)
-            .await
-            .ok_or(DemoError::Step {
-                step: step.title,
-                why: "no audit record for the request".into(),
-            })?;
-        println!(
-            "{:<36} {:>7} {:<8} {:>6}  {}",
-            step.title,
-            rec["process"]["pid"].to_string(),
-            rec["process"]["comm"].as_str().unwrap_or("?"),
-            rec["response"]["status"].to_string(),
-            crate::audit::query::row_request(&rec),
-        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
-    Ok(())
+
+    /// QUIC (UDP/443) is refused, so clients fall back to TCP, which is captured.
+    async fn quic(&self) -> Result<(), DemoError> {
+        let title = "QUIC attempt: UDP to 127.0.0.1:443";
+        let code = "import socket\ntry:\n socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'q', ('127.0.0.1', 443)); print('sent')\nexcept PermissionError:\n print('refused')";
+        let out = self
+            .spawn(title, &["python3".into(), "-c".into(), code.into()])
+            .await?;
+        let refused = out.trim() == "refused";
+        println!(
+            "{title:<40} {:<12} {:>6} {:<8} {:<30} {}",
+            "",
+            "-",
+            "python3",
+            "-",
+            if refused {
+                "UDP 127.0.0.1:443 refused: QUIC must use TCP, which is captured"
+            } else {
+                "NOT refused"
+            }
+        );
+        if refused {
+            Ok(())
+        } else {
+            Err(DemoError::Step {
+                step: title,
+                why: format!("UDP/443 was not refused: {out}"),
+            })
+        }
+    }
+}
+
+/// One audited exchange as a table row.
+fn row(title: &str, r: &Value) -> String {
+    let ts = r["ts"].as_str().unwrap_or("");
+    let time = ts.get(11..23).unwrap_or(ts);
+    let id = &r["identity"];
+    let who = [&id["upn"], &id["app_id"], &id["account"], &id["kind"]]
+        .into_iter()
+        .find_map(Value::as_str)
+        .unwrap_or("-");
+    // Long ids (an app's GUID) are cut to keep the table a table.
+    let who = match who.char_indices().nth(18) {
+        Some((i, _)) if id["upn"].is_null() => format!("{}…", &who[..i]),
+        _ => who.to_owned(),
+    };
+    let who = match (id["verified"].as_bool(), id["error"].as_str()) {
+        (_, Some(_)) => format!("{who} (invalid)"),
+        (Some(true), _) => who.to_owned(),
+        _ => format!("{who} (?)"),
+    };
+    let op = r["request"]["operation"]["name"].as_str().unwrap_or("-");
+    let why = match (
+        r["decision"]["action"].as_str(),
+        r["decision"]["rule"].as_str(),
+    ) {
+        (Some("allow"), _) | (_, None) => String::new(),
+        (_, Some(rule)) => format!("  [{rule}]"),
+    };
+    format!(
+        "{title:<40} {time:<12} {:>6} {:<8} {who:<30} {op:<56} {:<9} {}{why}",
+        r["process"]["pid"],
+        r["process"]["comm"].as_str().unwrap_or("?"),
+        r["decision"]["action"].as_str().unwrap_or("-"),
+        r["response"]["status"],
+    )
 }
 
 async fn wait_for_exchange(audit: &std::path::Path, before: usize) -> Option<Value> {

@@ -15,7 +15,7 @@ mod storage;
 mod tests;
 
 pub use fetch::FetchError;
-pub use link::{Links, client_assertion};
+pub use link::{Links, client_assertion, form_field};
 
 use std::sync::Arc;
 

@@ -203,18 +203,54 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
     cmd.args(["demo", "--audit"]).arg(&audit);
     let out = finish(cmd).await;
     assert!(out.status.success(), "{out:?}");
-    let rows: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter(|l| l.contains("GET https://management.azure.com/"))
-        .collect();
-    assert_eq!(rows.len(), 3, "{}", out.stdout);
-    assert!(rows.iter().all(|r| r.contains(" curl ")), "{}", out.stdout);
-    assert!(rows[2].contains(" 404  GET"), "{}", out.stdout);
-    assert!(
-        rows[0].contains(" 200  GET") && rows[1].contains(" 200  GET"),
-        "{}",
+    let row = |step: &str| {
         out.stdout
+            .lines()
+            .find(|l| l.starts_with(step))
+            .unwrap_or_else(|| panic!("no row {step:?} in:\n{}", out.stdout))
+            .to_owned()
+    };
+    let expect = [
+        ("az login (token for ARM)", "entra.token", "allow     200"),
+        (
+            "az group list ",
+            "Microsoft.Resources/subscriptions/resourceGroups/read",
+            "allow     200",
+        ),
+        ("az storage blob list", "storage.blob.list", "allow     200"),
+        (
+            "az storage account keys list",
+            "Microsoft.Storage/storageAccounts/listKeys/action",
+            "allow     200",
+        ),
+        ("kubectl get secret", "k8s.secrets.get", "allow     200"),
+        (
+            "az group delete",
+            "Microsoft.Resources/subscriptions/resourceGroups/delete",
+            "approve   403",
+        ),
+        ("kubectl exec", "k8s.pods.exec", "approve   403"),
+        (
+            "az group list (expired token)",
+            "(invalid)",
+            "deny      403  [invalid-token]",
+        ),
+        (
+            "az storage blob upload --auth-mode key",
+            "storage.blob.put",
+            "deny      403  [storage-shared-key]",
+        ),
+    ];
+    for (step, op, outcome) in expect {
+        let r = row(step);
+        assert!(
+            r.contains(" curl ") && r.contains(op) && r.contains(outcome),
+            "{r}"
+        );
+    }
+    assert!(
+        row("az group list ").contains("dev@contoso.example "),
+        "verified user shown"
     );
     assert!(
         out.stdout.contains("refused: QUIC must use TCP"),
@@ -226,22 +262,28 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
         "{}",
         out.stdout
     );
+
     let all = records(&audit);
     let requests: Vec<&Value> = all
         .iter()
         .filter(|r| r["kind"] == "http" && r["phase"] == "request")
         .collect();
-    assert_eq!(requests.len(), 3);
-    // The agent sent a bearer token: neither the headers nor the command
-    // line in the trail carry it.
+    assert!(requests.len() >= 13, "{}", requests.len());
+    // The agent sent bearer tokens and a client secret: neither the
+    // headers nor the command lines in the trail carry them.
+    let arm = requests
+        .iter()
+        .find(|r| r["request"]["host"] == "management.azure.com")
+        .unwrap();
     assert_eq!(
-        requests[0]["request"]["headers"]["authorization"],
+        arm["request"]["headers"]["authorization"],
         "Bearer [REDACTED]"
     );
+    assert_eq!(arm["identity"]["verified"], true);
     let text = std::fs::read_to_string(&audit).unwrap();
     assert!(
-        !text.contains("demo.signature"),
-        "a token reached the audit trail"
+        !text.contains("eyJ0eXAiOiJKV1Qi") && !text.contains("demo~Q8d"),
+        "a credential reached the audit trail"
     );
     // The demo's cgroup is gone.
     let name = format!("airlock-demo-{}", out.pid);

@@ -180,6 +180,13 @@ async fn token_form(
             exchange.link_response_to(run);
         }
         verdict.identity = Arc::new(who);
+    } else if verdict.identity.app_id.is_none()
+        && let Some(client) = crate::identity::form_field(&form, "client_id")
+    {
+        // A client secret or code grant: the application is who asks.
+        let mut who = (*verdict.identity).clone();
+        who.app_id = Some(client);
+        verdict.identity = Arc::new(who);
     }
     Ok(Full::new(form))
 }

@@ -83,15 +83,17 @@ impl Links {
 /// The `client_assertion` of a token request form (RFC 7523), if it is a
 /// JWT-bearer assertion.
 pub fn client_assertion(form: &[u8]) -> Option<String> {
-    let form = std::str::from_utf8(form).ok()?;
-    let field = |name: &str| {
-        form.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            (percent_decode(k) == name).then(|| percent_decode(v))
-        })
-    };
-    let kind = field("client_assertion_type")?;
+    let kind = form_field(form, "client_assertion_type")?;
     (kind == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-        .then(|| field("client_assertion"))
+        .then(|| form_field(form, "client_assertion"))
         .flatten()
+}
+
+/// One field of an `application/x-www-form-urlencoded` body, decoded.
+pub fn form_field(form: &[u8], name: &str) -> Option<String> {
+    let form = std::str::from_utf8(form).ok()?;
+    form.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (percent_decode(k) == name).then(|| percent_decode(v))
+    })
 }
