@@ -129,10 +129,15 @@ impl App {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
         let cgroup = self.capture.cgroup().display().to_string();
         let mut start = agent_record("start", Some(cgroup.clone()));
+        if !self.capture.fail_closed() {
+            start.weakened.push(
+                "capture.fail_mode = \"open\": while airlock is down, captured processes connect directly, unaudited",
+            );
+        }
         if self.config.audit.on_failure == crate::config::OnAuditFailure::Allow {
-            start.weakened = vec![
+            start.weakened.push(
                 "audit.on_failure = \"allow\": requests are forwarded even when they cannot be audited",
-            ];
+            );
             tracing::warn!(
                 "audit.on_failure = \"allow\": requests are forwarded even when the audit log cannot be written"
             );

@@ -4,6 +4,7 @@
 
 pub mod cgroup;
 mod events;
+mod pin;
 mod privileges;
 mod process;
 mod table;
@@ -21,7 +22,8 @@ use aya::maps::{Array, HashMap, RingBuf};
 use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, ProgramError, SockOps};
 use aya::{Ebpf, EbpfLoader};
 
-use crate::config::CaptureConfig;
+use crate::config::{CaptureConfig, FailMode};
+use pin::Pins;
 
 /// Why capture could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,13 @@ pub enum CaptureError {
         #[source]
         source: ProgramError,
     },
+    #[error(
+        "{} is not on a bpffs and none could be mounted: mount one (mount -t bpf bpf /sys/fs/bpf) \
+         or set capture.fail_mode = \"open\"", .0.display()
+    )]
+    NoBpffs(PathBuf),
+    #[error("pinning {program} for fail_mode = \"closed\": {why}")]
+    Pin { program: &'static str, why: String },
     #[error("attaching {program} to {}: {source}", cgroup.display())]
     Attach {
         program: &'static str,
@@ -81,7 +90,11 @@ pub struct Targets {
 /// Loaded and attached programs; dropping it detaches and unloads them.
 #[derive(Debug)]
 pub struct Capture {
-    /// Owns the programs and their links: detached when dropped.
+    /// With `fail_mode = "closed"`, the links (pinned in bpffs); dropped —
+    /// unpinned, detached — first.
+    pins: Option<Pins>,
+    /// Owns the programs and (with `fail_mode = "open"`) their links:
+    /// detached when dropped.
     ebpf: Ebpf,
     cgroup: PathBuf,
     table: std::sync::Arc<OrigDstTable>,
@@ -113,26 +126,52 @@ impl Capture {
             io_error,
         })?;
 
+        let mut pins = match config.fail_mode {
+            FailMode::Closed => Some(Pins::prepare(&config.pin_dir, &cgroup)?),
+            FailMode::Open => None,
+        };
         let mut ebpf = EbpfLoader::new().load(airlock_ebpf::CAPTURE_OBJECT)?;
         fill_maps(&mut ebpf, config, targets)?;
-        attach_process_tracking(&mut ebpf)?;
+        attach_process_tracking(&mut ebpf, pins.as_mut())?;
 
         let sockops: &mut SockOps = program(&mut ebpf, programs::SOCKOPS)?;
         sockops.load().map_err(|source| CaptureError::Program {
             program: programs::SOCKOPS,
             source,
         })?;
-        sockops
+        let id = sockops
             .attach(&cgroup_fd, CgroupAttachMode::Single)
             .map_err(|source| attach_error(programs::SOCKOPS, &cgroup, source))?;
+        if let Some(pins) = pins.as_mut() {
+            let link = sockops
+                .take_link(id)
+                .map_err(|source| attach_error(programs::SOCKOPS, &cgroup, source))?;
+            pins.pin(programs::SOCKOPS, fd_link(programs::SOCKOPS, link)?)?;
+        }
         for &name in SOCK_ADDR_PROGRAMS {
             let prog: &mut CgroupSockAddr = program(&mut ebpf, name)?;
             prog.load().map_err(|source| CaptureError::Program {
                 program: name,
                 source,
             })?;
-            prog.attach(&cgroup_fd, CgroupAttachMode::Single)
+            let id = prog
+                .attach(&cgroup_fd, CgroupAttachMode::Single)
                 .map_err(|source| attach_error(name, &cgroup, source))?;
+            if let Some(pins) = pins.as_mut() {
+                let link = prog
+                    .take_link(id)
+                    .map_err(|source| attach_error(name, &cgroup, source))?;
+                pins.pin(name, fd_link(name, link)?)?;
+            }
+        }
+        if let Some(pins) = pins.as_mut() {
+            let retired = pins.retire_previous();
+            if retired > 0 {
+                tracing::info!(
+                    retired,
+                    "took over from a previous airlock: its pinned programs are detached"
+                );
+            }
         }
 
         let by_peer = take_hash(&mut ebpf, maps::BY_PEER)?;
@@ -156,6 +195,7 @@ impl Capture {
             comm = ?config.comm, uid = ?config.uid,
             follow_children = config.follow_children, "capture attached");
         Ok(Self {
+            pins,
             ebpf,
             cgroup,
             table: std::sync::Arc::new(OrigDstTable::new(by_peer, by_cookie, tracked)),
@@ -171,6 +211,11 @@ impl Capture {
     /// The kernel event reader; taken once by whoever logs events.
     pub fn take_events(&mut self) -> Option<EventReader> {
         self.events.take()
+    }
+
+    /// Whether the programs outlive this process (`fail_mode = "closed"`).
+    pub fn fail_closed(&self) -> bool {
+        self.pins.is_some()
     }
 
     /// The cgroup the programs are attached to.
@@ -190,7 +235,10 @@ impl Capture {
 /// Fork/exit tracepoints that keep follow_children right when a parent
 /// exits and its child is re-parented. They need BTF-enabled tracepoints;
 /// without them the ancestry walk alone decides, which is said once.
-fn attach_process_tracking(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
+fn attach_process_tracking(
+    ebpf: &mut Ebpf,
+    mut pins: Option<&mut Pins>,
+) -> Result<(), CaptureError> {
     let btf = match aya::Btf::from_sys_fs() {
         Ok(btf) => btf,
         Err(e) => {
@@ -208,12 +256,31 @@ fn attach_process_tracking(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
                 program: name,
                 source,
             })?;
-        prog.attach().map_err(|source| CaptureError::Program {
+        let id = prog.attach().map_err(|source| CaptureError::Program {
             program: name,
             source,
         })?;
+        if let Some(pins) = pins.as_deref_mut() {
+            let link = prog.take_link(id).map_err(|source| CaptureError::Program {
+                program: name,
+                source,
+            })?;
+            pins.pin(name, link.into())?;
+        }
     }
     Ok(())
+}
+
+/// A cgroup link as the fd-based link pinning needs (links are always
+/// fd-based here: airlock attaches through bpf links).
+fn fd_link<L>(name: &'static str, link: L) -> Result<aya::programs::links::FdLink, CaptureError>
+where
+    aya::programs::links::FdLink: TryFrom<L, Error = aya::programs::links::LinkError>,
+{
+    aya::programs::links::FdLink::try_from(link).map_err(|e| CaptureError::Pin {
+        program: name,
+        why: e.to_string(),
+    })
 }
 
 /// Checks, before anything is bound or opened, that capture can start:

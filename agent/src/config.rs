@@ -11,7 +11,7 @@ pub use error::ConfigError;
 pub use identity::{IdentityConfig, IssuerConfig};
 pub use policy::PolicyConfig;
 pub use sections::{
-    AuditConfig, CaptureConfig, Durability, OnAuditFailure, ProxyConfig, TlsConfig,
+    AuditConfig, CaptureConfig, Durability, FailMode, OnAuditFailure, ProxyConfig, TlsConfig,
     WRITTEN_SYNC_INTERVAL_MS,
 };
 

@@ -74,12 +74,51 @@ pub fn write_tls_config(dir: &Path, cgroup: &Path, port: u16, upstream_roots: &P
     config
 }
 
-/// `airlock run --config config`, killed when dropped.
-pub fn spawn(config: &Path) -> tokio::process::Child {
-    tokio::process::Command::new(airlock_bin())
-        .args(["run", "--log-level", "error", "--config"])
-        .arg(config)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start airlock")
+/// `airlock run --config config`, stopped when dropped.
+pub fn spawn(config: &Path) -> Daemon {
+    Daemon(
+        tokio::process::Command::new(airlock_bin())
+            .args(["run", "--log-level", "error", "--config"])
+            .arg(config)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start airlock"),
+    )
+}
+
+/// A running daemon. Dropped, it gets SIGTERM and a moment to stop, as an
+/// operator would stop it — so it unpins its programs (`fail_mode =
+/// "closed"`) instead of leaving them behind like a crash would.
+#[derive(Debug)]
+pub struct Daemon(pub tokio::process::Child);
+
+impl std::ops::Deref for Daemon {
+    type Target = tokio::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let Some(pid) = self.0.id() else {
+            return;
+        };
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        for _ in 0..200 {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        // kill_on_drop ends it if SIGTERM did not.
+    }
 }

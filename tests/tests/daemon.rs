@@ -612,3 +612,114 @@ async fn readiness_is_notified_once_capture_works() {
         .unwrap();
     assert!(status.success());
 }
+
+/// `fail_mode = "closed"` (the default): a crashed airlock leaves its
+/// programs pinned, so captured processes cannot connect at all (not even
+/// directly); the next airlock takes over; a graceful stop lets go.
+/// `fail_mode = "open"`: a crash lets traffic go direct.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_survives_a_crash_and_a_restart_takes_over() {
+    if !privileged("fail_closed_survives_a_crash_and_a_restart_takes_over") {
+        return;
+    }
+    let cg = TestCgroup::new("failmode");
+    let dir = TempDir::new("failmode");
+    let up = Upstream::on("127.0.0.1").await;
+    let audit = dir.path().join("audit.jsonl");
+    let (port4, port6) = (free_port("127.0.0.1"), free_port("::1"));
+    let config = |mode: &str| {
+        write_config(
+            &dir,
+            &format!(
+                "[capture]\ncgroup = {:?}\nports = [{}]\nfail_mode = \"{mode}\"\n[proxy]\nlisten = \"127.0.0.1:{port4}\"\nlisten6 = \"[::1]:{port6}\"\n\
+                 [tls]\nca_dir = {:?}\n[audit]\npath = {:?}\n",
+                cg.path(),
+                up.port(),
+                dir.path().join("ca"),
+                audit
+            ),
+        )
+    };
+    let url = format!("http://{}/", up.addr());
+    let kill = |sig: &str, pid: u32| {
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    let fetch = || finish(curl_in(&cg, "curl", &url));
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(cg.path()).unwrap());
+    let pins = std::path::Path::new("/sys/fs/bpf/airlock").join(inode.to_string());
+
+    let mut first = started(&config("closed"), &audit).await;
+    assert!(Fetched::parse(&fetch().await).proxied());
+    let first_pid = first.id().unwrap();
+    assert!(
+        pins.join(first_pid.to_string())
+            .join("airlock_connect4")
+            .exists(),
+        "links pinned"
+    );
+    kill("-KILL", first_pid);
+    first.wait().await.unwrap();
+    let crashed = fetch().await;
+    assert!(
+        !crashed.status.success(),
+        "with airlock dead, the connect must fail: {crashed:?}"
+    );
+    assert!(
+        crashed.stderr.contains("Failed to connect") || crashed.stderr.contains("Couldn't connect"),
+        "{}",
+        crashed.stderr
+    );
+
+    let mut second = started(&config("closed"), &audit).await;
+    assert!(
+        Fetched::parse(&fetch().await).proxied(),
+        "the restarted airlock serves"
+    );
+    assert!(
+        !pins.join(first_pid.to_string()).exists(),
+        "the dead process's pins are retired"
+    );
+    kill("-TERM", second.id().unwrap());
+    assert!(second.wait().await.unwrap().success());
+    assert!(
+        !Fetched::parse(&fetch().await).proxied(),
+        "a graceful stop lets go"
+    );
+    assert!(!pins.exists(), "nothing left pinned");
+
+    let mut open = started(&config("open"), &audit).await;
+    assert!(Fetched::parse(&fetch().await).proxied());
+    let start_record = records(&audit)
+        .into_iter()
+        .rfind(|r| r["event"] == "start")
+        .unwrap();
+    assert!(
+        start_record["weakened"].to_string().contains("fail_mode"),
+        "{start_record}"
+    );
+    kill("-KILL", open.id().unwrap());
+    open.wait().await.unwrap();
+    assert!(
+        !Fetched::parse(&fetch().await).proxied(),
+        "fail open: direct after a crash"
+    );
+}
+
+/// The daemon on `config`, once it has written a new start record.
+async fn started(
+    config: &std::path::Path,
+    audit: &std::path::Path,
+) -> airlock_tests::daemon::Daemon {
+    let starts = |r: &[Value]| r.iter().filter(|r| r["event"] == "start").count();
+    let before = starts(&records(audit));
+    let daemon = airlock_tests::daemon::spawn(config);
+    let after = wait_for(audit, |r| starts(r) > before).await;
+    assert!(starts(&after) > before, "daemon did not start");
+    daemon
+}

@@ -83,15 +83,20 @@ pub fn cgroup2_mount() -> Result<PathBuf, CaptureError> {
     find_cgroup2(&text).ok_or(CaptureError::NoCgroup2)
 }
 
-/// The first cgroup2 mount in mountinfo text (proc(5) format: the
-/// filesystem type follows the `-` separator).
+/// The first cgroup2 mount in mountinfo text.
 pub fn find_cgroup2(mountinfo: &str) -> Option<PathBuf> {
-    mountinfo.lines().find_map(|line| {
+    mounts_of(mountinfo, "cgroup2").next()
+}
+
+/// Mount points of filesystems of type `fstype` in mountinfo text (proc(5)
+/// format: the filesystem type follows the `-` separator).
+pub fn mounts_of<'a>(mountinfo: &'a str, fstype: &'a str) -> impl Iterator<Item = PathBuf> + 'a {
+    mountinfo.lines().filter_map(move |line| {
         let mut fields = line.split(' ');
         let mount_point = fields.nth(4)?;
         let mut rest = fields.skip_while(|f| *f != "-");
         rest.next()?;
-        (rest.next()? == "cgroup2").then(|| PathBuf::from(unescape(mount_point)))
+        (rest.next()? == fstype).then(|| PathBuf::from(unescape(mount_point)))
     })
 }
 

@@ -64,7 +64,27 @@ pub struct CaptureConfig {
     pub follow_depth: u32,
     /// Destination ports captured (TCP redirected, UDP refused).
     pub ports: Vec<u16>,
+    /// `closed`: the programs are pinned in bpffs and outlive a crash of
+    /// airlock (captured processes then cannot connect at all, and a
+    /// restarted airlock takes over); `open`: they detach with the process.
+    pub fail_mode: FailMode,
+    /// bpffs directory for the pinned links (`closed`); mounted if absent.
+    pub pin_dir: PathBuf,
 }
+
+/// What captured processes get while airlock is not running.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    /// Connections fail (refused) until airlock is back.
+    #[default]
+    Closed,
+    /// Connections go direct, unaudited, until airlock is back.
+    Open,
+}
+
+/// Where `fail_mode = "closed"` pins links.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/airlock";
 
 impl Default for CaptureConfig {
     fn default() -> Self {
@@ -75,6 +95,8 @@ impl Default for CaptureConfig {
             follow_children: true,
             follow_depth: 16,
             ports: DEFAULT_CAPTURE_PORTS.to_vec(),
+            fail_mode: FailMode::Closed,
+            pin_dir: PathBuf::from(DEFAULT_PIN_DIR),
         }
     }
 }
@@ -113,6 +135,9 @@ impl CaptureConfig {
             && !c.is_absolute()
         {
             return Err(("capture.cgroup", "must be an absolute path".to_owned()));
+        }
+        if !self.pin_dir.is_absolute() {
+            return Err(("capture.pin_dir", "must be an absolute path".to_owned()));
         }
         Ok(())
     }

@@ -1,0 +1,137 @@
+//! `fail_mode = "closed"`: every link is pinned in bpffs, so the programs
+//! stay attached if airlock dies — captured connects are still redirected,
+//! to a proxy that is no longer there, and fail — and the next airlock on
+//! the same cgroup takes over: it attaches its own programs first, then
+//! retires the pins a previous process left. A graceful stop unpins (an
+//! operator stopping airlock is deciding to let traffic through).
+//!
+//! Layout: `{pin_dir}/{cgroup inode}/{airlock pid}/{program}`.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use aya::programs::links::{FdLink, PinnedLink};
+
+use super::CaptureError;
+
+/// This process's pins; unpinned (and so detached) when dropped.
+#[derive(Debug)]
+pub struct Pins {
+    dir: PathBuf,
+    links: Vec<PinnedLink>,
+    /// Generations left by earlier processes, retired once ours is attached.
+    previous: Vec<PathBuf>,
+}
+
+impl Pins {
+    /// Makes sure `root` is on a bpffs (mounting one at the standard place
+    /// if none is), and creates this process's generation directory.
+    pub fn prepare(root: &Path, cgroup: &Path) -> Result<Self, CaptureError> {
+        ensure_bpffs(root)?;
+        let inode = std::fs::metadata(cgroup)
+            .map_err(|io_error| CaptureError::Io {
+                what: "stat capture cgroup",
+                io_error,
+            })?
+            .ino();
+        let base = root.join(inode.to_string());
+        let previous = std::fs::read_dir(&base)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .collect();
+        let dir = base.join(std::process::id().to_string());
+        std::fs::create_dir_all(&dir).map_err(|io_error| CaptureError::Io {
+            what: "create the bpffs pin directory",
+            io_error,
+        })?;
+        Ok(Self {
+            dir,
+            links: Vec::new(),
+            previous,
+        })
+    }
+
+    /// Pins `link` as `name`.
+    pub fn pin(&mut self, name: &'static str, link: FdLink) -> Result<(), CaptureError> {
+        let pinned = link
+            .pin(self.dir.join(name))
+            .map_err(|e| CaptureError::Pin {
+                program: name,
+                why: e.to_string(),
+            })?;
+        self.links.push(pinned);
+        Ok(())
+    }
+
+    /// Detaches what earlier processes left pinned; returns how many links.
+    pub fn retire_previous(&mut self) -> usize {
+        let mut retired = 0;
+        for dir in std::mem::take(&mut self.previous) {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                let unpinned = PinnedLink::from_pin(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|p| p.unpin().map_err(|e| e.to_string()));
+                match unpinned {
+                    // Dropping the last reference detaches the program.
+                    Ok(link) => {
+                        drop(link);
+                        retired += 1;
+                    }
+                    Err(error) => {
+                        tracing::warn!(pin = %path.display(), %error, "could not retire a pinned link")
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(&dir);
+        }
+        retired
+    }
+}
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        for link in self.links.drain(..) {
+            if let Err(e) = link.unpin() {
+                tracing::warn!(error = %e, "could not unpin a capture link");
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+        if let Some(base) = self.dir.parent() {
+            // Empty once no generation is left; not an error otherwise.
+            let _ = std::fs::remove_dir(base);
+        }
+    }
+}
+
+/// `root` must be on a bpffs: if no bpffs is mounted at or above it, one is
+/// mounted at `/sys/fs/bpf` (what systemd does at boot) when `root` is
+/// below it; anything else is an error naming the fix.
+fn ensure_bpffs(root: &Path) -> Result<(), CaptureError> {
+    const STANDARD: &str = "/sys/fs/bpf";
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|io_error| CaptureError::Io {
+            what: "read /proc/self/mountinfo",
+            io_error,
+        })?;
+    if super::cgroup::mounts_of(&mountinfo, "bpf").any(|m| root.starts_with(&m)) {
+        return Ok(());
+    }
+    if !root.starts_with(STANDARD) {
+        return Err(CaptureError::NoBpffs(root.to_owned()));
+    }
+    let status = std::process::Command::new("mount")
+        .args(["-t", "bpf", "bpf", STANDARD])
+        .status()
+        .map_err(|io_error| CaptureError::Io {
+            what: "run mount -t bpf",
+            io_error,
+        })?;
+    if !status.success() {
+        return Err(CaptureError::NoBpffs(root.to_owned()));
+    }
+    tracing::info!(path = STANDARD, "mounted bpffs for fail_mode = \"closed\"");
+    Ok(())
+}
