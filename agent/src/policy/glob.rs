@@ -4,7 +4,7 @@
 /// A compiled pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Glob {
-    pattern: Vec<char>,
+    pattern: Box<[u8]>,
     /// Host names, methods, operation names and claims compare without
     /// regard to ASCII case, as the services themselves do; process paths
     /// do not (Linux file names are case-sensitive).
@@ -13,35 +13,34 @@ pub struct Glob {
 
 impl Glob {
     pub fn new(pattern: &str, ignore_case: bool) -> Self {
-        let pattern = if ignore_case {
-            pattern.to_ascii_lowercase()
-        } else {
-            pattern.to_owned()
-        };
         Self {
-            pattern: pattern.chars().collect(),
+            pattern: pattern.as_bytes().into(),
             ignore_case,
         }
     }
 
-    /// Whole-string match, linear in practice: on a mismatch after `*` the
-    /// star absorbs one more character and matching resumes.
+    /// Whole-string match over bytes, without allocating (it runs for every
+    /// rule on every request): on a mismatch after `*` the star absorbs one
+    /// more byte and matching resumes. `?` is one byte — one character in
+    /// the ASCII names rules match.
     pub fn matches(&self, text: &str) -> bool {
-        let text: Vec<char> = if self.ignore_case {
-            text.chars().map(|c| c.to_ascii_lowercase()).collect()
-        } else {
-            text.chars().collect()
+        let (p, t) = (&self.pattern[..], text.as_bytes());
+        let eq = |a: u8, b: u8| {
+            if self.ignore_case {
+                a.eq_ignore_ascii_case(&b)
+            } else {
+                a == b
+            }
         };
-        let p = &self.pattern;
         let (mut pi, mut ti) = (0, 0);
         let mut star: Option<(usize, usize)> = None;
-        while ti < text.len() {
+        while ti < t.len() {
             match p.get(pi) {
-                Some('*') => {
+                Some(b'*') => {
                     star = Some((pi, ti));
                     pi += 1;
                 }
-                Some(&c) if c == '?' || c == text[ti] => {
+                Some(&c) if c == b'?' || eq(c, t[ti]) => {
                     pi += 1;
                     ti += 1;
                 }
@@ -55,7 +54,7 @@ impl Glob {
                 },
             }
         }
-        p[pi..].iter().all(|&c| c == '*')
+        p[pi..].iter().all(|&c| c == b'*')
     }
 }
 
