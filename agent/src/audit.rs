@@ -6,6 +6,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod files;
 pub mod query;
+mod queue;
 mod record;
 mod recover;
 pub mod verify;

@@ -6,8 +6,8 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -18,14 +18,15 @@ use super::access::Access;
 use super::chain::{self, GENESIS, Head};
 use super::checkpoint::Signer;
 use super::files;
+use super::queue::{PushError, Queue, Taken};
 use super::recover::{Recovered, resume};
 use crate::config::{AuditConfig, Durability, WRITTEN_SYNC_INTERVAL_MS};
 
 /// Records queued for the writer before callers are refused; a backlog
 /// this deep means the disk is not keeping up.
 const QUEUE_DEPTH: usize = 16 * 1024;
-/// Most records sealed into one write.
-const MAX_BATCH: usize = 2048;
+/// Records queued without anyone waiting that wake the writer anyway.
+const WAKE_AT: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -47,7 +48,7 @@ pub enum AuditError {
 /// Appends records to the audit file. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AuditLog {
-    tx: mpsc::SyncSender<Msg>,
+    tx: Arc<Sender>,
     healthy: Arc<AtomicBool>,
     /// Records that could not be queued or written; the writer seals a
     /// `records_lost` record with the count, so verification sees the gap.
@@ -55,6 +56,17 @@ pub struct AuditLog {
     ids: Arc<AtomicU64>,
     boot: u64,
     path: PathBuf,
+}
+
+/// The queue's sending side; when the last [`AuditLog`] clone goes, the
+/// queue closes and the writer drains it and ends.
+#[derive(Debug)]
+struct Sender(Arc<Queue<Msg>>);
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 #[derive(Debug)]
@@ -103,7 +115,8 @@ impl AuditLog {
         let len = file.metadata().map_err(err("stat"))?.len();
         let healthy = Arc::new(AtomicBool::new(true));
         let lost = Arc::new(AtomicU64::new(0));
-        let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
+        let queue = Arc::new(Queue::new(QUEUE_DEPTH, WAKE_AT));
+        let rx = queue.clone();
         let mut writer = Writer {
             file,
             path: path.clone(),
@@ -132,7 +145,7 @@ impl AuditLog {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         Ok(Self {
-            tx,
+            tx: Arc::new(Sender(queue)),
             healthy,
             lost,
             ids: Arc::new(AtomicU64::new(0)),
@@ -204,7 +217,8 @@ impl AuditLog {
     async fn sync_inner(&self, checkpoint: bool) -> Result<(), AuditError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .try_send(Msg::Sync(done, checkpoint))
+            .0
+            .push(Msg::Sync(done, checkpoint), true)
             .map_err(|_| AuditError::Backlog)?;
         match wait.await {
             Ok(true) => Ok(()),
@@ -228,13 +242,16 @@ impl AuditLog {
                 "a record must be a JSON object",
             )));
         }
+        // Only a caller waiting for durability needs the writer now.
+        let urgent = durable.is_some();
         self.tx
-            .try_send(Msg::Record { body, durable })
+            .0
+            .push(Msg::Record { body, durable }, urgent)
             .map_err(|e| {
                 self.lost.fetch_add(1, Ordering::Relaxed);
                 match e {
-                    mpsc::TrySendError::Full(_) => AuditError::Backlog,
-                    mpsc::TrySendError::Disconnected(_) => AuditError::Failed,
+                    PushError::Full => AuditError::Backlog,
+                    PushError::Closed => AuditError::Failed,
                 }
             })
     }
@@ -273,26 +290,20 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(&mut self, rx: mpsc::Receiver<Msg>) {
+    fn run(&mut self, rx: Arc<Queue<Msg>>) {
         let interval = std::time::Duration::from_millis(WRITTEN_SYNC_INTERVAL_MS);
         loop {
-            let first = match rx.recv_timeout(interval) {
-                Ok(m) => m,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
+            let mut batch = Vec::new();
+            match rx.take(&mut batch, interval) {
+                Taken::Some => {}
+                Taken::Timeout => {
                     // `written` durability: data reaches the disk within an interval.
                     if self.dirty {
                         self.sync_now();
                     }
                     continue;
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(m) => batch.push(m),
-                    Err(_) => break,
-                }
+                Taken::Closed => break,
             }
             self.commit(batch);
             if self.dirty && self.last_sync.elapsed() >= interval {
