@@ -9,12 +9,12 @@ use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
 use crate::addrs::ListenAddr;
-use crate::audit::{AgentRecord, AuditError, AuditLog, RecordKind};
+use crate::audit::{AgentRecord, AuditError, AuditLog};
 use crate::capture::{Capture, CaptureError, OrigDstTable, Targets};
 use crate::config::Config;
 use crate::gate::Gate;
 use crate::identity::Identifier;
-use crate::policy::{LivePolicy, PolicyError, PolicySource, Reloaded};
+use crate::policy::{LivePolicy, PolicyError, PolicySource};
 use crate::proxy::{Listeners, Proxy, ProxyError};
 use crate::tls::{CertificateAuthority, ClientTls, LeafCache, TlsError, UpstreamTls};
 
@@ -53,6 +53,9 @@ pub struct App {
     client_tls: ClientTls,
     upstream_tls: Arc<UpstreamTls>,
     gate: Arc<Gate>,
+    intercept: Arc<std::sync::RwLock<crate::host::InterceptList>>,
+    /// Read again on SIGHUP (none: only the policies are reloaded).
+    config_file: Option<std::path::PathBuf>,
 }
 
 /// Checks privileges and the capture cgroup, binds the listeners (a busy
@@ -78,7 +81,7 @@ pub async fn build(config: Config) -> Result<App, AppError> {
     let client_tls = ClientTls::new(leaves)?;
     let upstream_tls = Arc::new(UpstreamTls::new(&config.tls.upstream_roots)?);
     let gate = Arc::new(Gate::new(
-        Identifier::new(&config.identity, upstream_tls.clone()),
+        Identifier::new(&config.identity, upstream_tls.clone(), Default::default()),
         policy,
     ));
     let targets = Targets {
@@ -96,6 +99,8 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         client_tls,
         upstream_tls,
         gate,
+        intercept: Arc::new(std::sync::RwLock::new(intercept)),
+        config_file: None,
     })
 }
 
@@ -109,6 +114,13 @@ pub fn policy_source(config: &Config) -> PolicySource {
 }
 
 impl App {
+    /// SIGHUP re-reads `path` and applies what can change live
+    /// ([`crate::reload`]).
+    pub fn with_config_file(mut self, path: std::path::PathBuf) -> Self {
+        self.config_file = Some(path);
+        self
+    }
+
     pub fn addrs(&self) -> BoundAddrs {
         self.addrs
     }
@@ -128,7 +140,7 @@ impl App {
     /// connections [`DEFAULT_DRAIN_TIMEOUT`] to finish.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
         let cgroup = self.capture.cgroup().display().to_string();
-        let mut start = agent_record("start", Some(cgroup.clone()));
+        let mut start = AgentRecord::new("start", Some(cgroup.clone()));
         if !self.capture.fail_closed() {
             start.weakened.push(
                 "capture.fail_mode = \"open\": while airlock is down, captured processes connect directly, unaudited",
@@ -143,21 +155,30 @@ impl App {
             );
         }
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .inspect_err(|e| tracing::warn!(error = %e, "no SIGHUP policy reloads"))
+            .inspect_err(|e| tracing::warn!(error = %e, "no SIGHUP reloads"))
             .ok();
         self.audit.write(&start)?;
+        // On disk before READY: the trail's account of this run starts here.
+        self.audit.sync().await?;
         let mut tasks = JoinSet::new();
-        for refresh in self.gate.identifier().spawn_refresh() {
-            tasks.spawn(async move {
-                let _ = refresh.await;
-            });
-        }
-        tasks.spawn(watch_policy(
+        self.gate.identifier().start_refresh();
+        tasks.spawn(crate::reload::watch_policy(
             self.gate.policy().clone(),
-            hup,
             Duration::from_millis(self.config.policy.poll_ms),
             self.audit.clone(),
         ));
+        let reloader = Arc::new(crate::reload::Reloader {
+            path: self.config_file.clone(),
+            current: std::sync::Mutex::new(self.config.clone()),
+            gate: self.gate.clone(),
+            selectors: self.capture.selectors(),
+            intercept: self.intercept.clone(),
+            tls: self.upstream_tls.clone(),
+            audit: self.audit.clone(),
+        });
+        if let Some(hup) = hup {
+            tasks.spawn(crate::reload::on_hup(reloader, hup));
+        }
         if let Some(events) = self.capture.take_events() {
             tasks.spawn(events.run());
         }
@@ -166,7 +187,7 @@ impl App {
             audit: self.audit.clone(),
             connect_timeout: Duration::from_millis(self.config.proxy.connect_timeout_ms),
             handshake_timeout: Duration::from_millis(self.config.proxy.handshake_timeout_ms),
-            intercept: self.config.intercept(),
+            intercept: self.intercept.clone(),
             on_audit_failure: self.config.audit.on_failure,
             client_tls: self.client_tls,
             upstream_tls: self.upstream_tls,
@@ -197,50 +218,9 @@ impl App {
             );
             conns.shutdown().await;
         }
-        self.audit.write(&agent_record("stop", Some(cgroup)))?;
+        self.audit.write(&AgentRecord::new("stop", Some(cgroup)))?;
         self.audit.close().await?;
         tracing::info!("stopped");
         Ok(())
-    }
-}
-
-/// Reloads the policy on SIGHUP or file change; each outcome is logged and
-/// audited (a rejected policy leaves the previous one live).
-async fn watch_policy(
-    policy: Arc<LivePolicy>,
-    hup: Option<tokio::signal::unix::Signal>,
-    poll: Duration,
-    audit: AuditLog,
-) {
-    policy
-        .watch(hup, poll, move |outcome| {
-            let mut record = agent_record("policy_reload", None);
-            match outcome {
-                Reloaded::Applied { rules, files } => {
-                    tracing::info!(rules, ?files, "policy reloaded");
-                    record.detail = Some(format!("{rules} rules from {}", files.join(", ")));
-                }
-                Reloaded::Rejected(e) => {
-                    tracing::error!(error = %e, "new policy rejected; the previous one stays live");
-                    record.event = "policy_rejected";
-                    record.detail = Some(e.to_string());
-                }
-            }
-            if let Err(e) = audit.write(&record) {
-                tracing::error!(error = %e, "audit record of a policy reload lost");
-            }
-        })
-        .await;
-}
-
-fn agent_record(event: &'static str, cgroup: Option<String>) -> AgentRecord {
-    AgentRecord {
-        kind: RecordKind::Agent,
-        event,
-        version: env!("CARGO_PKG_VERSION"),
-        pid: std::process::id(),
-        cgroup,
-        weakened: Vec::new(),
-        detail: None,
     }
 }

@@ -7,6 +7,7 @@ mod events;
 mod pin;
 mod privileges;
 mod process;
+mod selectors;
 mod table;
 
 pub use events::EventReader;
@@ -17,13 +18,14 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use airlock_ebpf::{flags, maps, programs};
-use aya::maps::{Array, HashMap, RingBuf};
+use airlock_ebpf::{maps, programs};
+use aya::maps::{HashMap, RingBuf};
 use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, ProgramError, SockOps};
 use aya::{Ebpf, EbpfLoader};
 
 use crate::config::{CaptureConfig, FailMode};
 use pin::Pins;
+pub use selectors::Selectors;
 
 /// Why capture could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +101,8 @@ pub struct Capture {
     cgroup: PathBuf,
     table: std::sync::Arc<OrigDstTable>,
     events: Option<EventReader>,
+    /// Who is captured; shared with the config reload.
+    selectors: std::sync::Arc<std::sync::Mutex<Selectors>>,
 }
 
 /// Programs attach through bpf links, which the kernel always treats as
@@ -131,7 +135,8 @@ impl Capture {
             FailMode::Open => None,
         };
         let mut ebpf = EbpfLoader::new().load(airlock_ebpf::CAPTURE_OBJECT)?;
-        fill_maps(&mut ebpf, config, targets)?;
+        let mut selectors = Selectors::take(&mut ebpf, targets.clone())?;
+        selectors.apply(config)?;
         attach_process_tracking(&mut ebpf, pins.as_mut())?;
 
         let sockops: &mut SockOps = program(&mut ebpf, programs::SOCKOPS)?;
@@ -177,20 +182,12 @@ impl Capture {
         let by_peer = take_hash(&mut ebpf, maps::BY_PEER)?;
         let by_cookie = take_hash(&mut ebpf, maps::BY_COOKIE)?;
         let tracked = take_hash(&mut ebpf, maps::TRACKED)?;
-        let ring = ebpf
-            .take_map(maps::EVENTS)
-            .ok_or(CaptureError::Map {
+        let ring = RingBuf::try_from(take_map(&mut ebpf, maps::EVENTS)?).map_err(|source| {
+            CaptureError::Map {
                 map: maps::EVENTS,
-                source: aya::maps::MapError::InvalidName {
-                    name: maps::EVENTS.to_owned(),
-                },
-            })
-            .and_then(|m| {
-                RingBuf::try_from(m).map_err(|source| CaptureError::Map {
-                    map: maps::EVENTS,
-                    source,
-                })
-            })?;
+                source,
+            }
+        })?;
         tracing::info!(cgroup = %cgroup.display(), ports = ?config.ports,
             comm = ?config.comm, uid = ?config.uid,
             follow_children = config.follow_children, "capture attached");
@@ -200,6 +197,7 @@ impl Capture {
             cgroup,
             table: std::sync::Arc::new(OrigDstTable::new(by_peer, by_cookie, tracked)),
             events: Some(EventReader::new(ring)),
+            selectors: std::sync::Arc::new(std::sync::Mutex::new(selectors)),
         })
     }
 
@@ -211,6 +209,11 @@ impl Capture {
     /// The kernel event reader; taken once by whoever logs events.
     pub fn take_events(&mut self) -> Option<EventReader> {
         self.events.take()
+    }
+
+    /// The selection maps, for applying a reloaded `[capture]`.
+    pub fn selectors(&self) -> std::sync::Arc<std::sync::Mutex<Selectors>> {
+        self.selectors.clone()
     }
 
     /// Whether the programs outlive this process (`fail_mode = "closed"`).
@@ -325,97 +328,16 @@ fn take_hash<K: aya::Pod, V: aya::Pod>(
     ebpf: &mut Ebpf,
     name: &'static str,
 ) -> Result<HashMap<aya::maps::MapData, K, V>, CaptureError> {
-    let map = ebpf.take_map(name).ok_or(CaptureError::Map {
+    HashMap::try_from(take_map(ebpf, name)?)
+        .map_err(|source| CaptureError::Map { map: name, source })
+}
+
+/// Takes map `name` out of the loaded object, for userspace to own.
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, CaptureError> {
+    ebpf.take_map(name).ok_or(CaptureError::Map {
         map: name,
         source: aya::maps::MapError::InvalidName {
             name: name.to_owned(),
         },
-    })?;
-    HashMap::try_from(map).map_err(|source| CaptureError::Map { map: name, source })
-}
-
-/// Writes selectors, ports and the proxy's addresses into the maps before
-/// any program is attached.
-fn fill_maps(
-    ebpf: &mut Ebpf,
-    config: &CaptureConfig,
-    targets: &Targets,
-) -> Result<(), CaptureError> {
-    let map_err = |map: &'static str| move |source| CaptureError::Map { map, source };
-
-    let mut flags = 0;
-    if !config.comm.is_empty() {
-        flags |= flags::FILTER_COMM;
-    }
-    if !config.uid.is_empty() {
-        flags |= flags::FILTER_UID;
-    }
-    if config.follow_children {
-        flags |= flags::FOLLOW_CHILDREN;
-    }
-    let (proxy_ip6, proxy_port6) = match targets.listen6 {
-        Some(SocketAddr::V6(a)) => {
-            flags |= flags::HAVE_V6;
-            (a.ip().octets(), a.port())
-        }
-        _ => ([0; 16], 0),
-    };
-    let proxy_ip4 = match targets.listen4 {
-        SocketAddr::V4(a) => a.ip().octets(),
-        SocketAddr::V6(_) => [0; 4],
-    };
-    let cfg = airlock_ebpf::Config {
-        self_tgid: targets.self_tgid,
-        flags,
-        proxy_ip4,
-        proxy_ip6,
-        proxy_port4: targets.listen4.port(),
-        proxy_port6,
-        max_depth: config.follow_depth,
-    };
-    let mut array: Array<_, airlock_ebpf::Config> = Array::try_from(
-        ebpf.map_mut(maps::CONFIG)
-            .ok_or_else(|| missing(maps::CONFIG))?,
-    )
-    .map_err(map_err(maps::CONFIG))?;
-    array.set(0, cfg, 0).map_err(map_err(maps::CONFIG))?;
-
-    let mut ports: HashMap<_, u16, u8> = HashMap::try_from(
-        ebpf.map_mut(maps::PORTS)
-            .ok_or_else(|| missing(maps::PORTS))?,
-    )
-    .map_err(map_err(maps::PORTS))?;
-    for &p in &config.ports {
-        ports.insert(p, 1, 0).map_err(map_err(maps::PORTS))?;
-    }
-
-    let mut comms: HashMap<_, [u8; 16], u8> = HashMap::try_from(
-        ebpf.map_mut(maps::COMMS)
-            .ok_or_else(|| missing(maps::COMMS))?,
-    )
-    .map_err(map_err(maps::COMMS))?;
-    for c in &config.comm {
-        let mut key = [0u8; 16];
-        key[..c.len()].copy_from_slice(c.as_bytes());
-        comms.insert(key, 1, 0).map_err(map_err(maps::COMMS))?;
-    }
-
-    let mut uids: HashMap<_, u32, u8> = HashMap::try_from(
-        ebpf.map_mut(maps::UIDS)
-            .ok_or_else(|| missing(maps::UIDS))?,
-    )
-    .map_err(map_err(maps::UIDS))?;
-    for &u in &config.uid {
-        uids.insert(u, 1, 0).map_err(map_err(maps::UIDS))?;
-    }
-    Ok(())
-}
-
-fn missing(map: &'static str) -> CaptureError {
-    CaptureError::Map {
-        map,
-        source: aya::maps::MapError::InvalidName {
-            name: map.to_owned(),
-        },
-    }
+    })
 }

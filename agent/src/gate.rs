@@ -2,7 +2,7 @@
 //! forwarded: who is calling ([`crate::identity`]), what they ask for
 //! ([`crate::operation`]), and what the live policy says ([`crate::policy`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::capture::ProcessInfo;
 use crate::identity::{Identifier, Identity};
@@ -20,7 +20,8 @@ pub struct Verdict {
 /// Identity, classification and policy, shared by every connection.
 #[derive(Debug)]
 pub struct Gate {
-    identifier: Identifier,
+    /// Replaced whole when `[identity]` is reloaded.
+    identifier: RwLock<Arc<Identifier>>,
     policy: Arc<LivePolicy>,
 }
 
@@ -37,11 +38,24 @@ pub struct Asked<'a> {
 
 impl Gate {
     pub fn new(identifier: Identifier, policy: Arc<LivePolicy>) -> Self {
-        Self { identifier, policy }
+        Self {
+            identifier: RwLock::new(Arc::new(identifier)),
+            policy,
+        }
     }
 
-    pub fn identifier(&self) -> &Identifier {
-        &self.identifier
+    pub fn identifier(&self) -> Arc<Identifier> {
+        self.identifier
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Installs a new identifier (its key refresh starts now); requests in
+    /// flight finish with the old one.
+    pub fn set_identifier(&self, identifier: Identifier) {
+        identifier.start_refresh();
+        *self.identifier.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(identifier);
     }
 
     pub fn policy(&self) -> &Arc<LivePolicy> {
@@ -49,7 +63,7 @@ impl Gate {
     }
 
     pub async fn assess(&self, asked: Asked<'_>, process: &ProcessInfo) -> Verdict {
-        let identity = self.identifier.identify(asked.headers, asked.query).await;
+        let identity = self.identifier().identify(asked.headers, asked.query).await;
         // Classified and matched as servers read it (see `normalize_path`).
         let path = crate::operation::normalize_path(asked.path);
         let operation = crate::operation::classify(asked.host, asked.method, &path, asked.query);

@@ -171,13 +171,30 @@ pub struct Identifier {
     issuers: Vec<Arc<jwt::Issuer>>,
     leeway_s: u64,
     cache: cache::TokenCache,
-    links: Links,
+    /// Shared with the identifier a config reload replaces this one with.
+    links: Arc<Links>,
+    /// The key refresh tasks; they end with this identifier.
+    refresh: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl Drop for Identifier {
+    fn drop(&mut self) {
+        for task in self
+            .refresh
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
 }
 
 impl Identifier {
     /// Builds the identifier; key sets are fetched on first use and then on
-    /// the configured schedule ([`Identifier::spawn_refresh`]).
-    pub fn new(config: &IdentityConfig, tls: Arc<UpstreamTls>) -> Self {
+    /// the configured schedule ([`Identifier::start_refresh`]). `links` are
+    /// the GitHub→Azure attributions, kept across reloads.
+    pub fn new(config: &IdentityConfig, tls: Arc<UpstreamTls>, links: Arc<Links>) -> Self {
         crypto::install();
         let fetcher = Arc::new(fetch::Fetcher::new(tls));
         let issuers = config
@@ -189,17 +206,20 @@ impl Identifier {
             issuers,
             leeway_s: config.leeway_s,
             cache: cache::TokenCache::new(config.token_cache),
-            links: Links::default(),
+            links,
+            refresh: std::sync::Mutex::new(Vec::new()),
         }
     }
 
-    /// Refreshes every issuer's keys now and then on its schedule, until the
-    /// returned task is aborted.
-    pub fn spawn_refresh(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        self.issuers
-            .iter()
-            .map(|i| i.clone().spawn_refresh())
-            .collect()
+    /// Refreshes every issuer's keys now and then on its schedule, for as
+    /// long as this identifier lives.
+    pub fn start_refresh(&self) {
+        let mut tasks = self.refresh.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.extend(
+            self.issuers
+                .iter()
+                .map(|i| i.clone().spawn_refresh().abort_handle()),
+        );
     }
 
     /// The identity behind `headers`/`query`.
@@ -253,7 +273,7 @@ impl Identifier {
     }
 
     /// Tokens obtained with a GitHub OIDC assertion, attributed to its run.
-    pub fn links(&self) -> &Links {
+    pub fn links(&self) -> &Arc<Links> {
         &self.links
     }
 

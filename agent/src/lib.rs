@@ -19,6 +19,7 @@ pub mod pipe;
 pub mod policy;
 pub mod proxy;
 pub mod redact;
+pub mod reload;
 pub mod tls;
 
 /// A fresh, empty scratch directory for one unit test (`tag` keeps tests

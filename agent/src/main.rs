@@ -33,10 +33,16 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run { config } => {
-            let config = load(&config)?;
+        Command::Run { config: path } => {
+            let config = load(&path)?;
             runtime()?.block_on(async {
                 let app = airlock::app::build(config).await?;
+                // Without a file (built-in defaults) SIGHUP reloads policies only.
+                let app = if path.exists() {
+                    app.with_config_file(path)
+                } else {
+                    app
+                };
                 app.run(shutdown_signal()).await?;
                 anyhow::Ok(())
             })
@@ -114,7 +120,7 @@ fn policy_explain(config: &Config, a: ExplainArgs) -> anyhow::Result<()> {
     };
     let explanation = runtime()?.block_on(async {
         let tls = std::sync::Arc::new(UpstreamTls::new(&config.tls.upstream_roots)?);
-        let identifier = Identifier::new(&config.identity, tls);
+        let identifier = Identifier::new(&config.identity, tls, Default::default());
         anyhow::Ok(explain(question, &policy, &identifier).await?)
     })?;
     if a.json {

@@ -723,3 +723,77 @@ async fn started(
     assert!(starts(&after) > before, "daemon did not start");
     daemon
 }
+
+/// SIGHUP re-reads the config: the capture selection changes live, a
+/// setting that needs a restart is named, and a broken file changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_a_new_capture_selection_and_refuses_a_broken_config() {
+    if !privileged("sighup_applies_a_new_capture_selection_and_refuses_a_broken_config") {
+        return;
+    }
+    let cg = TestCgroup::new("reload");
+    let dir = TempDir::new("reload");
+    let (one, two) = (
+        Upstream::on("127.0.0.1").await,
+        Upstream::on("127.0.0.1").await,
+    );
+    let audit = dir.path().join("audit.jsonl");
+    let (port4, port6) = (free_port("127.0.0.1"), free_port("::1"));
+    let body = |port: u16, handshake_ms: u32| {
+        format!(
+            "[capture]\ncgroup = {:?}\nports = [{port}]\n[proxy]\nlisten = \"127.0.0.1:{port4}\"\nlisten6 = \"[::1]:{port6}\"\n\
+             handshake_timeout_ms = {handshake_ms}\n[tls]\nca_dir = {:?}\n[audit]\npath = {:?}\n",
+            cg.path(),
+            dir.path().join("ca"),
+            audit
+        )
+    };
+    let config = write_config(&dir, &body(one.port(), 10_000));
+    let daemon = started(&config, &audit).await;
+    let proxied = |port: u16| {
+        let url = format!("http://127.0.0.1:{port}/");
+        let cg = &cg;
+        async move { Fetched::parse(&finish(curl_in(cg, "curl", &url)).await).proxied() }
+    };
+    assert!(proxied(one.port()).await && !proxied(two.port()).await);
+    let hup = || {
+        let pid = daemon.id().unwrap().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    let reloads = |event: &'static str| {
+        let audit = audit.clone();
+        async move {
+            wait_for(&audit, |r| r.iter().any(|r| r["event"] == event))
+                .await
+                .into_iter()
+                .find(|r| r["event"] == event)
+                .unwrap_or_else(|| panic!("no {event} record"))
+        }
+    };
+
+    write_config(&dir, &body(two.port(), 5_000));
+    hup();
+    let record = reloads("config_reload").await;
+    let detail = record["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("applied: capture selection")
+            && detail.contains("needs a restart: proxy timeouts"),
+        "{detail}"
+    );
+    assert!(proxied(two.port()).await, "the new port is captured");
+    assert!(!proxied(one.port()).await, "the old one no longer is");
+
+    write_config(&dir, "[capture]\nports = [\"https\"]\n");
+    hup();
+    let record = reloads("config_rejected").await;
+    let detail = record["detail"].as_str().unwrap();
+    assert!(detail.contains("airlock.toml:2:"), "{detail}");
+    assert!(proxied(two.port()).await, "the running config stays");
+}

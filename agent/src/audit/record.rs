@@ -49,7 +49,8 @@ pub struct ConnectionRecord {
 #[derive(Clone, Debug, Serialize)]
 pub struct AgentRecord {
     pub kind: RecordKind,
-    /// `start`, `stop`, `policy_reload` or `policy_rejected`.
+    /// `start`, `stop`, `policy_reload`, `policy_rejected`, `config_reload`,
+    /// `config_rejected`.
     pub event: &'static str,
     pub version: &'static str,
     pub pid: u32,
@@ -59,9 +60,24 @@ pub struct AgentRecord {
     /// Settings in force that weaken a security default, said out loud.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub weakened: Vec<&'static str>,
-    /// What changed, for `policy_reload`; why not, for `policy_rejected`.
+    /// What changed, for the reloads; why not, for the rejections.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+impl AgentRecord {
+    /// A record of this airlock process; `cgroup` is the capture cgroup.
+    pub fn new(event: &'static str, cgroup: Option<String>) -> Self {
+        Self {
+            kind: RecordKind::Agent,
+            event,
+            version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
+            cgroup,
+            weakened: Vec::new(),
+            detail: None,
+        }
+    }
 }
 
 /// `tls` of an HTTP record.

@@ -28,7 +28,11 @@ fn identifier(issuers: &[&str]) -> Identifier {
             .collect(),
         ..IdentityConfig::default()
     };
-    Identifier::new(&config, Arc::new(UpstreamTls::new(&[]).unwrap()))
+    Identifier::new(
+        &config,
+        Arc::new(UpstreamTls::new(&[]).unwrap()),
+        Arc::default(),
+    )
 }
 
 fn headers(auth: &str) -> http::HeaderMap {

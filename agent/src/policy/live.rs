@@ -53,7 +53,8 @@ pub enum Reloaded {
 
 #[derive(Debug)]
 pub struct LivePolicy {
-    source: PolicySource,
+    /// Changes with `policy.dir` on a config reload.
+    source: RwLock<PolicySource>,
     current: RwLock<Arc<Policy>>,
 }
 
@@ -62,7 +63,7 @@ impl LivePolicy {
     pub fn new(source: PolicySource) -> Result<Self, PolicyError> {
         let policy = source.load()?;
         Ok(Self {
-            source,
+            source: RwLock::new(source),
             current: RwLock::new(Arc::new(policy)),
         })
     }
@@ -74,15 +75,28 @@ impl LivePolicy {
             .clone()
     }
 
-    pub fn source(&self) -> &PolicySource {
-        &self.source
+    pub fn source(&self) -> PolicySource {
+        self.source
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Loads the source again; installs it only if it is valid. Blocking
     /// file reads: call from a blocking context.
     pub fn reload(&self) -> Reloaded {
-        match self.source.load() {
+        self.load_from(self.source())
+    }
+
+    /// Switches to `source` if it loads; otherwise nothing changes.
+    pub fn set_source(&self, source: PolicySource) -> Reloaded {
+        self.load_from(source)
+    }
+
+    fn load_from(&self, source: PolicySource) -> Reloaded {
+        match source.load() {
             Ok(p) => {
+                *self.source.write().unwrap_or_else(|p| p.into_inner()) = source;
                 let out = Reloaded::Applied {
                     rules: p.rules().len(),
                     files: p.files().to_vec(),
@@ -94,30 +108,21 @@ impl LivePolicy {
         }
     }
 
-    /// Reloads on each `hup` signal and, every `poll` (if not zero), when
-    /// the policy directory changed; `report` is told each outcome. The
-    /// caller registers `hup` before announcing readiness, so a SIGHUP
-    /// never finds the process without a handler (which would end it).
-    pub async fn watch(
-        self: Arc<Self>,
-        mut hup: Option<tokio::signal::unix::Signal>,
-        poll: Duration,
-        report: impl Fn(&Reloaded),
-    ) {
-        let poll = if poll.is_zero() { None } else { Some(poll) };
+    /// Every `poll` (zero: never), reloads when the policy directory
+    /// changed; `report` is told each outcome. (SIGHUP reloads go through
+    /// the config reload, which ends with the policies.)
+    pub async fn watch(self: Arc<Self>, poll: Duration, report: impl Fn(&Reloaded)) {
+        if poll.is_zero() {
+            return;
+        }
         let mut stamp = self.stamp().await;
         loop {
-            tokio::select! {
-                Some(_) = async { hup.as_mut()?.recv().await } => {}
-                Some(()) = async { tokio::time::sleep(poll?).await; Some(()) } => {
-                    let now = self.stamp().await;
-                    if now == stamp {
-                        continue;
-                    }
-                    stamp = now;
-                }
-                else => return,
+            tokio::time::sleep(poll).await;
+            let now = self.stamp().await;
+            if now == stamp {
+                continue;
             }
+            stamp = now;
             let me = self.clone();
             if let Ok(outcome) = tokio::task::spawn_blocking(move || me.reload()).await {
                 report(&outcome);
@@ -126,7 +131,7 @@ impl LivePolicy {
     }
 
     async fn stamp(&self) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-        let source = self.source.clone();
+        let source = self.source();
         tokio::task::spawn_blocking(move || source.stamp())
             .await
             .unwrap_or_default()

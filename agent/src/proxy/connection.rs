@@ -23,7 +23,8 @@ pub struct Proxy {
     pub audit: AuditLog,
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
-    pub intercept: InterceptList,
+    /// Replaced on a config reload.
+    pub intercept: Arc<std::sync::RwLock<InterceptList>>,
     pub on_audit_failure: crate::config::OnAuditFailure,
     pub client_tls: ClientTls,
     pub upstream_tls: Arc<UpstreamTls>,
@@ -175,7 +176,12 @@ impl Proxy {
                     .sni
                     .clone()
                     .unwrap_or_else(|| orig_dst.0.ip().to_canonical().to_string());
-                if self.intercept.matches(&host) {
+                let intercepted = self
+                    .intercept
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .matches(&host);
+                if intercepted {
                     mitm::intercept(self, &conn, client, hello).await;
                 } else {
                     tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?hello.sni, dst = %orig_dst, "TLS passthrough");

@@ -1,0 +1,143 @@
+//! The maps that say who is captured — the config array (flags, proxy
+//! addresses, depth), ports, process names, uids. Filled at attach and
+//! updated in place on a config reload, in an order that never captures
+//! less than the new selection while it changes: new entries first, then
+//! the flags, then stale entries out.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use airlock_ebpf::{flags, maps};
+use aya::Ebpf;
+use aya::maps::{Array, HashMap, MapData};
+
+use super::{CaptureError, Targets, take_map as take};
+use crate::config::CaptureConfig;
+
+pub struct Selectors {
+    config: Array<MapData, airlock_ebpf::Config>,
+    ports: HashMap<MapData, u16, u8>,
+    comms: HashMap<MapData, [u8; 16], u8>,
+    uids: HashMap<MapData, u32, u8>,
+    targets: Targets,
+    current: Option<CaptureConfig>,
+}
+
+impl std::fmt::Debug for Selectors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Selectors")
+            .field("current", &self.current)
+            .finish_non_exhaustive()
+    }
+}
+
+fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> CaptureError {
+    move |source| CaptureError::Map { map, source }
+}
+
+impl Selectors {
+    /// Takes the selection maps out of the loaded object (before its
+    /// programs load: they keep referring to the same kernel maps).
+    pub(super) fn take(ebpf: &mut Ebpf, targets: Targets) -> Result<Self, CaptureError> {
+        Ok(Self {
+            config: Array::try_from(take(ebpf, maps::CONFIG)?).map_err(map_err(maps::CONFIG))?,
+            ports: HashMap::try_from(take(ebpf, maps::PORTS)?).map_err(map_err(maps::PORTS))?,
+            comms: HashMap::try_from(take(ebpf, maps::COMMS)?).map_err(map_err(maps::COMMS))?,
+            uids: HashMap::try_from(take(ebpf, maps::UIDS)?).map_err(map_err(maps::UIDS))?,
+            targets,
+            current: None,
+        })
+    }
+
+    /// Makes the kernel select by `config` (its comm, uid, ports,
+    /// follow_children and follow_depth).
+    pub fn apply(&mut self, config: &CaptureConfig) -> Result<(), CaptureError> {
+        let comm_key = |c: &String| {
+            let mut key = [0u8; 16];
+            key[..c.len()].copy_from_slice(c.as_bytes());
+            key
+        };
+        let new_ports: HashSet<u16> = config.ports.iter().copied().collect();
+        let new_comms: HashSet<[u8; 16]> = config.comm.iter().map(comm_key).collect();
+        let new_uids: HashSet<u32> = config.uid.iter().copied().collect();
+        for &p in &new_ports {
+            self.ports.insert(p, 1, 0).map_err(map_err(maps::PORTS))?;
+        }
+        for c in &new_comms {
+            self.comms.insert(c, 1, 0).map_err(map_err(maps::COMMS))?;
+        }
+        for &u in &new_uids {
+            self.uids.insert(u, 1, 0).map_err(map_err(maps::UIDS))?;
+        }
+        self.config
+            .set(0, self.kernel_config(config), 0)
+            .map_err(map_err(maps::CONFIG))?;
+        let stale_ports: Vec<u16> = self
+            .ports
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|p| !new_ports.contains(p))
+            .collect();
+        for p in stale_ports {
+            self.ports.remove(&p).map_err(map_err(maps::PORTS))?;
+        }
+        let stale_comms: Vec<[u8; 16]> = self
+            .comms
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|c| !new_comms.contains(c))
+            .collect();
+        for c in stale_comms {
+            self.comms.remove(&c).map_err(map_err(maps::COMMS))?;
+        }
+        let stale_uids: Vec<u32> = self
+            .uids
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|u| !new_uids.contains(u))
+            .collect();
+        for u in stale_uids {
+            self.uids.remove(&u).map_err(map_err(maps::UIDS))?;
+        }
+        self.current = Some(config.clone());
+        Ok(())
+    }
+
+    /// The selection in force.
+    pub fn current(&self) -> Option<&CaptureConfig> {
+        self.current.as_ref()
+    }
+
+    fn kernel_config(&self, config: &CaptureConfig) -> airlock_ebpf::Config {
+        let mut bits = 0;
+        if !config.comm.is_empty() {
+            bits |= flags::FILTER_COMM;
+        }
+        if !config.uid.is_empty() {
+            bits |= flags::FILTER_UID;
+        }
+        if config.follow_children {
+            bits |= flags::FOLLOW_CHILDREN;
+        }
+        let (proxy_ip6, proxy_port6) = match self.targets.listen6 {
+            Some(SocketAddr::V6(a)) => {
+                bits |= flags::HAVE_V6;
+                (a.ip().octets(), a.port())
+            }
+            _ => ([0; 16], 0),
+        };
+        let proxy_ip4 = match self.targets.listen4 {
+            SocketAddr::V4(a) => a.ip().octets(),
+            SocketAddr::V6(_) => [0; 4],
+        };
+        airlock_ebpf::Config {
+            self_tgid: self.targets.self_tgid,
+            flags: bits,
+            proxy_ip4,
+            proxy_ip6,
+            proxy_port4: self.targets.listen4.port(),
+            proxy_port6,
+            max_depth: config.follow_depth,
+        }
+    }
+}

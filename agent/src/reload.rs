@@ -1,0 +1,195 @@
+//! SIGHUP (`systemctl reload airlock`): the config file is read again and
+//! what can change without a restart is applied — the `[capture]` selection
+//! (comm, uid, ports, follow_children, follow_depth), `proxy.intercept`,
+//! `[identity]`, `[policy]` — then the policies are reloaded. A file that
+//! fails to load is rejected (`FILE:LINE:COL: reason`, logged and audited)
+//! and nothing changes. Changed settings that need a restart (listeners,
+//! the CA, the audit trail, the capture cgroup and fail mode, upstream
+//! roots) are named in the record and the log.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::audit::{AgentRecord, AuditLog};
+use crate::capture::Selectors;
+use crate::config::Config;
+use crate::gate::Gate;
+use crate::host::InterceptList;
+use crate::identity::Identifier;
+use crate::policy::{LivePolicy, Reloaded};
+use crate::tls::UpstreamTls;
+
+/// Everything a reload may touch.
+#[derive(Debug)]
+pub struct Reloader {
+    /// The file to read again; none (in-process use): policies only.
+    pub path: Option<PathBuf>,
+    pub current: Mutex<Config>,
+    pub gate: Arc<Gate>,
+    pub selectors: Arc<Mutex<Selectors>>,
+    pub intercept: Arc<RwLock<InterceptList>>,
+    pub tls: Arc<UpstreamTls>,
+    pub audit: AuditLog,
+}
+
+impl Reloader {
+    /// Re-reads the config (if there is a file) and the policies, applies
+    /// what changed, and audits the outcome. Blocking file reads: call it
+    /// from a blocking context.
+    pub fn reload(&self) {
+        if let Some(path) = &self.path {
+            match Config::load(path) {
+                Ok(new) => self.apply(new),
+                Err(e) => {
+                    tracing::error!(error = %e, "new config rejected; the running one stays");
+                    let mut record = AgentRecord::new("config_rejected", None);
+                    record.detail = Some(e.to_string());
+                    self.write(&record);
+                    return;
+                }
+            }
+        }
+        let outcome = self.gate.policy().reload();
+        report_policy(&outcome, &self.audit);
+    }
+
+    fn apply(&self, new: Config) {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let mut applied = Vec::new();
+        let mut restart = Vec::new();
+        let selection_changed = {
+            let (a, b) = (&current.capture, &new.capture);
+            (&a.comm, &a.uid, &a.ports, a.follow_children, a.follow_depth)
+                != (&b.comm, &b.uid, &b.ports, b.follow_children, b.follow_depth)
+        };
+        if selection_changed {
+            let mut selectors = self.selectors.lock().unwrap_or_else(|p| p.into_inner());
+            match selectors.apply(&new.capture) {
+                Ok(()) => applied.push("capture selection"),
+                Err(e) => tracing::error!(error = %e, "capture selection not updated"),
+            }
+        }
+        if current.proxy.intercept != new.proxy.intercept {
+            *self.intercept.write().unwrap_or_else(|p| p.into_inner()) = new.intercept();
+            applied.push("proxy.intercept");
+            tracing::warn!(
+                "proxy.intercept changed: names outside the CA's constraints need `airlock ca init --force`"
+            );
+        }
+        if current.identity != new.identity {
+            let links = self.gate.identifier().links().clone();
+            self.gate
+                .set_identifier(Identifier::new(&new.identity, self.tls.clone(), links));
+            applied.push("identity");
+        }
+        if current.policy.dir != new.policy.dir {
+            let source = crate::app::policy_source(&new);
+            report_policy(&self.gate.policy().set_source(source), &self.audit);
+            applied.push("policy.dir");
+        }
+        let (a, b) = (&current, &new);
+        for (name, same) in [
+            ("capture.cgroup", a.capture.cgroup == b.capture.cgroup),
+            (
+                "capture.fail_mode",
+                a.capture.fail_mode == b.capture.fail_mode,
+            ),
+            ("capture.pin_dir", a.capture.pin_dir == b.capture.pin_dir),
+            (
+                "proxy.listen",
+                a.proxy.listen == b.proxy.listen && a.proxy.listen6 == b.proxy.listen6,
+            ),
+            (
+                "proxy timeouts",
+                a.proxy.connect_timeout_ms == b.proxy.connect_timeout_ms
+                    && a.proxy.handshake_timeout_ms == b.proxy.handshake_timeout_ms,
+            ),
+            ("tls", a.tls == b.tls),
+            ("audit", a.audit == b.audit),
+            ("policy.poll_ms", a.policy.poll_ms == b.policy.poll_ms),
+        ] {
+            if !same {
+                restart.push(name);
+            }
+        }
+        if !restart.is_empty() {
+            tracing::warn!(
+                ?restart,
+                "changed settings that take effect at the next restart"
+            );
+        }
+        tracing::info!(?applied, "config reloaded");
+        let mut record = AgentRecord::new("config_reload", None);
+        record.detail = Some(format!(
+            "applied: {}; needs a restart: {}",
+            list(&applied),
+            list(&restart)
+        ));
+        self.write(&record);
+        // What needs a restart keeps its running value, so the next reload
+        // compares against what is really in force.
+        let mut kept = new;
+        kept.capture.cgroup = current.capture.cgroup.clone();
+        kept.capture.fail_mode = current.capture.fail_mode;
+        kept.capture.pin_dir = current.capture.pin_dir.clone();
+        kept.proxy.listen = current.proxy.listen;
+        kept.proxy.listen6 = current.proxy.listen6;
+        kept.proxy.connect_timeout_ms = current.proxy.connect_timeout_ms;
+        kept.proxy.handshake_timeout_ms = current.proxy.handshake_timeout_ms;
+        kept.tls = current.tls.clone();
+        kept.audit = current.audit.clone();
+        kept.policy.poll_ms = current.policy.poll_ms;
+        *current = kept;
+    }
+
+    fn write(&self, record: &AgentRecord) {
+        if let Err(e) = self.audit.write(record) {
+            tracing::error!(error = %e, "audit record of a reload lost");
+        }
+    }
+}
+
+fn list(items: &[&str]) -> String {
+    if items.is_empty() {
+        "nothing".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// Logs and audits a policy reload (a rejected one leaves the previous
+/// policy live).
+pub fn report_policy(outcome: &Reloaded, audit: &AuditLog) {
+    let mut record = AgentRecord::new("policy_reload", None);
+    match outcome {
+        Reloaded::Applied { rules, files } => {
+            tracing::info!(rules, ?files, "policy reloaded");
+            record.detail = Some(format!("{rules} rules from {}", files.join(", ")));
+        }
+        Reloaded::Rejected(e) => {
+            tracing::error!(error = %e, "new policy rejected; the previous one stays live");
+            record.event = "policy_rejected";
+            record.detail = Some(e.to_string());
+        }
+    }
+    if let Err(e) = audit.write(&record) {
+        tracing::error!(error = %e, "audit record of a policy reload lost");
+    }
+}
+
+/// Reloads on every SIGHUP until the task is dropped. `hup` is registered
+/// by the caller before readiness is announced, so a SIGHUP never finds the
+/// process without a handler (which would end it).
+pub async fn on_hup(reloader: Arc<Reloader>, mut hup: tokio::signal::unix::Signal) {
+    while hup.recv().await.is_some() {
+        let r = reloader.clone();
+        let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+    }
+}
+
+/// Reloads the policies when their directory changes (every `poll`).
+pub async fn watch_policy(policy: Arc<LivePolicy>, poll: std::time::Duration, audit: AuditLog) {
+    policy
+        .watch(poll, move |outcome| report_policy(outcome, &audit))
+        .await;
+}
