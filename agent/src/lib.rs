@@ -13,6 +13,7 @@ pub mod gate;
 pub mod host;
 pub mod http;
 pub mod identity;
+pub mod mask;
 pub mod notify;
 pub mod operation;
 pub mod pipe;

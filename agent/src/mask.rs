@@ -1,0 +1,217 @@
+//! Secrets out of what the agent receives and of everything airlock
+//! records. Known operations are masked by structure (the JSON paths that
+//! carry keys: `listKeys`, Key Vault secrets, Kubernetes Secrets, app
+//! settings, kubeconfigs…); every text body, header and query is also
+//! scanned by shape ([`detect`]). A secret is replaced, syntax intact, by
+//! `airlock:masked:{detector}:{8 hex}` — the suffix a keyed fingerprint
+//! (HMAC-SHA256 with a per-host key), so one secret can be followed across
+//! records without being revealed. docs/masking.md has the details.
+
+mod detect;
+mod json;
+mod kubeconfig;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+pub use detect::MAX_SECRET;
+pub use stream::{Mode, StreamMasker};
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use ring::hmac;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaskError {
+    #[error("masking key {}: {why}", path.display())]
+    Key {
+        path: std::path::PathBuf,
+        why: String,
+    },
+}
+
+/// What was masked in one body, header set or query: `masked` in the
+/// audit record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Findings {
+    pub count: u32,
+    pub detectors: BTreeMap<&'static str, u32>,
+}
+
+impl Findings {
+    pub fn add(&mut self, detector: &'static str) {
+        self.count += 1;
+        *self.detectors.entry(detector).or_default() += 1;
+    }
+
+    pub fn merge(&mut self, other: &Findings) {
+        self.count += other.count;
+        for (d, n) in &other.detectors {
+            *self.detectors.entry(d).or_default() += n;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// A private key or a storage account key: what must not be uploaded.
+    pub fn has_key_material(&self) -> bool {
+        self.detectors.contains_key("private-key")
+            || self.detectors.contains_key("storage-account-key")
+    }
+}
+
+/// Masks with one host's key. Cheap to clone.
+#[derive(Clone)]
+pub struct Masker {
+    key: Arc<hmac::Key>,
+}
+
+impl std::fmt::Debug for Masker {
+    // The key stays out of any output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Masker").finish_non_exhaustive()
+    }
+}
+
+impl Masker {
+    /// The 32-byte key at `path`, created 0600 if missing; an existing key
+    /// readable by group or others is refused (it would let them link
+    /// fingerprints back to guessed secrets).
+    pub fn load_or_create(path: &Path) -> Result<Self, MaskError> {
+        let err = |why: String| MaskError::Key {
+            path: path.to_owned(),
+            why,
+        };
+        let mut bytes = [0u8; 32];
+        match std::fs::File::open(path) {
+            Ok(mut f) => {
+                let mode = f
+                    .metadata()
+                    .map_err(|e| err(e.to_string()))?
+                    .permissions()
+                    .mode();
+                if mode & 0o077 != 0 {
+                    return Err(err(format!(
+                        "mode {:o} lets others read it; chmod 600",
+                        mode & 0o777
+                    )));
+                }
+                f.read_exact(&mut bytes)
+                    .map_err(|e| err(format!("not a 32-byte key: {e}")))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                    .map_err(|_| err("no randomness".into()))?;
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+                }
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                    .map_err(|e| err(e.to_string()))?;
+                f.write_all(&bytes).map_err(|e| err(e.to_string()))?;
+                f.sync_all().map_err(|e| err(e.to_string()))?;
+            }
+            Err(e) => return Err(err(e.to_string())),
+        }
+        Ok(Self::from_bytes(&bytes))
+    }
+
+    /// A key that lives in memory only (tests, the demo).
+    pub fn ephemeral() -> Self {
+        let mut bytes = [0u8; 32];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+        Self::from_bytes(&bytes)
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Self {
+        Self {
+            key: Arc::new(hmac::Key::new(hmac::HMAC_SHA256, bytes)),
+        }
+    }
+
+    /// The replacement for `secret`: `airlock:masked:{detector}:{8 hex}`.
+    pub fn token(&self, detector: &str, secret: &[u8]) -> String {
+        let tag = hmac::sign(&self.key, secret);
+        let hex = crate::audit::chain::hex(&tag.as_ref()[..4]);
+        format!("airlock:masked:{detector}:{hex}")
+    }
+
+    /// `text` with every detected secret replaced.
+    pub fn mask_text(&self, text: &str) -> (String, Findings) {
+        let mut findings = Findings::default();
+        let out = self.mask_found(
+            text.as_bytes(),
+            &detect::find(text.as_bytes()),
+            &mut findings,
+        );
+        (String::from_utf8_lossy(&out).into_owned(), findings)
+    }
+
+    /// `bytes` with `found` replaced by tokens.
+    fn mask_found(
+        &self,
+        bytes: &[u8],
+        found: &[detect::Found],
+        findings: &mut Findings,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut at = 0;
+        for f in found {
+            out.extend_from_slice(&bytes[at..f.start]);
+            out.extend_from_slice(self.token(f.detector, &bytes[f.start..f.end]).as_bytes());
+            findings.add(f.detector);
+            at = f.end;
+        }
+        out.extend_from_slice(&bytes[at..]);
+        out
+    }
+
+    /// A masker for a response body of `operation` (see [`json::plan`] for
+    /// the structure-aware ones), or `None` when the content type cannot
+    /// carry text secrets.
+    pub fn response(&self, operation: &str, content_type: Option<&str>) -> Option<StreamMasker> {
+        let plan = json::plan(operation);
+        if plan.is_none() && !textual(content_type) {
+            return None;
+        }
+        Some(StreamMasker::new(self.clone(), plan, Mode::Mask))
+    }
+
+    /// A scanner (or masker) for a request body.
+    pub fn request(&self, content_type: Option<&str>, mode: Mode) -> Option<StreamMasker> {
+        textual(content_type).then(|| StreamMasker::new(self.clone(), None, mode))
+    }
+}
+
+/// Content types scanned: text of any kind, JSON, XML, forms, YAML, and no
+/// type at all. Images, media, archives and octet streams are not (base64
+/// payloads and binary data carry no text secrets airlock could see).
+pub fn textual(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else {
+        return true;
+    };
+    let ct = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    ct.starts_with("text/")
+        || ct.contains("json")
+        || ct.contains("xml")
+        || ct.contains("yaml")
+        || ct.contains("javascript")
+        || ct == "application/x-www-form-urlencoded"
+        || ct == "application/x-ndjson"
+        || ct.is_empty()
+}

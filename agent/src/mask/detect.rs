@@ -1,0 +1,356 @@
+//! Detectors: secrets recognised by their shape in any text, each found
+//! from a cheap anchor (memchr) and checked byte by byte — no regex engine,
+//! and the longest secret ([`MAX_SECRET`]) bounds the streaming look-ahead.
+//! Every detector is documented, with an example and a counter-example, in
+//! docs/masking.md.
+
+use memchr::memmem;
+
+/// No detector matches more than this many bytes; a stream is held back by
+/// at most this much.
+pub const MAX_SECRET: usize = 8 * 1024;
+
+/// One secret found: `bytes[start..end]` is replaced, `detector` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub start: usize,
+    pub end: usize,
+    pub detector: &'static str,
+}
+
+fn b64(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'+' || c == b'/'
+}
+
+fn b64url(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'-' || c == b'_'
+}
+
+/// Every secret in `text`, in order, non-overlapping.
+pub fn find(text: &[u8]) -> Vec<Found> {
+    let mut all = Vec::new();
+    storage_keys(text, &mut all);
+    after_marker(text, b"AccountKey=", "storage-connection-string", &mut all);
+    after_marker(text, b"SharedAccessKey=", "shared-access-key", &mut all);
+    after_marker(text, b"sig=", "sas-signature", &mut all);
+    client_secrets(text, &mut all);
+    jwts(text, &mut all);
+    bearer(text, &mut all);
+    pem(text, &mut all);
+    prefixed(
+        text,
+        &[b"ghp_", b"gho_", b"ghs_", b"ghu_", b"ghr_"],
+        36,
+        36,
+        b64url_alnum,
+        "github-token",
+        &mut all,
+    );
+    prefixed(
+        text,
+        &[b"github_pat_"],
+        60,
+        100,
+        b64url,
+        "github-token",
+        &mut all,
+    );
+    prefixed(
+        text,
+        &[b"AKIA", b"ASIA"],
+        16,
+        16,
+        upper_alnum,
+        "aws-access-key",
+        &mut all,
+    );
+    secret_named(text, &mut all);
+    // Earliest first; where two overlap, the longer wins, and on a tie a
+    // named shape wins over the generic secret-named value.
+    all.sort_by_key(|f| {
+        (
+            f.start,
+            std::cmp::Reverse(f.end),
+            f.detector == "secret-named-value",
+        )
+    });
+    let mut out: Vec<Found> = Vec::with_capacity(all.len());
+    for f in all {
+        match out.last_mut() {
+            Some(last) if f.start < last.end => last.end = last.end.max(f.end),
+            _ => out.push(f),
+        }
+    }
+    out
+}
+
+fn b64url_alnum(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+}
+
+fn upper_alnum(c: u8) -> bool {
+    c.is_ascii_uppercase() || c.is_ascii_digit()
+}
+
+/// A storage account key: 64 random bytes, so 86 base64 characters and
+/// `==` — 88 in all, standing alone (not part of a longer base64 run).
+fn storage_keys(text: &[u8], out: &mut Vec<Found>) {
+    for eq in memmem::find_iter(text, b"==") {
+        let end = eq + 2;
+        if eq < 86 || text.get(end).is_some_and(|&c| b64(c) || c == b'=') {
+            continue;
+        }
+        let start = eq - 86;
+        if text[start..eq].iter().all(|&c| b64(c))
+            && (start == 0 || !b64(text[start - 1]))
+            && looks_random(&text[start..eq])
+        {
+            out.push(Found {
+                start,
+                end,
+                detector: "storage-account-key",
+            });
+        }
+    }
+}
+
+/// The value after `marker` up to a delimiter (`;`, `&`, quote, space, `<`).
+fn after_marker(text: &[u8], marker: &[u8], detector: &'static str, out: &mut Vec<Found>) {
+    for at in memmem::find_iter(text, marker) {
+        // `sig=` must be a parameter of its own, not `xsig=`.
+        if marker == b"sig=" && at > 0 && text[at - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        let start = at + marker.len();
+        let len = text[start..]
+            .iter()
+            .take(MAX_SECRET)
+            .position(|&c| {
+                matches!(c, b';' | b'&' | b'"' | b'\'' | b'<' | b'\\') || c.is_ascii_whitespace()
+            })
+            .unwrap_or(text.len() - start);
+        if len >= 8 {
+            out.push(Found {
+                start,
+                end: start + len,
+                detector,
+            });
+        }
+    }
+}
+
+/// Entra ID client secrets: three characters, `8Q~` (the generation
+/// marker), then 31–34 of `[A-Za-z0-9_.~-]`.
+fn client_secrets(text: &[u8], out: &mut Vec<Found>) {
+    let ok = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'~' | b'-');
+    for q in memmem::find_iter(text, b"Q~") {
+        if q < 4 || text[q - 1] != b'8' {
+            continue;
+        }
+        let start = q - 4;
+        if !text[start..q - 1].iter().all(|&c| ok(c)) || (start > 0 && ok(text[start - 1])) {
+            continue;
+        }
+        let tail = text[q + 2..]
+            .iter()
+            .take(40)
+            .take_while(|&&c| ok(c))
+            .count();
+        if (31..=34).contains(&tail) {
+            out.push(Found {
+                start,
+                end: q + 2 + tail,
+                detector: "entra-client-secret",
+            });
+        }
+    }
+}
+
+/// Compact JWS/JWT: `eyJ…` `.` `eyJ…` `.` signature (base64url).
+fn jwts(text: &[u8], out: &mut Vec<Found>) {
+    for start in memmem::find_iter(text, b"eyJ") {
+        if start > 0 && b64url(text[start - 1]) {
+            continue;
+        }
+        let seg = |from: usize| {
+            text[from..]
+                .iter()
+                .take(MAX_SECRET)
+                .take_while(|&&c| b64url(c))
+                .count()
+        };
+        let h = seg(start);
+        let p_start = start + h + 1;
+        if text.get(start + h) != Some(&b'.') || !text[p_start..].starts_with(b"eyJ") {
+            continue;
+        }
+        let p = seg(p_start);
+        let s_start = p_start + p + 1;
+        if text.get(p_start + p) != Some(&b'.') {
+            continue;
+        }
+        let s = seg(s_start);
+        out.push(Found {
+            start,
+            end: s_start + s,
+            detector: "jwt",
+        });
+    }
+}
+
+/// `Bearer <token>` in text (headers, logs, scripts): the token goes.
+fn bearer(text: &[u8], out: &mut Vec<Found>) {
+    for at in memmem::find_iter(text, b"Bearer ") {
+        let start = at + 7;
+        let len = text[start..]
+            .iter()
+            .take(MAX_SECRET)
+            .take_while(|&&c| b64url(c) || matches!(c, b'.' | b'~' | b'+' | b'/' | b'='))
+            .count();
+        if len >= 16 {
+            out.push(Found {
+                start,
+                end: start + len,
+                detector: "bearer-token",
+            });
+        }
+    }
+}
+
+/// PEM private keys, BEGIN to END; an END not within [`MAX_SECRET`] masks
+/// what follows BEGIN up to that bound (never less).
+fn pem(text: &[u8], out: &mut Vec<Found>) {
+    for start in memmem::find_iter(text, b"-----BEGIN ") {
+        let head_end = text[start + 11..]
+            .iter()
+            .take(64)
+            .position(|&c| c == b'-')
+            .map(|i| start + 11 + i);
+        let Some(head_end) = head_end else { continue };
+        if !text[start + 11..head_end].ends_with(b"PRIVATE KEY") {
+            continue;
+        }
+        let limit = (start + MAX_SECRET).min(text.len());
+        let end = memmem::find(&text[head_end..limit], b"-----END ")
+            .and_then(|i| {
+                let e = head_end + i;
+                memmem::find(&text[e + 9..limit], b"-----").map(|j| e + 9 + j + 5)
+            })
+            .unwrap_or(limit);
+        out.push(Found {
+            start,
+            end,
+            detector: "private-key",
+        });
+    }
+}
+
+/// `prefix` then `min..=max` characters of `class`, standing alone.
+fn prefixed(
+    text: &[u8],
+    prefixes: &[&[u8]],
+    min: usize,
+    max: usize,
+    class: fn(u8) -> bool,
+    detector: &'static str,
+    out: &mut Vec<Found>,
+) {
+    for prefix in prefixes {
+        for start in memmem::find_iter(text, prefix) {
+            if start > 0 && text[start - 1].is_ascii_alphanumeric() {
+                continue;
+            }
+            let body = start + prefix.len();
+            let len = text[body..]
+                .iter()
+                .take(max + 1)
+                .take_while(|&&c| class(c))
+                .count();
+            if (min..=max).contains(&len) {
+                out.push(Found {
+                    start,
+                    end: body + len,
+                    detector,
+                });
+            }
+        }
+    }
+}
+
+/// JSON members whose name says secret (`…password`, `…secret`, `…token`,
+/// `…key`, `…connectionString`) and whose string value looks random (at
+/// least 16 characters, ≥ 3.5 bits of entropy per character): the value.
+/// Names with `public` in them (public keys, public tokens) are not secret.
+fn secret_named(text: &[u8], out: &mut Vec<Found>) {
+    const SUFFIXES: &[&str] = &[
+        "password",
+        "secret",
+        "token",
+        "key",
+        "connectionstring",
+        "credential",
+    ];
+    for colon in memmem::find_iter(text, b"\":") {
+        let Some(open) = text[colon.saturating_sub(64)..colon]
+            .iter()
+            .rposition(|&c| c == b'"')
+        else {
+            continue;
+        };
+        let name = &text[colon.saturating_sub(64) + open + 1..colon];
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        if name.contains("public") || !SUFFIXES.iter().any(|s| name.ends_with(s)) {
+            continue;
+        }
+        let mut at = colon + 2;
+        while text.get(at).is_some_and(|c| c.is_ascii_whitespace()) {
+            at += 1;
+        }
+        if text.get(at) != Some(&b'"') {
+            continue;
+        }
+        let start = at + 1;
+        let Some(len) = text[start..]
+            .iter()
+            .take(MAX_SECRET)
+            .position(|&c| c == b'"' || c == b'\\')
+        else {
+            continue;
+        };
+        let value = &text[start..start + len];
+        if len >= 16 && entropy(value) >= 3.5 && !value.starts_with(b"airlock:masked:") {
+            out.push(Found {
+                start,
+                end: start + len,
+                detector: "secret-named-value",
+            });
+        }
+    }
+}
+
+/// Base64 of random bytes mixes cases and digits; a run of one repeated
+/// character or of a single case (padding in a test file, a hash rendered
+/// oddly) is not a key.
+pub fn looks_random(s: &[u8]) -> bool {
+    entropy(s) >= 4.0
+}
+
+/// Shannon entropy in bits per character.
+pub fn entropy(s: &[u8]) -> f64 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &c in s {
+        counts[c as usize] += 1;
+    }
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}

@@ -1,0 +1,212 @@
+//! Structure-aware masking of the responses that exist to hand out
+//! secrets: for each such operation, the JSON paths that carry them.
+//! Path syntax: members separated by `.`, `*` any member, `[]` every array
+//! element. A matched string (or array of strings) is replaced; a matched
+//! object is left to a deeper path (`properties.*` masks app settings given
+//! as strings, `properties.*.value` those given as `{value, type}`).
+
+use serde_json::Value;
+
+use super::{Findings, Masker, kubeconfig};
+use crate::policy::Glob;
+
+/// How to mask one operation's response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub paths: &'static [&'static str],
+    pub detector: &'static str,
+    /// Newline-delimited JSON events (Kubernetes `watch`), each masked.
+    pub lines: bool,
+}
+
+/// (operation glob, plan): the first match wins.
+const PLANS: &[(&str, Plan)] = &[
+    (
+        "Microsoft.Storage/storageAccounts/listKeys/action",
+        p(&["keys[].value"], "storage-account-key"),
+    ),
+    (
+        "Microsoft.Storage/storageAccounts/regenerateKey/action",
+        p(&["keys[].value"], "storage-account-key"),
+    ),
+    (
+        "Microsoft.Storage/storageAccounts/ListAccountSas/action",
+        p(&["accountSasToken"], "sas-token"),
+    ),
+    (
+        "Microsoft.Storage/storageAccounts/ListServiceSas/action",
+        p(&["serviceSasToken"], "sas-token"),
+    ),
+    // appsettings/list and connectionstrings/list share the action name;
+    // their values are all under `properties` (strings, or {value, type}).
+    (
+        "Microsoft.Web/sites*/config/list/action",
+        p(&["properties.*", "properties.*.value"], "app-setting"),
+    ),
+    (
+        "Microsoft.Web/sites*/host/listkeys/action",
+        p(
+            &["masterKey", "functionKeys.*", "systemKeys.*"],
+            "function-key",
+        ),
+    ),
+    (
+        "Microsoft.Web/sites*/functions/listkeys/action",
+        p(&["*"], "function-key"),
+    ),
+    (
+        "Microsoft.Web/sites*/functions/listsecrets/action",
+        p(&["key", "trigger_url"], "function-key"),
+    ),
+    (
+        "functions.keys.list",
+        p(&["keys[].value", "value"], "function-key"),
+    ),
+    ("keyvault.secrets.get", p(&["value"], "key-vault-secret")),
+    ("keyvault.secrets.set", p(&["value"], "key-vault-secret")),
+    (
+        "keyvault.secrets.recover",
+        p(&["value"], "key-vault-secret"),
+    ),
+    (
+        "Microsoft.ContainerService/managedClusters/listCluster*Credential/action",
+        p(&["kubeconfigs[].value"], "kubeconfig"),
+    ),
+    (
+        "k8s.secrets.get",
+        p(&["data.*", "stringData.*"], "kubernetes-secret"),
+    ),
+    (
+        "k8s.secrets.create",
+        p(&["data.*", "stringData.*"], "kubernetes-secret"),
+    ),
+    (
+        "k8s.secrets.update",
+        p(&["data.*", "stringData.*"], "kubernetes-secret"),
+    ),
+    (
+        "k8s.secrets.patch",
+        p(&["data.*", "stringData.*"], "kubernetes-secret"),
+    ),
+    (
+        "k8s.secrets.list",
+        p(
+            &["items[].data.*", "items[].stringData.*"],
+            "kubernetes-secret",
+        ),
+    ),
+    (
+        "k8s.secrets.watch",
+        Plan {
+            paths: &["object.data.*", "object.stringData.*"],
+            detector: "kubernetes-secret",
+            lines: true,
+        },
+    ),
+    (
+        "Microsoft.DocumentDB/databaseAccounts/*/action",
+        p(
+            &[
+                "primaryMasterKey",
+                "secondaryMasterKey",
+                "primaryReadonlyMasterKey",
+                "secondaryReadonlyMasterKey",
+                "connectionStrings[].connectionString",
+            ],
+            "cosmos-key",
+        ),
+    ),
+    (
+        "Microsoft.ServiceBus/*/listKeys/action",
+        p(BUS_KEYS, "shared-access-key"),
+    ),
+    (
+        "Microsoft.EventHub/*/listKeys/action",
+        p(BUS_KEYS, "shared-access-key"),
+    ),
+    (
+        "Microsoft.Relay/*/listKeys/action",
+        p(BUS_KEYS, "shared-access-key"),
+    ),
+];
+
+const BUS_KEYS: &[&str] = &[
+    "primaryKey",
+    "secondaryKey",
+    "primaryConnectionString",
+    "secondaryConnectionString",
+    "aliasPrimaryConnectionString",
+    "aliasSecondaryConnectionString",
+];
+
+const fn p(paths: &'static [&'static str], detector: &'static str) -> Plan {
+    Plan {
+        paths,
+        detector,
+        lines: false,
+    }
+}
+
+/// The structure-aware plan for `operation`, if it hands out secrets.
+pub fn plan(operation: &str) -> Option<Plan> {
+    PLANS
+        .iter()
+        .find(|(glob, _)| Glob::new(glob, true).matches(operation))
+        .map(|(_, plan)| *plan)
+}
+
+/// Masks `value` along `plan`'s paths.
+pub fn apply(value: &mut Value, plan: &Plan, masker: &Masker, findings: &mut Findings) {
+    for path in plan.paths {
+        let segs: Vec<&str> = path.split('.').collect();
+        walk(value, &segs, plan.detector, masker, findings);
+    }
+}
+
+fn walk(v: &mut Value, segs: &[&str], detector: &'static str, masker: &Masker, f: &mut Findings) {
+    let Some((seg, rest)) = segs.split_first() else {
+        replace_all(v, detector, masker, f);
+        return;
+    };
+    let (name, each) = match seg.strip_suffix("[]") {
+        Some(n) => (n, true),
+        None => (*seg, false),
+    };
+    let Value::Object(map) = v else { return };
+    let targets: Vec<&mut Value> = if name == "*" {
+        map.values_mut().collect()
+    } else {
+        map.get_mut(name).into_iter().collect()
+    };
+    for t in targets {
+        match (each, t) {
+            (true, Value::Array(items)) => {
+                for item in items {
+                    walk(item, rest, detector, masker, f);
+                }
+            }
+            (false, t) => walk(t, rest, detector, masker, f),
+            _ => {}
+        }
+    }
+}
+
+/// The string (or strings) at the end of a path replaced; a kubeconfig is
+/// rewritten, not replaced.
+fn replace_all(v: &mut Value, detector: &'static str, masker: &Masker, f: &mut Findings) {
+    match v {
+        Value::String(s) if s.starts_with("airlock:masked:") || s.is_empty() => {}
+        Value::String(s) if detector == "kubeconfig" => {
+            *s = kubeconfig::mask_base64(s, masker, f);
+        }
+        Value::String(s) => {
+            *s = masker.token(detector, s.as_bytes());
+            f.add(detector);
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .filter(|i| i.is_string())
+            .for_each(|i| replace_all(i, detector, masker, f)),
+        _ => {}
+    }
+}
