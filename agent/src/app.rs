@@ -33,6 +33,8 @@ pub enum AppError {
     Tls(#[from] TlsError),
     #[error("policy: {0}")]
     Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Mask(#[from] crate::mask::MaskError),
 }
 
 /// The addresses airlock actually bound (tests bind port 0 and read these).
@@ -53,6 +55,7 @@ pub struct App {
     client_tls: ClientTls,
     upstream_tls: Arc<UpstreamTls>,
     gate: Arc<Gate>,
+    masker: crate::mask::Masker,
     intercept: Arc<std::sync::RwLock<crate::host::InterceptList>>,
     /// Read again on SIGHUP (none: only the policies are reloaded).
     config_file: Option<std::path::PathBuf>,
@@ -64,6 +67,7 @@ pub struct App {
 pub async fn build(config: Config) -> Result<App, AppError> {
     crate::capture::preflight(&config.capture)?;
     let policy = Arc::new(LivePolicy::new(policy_source(&config))?);
+    let masker = crate::mask::Masker::load_or_create(&config.masking.key_file)?;
     let listeners = Listeners::bind(&config.proxy).await?;
     let (listen, listen6) = listeners.addrs();
     let audit = AuditLog::open(&config.audit)?;
@@ -99,6 +103,7 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         client_tls,
         upstream_tls,
         gate,
+        masker,
         intercept: Arc::new(std::sync::RwLock::new(intercept)),
         config_file: None,
     })
@@ -192,6 +197,9 @@ impl App {
             client_tls: self.client_tls,
             upstream_tls: self.upstream_tls,
             gate: self.gate.clone(),
+            masker: self.masker.clone(),
+            excerpt_bytes: self.config.audit.body_excerpt_bytes,
+            scan_before_forward: self.config.masking.scan_before_forward_bytes,
         });
         let conns = Arc::new(Mutex::new(JoinSet::new()));
         self.listeners.serve(proxy, &mut tasks, conns.clone());

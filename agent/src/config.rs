@@ -4,11 +4,13 @@
 
 mod error;
 mod identity;
+mod masking;
 mod policy;
 mod sections;
 
 pub use error::ConfigError;
 pub use identity::{IdentityConfig, IssuerConfig};
+pub use masking::MaskingConfig;
 pub use policy::PolicyConfig;
 pub use sections::{
     AuditConfig, CaptureConfig, Durability, FailMode, OnAuditFailure, ProxyConfig, TlsConfig,
@@ -32,6 +34,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub identity: IdentityConfig,
     pub policy: PolicyConfig,
+    pub masking: MaskingConfig,
 }
 
 impl Config {
@@ -83,7 +86,8 @@ impl Config {
         self.proxy.validate()?;
         self.tls.validate()?;
         self.audit.validate()?;
-        self.identity.validate()
+        self.identity.validate()?;
+        self.masking.validate()
     }
 }
 

@@ -77,6 +77,7 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
     config.proxy.listen6 = Some("[::1]:0".parse().expect("literal"));
     config.audit.path = audit.clone();
     config.tls.ca_dir = dir.join("ca");
+    config.masking.key_file = dir.join("masking.key");
     config.tls.upstream_roots = vec![azure.ca.clone()];
     config.identity.issuers = vec![IssuerConfig {
         issuer: "https://login.microsoftonline.com/{tid}/v2.0".into(),

@@ -15,6 +15,9 @@ pub struct Verdict {
     pub identity: Arc<Identity>,
     pub operation: Arc<Operation>,
     pub decision: Decision,
+    /// The path as classified and matched (escapes of unreserved
+    /// characters decoded).
+    pub path: String,
 }
 
 /// Identity, classification and policy, shared by every connection.
@@ -75,11 +78,34 @@ impl Gate {
             port: asked.port,
             path: &path,
             operation: &operation.name,
+            secrets: &[],
         });
         Verdict {
             identity: Arc::new(identity),
             operation: Arc::new(operation),
             decision,
+            path: path.into_owned(),
         }
+    }
+
+    /// The policy asked again once the request body has been scanned and
+    /// `secrets` were found in it.
+    pub fn reassess(
+        &self,
+        verdict: &mut Verdict,
+        asked: Asked<'_>,
+        process: &ProcessInfo,
+        secrets: &[&'static str],
+    ) {
+        verdict.decision = self.policy.current().decide(&Subject {
+            identity: &verdict.identity,
+            process,
+            method: asked.method.as_str(),
+            host: asked.host,
+            port: asked.port,
+            path: &verdict.path,
+            operation: &verdict.operation.name,
+            secrets,
+        });
     }
 }

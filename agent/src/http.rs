@@ -6,6 +6,8 @@ mod body;
 mod exchange;
 mod forward;
 mod headers;
+mod inspect;
+mod tap;
 mod upstream;
 
 pub use exchange::ConnCtx;

@@ -193,6 +193,12 @@ impl Masker {
     }
 }
 
+/// Whether `operation`'s responses are masked by structure (they exist to
+/// hand out secrets).
+pub fn structured(operation: &str) -> bool {
+    json::plan(operation).is_some()
+}
+
 /// Content types scanned: text of any kind, JSON, XML, forms, YAML, and no
 /// type at all. Images, media, archives and octet streams are not (base64
 /// payloads and binary data carry no text secrets airlock could see).

@@ -55,6 +55,9 @@ pub struct Rule {
     pub reason: String,
     /// For `approve`: how long to wait before denying.
     pub timeout: Duration,
+    /// `pass`: responses reach the client unmasked (the audit copy is
+    /// masked regardless).
+    pub response: ResponseMasking,
     /// `file:line` it came from, for `explain` and errors.
     pub origin: String,
     when: Conditions,
@@ -70,6 +73,9 @@ pub struct Subject<'a> {
     pub port: u16,
     pub path: &'a str,
     pub operation: &'a str,
+    /// Detectors that found secrets in the request body (empty until the
+    /// body has been scanned).
+    pub secrets: &'a [&'static str],
 }
 
 /// The outcome; `decision` in the audit record.
@@ -82,6 +88,26 @@ pub struct Decision {
     pub reason: String,
     #[serde(skip)]
     pub timeout: Duration,
+    /// Said only when it is `pass`.
+    #[serde(skip_serializing_if = "ResponseMasking::is_mask")]
+    pub response: ResponseMasking,
+}
+
+/// What reaches the client of an allowed request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMasking {
+    /// Secrets in the response are masked (the default).
+    #[default]
+    Mask,
+    /// The response is relayed as is.
+    Pass,
+}
+
+impl ResponseMasking {
+    fn is_mask(&self) -> bool {
+        *self == Self::Mask
+    }
 }
 
 /// A complete, validated rule set.
@@ -103,12 +129,14 @@ impl Policy {
                 rule: Some(r.name.clone()),
                 reason: r.reason.clone(),
                 timeout: r.timeout,
+                response: r.response,
             },
             None => Decision {
                 action: self.default_action,
                 rule: None,
                 reason: self.default_reason.clone(),
                 timeout: DEFAULT_APPROVAL_TIMEOUT,
+                response: ResponseMasking::Mask,
             },
         }
     }

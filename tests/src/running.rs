@@ -42,6 +42,7 @@ impl Running {
         config.proxy.listen6 = Some("[::1]:0".parse().unwrap());
         config.audit.path = dir.path().join("audit.jsonl");
         config.tls.ca_dir = dir.path().join("ca");
+        config.masking.key_file = dir.path().join("masking.key");
         adjust(&mut config);
         let app = airlock::app::build(config.clone())
             .await

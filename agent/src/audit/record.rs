@@ -97,6 +97,9 @@ pub struct BodyInfo {
     /// SHA-256 of the full body, when it was seen to its end.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The first `audit.body_excerpt_bytes` of a text body, secrets masked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
 }
 
 /// `request` of an HTTP record.
@@ -121,6 +124,9 @@ pub struct RequestInfo {
     /// Absent in the `request` phase: the body has not been streamed yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<BodyInfo>,
+    /// Secrets found in the body (exfiltration findings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub masked: Option<crate::mask::Findings>,
 }
 
 /// `response` of an HTTP record.
@@ -130,6 +136,10 @@ pub struct ResponseInfo {
     /// Body bytes sent to the client (after a 101: bytes upstream → client).
     pub bytes: u64,
     pub body: BodyInfo,
+    /// Secrets masked before the body reached the client (or, for a token
+    /// endpoint's response, only in the excerpt).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub masked: Option<crate::mask::Findings>,
 }
 
 /// Which of an exchange's two records this is.

@@ -235,6 +235,9 @@ pub enum Durability {
     Written,
 }
 
+/// Bytes of a body kept, masked, in its record.
+pub const DEFAULT_BODY_EXCERPT_BYTES: usize = 4096;
+
 /// How often `durability = "written"` fsyncs, milliseconds.
 pub const WRITTEN_SYNC_INTERVAL_MS: u64 = 50;
 
@@ -263,6 +266,9 @@ pub struct AuditConfig {
     pub checkpoint_key: Option<PathBuf>,
     /// Records between signed checkpoints.
     pub checkpoint_every: u64,
+    /// Bytes of each body kept in the record (masked) as `body.excerpt`;
+    /// 0 keeps none.
+    pub body_excerpt_bytes: usize,
 }
 
 impl Default for AuditConfig {
@@ -275,6 +281,7 @@ impl Default for AuditConfig {
             group: None,
             checkpoint_key: None,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            body_excerpt_bytes: DEFAULT_BODY_EXCERPT_BYTES,
         }
     }
 }

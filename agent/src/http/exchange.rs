@@ -28,6 +28,18 @@ pub struct ConnCtx {
     pub audit: AuditLog,
     pub on_audit_failure: OnAuditFailure,
     pub gate: Arc<Gate>,
+    pub masker: crate::mask::Masker,
+    /// `audit.body_excerpt_bytes`.
+    pub excerpt_bytes: usize,
+    /// `masking.scan_before_forward_bytes`.
+    pub scan_before_forward: usize,
+}
+
+/// What airlock saw in one body beyond its size and digest.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Seen {
+    pub excerpt: Option<String>,
+    pub findings: Option<crate::mask::Findings>,
 }
 
 #[derive(Debug)]
@@ -46,6 +58,8 @@ pub(super) struct Exchange {
     request_sha256: Mutex<Option<String>>,
     response_sha256: Mutex<Option<String>>,
     upgraded: AtomicBool,
+    /// Request and response bodies: excerpt and findings.
+    seen: [Mutex<Seen>; 2],
     error: Mutex<Option<String>>,
     done: AtomicBool,
     /// Bodies in flight: `REQUEST_OPEN | RESPONSE_OPEN`, plus
@@ -78,9 +92,17 @@ impl Exchange {
             port: ctx.dst.port,
             path: req.uri().path().to_owned(),
             operation: None,
-            query: req.uri().query().map(redact_query),
-            headers: redact_headers(req.headers()),
+            // Known credential fields first, then any secret by shape.
+            query: req
+                .uri()
+                .query()
+                .map(|q| ctx.masker.mask_text(&redact_query(q)).0),
+            headers: redact_headers(req.headers())
+                .into_iter()
+                .map(|(k, v)| (k, ctx.masker.mask_text(&v).0))
+                .collect(),
             body: None,
+            masked: None,
         };
         Arc::new(Self {
             id: ctx.audit.new_id(),
@@ -94,6 +116,7 @@ impl Exchange {
             request_sha256: Mutex::new(None),
             response_sha256: Mutex::new(None),
             upgraded: AtomicBool::new(false),
+            seen: Default::default(),
             error: Mutex::new(None),
             done: AtomicBool::new(false),
             bodies: std::sync::atomic::AtomicU8::new(0),
@@ -104,6 +127,10 @@ impl Exchange {
     /// The request's host (authority without port, else Host, else SNI).
     pub(super) fn host(&self) -> &str {
         &self.request.host
+    }
+
+    pub(super) fn port(&self) -> u16 {
+        self.request.port
     }
 
     pub(super) fn id(&self) -> &str {
@@ -146,6 +173,23 @@ impl Exchange {
             tracing::info!(id = %self.id, repository = ?run.repository, run_id = ?run.run_id,
                 "Azure token linked to the GitHub run that obtained it");
         }
+    }
+
+    pub(super) fn ctx(&self) -> &ConnCtx {
+        &self.ctx
+    }
+
+    pub(super) fn set_seen(&self, response: bool, seen: Seen) {
+        *self.seen[usize::from(response)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = seen;
+    }
+
+    fn seen(&self, response: bool) -> Seen {
+        self.seen[usize::from(response)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub(super) fn on_audit_failure(&self) -> OnAuditFailure {
@@ -234,20 +278,27 @@ impl Exchange {
             // The headers are in the request record (same id); repeating
             // them would double what the writer serialises per request.
             request.headers.clear();
+            let seen = self.seen(false);
             request.body = Some(BodyInfo {
                 bytes: self.request_bytes.load(Ordering::Relaxed),
                 sha256: take(&self.request_sha256),
+                excerpt: seen.excerpt,
             });
         }
+        // Findings are known before forwarding for scanned-whole bodies.
+        request.masked = self.seen(false).findings;
         let response = done.then(|| {
             let bytes = self.response_bytes.load(Ordering::Relaxed);
+            let seen = self.seen(true);
             ResponseInfo {
                 status: self.status.load(Ordering::Relaxed),
                 bytes,
                 body: BodyInfo {
                     bytes,
                     sha256: take(&self.response_sha256),
+                    excerpt: seen.excerpt,
                 },
+                masked: seen.findings,
             }
         });
         HttpRecord {

@@ -16,8 +16,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::body::{Counted, Side};
 use super::exchange::{ConnCtx, Exchange};
 use super::headers::{is_upgrade, strip_hop_by_hop};
+use super::inspect::{self, Refusal};
 use super::{Body, Proto, UpstreamConn, UpstreamError};
 use crate::config::OnAuditFailure;
+use crate::gate::Asked;
 use crate::policy::{Action, Decision};
 
 /// A client must finish sending request headers within this (slowloris).
@@ -91,19 +93,33 @@ async fn forward(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let (mut parts, body) = req.into_parts();
-    let token_request = verdict.operation.name == TOKEN_OPERATION;
-    let body = if token_request {
-        match token_form(body, &exchange, &mut verdict).await {
-            Ok(form) => Counted::new(form, exchange.clone(), Side::Request).boxed(),
-            Err(e) => {
-                exchange.set_verdict(verdict);
-                return refuse(&exchange, StatusCode::BAD_REQUEST, "BadTokenRequest", &e);
-            }
-        }
-    } else {
-        Counted::new(body, exchange.clone(), Side::Request).boxed()
+    let asked = Asked {
+        method: &parts.method,
+        host: exchange.host(),
+        port: exchange.port(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
     };
-    exchange.set_verdict(verdict);
+    let body = match inspect::request_body(body, &parts.headers, asked, &exchange, &mut verdict)
+        .await
+    {
+        Ok(body) => body,
+        Err(Refusal::Unreadable(why)) => {
+            exchange.set_verdict(verdict);
+            return refuse(&exchange, StatusCode::BAD_REQUEST, "BadRequestBody", &why);
+        }
+        Err(Refusal::Policy(decision)) => {
+            exchange.set_verdict(verdict);
+            if let Err(e) = exchange.record_request().await {
+                tracing::error!(id = exchange.id(), error = %e, "audit record of a refused request lost");
+            }
+            return refuse_by_policy(&exchange, &decision);
+        }
+    };
+    inspect::ask_identity_encoding(&mut parts.headers);
+    let verdict = Arc::new(verdict);
+    exchange.set_verdict((*verdict).clone());
     strip_hop_by_hop(&mut parts.headers, upgrade);
     match proto {
         Proto::Http1 => parts.version = Version::HTTP_11,
@@ -145,35 +161,26 @@ async fn forward(
     }
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
-    let body = Counted::new(body, exchange, Side::Response);
-    let body = if token_request {
-        body.keeping(MAX_TOKEN_MESSAGE)
-    } else {
-        body
-    };
-    Response::from_parts(parts, body.boxed())
+    match inspect::response_body(body, &mut parts.headers, &exchange, &verdict) {
+        Ok(body) => Response::from_parts(parts, body),
+        Err(why) => refuse(
+            &exchange,
+            StatusCode::BAD_GATEWAY,
+            "UnmaskableResponse",
+            &why,
+        ),
+    }
 }
 
-/// Entra's token endpoint, where a GitHub OIDC assertion becomes an Azure
-/// token (see [`crate::identity::Links`]).
-const TOKEN_OPERATION: &str = "entra.token";
-/// Token requests and responses are a few KiB; they are read whole.
-const MAX_TOKEN_MESSAGE: usize = 64 * 1024;
-
-/// Reads a token request's form whole. A `client_assertion` in it becomes
-/// the request's identity, and a GitHub run it names is linked to the
-/// token the response will carry.
-async fn token_form(
-    body: Incoming,
+/// A token request's form: a `client_assertion` in it becomes the
+/// request's identity, and a GitHub run it names is linked to the token
+/// the response will carry.
+pub(super) async fn token_form(
+    form: &[u8],
     exchange: &Arc<Exchange>,
     verdict: &mut crate::gate::Verdict,
-) -> Result<Full<Bytes>, String> {
-    let form = http_body_util::Limited::new(body, MAX_TOKEN_MESSAGE)
-        .collect()
-        .await
-        .map_err(|e| format!("the token request body could not be read whole: {e}"))?
-        .to_bytes();
-    if let Some(assertion) = crate::identity::client_assertion(&form) {
+) {
+    if let Some(assertion) = crate::identity::client_assertion(form) {
         let who = exchange.gate().identifier().bearer(&assertion).await;
         if let Some(mut run) = who.github.clone() {
             run.via = who.fingerprint.clone();
@@ -181,14 +188,13 @@ async fn token_form(
         }
         verdict.identity = Arc::new(who);
     } else if verdict.identity.app_id.is_none()
-        && let Some(client) = crate::identity::form_field(&form, "client_id")
+        && let Some(client) = crate::identity::form_field(form, "client_id")
     {
         // A client secret or code grant: the application is who asks.
         let mut who = (*verdict.identity).clone();
         who.app_id = Some(client);
         verdict.identity = Arc::new(who);
     }
-    Ok(Full::new(form))
 }
 
 /// After a 101, the connection is a byte pipe (WebSocket, SPDY for

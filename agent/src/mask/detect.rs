@@ -65,6 +65,7 @@ pub fn find(text: &[u8]) -> Vec<Found> {
         &mut all,
     );
     secret_named(text, &mut all);
+    named_pairs(text, &mut all);
     // Earliest first; where two overlap, the longer wins, and on a tie a
     // named shape wins over the generic secret-named value.
     all.sort_by_key(|f| {
@@ -281,15 +282,55 @@ fn prefixed(
 /// `…key`, `…connectionString`) and whose string value looks random (at
 /// least 16 characters, ≥ 3.5 bits of entropy per character): the value.
 /// Names with `public` in them (public keys, public tokens) are not secret.
+const SUFFIXES: &[&str] = &[
+    "password",
+    "secret",
+    "token",
+    "key",
+    "connectionstring",
+    "credential",
+    "assertion",
+];
+
+fn secret_name(name: &[u8]) -> bool {
+    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+    !name.contains("public") && SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+/// `name=value` pairs (forms, query strings, env files, command lines)
+/// whose name says secret (`client_secret=`, `client_assertion=`,
+/// `DB_PASSWORD=`) and whose value is not trivially short or repetitive.
+fn named_pairs(text: &[u8], out: &mut Vec<Found>) {
+    let name_char = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.');
+    for eq in memchr::memchr_iter(b'=', text) {
+        let name_len = text[eq.saturating_sub(64)..eq]
+            .iter()
+            .rev()
+            .take_while(|&&c| name_char(c))
+            .count();
+        if name_len == 0 || !secret_name(&text[eq - name_len..eq]) {
+            continue;
+        }
+        let start = eq + 1;
+        let len = text[start..]
+            .iter()
+            .take(MAX_SECRET)
+            .position(|&c| {
+                matches!(c, b'&' | b';' | b'"' | b'\'' | b'<' | b'\\') || c.is_ascii_whitespace()
+            })
+            .unwrap_or(text.len() - start);
+        let value = &text[start..start + len];
+        if len >= 8 && entropy(value) >= 3.0 && !value.starts_with(b"airlock:masked:") {
+            out.push(Found {
+                start,
+                end: start + len,
+                detector: "secret-named-value",
+            });
+        }
+    }
+}
+
 fn secret_named(text: &[u8], out: &mut Vec<Found>) {
-    const SUFFIXES: &[&str] = &[
-        "password",
-        "secret",
-        "token",
-        "key",
-        "connectionstring",
-        "credential",
-    ];
     for colon in memmem::find_iter(text, b"\":") {
         let Some(open) = text[colon.saturating_sub(64)..colon]
             .iter()
@@ -298,8 +339,7 @@ fn secret_named(text: &[u8], out: &mut Vec<Found>) {
             continue;
         };
         let name = &text[colon.saturating_sub(64) + open + 1..colon];
-        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-        if name.contains("public") || !SUFFIXES.iter().any(|s| name.ends_with(s)) {
+        if !secret_name(name) {
             continue;
         }
         let mut at = colon + 2;

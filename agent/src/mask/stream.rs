@@ -44,6 +44,11 @@ impl StreamMasker {
         }
     }
 
+    /// Whether the output can differ from the input (masking, not scanning).
+    pub fn changes_bytes(&self) -> bool {
+        self.mode == Mode::Mask
+    }
+
     pub fn findings(&self) -> &Findings {
         &self.findings
     }

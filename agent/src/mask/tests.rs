@@ -42,6 +42,8 @@ fn positives() -> Vec<(&'static str, String, String)> {
         ("github-token", format!("x {pat} y"), pat),
         ("aws-access-key", "aws_access_key_id = AKIAIOSFODNN7EXAMPLE\n".into(), "AKIAIOSFODNN7EXAMPLE".into()),
         ("secret-named-value", "{\"clientSecret\": \"q7V!x2Lm#9Rt$4Kp@8Zw\"}".into(), "q7V!x2Lm#9Rt$4Kp@8Zw".into()),
+        ("secret-named-value", "grant_type=client_credentials&client_secret=demo~Q8d.Sq9vL2mN7pR4&scope=x".into(), "demo~Q8d.Sq9vL2mN7pR4".into()),
+        ("secret-named-value", "export DB_PASSWORD=Tr0ub4dor9x\n".into(), "Tr0ub4dor9x".into()),
     ]
 }
 

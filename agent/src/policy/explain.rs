@@ -81,6 +81,7 @@ pub async fn explain(
         port,
         path: &path,
         operation: &operation.name,
+        secrets: &[],
     });
     let origin = decision
         .rule

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::matcher::{Conditions, IdentityWhen, ProcessWhen, RequestWhen};
-use super::{Action, DEFAULT_APPROVAL_TIMEOUT, Policy, Rule};
+use super::{Action, DEFAULT_APPROVAL_TIMEOUT, Policy, ResponseMasking, Rule};
 use crate::config::line_col;
 
 /// The policies shipped in the repository's `policies/`, built in so a
@@ -25,6 +25,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "20-high-risk.toml",
         include_str!("../../../policies/20-high-risk.toml"),
+    ),
+    (
+        "30-exfiltration.toml",
+        include_str!("../../../policies/30-exfiltration.toml"),
     ),
 ];
 
@@ -68,6 +72,8 @@ struct RawRule {
     action: Action,
     reason: String,
     timeout: Option<String>,
+    #[serde(default)]
+    response: ResponseMasking,
     #[serde(default)]
     identity: IdentityWhen,
     #[serde(default)]
@@ -175,6 +181,7 @@ fn build(files: Vec<(String, String)>) -> Result<Policy, PolicyError> {
                 action: raw.action,
                 reason: raw.reason,
                 timeout,
+                response: raw.response,
                 origin,
                 when,
             });

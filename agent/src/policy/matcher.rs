@@ -68,6 +68,9 @@ pub struct RequestWhen {
     pub path: Option<OneOrMany<String>>,
     pub operation: Option<OneOrMany<String>>,
     pub port: Option<OneOrMany<u16>>,
+    /// Any of these detectors found a secret in the request body
+    /// (`private-key`, `storage-account-key`, `*` for any).
+    pub secrets: Option<OneOrMany<String>>,
 }
 
 /// Any one of several globs.
@@ -119,6 +122,7 @@ pub struct Conditions {
     path: Option<AnyOf>,
     operation: Option<AnyOf>,
     port: Option<Vec<u16>>,
+    secrets: Option<AnyOf>,
 }
 
 impl Conditions {
@@ -161,6 +165,7 @@ impl Conditions {
             path: AnyOf::new(&r.path, true),
             operation: AnyOf::new(&r.operation, true),
             port: r.port.as_ref().map(OneOrMany::to_vec),
+            secrets: AnyOf::new(&r.secrets, true),
         })
     }
 
@@ -196,6 +201,10 @@ impl Conditions {
             && opt(&self.path, Some(s.path))
             && opt(&self.operation, Some(s.operation))
             && self.port.as_ref().is_none_or(|p| p.contains(&s.port))
+            && self
+                .secrets
+                .as_ref()
+                .is_none_or(|g| s.secrets.iter().any(|d| g.matches(Some(d))))
     }
 }
 

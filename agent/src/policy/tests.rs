@@ -42,6 +42,7 @@ fn decide(p: &Policy, r: &Req) -> Decision {
         port: 443,
         path: r.path,
         operation: r.operation,
+        secrets: &[],
     })
 }
 

@@ -29,6 +29,9 @@ pub struct Proxy {
     pub client_tls: ClientTls,
     pub upstream_tls: Arc<UpstreamTls>,
     pub gate: Arc<crate::gate::Gate>,
+    pub masker: crate::mask::Masker,
+    pub excerpt_bytes: usize,
+    pub scan_before_forward: usize,
 }
 
 /// What is known about a connection once it is accepted and attributed.

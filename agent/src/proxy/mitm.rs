@@ -107,6 +107,9 @@ pub(super) async fn intercept(
         audit: proxy.audit.clone(),
         on_audit_failure: proxy.on_audit_failure,
         gate: proxy.gate.clone(),
+        masker: proxy.masker.clone(),
+        excerpt_bytes: proxy.excerpt_bytes,
+        scan_before_forward: proxy.scan_before_forward,
     });
     let proto = Proto::from_alpn(client.get_ref().1.alpn_protocol());
     crate::http::serve(client, proto, upstream, ctx).await;

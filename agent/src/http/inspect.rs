@@ -1,0 +1,186 @@
+//! Looking inside bodies on their way through: request bodies scanned for
+//! secrets (read whole before forwarding when small, so policy can refuse
+//! an upload that carries a key; scanned as they stream otherwise), token
+//! requests read for their assertion, and response bodies masked before
+//! they reach the client. Excerpts for the audit record come from here.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use super::Body;
+use super::body::{Counted, Side};
+use super::exchange::{Exchange, Seen};
+use super::tap::Tap;
+use crate::gate::{Asked, Verdict};
+use crate::mask::{Findings, MAX_SECRET, Mode, textual};
+use crate::policy::{Action, Decision, ResponseMasking};
+
+/// Entra's token endpoint, where a GitHub OIDC assertion becomes an Azure
+/// token (see [`crate::identity::Links`]).
+const TOKEN_OPERATION: &str = "entra.token";
+/// Token requests and responses are a few KiB; they are read whole.
+const MAX_TOKEN_MESSAGE: usize = 64 * 1024;
+
+/// Why a request is not forwarded after its body was looked at.
+#[derive(Debug)]
+pub(super) enum Refusal {
+    /// The body could not be read.
+    Unreadable(String),
+    /// Policy, told what the body carries, says no.
+    Policy(Decision),
+}
+
+pub(super) fn is_token_request(verdict: &Verdict) -> bool {
+    verdict.operation.name == TOKEN_OPERATION
+}
+
+fn header(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The request body to forward. Small text bodies (and token requests)
+/// are read whole and scanned first; if they carry secrets, the policy is
+/// asked again with what was found. Others are scanned as they stream.
+pub(super) async fn request_body(
+    body: Incoming,
+    headers: &HeaderMap,
+    asked: Asked<'_>,
+    exchange: &Arc<Exchange>,
+    verdict: &mut Verdict,
+) -> Result<Body, Refusal> {
+    let ctx = exchange.ctx();
+    let content_type = header(headers, CONTENT_TYPE);
+    let text = textual(content_type);
+    let length = header(headers, CONTENT_LENGTH).and_then(|l| l.parse::<usize>().ok());
+    let token = is_token_request(verdict);
+    let whole = token || (text && length.is_some_and(|l| l > 0 && l <= ctx.scan_before_forward));
+    if !whole {
+        let scanner = text
+            .then(|| ctx.masker.request(content_type, Mode::Scan))
+            .flatten();
+        let counted = Counted::new(body, exchange.clone(), Side::Request);
+        return Ok(Tap::new(counted, scanner, exchange.clone(), false, text).boxed());
+    }
+    let limit = if token {
+        MAX_TOKEN_MESSAGE
+    } else {
+        ctx.scan_before_forward
+    };
+    let bytes = Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| Refusal::Unreadable(format!("the request body could not be read: {e}")))?
+        .to_bytes();
+    if token {
+        super::forward::token_form(&bytes, exchange, verdict).await;
+    }
+    let mut findings = Findings::default();
+    if let Some(mut scanner) = ctx.masker.request(content_type, Mode::Scan) {
+        scanner.push(&bytes);
+        scanner.finish();
+        findings = scanner.findings().clone();
+    }
+    exchange.set_seen(
+        false,
+        Seen {
+            excerpt: excerpt(exchange, &bytes),
+            findings: Some(findings.clone()),
+        },
+    );
+    if !findings.is_empty() {
+        let found: Vec<&'static str> = findings.detectors.keys().copied().collect();
+        exchange
+            .gate()
+            .reassess(verdict, asked, &ctx.process, &found);
+        if verdict.decision.action != Action::Allow {
+            return Err(Refusal::Policy(verdict.decision.clone()));
+        }
+    }
+    Ok(Counted::new(Full::new(bytes), exchange.clone(), Side::Request).boxed())
+}
+
+/// The first `audit.body_excerpt_bytes` of a body, masked.
+fn excerpt(exchange: &Exchange, bytes: &[u8]) -> Option<String> {
+    let max = exchange.ctx().excerpt_bytes;
+    if max == 0 || bytes.is_empty() {
+        return None;
+    }
+    let head = &bytes[..bytes.len().min(max + MAX_SECRET)];
+    let (masked, _) = exchange
+        .ctx()
+        .masker
+        .mask_text(&String::from_utf8_lossy(head));
+    let mut end = masked.len().min(max);
+    while !masked.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(masked[..end].to_owned())
+}
+
+/// The response body for the client: masked unless the rule says `pass` or
+/// it is a token endpoint's (the client needs its token; the audit excerpt
+/// is masked either way). A compressed text body cannot be masked: if it
+/// is one of the secret-bearing operations it is refused (`Err`), else it
+/// passes and the record says it was not scanned.
+pub(super) fn response_body(
+    body: Incoming,
+    headers: &mut HeaderMap,
+    exchange: &Arc<Exchange>,
+    verdict: &Verdict,
+) -> Result<Body, String> {
+    let ctx = exchange.ctx();
+    let content_type = header(headers, CONTENT_TYPE).map(str::to_owned);
+    let text = textual(content_type.as_deref());
+    let token = is_token_request(verdict);
+    let encoded =
+        header(headers, CONTENT_ENCODING).is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+    let counted = Counted::new(body, exchange.clone(), Side::Response);
+    let counted = if token {
+        counted.keeping(MAX_TOKEN_MESSAGE)
+    } else {
+        counted
+    };
+    let wanted = verdict.decision.response == ResponseMasking::Mask && !token;
+    let masker = wanted
+        .then(|| {
+            ctx.masker
+                .response(&verdict.operation.name, content_type.as_deref())
+        })
+        .flatten();
+    if encoded && masker.is_some() {
+        if crate::mask::structured(&verdict.operation.name) {
+            return Err(format!(
+                "{} responses carry secrets and this one is compressed ({}): it cannot be masked, so it is not relayed",
+                verdict.operation.name,
+                header(headers, CONTENT_ENCODING).unwrap_or("?")
+            ));
+        }
+        let mut note = Findings::default();
+        note.add("not-scanned-compressed");
+        exchange.set_seen(
+            true,
+            Seen {
+                excerpt: None,
+                findings: Some(note),
+            },
+        );
+        return Ok(counted.boxed());
+    }
+    if masker.is_some() {
+        // The masked body's length is not known in advance.
+        headers.remove(CONTENT_LENGTH);
+    }
+    Ok(Tap::new(counted, masker, exchange.clone(), true, text && !encoded).boxed())
+}
+
+/// Responses must come back maskable: identity encoding is asked for.
+pub(super) fn ask_identity_encoding(headers: &mut HeaderMap) {
+    headers.insert(
+        http::header::ACCEPT_ENCODING,
+        http::HeaderValue::from_static("identity"),
+    );
+}

@@ -1,0 +1,186 @@
+//! Watching a body as it passes: masking it (responses) or scanning it
+//! (requests, whose bytes go on unchanged), and keeping the masked excerpt
+//! the audit record carries. What was seen is handed to the exchange when
+//! the body ends.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+use super::BoxError;
+use super::exchange::{Exchange, Seen};
+use crate::mask::{MAX_SECRET, StreamMasker};
+
+pub(super) struct Tap<B> {
+    inner: B,
+    masker: Option<StreamMasker>,
+    exchange: Arc<Exchange>,
+    response: bool,
+    /// The first bytes as sent on, for the excerpt (masked again at the
+    /// end, with look-ahead so no secret is cut in half unseen).
+    head: Vec<u8>,
+    excerpt_bytes: usize,
+    /// The masker's final output, still to be sent.
+    tail: Option<Bytes>,
+    done: bool,
+}
+
+impl<B> std::fmt::Debug for Tap<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tap")
+            .field("response", &self.response)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> Tap<B> {
+    /// `masker`: masks or scans (none: only the excerpt is kept).
+    /// `excerpt`: whether this is text worth an excerpt.
+    pub(super) fn new(
+        inner: B,
+        masker: Option<StreamMasker>,
+        exchange: Arc<Exchange>,
+        response: bool,
+        excerpt: bool,
+    ) -> Self {
+        let excerpt_bytes = if excerpt {
+            exchange.ctx().excerpt_bytes
+        } else {
+            0
+        };
+        Self {
+            inner,
+            masker,
+            exchange,
+            response,
+            head: Vec::new(),
+            excerpt_bytes,
+            tail: None,
+            done: false,
+        }
+    }
+
+    fn changes_bytes(&self) -> bool {
+        self.masker
+            .as_ref()
+            .is_some_and(StreamMasker::changes_bytes)
+    }
+
+    fn keep(&mut self, out: &[u8]) {
+        let room = (self.excerpt_bytes + MAX_SECRET).saturating_sub(self.head.len());
+        if self.excerpt_bytes > 0 && room > 0 {
+            self.head.extend_from_slice(&out[..out.len().min(room)]);
+        }
+    }
+
+    /// Reports what was seen (once).
+    fn report(&mut self) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let excerpt = (self.excerpt_bytes > 0 && !self.head.is_empty()).then(|| {
+            let text = String::from_utf8_lossy(&self.head);
+            let (masked, _) = self.exchange.ctx().masker.mask_text(&text);
+            cut(&masked, self.excerpt_bytes).to_owned()
+        });
+        let findings = self.masker.as_ref().map(|m| m.findings().clone());
+        self.exchange
+            .set_seen(self.response, Seen { excerpt, findings });
+    }
+}
+
+/// The longest prefix of `s` within `max` bytes, on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+impl<B> HttpBody for Tap<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            if let Some(tail) = self.tail.take() {
+                return Poll::Ready(Some(Ok(Frame::data(tail))));
+            }
+            if self.done {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let frame = match frame.into_data() {
+                        Ok(data) => data,
+                        // Trailers pass as they are.
+                        Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                    };
+                    let out = match self.masker.as_mut() {
+                        Some(m) => m.push(&frame),
+                        None => frame,
+                    };
+                    self.keep(&out);
+                    if out.is_empty() {
+                        // Held back for look-ahead: read on.
+                        continue;
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(out))));
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(None) => {
+                    let rest = self
+                        .masker
+                        .as_mut()
+                        .map(StreamMasker::finish)
+                        .unwrap_or_default();
+                    self.keep(&rest);
+                    self.report();
+                    if !rest.is_empty() {
+                        self.tail = Some(rest);
+                    }
+                    continue;
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        if self.changes_bytes() {
+            self.done && self.tail.is_none()
+        } else {
+            self.tail.is_none() && self.inner.is_end_stream()
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.changes_bytes() {
+            // Masking can change the length: nothing is promised.
+            SizeHint::default()
+        } else {
+            self.inner.size_hint()
+        }
+    }
+}
+
+impl<B> Drop for Tap<B> {
+    fn drop(&mut self) {
+        // A body cut short still gets its excerpt and findings recorded.
+        self.report();
+    }
+}
