@@ -193,6 +193,21 @@ impl Masker {
     }
 }
 
+/// `text` with every detected secret replaced by `[REDACTED]` — for places
+/// without a masker at hand (command lines, read before any request).
+pub fn redact(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for f in detect::find(bytes) {
+        out.push_str(&String::from_utf8_lossy(&bytes[at..f.start]));
+        out.push_str(crate::redact::REDACTED);
+        at = f.end;
+    }
+    out.push_str(&String::from_utf8_lossy(&bytes[at..]));
+    out
+}
+
 /// Whether `operation`'s responses are masked by structure (they exist to
 /// hand out secrets).
 pub fn structured(operation: &str) -> bool {

@@ -163,6 +163,9 @@ async fn route(mut req: Request<Incoming>, conn: Conn) -> Result<Resp, Infallibl
     // Counted on arrival, so a request still in flight already shows.
     let n = conn.requests.fetch_add(1, Ordering::SeqCst);
     let path = req.uri().path().to_owned();
+    if let Some(answer) = req.headers().get("x-test-respond") {
+        return Ok(scripted(answer.as_bytes(), req.headers().get(CONTENT_TYPE)));
+    }
     let mut resp = match (req.method(), path.as_str()) {
         (&Method::POST | &Method::PUT, "/count") => count(req.into_body()).await,
         (&Method::GET, "/ws") => ws::upgrade(&mut req, &conn),
@@ -183,6 +186,21 @@ async fn route(mut req: Request<Incoming>, conn: Conn) -> Result<Resp, Infallibl
     resp.headers_mut()
         .insert("x-ms-request-id", HeaderValue::from_str(&id).unwrap());
     Ok(resp)
+}
+
+/// `x-test-respond: <base64>`: the decoded bytes are the response body,
+/// with the request's content type — a test decides what "Azure" answers
+/// without sending it in the request.
+fn scripted(b64: &[u8], content_type: Option<&HeaderValue>) -> Resp {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap_or_else(|e| panic!("x-test-respond is not base64: {e}"));
+    let mut resp = Response::new(Full::new(Bytes::from(body)).boxed());
+    if let Some(ct) = content_type {
+        resp.headers_mut().insert(CONTENT_TYPE, ct.clone());
+    }
+    resp
 }
 
 fn json(status: StatusCode, v: Value) -> Resp {

@@ -77,7 +77,10 @@ impl ProcessInfo {
 fn render_cmdline(raw: &[u8]) -> String {
     let raw = &raw[..raw.len().min(MAX_CMDLINE_BYTES)];
     let trimmed = raw.strip_suffix(&[0]).unwrap_or(raw);
-    crate::redact::redact_cmdline(&String::from_utf8_lossy(trimmed).replace('\0', " "))
+    // Options and URLs by name, then anything that looks like a secret
+    // (a key pasted into `--data`, a PEM in an argument).
+    let joined = String::from_utf8_lossy(trimmed).replace('\0', " ");
+    crate::mask::redact(&crate::redact::redact_cmdline(&joined))
 }
 
 /// Field 4 of /proc/PID/stat; the comm in field 2 may contain spaces and

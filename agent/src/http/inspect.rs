@@ -62,8 +62,10 @@ pub(super) async fn request_body(
         let scanner = text
             .then(|| ctx.masker.request(content_type, Mode::Scan))
             .flatten();
-        let counted = Counted::new(body, exchange.clone(), Side::Request);
-        return Ok(Tap::new(counted, scanner, exchange.clone(), false, text).boxed());
+        // Tap inside Counted: what it saw is reported before the body's end
+        // can complete (and record) the exchange.
+        let tapped = Tap::new(body, scanner, exchange.clone(), false, text);
+        return Ok(Counted::new(tapped, exchange.clone(), Side::Request).boxed());
     }
     let limit = if token {
         MAX_TOKEN_MESSAGE
@@ -138,12 +140,6 @@ pub(super) fn response_body(
     let token = is_token_request(verdict);
     let encoded =
         header(headers, CONTENT_ENCODING).is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
-    let counted = Counted::new(body, exchange.clone(), Side::Response);
-    let counted = if token {
-        counted.keeping(MAX_TOKEN_MESSAGE)
-    } else {
-        counted
-    };
     let wanted = verdict.decision.response == ResponseMasking::Mask && !token;
     let masker = wanted
         .then(|| {
@@ -168,13 +164,27 @@ pub(super) fn response_body(
                 findings: Some(note),
             },
         );
-        return Ok(counted.boxed());
+        return Ok(counted(body, exchange, token).boxed());
     }
     if masker.is_some() {
         // The masked body's length is not known in advance.
         headers.remove(CONTENT_LENGTH);
     }
-    Ok(Tap::new(counted, masker, exchange.clone(), true, text && !encoded).boxed())
+    // Counted outside: bytes and digest are of what the client receives,
+    // and the tap reports before the body's end records the exchange.
+    let tapped = Tap::new(body, masker, exchange.clone(), true, text && !encoded);
+    Ok(counted(tapped, exchange, token).boxed())
+}
+
+/// The response as relayed, counted; a token response is also kept for
+/// the GitHub→Azure link.
+fn counted<B: http_body::Body>(body: B, exchange: &Arc<Exchange>, token: bool) -> Counted<B> {
+    let counted = Counted::new(body, exchange.clone(), Side::Response);
+    if token {
+        counted.keeping(MAX_TOKEN_MESSAGE)
+    } else {
+        counted
+    }
 }
 
 /// Responses must come back maskable: identity encoding is asked for.

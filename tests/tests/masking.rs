@@ -1,0 +1,186 @@
+//! Masking end to end: real curl in a captured cgroup, an Azure-shaped
+//! HTTPS upstream that answers what the test tells it to, and airlock in
+//! between. The client never sees the secrets; the audit never holds them.
+
+use airlock_tests::pki::TestPki;
+use airlock_tests::tls_upstream::TlsUpstream;
+use airlock_tests::{Running, TempDir, TestCgroup, finish, privileged};
+use serde_json::{Value, json};
+
+const ARM: &str = "management.azure.com";
+const BLOB: &str = "acct1.blob.core.windows.net";
+const LIST_KEYS: &str = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct1/listKeys?api-version=2023-01-01";
+
+struct Env {
+    cg: TestCgroup,
+    up: TlsUpstream,
+    airlock: Running,
+    _tmp: TempDir,
+}
+
+async fn setup(tag: &str) -> Env {
+    let tmp = TempDir::new(tag);
+    let pki = TestPki::new("masking test upstream CA");
+    let up = TlsUpstream::start(
+        pki.server_config(&[ARM, BLOB], &[b"h2", b"http/1.1"]),
+        &["127.0.0.1:0".parse().unwrap()],
+    )
+    .await;
+    let roots = pki.write_ca(tmp.path());
+    let cg = TestCgroup::new(tag);
+    let airlock = Running::start_with(Running::capture(&cg, &[up.port()]), |c| {
+        c.tls.upstream_roots = vec![roots];
+    })
+    .await;
+    Env {
+        cg,
+        up,
+        airlock,
+        _tmp: tmp,
+    }
+}
+
+/// curl from the cgroup sending `body`; the upstream answers `answer`.
+async fn call(
+    env: &Env,
+    method: &str,
+    host: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+    answer: &str,
+) -> (u16, String) {
+    use base64::Engine;
+    let mut cmd = env.cg.command("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "20",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+        "--resolve",
+    ])
+    .arg(format!("{host}:{}:127.0.0.1", env.up.port()))
+    .arg("--cacert")
+    .arg(env.airlock.ca_cert())
+    .arg("-H")
+    .arg(format!(
+        "x-test-respond: {}",
+        base64::engine::general_purpose::STANDARD.encode(answer)
+    ))
+    .arg("-H")
+    .arg(format!("content-type: {content_type}"))
+    .arg("--data-binary")
+    .arg(body)
+    .arg(format!("https://{host}:{}{path}", env.up.port()));
+    let out = finish(cmd).await;
+    assert!(out.status.success(), "{out:?}");
+    let (body, status) = out.stdout.rsplit_once('\n').unwrap();
+    (status.parse().unwrap(), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_keys_reaches_the_agent_masked_and_still_json() {
+    if !privileged("list_keys_reaches_the_agent_masked_and_still_json") {
+        return;
+    }
+    let env = setup("masklistkeys").await;
+    let keys = json!({"keys": [
+        {"creationTime": "2026-10-01T08:00:00.0000000Z", "keyName": "key1", "value": "first-account-key-value", "permissions": "FULL"},
+        {"creationTime": "2026-10-01T08:00:00.0000000Z", "keyName": "key2", "value": "second-account-key-value", "permissions": "FULL"}
+    ]});
+    let (status, body) = call(
+        &env,
+        "POST",
+        ARM,
+        LIST_KEYS,
+        "application/json",
+        "",
+        &keys.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let got: Value = serde_json::from_str(&body).expect("still JSON");
+    for k in got["keys"].as_array().unwrap() {
+        assert!(
+            k["value"]
+                .as_str()
+                .unwrap()
+                .starts_with("airlock:masked:storage-account-key:"),
+            "{got}"
+        );
+    }
+    assert_eq!(got["keys"][1]["keyName"], "key2", "the rest is intact");
+    let rec = env.airlock.exchanges(1).await.pop().unwrap();
+    assert_eq!(rec["response"]["masked"]["count"], 2, "{}", rec["response"]);
+    let excerpt = rec["response"]["body"]["excerpt"].as_str().unwrap();
+    assert!(
+        excerpt.contains("airlock:masked:storage-account-key:"),
+        "{excerpt}"
+    );
+    let text = std::fs::read_to_string(&env.airlock.audit_path).unwrap();
+    assert!(
+        !text.contains("second-account-key-value"),
+        "a key in the audit trail"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_text_response_is_scanned_and_a_key_upload_is_refused() {
+    if !privileged("any_text_response_is_scanned_and_a_key_upload_is_refused") {
+        return;
+    }
+    let env = setup("maskdetect").await;
+    // A connection string in an ordinary response (here: a config blob).
+    let conn = "DefaultEndpointsProtocol=https;AccountName=acct1;AccountKey=bm90LWEtcmVhbC1rZXktYnV0LXNlY3JldA==;EndpointSuffix=core.windows.net";
+    let (status, body) = call(
+        &env,
+        "GET",
+        BLOB,
+        "/config/app.env",
+        "text/plain",
+        "",
+        &format!("STORAGE={conn}\nDEBUG=1\n"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("bm90LWEtcmVhbC1rZXkt"), "{body}");
+    assert!(
+        body.contains("AccountKey=airlock:masked:storage-connection-string:")
+            && body.ends_with("DEBUG=1\n"),
+        "{body}"
+    );
+
+    // A private key leaving in an upload is refused and never forwarded.
+    let forwarded = env.up.requests();
+    let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----\n";
+    let (status, body) = call(&env, "PUT", BLOB, "/backup/id_rsa", "text/plain", pem, "").await;
+    assert_eq!(status, 403, "{body}");
+    let refusal: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(refusal["rule"], "key-material-upload");
+    assert_eq!(
+        env.up.requests(),
+        forwarded,
+        "the upload reached the upstream"
+    );
+    let rec = airlock_tests::daemon::wait_for(&env.airlock.audit_path, |r| {
+        r.iter().any(|r| r["id"] == refusal["id"])
+    })
+    .await;
+    let rec = rec.iter().find(|r| r["id"] == refusal["id"]).unwrap();
+    assert_eq!(
+        rec["request"]["masked"]["detectors"]["private-key"], 1,
+        "{rec}"
+    );
+    let text = std::fs::read_to_string(&env.airlock.audit_path).unwrap();
+    assert!(
+        !text.contains("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj"),
+        "a key in the audit trail"
+    );
+    assert!(
+        !text.contains("bm90LWEtcmVhbC1rZXkt"),
+        "a key in the audit trail"
+    );
+}
