@@ -215,15 +215,28 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
         (
             "az group list ",
             "Microsoft.Resources/subscriptions/resourceGroups/read",
-            "allow     200",
+            "allow     200    -",
         ),
-        ("az storage blob list", "storage.blob.list", "allow     200"),
+        (
+            "az storage blob list",
+            "storage.blob.list",
+            "allow     200    -",
+        ),
         (
             "az storage account keys list",
             "Microsoft.Storage/storageAccounts/listKeys/action",
-            "allow     200",
+            "allow     200    2 storage-account-key",
         ),
-        ("kubectl get secret", "k8s.secrets.get", "allow     200"),
+        (
+            "az keyvault secret show",
+            "keyvault.secrets.get",
+            "allow     200    1 key-vault-secret",
+        ),
+        (
+            "kubectl get secret",
+            "k8s.secrets.get",
+            "allow     200    2 kubernetes-secret",
+        ),
         (
             "az group delete",
             "Microsoft.Resources/subscriptions/resourceGroups/delete",
@@ -233,12 +246,17 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
         (
             "az group list (expired token)",
             "(invalid)",
-            "deny      403  [invalid-token]",
+            "deny      403    -  [invalid-token]",
         ),
         (
             "az storage blob upload --auth-mode key",
             "storage.blob.put",
-            "deny      403  [storage-shared-key]",
+            "[storage-shared-key]",
+        ),
+        (
+            "az storage blob upload ~/.ssh",
+            "storage.blob.put",
+            "deny      403    1 private-key  [key-material-upload]",
         ),
     ];
     for (step, op, outcome) in expect {
@@ -282,7 +300,9 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
     assert_eq!(arm["identity"]["verified"], true);
     let text = std::fs::read_to_string(&audit).unwrap();
     assert!(
-        !text.contains("eyJ0eXAiOiJKV1Qi") && !text.contains("demo~Q8d"),
+        !text.contains("eyJ0eXAiOiJKV1Qi")
+            && !text.contains("demo~Q8d")
+            && !text.contains("b3BlbnNzaC1rZXktdjEA"),
         "a credential reached the audit trail"
     );
     // The demo's cgroup is gone.
