@@ -164,7 +164,13 @@ async fn route(mut req: Request<Incoming>, conn: Conn) -> Result<Resp, Infallibl
     let n = conn.requests.fetch_add(1, Ordering::SeqCst);
     let path = req.uri().path().to_owned();
     if let Some(answer) = req.headers().get("x-test-respond") {
-        return Ok(scripted(answer.as_bytes(), req.headers().get(CONTENT_TYPE)));
+        let mut resp = scripted(answer.as_bytes(), req.headers().get(CONTENT_TYPE));
+        // An upstream that compresses whatever the client asked for.
+        if let Some(encoding) = req.headers().get("x-test-content-encoding") {
+            resp.headers_mut()
+                .insert(http::header::CONTENT_ENCODING, encoding.clone());
+        }
+        return Ok(resp);
     }
     let mut resp = match (req.method(), path.as_str()) {
         (&Method::POST | &Method::PUT, "/count") => count(req.into_body()).await,

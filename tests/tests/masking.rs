@@ -40,16 +40,19 @@ async fn setup(tag: &str) -> Env {
     }
 }
 
-/// curl from the cgroup sending `body`; the upstream answers `answer`.
-async fn call(
-    env: &Env,
-    method: &str,
-    host: &str,
-    path: &str,
-    content_type: &str,
-    body: &str,
-    answer: &str,
-) -> (u16, String) {
+/// One request from the cgroup; the upstream answers `answer`.
+#[derive(Clone, Copy, Default)]
+struct Call<'a> {
+    method: &'a str,
+    host: &'a str,
+    path: &'a str,
+    content_type: &'a str,
+    body: &'a str,
+    answer: &'a str,
+    headers: &'a [&'a str],
+}
+
+async fn call(env: &Env, c: Call<'_>) -> (u16, String) {
     use base64::Engine;
     let mut cmd = env.cg.command("curl");
     cmd.args([
@@ -57,24 +60,27 @@ async fn call(
         "--max-time",
         "20",
         "-X",
-        method,
+        c.method,
         "-w",
         "\n%{http_code}",
         "--resolve",
     ])
-    .arg(format!("{host}:{}:127.0.0.1", env.up.port()))
+    .arg(format!("{}:{}:127.0.0.1", c.host, env.up.port()))
     .arg("--cacert")
     .arg(env.airlock.ca_cert())
     .arg("-H")
     .arg(format!(
         "x-test-respond: {}",
-        base64::engine::general_purpose::STANDARD.encode(answer)
+        base64::engine::general_purpose::STANDARD.encode(c.answer)
     ))
     .arg("-H")
-    .arg(format!("content-type: {content_type}"))
+    .arg(format!("content-type: {}", c.content_type))
     .arg("--data-binary")
-    .arg(body)
-    .arg(format!("https://{host}:{}{path}", env.up.port()));
+    .arg(c.body);
+    for h in c.headers {
+        cmd.arg("-H").arg(h);
+    }
+    cmd.arg(format!("https://{}:{}{}", c.host, env.up.port(), c.path));
     let out = finish(cmd).await;
     assert!(out.status.success(), "{out:?}");
     let (body, status) = out.stdout.rsplit_once('\n').unwrap();
@@ -93,12 +99,14 @@ async fn list_keys_reaches_the_agent_masked_and_still_json() {
     ]});
     let (status, body) = call(
         &env,
-        "POST",
-        ARM,
-        LIST_KEYS,
-        "application/json",
-        "",
-        &keys.to_string(),
+        Call {
+            method: "POST",
+            host: ARM,
+            path: LIST_KEYS,
+            content_type: "application/json",
+            answer: &keys.to_string(),
+            ..Call::default()
+        },
     )
     .await;
     assert_eq!(status, 200);
@@ -137,12 +145,14 @@ async fn any_text_response_is_scanned_and_a_key_upload_is_refused() {
     let conn = "DefaultEndpointsProtocol=https;AccountName=acct1;AccountKey=bm90LWEtcmVhbC1rZXktYnV0LXNlY3JldA==;EndpointSuffix=core.windows.net";
     let (status, body) = call(
         &env,
-        "GET",
-        BLOB,
-        "/config/app.env",
-        "text/plain",
-        "",
-        &format!("STORAGE={conn}\nDEBUG=1\n"),
+        Call {
+            method: "GET",
+            host: BLOB,
+            path: "/config/app.env",
+            content_type: "text/plain",
+            answer: &format!("STORAGE={conn}\nDEBUG=1\n"),
+            ..Call::default()
+        },
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -156,7 +166,18 @@ async fn any_text_response_is_scanned_and_a_key_upload_is_refused() {
     // A private key leaving in an upload is refused and never forwarded.
     let forwarded = env.up.requests();
     let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----\n";
-    let (status, body) = call(&env, "PUT", BLOB, "/backup/id_rsa", "text/plain", pem, "").await;
+    let (status, body) = call(
+        &env,
+        Call {
+            method: "PUT",
+            host: BLOB,
+            path: "/backup/id_rsa",
+            content_type: "text/plain",
+            body: pem,
+            ..Call::default()
+        },
+    )
+    .await;
     assert_eq!(status, 403, "{body}");
     let refusal: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(refusal["rule"], "key-material-upload");
@@ -183,4 +204,62 @@ async fn any_text_response_is_scanned_and_a_key_upload_is_refused() {
         !text.contains("bm90LWEtcmVhbC1rZXkt"),
         "a key in the audit trail"
     );
+}
+
+/// airlock asks for identity encoding; an upstream that compresses anyway
+/// gets a secret-bearing response refused, and any other relayed with a
+/// record saying it was not scanned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_responses_fail_closed_where_secrets_are_expected() {
+    if !privileged("compressed_responses_fail_closed_where_secrets_are_expected") {
+        return;
+    }
+    let env = setup("maskgzip").await;
+    let gzip = ["x-test-content-encoding: gzip"];
+    let (status, body) = call(
+        &env,
+        Call {
+            method: "POST",
+            host: ARM,
+            path: LIST_KEYS,
+            content_type: "application/json",
+            answer: "{\"keys\":[]}",
+            headers: &gzip,
+            ..Call::default()
+        },
+    )
+    .await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("UnmaskableResponse"), "{body}");
+    let (status, _) = call(
+        &env,
+        Call {
+            method: "GET",
+            host: BLOB,
+            path: "/c/notes.txt",
+            content_type: "text/plain",
+            answer: "plain words",
+            headers: &gzip,
+            ..Call::default()
+        },
+    )
+    .await;
+    assert_eq!(status, 200);
+    let rec = env.airlock.exchanges(2).await.pop().unwrap();
+    assert_eq!(
+        rec["response"]["masked"]["detectors"]["not-scanned-compressed"], 1,
+        "{}",
+        rec["response"]
+    );
+
+    // What the upstream was asked for: identity, whatever the client said.
+    let mut cmd = env.cg.command("curl");
+    cmd.args(["-sS", "--compressed", "--max-time", "20", "--resolve"])
+        .arg(format!("{BLOB}:{}:127.0.0.1", env.up.port()))
+        .arg("--cacert")
+        .arg(env.airlock.ca_cert())
+        .arg(format!("https://{BLOB}:{}/c?comp=list", env.up.port()));
+    let out = finish(cmd).await;
+    let seen: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(seen["headers"]["accept-encoding"], "identity", "{seen}");
 }
