@@ -87,6 +87,7 @@ pub async fn build(config: Config) -> Result<App, AppError> {
     let gate = Arc::new(Gate::new(
         Identifier::new(&config.identity, upstream_tls.clone(), Default::default()),
         policy,
+        crate::model::ModelHosts::new(&config.model),
     ));
     let targets = Targets {
         listen4: listen.0,

@@ -5,12 +5,14 @@
 mod error;
 mod identity;
 mod masking;
+mod model;
 mod policy;
 mod sections;
 
 pub use error::ConfigError;
 pub use identity::{IdentityConfig, IssuerConfig};
 pub use masking::MaskingConfig;
+pub use model::ModelConfig;
 pub use policy::PolicyConfig;
 pub use sections::{
     AuditConfig, CaptureConfig, Durability, FailMode, OnAuditFailure, ProxyConfig, TlsConfig,
@@ -35,6 +37,7 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub policy: PolicyConfig,
     pub masking: MaskingConfig,
+    pub model: ModelConfig,
 }
 
 impl Config {
@@ -87,7 +90,8 @@ impl Config {
         self.tls.validate()?;
         self.audit.validate()?;
         self.identity.validate()?;
-        self.masking.validate()
+        self.masking.validate()?;
+        self.model.validate()
     }
 }
 

@@ -26,6 +26,7 @@ pub struct Gate {
     /// Replaced whole when `[identity]` is reloaded.
     identifier: RwLock<Arc<Identifier>>,
     policy: Arc<LivePolicy>,
+    models: crate::model::ModelHosts,
 }
 
 /// The parts of a request the gate looks at.
@@ -40,11 +41,20 @@ pub struct Asked<'a> {
 }
 
 impl Gate {
-    pub fn new(identifier: Identifier, policy: Arc<LivePolicy>) -> Self {
+    pub fn new(
+        identifier: Identifier,
+        policy: Arc<LivePolicy>,
+        models: crate::model::ModelHosts,
+    ) -> Self {
         Self {
             identifier: RwLock::new(Arc::new(identifier)),
             policy,
+            models,
         }
+    }
+
+    pub fn models(&self) -> &crate::model::ModelHosts {
+        &self.models
     }
 
     pub fn identifier(&self) -> Arc<Identifier> {
@@ -69,7 +79,9 @@ impl Gate {
         let identity = self.identifier().identify(asked.headers, asked.query).await;
         // Classified and matched as servers read it (see `normalize_path`).
         let path = crate::operation::normalize_path(asked.path);
-        let operation = crate::operation::classify(asked.host, asked.method, &path, asked.query);
+        let operation = self.models.classify(asked.host, &path).unwrap_or_else(|| {
+            crate::operation::classify(asked.host, asked.method, &path, asked.query)
+        });
         let decision = self.policy.current().decide(&Subject {
             identity: &identity,
             process,

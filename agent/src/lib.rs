@@ -14,6 +14,7 @@ pub mod host;
 pub mod http;
 pub mod identity;
 pub mod mask;
+pub mod model;
 pub mod notify;
 pub mod operation;
 pub mod pipe;

@@ -184,7 +184,9 @@ impl Masker {
         if plan.is_none() && !textual(content_type) {
             return None;
         }
-        Some(StreamMasker::new(self.clone(), plan, Mode::Mask))
+        let masker = StreamMasker::new(self.clone(), plan, Mode::Mask);
+        let sse = content_type.is_some_and(|c| c.trim_start().starts_with("text/event-stream"));
+        Some(if sse { masker.per_event() } else { masker })
     }
 
     /// A scanner (or masker) for a request body.
@@ -206,6 +208,18 @@ pub fn redact(text: &str) -> String {
     }
     out.push_str(&String::from_utf8_lossy(&bytes[at..]));
     out
+}
+
+/// The longest prefix of `s` within `max` bytes, on a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Whether `operation`'s responses are masked by structure (they exist to

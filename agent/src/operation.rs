@@ -114,6 +114,9 @@ pub enum Service {
     Kubernetes,
     /// Entra ID (Azure AD) token and discovery endpoints.
     Entra,
+    /// An AI model API (GitHub Copilot, OpenAI-compatible endpoints): named
+    /// by [`crate::model`], which knows the configured model hosts.
+    Model,
     Unknown,
 }
 
@@ -212,7 +215,7 @@ impl KubeVerb {
 impl Operation {
     /// An operation with only its service and name set; each service's
     /// classifier fills in its own fields.
-    fn new(service: Service, name: impl Into<String>) -> Self {
+    pub(crate) fn new(service: Service, name: impl Into<String>) -> Self {
         Self {
             service,
             name: name.into(),

@@ -163,6 +163,21 @@ async fn route(mut req: Request<Incoming>, conn: Conn) -> Result<Resp, Infallibl
     // Counted on arrival, so a request still in flight already shows.
     let n = conn.requests.fetch_add(1, Ordering::SeqCst);
     let path = req.uri().path().to_owned();
+    if req.headers().contains_key("x-test-echo") {
+        // What arrived, body and all: a test sees what airlock forwarded.
+        let ct = req.headers().get(CONTENT_TYPE).cloned();
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let mut resp = Response::new(Full::new(body).boxed());
+        if let Some(ct) = ct {
+            resp.headers_mut().insert(CONTENT_TYPE, ct);
+        }
+        return Ok(resp);
+    }
     if let Some(answer) = req.headers().get("x-test-respond") {
         let mut resp = scripted(answer.as_bytes(), req.headers().get(CONTENT_TYPE));
         // An upstream that compresses whatever the client asked for.

@@ -136,6 +136,7 @@ pub fn row(r: &Value) -> String {
             None => row_request(r),
         },
         Some("agent") => format!("airlock {}", r["event"].as_str().unwrap_or("")),
+        Some("model") => model_row(r),
         _ => format!(
             "{} {}:{}",
             r["sni"].as_str().unwrap_or(""),
@@ -156,12 +157,43 @@ pub fn row(r: &Value) -> String {
         p["pid"].as_u64().map_or("-".into(), |v| v.to_string()),
         p["comm"].as_str().unwrap_or("-"),
         p["uid"].as_u64().map_or("-".into(), |v| v.to_string()),
-        if r["kind"] == "http" {
+        if r["kind"] == "http" || r["kind"] == "model" {
             who(r)
         } else {
             "-".to_owned()
         },
         r["decision"]["action"].as_str().unwrap_or("-"),
+    )
+}
+
+/// A model call as a line of conversation: model, the last thing the user
+/// said (first line), how much the model emitted, tools it called.
+fn model_row(r: &Value) -> String {
+    let said = r["prompt"]["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .and_then(|c| c.lines().next())
+        .unwrap_or("");
+    let said = crate::mask::truncate(said, 60);
+    let tools: Vec<&str> = r["output"]["tool_calls"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    let tools = if tools.is_empty() {
+        String::new()
+    } else {
+        format!(" tools: {}", tools.join(","))
+    };
+    let masked = match r["masked"]["count"].as_u64() {
+        Some(n) if n > 0 => format!(" [{n} secret(s) masked out of the prompt]"),
+        _ => String::new(),
+    };
+    format!(
+        "{} {:?} -> {} B emitted{tools}{masked}",
+        r["model"].as_str().unwrap_or("?"),
+        said,
+        r["output"]["bytes"].as_u64().unwrap_or(0),
     )
 }
 
@@ -235,6 +267,23 @@ mod tests {
         assert!(f.matches(&r), "the GitHub repository names who too");
         f.group = Some(Glob::new("g-dev", true));
         assert!(!f.matches(&r));
+    }
+
+    #[test]
+    fn model_calls_read_like_a_conversation() {
+        let r = json!({
+            "ts": "2026-11-28T10:00:00.123456789Z", "kind": "model",
+            "process": { "pid": 7, "comm": "node", "uid": 1000 },
+            "identity": { "kind": "bearer", "verified": false },
+            "model": "gpt-4o",
+            "prompt": { "messages": [ {"role": "system", "content": "be brief"}, {"role": "user", "content": "write a bicep file\nfor storage"} ] },
+            "output": { "bytes": 812, "tool_calls": [ {"name": "create_file"} ] }
+        });
+        let row = row(&r);
+        assert!(
+            row.contains("gpt-4o \"write a bicep file\" -> 812 B emitted tools: create_file"),
+            "{row}"
+        );
     }
 
     #[test]

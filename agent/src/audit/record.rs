@@ -21,6 +21,8 @@ pub enum RecordKind {
     Http,
     /// airlock itself started or stopped.
     Agent,
+    /// One call to an AI model API, reassembled.
+    Model,
 }
 
 /// One captured TCP connection, written when it ends.

@@ -26,6 +26,9 @@ pub const DEFAULT_INTERCEPT: &[&str] = &[
     "*.azurecr.io",
     "management.azure.com",
     "login.microsoftonline.com",
+    // GitHub Copilot's model API (model traffic is recorded too).
+    "*.githubcopilot.com",
+    "copilot-proxy.githubusercontent.com",
 ];
 /// How long a client may take to send its ClientHello, milliseconds.
 pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;

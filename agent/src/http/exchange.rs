@@ -60,6 +60,9 @@ pub(super) struct Exchange {
     upgraded: AtomicBool,
     /// Request and response bodies: excerpt and findings.
     seen: [Mutex<Seen>; 2],
+    /// A model call's prompt, and then its reassembled output.
+    prompt: OnceLock<crate::model::Prompt>,
+    output: OnceLock<crate::model::Output>,
     error: Mutex<Option<String>>,
     done: AtomicBool,
     /// Bodies in flight: `REQUEST_OPEN | RESPONSE_OPEN`, plus
@@ -117,6 +120,8 @@ impl Exchange {
             response_sha256: Mutex::new(None),
             upgraded: AtomicBool::new(false),
             seen: Default::default(),
+            prompt: OnceLock::new(),
+            output: OnceLock::new(),
             error: Mutex::new(None),
             done: AtomicBool::new(false),
             bodies: std::sync::atomic::AtomicU8::new(0),
@@ -177,6 +182,14 @@ impl Exchange {
 
     pub(super) fn ctx(&self) -> &ConnCtx {
         &self.ctx
+    }
+
+    pub(super) fn set_prompt(&self, prompt: crate::model::Prompt) {
+        let _ = self.prompt.set(prompt);
+    }
+
+    pub(super) fn set_output(&self, output: crate::model::Output) {
+        let _ = self.output.set(output);
     }
 
     pub(super) fn set_seen(&self, response: bool, seen: Seen) {
@@ -265,6 +278,31 @@ impl Exchange {
             host = %r.host, path = %r.path, status = self.status.load(Ordering::Relaxed), "http");
         if let Err(e) = self.ctx.audit.write_as(&self.id, &record) {
             tracing::error!(id = %self.id, error = %e, "audit record lost");
+        }
+        if let Some(prompt) = self.prompt.get() {
+            let output = self.output.get().cloned().unwrap_or_default();
+            let model = crate::model::ModelRecord {
+                kind: RecordKind::Model,
+                exchange: self.id.clone(),
+                process: self.ctx.process.clone(),
+                identity: record.identity.clone(),
+                host: self.request.host.clone(),
+                operation: record
+                    .request
+                    .operation
+                    .as_ref()
+                    .map(|o| o.name.clone())
+                    .unwrap_or_default(),
+                model: output.model.clone().or_else(|| prompt.model.clone()),
+                prompt: prompt.clone(),
+                masked: record.request.masked.clone().filter(|f| !f.is_empty()),
+                output,
+                status: self.status.load(Ordering::Relaxed),
+                duration_ms: record.duration_ms.unwrap_or(0),
+            };
+            if let Err(e) = self.ctx.audit.write(&model) {
+                tracing::error!(id = %self.id, error = %e, "model record lost");
+            }
         }
     }
 

@@ -101,10 +101,16 @@ async fn forward(
         query: parts.uri.query(),
         headers: &parts.headers,
     };
-    let body = match inspect::request_body(body, &parts.headers, asked, &exchange, &mut verdict)
-        .await
+    let (body, new_length) = match inspect::request_body(
+        body,
+        &parts.headers,
+        asked,
+        &exchange,
+        &mut verdict,
+    )
+    .await
     {
-        Ok(body) => body,
+        Ok(found) => found,
         Err(Refusal::Unreadable(why)) => {
             exchange.set_verdict(verdict);
             return refuse(&exchange, StatusCode::BAD_REQUEST, "BadRequestBody", &why);
@@ -117,6 +123,11 @@ async fn forward(
             return refuse_by_policy(&exchange, &decision);
         }
     };
+    if let Some(length) = new_length {
+        parts
+            .headers
+            .insert(http::header::CONTENT_LENGTH, length.into());
+    }
     inspect::ask_identity_encoding(&mut parts.headers);
     let verdict = Arc::new(verdict);
     exchange.set_verdict((*verdict).clone());

@@ -42,22 +42,29 @@ fn header(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The request body to forward. Small text bodies (and token requests)
-/// are read whole and scanned first; if they carry secrets, the policy is
-/// asked again with what was found. Others are scanned as they stream.
+/// Largest model prompt read (and masked) whole.
+const MAX_PROMPT: usize = 8 * 1024 * 1024;
+
+/// The request body to forward (and, when its length changed because a
+/// model prompt was masked, the new length). Small text bodies, token
+/// requests and model prompts are read whole and scanned first; if they
+/// carry secrets, the policy is asked again with what was found. Others
+/// are scanned as they stream.
 pub(super) async fn request_body(
     body: Incoming,
     headers: &HeaderMap,
     asked: Asked<'_>,
     exchange: &Arc<Exchange>,
     verdict: &mut Verdict,
-) -> Result<Body, Refusal> {
+) -> Result<(Body, Option<usize>), Refusal> {
     let ctx = exchange.ctx();
     let content_type = header(headers, CONTENT_TYPE);
     let text = textual(content_type);
     let length = header(headers, CONTENT_LENGTH).and_then(|l| l.parse::<usize>().ok());
     let token = is_token_request(verdict);
-    let whole = token || (text && length.is_some_and(|l| l > 0 && l <= ctx.scan_before_forward));
+    let model = verdict.operation.service == crate::operation::Service::Model;
+    let whole =
+        token || model || (text && length.is_some_and(|l| l > 0 && l <= ctx.scan_before_forward));
     if !whole {
         let scanner = text
             .then(|| ctx.masker.request(content_type, Mode::Scan))
@@ -65,10 +72,15 @@ pub(super) async fn request_body(
         // Tap inside Counted: what it saw is reported before the body's end
         // can complete (and record) the exchange.
         let tapped = Tap::new(body, scanner, exchange.clone(), false, text);
-        return Ok(Counted::new(tapped, exchange.clone(), Side::Request).boxed());
+        return Ok((
+            Counted::new(tapped, exchange.clone(), Side::Request).boxed(),
+            None,
+        ));
     }
     let limit = if token {
         MAX_TOKEN_MESSAGE
+    } else if model {
+        MAX_PROMPT.max(ctx.scan_before_forward)
     } else {
         ctx.scan_before_forward
     };
@@ -81,10 +93,24 @@ pub(super) async fn request_body(
         super::forward::token_form(&bytes, exchange, verdict).await;
     }
     let mut findings = Findings::default();
-    if let Some(mut scanner) = ctx.masker.request(content_type, Mode::Scan) {
-        scanner.push(&bytes);
-        scanner.finish();
+    // A model prompt is masked before it leaves: the model never gets the
+    // secret, the agent keeps working. Anything else is only scanned.
+    let mode = if model { Mode::Mask } else { Mode::Scan };
+    let mut new_length = None;
+    let mut bytes = bytes;
+    if let Some(mut scanner) = ctx.masker.request(content_type, mode) {
+        let mut out = scanner.push(&bytes).to_vec();
+        out.extend_from_slice(&scanner.finish());
         findings = scanner.findings().clone();
+        if model && !findings.is_empty() {
+            new_length = Some(out.len());
+            bytes = out.into();
+        }
+    }
+    if model {
+        let prompt =
+            crate::model::Prompt::parse(&bytes, &ctx.masker, exchange.gate().models().text_bytes());
+        exchange.set_prompt(prompt);
     }
     exchange.set_seen(
         false,
@@ -102,7 +128,10 @@ pub(super) async fn request_body(
             return Err(Refusal::Policy(verdict.decision.clone()));
         }
     }
-    Ok(Counted::new(Full::new(bytes), exchange.clone(), Side::Request).boxed())
+    Ok((
+        Counted::new(Full::new(bytes), exchange.clone(), Side::Request).boxed(),
+        new_length,
+    ))
 }
 
 /// The first `audit.body_excerpt_bytes` of a body, masked.
@@ -116,11 +145,7 @@ fn excerpt(exchange: &Exchange, bytes: &[u8]) -> Option<String> {
         .ctx()
         .masker
         .mask_text(&String::from_utf8_lossy(head));
-    let mut end = masked.len().min(max);
-    while !masked.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(masked[..end].to_owned())
+    Some(crate::mask::truncate(&masked, max).to_owned())
 }
 
 /// The response body for the client: masked unless the rule says `pass` or
@@ -173,6 +198,11 @@ pub(super) fn response_body(
     // Counted outside: bytes and digest are of what the client receives,
     // and the tap reports before the body's end records the exchange.
     let tapped = Tap::new(body, masker, exchange.clone(), true, text && !encoded);
+    let tapped = if verdict.operation.service == crate::operation::Service::Model {
+        tapped.reassembling()
+    } else {
+        tapped
+    };
     Ok(counted(tapped, exchange, token).boxed())
 }
 

@@ -26,6 +26,8 @@ pub(super) struct Tap<B> {
     /// The masker's final output, still to be sent.
     tail: Option<Bytes>,
     done: bool,
+    /// A model call's output, rebuilt from what the client receives.
+    model: Option<crate::model::Reassembler>,
 }
 
 impl<B> std::fmt::Debug for Tap<B> {
@@ -60,7 +62,14 @@ impl<B> Tap<B> {
             excerpt_bytes,
             tail: None,
             done: false,
+            model: None,
         }
+    }
+
+    /// Also reassembles a model's output from the bytes passing through.
+    pub(super) fn reassembling(mut self) -> Self {
+        self.model = Some(crate::model::Reassembler::default());
+        self
     }
 
     fn changes_bytes(&self) -> bool {
@@ -70,6 +79,9 @@ impl<B> Tap<B> {
     }
 
     fn keep(&mut self, out: &[u8]) {
+        if let Some(model) = self.model.as_mut() {
+            model.feed(out);
+        }
         let room = (self.excerpt_bytes + MAX_SECRET).saturating_sub(self.head.len());
         if self.excerpt_bytes > 0 && room > 0 {
             self.head.extend_from_slice(&out[..out.len().min(room)]);
@@ -84,24 +96,17 @@ impl<B> Tap<B> {
         let excerpt = (self.excerpt_bytes > 0 && !self.head.is_empty()).then(|| {
             let text = String::from_utf8_lossy(&self.head);
             let (masked, _) = self.exchange.ctx().masker.mask_text(&text);
-            cut(&masked, self.excerpt_bytes).to_owned()
+            crate::mask::truncate(&masked, self.excerpt_bytes).to_owned()
         });
         let findings = self.masker.as_ref().map(|m| m.findings().clone());
         self.exchange
             .set_seen(self.response, Seen { excerpt, findings });
+        if let Some(model) = self.model.take() {
+            let cap = self.exchange.gate().models().text_bytes();
+            self.exchange
+                .set_output(model.finish(&self.exchange.ctx().masker, cap));
+        }
     }
-}
-
-/// The longest prefix of `s` within `max` bytes, on a character boundary.
-fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 impl<B> HttpBody for Tap<B>

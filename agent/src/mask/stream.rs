@@ -31,6 +31,9 @@ pub struct StreamMasker {
     /// Bytes not yet emitted: the look-ahead window, or the document.
     held: Vec<u8>,
     findings: Findings,
+    /// Server-sent events: masked event by event, never held back longer
+    /// than the event (a model's tokens must flow as they come).
+    events: bool,
 }
 
 impl StreamMasker {
@@ -41,7 +44,14 @@ impl StreamMasker {
             mode,
             held: Vec::new(),
             findings: Findings::default(),
+            events: false,
         }
+    }
+
+    /// Masks whole server-sent events (`\n\n`-terminated) as they complete.
+    pub(super) fn per_event(mut self) -> Self {
+        self.events = true;
+        self
     }
 
     /// Whether the output can differ from the input (masking, not scanning).
@@ -69,8 +79,31 @@ impl StreamMasker {
                 self.detect(false);
                 chunk.clone()
             }
+            None if self.events => self.complete_events(),
             None => self.detect(false),
         }
+    }
+
+    /// Everything up to the last complete event, masked; an event longer
+    /// than the look-ahead falls back to ordinary streaming.
+    fn complete_events(&mut self) -> Bytes {
+        let Some(end) = memchr::memmem::rfind(&self.held, b"\n\n").map(|i| i + 2) else {
+            return if self.held.len() > MAX_SECRET {
+                self.detect(false)
+            } else {
+                Bytes::new()
+            };
+        };
+        let found = detect::find(&self.held[..end]);
+        let out = apply(
+            &self.masker,
+            self.mode,
+            &mut self.findings,
+            &self.held[..end],
+            &found,
+        );
+        self.held.drain(..end);
+        Bytes::from(out)
     }
 
     /// The end of the body: everything still held, masked.
