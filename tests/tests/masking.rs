@@ -263,3 +263,46 @@ async fn compressed_responses_fail_closed_where_secrets_are_expected() {
     let seen: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
     assert_eq!(seen["headers"]["accept-encoding"], "identity", "{seen}");
 }
+
+/// A HEAD response describes a body it does not carry: its Content-Length
+/// reaches the client untouched (azcopy and az read blob sizes this way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_responses_keep_their_content_length() {
+    if !privileged("head_responses_keep_their_content_length") {
+        return;
+    }
+    let env = setup("maskhead").await;
+    let fetch = |head: bool| {
+        let mut cmd = env.cg.command("curl");
+        cmd.args([
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "20",
+            "--resolve",
+        ])
+        .arg(format!("{BLOB}:{}:127.0.0.1", env.up.port()))
+        .arg("--cacert")
+        .arg(env.airlock.ca_cert());
+        if head {
+            cmd.args(["-I", "--http1.1"]);
+        }
+        cmd.arg(format!("https://{BLOB}:{}/c/blob.bin", env.up.port()));
+        finish(cmd)
+    };
+    let head = fetch(true).await;
+    assert!(head.status.success(), "{head:?}");
+    let length = |out: &str| {
+        out.lines().find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_owned())
+        })
+    };
+    let got = length(&head.stdout)
+        .unwrap_or_else(|| panic!("no content-length on HEAD:\n{}", head.stdout));
+    assert_ne!(got, "0", "{}", head.stdout);
+}

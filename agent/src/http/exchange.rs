@@ -134,6 +134,10 @@ impl Exchange {
         &self.request.host
     }
 
+    pub(super) fn is_head(&self) -> bool {
+        self.request.method == "HEAD"
+    }
+
     pub(super) fn port(&self) -> u16 {
         self.request.port
     }

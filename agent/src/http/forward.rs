@@ -172,7 +172,7 @@ async fn forward(
     }
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
-    match inspect::response_body(body, &mut parts.headers, &exchange, &verdict) {
+    match inspect::response_body(body, parts.status, &mut parts.headers, &exchange, &verdict) {
         Ok(body) => Response::from_parts(parts, body),
         Err(why) => refuse(
             &exchange,

@@ -155,11 +155,20 @@ fn excerpt(exchange: &Exchange, bytes: &[u8]) -> Option<String> {
 /// passes and the record says it was not scanned.
 pub(super) fn response_body(
     body: Incoming,
+    status: http::StatusCode,
     headers: &mut HeaderMap,
     exchange: &Arc<Exchange>,
     verdict: &Verdict,
 ) -> Result<Body, String> {
     let ctx = exchange.ctx();
+    // No body to look at: its headers (Content-Length of a HEAD) stay as
+    // they are.
+    if exchange.is_head()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED
+    {
+        return Ok(counted(body, exchange, false).boxed());
+    }
     let content_type = header(headers, CONTENT_TYPE).map(str::to_owned);
     let text = textual(content_type.as_deref());
     let token = is_token_request(verdict);
