@@ -2,11 +2,13 @@
 //! command. Owns the typed sections, their documented defaults, and the
 //! file:line errors for anything wrong in them.
 
+mod approval;
 mod error;
 mod identity;
 mod policy;
 mod sections;
 
+pub use approval::{AdminConfig, ApprovalConfig, DEFAULT_ADMIN_SOCKET, DEFAULT_APPROVAL_TIMEOUT};
 pub use error::ConfigError;
 pub use identity::{IdentityConfig, IssuerConfig};
 pub use policy::PolicyConfig;
@@ -32,6 +34,8 @@ pub struct Config {
     pub audit: AuditConfig,
     pub identity: IdentityConfig,
     pub policy: PolicyConfig,
+    pub approval: ApprovalConfig,
+    pub admin: AdminConfig,
 }
 
 impl Config {
@@ -83,7 +87,9 @@ impl Config {
         self.proxy.validate()?;
         self.tls.validate()?;
         self.audit.validate()?;
-        self.identity.validate()
+        self.identity.validate()?;
+        self.approval.validate()?;
+        self.admin.validate()
     }
 }
 

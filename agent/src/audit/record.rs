@@ -21,6 +21,9 @@ pub enum RecordKind {
     Http,
     /// airlock itself started or stopped.
     Agent,
+    /// A step in a held request's approval, or in a grant's life
+    /// (`crate::approval::ApprovalRecord`).
+    Approval,
 }
 
 /// One captured TCP connection, written when it ends.
