@@ -2,6 +2,7 @@
 //! command. Owns the typed sections, their documented defaults, and the
 //! file:line errors for anything wrong in them.
 
+mod approval;
 mod error;
 mod identity;
 mod masking;
@@ -9,6 +10,7 @@ mod model;
 mod policy;
 mod sections;
 
+pub use approval::{AdminConfig, ApprovalConfig, DEFAULT_ADMIN_SOCKET, DEFAULT_APPROVAL_TIMEOUT};
 pub use error::ConfigError;
 pub use identity::{IdentityConfig, IssuerConfig};
 pub use masking::MaskingConfig;
@@ -38,6 +40,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub masking: MaskingConfig,
     pub model: ModelConfig,
+    pub approval: ApprovalConfig,
+    pub admin: AdminConfig,
 }
 
 impl Config {
@@ -91,7 +95,9 @@ impl Config {
         self.audit.validate()?;
         self.identity.validate()?;
         self.masking.validate()?;
-        self.model.validate()
+        self.model.validate()?;
+        self.approval.validate()?;
+        self.admin.validate()
     }
 }
 

@@ -14,7 +14,7 @@ mod storage;
 #[cfg(test)]
 mod tests;
 
-pub use fetch::FetchError;
+pub use fetch::{FetchError, Fetcher};
 pub use link::{Links, client_assertion, form_field};
 
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod addrs;
+pub mod approval;
 pub mod app;
 pub mod audit;
 pub mod capture;

@@ -23,6 +23,9 @@ pub enum RecordKind {
     Agent,
     /// One call to an AI model API, reassembled.
     Model,
+    /// A step in a held request's approval, or in a grant's life
+    /// (`crate::approval::ApprovalRecord`).
+    Approval,
 }
 
 /// One captured TCP connection, written when it ends.

@@ -152,3 +152,34 @@ fn the_example_config_documents_every_key() {
         }
     }
 }
+
+#[test]
+fn approval_and_admin_sections() {
+    let c = parse(
+        "[approval]\napprovers = [\"alice\", \"group:sre\"]\ntimeout = \"10m\"\nallow_self = true\nwebhook_url = \"https://hooks.example.com/x\"\n[admin]\nsocket = \"/run/a/admin.sock\"\ngroup = \"airlock\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.approval.approvers, ["alice", "group:sre"]);
+    assert_eq!(c.approval.timeout(), std::time::Duration::from_secs(600));
+    assert!(c.approval.allow_self);
+    assert_eq!(c.admin.group.as_deref(), Some("airlock"));
+    let d = parse("").unwrap();
+    assert_eq!(d.approval.timeout(), std::time::Duration::from_secs(300));
+    assert_eq!(d.admin.socket, Path::new("/run/airlock/admin.sock"));
+}
+
+#[test]
+fn approval_errors_name_key_and_line() {
+    let e = error("[approval]\n\ntimeout = \"soon\"\n");
+    assert!(e.starts_with("/etc/airlock/test.toml:3:"), "{e}");
+    assert!(e.contains("approval.timeout"), "{e}");
+    let e = error("[approval]\nwebhook_url = \"http://hooks.example.com/\"\n");
+    assert!(e.starts_with("/etc/airlock/test.toml:2:"), "{e}");
+    assert!(e.contains("https"), "{e}");
+    let e = error("[approval]\napprovers = [\"alice\", \"group:\"]\n");
+    assert!(e.starts_with("/etc/airlock/test.toml:2:"), "{e}");
+    let e = error("[approval]\napprovers = [\"\"]\n");
+    assert!(e.contains("approval.approvers"), "{e}");
+    let e = error("[admin]\nsocket = \"admin.sock\"\n");
+    assert!(e.starts_with("/etc/airlock/test.toml:2:"), "{e}");
+}

@@ -1,11 +1,12 @@
-//! HTTPS GET of small JSON documents (OIDC discovery, JWKS), verified
-//! against the same roots as upstreams, bounded in time and size.
+//! Small HTTPS exchanges: GET of JSON documents (OIDC discovery, JWKS) and
+//! POST of JSON notifications (approval webhooks), verified against the
+//! same roots as upstreams, bounded in time and size.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -32,6 +33,7 @@ pub enum FetchError {
     NotJson { url: String, why: String },
 }
 
+/// Speaks HTTPS/1.1 to one URL per call, a new connection each time.
 #[derive(Debug)]
 pub struct Fetcher {
     tls: Arc<UpstreamTls>,
@@ -44,7 +46,7 @@ impl Fetcher {
 
     /// GETs `url` and parses its body as JSON of type `T`.
     pub async fn json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, FetchError> {
-        let body = tokio::time::timeout(FETCH_TIMEOUT, self.get(url))
+        let body = tokio::time::timeout(FETCH_TIMEOUT, self.send(http::Method::GET, url, None))
             .await
             .map_err(|_| FetchError::Timeout { url: url.into() })??;
         serde_json::from_slice(&body).map_err(|e| FetchError::NotJson {
@@ -53,7 +55,33 @@ impl Fetcher {
         })
     }
 
-    async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
+    /// POSTs `body` as JSON to `url`; any 2xx is success.
+    pub async fn post_json<T: serde::Serialize>(
+        &self,
+        url: &str,
+        body: &T,
+    ) -> Result<(), FetchError> {
+        let body = serde_json::to_vec(body).map_err(|e| FetchError::Failed {
+            url: url.into(),
+            why: e.to_string(),
+        })?;
+        tokio::time::timeout(
+            FETCH_TIMEOUT,
+            self.send(http::Method::POST, url, Some(body.into())),
+        )
+        .await
+        .map_err(|_| FetchError::Timeout { url: url.into() })?
+        .map(drop)
+    }
+
+    /// One request (`body`: JSON); the response body when the status is
+    /// 2xx.
+    async fn send(
+        &self,
+        method: http::Method,
+        url: &str,
+        body: Option<Bytes>,
+    ) -> Result<Bytes, FetchError> {
         let failed = |why: String| FetchError::Failed {
             url: url.into(),
             why,
@@ -86,14 +114,21 @@ impl Fetcher {
             .map_err(|e| failed(e.to_string()))?;
         let conn = tokio::spawn(conn);
         let authority = uri.authority().map_or(host.as_str(), |a| a.as_str());
-        let request = http::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
             .header(http::header::HOST, authority)
             .header(http::header::ACCEPT, "application/json")
             .header(
                 http::header::USER_AGENT,
                 concat!("airlock/", env!("CARGO_PKG_VERSION")),
             )
-            .body(Empty::<Bytes>::new())
+            ;
+        if body.is_some() {
+            request = request.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| failed(e.to_string()))?;
         let response = send
             .send_request(request)

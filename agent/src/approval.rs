@@ -1,0 +1,693 @@
+//! Just-in-time approval of high-risk requests. A request whose policy
+//! action is `approve` is held here — its HTTP exchange simply waits —
+//! until an approver releases it (once, or with a time-boxed grant for the
+//! same identity, rule and operation), denies it, it times out, or its
+//! client goes away. Owns the registry of held requests and grants, who may
+//! decide (kernel-identified approvers, never oneself unless allowed), and
+//! the `approval` audit records of every step. The admin API
+//! ([`admin`]) and the CLI's client ([`client`]) drive it over a Unix
+//! socket; [`webhook`] announces new holds.
+
+mod admin;
+mod client;
+mod metrics;
+mod record;
+mod users;
+mod view;
+mod webhook;
+#[cfg(test)]
+mod tests;
+
+pub use admin::AdminServer;
+pub use client::{AdminClient, approvals_table, grants_table, held_details};
+pub use metrics::Exposition;
+pub use record::{ApprovalRecord, Event};
+pub use users::{Approver, Approvers, UserDb};
+pub use view::{GrantView, HeldView, Status};
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::oneshot;
+
+use crate::audit::AuditLog;
+use crate::capture::ProcessInfo;
+use crate::config::ApprovalConfig;
+use crate::identity::Identity;
+use crate::tls::UpstreamTls;
+
+/// Decided request ids remembered, so a late decision is told "already
+/// decided" (409) rather than "no such request" (404).
+const RECENT: usize = 1024;
+/// Longest window an approver may grant: a grant is a standing exception
+/// to policy and should not outlive a working day.
+pub const MAX_GRANT: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    #[error("no held request {0:?}")]
+    NotFound(String),
+    #[error("request {id:?} was already {outcome}")]
+    AlreadyDecided { id: String, outcome: &'static str },
+    #[error("no active grant {0:?}")]
+    NoGrant(String),
+    #[error("{0} is not an approver (approval.approvers)")]
+    NotApprover(String),
+    #[error("{0} cannot approve a request made by a process running under their own uid")]
+    SelfApproval(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the audit log cannot be written: nothing is decided unrecorded")]
+    AuditUnavailable,
+    #[error("reading the user database: {0}")]
+    Users(#[source] std::io::Error),
+    #[error("{}: cannot {op}: {source}", path.display())]
+    Socket {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: another airlock is serving this socket", .0.display())]
+    AlreadyRunning(PathBuf),
+    #[error("admin.group {0:?}: no such group")]
+    NoGroup(String),
+    /// The admin API answered with an error.
+    #[error("{message} ({code})")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The admin API could not be reached or spoke nonsense.
+    #[error("admin API at {}: {why}", path.display())]
+    Client { path: PathBuf, why: String },
+}
+
+impl ApprovalError {
+    /// HTTP status and `error.code` of the admin API's answer.
+    pub fn http(&self) -> (u16, &'static str) {
+        match self {
+            Self::NotFound(_) | Self::NoGrant(_) => (404, "not_found"),
+            Self::AlreadyDecided { .. } => (409, "already_decided"),
+            Self::NotApprover(_) => (403, "not_approver"),
+            Self::SelfApproval(_) => (403, "self_approval"),
+            Self::BadRequest(_) => (400, "bad_request"),
+            Self::AuditUnavailable => (503, "audit_unavailable"),
+            _ => (500, "internal"),
+        }
+    }
+}
+
+/// One request waiting for a human, as the caller describes it. Strings
+/// are already masked (URL, body excerpt).
+#[derive(Clone, Debug)]
+pub struct HeldRequest {
+    /// The request's audit `id`.
+    pub id: String,
+    pub rule: String,
+    /// The rule's reason.
+    pub reason: String,
+    pub operation: String,
+    pub method: String,
+    pub url: String,
+    pub identity: Arc<Identity>,
+    pub process: Arc<ProcessInfo>,
+    pub body_excerpt: Option<String>,
+}
+
+/// How a hold ended (abandonment has no outcome: the future was dropped).
+/// As JSON: `{"outcome": "approved", "by": {…}, "grant_id": …}`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Forward the request unchanged. `grant`: the window grant this
+    /// approval created, or the live one that let the request through.
+    Approved {
+        by: Approver,
+        #[serde(rename = "grant_id", skip_serializing_if = "Option::is_none")]
+        grant: Option<String>,
+    },
+    /// Answer 403.
+    Denied { by: Approver, reason: String },
+    /// Nobody decided in time: answer 403.
+    Expired,
+    /// The hold could not be recorded: answer 503, forward nothing.
+    AuditUnavailable,
+}
+
+impl Outcome {
+    /// `approved`, `denied`, `expired`, `audit_unavailable`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Approved { .. } => "approved",
+            Self::Denied { .. } => "denied",
+            Self::Expired => "expired",
+            Self::AuditUnavailable => "audit_unavailable",
+        }
+    }
+}
+
+/// Who a grant covers. A verified token's claims (object id, else UPN,
+/// else app id) name a principal across tokens; an unverified token's
+/// claims could be forged, so it is keyed by its own fingerprint; a
+/// request with no credential by the calling process's uid.
+pub fn identity_key(identity: &Identity, process: &ProcessInfo) -> String {
+    let claim = || {
+        (identity.oid.as_ref().map(|v| format!("oid:{v}")))
+            .or_else(|| identity.upn.as_ref().map(|v| format!("upn:{v}")))
+            .or_else(|| identity.app_id.as_ref().map(|v| format!("app:{v}")))
+    };
+    identity
+        .verified
+        .then(claim)
+        .flatten()
+        .or_else(|| identity.fingerprint.clone())
+        .unwrap_or_else(|| format!("uid:{}", process.uid))
+}
+
+/// Where approvers' names and groups come from.
+#[derive(Debug)]
+enum Users {
+    /// `/etc/passwd` and `/etc/group`, read at each decision.
+    System,
+    /// Fixed text (tests).
+    #[cfg(test)]
+    Fixed(UserDb),
+}
+
+/// The held requests and live grants; shared by the data path (`hold`) and
+/// the admin API.
+#[derive(Debug)]
+pub struct Approvals {
+    state: Mutex<State>,
+    audit: AuditLog,
+    approvers: Approvers,
+    allow_self: bool,
+    default_timeout: Duration,
+    users: Users,
+    webhook: Option<webhook::Webhook>,
+    started: Instant,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    held: HashMap<String, Slot>,
+    grants: HashMap<String, Grant>,
+    recent: VecDeque<(String, &'static str)>,
+    totals: HashMap<Event, u64>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    request: Arc<HeldRequest>,
+    key: String,
+    since: Instant,
+    at: SystemTime,
+    timeout: Duration,
+    reply: oneshot::Sender<Outcome>,
+}
+
+#[derive(Clone, Debug)]
+struct Grant {
+    id: String,
+    key: String,
+    rule: String,
+    operation: String,
+    by: Approver,
+    reason: Option<String>,
+    request_id: String,
+    created: SystemTime,
+    until: Instant,
+    window: Duration,
+    uses: u64,
+}
+
+impl State {
+    fn count(&mut self, e: Event) {
+        *self.totals.entry(e).or_default() += 1;
+    }
+
+    fn remember(&mut self, id: &str, outcome: &'static str) {
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((id.to_owned(), outcome));
+    }
+
+    fn missing(&self, id: &str) -> ApprovalError {
+        match self.recent.iter().rev().find(|(r, _)| r == id) {
+            Some((_, outcome)) => ApprovalError::AlreadyDecided {
+                id: id.to_owned(),
+                outcome,
+            },
+            None => ApprovalError::NotFound(id.to_owned()),
+        }
+    }
+
+    /// Drops grants whose window has passed (nothing to audit: their end
+    /// was recorded in `granted` as `duration_s`).
+    fn prune(&mut self, now: Instant) {
+        self.grants.retain(|_, g| g.until > now);
+    }
+}
+
+impl Approvals {
+    /// The registry, with its webhook task when `approval.webhook_url` is
+    /// set (call inside the tokio runtime).
+    pub fn new(config: &ApprovalConfig, audit: AuditLog, tls: Arc<UpstreamTls>) -> Arc<Self> {
+        let webhook = config
+            .webhook_url
+            .as_ref()
+            .map(|url| webhook::Webhook::spawn(url.clone(), tls));
+        Arc::new(Self::build(config, audit, Users::System, webhook))
+    }
+
+    fn build(
+        config: &ApprovalConfig,
+        audit: AuditLog,
+        users: Users,
+        webhook: Option<webhook::Webhook>,
+    ) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            audit,
+            approvers: Approvers::new(&config.approvers),
+            allow_self: config.allow_self,
+            default_timeout: config.timeout(),
+            users,
+            webhook,
+            started: Instant::now(),
+        }
+    }
+
+    /// The wait for a request: the rule's own timeout when it set one,
+    /// else `approval.timeout`.
+    pub fn timeout(&self, rule: Option<Duration>) -> Duration {
+        rule.unwrap_or(self.default_timeout)
+    }
+
+    /// Holds `request` until it is decided or `timeout` passes. A live
+    /// grant for the same identity, rule and operation lets it through at
+    /// once (audited `used`). Dropping the returned future (the client
+    /// went away) ends the hold as `abandoned`.
+    pub async fn hold(&self, request: HeldRequest, timeout: Duration) -> Outcome {
+        let key = identity_key(&request.identity, &request.process);
+        let request = Arc::new(request);
+        if let Some(outcome) = self.use_grant(&request, &key) {
+            return outcome;
+        }
+        if self.audit.check().is_err() {
+            return Outcome::AuditUnavailable;
+        }
+        let (reply, mut wait) = oneshot::channel();
+        self.lock().held.insert(
+            request.id.clone(),
+            Slot {
+                request: request.clone(),
+                key: key.clone(),
+                since: Instant::now(),
+                at: SystemTime::now(),
+                timeout,
+                reply,
+            },
+        );
+        // Armed before anything can be awaited, so from here a dropped
+        // future always leaves an `abandoned` record and no entry.
+        let mut guard = Abandon {
+            approvals: self,
+            request: &request,
+            armed: true,
+        };
+        let mut rec = self.request_record(Event::Requested, &request);
+        rec.reason = Some(request.reason.clone());
+        rec.identity_key = Some(key);
+        rec.duration_s = Some(timeout.as_secs());
+        if self.write(&rec).is_err() {
+            guard.armed = false;
+            self.lock().held.remove(&request.id);
+            return Outcome::AuditUnavailable;
+        }
+        self.lock().count(Event::Requested);
+        if let Some(w) = &self.webhook {
+            w.notify(&request, timeout);
+        }
+        let outcome = match tokio::time::timeout(timeout, &mut wait).await {
+            Ok(Ok(outcome)) => outcome,
+            // The sender lives in the slot; it is only dropped unsent if
+            // the slot was removed without a decision: treat as expiry.
+            Ok(Err(_)) | Err(_) => self.expire(&request, &mut wait),
+        };
+        guard.armed = false;
+        outcome
+    }
+
+    /// A live grant's approval for this request, if there is one.
+    fn use_grant(&self, request: &HeldRequest, key: &str) -> Option<Outcome> {
+        let (gid, by) = {
+            let mut st = self.lock();
+            st.prune(Instant::now());
+            let g = st.grants.values_mut().find(|g| {
+                g.key == key && g.rule == request.rule && g.operation == request.operation
+            })?;
+            g.uses += 1;
+            let found = (g.id.clone(), g.by.clone());
+            st.count(Event::Used);
+            found
+        };
+        let mut rec = self.request_record(Event::Used, request);
+        rec.grant_id = Some(gid.clone());
+        rec.by = Some(by.clone());
+        rec.identity_key = Some(key.to_owned());
+        // A grant's use that cannot be recorded does not happen.
+        match self.write(&rec) {
+            Ok(()) => Some(Outcome::Approved {
+                by,
+                grant: Some(gid),
+            }),
+            Err(()) => Some(Outcome::AuditUnavailable),
+        }
+    }
+
+    /// The timeout passed: expire the hold, unless a decision won the race
+    /// (then it was sent under the lock and is waiting in `wait`).
+    fn expire(&self, request: &HeldRequest, wait: &mut oneshot::Receiver<Outcome>) -> Outcome {
+        let slot = {
+            let mut st = self.lock();
+            let slot = st.held.remove(&request.id);
+            if slot.is_some() {
+                st.count(Event::Expired);
+                st.remember(&request.id, "expired");
+            }
+            slot
+        };
+        let Some(slot) = slot else {
+            return wait.try_recv().unwrap_or(Outcome::Expired);
+        };
+        let mut rec = self.request_record(Event::Expired, request);
+        rec.waited_ms = Some(slot.since.elapsed().as_millis() as u64);
+        let _ = self.write(&rec);
+        Outcome::Expired
+    }
+
+    /// Approves held request `id` as the kernel-identified `uid`: once, or
+    /// with a grant for `window`.
+    pub fn approve(
+        &self,
+        id: &str,
+        uid: u32,
+        window: Option<Duration>,
+        reason: Option<String>,
+    ) -> Result<Outcome, ApprovalError> {
+        if let Some(w) = window
+            && (w.is_zero() || w > MAX_GRANT)
+        {
+            return Err(ApprovalError::BadRequest(format!(
+                "a grant lasts more than 0s and at most {}",
+                humantime::format_duration(MAX_GRANT)
+            )));
+        }
+        let by = self.authorize(uid, Some(id), None, "approve")?;
+        let mut st = self.lock();
+        let slot = st.held.get(id).ok_or_else(|| st.missing(id))?;
+        if slot.request.process.uid == uid && !self.allow_self {
+            drop(st);
+            let mut rec = ApprovalRecord::new(Event::Refused);
+            rec.request_id = Some(id.to_owned());
+            rec.by = Some(by.clone());
+            rec.reason = Some("self-approval: the request's process runs under the approver's uid (approval.allow_self is off)".into());
+            let _ = self.write(&rec);
+            return Err(ApprovalError::SelfApproval(by.describe()));
+        }
+        self.audit
+            .check()
+            .map_err(|_| ApprovalError::AuditUnavailable)?;
+        let slot = st.held.remove(id).expect("looked up under this lock");
+        let grant = window.map(|w| Grant {
+            id: format!("g-{}", self.audit.new_id()),
+            key: slot.key.clone(),
+            rule: slot.request.rule.clone(),
+            operation: slot.request.operation.clone(),
+            by: by.clone(),
+            reason: reason.clone(),
+            request_id: id.to_owned(),
+            created: SystemTime::now(),
+            until: Instant::now() + w,
+            window: w,
+            uses: 0,
+        });
+        let outcome = Outcome::Approved {
+            by: by.clone(),
+            grant: grant.as_ref().map(|g| g.id.clone()),
+        };
+        st.count(Event::Approved);
+        st.remember(id, "approved");
+        if let Some(g) = &grant {
+            st.grants.insert(g.id.clone(), g.clone());
+            st.count(Event::Granted);
+        }
+        // Sent under the lock: a timeout racing this sees the slot gone
+        // and finds the outcome already in its channel.
+        let _ = slot.reply.send(outcome.clone());
+        drop(st);
+        let mut rec = self.request_record(Event::Approved, &slot.request);
+        rec.by = Some(by.clone());
+        rec.reason = reason.clone();
+        rec.grant_id = grant.as_ref().map(|g| g.id.clone());
+        rec.waited_ms = Some(slot.since.elapsed().as_millis() as u64);
+        let _ = self.write(&rec);
+        if let Some(g) = grant {
+            let mut rec = self.request_record(Event::Granted, &slot.request);
+            rec.grant_id = Some(g.id);
+            rec.by = Some(by);
+            rec.reason = reason;
+            rec.identity_key = Some(g.key);
+            rec.duration_s = Some(g.window.as_secs());
+            let _ = self.write(&rec);
+        }
+        Ok(outcome)
+    }
+
+    /// Denies held request `id`; `reason` is required. Denying one's own
+    /// agent's request is allowed: it only makes things stricter.
+    pub fn deny(&self, id: &str, uid: u32, reason: &str) -> Result<Outcome, ApprovalError> {
+        if reason.trim().is_empty() {
+            return Err(ApprovalError::BadRequest("a denial needs a reason".into()));
+        }
+        let by = self.authorize(uid, Some(id), None, "deny")?;
+        self.audit
+            .check()
+            .map_err(|_| ApprovalError::AuditUnavailable)?;
+        let mut st = self.lock();
+        let slot = st.held.remove(id).ok_or_else(|| st.missing(id))?;
+        let outcome = Outcome::Denied {
+            by: by.clone(),
+            reason: reason.to_owned(),
+        };
+        st.count(Event::Denied);
+        st.remember(id, "denied");
+        let _ = slot.reply.send(outcome.clone());
+        drop(st);
+        let mut rec = self.request_record(Event::Denied, &slot.request);
+        rec.by = Some(by);
+        rec.reason = Some(reason.to_owned());
+        rec.waited_ms = Some(slot.since.elapsed().as_millis() as u64);
+        let _ = self.write(&rec);
+        Ok(outcome)
+    }
+
+    /// Ends grant `grant_id` now.
+    pub fn revoke(
+        &self,
+        grant_id: &str,
+        uid: u32,
+        reason: Option<String>,
+    ) -> Result<GrantView, ApprovalError> {
+        let by = self.authorize(uid, None, Some(grant_id), "revoke")?;
+        self.audit
+            .check()
+            .map_err(|_| ApprovalError::AuditUnavailable)?;
+        let grant = {
+            let mut st = self.lock();
+            st.prune(Instant::now());
+            let g = st
+                .grants
+                .remove(grant_id)
+                .ok_or_else(|| ApprovalError::NoGrant(grant_id.to_owned()))?;
+            st.count(Event::Revoked);
+            g
+        };
+        let mut rec = ApprovalRecord::new(Event::Revoked);
+        rec.request_id = Some(grant.request_id.clone());
+        rec.grant_id = Some(grant.id.clone());
+        rec.by = Some(by);
+        rec.reason = reason;
+        rec.rule = Some(grant.rule.clone());
+        rec.operation = Some(grant.operation.clone());
+        rec.identity_key = Some(grant.key.clone());
+        let _ = self.write(&rec);
+        Ok(view::grant(&grant, Instant::now()))
+    }
+
+    /// The approver behind `uid`, or a refusal (audited) when `uid` is not
+    /// one. Checked before anything is looked up, so outsiders learn
+    /// nothing about what is held.
+    fn authorize(
+        &self,
+        uid: u32,
+        request_id: Option<&str>,
+        grant_id: Option<&str>,
+        action: &str,
+    ) -> Result<Approver, ApprovalError> {
+        let db = match &self.users {
+            Users::System => UserDb::system().map_err(ApprovalError::Users)?,
+            #[cfg(test)]
+            Users::Fixed(db) => db.clone(),
+        };
+        let by = Approver::new(uid, &db);
+        if self.approvers.admits(uid, &db) {
+            return Ok(by);
+        }
+        self.lock().count(Event::Refused);
+        let mut rec = ApprovalRecord::new(Event::Refused);
+        rec.request_id = request_id.map(str::to_owned);
+        rec.grant_id = grant_id.map(str::to_owned);
+        rec.by = Some(by.clone());
+        rec.reason = Some(format!("{action}: not in approval.approvers"));
+        let _ = self.write(&rec);
+        Err(ApprovalError::NotApprover(by.describe()))
+    }
+
+    /// Every held request, longest waiting first.
+    pub fn list(&self) -> Vec<HeldView> {
+        let now = Instant::now();
+        let st = self.lock();
+        let mut out: Vec<(Instant, HeldView)> = st
+            .held
+            .values()
+            .map(|s| (s.since, view::held(s, now)))
+            .collect();
+        out.sort_by_key(|(since, _)| *since);
+        out.into_iter().map(|(_, v)| v).collect()
+    }
+
+    pub fn get(&self, id: &str) -> Result<HeldView, ApprovalError> {
+        let st = self.lock();
+        st.held
+            .get(id)
+            .map(|s| view::held(s, Instant::now()))
+            .ok_or_else(|| st.missing(id))
+    }
+
+    /// Live grants, soonest to end first.
+    pub fn grants(&self) -> Vec<GrantView> {
+        let now = Instant::now();
+        let mut st = self.lock();
+        st.prune(now);
+        let mut out: Vec<&Grant> = st.grants.values().collect();
+        out.sort_by_key(|g| g.until);
+        out.into_iter().map(|g| view::grant(g, now)).collect()
+    }
+
+    pub fn status(&self) -> Status {
+        let mut st = self.lock();
+        st.prune(Instant::now());
+        Status {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_s: self.started.elapsed().as_secs(),
+            held: st.held.len(),
+            grants: st.grants.len(),
+        }
+    }
+
+    /// Adds the approval metrics to a `/metrics` body.
+    pub fn metrics(&self, out: &mut Exposition) {
+        let mut st = self.lock();
+        st.prune(Instant::now());
+        out.gauge(
+            "airlock_approvals_held",
+            "Requests waiting for a human now.",
+            st.held.len() as u64,
+        );
+        let outcomes = [
+            Event::Approved,
+            Event::Denied,
+            Event::Expired,
+            Event::Abandoned,
+            Event::Used,
+        ];
+        let samples: Vec<([(&str, &str); 1], u64)> = outcomes
+            .iter()
+            .map(|e| {
+                (
+                    [("outcome", e.as_str())],
+                    st.totals.get(e).copied().unwrap_or(0),
+                )
+            })
+            .collect();
+        let samples: Vec<(&[(&str, &str)], u64)> =
+            samples.iter().map(|(l, v)| (&l[..], *v)).collect();
+        out.counter(
+            "airlock_approvals_total",
+            "Held requests by how they ended (used: let through by a grant).",
+            &samples,
+        );
+        out.gauge(
+            "airlock_grants_active",
+            "Approval grants in force now.",
+            st.grants.len() as u64,
+        );
+    }
+
+    fn request_record(&self, event: Event, request: &HeldRequest) -> ApprovalRecord {
+        let mut rec = ApprovalRecord::new(event);
+        rec.request_id = Some(request.id.clone());
+        rec.rule = Some(request.rule.clone());
+        rec.operation = Some(request.operation.clone());
+        rec
+    }
+
+    /// Queues `rec`; a failure is logged (the writer also counts it as a
+    /// lost record, so verification shows the gap).
+    fn write(&self, rec: &ApprovalRecord) -> Result<(), ()> {
+        self.audit.write(rec).map(drop).map_err(|e| {
+            tracing::error!(event = rec.event.as_str(), error = %e, "approval record not written");
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent maps (every
+        // mutation is a single insert/remove), so poisoning is ignored.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Ends a hold whose future was dropped before it returned: removes the
+/// entry and records `abandoned`. Nothing was forwarded.
+struct Abandon<'a> {
+    approvals: &'a Approvals,
+    request: &'a HeldRequest,
+    armed: bool,
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let waited = {
+            let mut st = self.approvals.lock();
+            let slot = st.held.remove(&self.request.id);
+            st.count(Event::Abandoned);
+            st.remember(&self.request.id, "abandoned");
+            slot.map(|s| s.since.elapsed())
+        };
+        let mut rec = self
+            .approvals
+            .request_record(Event::Abandoned, self.request);
+        rec.waited_ms = waited.map(|w| w.as_millis() as u64);
+        let _ = self.approvals.write(&rec);
+    }
+}

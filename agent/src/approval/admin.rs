@@ -1,0 +1,330 @@
+//! The admin API: HTTP/1.1 + JSON on a Unix socket (docs/admin-api.md).
+//! Owns binding the socket safely (0660, optional group, a stale socket
+//! replaced but a live one never), the caller's uid from the kernel
+//! (SO_PEERCRED) for every request, routing, and the JSON error shape.
+
+use std::convert::Infallible;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::{UnixListener, UnixStream};
+
+use super::{ApprovalError, Approvals, Exposition, Outcome, UserDb};
+use crate::config::AdminConfig;
+
+/// Request bodies are a reason and a duration; anything larger is not one.
+const MAX_BODY: usize = 64 * 1024;
+/// Socket mode: owner and group read/write (connect needs write).
+const SOCKET_MODE: u32 = 0o660;
+/// Mode of a socket directory airlock creates.
+const DIR_MODE: u32 = 0o750;
+
+impl Approvals {
+    /// Binds the admin socket; serve it with [`AdminServer::run`].
+    pub async fn serve_admin(
+        self: Arc<Self>,
+        config: &AdminConfig,
+    ) -> Result<AdminServer, ApprovalError> {
+        AdminServer::bind(self, config).await
+    }
+}
+
+/// The bound admin socket. Its `run` future serves until dropped; the
+/// socket file is removed when the server goes.
+#[derive(Debug)]
+pub struct AdminServer {
+    listener: UnixListener,
+    path: PathBuf,
+    approvals: Arc<Approvals>,
+}
+
+impl AdminServer {
+    async fn bind(approvals: Arc<Approvals>, config: &AdminConfig) -> Result<Self, ApprovalError> {
+        let path = config.socket.clone();
+        let err = |op| {
+            let path = path.clone();
+            move |source| ApprovalError::Socket { path, op, source }
+        };
+        let gid = match &config.group {
+            None => None,
+            Some(g) => {
+                let db = UserDb::system().map_err(ApprovalError::Users)?;
+                Some(
+                    db.group_id(g)
+                        .ok_or_else(|| ApprovalError::NoGroup(g.clone()))?,
+                )
+            }
+        };
+        if let Some(dir) = path.parent()
+            && !dir.exists()
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(dir)
+                .map_err(err("create its directory"))?;
+            // Members of the group must be able to reach the socket.
+            if gid.is_some() {
+                std::os::unix::fs::chown(dir, None, gid).map_err(err("chown its directory"))?;
+            }
+        }
+        clear_stale(&path).await?;
+        let listener = UnixListener::bind(&path).map_err(err("bind"))?;
+        // From here on the file is ours: remove it on any failure below.
+        let server = Self {
+            listener,
+            path: path.clone(),
+            approvals,
+        };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(SOCKET_MODE))
+            .map_err(err("chmod"))?;
+        if gid.is_some() {
+            std::os::unix::fs::chown(&path, None, gid).map_err(err("chown"))?;
+        }
+        Ok(server)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serves connections until this future is dropped (which also ends
+    /// the connections being served).
+    pub async fn run(self) {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        conns.spawn(serve(self.approvals.clone(), stream));
+                    }
+                    Err(e) => {
+                        // EMFILE and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "admin socket: accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                },
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            }
+        }
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Removes a socket file left by a previous run. A socket something still
+/// answers on belongs to a running airlock; anything that is not a socket
+/// is not ours to delete.
+async fn clear_stale(path: &Path) -> Result<(), ApprovalError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(ApprovalError::Socket {
+                path: path.to_owned(),
+                op: "stat",
+                source,
+            });
+        }
+    };
+    if !meta.file_type().is_socket() {
+        return Err(ApprovalError::Socket {
+            path: path.to_owned(),
+            op: "replace",
+            source: std::io::Error::other("it exists and is not a socket"),
+        });
+    }
+    if UnixStream::connect(path).await.is_ok() {
+        return Err(ApprovalError::AlreadyRunning(path.to_owned()));
+    }
+    std::fs::remove_file(path).map_err(|source| ApprovalError::Socket {
+        path: path.to_owned(),
+        op: "remove the stale socket",
+        source,
+    })
+}
+
+/// One connection: every request on it acts as the peer's uid.
+async fn serve(approvals: Arc<Approvals>, stream: UnixStream) {
+    let uid = match stream.peer_cred() {
+        Ok(c) => c.uid(),
+        Err(e) => {
+            tracing::warn!(error = %e, "admin socket: no peer credentials; closing");
+            return;
+        }
+    };
+    let service = hyper::service::service_fn(move |req| {
+        let approvals = approvals.clone();
+        async move { Ok::<_, Infallible>(handle(&approvals, uid, req).await) }
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(error = %e, "admin connection ended");
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    /// Window grant (`"30m"`); absent: this request only.
+    #[serde(rename = "for")]
+    window: Option<String>,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DenyBody {
+    reason: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    reason: Option<String>,
+}
+
+/// What a route answers.
+enum Reply {
+    Json(StatusCode, serde_json::Value),
+    Text(String),
+}
+
+async fn handle(a: &Approvals, uid: u32, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return error(&ApprovalError::BadRequest(format!(
+                "request body: {e} (at most {MAX_BODY} bytes)"
+            )));
+        }
+    };
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match route(a, uid, &method, &segments, &body) {
+        Ok(Reply::Json(status, v)) => respond(status, "application/json", v.to_string()),
+        Ok(Reply::Text(t)) => respond(StatusCode::OK, "text/plain; version=0.0.4", t),
+        Err(e) => {
+            tracing::info!(%method, %path, uid, error = %e, "admin API request refused");
+            error(&e)
+        }
+    }
+}
+
+fn route(
+    a: &Approvals,
+    uid: u32,
+    method: &Method,
+    segments: &[&str],
+    body: &[u8],
+) -> Result<Reply, ApprovalError> {
+    let ok = |v| Ok(Reply::Json(StatusCode::OK, v));
+    match (method, segments) {
+        (&Method::GET, ["v1", "status"]) => ok(json!(a.status())),
+        (&Method::GET, ["metrics"]) => {
+            let mut out = Exposition::default();
+            a.metrics(&mut out);
+            Ok(Reply::Text(out.finish()))
+        }
+        (&Method::GET, ["v1", "approvals"]) => ok(json!({ "approvals": a.list() })),
+        (&Method::GET, ["v1", "approvals", id]) => ok(json!(a.get(id)?)),
+        (&Method::POST, ["v1", "approvals", id, "approve"]) => {
+            let b: ApproveBody = parse(body)?;
+            let window = b
+                .window
+                .as_deref()
+                .map(|w| {
+                    humantime::parse_duration(w).map_err(|e| {
+                        ApprovalError::BadRequest(format!("for: {w:?} is not a duration: {e}"))
+                    })
+                })
+                .transpose()?;
+            let outcome = a.approve(id, uid, window, b.reason)?;
+            let grant = match &outcome {
+                Outcome::Approved { grant: Some(g), .. } => {
+                    a.grants().into_iter().find(|v| v.id == *g)
+                }
+                _ => None,
+            };
+            tracing::info!(id, uid, grant = ?grant.as_ref().map(|g| &g.id), "approved");
+            let mut v = json!(outcome);
+            v["id"] = json!(id);
+            v["grant"] = json!(grant);
+            ok(v)
+        }
+        (&Method::POST, ["v1", "approvals", id, "deny"]) => {
+            let b: DenyBody = parse(body)?;
+            let outcome = a.deny(id, uid, &b.reason)?;
+            tracing::info!(id, uid, "denied");
+            let mut v = json!(outcome);
+            v["id"] = json!(id);
+            ok(v)
+        }
+        (&Method::GET, ["v1", "grants"]) => ok(json!({ "grants": a.grants() })),
+        (&Method::POST, ["v1", "grants", id, "revoke"]) => {
+            let b: RevokeBody = parse(body)?;
+            let grant = a.revoke(id, uid, b.reason)?;
+            tracing::info!(grant = id, uid, "grant revoked");
+            ok(json!({ "id": id, "outcome": "revoked", "grant": grant }))
+        }
+        (_, ["v1", "status"] | ["metrics"] | ["v1", "approvals" | "grants", ..]) => {
+            Ok(Reply::Json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                error_body("method_not_allowed", &format!("{method} is not allowed here")),
+            ))
+        }
+        _ => Ok(Reply::Json(
+            StatusCode::NOT_FOUND,
+            error_body("not_found", "no such endpoint"),
+        )),
+    }
+}
+
+/// A JSON body; an empty one is `{}` (every field optional or reported
+/// missing).
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApprovalError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| ApprovalError::BadRequest(format!("body: {e}")))
+}
+
+fn error_body(code: &str, message: &str) -> serde_json::Value {
+    json!({ "error": { "code": code, "message": message } })
+}
+
+fn error(e: &ApprovalError) -> Response<Full<Bytes>> {
+    let (status, code) = e.http();
+    respond(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        "application/json",
+        error_body(code, &e.to_string()).to_string(),
+    )
+}
+
+fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_str(content_type).expect("static content type"),
+    );
+    r
+}

@@ -1,0 +1,119 @@
+//! `[approval]` (who may release held requests, how long they wait, where
+//! new holds are announced) and `[admin]` (the local socket that serves the
+//! approvals API).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How long a held request waits for a human when its rule names no
+/// timeout.
+pub const DEFAULT_APPROVAL_TIMEOUT: &str = "5m";
+/// Where the admin API listens.
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/airlock/admin.sock";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalConfig {
+    /// User names and `group:NAME` entries (Unix groups) allowed to approve
+    /// or deny held requests. Empty: nobody can, so every held request
+    /// times out and is denied.
+    pub approvers: Vec<String>,
+    /// Wait for a decision (humantime: `"5m"`, `"90s"`); a rule's own
+    /// `timeout` wins.
+    pub timeout: String,
+    /// Let an approver release a request made by a process running under
+    /// their own uid (off: the agent's user cannot approve its own agent).
+    pub allow_self: bool,
+    /// `https://` URL that receives a JSON POST for every new hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        Self {
+            approvers: Vec::new(),
+            timeout: DEFAULT_APPROVAL_TIMEOUT.to_owned(),
+            allow_self: false,
+            webhook_url: None,
+        }
+    }
+}
+
+impl ApprovalConfig {
+    /// The validated `timeout`.
+    pub fn timeout(&self) -> Duration {
+        humantime::parse_duration(&self.timeout).expect("validated at load")
+    }
+
+    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+        match humantime::parse_duration(&self.timeout) {
+            Ok(d) if d.is_zero() => {
+                return Err(("approval.timeout", "must be longer than 0s".to_owned()));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err((
+                    "approval.timeout",
+                    format!("{:?} is not a duration such as \"5m\": {e}", self.timeout),
+                ));
+            }
+        }
+        for a in &self.approvers {
+            let name = a.strip_prefix("group:").unwrap_or(a);
+            if name.trim().is_empty() || name.contains([':', ' ', '\n']) {
+                return Err((
+                    "approval.approvers",
+                    format!("{a:?} is not a user name or group:NAME"),
+                ));
+            }
+        }
+        if let Some(url) = &self.webhook_url {
+            let ok = url
+                .parse::<http::Uri>()
+                .is_ok_and(|u| u.scheme_str() == Some("https") && u.host().is_some());
+            if !ok {
+                return Err((
+                    "approval.webhook_url",
+                    format!("{url:?} is not an https:// URL"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Unix socket of the admin API (mode 0660; its directory is created
+    /// 0750 if missing).
+    pub socket: PathBuf,
+    /// Group (name or gid) that owns the socket, so its members can reach
+    /// the API without root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            socket: PathBuf::from(DEFAULT_ADMIN_SOCKET),
+            group: None,
+        }
+    }
+}
+
+impl AdminConfig {
+    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !self.socket.is_absolute() {
+            return Err(("admin.socket", "must be an absolute path".to_owned()));
+        }
+        if self.group.as_deref().is_some_and(|g| g.trim().is_empty()) {
+            return Err(("admin.group", "must not be empty".to_owned()));
+        }
+        Ok(())
+    }
+}
