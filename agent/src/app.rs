@@ -35,6 +35,8 @@ pub enum AppError {
     Policy(#[from] PolicyError),
     #[error(transparent)]
     Mask(#[from] crate::mask::MaskError),
+    #[error(transparent)]
+    Approval(#[from] crate::approval::ApprovalError),
 }
 
 /// The addresses airlock actually bound (tests bind port 0 and read these).
@@ -56,6 +58,8 @@ pub struct App {
     upstream_tls: Arc<UpstreamTls>,
     gate: Arc<Gate>,
     masker: crate::mask::Masker,
+    approvals: Arc<crate::approval::Approvals>,
+    admin: crate::approval::AdminServer,
     intercept: Arc<std::sync::RwLock<crate::host::InterceptList>>,
     /// Read again on SIGHUP (none: only the policies are reloaded).
     config_file: Option<std::path::PathBuf>,
@@ -84,6 +88,11 @@ pub async fn build(config: Config) -> Result<App, AppError> {
     )?);
     let client_tls = ClientTls::new(leaves)?;
     let upstream_tls = Arc::new(UpstreamTls::new(&config.tls.upstream_roots)?);
+    let approvals =
+        crate::approval::Approvals::new(&config.approval, audit.clone(), upstream_tls.clone());
+    // Bound now: a second airlock (a live socket) is an error before
+    // anything is attached.
+    let admin = approvals.clone().serve_admin(&config.admin).await?;
     let gate = Arc::new(Gate::new(
         Identifier::new(&config.identity, upstream_tls.clone(), Default::default()),
         policy,
@@ -105,6 +114,8 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         upstream_tls,
         gate,
         masker,
+        approvals,
+        admin,
         intercept: Arc::new(std::sync::RwLock::new(intercept)),
         config_file: None,
     })
@@ -185,6 +196,7 @@ impl App {
         if let Some(hup) = hup {
             tasks.spawn(crate::reload::on_hup(reloader, hup));
         }
+        tasks.spawn(self.admin.run());
         if let Some(events) = self.capture.take_events() {
             tasks.spawn(events.run());
         }
@@ -199,6 +211,7 @@ impl App {
             upstream_tls: self.upstream_tls,
             gate: self.gate.clone(),
             masker: self.masker.clone(),
+            approvals: self.approvals.clone(),
             excerpt_bytes: self.config.audit.body_excerpt_bytes,
             scan_before_forward: self.config.masking.scan_before_forward_bytes,
         });

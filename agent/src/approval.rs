@@ -12,11 +12,11 @@ mod admin;
 mod client;
 mod metrics;
 mod record;
+#[cfg(test)]
+mod tests;
 mod users;
 mod view;
 mod webhook;
-#[cfg(test)]
-mod tests;
 
 pub use admin::AdminServer;
 pub use client::{AdminClient, approvals_table, grants_table, held_details};
@@ -173,9 +173,6 @@ pub fn identity_key(identity: &Identity, process: &ProcessInfo) -> String {
 enum Users {
     /// `/etc/passwd` and `/etc/group`, read at each decision.
     System,
-    /// Fixed text (tests).
-    #[cfg(test)]
-    Fixed(UserDb),
 }
 
 /// The held requests and live grants; shared by the data path (`hold`) and
@@ -543,8 +540,6 @@ impl Approvals {
     ) -> Result<Approver, ApprovalError> {
         let db = match &self.users {
             Users::System => UserDb::system().map_err(ApprovalError::Users)?,
-            #[cfg(test)]
-            Users::Fixed(db) => db.clone(),
         };
         let by = Approver::new(uid, &db);
         if self.approvers.admits(uid, &db) {

@@ -66,6 +66,28 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Held requests waiting for a human, and window grants (over the admin
+    /// socket; who you are is what the kernel says).
+    Approvals {
+        /// Config file (for `[admin] socket`).
+        #[arg(long, short, global = true, value_name = "FILE", default_value = crate::config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// The admin socket, instead of the config's.
+        #[arg(long, global = true, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// JSON instead of text.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
+    /// The running daemon's state (over the admin socket).
+    Status {
+        #[arg(long, short, value_name = "FILE", default_value = crate::config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
     /// The local CA that signs intercepted connections.
     Ca {
         /// Config file (for `tls.ca_dir` and `proxy.intercept`).
@@ -74,6 +96,41 @@ pub enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// Requests held now.
+    List {
+        /// Print the list again every 2 s.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Everything about one held request.
+    Show { id: String },
+    /// Release a held request (`--for 30m`: and the same identity, rule and
+    /// operation for that long — a grant).
+    Approve {
+        id: String,
+        #[arg(long, value_name = "DURATION")]
+        r#for: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Refuse a held request (its client gets a 403).
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// End a grant early.
+    Revoke {
+        grant: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Live grants.
+    Grants,
 }
 
 #[derive(Debug, Subcommand)]

@@ -78,6 +78,11 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
     config.audit.path = audit.clone();
     config.tls.ca_dir = dir.join("ca");
     config.masking.key_file = dir.join("masking.key");
+    config.admin.socket = dir.join("admin.sock");
+    // The demo approves its own agent's requests; on a real host the
+    // approver is a person, and `allow_self` stays off.
+    config.approval.approvers = vec!["root".into()];
+    config.approval.allow_self = true;
     config.tls.upstream_roots = vec![azure.ca.clone()];
     config.identity.issuers = vec![IssuerConfig {
         issuer: "https://login.microsoftonline.com/{tid}/v2.0".into(),
@@ -106,6 +111,7 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
     println!("{HEADER}");
     let agent = Agent {
         cgroup: &cgroup,
+        admin: crate::approval::AdminClient::new(dir.join("admin.sock")),
         audit: &audit,
         ca: &airlock_ca,
         port: azure.addr.port(),
@@ -154,6 +160,7 @@ const HEADER: &str = "STEP                                     TIME           PI
 /// The scripted coding agent: each step a real process in the cgroup.
 struct Agent<'a> {
     cgroup: &'a OwnedCgroup,
+    admin: crate::approval::AdminClient,
     audit: &'a std::path::Path,
     ca: &'a std::path::Path,
     port: u16,
@@ -245,22 +252,52 @@ impl Agent<'_> {
             &k8s,
             &[azure::K8S_SECRET],
         )?;
-        let held = Expect {
+        // Held for a human: the demo plays the approver over the real admin
+        // socket — it approves the resource group DELETE and denies the
+        // shell into a production pod.
+        let approved = Expect {
+            decision: "approve",
+            status: 202,
+        };
+        let (path, auth) = (
+            format!("{rg}/rg-legacy?api-version=2021-04-01"),
+            bearer(&arm),
+        );
+        let (step, decided) = tokio::join!(
+            self.curl(
+                "az group delete -n rg-legacy (approved)",
+                azure::ARM,
+                "DELETE",
+                &path,
+                &auth,
+                approved,
+            ),
+            self.decide(true, "planned cleanup of a legacy resource group"),
+        );
+        decided?;
+        step?;
+        let refused = Expect {
             decision: "approve",
             status: 403,
         };
-        self.curl(
-            "az group delete -n rg-legacy",
-            azure::ARM,
-            "DELETE",
-            &format!("{rg}/rg-legacy?api-version=2021-04-01"),
-            &bearer(&arm),
-            held,
-        )
-        .await?;
-        self.curl("kubectl exec payments-api -- sh", azure::AKS, "POST",
-            "/api/v1/namespaces/payments/pods/payments-api-7d9f/exec?command=sh&stdin=true&stdout=true&tty=true",
-            &[bearer(&aks), vec!["-H".into(), "Connection: Upgrade".into(), "-H".into(), "Upgrade: SPDY/3.1".into()]].concat(), held).await?;
+        let upgrade = [
+            bearer(&aks),
+            vec![
+                "-H".into(),
+                "Connection: Upgrade".into(),
+                "-H".into(),
+                "Upgrade: SPDY/3.1".into(),
+            ],
+        ]
+        .concat();
+        let (step, decided) = tokio::join!(
+            self.curl("kubectl exec payments-api -- sh (denied)", azure::AKS, "POST",
+                "/api/v1/namespaces/payments/pods/payments-api-7d9f/exec?command=sh&stdin=true&stdout=true&tty=true",
+                &upgrade, refused),
+            self.decide(false, "no interactive shells in production"),
+        );
+        decided?;
+        step?;
         let denied = Expect {
             decision: "deny",
             status: 403,
@@ -324,6 +361,35 @@ impl Agent<'_> {
         )
         .await?;
         self.quic().await
+    }
+
+    /// The approver: waits for the next held request and approves or
+    /// denies it through the admin API, as `airlock approvals` would.
+    async fn decide(&self, approve: bool, reason: &str) -> Result<(), DemoError> {
+        let step = "approving through the admin socket";
+        let err = |e: crate::approval::ApprovalError| DemoError::Step {
+            step,
+            why: e.to_string(),
+        };
+        for _ in 0..400 {
+            let held = self.admin.list().await.map_err(err)?;
+            if let Some(id) = held.iter().find_map(|h| h["id"].as_str()) {
+                if approve {
+                    self.admin
+                        .approve(id, None, Some(reason))
+                        .await
+                        .map_err(err)?;
+                } else {
+                    self.admin.deny(id, reason).await.map_err(err)?;
+                }
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Err(DemoError::Step {
+            step,
+            why: "nothing was held".into(),
+        })
     }
 
     /// A token from the simulated Entra token endpoint (client credentials).
@@ -484,7 +550,13 @@ fn row(title: &str, r: &Value) -> String {
         r["decision"]["rule"].as_str(),
     ) {
         (Some("allow"), _) | (_, None) => String::new(),
-        (_, Some(rule)) => format!("  [{rule}]"),
+        (_, Some(rule)) => match r["approval"]["outcome"].as_str() {
+            Some(outcome) => format!(
+                "  [{rule}: {outcome} by {}]",
+                r["approval"]["by"]["user"].as_str().unwrap_or("?")
+            ),
+            None => format!("  [{rule}]"),
+        },
     };
     // Secrets masked in the response, or found in the request.
     let masked = [&r["response"]["masked"], &r["request"]["masked"]]

@@ -3,8 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod addrs;
-pub mod approval;
 pub mod app;
+pub mod approval;
 pub mod audit;
 pub mod capture;
 pub mod cli;

@@ -7,10 +7,11 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+use airlock::approval::{AdminClient, approvals_table, grants_table, held_details};
 use airlock::audit::query::{self, Filter};
 use airlock::cli::{
-    AuditCommand, CaCommand, Cli, Command, ConfigCommand, ExplainArgs, FilterArgs, LogArgs,
-    LogFormat, PolicyCommand,
+    ApprovalsCommand, AuditCommand, CaCommand, Cli, Command, ConfigCommand, ExplainArgs,
+    FilterArgs, LogArgs, LogFormat, PolicyCommand,
 };
 use airlock::config::Config;
 use airlock::identity::Identifier;
@@ -52,6 +53,23 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             anyhow::Ok(())
         }),
         Command::Ca { config, command } => ca(&load(&config)?, command),
+        Command::Approvals {
+            config,
+            socket,
+            json,
+            command,
+        } => {
+            let socket = socket.map_or_else(|| load(&config).map(|c| c.admin.socket), Ok)?;
+            runtime()?.block_on(approvals(AdminClient::new(socket), json, command))
+        }
+        Command::Status { config, socket } => {
+            let socket = socket.map_or_else(|| load(&config).map(|c| c.admin.socket), Ok)?;
+            runtime()?.block_on(async {
+                let status = AdminClient::new(socket).status().await?;
+                println!("{}", serde_json::to_string_pretty(&status)?);
+                anyhow::Ok(())
+            })
+        }
         Command::Policy {
             command: PolicyCommand::Check { dir: Some(dir) },
             ..
@@ -77,6 +95,60 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn approvals(
+    client: AdminClient,
+    json: bool,
+    command: ApprovalsCommand,
+) -> anyhow::Result<()> {
+    let print = |v: &serde_json::Value, text: String| {
+        if json {
+            println!("{v}");
+        } else {
+            print!("{text}");
+        }
+    };
+    match command {
+        ApprovalsCommand::List { watch } => loop {
+            let held = client.list().await?;
+            print(
+                &serde_json::Value::from(held.clone()),
+                approvals_table(&held),
+            );
+            if !watch {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            println!();
+        },
+        ApprovalsCommand::Show { id } => {
+            let v = client.show(&id).await?;
+            print(&v, held_details(&v));
+        }
+        ApprovalsCommand::Approve { id, r#for, reason } => {
+            let v = client
+                .approve(&id, r#for.as_deref(), reason.as_deref())
+                .await?;
+            print(&v, format!("{id}: approved\n"));
+        }
+        ApprovalsCommand::Deny { id, reason } => {
+            let v = client.deny(&id, &reason).await?;
+            print(&v, format!("{id}: denied\n"));
+        }
+        ApprovalsCommand::Revoke { grant, reason } => {
+            let v = client.revoke(&grant, reason.as_deref()).await?;
+            print(&v, format!("{grant}: revoked\n"));
+        }
+        ApprovalsCommand::Grants => {
+            let grants = client.grants().await?;
+            print(
+                &serde_json::Value::from(grants.clone()),
+                grants_table(&grants),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn policy_check(source: &PolicySource) -> anyhow::Result<()> {

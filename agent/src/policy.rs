@@ -24,9 +24,6 @@ use crate::capture::ProcessInfo;
 use crate::identity::Identity;
 use matcher::Conditions;
 
-/// How long a held request waits for a human by default.
-pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(300);
-
 /// What a rule decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,8 +50,9 @@ pub struct Rule {
     pub name: String,
     pub action: Action,
     pub reason: String,
-    /// For `approve`: how long to wait before denying.
-    pub timeout: Duration,
+    /// For `approve`: how long to wait before denying (none: the
+    /// `approval.timeout` setting).
+    pub timeout: Option<Duration>,
     /// `pass`: responses reach the client unmasked (the audit copy is
     /// masked regardless).
     pub response: ResponseMasking,
@@ -87,7 +85,7 @@ pub struct Decision {
     pub rule: Option<String>,
     pub reason: String,
     #[serde(skip)]
-    pub timeout: Duration,
+    pub timeout: Option<Duration>,
     /// Said only when it is `pass`.
     #[serde(skip_serializing_if = "ResponseMasking::is_mask")]
     pub response: ResponseMasking,
@@ -135,7 +133,7 @@ impl Policy {
                 action: self.default_action,
                 rule: None,
                 reason: self.default_reason.clone(),
-                timeout: DEFAULT_APPROVAL_TIMEOUT,
+                timeout: None,
                 response: ResponseMasking::Mask,
             },
         }

@@ -5,7 +5,8 @@
 //! fails to load is rejected (`FILE:LINE:COL: reason`, logged and audited)
 //! and nothing changes. Changed settings that need a restart (listeners,
 //! the CA, the audit trail, the capture cgroup and fail mode, upstream
-//! roots) are named in the record and the log.
+//! roots, approvals and the admin socket, masking, model hosts) are named
+//! in the record and the log.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -107,6 +108,10 @@ impl Reloader {
             ("tls", a.tls == b.tls),
             ("audit", a.audit == b.audit),
             ("policy.poll_ms", a.policy.poll_ms == b.policy.poll_ms),
+            ("approval", a.approval == b.approval),
+            ("admin", a.admin == b.admin),
+            ("masking", a.masking == b.masking),
+            ("model", a.model == b.model),
         ] {
             if !same {
                 restart.push(name);
@@ -139,6 +144,10 @@ impl Reloader {
         kept.tls = current.tls.clone();
         kept.audit = current.audit.clone();
         kept.policy.poll_ms = current.policy.poll_ms;
+        kept.approval = current.approval.clone();
+        kept.admin = current.admin.clone();
+        kept.masking = current.masking.clone();
+        kept.model = current.model.clone();
         *current = kept;
     }
 

@@ -63,15 +63,27 @@ pub fn write_tls_config(dir: &Path, cgroup: &Path, port: u16, upstream_roots: &P
         &config,
         format!(
             "[capture]\ncgroup = {cgroup:?}\nports = [{port}]\n[proxy]\nlisten = \"127.0.0.1:{}\"\nlisten6 = \"[::1]:{}\"\n\
-             [tls]\nca_dir = {:?}\nupstream_roots = [{upstream_roots:?}]\n[audit]\npath = {:?}\n",
+             [tls]\nca_dir = {:?}\nupstream_roots = [{upstream_roots:?}]\n[audit]\npath = {:?}\n{}",
             free_port("127.0.0.1"),
             free_port("::1"),
             dir.join("ca"),
             dir.join("audit.jsonl"),
+            private_state(dir),
         ),
     )
     .expect("write config");
     config
+}
+
+/// Config sections that keep a test daemon's admin socket and masking key
+/// in `dir` (the defaults under /run and /var/lib are shared by every
+/// daemon on the host).
+pub fn private_state(dir: &Path) -> String {
+    format!(
+        "[admin]\nsocket = {:?}\n[masking]\nkey_file = {:?}\n",
+        dir.join("admin.sock"),
+        dir.join("masking.key")
+    )
 }
 
 /// `airlock run --config config`, stopped when dropped.

@@ -19,6 +19,7 @@ pub struct Running {
     pub program_ids: Vec<u32>,
     pub audit_path: PathBuf,
     pub ca_dir: PathBuf,
+    admin_socket: PathBuf,
     table: Arc<OrigDstTable>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), AppError>>,
@@ -43,6 +44,7 @@ impl Running {
         config.audit.path = dir.path().join("audit.jsonl");
         config.tls.ca_dir = dir.path().join("ca");
         config.masking.key_file = dir.path().join("masking.key");
+        config.admin.socket = dir.path().join("admin.sock");
         adjust(&mut config);
         let app = airlock::app::build(config.clone())
             .await
@@ -59,11 +61,17 @@ impl Running {
             program_ids,
             audit_path: config.audit.path,
             ca_dir: config.tls.ca_dir,
+            admin_socket: config.admin.socket,
             table,
             stop,
             task,
             _dir: dir,
         }
+    }
+
+    /// The admin API's socket.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.admin_socket.clone()
     }
 
     /// airlock's CA certificate (PEM), for clients to trust.

@@ -5,9 +5,16 @@ use airlock_tests::daemon::{airlock_bin, free_port, records, wait_for};
 use airlock_tests::{Fetched, TempDir, TestCgroup, Upstream, WAIT, curl_in, finish, privileged};
 use serde_json::Value;
 
+/// Writes `body` as the daemon's config; a config that sets up a daemon
+/// (it has `[audit]`) gets this test's own admin socket and masking key,
+/// so concurrent daemons never share them.
 fn write_config(dir: &TempDir, body: &str) -> std::path::PathBuf {
     let path = dir.path().join("airlock.toml");
-    std::fs::write(&path, body).unwrap();
+    let mut text = body.to_owned();
+    if body.contains("[audit]") && !body.contains("[admin]") {
+        text.push_str(&airlock_tests::daemon::private_state(dir.path()));
+    }
+    std::fs::write(&path, text).unwrap();
     path
 }
 
@@ -240,9 +247,13 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
         (
             "az group delete",
             "Microsoft.Resources/subscriptions/resourceGroups/delete",
-            "approve   403",
+            "approve   202    -  [resource-group-delete: approved by root]",
         ),
-        ("kubectl exec", "k8s.pods.exec", "approve   403"),
+        (
+            "kubectl exec",
+            "k8s.pods.exec",
+            "approve   403    -  [kubernetes-pod-access: denied by root]",
+        ),
         (
             "az group list (expired token)",
             "(invalid)",

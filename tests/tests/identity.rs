@@ -70,6 +70,8 @@ async fn setup(tag: &str, key: &SigningKey, o: Options) -> Env {
         }
         c.policy.dir = o.policy_dir;
         c.policy.poll_ms = 100;
+        // Nobody approves in these tests: holds end quickly, as expired.
+        c.approval.timeout = "1s".into();
     })
     .await;
     Env {
@@ -466,7 +468,8 @@ async fn high_risk_operations_are_held_not_forwarded() {
     let r = bearer(&env, "DELETE", "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg1?api-version=2021-04-01", &token).await;
     assert_eq!(r.status, 403, "{:?}", r.body);
     assert_eq!(r.body["rule"], "resource-group-delete");
-    assert_eq!(r.body["error"]["code"], "ApprovalRequired");
+    assert_eq!(r.body["error"]["code"], "ApprovalExpired");
+    assert_eq!(r.body["outcome"], "expired");
     assert_eq!(env.up.requests(), forwarded);
     let rec = record(&env, r.body["id"].as_str().unwrap()).await;
     assert_eq!(rec["decision"]["action"], "approve");

@@ -237,12 +237,15 @@ fn start_airlock(
 ) -> anyhow::Result<Child> {
     let conf = format!(
         "[capture]\ncgroup = {:?}\nports = [{port}]\n[proxy]\nlisten = \"127.0.0.1:{}\"\nintercept = [\"127.0.0.1\"]\n\
-         [tls]\nca_dir = {:?}\nupstream_roots = [{:?}]\n[audit]\npath = {:?}\ndurability = \"{durability}\"\n",
+         [tls]\nca_dir = {:?}\nupstream_roots = [{:?}]\n[audit]\npath = {:?}\ndurability = \"{durability}\"\n\
+         [admin]\nsocket = {:?}\n[masking]\nkey_file = {:?}\n",
         cgroup,
         free_port()?,
         work.join("airlock-ca"),
         work.join("ca.crt"),
-        audit
+        audit,
+        work.join("admin.sock"),
+        work.join("masking.key")
     );
     std::fs::write(work.join("airlock.toml"), conf)?;
     Command::new(bin)

@@ -285,7 +285,10 @@ fn route(
         (_, ["v1", "status"] | ["metrics"] | ["v1", "approvals" | "grants", ..]) => {
             Ok(Reply::Json(
                 StatusCode::METHOD_NOT_ALLOWED,
-                error_body("method_not_allowed", &format!("{method} is not allowed here")),
+                error_body(
+                    "method_not_allowed",
+                    &format!("{method} is not allowed here"),
+                ),
             ))
         }
         _ => Ok(Reply::Json(

@@ -112,9 +112,11 @@ impl AdminClient {
         path: &str,
         body: Option<Value>,
     ) -> Result<(http::StatusCode, Bytes), ApprovalError> {
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|e| self.failed(format!("connect: {e} (is airlock running, and may you use its socket?)")))?;
+        let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
+            self.failed(format!(
+                "connect: {e} (is airlock running, and may you use its socket?)"
+            ))
+        })?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| self.failed(e))?;
@@ -334,7 +336,11 @@ pub fn held_details(v: &Value) -> String {
             f("run_id")
         ));
     }
-    out.push_str(&format!("rule:      {} — {}\n", s(v, "rule"), s(v, "reason")));
+    out.push_str(&format!(
+        "rule:      {} — {}\n",
+        s(v, "rule"),
+        s(v, "reason")
+    ));
     if let Some(b) = v["body_excerpt"].as_str() {
         out.push_str(&format!("body:\n{b}\n"));
     }
@@ -366,9 +372,15 @@ mod tests {
             "process": { "comm": "kubectl", "pid": 42, "uid": 1000 }
         })]);
         let mut lines = t.lines();
-        assert!(lines.next().unwrap().starts_with("ID    WAITING  OPERATION"));
+        assert!(lines.next().unwrap().starts_with("ID   WAITING  OPERATION"));
         let row = lines.next().unwrap();
-        for want in ["a-1", "1m01s", "k8s.pods.exec", "dev@contoso.com", "kubectl[42] uid 1000"] {
+        for want in [
+            "a-1",
+            "1m01s",
+            "k8s.pods.exec",
+            "dev@contoso.com",
+            "kubectl[42] uid 1000",
+        ] {
             assert!(row.contains(want), "{row}");
         }
     }

@@ -91,7 +91,7 @@ impl UserDb {
         let (Some(user), Some(group)) = (self.users.get(&uid), self.groups.get(name)) else {
             return false;
         };
-        user.gid == group.gid || group.members.iter().any(|m| *m == user.name)
+        user.gid == group.gid || group.members.contains(&user.name)
     }
 
     /// The gid of group `name` (a number is taken as is).

@@ -175,6 +175,10 @@ pub struct HttpRecord {
     /// What policy decided.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<crate::policy::Decision>,
+    /// For a held request: how the hold ended (`approved` with the
+    /// approver and any grant, `denied`, `expired`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<crate::approval::Outcome>,
     /// The connection was upgraded (WebSocket, SPDY) and relayed as bytes.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub upgraded: bool,

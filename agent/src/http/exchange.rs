@@ -29,6 +29,7 @@ pub struct ConnCtx {
     pub on_audit_failure: OnAuditFailure,
     pub gate: Arc<Gate>,
     pub masker: crate::mask::Masker,
+    pub approvals: Arc<crate::approval::Approvals>,
     /// `audit.body_excerpt_bytes`.
     pub excerpt_bytes: usize,
     /// `masking.scan_before_forward_bytes`.
@@ -62,6 +63,8 @@ pub(super) struct Exchange {
     seen: [Mutex<Seen>; 2],
     /// A model call's prompt, and then its reassembled output.
     prompt: OnceLock<crate::model::Prompt>,
+    /// How a hold for approval ended.
+    approval: OnceLock<crate::approval::Outcome>,
     output: OnceLock<crate::model::Output>,
     error: Mutex<Option<String>>,
     done: AtomicBool,
@@ -121,6 +124,7 @@ impl Exchange {
             upgraded: AtomicBool::new(false),
             seen: Default::default(),
             prompt: OnceLock::new(),
+            approval: OnceLock::new(),
             output: OnceLock::new(),
             error: Mutex::new(None),
             done: AtomicBool::new(false),
@@ -186,6 +190,10 @@ impl Exchange {
 
     pub(super) fn ctx(&self) -> &ConnCtx {
         &self.ctx
+    }
+
+    pub(super) fn set_approval(&self, outcome: crate::approval::Outcome) {
+        let _ = self.approval.set(outcome);
     }
 
     pub(super) fn set_prompt(&self, prompt: crate::model::Prompt) {
@@ -357,6 +365,7 @@ impl Exchange {
             request,
             response,
             decision: verdict.map(|v| v.decision.clone()),
+            approval: self.approval.get().cloned(),
             upgraded: self.upgraded.load(Ordering::Relaxed),
             duration_ms: done
                 .then(|| u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)),

@@ -75,15 +75,26 @@ async fn forward(
 ) -> Response<Body> {
     let exchange = Exchange::new(ctx, &req);
     let mut verdict = exchange.assess(&req).await;
-    if verdict.decision.action != Action::Allow {
-        let decision = verdict.decision.clone();
-        exchange.set_verdict(verdict);
-        // Refused requests are audited too; the refusal stands whether or
-        // not that record could be written.
-        if let Err(e) = exchange.record_request().await {
-            tracing::error!(id = exchange.id(), error = %e, "audit record of a refused request lost");
+    // A held request's record is written when the hold starts.
+    let mut recorded = false;
+    match verdict.decision.action {
+        Action::Allow => {}
+        Action::Deny => {
+            let decision = verdict.decision.clone();
+            exchange.set_verdict(verdict);
+            // Refused requests are audited too; the refusal stands whether
+            // or not that record could be written.
+            if let Err(e) = exchange.record_request().await {
+                tracing::error!(id = exchange.id(), error = %e, "audit record of a refused request lost");
+            }
+            return refuse_by_policy(&exchange, &decision);
         }
-        return refuse_by_policy(&exchange, &decision);
+        Action::Approve => {
+            if let Err(refusal) = hold(&exchange, &req, &verdict).await {
+                return refusal;
+            }
+            recorded = true;
+        }
     }
     let upstream = match upstream {
         Ok(u) => u,
@@ -140,7 +151,11 @@ async fn forward(
         }
     }
     // The request is on disk before anything reaches the upstream.
-    if let Err(e) = exchange.record_request().await {
+    if let Err(e) = if recorded {
+        Ok(())
+    } else {
+        exchange.record_request().await
+    } {
         match exchange.on_audit_failure() {
             OnAuditFailure::Deny => {
                 return refuse(
@@ -239,20 +254,96 @@ fn absolute_uri(uri: &Uri, exchange: &Exchange) -> Uri {
         .unwrap_or_else(|_| uri.clone())
 }
 
+/// Holds the request for a human ([`crate::approval`]): its record is
+/// written first (the approval records name it), then it waits. `Ok`: an
+/// approver released it (or a grant did). Otherwise the answer to send —
+/// and nothing is forwarded. If the client goes away, this future is
+/// dropped and the hold ends as `abandoned`.
+async fn hold(
+    exchange: &Arc<Exchange>,
+    req: &Request<Incoming>,
+    verdict: &crate::gate::Verdict,
+) -> Result<(), Response<Body>> {
+    let decision = verdict.decision.clone();
+    exchange.set_verdict(verdict.clone());
+    if let Err(e) = exchange.record_request().await {
+        return Err(refuse(
+            exchange,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "AuditUnavailable",
+            &format!("{e}: the request was not held or forwarded"),
+        ));
+    }
+    let approvals = exchange.ctx().approvals.clone();
+    let query = req
+        .uri()
+        .query()
+        .map(|q| {
+            format!(
+                "?{}",
+                exchange
+                    .ctx()
+                    .masker
+                    .mask_text(&crate::redact::redact_query(q))
+                    .0
+            )
+        })
+        .unwrap_or_default();
+    let held = crate::approval::HeldRequest {
+        id: exchange.id().to_owned(),
+        rule: decision.rule.clone().unwrap_or_default(),
+        reason: decision.reason.clone(),
+        operation: verdict.operation.name.clone(),
+        method: req.method().to_string(),
+        url: format!("https://{}{}{query}", exchange.host(), req.uri().path()),
+        identity: verdict.identity.clone(),
+        process: exchange.ctx().process.clone(),
+        body_excerpt: None,
+    };
+    let outcome = approvals
+        .hold(held, approvals.timeout(decision.timeout))
+        .await;
+    exchange.set_approval(outcome.clone());
+    let extra = |outcome: &str| serde_json::json!({ "rule": decision.rule, "reason": decision.reason, "outcome": outcome });
+    use crate::approval::Outcome;
+    match outcome {
+        Outcome::Approved { .. } => Ok(()),
+        Outcome::Denied { by, reason } => Err(refuse_with(
+            exchange,
+            StatusCode::FORBIDDEN,
+            "ApprovalDenied",
+            &format!(
+                "denied by {}: {reason}",
+                by.user.clone().unwrap_or_else(|| format!("uid {}", by.uid))
+            ),
+            extra("denied"),
+        )),
+        Outcome::Expired => Err(refuse_with(
+            exchange,
+            StatusCode::FORBIDDEN,
+            "ApprovalExpired",
+            &format!("{}: nobody approved it in time", decision.reason),
+            extra("expired"),
+        )),
+        Outcome::AuditUnavailable => Err(refuse(
+            exchange,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "AuditUnavailable",
+            "the hold could not be audited: the request was not forwarded",
+        )),
+    }
+}
+
 /// A 403 naming the rule and its reason; nothing was forwarded.
 fn refuse_by_policy(exchange: &Arc<Exchange>, decision: &Decision) -> Response<Body> {
-    let (code, message) = match decision.action {
-        Action::Approve => (
-            "ApprovalRequired",
-            format!(
-                "{}: this operation must be approved by a human, and no approval service is running (denied)",
-                decision.reason
-            ),
-        ),
-        _ => ("PolicyDenied", decision.reason.clone()),
-    };
     let extra = serde_json::json!({ "rule": decision.rule, "reason": decision.reason });
-    refuse_with(exchange, StatusCode::FORBIDDEN, code, &message, extra)
+    refuse_with(
+        exchange,
+        StatusCode::FORBIDDEN,
+        "PolicyDenied",
+        &decision.reason,
+        extra,
+    )
 }
 
 /// airlock answers itself: a JSON error naming the cause.

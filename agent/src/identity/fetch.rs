@@ -122,8 +122,7 @@ impl Fetcher {
             .header(
                 http::header::USER_AGENT,
                 concat!("airlock/", env!("CARGO_PKG_VERSION")),
-            )
-            ;
+            );
         if body.is_some() {
             request = request.header(http::header::CONTENT_TYPE, "application/json");
         }

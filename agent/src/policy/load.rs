@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::matcher::{Conditions, IdentityWhen, ProcessWhen, RequestWhen};
-use super::{Action, DEFAULT_APPROVAL_TIMEOUT, Policy, ResponseMasking, Rule};
+use super::{Action, Policy, ResponseMasking, Rule};
 use crate::config::line_col;
 
 /// The policies shipped in the repository's `policies/`, built in so a
@@ -162,11 +162,13 @@ fn build(files: Vec<(String, String)>) -> Result<Policy, PolicyError> {
             }
             let when = Conditions::new(&raw.identity, &raw.process, &raw.request)
                 .map_err(|why| at(offset, format!("rule {:?}: {why}", raw.name)))?;
-            let timeout = match &raw.timeout {
-                None => DEFAULT_APPROVAL_TIMEOUT,
-                Some(t) => parse_timeout(t)
-                    .map_err(|why| at(offset, format!("rule {:?}: timeout: {why}", raw.name)))?,
-            };
+            let timeout =
+                match &raw.timeout {
+                    None => None,
+                    Some(t) => Some(parse_timeout(t).map_err(|why| {
+                        at(offset, format!("rule {:?}: timeout: {why}", raw.name))
+                    })?),
+                };
             if raw.timeout.is_some() && raw.action != Action::Approve {
                 return Err(at(
                     offset,

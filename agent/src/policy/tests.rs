@@ -154,7 +154,7 @@ fn high_risk_operations_need_approval() {
             (Action::Approve, Some(rule)),
             "{op}"
         );
-        assert_eq!(d.timeout, DEFAULT_APPROVAL_TIMEOUT);
+        assert_eq!(d.timeout, None, "approval.timeout applies");
     }
     for op in [
         "k8s.pods.get",

@@ -30,6 +30,7 @@ pub struct Proxy {
     pub upstream_tls: Arc<UpstreamTls>,
     pub gate: Arc<crate::gate::Gate>,
     pub masker: crate::mask::Masker,
+    pub approvals: Arc<crate::approval::Approvals>,
     pub excerpt_bytes: usize,
     pub scan_before_forward: usize,
 }

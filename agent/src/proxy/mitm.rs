@@ -108,6 +108,7 @@ pub(super) async fn intercept(
         on_audit_failure: proxy.on_audit_failure,
         gate: proxy.gate.clone(),
         masker: proxy.masker.clone(),
+        approvals: proxy.approvals.clone(),
         excerpt_bytes: proxy.excerpt_bytes,
         scan_before_forward: proxy.scan_before_forward,
     });
