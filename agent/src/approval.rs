@@ -173,6 +173,9 @@ pub fn identity_key(identity: &Identity, process: &ProcessInfo) -> String {
 enum Users {
     /// `/etc/passwd` and `/etc/group`, read at each decision.
     System,
+    /// Fixed text (tests).
+    #[cfg(test)]
+    Fixed(UserDb),
 }
 
 /// The held requests and live grants; shared by the data path (`hold`) and
@@ -540,6 +543,8 @@ impl Approvals {
     ) -> Result<Approver, ApprovalError> {
         let db = match &self.users {
             Users::System => UserDb::system().map_err(ApprovalError::Users)?,
+            #[cfg(test)]
+            Users::Fixed(db) => db.clone(),
         };
         let by = Approver::new(uid, &db);
         if self.approvers.admits(uid, &db) {
