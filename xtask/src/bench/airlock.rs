@@ -15,6 +15,8 @@ use super::sys::{Cgroup, terminate};
 
 /// How long a graceful stop may take (drain, final audit record, unpin).
 const STOP_PATIENCE: Duration = Duration::from_secs(20);
+/// `capture.pin_dir`'s default: `closed` pins links in `{cgroup inode}/{pid}`.
+const PIN_DIR: &str = "/sys/fs/bpf/airlock";
 
 /// What differs between the airlock configurations the bench runs.
 pub(crate) struct Settings<'a> {
@@ -28,6 +30,8 @@ pub(crate) struct Settings<'a> {
 
 pub(crate) struct Airlock {
     child: Option<Child>,
+    /// Where this airlock's links are pinned while it runs.
+    pins: PathBuf,
     pub(crate) audit: PathBuf,
     pub(crate) ca_dir: PathBuf,
 }
@@ -54,8 +58,11 @@ impl Airlock {
             .arg(&path)
             .spawn()
             .context("starting airlock")?;
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&cgroup.0)?);
+        let pins = Path::new(PIN_DIR).join(format!("{inode}/{}", child.id()));
         let mut airlock = Self {
             child: Some(child),
+            pins,
             audit,
             ca_dir,
         };
@@ -86,7 +93,8 @@ impl Airlock {
         bail!("airlock did not start within 20 s")
     }
 
-    /// Stops airlock gracefully (SIGTERM: drain, unpin, `stop` record).
+    /// Stops airlock gracefully (SIGTERM: drain, unpin, `stop` record) and
+    /// checks it left no pinned link behind.
     pub(crate) fn stop(mut self) -> anyhow::Result<()> {
         let mut child = self.child.take().context("already stopped")?;
         if !terminate(&mut child, STOP_PATIENCE) {
@@ -94,6 +102,13 @@ impl Airlock {
             let _ = child.wait();
             bail!(
                 "airlock ignored SIGTERM for {STOP_PATIENCE:?}; killed (its links may stay pinned)"
+            );
+        }
+        // The next configuration's traffic must not meet a dead redirect.
+        if self.pins.exists() {
+            bail!(
+                "airlock stopped but left its links pinned in {}",
+                self.pins.display()
             );
         }
         Ok(())
@@ -162,23 +177,35 @@ pub(crate) struct Trail {
     pub(crate) verified: usize,
 }
 
-/// Reads the trail and fails unless every request it records carried a
-/// verified identity: a bench of the full pipeline that did not validate
-/// the token measured something else.
+/// Reads the whole trail (rotated files too) and fails unless every
+/// request it records carried a verified identity: a bench of the full
+/// pipeline that did not validate the token measured something else. The
+/// rotated files (gigabytes after a full run) are removed once read.
 pub(crate) fn check_trail(audit: &Path) -> anyhow::Result<Trail> {
-    let text =
-        std::fs::read_to_string(audit).with_context(|| format!("reading {}", audit.display()))?;
+    use std::io::BufRead;
+    let dir = audit.parent().context("audit dir")?;
+    let name = audit.file_name().context("audit name")?.to_string_lossy();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{name}.")))
+        })
+        .collect();
+    files.sort();
+    let rotated = files.len();
+    files.push(audit.to_owned());
     let mut trail = Trail::default();
-    for line in text.lines() {
-        trail.records += 1;
-        if line.contains("\"kind\":\"http\"") && line.contains("\"phase\":\"request\"") {
-            trail.requests += 1;
-            if line.contains("\"verified\":true") {
-                trail.verified += 1;
-            } else if trail.requests - trail.verified == 1 {
-                eprintln!("xtask bench: a request record without a verified identity:\n{line}");
-            }
+    for file in &files {
+        let reader = std::io::BufReader::new(
+            std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?,
+        );
+        for line in reader.lines() {
+            trail.tally(&line?);
         }
+    }
+    for file in &files[..rotated] {
+        let _ = std::fs::remove_file(file);
     }
     if trail.requests == 0 {
         bail!(
@@ -195,4 +222,18 @@ pub(crate) fn check_trail(audit: &Path) -> anyhow::Result<Trail> {
         );
     }
     Ok(trail)
+}
+
+impl Trail {
+    fn tally(&mut self, line: &str) {
+        self.records += 1;
+        if line.contains("\"kind\":\"http\"") && line.contains("\"phase\":\"request\"") {
+            self.requests += 1;
+            if line.contains("\"verified\":true") {
+                self.verified += 1;
+            } else if self.requests - self.verified == 1 {
+                eprintln!("xtask bench: a request record without a verified identity:\n{line}");
+            }
+        }
+    }
 }

@@ -71,6 +71,9 @@ pub(crate) struct Idle {
     pub(crate) conns: usize,
     pub(crate) before_kib: u64,
     pub(crate) after_kib: u64,
+    /// airlock's open file descriptors, before and after: two per
+    /// connection means each idle client already holds an upstream one.
+    pub(crate) fds: (usize, usize),
 }
 
 impl Idle {
@@ -120,10 +123,12 @@ pub(crate) fn idle(
     expect("warm")?;
     std::thread::sleep(Duration::from_millis(500));
     let before_kib = rss_kib(airlock.pid())?;
+    let fds_before = open_fds(airlock.pid());
     writeln!(stdin)?;
     expect("held")?;
     std::thread::sleep(Duration::from_secs(1));
     let after_kib = rss_kib(airlock.pid())?;
+    let fds_after = open_fds(airlock.pid());
     writeln!(stdin)?;
     let status = child.wait()?;
     if !status.success() {
@@ -134,7 +139,12 @@ pub(crate) fn idle(
         conns,
         before_kib,
         after_kib,
+        fds: (fds_before, fds_after),
     })
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
 }
 
 /// µs per connect for a process airlock does not select, without airlock
