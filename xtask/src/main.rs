@@ -2,7 +2,9 @@
 //!
 //! - `test`: install missing system packages (root, apt), check formatting
 //!   and lints, build, and run every test (privileged ones included).
+//!   Then, as root, the benchmark's smoke run (`bench --smoke`).
 //! - `demo`: install missing packages, build, and run `airlock demo`.
+//! - `bench [--smoke]`: the benchmark (see `bench.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +24,9 @@ const PACKAGES: &[(&str, Probe)] = &[
     ("openssl", Probe::Command("openssl")),
     // `systemd-analyze verify` of packaging/airlock.service.
     ("systemd", Probe::Command("systemd-analyze")),
+    // The smoke bench at the end of `test`: upstream and load generator.
+    ("nginx-light", Probe::Command("nginx")),
+    ("wrk", Probe::Command("wrk")),
 ];
 
 /// What the benchmark adds: an upstream and a load generator.
@@ -59,8 +64,13 @@ fn main() -> anyhow::Result<()> {
         "test" | "ci" => test(&rest),
         "demo" => demo(&rest),
         "bench" => {
+            let plan = match rest.as_slice() {
+                [] => bench::Plan::FULL,
+                [flag] if flag == "--smoke" => bench::Plan::SMOKE,
+                _ => bail!("usage: cargo xtask bench [--smoke]"),
+            };
             ensure_packages(BENCH_PACKAGES)?;
-            bench::bench(&build_release()?)
+            bench::bench(&build_release()?, plan)
         }
         _ => {
             eprintln!("usage: cargo xtask <test|ci|demo|bench> [args]");
@@ -99,7 +109,22 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     if passed == 0 {
         bail!("no test ran");
     }
-    Ok(())
+    smoke_bench()
+}
+
+/// The benchmark's smoke run: does the harness still work end to end
+/// (every configuration, no errors, identity verified)? It needs root for
+/// the capture cgroup, like the privileged tests, and skips without it
+/// unless CI requires privileged runs.
+fn smoke_bench() -> anyhow::Result<()> {
+    if !is_root() {
+        if std::env::var_os("AIRLOCK_REQUIRE_PRIVILEGED").is_some_and(|v| v == "1") {
+            bail!("the smoke bench needs root (AIRLOCK_REQUIRE_PRIVILEGED=1)");
+        }
+        println!("bench smoke: skipped (not root)");
+        return Ok(());
+    }
+    bench::bench(&build_release()?, bench::Plan::SMOKE)
 }
 
 /// Runs `cargo test`, passing its output through, and adds up its

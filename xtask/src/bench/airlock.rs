@@ -1,0 +1,240 @@
+//! airlock under test: its configuration, a guard that always stops it with
+//! SIGTERM (with `capture.fail_mode = "closed"` a SIGKILL would leave its
+//! programs pinned and the cgroup's connects failing), and the checks on
+//! its audit trail that prove the bench measured the whole pipeline.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use super::jwt::{AUDIENCE, Issuer};
+use super::sys::{Cgroup, terminate};
+
+/// How long a graceful stop may take (drain, final audit record, unpin).
+const STOP_PATIENCE: Duration = Duration::from_secs(20);
+/// `capture.pin_dir`'s default: `closed` pins links in `{cgroup inode}/{pid}`.
+const PIN_DIR: &str = "/sys/fs/bpf/airlock";
+
+/// What differs between the airlock configurations the bench runs.
+pub(crate) struct Settings<'a> {
+    /// `audit.durability`.
+    pub(crate) durability: &'a str,
+    /// `capture.comm`; none captures every process in the cgroup.
+    pub(crate) comm: Option<&'a str>,
+    /// Validate bearer JWTs against this issuer.
+    pub(crate) issuer: Option<&'a Issuer>,
+}
+
+pub(crate) struct Airlock {
+    child: Option<Child>,
+    /// Where this airlock's links are pinned while it runs.
+    pins: PathBuf,
+    pub(crate) audit: PathBuf,
+    pub(crate) ca_dir: PathBuf,
+}
+
+impl Airlock {
+    /// Starts airlock capturing `ports` in `cgroup`, intercepting TLS to
+    /// 127.0.0.1 and trusting the bench CA upstream, and waits for its
+    /// `start` record. `name` keeps each configuration's files apart.
+    pub(crate) fn start(
+        bin: &Path,
+        work: &Path,
+        name: &str,
+        cgroup: &Cgroup,
+        ports: &[u16],
+        settings: &Settings,
+    ) -> anyhow::Result<Self> {
+        let audit = work.join(format!("audit-{name}.jsonl"));
+        let ca_dir = work.join("airlock-ca");
+        let config = config(work, &audit, &ca_dir, cgroup, ports, settings)?;
+        let path = work.join(format!("airlock-{name}.toml"));
+        std::fs::write(&path, config)?;
+        let child = Command::new(bin)
+            .args(["run", "--log-level", "warn", "--config"])
+            .arg(&path)
+            .spawn()
+            .context("starting airlock")?;
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&cgroup.0)?);
+        let pins = Path::new(PIN_DIR).join(format!("{inode}/{}", child.id()));
+        let mut airlock = Self {
+            child: Some(child),
+            pins,
+            audit,
+            ca_dir,
+        };
+        airlock.wait_ready()?;
+        Ok(airlock)
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Waits for the `start` record; fails at once if airlock exits first.
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!("airlock exited before it started: {status}");
+            }
+            if std::fs::read_to_string(&self.audit).is_ok_and(|t| t.contains("\"start\"")) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("airlock did not start within 20 s")
+    }
+
+    /// Stops airlock gracefully (SIGTERM: drain, unpin, `stop` record) and
+    /// checks it left no pinned link behind.
+    pub(crate) fn stop(mut self) -> anyhow::Result<()> {
+        let mut child = self.child.take().context("already stopped")?;
+        if !terminate(&mut child, STOP_PATIENCE) {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "airlock ignored SIGTERM for {STOP_PATIENCE:?}; killed (its links may stay pinned)"
+            );
+        }
+        // The next configuration's traffic must not meet a dead redirect.
+        if self.pins.exists() {
+            bail!(
+                "airlock stopped but left its links pinned in {}",
+                self.pins.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Airlock {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take()
+            && !terminate(&mut child, STOP_PATIENCE)
+        {
+            eprintln!(
+                "xtask bench: airlock ignored SIGTERM; killing it (its links may stay pinned)"
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn config(
+    work: &Path,
+    audit: &Path,
+    ca_dir: &Path,
+    cgroup: &Cgroup,
+    ports: &[u16],
+    s: &Settings,
+) -> anyhow::Result<String> {
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    // Port 0: other airlocks (tests, demo) may be running on this host.
+    let mut c = format!(
+        "[capture]\ncgroup = {:?}\nports = [{}]\n",
+        cgroup.0,
+        ports.join(", ")
+    );
+    if let Some(comm) = s.comm {
+        writeln!(c, "comm = [{comm:?}]")?;
+    }
+    write!(
+        c,
+        "[proxy]\nlisten = \"127.0.0.1:0\"\nlisten6 = \"[::1]:0\"\nintercept = [\"127.0.0.1\"]\n\
+         [tls]\nca_dir = {ca_dir:?}\nupstream_roots = [{:?}]\n\
+         [audit]\npath = {audit:?}\ndurability = \"{}\"\n\
+         [masking]\nkey_file = {:?}\n[admin]\nsocket = {:?}\n",
+        work.join("ca.crt"),
+        s.durability,
+        work.join("masking.key"),
+        work.join("admin.sock"),
+    )?;
+    if let Some(issuer) = s.issuer {
+        write!(
+            c,
+            "[[identity.issuer]]\nissuer = \"{}\"\naudiences = [\"{AUDIENCE}\"]\njwks_uri = \"{}\"\n",
+            issuer.issuer(),
+            issuer.jwks_uri()
+        )?;
+    }
+    Ok(c)
+}
+
+/// What the audit trail says about the requests of one configuration.
+#[derive(Debug, Default)]
+pub(crate) struct Trail {
+    pub(crate) records: usize,
+    /// Request-phase HTTP records: one per request airlock forwarded.
+    pub(crate) requests: usize,
+    pub(crate) verified: usize,
+}
+
+/// Reads the whole trail (rotated files too) and fails unless every
+/// request it records carried a verified identity: a bench of the full
+/// pipeline that did not validate the token measured something else. The
+/// rotated files (gigabytes after a full run) are removed once read.
+pub(crate) fn check_trail(audit: &Path) -> anyhow::Result<Trail> {
+    use std::io::BufRead;
+    let dir = audit.parent().context("audit dir")?;
+    let name = audit.file_name().context("audit name")?.to_string_lossy();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{name}.")))
+        })
+        .collect();
+    files.sort();
+    let rotated = files.len();
+    files.push(audit.to_owned());
+    let mut trail = Trail::default();
+    for file in &files {
+        let reader = std::io::BufReader::new(
+            std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?,
+        );
+        for line in reader.lines() {
+            trail.tally(&line?);
+        }
+    }
+    for file in &files[..rotated] {
+        let _ = std::fs::remove_file(file);
+    }
+    if trail.requests == 0 {
+        bail!(
+            "{}: no HTTP request recorded: nothing was intercepted",
+            audit.display()
+        );
+    }
+    if trail.verified != trail.requests {
+        bail!(
+            "{}: {} of {} requests had no verified identity",
+            audit.display(),
+            trail.requests - trail.verified,
+            trail.requests
+        );
+    }
+    Ok(trail)
+}
+
+impl Trail {
+    fn tally(&mut self, line: &str) {
+        self.records += 1;
+        if line.contains("\"kind\":\"http\"") && line.contains("\"phase\":\"request\"") {
+            self.requests += 1;
+            if line.contains("\"verified\":true") {
+                self.verified += 1;
+            } else if self.requests - self.verified == 1 {
+                eprintln!("xtask bench: a request record without a verified identity:\n{line}");
+            }
+        }
+    }
+}

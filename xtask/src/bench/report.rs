@@ -1,0 +1,267 @@
+//! The report: one table of absolute figures and ratios against direct,
+//! the probes, and each target of the issue with whether it is met.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::Plan;
+use super::airlock::Trail;
+use super::probes::{ConnectCost, Idle, median as median_of};
+use super::wrk::{BIG, Figures, SMALL, Scenario, median};
+
+/// One scenario under one configuration, with its direct runs.
+pub(crate) struct Row {
+    pub(crate) scenario: &'static Scenario,
+    pub(crate) config: String,
+    pub(crate) direct: Vec<Figures>,
+    pub(crate) measured: Vec<Figures>,
+}
+
+impl Row {
+    pub(crate) fn direct(&self) -> (f64, f64) {
+        median(&self.direct, |f| self.scenario.throughput(f))
+    }
+    pub(crate) fn measured(&self) -> (f64, f64) {
+        median(&self.measured, |f| self.scenario.throughput(f))
+    }
+    fn ratio(&self) -> f64 {
+        self.measured().0 / self.direct().0
+    }
+    fn latency(v: &[Figures]) -> (f64, f64) {
+        (median(v, |f| f.p50_ms).0, median(v, |f| f.p99_ms).0)
+    }
+}
+
+pub(crate) struct Report {
+    plan: Plan,
+    pub(crate) rows: Vec<Row>,
+    pub(crate) trails: Vec<(&'static str, Trail)>,
+    pub(crate) idle: Option<Idle>,
+    pub(crate) connect: Option<ConnectCost>,
+    pub(crate) notes: Vec<String>,
+    elapsed: Duration,
+    machine: String,
+}
+
+/// Targets from the issue.
+const SMALL_RATIO: f64 = 0.5;
+const P99_RATIO: f64 = 3.0;
+const BIG_RATIO: f64 = 0.45;
+const VS_MITMPROXY: f64 = 40.0;
+const IDLE_KIB: f64 = 20.0;
+
+impl Report {
+    pub(crate) fn new(plan: Plan) -> Self {
+        Self {
+            plan,
+            rows: Vec::new(),
+            trails: Vec::new(),
+            idle: None,
+            connect: None,
+            notes: Vec::new(),
+            elapsed: Duration::ZERO,
+            machine: String::new(),
+        }
+    }
+
+    pub(crate) fn finish(&mut self, elapsed: Duration) {
+        self.elapsed = elapsed;
+        self.machine = super::sys::machine();
+    }
+
+    fn row(&self, scenario: &Scenario, config_prefix: &str) -> Option<&Row> {
+        self.rows
+            .iter()
+            .find(|r| r.scenario.name == scenario.name && r.config.starts_with(config_prefix))
+    }
+
+    pub(crate) fn markdown(&self) -> String {
+        let mut t = String::from("# airlock benchmark\n\n");
+        if self.plan.smoke {
+            t.push_str(
+                "**Smoke run**: one run of 1 s per measurement. It checks that the harness \
+                 works; its timings mean nothing.\n\n",
+            );
+        }
+        t.push_str(&self.table());
+        self.method(&mut t);
+        self.probes(&mut t);
+        for note in &self.notes {
+            let _ = writeln!(t, "- {note}");
+        }
+        if !self.plan.smoke {
+            t.push_str("\n## Targets\n\n");
+            for line in self.targets() {
+                let _ = writeln!(t, "- {line}");
+            }
+        }
+        let _ = writeln!(
+            t,
+            "\nMachine: {}. Bench wall time: {:.0} s.",
+            self.machine,
+            self.elapsed.as_secs_f64()
+        );
+        t
+    }
+
+    fn table(&self) -> String {
+        let mut t = String::from(
+            "| scenario | configuration | direct | through it | ratio | its p50 / p99 ms | direct p50 / p99 ms |\n\
+             |---|---|---|---|---|---|---|\n",
+        );
+        for r in &self.rows {
+            let (d, ds) = r.direct();
+            let (m, ms) = r.measured();
+            let (mp50, mp99) = Row::latency(&r.measured);
+            let (dp50, dp99) = Row::latency(&r.direct);
+            let _ = writeln!(
+                t,
+                "| {} | {} | {d:.0} (±{ds:.0}) | {m:.0} (±{ms:.0}) | {:.2}× | {mp50:.2} / {mp99:.2} | {dp50:.2} / {dp99:.2} |",
+                r.scenario.name,
+                r.config,
+                r.ratio()
+            );
+        }
+        t
+    }
+
+    fn method(&self, t: &mut String) {
+        let trails: Vec<String> = self
+            .trails
+            .iter()
+            .map(|(d, tr)| {
+                format!(
+                    "`{d}`: {} records, {} requests (rotated files included), all with `identity.verified == true`",
+                    tr.records, tr.requests
+                )
+            })
+            .collect();
+        let _ = write!(
+            t,
+            "\nMedians of {} run(s) of {} s each (± half the spread), each interleaved with the same \
+             load sent direct. Upstream: nginx (1 worker), TLS, on loopback; load: wrk (HTTP/1.1 \
+             keep-alive unless noted) with a bearer JWT (ES256), inside the capture cgroup for \
+             airlock. airlock: release build, full pipeline (capture, TLS interception both ways, \
+             the JWT validated against a test issuer whose JWKS airlock fetched over TLS, shipped \
+             policies, per-request audit); audit trails: {}. nginx reverse proxy: its own \
+             instance (one worker per core), TLS in, `proxy_ssl_verify on` out, upstream \
+             keep-alive. mitmproxy: `mitmdump --mode reverse:` with the upstream verified \
+             against the bench CA (its local-capture redirector cannot attach on this \
+             hybrid-cgroup host), default options.\n\n",
+            self.plan.runs,
+            self.plan.seconds,
+            trails.join("; ")
+        );
+    }
+
+    fn probes(&self, t: &mut String) {
+        if let Some(idle) = &self.idle {
+            let _ = writeln!(
+                t,
+                "- Idle connections: airlock's VmRSS {} KiB after warm-up, {} KiB holding {} \
+                 idle intercepted TLS connections: **{:.1} KiB per connection** (open file \
+                 descriptors {} → {}).",
+                idle.before_kib,
+                idle.after_kib,
+                idle.conns,
+                idle.per_conn_kib(),
+                idle.fds.0,
+                idle.fds.1
+            );
+        }
+        if let Some(c) = &self.connect {
+            let (off, off_s) = median_of(&c.without);
+            let (on, on_s) = median_of(&c.with);
+            let _ = writeln!(
+                t,
+                "- connect() + accept() + close() of a process airlock does not select \
+                 (python3; airlock selects `wrk`), {} per sample, median of {}: \
+                 **{off:.2} µs (±{off_s:.2}) without airlock, {on:.2} µs (±{on_s:.2}) with its \
+                 programs attached: {:+.2} µs ({:+.1}%)**.",
+                c.connects,
+                c.with.len(),
+                on - off,
+                (on - off) / off * 100.0
+            );
+        }
+    }
+
+    /// Each target of the issue, with the figure and whether it is met.
+    fn targets(&self) -> Vec<String> {
+        let met = |ok: bool| if ok { "met" } else { "**missed**" };
+        let mut out = Vec::new();
+        for durability in ["fsync", "written"] {
+            let cfg = format!("airlock, `{durability}`");
+            if let Some(r) = self.row(SMALL, &cfg) {
+                let ratio = r.ratio();
+                out.push(format!(
+                    "small requests ≥ {SMALL_RATIO}× direct ({durability}): {ratio:.2}× — {}",
+                    met(ratio >= SMALL_RATIO)
+                ));
+                let p99 = Row::latency(&r.measured).1 / Row::latency(&r.direct).1;
+                out.push(format!(
+                    "small-request p99 ≤ {P99_RATIO}× direct ({durability}): {p99:.1}× — {}",
+                    met(p99 <= P99_RATIO)
+                ));
+                if let Some(m) = self.row(SMALL, "mitmproxy") {
+                    let x = r.measured().0 / m.measured().0;
+                    out.push(format!(
+                        "≥ {VS_MITMPROXY}× mitmproxy on small requests ({durability}): {x:.1}× — {}",
+                        met(x >= VS_MITMPROXY)
+                    ));
+                }
+            }
+            if let Some(r) = self.row(BIG, &cfg) {
+                let ratio = r.ratio();
+                out.push(format!(
+                    "8 MiB bodies ≥ {BIG_RATIO}× direct ({durability}): {ratio:.2}× — {}",
+                    met(ratio >= BIG_RATIO)
+                ));
+            }
+        }
+        if self.row(SMALL, "mitmproxy").is_none() {
+            out.push(format!(
+                "≥ {VS_MITMPROXY}× mitmproxy: not evaluated (mitmproxy not measured)"
+            ));
+        }
+        if let Some(idle) = &self.idle {
+            let kib = idle.per_conn_kib();
+            out.push(format!(
+                "idle connection memory ≤ {IDLE_KIB} KiB each: {kib:.1} KiB — {}",
+                met(kib <= IDLE_KIB)
+            ));
+        }
+        if let Some(c) = &self.connect {
+            let (off, off_s) = median_of(&c.without);
+            let (on, on_s) = median_of(&c.with);
+            // Within noise: the difference is no larger than the runs' own
+            // spread.
+            let noise = off_s.max(on_s);
+            out.push(format!(
+                "non-selected connect() overhead within noise: {:+.2} µs against ±{noise:.2} µs — {}",
+                on - off,
+                met((on - off).abs() <= noise)
+            ));
+        }
+        out
+    }
+
+    /// The smoke run's verdict: what was exercised, and that it worked.
+    pub(crate) fn smoke_summary(&self) -> String {
+        let configs: std::collections::BTreeSet<&str> =
+            self.rows.iter().map(|r| r.config.as_str()).collect();
+        let verified: usize = self.trails.iter().map(|(_, t)| t.verified).sum();
+        format!(
+            "bench smoke: ok in {:.0} s — {} configurations × {} scenarios without errors; \
+             {verified} requests recorded with a verified identity; {} idle TLS connections held \
+             through airlock; {} connects timed with and without airlock (no timing asserted)",
+            self.elapsed.as_secs_f64(),
+            configs.len(),
+            super::wrk::SCENARIOS.len(),
+            self.idle.as_ref().map_or(0, |i| i.conns),
+            self.connect
+                .as_ref()
+                .map_or(0, |c| c.connects * c.with.len()),
+        )
+    }
+}
