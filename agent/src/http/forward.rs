@@ -128,7 +128,8 @@ async fn forward(
         }
         Err(Refusal::Policy(decision)) => {
             exchange.set_verdict(verdict);
-            if let Err(e) = exchange.record_request().await {
+            // (A held request's record was written when the hold began.)
+            if !recorded && let Err(e) = exchange.record_request().await {
                 tracing::error!(id = exchange.id(), error = %e, "audit record of a refused request lost");
             }
             return refuse_by_policy(&exchange, &decision);
@@ -151,11 +152,12 @@ async fn forward(
         }
     }
     // The request is on disk before anything reaches the upstream.
-    if let Err(e) = if recorded {
+    let on_disk = if recorded {
         Ok(())
     } else {
         exchange.record_request().await
-    } {
+    };
+    if let Err(e) = on_disk {
         match exchange.on_audit_failure() {
             OnAuditFailure::Deny => {
                 return refuse(
