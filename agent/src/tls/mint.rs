@@ -121,12 +121,18 @@ pub(super) fn sign_leaf(
         why: e.to_string(),
     };
     let mut params = CertificateParams::default();
-    params.subject_alt_names = vec![match name.parse() {
-        Ok(ip) => SanType::IpAddress(ip),
-        Err(_) => SanType::DnsName(name.to_owned().try_into().map_err(err)?),
+    let ip = name.parse::<std::net::IpAddr>().ok();
+    params.subject_alt_names = vec![match ip {
+        Some(ip) => SanType::IpAddress(ip),
+        None => SanType::DnsName(name.to_owned().try_into().map_err(err)?),
     }];
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, name);
+    // An IP leaf has no common name: OpenSSL checks a CN that looks like
+    // a host name against the CA's DNS name constraints, and `127.0.0.1`
+    // would then violate them (the SAN alone names the address).
+    if ip.is_none() {
+        dn.push(DnType::CommonName, name);
+    }
     params.distinguished_name = dn;
     let now = SystemTime::now();
     params.not_before = (now - LEAF_SKEW).into();

@@ -76,6 +76,42 @@ async fn name_constraints_bind_what_the_ca_can_vouch_for() {
     verify(&root, &leaves.get("20.1.2.3").await.unwrap(), "20.1.2.3").unwrap();
 }
 
+/// OpenSSL (Python's `ssl`, curl builds on it) accepts an intercepted IP
+/// literal's leaf under the name-constrained CA, as rustls does.
+#[tokio::test]
+async fn openssl_accepts_ip_leaves_under_the_constraints() {
+    let (leaves, root) = cache("openssl-ip", &["*.azure.com", "127.0.0.1"], 16);
+    let leaf = leaves.get("127.0.0.1").await.unwrap();
+    let dir = crate::scratch_dir("mint-openssl-ip");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = |der: &[u8]| {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            lines.join("\n")
+        )
+    };
+    std::fs::write(dir.join("ca.pem"), pem(&root)).unwrap();
+    std::fs::write(dir.join("leaf.pem"), pem(&leaf.cert[0])).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["verify", "-x509_strict", "-CAfile"])
+        .arg(dir.join("ca.pem"))
+        .args(["-verify_ip", "127.0.0.1"])
+        .arg(dir.join("leaf.pem"))
+        .output()
+        .expect("openssl (cargo xtask test installs it)");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+}
+
 #[tokio::test]
 async fn cache_is_bounded() {
     let (leaves, _) = cache("lru", &["*.azure.com"], 2);
