@@ -102,10 +102,11 @@ impl ApprovalError {
 }
 
 /// One request waiting for a human, as the caller describes it. Strings
-/// are already masked (URL, body excerpt).
-#[derive(Clone, Debug)]
+/// are already masked (URL, body excerpt). Its JSON is the core of the
+/// admin API's held view.
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct HeldRequest {
-    /// The request's audit `id`.
+    /// The request's audit `id`: `approve`/`deny` take it.
     pub id: String,
     pub rule: String,
     /// The rule's reason.
@@ -115,6 +116,7 @@ pub struct HeldRequest {
     pub url: String,
     pub identity: Arc<Identity>,
     pub process: Arc<ProcessInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub body_excerpt: Option<String>,
 }
 

@@ -146,6 +146,18 @@ impl Masker {
         format!("airlock:masked:{detector}:{hex}")
     }
 
+    /// `text` with every detected secret replaced; unchanged (and not
+    /// copied) when there is none — the common case for header values and
+    /// queries, masked on every request.
+    pub fn mask_owned(&self, text: String) -> String {
+        let found = detect::find(text.as_bytes());
+        if found.is_empty() {
+            return text;
+        }
+        let out = self.mask_found(text.as_bytes(), &found, &mut Findings::default());
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// `text` with every detected secret replaced.
     pub fn mask_text(&self, text: &str) -> (String, Findings) {
         let mut findings = Findings::default();
@@ -155,6 +167,18 @@ impl Masker {
             &mut findings,
         );
         (String::from_utf8_lossy(&out).into_owned(), findings)
+    }
+
+    /// The first `max` bytes of a body for the audit record, masked: the
+    /// detectors look [`MAX_SECRET`] further, so no secret is cut in half
+    /// unseen. None for an empty body or `max == 0`.
+    pub fn excerpt(&self, body: &[u8], max: usize) -> Option<String> {
+        if max == 0 || body.is_empty() {
+            return None;
+        }
+        let head = &body[..body.len().min(max + MAX_SECRET)];
+        let (masked, _) = self.mask_text(&String::from_utf8_lossy(head));
+        Some(truncate(&masked, max).to_owned())
     }
 
     /// `bytes` with `found` replaced by tokens.

@@ -54,24 +54,56 @@ pub async fn wait_for(path: &Path, what: impl Fn(&[Value]) -> bool) -> Vec<Value
     }
 }
 
-/// Writes a daemon config into `dir` capturing `port` in `cgroup`, with
-/// its CA in `dir/ca`, `upstream_roots` trusted, and the audit trail at
-/// `dir/audit.jsonl`; returns the config path.
-pub fn write_tls_config(dir: &Path, cgroup: &Path, port: u16, upstream_roots: &Path) -> PathBuf {
-    let config = dir.join("airlock.toml");
-    std::fs::write(
-        &config,
+/// A test daemon's config: capturing `port` in `cgroup`, listening on
+/// `listen` (IPv4, IPv6 ports), with its CA (`dir/ca`), audit trail
+/// (`dir/audit.jsonl`), admin socket and masking key all in `dir`.
+/// `capture`, `proxy` and `tls` are extra lines for those sections.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DaemonConfig<'a> {
+    pub port: u16,
+    pub listen: (u16, u16),
+    pub capture: &'a str,
+    pub proxy: &'a str,
+    pub tls: &'a str,
+}
+
+impl DaemonConfig<'_> {
+    /// The config text for a daemon whose state lives in `dir`.
+    pub fn text(&self, dir: &Path, cgroup: &Path) -> String {
         format!(
-            "[capture]\ncgroup = {cgroup:?}\nports = [{port}]\n[proxy]\nlisten = \"127.0.0.1:{}\"\nlisten6 = \"[::1]:{}\"\n\
-             [tls]\nca_dir = {:?}\nupstream_roots = [{upstream_roots:?}]\n[audit]\npath = {:?}\n{}",
-            free_port("127.0.0.1"),
-            free_port("::1"),
+            "[capture]\ncgroup = {cgroup:?}\nports = [{}]\n{}[proxy]\nlisten = \"127.0.0.1:{}\"\nlisten6 = \"[::1]:{}\"\n{}\
+             [tls]\nca_dir = {:?}\n{}[audit]\npath = {:?}\n{}",
+            self.port,
+            self.capture,
+            self.listen.0,
+            self.listen.1,
+            self.proxy,
             dir.join("ca"),
+            self.tls,
             dir.join("audit.jsonl"),
             private_state(dir),
-        ),
-    )
-    .expect("write config");
+        )
+    }
+}
+
+/// Both listener ports, free now (the daemon binds them next).
+pub fn free_ports() -> (u16, u16) {
+    (free_port("127.0.0.1"), free_port("::1"))
+}
+
+/// Writes a daemon config into `dir` capturing `port` in `cgroup`, with
+/// `upstream_roots` trusted (see [`DaemonConfig`]); returns its path.
+pub fn write_tls_config(dir: &Path, cgroup: &Path, port: u16, upstream_roots: &Path) -> PathBuf {
+    let config = dir.join("airlock.toml");
+    let tls = format!("upstream_roots = [{upstream_roots:?}]\n");
+    let text = DaemonConfig {
+        port,
+        listen: free_ports(),
+        tls: &tls,
+        ..DaemonConfig::default()
+    }
+    .text(dir, cgroup);
+    std::fs::write(&config, text).expect("write config");
     config
 }
 

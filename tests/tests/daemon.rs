@@ -1,7 +1,7 @@
 //! The `airlock` binary as an operator runs it: config files, signals,
 //! errors a person can act on.
 
-use airlock_tests::daemon::{airlock_bin, free_port, records, wait_for};
+use airlock_tests::daemon::{DaemonConfig, airlock_bin, free_ports, records, wait_for};
 use airlock_tests::{Fetched, TempDir, TestCgroup, Upstream, WAIT, curl_in, finish, privileged};
 use serde_json::Value;
 
@@ -32,17 +32,13 @@ async fn daemon_never_captures_itself_and_detaches_on_sigterm() {
     // or the relay would loop back into itself.
     let config = write_config(
         &dir,
-        &format!(
-            "[capture]\ncgroup = {:?}\ncomm = [\"curl\", \"airlock\"]\nports = [{}]\n\
-             [proxy]\nlisten = \"127.0.0.1:{}\"\nlisten6 = \"[::1]:{}\"\n\
-             [tls]\nca_dir = {:?}\n[audit]\npath = {:?}\n",
-            cg.path(),
-            up.port(),
-            free_port("127.0.0.1"),
-            free_port("::1"),
-            dir.path().join("ca"),
-            audit
-        ),
+        &DaemonConfig {
+            port: up.port(),
+            listen: free_ports(),
+            capture: "comm = [\"curl\", \"airlock\"]\n",
+            ..DaemonConfig::default()
+        }
+        .text(dir.path(), cg.path()),
     );
     let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
     let mut cmd = cg.command(airlock_bin());
@@ -592,16 +588,12 @@ async fn readiness_is_notified_once_capture_works() {
     let audit = dir.path().join("audit.jsonl");
     let config = write_config(
         &dir,
-        &format!(
-            "[capture]\ncgroup = {:?}\nports = [{}]\n[proxy]\nlisten = \"127.0.0.1:{}\"\nlisten6 = \"[::1]:{}\"\n\
-             [tls]\nca_dir = {:?}\n[audit]\npath = {:?}\n",
-            cg.path(),
-            up.port(),
-            free_port("127.0.0.1"),
-            free_port("::1"),
-            dir.path().join("ca"),
-            audit
-        ),
+        &DaemonConfig {
+            port: up.port(),
+            listen: free_ports(),
+            ..DaemonConfig::default()
+        }
+        .text(dir.path(), cg.path()),
     );
     let socket_path = dir.path().join("notify.sock");
     let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
@@ -657,18 +649,17 @@ async fn fail_closed_survives_a_crash_and_a_restart_takes_over() {
     let dir = TempDir::new("failmode");
     let up = Upstream::on("127.0.0.1").await;
     let audit = dir.path().join("audit.jsonl");
-    let (port4, port6) = (free_port("127.0.0.1"), free_port("::1"));
+    let listen = free_ports();
     let config = |mode: &str| {
         write_config(
             &dir,
-            &format!(
-                "[capture]\ncgroup = {:?}\nports = [{}]\nfail_mode = \"{mode}\"\n[proxy]\nlisten = \"127.0.0.1:{port4}\"\nlisten6 = \"[::1]:{port6}\"\n\
-                 [tls]\nca_dir = {:?}\n[audit]\npath = {:?}\n",
-                cg.path(),
-                up.port(),
-                dir.path().join("ca"),
-                audit
-            ),
+            &DaemonConfig {
+                port: up.port(),
+                listen,
+                capture: &format!("fail_mode = \"{mode}\"\n"),
+                ..DaemonConfig::default()
+            }
+            .text(dir.path(), cg.path()),
         )
     };
     let url = format!("http://{}/", up.addr());
@@ -770,15 +761,15 @@ async fn sighup_applies_a_new_capture_selection_and_refuses_a_broken_config() {
         Upstream::on("127.0.0.1").await,
     );
     let audit = dir.path().join("audit.jsonl");
-    let (port4, port6) = (free_port("127.0.0.1"), free_port("::1"));
+    let listen = free_ports();
     let body = |port: u16, handshake_ms: u32| {
-        format!(
-            "[capture]\ncgroup = {:?}\nports = [{port}]\n[proxy]\nlisten = \"127.0.0.1:{port4}\"\nlisten6 = \"[::1]:{port6}\"\n\
-             handshake_timeout_ms = {handshake_ms}\n[tls]\nca_dir = {:?}\n[audit]\npath = {:?}\n",
-            cg.path(),
-            dir.path().join("ca"),
-            audit
-        )
+        DaemonConfig {
+            port,
+            listen,
+            proxy: &format!("handshake_timeout_ms = {handshake_ms}\n"),
+            ..DaemonConfig::default()
+        }
+        .text(dir.path(), cg.path())
     };
     let config = write_config(&dir, &body(one.port(), 10_000));
     let daemon = started(&config, &audit).await;

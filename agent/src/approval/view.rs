@@ -6,27 +6,17 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::{Grant, Slot, users::Approver};
-use crate::capture::ProcessInfo;
-use crate::identity::Identity;
+use super::{Grant, HeldRequest, Slot, users::Approver};
 
 /// A held request, with everything an approver needs to decide.
 #[derive(Clone, Debug, Serialize)]
 pub struct HeldView {
-    /// The request's audit id: `approve`/`deny` take it.
-    pub id: String,
-    pub rule: String,
-    pub reason: String,
-    pub operation: String,
-    pub method: String,
-    /// Masked by the data path (no secrets in the query).
-    pub url: String,
-    pub identity: Arc<Identity>,
+    /// The request as the data path described it (id, rule, reason,
+    /// operation, method, masked URL, identity, process, body excerpt).
+    #[serde(flatten)]
+    pub request: Arc<HeldRequest>,
     /// Who a window grant from this request would cover.
     pub identity_key: String,
-    pub process: Arc<ProcessInfo>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub body_excerpt: Option<String>,
     /// RFC 3339.
     pub requested_at: String,
     pub waiting_s: u64,
@@ -67,19 +57,10 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 pub(super) fn held(s: &Slot, now: Instant) -> HeldView {
-    let r = &s.request;
     let waited = now.saturating_duration_since(s.since);
     HeldView {
-        id: r.id.clone(),
-        rule: r.rule.clone(),
-        reason: r.reason.clone(),
-        operation: r.operation.clone(),
-        method: r.method.clone(),
-        url: r.url.clone(),
-        identity: r.identity.clone(),
+        request: s.request.clone(),
         identity_key: s.key.clone(),
-        process: r.process.clone(),
-        body_excerpt: r.body_excerpt.clone(),
         requested_at: rfc3339(s.at),
         waiting_s: waited.as_secs(),
         remaining_s: s.timeout.saturating_sub(waited).as_secs(),

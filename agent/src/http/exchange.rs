@@ -102,10 +102,10 @@ impl Exchange {
             query: req
                 .uri()
                 .query()
-                .map(|q| ctx.masker.mask_text(&redact_query(q)).0),
+                .map(|q| ctx.masker.mask_owned(redact_query(q))),
             headers: redact_headers(req.headers())
                 .into_iter()
-                .map(|(k, v)| (k, ctx.masker.mask_text(&v).0))
+                .map(|(k, v)| (k, ctx.masker.mask_owned(v)))
                 .collect(),
             body: None,
             masked: None,
@@ -136,6 +136,11 @@ impl Exchange {
     /// The request's host (authority without port, else Host, else SNI).
     pub(super) fn host(&self) -> &str {
         &self.request.host
+    }
+
+    /// The query as recorded (redacted and masked).
+    pub(super) fn query(&self) -> Option<&str> {
+        self.request.query.as_deref()
     }
 
     pub(super) fn is_head(&self) -> bool {

@@ -277,19 +277,10 @@ async fn hold(
         ));
     }
     let approvals = exchange.ctx().approvals.clone();
-    let query = req
-        .uri()
+    // The query as the record has it: credentials redacted, secrets masked.
+    let query = exchange
         .query()
-        .map(|q| {
-            format!(
-                "?{}",
-                exchange
-                    .ctx()
-                    .masker
-                    .mask_text(&crate::redact::redact_query(q))
-                    .0
-            )
-        })
+        .map(|q| format!("?{q}"))
         .unwrap_or_default();
     let held = crate::approval::HeldRequest {
         id: exchange.id().to_owned(),

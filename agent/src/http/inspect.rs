@@ -16,7 +16,7 @@ use super::body::{Counted, Side};
 use super::exchange::{Exchange, Seen};
 use super::tap::Tap;
 use crate::gate::{Asked, Verdict};
-use crate::mask::{Findings, MAX_SECRET, Mode, textual};
+use crate::mask::{Findings, Mode, textual};
 use crate::policy::{Action, Decision, ResponseMasking};
 
 /// Entra's token endpoint, where a GitHub OIDC assertion becomes an Azure
@@ -115,7 +115,7 @@ pub(super) async fn request_body(
     exchange.set_seen(
         false,
         Seen {
-            excerpt: excerpt(exchange, &bytes),
+            excerpt: ctx.masker.excerpt(&bytes, ctx.excerpt_bytes),
             findings: Some(findings.clone()),
         },
     );
@@ -132,20 +132,6 @@ pub(super) async fn request_body(
         Counted::new(Full::new(bytes), exchange.clone(), Side::Request).boxed(),
         new_length,
     ))
-}
-
-/// The first `audit.body_excerpt_bytes` of a body, masked.
-fn excerpt(exchange: &Exchange, bytes: &[u8]) -> Option<String> {
-    let max = exchange.ctx().excerpt_bytes;
-    if max == 0 || bytes.is_empty() {
-        return None;
-    }
-    let head = &bytes[..bytes.len().min(max + MAX_SECRET)];
-    let (masked, _) = exchange
-        .ctx()
-        .masker
-        .mask_text(&String::from_utf8_lossy(head));
-    Some(crate::mask::truncate(&masked, max).to_owned())
 }
 
 /// The response body for the client: masked unless the rule says `pass` or

@@ -93,11 +93,11 @@ impl<B> Tap<B> {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let excerpt = (self.excerpt_bytes > 0 && !self.head.is_empty()).then(|| {
-            let text = String::from_utf8_lossy(&self.head);
-            let (masked, _) = self.exchange.ctx().masker.mask_text(&text);
-            crate::mask::truncate(&masked, self.excerpt_bytes).to_owned()
-        });
+        let excerpt = self
+            .exchange
+            .ctx()
+            .masker
+            .excerpt(&self.head, self.excerpt_bytes);
         let findings = self.masker.as_ref().map(|m| m.findings().clone());
         self.exchange
             .set_seen(self.response, Seen { excerpt, findings });

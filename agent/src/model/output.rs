@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::prompt::cut;
 use crate::mask::Masker;
+use crate::mask::truncate;
 
 /// Longest single SSE line or JSON body looked at (a model's stream is
 /// many small events; a line bigger than this is skipped, not buffered).
@@ -172,7 +172,7 @@ impl Reassembler {
         }
         let digest = ring::digest::digest(&ring::digest::SHA256, self.text.as_bytes());
         let (masked, _) = masker.mask_text(&self.text);
-        let kept = cut(&masked, cap);
+        let kept = truncate(&masked, cap);
         Output {
             truncated: kept.len() < masked.len(),
             text: kept.to_owned(),
@@ -183,7 +183,7 @@ impl Reassembler {
                 .into_values()
                 .map(|t| ToolCall {
                     name: t.name,
-                    arguments: cut(&masker.mask_text(&t.arguments).0, cap).to_owned(),
+                    arguments: truncate(&masker.mask_text(&t.arguments).0, cap).to_owned(),
                 })
                 .collect(),
             usage: self.usage,

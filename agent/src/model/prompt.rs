@@ -74,7 +74,7 @@ impl Prompt {
         let mut budget = cap;
         let mut push = |p: &mut Prompt, role: &str, text: &str| {
             let (masked, _) = masker.mask_text(text);
-            let kept = cut(&masked, budget);
+            let kept = crate::mask::truncate(&masked, budget);
             budget -= kept.len();
             p.truncated |= kept.len() < masked.len();
             p.messages.push(Message {
@@ -116,16 +116,4 @@ fn text_of(content: &Value) -> String {
             .join("\n"),
         _ => String::new(),
     }
-}
-
-/// The longest prefix of `s` within `max` bytes, on a character boundary.
-pub(super) fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
