@@ -61,6 +61,7 @@ pub struct App {
     approvals: Arc<crate::approval::Approvals>,
     admin: crate::approval::AdminServer,
     intercept: Arc<std::sync::RwLock<crate::host::InterceptList>>,
+    telemetry: Arc<crate::telemetry::Telemetry>,
     /// Read again on SIGHUP (none: only the policies are reloaded).
     config_file: Option<std::path::PathBuf>,
 }
@@ -82,6 +83,11 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         tracing::warn!(?uncovered, ca = %config.tls.ca_dir.display(),
             "intercepted names outside the CA's name constraints will be refused by clients: run `airlock ca init --force` and reinstall the CA");
     }
+    let ca_status = crate::telemetry::CaStatus {
+        cert: ca.files().cert(),
+        fingerprint: ca.fingerprint(),
+        not_after: ca.not_after(),
+    };
     let leaves = Arc::new(LeafCache::new(
         Arc::new(ca),
         crate::tls::DEFAULT_LEAF_CACHE,
@@ -92,7 +98,11 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         crate::approval::Approvals::new(&config.approval, audit.clone(), upstream_tls.clone());
     // Bound now: a second airlock (a live socket) is an error before
     // anything is attached.
-    let admin = approvals.clone().serve_admin(&config.admin).await?;
+    let telemetry = Arc::new(crate::telemetry::Telemetry::default());
+    let admin = approvals
+        .clone()
+        .serve_admin(&config.admin, telemetry.clone())
+        .await?;
     let gate = Arc::new(Gate::new(
         Identifier::new(&config.identity, upstream_tls.clone(), Default::default()),
         policy,
@@ -104,6 +114,22 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         self_tgid: std::process::id(),
     };
     let capture = Capture::attach(&config.capture, &targets)?;
+    let intercept = Arc::new(std::sync::RwLock::new(intercept));
+    telemetry.attach(crate::telemetry::Sources {
+        cgroup: capture.cgroup().to_owned(),
+        fail_closed: capture.fail_closed(),
+        programs: capture.programs(),
+        selectors: capture.selectors(),
+        table: capture.table(),
+        events: capture.event_counts(),
+        listen: std::iter::once(listen.0)
+            .chain(listen6.map(|a| a.0))
+            .collect(),
+        intercept: intercept.clone(),
+        ca: ca_status,
+        policy: gate.policy().clone(),
+        audit: audit.clone(),
+    });
     Ok(App {
         addrs: BoundAddrs { listen, listen6 },
         listeners,
@@ -116,7 +142,8 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         masker,
         approvals,
         admin,
-        intercept: Arc::new(std::sync::RwLock::new(intercept)),
+        intercept,
+        telemetry,
         config_file: None,
     })
 }
@@ -214,6 +241,7 @@ impl App {
             approvals: self.approvals.clone(),
             excerpt_bytes: self.config.audit.body_excerpt_bytes,
             scan_before_forward: self.config.masking.scan_before_forward_bytes,
+            telemetry: self.telemetry.clone(),
         });
         let conns = Arc::new(Mutex::new(JoinSet::new()));
         self.listeners.serve(proxy, &mut tasks, conns.clone());

@@ -10,7 +10,6 @@
 
 mod admin;
 mod client;
-mod metrics;
 mod record;
 #[cfg(test)]
 mod tests;
@@ -20,7 +19,6 @@ mod webhook;
 
 pub use admin::AdminServer;
 pub use client::{AdminClient, approvals_table, grants_table, held_details};
-pub use metrics::Exposition;
 pub use record::{ApprovalRecord, Event};
 pub use users::{Approver, Approvers, UserDb};
 pub use view::{GrantView, HeldView, Status};
@@ -191,7 +189,6 @@ pub struct Approvals {
     default_timeout: Duration,
     users: Users,
     webhook: Option<webhook::Webhook>,
-    started: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -281,7 +278,6 @@ impl Approvals {
             default_timeout: config.timeout(),
             users,
             webhook,
-            started: Instant::now(),
         }
     }
 
@@ -597,15 +593,13 @@ impl Approvals {
         let mut st = self.lock();
         st.prune(Instant::now());
         Status {
-            version: env!("CARGO_PKG_VERSION"),
-            uptime_s: self.started.elapsed().as_secs(),
             held: st.held.len(),
             grants: st.grants.len(),
         }
     }
 
     /// Adds the approval metrics to a `/metrics` body.
-    pub fn metrics(&self, out: &mut Exposition) {
+    pub fn metrics(&self, out: &mut crate::telemetry::Exposition) {
         let mut st = self.lock();
         st.prune(Instant::now());
         out.gauge(

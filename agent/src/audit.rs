@@ -9,6 +9,7 @@ pub mod query;
 mod queue;
 mod record;
 mod recover;
+mod stats;
 pub mod verify;
 mod writer;
 
@@ -16,4 +17,5 @@ pub use record::{
     AgentRecord, BodyInfo, ConnectionRecord, HttpRecord, Phase, RecordKind, RequestInfo,
     ResponseInfo, TlsInfo, TlsRefusedRecord,
 };
+pub use stats::AuditStats;
 pub use writer::{AuditError, AuditLog};

@@ -10,7 +10,7 @@ mod process;
 mod selectors;
 mod table;
 
-pub use events::EventReader;
+pub use events::{EventCounts, EventReader};
 pub use process::ProcessInfo;
 pub use table::{Captured, OrigDstTable};
 
@@ -101,6 +101,7 @@ pub struct Capture {
     cgroup: PathBuf,
     table: std::sync::Arc<OrigDstTable>,
     events: Option<EventReader>,
+    event_counts: std::sync::Arc<EventCounts>,
     /// Who is captured; shared with the config reload.
     selectors: std::sync::Arc<std::sync::Mutex<Selectors>>,
 }
@@ -188,6 +189,7 @@ impl Capture {
                 source,
             }
         })?;
+        let event_counts = std::sync::Arc::new(EventCounts::default());
         tracing::info!(cgroup = %cgroup.display(), ports = ?config.ports,
             comm = ?config.comm, uid = ?config.uid,
             follow_children = config.follow_children, "capture attached");
@@ -196,7 +198,8 @@ impl Capture {
             ebpf,
             cgroup,
             table: std::sync::Arc::new(OrigDstTable::new(by_peer, by_cookie, tracked)),
-            events: Some(EventReader::new(ring)),
+            events: Some(EventReader::new(ring, event_counts.clone())),
+            event_counts,
             selectors: std::sync::Arc::new(std::sync::Mutex::new(selectors)),
         })
     }
@@ -228,10 +231,23 @@ impl Capture {
 
     /// Kernel ids of the loaded programs (for status and tests).
     pub fn program_ids(&self) -> Vec<u32> {
-        self.ebpf
+        self.programs().into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Names and kernel ids of the loaded programs.
+    pub fn programs(&self) -> Vec<(String, u32)> {
+        let mut programs: Vec<_> = self
+            .ebpf
             .programs()
-            .filter_map(|(_, p)| p.info().ok().map(|i| i.id()))
-            .collect()
+            .filter_map(|(name, p)| p.info().ok().map(|i| (name.to_owned(), i.id())))
+            .collect();
+        programs.sort();
+        programs
+    }
+
+    /// Kernel events counted so far (shared with the event reader).
+    pub fn event_counts(&self) -> std::sync::Arc<EventCounts> {
+        self.event_counts.clone()
     }
 }
 

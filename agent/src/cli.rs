@@ -81,12 +81,19 @@ pub enum Command {
         #[command(subcommand)]
         command: ApprovalsCommand,
     },
-    /// The running daemon's state (over the admin socket).
+    /// The running daemon's state (over the admin socket): capture,
+    /// listeners, CA, policy version, audit chain head, approvals.
     Status {
         #[arg(long, short, value_name = "FILE", default_value = crate::config::DEFAULT_CONFIG_PATH)]
         config: PathBuf,
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
+        /// Print the daemon's JSON as is.
+        #[arg(long)]
+        json: bool,
+        /// Print the Prometheus metrics instead.
+        #[arg(long, conflicts_with = "json")]
+        metrics: bool,
     },
     /// The local CA that signs intercepted connections.
     Ca {

@@ -23,6 +23,7 @@ pub mod policy;
 pub mod proxy;
 pub mod redact;
 pub mod reload;
+pub mod telemetry;
 pub mod tls;
 
 /// A fresh, empty scratch directory for one unit test (`tag` keeps tests

@@ -62,11 +62,25 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             let socket = socket.map_or_else(|| load(&config).map(|c| c.admin.socket), Ok)?;
             runtime()?.block_on(approvals(AdminClient::new(socket), json, command))
         }
-        Command::Status { config, socket } => {
+        Command::Status {
+            config,
+            socket,
+            json,
+            metrics,
+        } => {
             let socket = socket.map_or_else(|| load(&config).map(|c| c.admin.socket), Ok)?;
             runtime()?.block_on(async {
-                let status = AdminClient::new(socket).status().await?;
-                println!("{}", serde_json::to_string_pretty(&status)?);
+                let client = AdminClient::new(socket);
+                if metrics {
+                    print!("{}", client.metrics().await?);
+                    return anyhow::Ok(());
+                }
+                let status = client.status().await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&status)?);
+                } else {
+                    print!("{}", airlock::telemetry::render_status(&status));
+                }
                 anyhow::Ok(())
             })
         }

@@ -116,6 +116,9 @@ pub struct Policy {
     default_reason: String,
     /// Files it was read from, in evaluation order.
     files: Vec<String>,
+    /// A digest of the files' names and texts (see `load::version`).
+    version: String,
+    loaded_at: std::time::SystemTime,
 }
 
 impl Policy {
@@ -145,6 +148,15 @@ impl Policy {
 
     pub fn files(&self) -> &[String] {
         &self.files
+    }
+
+    /// Short content digest: equal rule sets, equal versions.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn loaded_at(&self) -> std::time::SystemTime {
+        self.loaded_at
     }
 
     pub fn default_action(&self) -> Action {

@@ -171,9 +171,16 @@ fn list(items: &[&str]) -> String {
 pub fn report_policy(outcome: &Reloaded, audit: &AuditLog) {
     let mut record = AgentRecord::new("policy_reload", None);
     match outcome {
-        Reloaded::Applied { rules, files } => {
-            tracing::info!(rules, ?files, "policy reloaded");
-            record.detail = Some(format!("{rules} rules from {}", files.join(", ")));
+        Reloaded::Applied {
+            rules,
+            files,
+            version,
+        } => {
+            tracing::info!(rules, ?files, version, "policy reloaded");
+            record.detail = Some(format!(
+                "version {version}: {rules} rules from {}",
+                files.join(", ")
+            ));
         }
         Reloaded::Rejected(e) => {
             tracing::error!(error = %e, "new policy rejected; the previous one stays live");

@@ -5,6 +5,7 @@ mod ca;
 mod mint;
 mod trust;
 mod upstream;
+mod validity;
 
 pub use ca::{CaFiles, CertificateAuthority};
 pub use mint::{ClientTls, DEFAULT_LEAF_CACHE, LeafCache};

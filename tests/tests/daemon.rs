@@ -819,3 +819,249 @@ async fn sighup_applies_a_new_capture_selection_and_refuses_a_broken_config() {
     assert!(detail.contains("airlock.toml:2:"), "{detail}");
     assert!(proxied(two.port()).await, "the running config stays");
 }
+
+/// The value of the sample `line_start` (a metric name with its labels, as
+/// rendered) in a Prometheus text body.
+fn sample(metrics: &str, line_start: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line_start)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_metrics_reflect_real_traffic() {
+    if !privileged("status_and_metrics_reflect_real_traffic") {
+        return;
+    }
+    use base64::Engine;
+    const ARM: &str = "management.azure.com";
+    let cg = TestCgroup::new("status");
+    let dir = TempDir::new("status");
+    let pki = airlock_tests::TestPki::new("status upstream CA");
+    let up = airlock_tests::TlsUpstream::start(
+        pki.server_config(&[ARM], &[b"http/1.1"]),
+        &["127.0.0.1:0".parse().unwrap()],
+    )
+    .await;
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("10-rules.toml"),
+        "[defaults]\naction = \"allow\"\n[[rule]]\nname = \"no-delete\"\naction = \"deny\"\n\
+         reason = \"deletes are not for agents\"\nrequest.method = [\"DELETE\"]\n",
+    )
+    .unwrap();
+    let config = airlock_tests::daemon::write_tls_config(
+        dir.path(),
+        cg.path(),
+        up.port(),
+        &pki.write_ca(dir.path()),
+    );
+    let metrics_port = airlock_tests::daemon::free_port("127.0.0.1");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[admin]\n",
+        &format!("[admin]\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n"),
+    );
+    std::fs::write(
+        &config,
+        format!("{text}[policy]\ndir = {policies:?}\npoll_ms = 0\n"),
+    )
+    .unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let socket = dir.path().join("admin.sock");
+    let _daemon = airlock_tests::daemon::spawn(&config);
+    let started = wait_for(&audit, |r| r.iter().any(|r| r["event"] == "start")).await;
+    assert!(
+        started.iter().any(|r| r["event"] == "start"),
+        "daemon did not start"
+    );
+
+    // Two reads whose answer carries a GitHub token (masked on its way
+    // back), one with an opaque bearer token, and one DELETE policy refuses.
+    let leak = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{{\"token\":\"ghp_{}\"}}",
+        "a1B2c3D4e5".repeat(4).get(..36).unwrap()
+    ));
+    let call = |method: &'static str, extra: Vec<String>| {
+        let mut cmd = cg.command("curl");
+        cmd.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+            "-X",
+            method,
+        ])
+        .args(extra)
+        .arg("--resolve")
+        .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
+        .arg("--cacert")
+        .arg(dir.path().join("ca/ca.crt"))
+        .arg(format!("https://{ARM}:{}/subscriptions", up.port()));
+        async move { finish(cmd).await.stdout }
+    };
+    let respond = format!("x-test-respond: {leak}");
+    assert_eq!(call("GET", vec!["-H".into(), respond.clone()]).await, "200");
+    assert_eq!(
+        call(
+            "GET",
+            vec![
+                "-H".into(),
+                respond,
+                "-H".into(),
+                "Authorization: Bearer opaque-token-1".into()
+            ]
+        )
+        .await,
+        "200"
+    );
+    assert_eq!(call("DELETE", vec![]).await, "403");
+    wait_for(&audit, |r| {
+        r.iter()
+            .filter(|r| r["kind"] == "http" && r["phase"] == "response")
+            .count()
+            == 3
+    })
+    .await;
+
+    // Status: as JSON, and as the report an operator reads.
+    let airlock = |args: &[&str]| {
+        let out = std::process::Command::new(airlock_bin())
+            .arg("status")
+            .args(args)
+            .arg("--socket")
+            .arg(&socket)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let status: Value = serde_json::from_str(&airlock(&["--json"])).unwrap();
+    assert_eq!(status["traffic"]["requests"], 3, "{status:#}");
+    assert_eq!(status["capture"]["cgroup"], cg.path().display().to_string());
+    assert_eq!(status["capture"]["fail_mode"], "closed");
+    let programs: Vec<&str> = status["capture"]["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for want in ["connect4", "connect6", "sockops"] {
+        assert!(programs.iter().any(|p| p.contains(want)), "{programs:?}");
+    }
+    assert_eq!(
+        status["capture"]["selection"]["ports"],
+        serde_json::json!([up.port()])
+    );
+    assert!(
+        status["capture"]["redirects"].as_u64().unwrap() >= 3,
+        "{status:#}"
+    );
+    let fingerprint = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(dir.path().join("ca/ca.crt"))
+        .output()
+        .unwrap();
+    let fingerprint = String::from_utf8(fingerprint.stdout).unwrap();
+    assert_eq!(
+        fingerprint.trim().rsplit('=').next().unwrap(),
+        status["ca"]["fingerprint"].as_str().unwrap()
+    );
+    let expires = humantime::parse_rfc3339(status["ca"]["not_after"].as_str().unwrap()).unwrap();
+    assert!(expires > std::time::SystemTime::now() + std::time::Duration::from_secs(86400 * 300));
+    let version = status["policy"]["version"].as_str().unwrap().to_owned();
+    assert_eq!(version.len(), 12, "{status:#}");
+    assert_eq!(
+        status["policy"]["files"],
+        serde_json::json!([policies.join("10-rules.toml")])
+    );
+    assert_eq!(status["audit"]["path"], audit.display().to_string());
+    assert_eq!(status["audit"]["healthy"], true);
+    // The chain head it reports is a record on disk, with that hash.
+    let seq = status["audit"]["seq"].as_u64().unwrap();
+    let now = records(&audit);
+    let head = now
+        .iter()
+        .find(|r| r["seq"] == seq)
+        .unwrap_or_else(|| panic!("no record with seq {seq}"));
+    assert_eq!(head["hash"], status["audit"]["head"]);
+    assert_eq!(status["approvals"]["held"], 0);
+    let report = airlock(&[]);
+    assert!(
+        report.contains(&format!("policy    version {version} (")) && report.contains("rules: 1)"),
+        "{report}"
+    );
+    assert!(report.contains("traffic   3 requests"), "{report}");
+
+    // Metrics, scraped over TCP as Prometheus would, and on the socket.
+    let mut scrape = tokio::process::Command::new("curl");
+    scrape
+        .args(["-s", "--max-time", "10"])
+        .arg(format!("http://127.0.0.1:{metrics_port}/metrics"));
+    let m = finish(scrape).await.stdout;
+    let total = |decision: &str, status: &str| -> f64 {
+        m.lines()
+            .filter(|l| l.starts_with("airlock_requests_total{"))
+            .filter(|l| l.contains(&format!("decision=\"{decision}\",status=\"{status}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(total("allow", "200"), 2.0, "{m}");
+    assert_eq!(total("deny", "403"), 1.0, "{m}");
+    for (line, want) in [
+        (
+            "airlock_masked_secrets_total{direction=\"response\",detector=\"github-token\"}",
+            2.0,
+        ),
+        (
+            "airlock_credentials_total{kind=\"bearer\",result=\"unverified\"}",
+            1.0,
+        ),
+        ("airlock_request_duration_seconds_count", 3.0),
+        ("airlock_request_duration_seconds_bucket{le=\"+Inf\"}", 3.0),
+        ("airlock_connections_total{path=\"intercepted\"}", 3.0),
+        ("airlock_approvals_held", 0.0),
+        ("airlock_audit_healthy", 1.0),
+        (
+            &format!("airlock_policy_info{{version=\"{version}\"}}"),
+            1.0,
+        ),
+    ] {
+        assert_eq!(sample(&m, line), Some(want), "{line} in\n{m}");
+    }
+    assert!(
+        sample(&m, "airlock_kernel_events_total{event=\"redirect\"}").unwrap() >= 3.0,
+        "{m}"
+    );
+    assert!(
+        sample(&m, "airlock_bpf_map_entries{map=\"by_cookie\"}").is_some(),
+        "{m}"
+    );
+    assert!(
+        sample(&m, "airlock_body_bytes_total{direction=\"response\"}").unwrap() > 0.0,
+        "{m}"
+    );
+    assert!(!m.contains("ghp_"), "a secret in the metrics:\n{m}");
+    let socket_metrics = airlock(&["--metrics"]);
+    assert!(
+        socket_metrics.contains("# TYPE airlock_requests_total counter"),
+        "{socket_metrics}"
+    );
+    // The TCP listener serves the metrics and nothing else.
+    let mut other = tokio::process::Command::new("curl");
+    other
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .arg(format!("http://127.0.0.1:{metrics_port}/v1/approvals"));
+    assert_eq!(finish(other).await.stdout, "404");
+}

@@ -2,6 +2,8 @@
 //! Owns binding the socket safely (0660, optional group, a stale socket
 //! replaced but a live one never), the caller's uid from the kernel
 //! (SO_PEERCRED) for every request, routing, and the JSON error shape.
+//! Status and metrics come from [`crate::telemetry`]; `/metrics` alone may
+//! also be served on TCP (`admin.metrics_listen`) for a Prometheus scraper.
 
 use std::convert::Infallible;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
@@ -17,8 +19,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::net::{UnixListener, UnixStream};
 
-use super::{ApprovalError, Approvals, Exposition, Outcome, UserDb};
+use super::{ApprovalError, Approvals, Outcome, UserDb};
 use crate::config::AdminConfig;
+use crate::telemetry::Telemetry;
 
 /// Request bodies are a reason and a duration; anything larger is not one.
 const MAX_BODY: usize = 64 * 1024;
@@ -32,8 +35,9 @@ impl Approvals {
     pub async fn serve_admin(
         self: Arc<Self>,
         config: &AdminConfig,
+        telemetry: Arc<Telemetry>,
     ) -> Result<AdminServer, ApprovalError> {
-        AdminServer::bind(self, config).await
+        AdminServer::bind(self, config, telemetry).await
     }
 }
 
@@ -42,12 +46,25 @@ impl Approvals {
 #[derive(Debug)]
 pub struct AdminServer {
     listener: UnixListener,
+    /// `admin.metrics_listen`: `GET /metrics` only, no uid, no decisions.
+    metrics: Option<tokio::net::TcpListener>,
     path: PathBuf,
+    api: Arc<Api>,
+}
+
+/// What the routes read and act on.
+#[derive(Debug)]
+struct Api {
     approvals: Arc<Approvals>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl AdminServer {
-    async fn bind(approvals: Arc<Approvals>, config: &AdminConfig) -> Result<Self, ApprovalError> {
+    async fn bind(
+        approvals: Arc<Approvals>,
+        config: &AdminConfig,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Self, ApprovalError> {
         let path = config.socket.clone();
         let err = |op| {
             let path = path.clone();
@@ -76,13 +93,28 @@ impl AdminServer {
                 std::os::unix::fs::chown(dir, None, gid).map_err(err("chown its directory"))?;
             }
         }
+        let metrics =
+            match config.metrics_listen {
+                None => None,
+                Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(
+                    |source| ApprovalError::Socket {
+                        path: PathBuf::from(addr.to_string()),
+                        op: "bind admin.metrics_listen",
+                        source,
+                    },
+                )?),
+            };
         clear_stale(&path).await?;
         let listener = UnixListener::bind(&path).map_err(err("bind"))?;
         // From here on the file is ours: remove it on any failure below.
         let server = Self {
             listener,
+            metrics,
             path: path.clone(),
-            approvals,
+            api: Arc::new(Api {
+                approvals,
+                telemetry,
+            }),
         };
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(SOCKET_MODE))
             .map_err(err("chmod"))?;
@@ -96,6 +128,11 @@ impl AdminServer {
         &self.path
     }
 
+    /// Where `/metrics` is served on TCP, if it is.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves connections until this future is dropped (which also ends
     /// the connections being served).
     pub async fn run(self) {
@@ -104,13 +141,15 @@ impl AdminServer {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, _)) => {
-                        conns.spawn(serve(self.approvals.clone(), stream));
+                        conns.spawn(serve(self.api.clone(), stream));
                     }
-                    Err(e) => {
-                        // EMFILE and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "admin socket: accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    Err(e) => backoff("admin socket", &e).await,
+                },
+                accepted = accept_tcp(self.metrics.as_ref()) => match accepted {
+                    Ok(stream) => {
+                        conns.spawn(serve_metrics(self.api.clone(), stream));
                     }
+                    Err(e) => backoff("admin.metrics_listen", &e).await,
                 },
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
@@ -156,8 +195,55 @@ async fn clear_stale(path: &Path) -> Result<(), ApprovalError> {
     })
 }
 
+/// EMFILE and the like: back off instead of spinning.
+async fn backoff(what: &str, e: &std::io::Error) {
+    tracing::warn!(error = %e, "{what}: accept failed");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+}
+
+/// The next TCP metrics connection; never, without a metrics listener.
+async fn accept_tcp(
+    listener: Option<&tokio::net::TcpListener>,
+) -> std::io::Result<tokio::net::TcpStream> {
+    match listener {
+        Some(l) => l.accept().await.map(|(s, _)| s),
+        None => std::future::pending().await,
+    }
+}
+
+/// A scraper's connection: `GET /metrics`, nothing else (no caller
+/// identity on TCP, so nothing that reads held requests or decides).
+async fn serve_metrics(api: Arc<Api>, stream: tokio::net::TcpStream) {
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let api = api.clone();
+        async move {
+            Ok::<_, Infallible>(match (req.method(), req.uri().path()) {
+                (&Method::GET, "/metrics") => respond(
+                    StatusCode::OK,
+                    METRICS_TYPE,
+                    api.telemetry.metrics(&api.approvals),
+                ),
+                _ => respond(
+                    StatusCode::NOT_FOUND,
+                    "application/json",
+                    error_body("not_found", "only GET /metrics is served here").to_string(),
+                ),
+            })
+        }
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(error = %e, "metrics connection ended");
+    }
+}
+
+/// Prometheus text format 0.0.4.
+const METRICS_TYPE: &str = "text/plain; version=0.0.4";
+
 /// One connection: every request on it acts as the peer's uid.
-async fn serve(approvals: Arc<Approvals>, stream: UnixStream) {
+async fn serve(api: Arc<Api>, stream: UnixStream) {
     let uid = match stream.peer_cred() {
         Ok(c) => c.uid(),
         Err(e) => {
@@ -166,8 +252,8 @@ async fn serve(approvals: Arc<Approvals>, stream: UnixStream) {
         }
     };
     let service = hyper::service::service_fn(move |req| {
-        let approvals = approvals.clone();
-        async move { Ok::<_, Infallible>(handle(&approvals, uid, req).await) }
+        let api = api.clone();
+        async move { Ok::<_, Infallible>(handle(&api, uid, req).await) }
     });
     if let Err(e) = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
@@ -204,7 +290,7 @@ enum Reply {
     Text(String),
 }
 
-async fn handle(a: &Approvals, uid: u32, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(api: &Api, uid: u32, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
@@ -216,9 +302,9 @@ async fn handle(a: &Approvals, uid: u32, req: Request<Incoming>) -> Response<Ful
         }
     };
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match route(a, uid, &method, &segments, &body) {
+    match route(api, uid, &method, &segments, &body) {
         Ok(Reply::Json(status, v)) => respond(status, "application/json", v.to_string()),
-        Ok(Reply::Text(t)) => respond(StatusCode::OK, "text/plain; version=0.0.4", t),
+        Ok(Reply::Text(t)) => respond(StatusCode::OK, METRICS_TYPE, t),
         Err(e) => {
             tracing::info!(%method, %path, uid, error = %e, "admin API request refused");
             error(&e)
@@ -227,20 +313,17 @@ async fn handle(a: &Approvals, uid: u32, req: Request<Incoming>) -> Response<Ful
 }
 
 fn route(
-    a: &Approvals,
+    api: &Api,
     uid: u32,
     method: &Method,
     segments: &[&str],
     body: &[u8],
 ) -> Result<Reply, ApprovalError> {
     let ok = |v| Ok(Reply::Json(StatusCode::OK, v));
+    let a = &*api.approvals;
     match (method, segments) {
-        (&Method::GET, ["v1", "status"]) => ok(json!(a.status())),
-        (&Method::GET, ["metrics"]) => {
-            let mut out = Exposition::default();
-            a.metrics(&mut out);
-            Ok(Reply::Text(out.finish()))
-        }
+        (&Method::GET, ["v1", "status"]) => ok(api.telemetry.status(a)),
+        (&Method::GET, ["metrics"]) => Ok(Reply::Text(api.telemetry.metrics(a))),
         (&Method::GET, ["v1", "approvals"]) => ok(json!({ "approvals": a.list() })),
         (&Method::GET, ["v1", "approvals", id]) => ok(json!(a.get(id)?)),
         (&Method::POST, ["v1", "approvals", id, "approve"]) => {

@@ -303,7 +303,7 @@ async fn dropping_the_hold_is_abandoned() {
     assert_eq!(recs.len(), 2);
     assert_eq!(recs[1]["event"], "abandoned");
     assert_eq!(recs[1]["request_id"], "r1");
-    let mut m = Exposition::default();
+    let mut m = crate::telemetry::Exposition::default();
     f.approvals.metrics(&mut m);
     assert!(
         m.finish()
@@ -396,7 +396,7 @@ async fn outsiders_are_refused_and_audited() {
     assert_eq!(refused[2]["by"]["uid"], 4321);
     assert!(refused[2]["by"].get("user").is_none());
     assert_eq!(refused[4]["grant_id"], "g-1");
-    let mut m = Exposition::default();
+    let mut m = crate::telemetry::Exposition::default();
     f.approvals.metrics(&mut m);
     let m = m.finish();
     assert!(m.contains("airlock_approvals_held 0"), "{m}");
@@ -497,8 +497,14 @@ async fn admin_socket_end_to_end() {
     let config = AdminConfig {
         socket: dir.join("admin.sock"),
         group: Some(gid.to_string()),
+        ..Default::default()
     };
-    let server = f.approvals.clone().serve_admin(&config).await.unwrap();
+    let server = f
+        .approvals
+        .clone()
+        .serve_admin(&config, Default::default())
+        .await
+        .unwrap();
     let meta = std::fs::metadata(&config.socket).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
     assert_eq!(meta.gid(), gid);
@@ -509,11 +515,14 @@ async fn admin_socket_end_to_end() {
     let serving = tokio::spawn(server.run());
     // A live socket: a second airlock must not take it over.
     assert!(matches!(
-        f.approvals.clone().serve_admin(&config).await,
+        f.approvals
+            .clone()
+            .serve_admin(&config, Default::default())
+            .await,
         Err(ApprovalError::AlreadyRunning(_))
     ));
     let c = AdminClient::new(&config.socket);
-    assert_eq!(c.status().await.unwrap()["held"], 0);
+    assert_eq!(c.status().await.unwrap()["approvals"]["held"], 0);
 
     let h = f.spawn_hold(request("r1", OP, uid), LONG);
     f.held("r1").await;
@@ -592,11 +601,17 @@ async fn admin_socket_self_approval_with_allow_self() {
     let config = AdminConfig {
         socket: f.path.parent().unwrap().join("admin.sock"),
         group: None,
+        ..Default::default()
     };
     // A stale socket file from a previous run is replaced.
     drop(std::os::unix::net::UnixListener::bind(&config.socket).unwrap());
     assert!(config.socket.exists());
-    let server = f.approvals.clone().serve_admin(&config).await.unwrap();
+    let server = f
+        .approvals
+        .clone()
+        .serve_admin(&config, Default::default())
+        .await
+        .unwrap();
     let serving = tokio::spawn(server.run());
     let c = AdminClient::new(&config.socket);
     let h = f.spawn_hold(request("r1", OP, uid), LONG);
@@ -632,9 +647,13 @@ async fn a_non_socket_file_is_never_replaced() {
     let config = AdminConfig {
         socket: socket.clone(),
         group: None,
+        ..Default::default()
     };
     assert!(matches!(
-        f.approvals.clone().serve_admin(&config).await,
+        f.approvals
+            .clone()
+            .serve_admin(&config, Default::default())
+            .await,
         Err(ApprovalError::Socket { op: "replace", .. })
     ));
     assert_eq!(std::fs::read_to_string(&socket).unwrap(), "data");

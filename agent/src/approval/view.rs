@@ -43,11 +43,9 @@ pub struct GrantView {
     pub uses: u64,
 }
 
-/// `GET /v1/status`.
+/// The `approvals` member of `GET /v1/status`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Status {
-    pub version: &'static str,
-    pub uptime_s: u64,
     pub held: usize,
     pub grants: usize,
 }

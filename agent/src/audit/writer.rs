@@ -20,6 +20,7 @@ use super::checkpoint::Signer;
 use super::files;
 use super::queue::{PushError, Queue, Taken};
 use super::recover::{Recovered, resume};
+use super::stats::{AuditStats, Published};
 use crate::config::{AuditConfig, Durability, WRITTEN_SYNC_INTERVAL_MS};
 
 /// Records queued for the writer before callers are refused; a backlog
@@ -56,6 +57,7 @@ pub struct AuditLog {
     ids: Arc<AtomicU64>,
     boot: u64,
     path: PathBuf,
+    published: Arc<Published>,
 }
 
 /// The queue's sending side; when the last [`AuditLog`] clone goes, the
@@ -117,6 +119,10 @@ impl AuditLog {
         let lost = Arc::new(AtomicU64::new(0));
         let queue = Arc::new(Queue::new(QUEUE_DEPTH, WAKE_AT));
         let rx = queue.clone();
+        let published = Arc::new(Published::default());
+        if let Some(h) = &head {
+            published.resumed(h);
+        }
         let mut writer = Writer {
             file,
             path: path.clone(),
@@ -136,6 +142,7 @@ impl AuditLog {
             recovered,
             dirty: false,
             last_sync: std::time::Instant::now(),
+            published: published.clone(),
         };
         std::thread::Builder::new()
             .name("airlock-audit".into())
@@ -151,11 +158,18 @@ impl AuditLog {
             ids: Arc::new(AtomicU64::new(0)),
             boot,
             path,
+            published,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The chain head on disk and the writer's counters.
+    pub fn stats(&self) -> AuditStats {
+        self.published
+            .snapshot(self.healthy.load(Ordering::Acquire))
     }
 
     /// A new record id, unique across restarts (start time + counter).
@@ -287,6 +301,7 @@ struct Writer {
     /// Written but not yet fsynced.
     dirty: bool,
     last_sync: std::time::Instant,
+    published: Arc<Published>,
 }
 
 impl Writer {
@@ -317,7 +332,10 @@ impl Writer {
 
     fn sync_now(&mut self) {
         match self.file.sync_data() {
-            Ok(()) => self.dirty = false,
+            Ok(()) => {
+                self.dirty = false;
+                self.published.synced();
+            }
             Err(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "audit fsync failed")
             }
@@ -391,7 +409,9 @@ impl Writer {
                 } else {
                     self.since_checkpoint + sealed
                 };
+                self.published.committed(&head, sealed, buf.len() as u64);
                 if syncs {
+                    self.published.synced();
                     self.dirty = false;
                     self.last_sync = std::time::Instant::now();
                 } else {
@@ -410,6 +430,7 @@ impl Writer {
                 }
             }
             Err(e) => {
+                self.published.failed();
                 if self.healthy.swap(false, Ordering::AcqRel) {
                     tracing::error!(path = %self.path.display(), error = %e, "audit write failed: intercepted requests are refused until it works again");
                 }
@@ -440,6 +461,7 @@ impl Writer {
             Ok(f) => {
                 self.file = f;
                 self.len = 0;
+                self.published.rotated();
                 tracing::info!(rotated = %aside.display(), "audit log rotated");
             }
             Err(e) => {

@@ -1,6 +1,9 @@
-//! Kernel → userspace events (ring buffer), logged with tracing.
+//! Kernel → userspace events (ring buffer): logged with tracing and
+//! counted for the metrics.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use airlock_ebpf::{Event, EventKind};
 use aya::maps::{MapData, RingBuf};
@@ -9,9 +12,32 @@ use crate::addrs::from_mapped_bytes;
 
 use super::ProcessInfo;
 
+/// Kernel events seen since airlock started, by kind. Events the ring
+/// buffer had no room for are not seen (the programs never block a
+/// connect to report one).
+#[derive(Debug, Default)]
+pub struct EventCounts {
+    pub redirects: AtomicU64,
+    pub udp_refused: AtomicU64,
+    pub v6_refused: AtomicU64,
+}
+
+impl EventCounts {
+    fn count(&self, kind: &EventKind) {
+        let c = match kind {
+            EventKind::Redirect => &self.redirects,
+            EventKind::UdpRefused => &self.udp_refused,
+            EventKind::V6Refused => &self.v6_refused,
+            EventKind::Unknown(_) => return,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Reads the capture programs' ring buffer.
 pub struct EventReader {
     ring: RingBuf<MapData>,
+    counts: Arc<EventCounts>,
 }
 
 impl std::fmt::Debug for EventReader {
@@ -21,8 +47,8 @@ impl std::fmt::Debug for EventReader {
 }
 
 impl EventReader {
-    pub(super) fn new(ring: RingBuf<MapData>) -> Self {
-        Self { ring }
+    pub(super) fn new(ring: RingBuf<MapData>, counts: Arc<EventCounts>) -> Self {
+        Self { ring, counts }
     }
 
     /// Logs every event until the task is dropped. Redirects are debug
@@ -48,6 +74,7 @@ impl EventReader {
             let mut batch = Vec::new();
             while let Some(item) = ring.next() {
                 if let Some(ev) = Event::decode(&item) {
+                    self.counts.count(&ev.kind);
                     batch.push(ev);
                 }
             }

@@ -95,6 +95,11 @@ pub struct AdminConfig {
     /// the API without root.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// Also serve `GET /metrics` (and nothing else) on this TCP address,
+    /// for a Prometheus scraper. The metrics name operations and detectors,
+    /// never secrets; keep it on loopback or a management network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for AdminConfig {
@@ -102,6 +107,7 @@ impl Default for AdminConfig {
         Self {
             socket: PathBuf::from(DEFAULT_ADMIN_SOCKET),
             group: None,
+            metrics_listen: None,
         }
     }
 }

@@ -34,6 +34,7 @@ pub struct ConnCtx {
     pub excerpt_bytes: usize,
     /// `masking.scan_before_forward_bytes`.
     pub scan_before_forward: usize,
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// What airlock saw in one body beyond its size and digest.
@@ -290,6 +291,10 @@ impl Exchange {
             return;
         }
         let record = self.record(Phase::Response);
+        self.ctx
+            .telemetry
+            .traffic
+            .exchange(&record, self.started.elapsed());
         let r = &record.request;
         tracing::info!(id = %self.id, pid = record.process.pid, comm = %record.process.comm, method = %r.method,
             host = %r.host, path = %r.path, status = self.status.load(Ordering::Relaxed), "http");

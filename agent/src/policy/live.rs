@@ -47,7 +47,11 @@ impl PolicySource {
 /// What a reload did, for the log and the audit trail.
 #[derive(Debug)]
 pub enum Reloaded {
-    Applied { rules: usize, files: Vec<String> },
+    Applied {
+        rules: usize,
+        files: Vec<String>,
+        version: String,
+    },
     Rejected(PolicyError),
 }
 
@@ -100,6 +104,7 @@ impl LivePolicy {
                 let out = Reloaded::Applied {
                     rules: p.rules().len(),
                     files: p.files().to_vec(),
+                    version: p.version().to_owned(),
                 };
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(p);
                 out

@@ -199,8 +199,28 @@ fn build(files: Vec<(String, String)>) -> Result<Policy, PolicyError> {
         rules,
         default_action,
         default_reason,
+        version: version(&files),
+        loaded_at: std::time::SystemTime::now(),
         files: files.into_iter().map(|(n, _)| n).collect(),
     })
+}
+
+/// The first 12 hex digits of a SHA-256 over every file's name and text:
+/// equal sets give equal versions, so an operator can tell which rules a
+/// host runs (`airlock status`) and whether a reload changed anything.
+fn version(files: &[(String, String)]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for (name, text) in files {
+        // Lengths first: ("ab","c") and ("a","bc") must not collide.
+        for part in [name.as_bytes(), text.as_bytes()] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+    }
+    ctx.finish().as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {

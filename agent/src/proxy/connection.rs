@@ -14,6 +14,7 @@ use crate::addrs::{ClientAddr, Endpoint, OrigDstAddr};
 use crate::audit::{AuditLog, ConnectionRecord, RecordKind};
 use crate::capture::{Captured, OrigDstTable, ProcessInfo};
 use crate::host::InterceptList;
+use crate::telemetry::ConnPath;
 use crate::tls::{ClientTls, UpstreamTls};
 
 /// Everything connection tasks share.
@@ -33,6 +34,7 @@ pub struct Proxy {
     pub approvals: Arc<crate::approval::Approvals>,
     pub excerpt_bytes: usize,
     pub scan_before_forward: usize,
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// What is known about a connection once it is accepted and attributed.
@@ -116,7 +118,10 @@ impl Drop for Spliced<'_> {
 impl Proxy {
     /// Handles one accepted connection to the end.
     pub async fn handle(&self, mut client: TcpStream, peer: ClientAddr) {
+        let traffic = &self.telemetry.traffic;
+        let _open = traffic.open();
         let Some(captured) = self.table.take(peer) else {
+            traffic.connection(ConnPath::Refused);
             // Not redirected by our programs (someone dialled the listener
             // directly): we do not know where it was going, so it goes nowhere.
             tracing::warn!(%peer, "connection without a capture record refused");
@@ -130,6 +135,7 @@ impl Proxy {
             && self.on_audit_failure == crate::config::OnAuditFailure::Deny
         {
             // Fail closed: nothing is forwarded that cannot be recorded.
+            traffic.connection(ConnPath::Refused);
             tracing::error!(%peer, dst = %orig_dst, error = %e, "connection refused");
             return;
         }
@@ -169,6 +175,7 @@ impl Proxy {
         let client = PrefixedIo::new(first.freeze(), client);
         match sniffed {
             Sniffed::NotTls => {
+                traffic.connection(ConnPath::Tcp);
                 tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, dst = %orig_dst, "relaying TCP");
                 let mut rec = Spliced::new(self, &conn, RecordKind::Connection, None);
                 let error =
@@ -186,8 +193,10 @@ impl Proxy {
                     .unwrap_or_else(|p| p.into_inner())
                     .matches(&host);
                 if intercepted {
+                    traffic.connection(ConnPath::Intercepted);
                     mitm::intercept(self, &conn, client, hello).await;
                 } else {
+                    traffic.connection(ConnPath::Passthrough);
                     tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?hello.sni, dst = %orig_dst, "TLS passthrough");
                     let mut rec = Spliced::new(self, &conn, RecordKind::TlsPassthrough, hello.sni);
                     let error =
@@ -199,6 +208,7 @@ impl Proxy {
     }
 
     fn reject(&self, conn: &Conn, why: String) {
+        self.telemetry.traffic.connection(ConnPath::Refused);
         tracing::warn!(pid = conn.process.pid, dst = %conn.orig_dst, error = %why, "connection dropped");
         self.write(&conn.record(RecordKind::Connection, None, (0, 0), Some(why)));
     }

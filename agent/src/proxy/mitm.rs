@@ -111,6 +111,7 @@ pub(super) async fn intercept(
         approvals: proxy.approvals.clone(),
         excerpt_bytes: proxy.excerpt_bytes,
         scan_before_forward: proxy.scan_before_forward,
+        telemetry: proxy.telemetry.clone(),
     });
     let proto = Proto::from_alpn(client.get_ref().1.alpn_protocol());
     crate::http::serve(client, proto, upstream, ctx).await;

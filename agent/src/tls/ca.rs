@@ -161,6 +161,11 @@ impl CertificateAuthority {
         &self.cert_der
     }
 
+    /// When the CA certificate expires (clients refuse its leaves after).
+    pub fn not_after(&self) -> Option<SystemTime> {
+        super::validity::not_after(&self.cert_der)
+    }
+
     /// SHA-256 of the certificate, hex, as `openssl x509 -fingerprint` shows it.
     pub fn fingerprint(&self) -> String {
         let d = ring::digest::digest(&ring::digest::SHA256, &self.cert_der);
