@@ -1065,3 +1065,76 @@ async fn status_and_metrics_reflect_real_traffic() {
         .arg(format!("http://127.0.0.1:{metrics_port}/v1/approvals"));
     assert_eq!(finish(other).await.stdout, "404");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_request_in_flight_finish() {
+    if !privileged("sigterm_lets_a_request_in_flight_finish") {
+        return;
+    }
+    const ARM: &str = "management.azure.com";
+    let cg = TestCgroup::new("drain");
+    let dir = TempDir::new("drain");
+    let pki = airlock_tests::TestPki::new("drain upstream CA");
+    let up = airlock_tests::TlsUpstream::start(
+        pki.server_config(&[ARM], &[b"http/1.1"]),
+        &["127.0.0.1:0".parse().unwrap()],
+    )
+    .await;
+    let config = airlock_tests::daemon::write_tls_config(
+        dir.path(),
+        cg.path(),
+        up.port(),
+        &pki.write_ca(dir.path()),
+    );
+    let audit = dir.path().join("audit.jsonl");
+    let mut daemon = airlock_tests::daemon::spawn(&config);
+    let started = wait_for(&audit, |r| r.iter().any(|r| r["event"] == "start")).await;
+    assert!(
+        started.iter().any(|r| r["event"] == "start"),
+        "daemon did not start"
+    );
+
+    let mut cmd = cg.command("curl");
+    cmd.args([
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "--max-time",
+        "20",
+        "--resolve",
+    ])
+    .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
+    .arg("--cacert")
+    .arg(dir.path().join("ca/ca.crt"))
+    .arg(format!("https://{ARM}:{}/slow?ms=1500", up.port()));
+    let slow = tokio::spawn(finish(cmd));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while up.requests() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the request never reached the upstream"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Stop while the upstream is still answering: the drain lets it end.
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let got = slow.await.unwrap();
+    assert!(got.stdout.ends_with("\n200"), "{got:?}");
+    let exit = tokio::time::timeout(WAIT, daemon.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "airlock exited with {exit}");
+    let all = records(&audit);
+    let response = all
+        .iter()
+        .position(|r| r["kind"] == "http" && r["phase"] == "response")
+        .unwrap_or_else(|| panic!("no response record: {all:#?}"));
+    assert_eq!(all[response]["response"]["status"], 200);
+    assert!(all[response]["error"].is_null(), "{}", all[response]);
+    assert_eq!(all.last().unwrap()["event"], "stop", "{all:#?}");
+}
