@@ -206,51 +206,185 @@ async fn any_text_response_is_scanned_and_a_key_upload_is_refused() {
     );
 }
 
+/// The upstream answers `body` under `Content-Encoding: encoding` (bytes
+/// already coded); curl gets what airlock relays, headers first.
+async fn call_coded(
+    env: &Env,
+    host: &str,
+    path: &str,
+    ct: &str,
+    encoding: &str,
+    body: &[u8],
+) -> (String, Vec<u8>) {
+    use base64::Engine;
+    let dir = TempDir::new("coded");
+    let (headers, out) = (dir.path().join("headers"), dir.path().join("body"));
+    let mut cmd = env.cg.command("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "20",
+        "-X",
+        "POST",
+        "--data-binary",
+        "{}",
+    ])
+    .arg("-D")
+    .arg(&headers)
+    .arg("-o")
+    .arg(&out)
+    .arg("--resolve")
+    .arg(format!("{host}:{}:127.0.0.1", env.up.port()))
+    .arg("--cacert")
+    .arg(env.airlock.ca_cert())
+    .arg("-H")
+    .arg(format!(
+        "x-test-respond: {}",
+        base64::engine::general_purpose::STANDARD.encode(body)
+    ))
+    .arg("-H")
+    .arg(format!("content-type: {ct}"))
+    .arg("-H")
+    .arg(format!("x-test-content-encoding: {encoding}"))
+    .arg(format!("https://{host}:{}{path}", env.up.port()));
+    let done = finish(cmd).await;
+    assert!(done.status.success(), "{done:?}");
+    (
+        std::fs::read_to_string(headers)
+            .unwrap()
+            .to_ascii_lowercase(),
+        std::fs::read(out).unwrap(),
+    )
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(data)
+        .read_to_end(&mut out)
+        .unwrap_or_else(|e| panic!("not gzip: {e}"));
+    out
+}
+
+fn brotli(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::new();
+    {
+        let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+        w.write_all(data).unwrap();
+    }
+    out
+}
+
 /// airlock asks for identity encoding; an upstream that compresses anyway
-/// gets a secret-bearing response refused, and any other relayed with a
-/// record saying it was not scanned.
+/// gets its gzip/deflate/br body decoded and masked (gzip stays gzip for
+/// the client; br arrives decoded). A coding airlock cannot decode is
+/// refused where secrets are expected and relayed, marked unscanned,
+/// elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compressed_responses_fail_closed_where_secrets_are_expected() {
-    if !privileged("compressed_responses_fail_closed_where_secrets_are_expected") {
+async fn compressed_responses_are_decoded_and_masked() {
+    if !privileged("compressed_responses_are_decoded_and_masked") {
         return;
     }
     let env = setup("maskgzip").await;
-    let gzip = ["x-test-content-encoding: gzip"];
-    let (status, body) = call(
+    let keys = json!({"keys": [
+        {"keyName": "key1", "value": "first-account-key-value", "permissions": "FULL"}
+    ]})
+    .to_string();
+
+    // gzip: the client receives gzip, and inside it the key is masked.
+    let (headers, body) = call_coded(
         &env,
-        Call {
-            method: "POST",
-            host: ARM,
-            path: LIST_KEYS,
-            content_type: "application/json",
-            answer: "{\"keys\":[]}",
-            headers: &gzip,
-            ..Call::default()
-        },
+        ARM,
+        LIST_KEYS,
+        "application/json",
+        "gzip",
+        &gzip(keys.as_bytes()),
     )
     .await;
-    assert_eq!(status, 502, "{body}");
-    assert!(body.contains("UnmaskableResponse"), "{body}");
-    let (status, _) = call(
+    assert!(
+        headers.starts_with("http/1.1 200") || headers.starts_with("http/2 200"),
+        "{headers}"
+    );
+    assert!(headers.contains("content-encoding: gzip"), "{headers}");
+    let got: Value = serde_json::from_slice(&gunzip(&body)).expect("masked JSON inside gzip");
+    assert!(
+        got["keys"][0]["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("airlock:masked:storage-account-key:"),
+        "{got}"
+    );
+    let rec = env.airlock.exchanges(1).await.pop().unwrap();
+    assert_eq!(rec["response"]["masked"]["count"], 1, "{}", rec["response"]);
+    assert!(
+        rec["response"]["body"]["excerpt"]
+            .as_str()
+            .unwrap()
+            .contains("airlock:masked:"),
+        "the excerpt is of the decoded text: {}",
+        rec["response"]
+    );
+
+    // br: decoded on the way, relayed without Content-Encoding.
+    let token = format!("ghp_{}", "Zx9".repeat(12));
+    let text = format!("notes: the deploy token is {token}\n");
+    let (headers, body) = call_coded(
         &env,
-        Call {
-            method: "GET",
-            host: BLOB,
-            path: "/c/notes.txt",
-            content_type: "text/plain",
-            answer: "plain words",
-            headers: &gzip,
-            ..Call::default()
-        },
+        BLOB,
+        "/c/notes.txt",
+        "text/plain",
+        "br",
+        &brotli(text.as_bytes()),
     )
     .await;
-    assert_eq!(status, 200);
-    let rec = env.airlock.exchanges(2).await.pop().unwrap();
+    assert!(!headers.contains("content-encoding"), "{headers}");
+    let body = String::from_utf8(body).unwrap();
+    assert!(
+        body.starts_with("notes: the deploy token is airlock:masked:github-token:"),
+        "{body}"
+    );
+    assert!(!body.contains(&token));
+
+    // A coding airlock cannot decode: refused where secrets are expected...
+    let (headers, body) = call_coded(
+        &env,
+        ARM,
+        LIST_KEYS,
+        "application/json",
+        "zstd",
+        keys.as_bytes(),
+    )
+    .await;
+    assert!(headers.contains(" 502"), "{headers}");
+    assert!(String::from_utf8_lossy(&body).contains("UnmaskableResponse"));
+    // ...relayed as it is elsewhere, and the record says it was not scanned.
+    let (headers, body) = call_coded(
+        &env,
+        BLOB,
+        "/c/notes.txt",
+        "text/plain",
+        "zstd",
+        b"plain words",
+    )
+    .await;
+    assert!(headers.contains(" 200"), "{headers}");
+    assert_eq!(body, b"plain words");
+    let rec = env.airlock.exchanges(4).await.pop().unwrap();
     assert_eq!(
         rec["response"]["masked"]["detectors"]["not-scanned-compressed"], 1,
         "{}",
         rec["response"]
     );
+    let trail = std::fs::read_to_string(&env.airlock.audit_path).unwrap();
+    assert!(!trail.contains("first-account-key-value") && !trail.contains(&token));
 
     // What the upstream was asked for: identity, whatever the client said.
     let mut cmd = env.cg.command("curl");

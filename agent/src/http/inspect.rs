@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 
 use super::Body;
 use super::body::{Counted, Side};
+use super::decode::{Decoded, Decoder, Encoded, Encoder};
 use super::exchange::{Exchange, Seen};
 use super::tap::Tap;
 use crate::gate::{Asked, Verdict};
@@ -136,8 +137,9 @@ pub(super) async fn request_body(
 
 /// The response body for the client: masked unless the rule says `pass` or
 /// it is a token endpoint's (the client needs its token; the audit excerpt
-/// is masked either way). A compressed text body cannot be masked: if it
-/// is one of the secret-bearing operations it is refused (`Err`), else it
+/// is masked either way). A gzip, deflate or br body is decoded to be
+/// masked, and relayed decoded; one in a coding airlock cannot decode is
+/// refused (`Err`) if it is one of the secret-bearing operations, else it
 /// passes and the record says it was not scanned.
 pub(super) fn response_body(
     body: Incoming,
@@ -167,39 +169,64 @@ pub(super) fn response_body(
                 .response(&verdict.operation.name, content_type.as_deref())
         })
         .flatten();
-    if encoded && masker.is_some() {
-        if crate::mask::structured(&verdict.operation.name) {
+    // A body to mask that the upstream compressed despite being asked not
+    // to: decoded on its way, and relayed decoded.
+    let decoder = match (encoded && masker.is_some())
+        .then(|| Decoder::new(header(headers, CONTENT_ENCODING)))
+    {
+        None => None,
+        Some(Ok(decoder)) => decoder,
+        Some(Err(e)) if crate::mask::structured(&verdict.operation.name) => {
             return Err(format!(
-                "{} responses carry secrets and this one is compressed ({}): it cannot be masked, so it is not relayed",
+                "{} responses carry secrets and this one cannot be masked ({e}), so it is not relayed",
                 verdict.operation.name,
-                header(headers, CONTENT_ENCODING).unwrap_or("?")
             ));
         }
-        let mut note = Findings::default();
-        note.add("not-scanned-compressed");
-        exchange.set_seen(
-            true,
-            Seen {
-                excerpt: None,
-                findings: Some(note),
-            },
-        );
-        return Ok(counted(body, exchange, token).boxed());
-    }
+        Some(Err(e)) => {
+            tracing::warn!(id = %exchange.id(), error = %e, "response relayed unscanned");
+            let mut note = Findings::default();
+            note.add("not-scanned-compressed");
+            exchange.set_seen(
+                true,
+                Seen {
+                    excerpt: None,
+                    findings: Some(note),
+                },
+            );
+            return Ok(counted(body, exchange, token).boxed());
+        }
+    };
     if masker.is_some() {
         // The masked body's length is not known in advance.
         headers.remove(CONTENT_LENGTH);
     }
+    let excerpt = text && (!encoded || decoder.is_some());
+    let encoder = decoder
+        .as_ref()
+        .and_then(|_| Encoder::new(header(headers, CONTENT_ENCODING)?));
+    if decoder.is_some() {
+        // Checksums of the bytes as the upstream coded them no longer hold.
+        headers.remove(CONTENT_MD5);
+        headers.remove(CRC64);
+        if encoder.is_none() {
+            headers.remove(CONTENT_ENCODING);
+        }
+    }
+    let body = Decoded::new(body, decoder);
     // Counted outside: bytes and digest are of what the client receives,
     // and the tap reports before the body's end records the exchange.
-    let tapped = Tap::new(body, masker, exchange.clone(), true, text && !encoded);
+    let tapped = Tap::new(body, masker, exchange.clone(), true, excerpt);
     let tapped = if verdict.operation.service == crate::operation::Service::Model {
         tapped.reassembling()
     } else {
         tapped
     };
-    Ok(counted(tapped, exchange, token).boxed())
+    Ok(counted(Encoded::new(tapped, encoder), exchange, token).boxed())
 }
+
+/// Storage's checksums of a response body.
+const CONTENT_MD5: &str = "content-md5";
+const CRC64: &str = "x-ms-content-crc64";
 
 /// The response as relayed, counted; a token response is also kept for
 /// the GitHub→Azure link.

@@ -1,0 +1,72 @@
+//! Re-encoding a masked body in the coding it arrived in (gzip, deflate),
+//! so what the client stores or checks is still the coded representation
+//! the upstream sent — a blob stored with `Content-Encoding: gzip` is
+//! still saved compressed. Each frame is sync-flushed: a streamed response
+//! (a Kubernetes WATCH) is not held back waiting for a full block.
+
+use std::io::Write;
+
+use flate2::Compression;
+use flate2::write::{GzEncoder, ZlibEncoder};
+
+use super::DecodeError;
+
+/// A streaming gzip or zlib (`deflate`) encoder.
+pub(crate) enum Encoder {
+    Gzip(GzEncoder<Vec<u8>>),
+    Zlib(ZlibEncoder<Vec<u8>>),
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Gzip(_) => "Encoder(gzip)",
+            Self::Zlib(_) => "Encoder(deflate)",
+        })
+    }
+}
+
+impl Encoder {
+    /// An encoder for a `Content-Encoding` airlock can produce; `None`
+    /// for others (br: relayed decoded, without the header).
+    pub(crate) fn new(encoding: &str) -> Option<Self> {
+        // Fast: the body was compressed once already; this only restores
+        // its coding.
+        let level = Compression::fast();
+        match encoding.trim().to_ascii_lowercase().as_str() {
+            "gzip" | "x-gzip" => Some(Self::Gzip(GzEncoder::new(Vec::new(), level))),
+            "deflate" => Some(Self::Zlib(ZlibEncoder::new(Vec::new(), level))),
+            _ => None,
+        }
+    }
+
+    /// Encodes `data` and flushes, returning what is ready to send.
+    pub(crate) fn push(&mut self, data: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        let err = |e: std::io::Error| DecodeError::Encode(e.to_string());
+        match self {
+            Self::Gzip(e) => {
+                e.write_all(data).and_then(|()| e.flush()).map_err(err)?;
+                Ok(std::mem::take(e.get_mut()))
+            }
+            Self::Zlib(e) => {
+                e.write_all(data).and_then(|()| e.flush()).map_err(err)?;
+                Ok(std::mem::take(e.get_mut()))
+            }
+        }
+    }
+
+    /// Ends the stream (trailer, checksum).
+    pub(crate) fn finish(&mut self) -> Result<Vec<u8>, DecodeError> {
+        let err = |e: std::io::Error| DecodeError::Encode(e.to_string());
+        match self {
+            Self::Gzip(e) => {
+                e.try_finish().map_err(err)?;
+                Ok(std::mem::take(e.get_mut()))
+            }
+            Self::Zlib(e) => {
+                e.try_finish().map_err(err)?;
+                Ok(std::mem::take(e.get_mut()))
+            }
+        }
+    }
+}
