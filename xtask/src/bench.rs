@@ -10,14 +10,16 @@
 //!   proxy);
 //! - mitmproxy in reverse mode (full mode only; installed into a venv).
 //!
-//! Plus airlock's memory per idle TLS connection and the cost of its eBPF
-//! programs to a connect() they do not select.
+//! Plus airlock's memory per idle TLS connection, the cost of its eBPF
+//! programs to a connect() they do not select, and its masking throughput
+//! on one core.
 //!
 //! `--smoke` runs everything that needs no download once, for a second, and
 //! asserts that it works (no errors, identity verified), never how fast.
 
 mod airlock;
 mod jwt;
+mod masking;
 mod mitm;
 mod probes;
 mod report;
@@ -155,6 +157,9 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
         plan.connects,
         plan.connect_rounds,
     )?);
+
+    eprintln!("xtask bench: masking throughput on 1 MiB bodies");
+    report.masking = masking::masking(airlock_bin, plan)?;
 
     report.finish(started.elapsed());
     let text = report.markdown();

@@ -175,6 +175,9 @@ fn build_release() -> anyhow::Result<PathBuf> {
         "airlock",
         "--bin",
         "airlock",
+        // The masking throughput probe (see bench/masking.rs).
+        "--example",
+        "mask_throughput",
     ]))?;
     Ok(target_dir().join("release/airlock"))
 }
