@@ -190,6 +190,11 @@ impl App {
                 "capture.fail_mode = \"open\": while airlock is down, captured processes connect directly, unaudited",
             );
         }
+        if self.config.audit.durability == crate::config::Durability::Queued {
+            start.weakened.push(
+                "audit.durability = \"queued\": requests are forwarded before their record is written; a crash can lose records of forwarded requests",
+            );
+        }
         if self.config.audit.on_failure == crate::config::OnAuditFailure::Allow {
             start.weakened.push(
                 "audit.on_failure = \"allow\": requests are forwarded even when they cannot be audited",

@@ -4,8 +4,10 @@
 //! cgroup airlock captures. Configurations:
 //!
 //! - airlock, full pipeline: capture, TLS interception both ways, a bearer
-//!   JWT validated against a test issuer, policy, per-request audit — with
-//!   `audit.durability` `fsync` and `written`;
+//!   JWT validated against a test issuer, policy, masking, per-request
+//!   audit — with `audit.durability` `fsync` and `written`; then with the
+//!   audit write off the request path (`queued`) and with masking off, to
+//!   show what each stage costs;
 //! - nginx as a re-encrypting reverse proxy (the best-of-breed L7 TLS
 //!   proxy);
 //! - mitmproxy in reverse mode (full mode only; installed into a venv).
@@ -68,6 +70,22 @@ impl Plan {
     };
 }
 
+/// The airlock configurations measured: (file name, report label,
+/// `audit.durability`, response masking). The first two are the full
+/// pipeline; `queued` takes the audit write off the request path and
+/// "masking off" relays responses unmasked, to show each stage's cost.
+const AIRLOCK_CONFIGS: &[(&str, &str, &str, bool)] = &[
+    ("fsync", "airlock, `fsync`", "fsync", true),
+    ("written", "airlock, `written`", "written", true),
+    (
+        "queued",
+        "airlock, `queued` (audit not waited for)",
+        "queued",
+        true,
+    ),
+    ("nomask", "airlock, masking off (`fsync`)", "fsync", false),
+];
+
 /// Everything one bench needs to reach the upstream.
 struct Setup<'a> {
     work: &'a Path,
@@ -106,24 +124,20 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
     };
     let mut report = Report::new(plan);
 
-    for durability in ["fsync", "written"] {
+    for &(name, label, durability, masking) in AIRLOCK_CONFIGS {
         let settings = Settings {
             durability,
             comm: None,
             issuer: Some(&issuer),
+            masking,
         };
-        let airlock = Airlock::start(airlock_bin, &work, durability, &cgroup, &[port], &settings)?;
+        let airlock = Airlock::start(airlock_bin, &work, name, &cgroup, &[port], &settings)?;
         let audit = airlock.audit.clone();
-        let rows = measure(
-            &setup,
-            &format!("airlock, `{durability}`"),
-            Some(&cgroup),
-            port,
-        );
+        let rows = measure(&setup, label, Some(&cgroup), port);
         airlock.stop()?;
         report.rows.extend(rows?);
         let trail = check_trail(&audit)?;
-        report.trails.push((durability, trail));
+        report.trails.push((name, trail));
     }
 
     let proxy_port = free_port()?;

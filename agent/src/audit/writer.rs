@@ -58,6 +58,8 @@ pub struct AuditLog {
     boot: u64,
     path: PathBuf,
     published: Arc<Published>,
+    /// `durability = "queued"`: "durable" writes do not wait.
+    queued: bool,
 }
 
 /// The queue's sending side; when the last [`AuditLog`] clone goes, the
@@ -159,6 +161,7 @@ impl AuditLog {
             boot,
             path,
             published,
+            queued: config.durability == Durability::Queued,
         })
     }
 
@@ -198,12 +201,18 @@ impl AuditLog {
         Ok(id)
     }
 
-    /// Queues a record under `id` and waits until it is on disk.
+    /// Queues a record under `id` and waits until it is on disk (with
+    /// `durability = "queued"`: only while the log is healthy, without
+    /// waiting).
     pub async fn write_durable<R: Serialize>(
         &self,
         id: &str,
         record: &R,
     ) -> Result<(), AuditError> {
+        if self.queued {
+            self.check()?;
+            return self.send(id, record, None);
+        }
         let (done, wait) = oneshot::channel();
         self.send(id, record, Some(done))?;
         match wait.await {

@@ -236,6 +236,10 @@ pub enum Durability {
     /// Written to the kernel: survives airlock crashing or `kill -9`, not
     /// a power loss; fsynced every [`WRITTEN_SYNC_INTERVAL_MS`].
     Written,
+    /// Queued for the writer; the request is forwarded without waiting.
+    /// A crash can lose the records of requests already forwarded (said in
+    /// the start record's `weakened`). Written and fsynced as `Written`.
+    Queued,
 }
 
 /// Bytes of a body kept, masked, in its record.
@@ -256,8 +260,8 @@ pub struct AuditConfig {
     /// `deny` (default) or `allow` intercepted requests while the log
     /// cannot be written.
     pub on_failure: OnAuditFailure,
-    /// `fsync` (default) or `written`: what must have happened to a
-    /// request's record before the request is forwarded.
+    /// `fsync` (default), `written` or `queued`: what must have happened
+    /// to a request's record before the request is forwarded.
     pub durability: Durability,
     /// A group (name or gid) that may read the trail: files 0640 and
     /// group-owned instead of 0600.

@@ -26,6 +26,9 @@ pub(crate) struct Settings<'a> {
     pub(crate) comm: Option<&'a str>,
     /// Validate bearer JWTs against this issuer.
     pub(crate) issuer: Option<&'a Issuer>,
+    /// Mask responses (the shipped policies); off: one rule that allows
+    /// everything with `response = "pass"`, to show what masking costs.
+    pub(crate) masking: bool,
 }
 
 pub(crate) struct Airlock {
@@ -158,6 +161,16 @@ fn config(
         work.join("masking.key"),
         work.join("admin.sock"),
     )?;
+    if !s.masking {
+        let dir = work.join("policies-pass");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join("00-pass.toml"),
+            "[[rule]]\nname = \"bench-pass\"\naction = \"allow\"\nresponse = \"pass\"\n\
+             reason = \"bench: responses relayed unmasked\"\n",
+        )?;
+        writeln!(c, "[policy]\ndir = {dir:?}")?;
+    }
     if let Some(issuer) = s.issuer {
         write!(
             c,

@@ -97,6 +97,7 @@ pub(crate) fn idle(
         durability: "written",
         comm: None,
         issuer: Some(issuer),
+        masking: true,
     };
     let airlock = Airlock::start(bin, work, "idle", cgroup, &[port], &settings)?;
     let ca = airlock.ca_dir.join("ca.crt");
@@ -171,6 +172,7 @@ pub(crate) fn connect_cost(
         durability: "written",
         comm: Some("wrk"),
         issuer: None,
+        masking: true,
     };
     let mut cost = ConnectCost {
         connects,

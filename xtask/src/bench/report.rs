@@ -148,7 +148,10 @@ impl Report {
              keep-alive unless noted) with a bearer JWT (ES256), inside the capture cgroup for \
              airlock. airlock: release build, full pipeline (capture, TLS interception both ways, \
              the JWT validated against a test issuer whose JWKS airlock fetched over TLS, shipped \
-             policies, per-request audit); audit trails: {}. nginx reverse proxy: its own \
+             policies, response masking, per-request audit); `queued`: the same with each \
+             request record queued for the writer instead of waited for; masking off: the \
+             same as `fsync` with one policy rule that allows everything with \
+             `response = \"pass\"`; audit trails: {}. nginx reverse proxy: its own \
              instance (one worker per core), TLS in, `proxy_ssl_verify on` out, upstream \
              keep-alive. mitmproxy: `mitmdump --mode reverse:` with the upstream verified \
              against the bench CA (its local-capture redirector cannot attach on this \
@@ -160,6 +163,25 @@ impl Report {
     }
 
     fn probes(&self, t: &mut String) {
+        let stages: Vec<String> = ["`fsync`", "`written`", "`queued`", "masking off"]
+            .iter()
+            .filter_map(|label| {
+                let r = self
+                    .rows
+                    .iter()
+                    .find(|r| r.scenario.name == SMALL.name && r.config.contains(label))?;
+                Some(format!("{label} {:.2}×", r.ratio()))
+            })
+            .collect();
+        if !stages.is_empty() {
+            let _ = writeln!(
+                t,
+                "- What each stage costs, small requests against direct: {} (durability is the \
+                 difference between `fsync`/`written` and `queued`; masking, between `fsync` \
+                 and masking off).",
+                stages.join(", ")
+            );
+        }
         if !self.masking.is_empty() {
             let cases: Vec<String> = self
                 .masking

@@ -229,3 +229,26 @@ async fn signed_checkpoints_authenticate_a_segment() {
     assert!(e.contains("does not verify"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn queued_durability_does_not_wait_but_still_writes_and_fails_closed() {
+    let (dir, mut config) = config("queued", 1 << 30);
+    config.durability = Durability::Queued;
+    let log = AuditLog::open(&config).unwrap();
+    for n in 0..50 {
+        log.write_durable(&log.new_id(), &json!({ "kind": "http", "n": n }))
+            .await
+            .unwrap();
+    }
+    // Nothing was waited for; a sync shows every record reached the file.
+    log.sync().await.unwrap();
+    assert_eq!(log.stats().seq, 50);
+    verify(&[config.path.clone()]).unwrap();
+    // While the log is unhealthy, "queued" refuses like the others.
+    log.healthy.store(false, Ordering::Release);
+    assert!(matches!(
+        log.write_durable("x", &json!({ "kind": "http" })).await,
+        Err(AuditError::Failed)
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
