@@ -180,7 +180,22 @@ impl Masker {
         let (masked, _) = self.mask_text(&String::from_utf8_lossy(head));
         Some(truncate(&masked, max).to_owned())
     }
+}
 
+/// As [`Masker::excerpt`], for bytes a masking [`StreamMasker`] already
+/// produced: only cut to `max` (scanning them again found nothing new and
+/// cost a measurable share of each small response).
+pub fn masked_excerpt(body: &[u8], max: usize) -> Option<String> {
+    if max == 0 || body.is_empty() {
+        return None;
+    }
+    // Up to 3 bytes more, so a character cut at `max` is not turned into
+    // U+FFFD before `truncate` drops it.
+    let head = String::from_utf8_lossy(&body[..body.len().min(max + 3)]);
+    Some(truncate(&head, max).to_owned())
+}
+
+impl Masker {
     /// `bytes` with `found` replaced by tokens.
     fn mask_found(
         &self,

@@ -93,11 +93,14 @@ impl<B> Tap<B> {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let excerpt = self
-            .exchange
-            .ctx()
-            .masker
-            .excerpt(&self.head, self.excerpt_bytes);
+        let excerpt = if self.changes_bytes() {
+            crate::mask::masked_excerpt(&self.head, self.excerpt_bytes)
+        } else {
+            self.exchange
+                .ctx()
+                .masker
+                .excerpt(&self.head, self.excerpt_bytes)
+        };
         let findings = self.masker.as_ref().map(|m| m.findings().clone());
         self.exchange
             .set_seen(self.response, Seen { excerpt, findings });

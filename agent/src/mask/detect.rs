@@ -6,6 +6,16 @@
 
 use memchr::memmem;
 
+/// A `memmem` searcher built once per needle: building one on every scan
+/// (every header value, every body window) showed up in profiles.
+macro_rules! finder {
+    ($needle:expr) => {{
+        static FINDER: std::sync::LazyLock<memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memmem::Finder::new($needle));
+        &*FINDER
+    }};
+}
+
 /// No detector matches more than this many bytes; a stream is held back by
 /// at most this much.
 pub const MAX_SECRET: usize = 8 * 1024;
@@ -30,16 +40,32 @@ fn b64url(c: u8) -> bool {
 pub fn find(text: &[u8]) -> Vec<Found> {
     let mut all = Vec::new();
     storage_keys(text, &mut all);
-    after_marker(text, b"AccountKey=", "storage-connection-string", &mut all);
-    after_marker(text, b"SharedAccessKey=", "shared-access-key", &mut all);
-    after_marker(text, b"sig=", "sas-signature", &mut all);
+    after_marker(
+        text,
+        finder!(b"AccountKey="),
+        "storage-connection-string",
+        &mut all,
+    );
+    after_marker(
+        text,
+        finder!(b"SharedAccessKey="),
+        "shared-access-key",
+        &mut all,
+    );
+    after_marker(text, finder!(b"sig="), "sas-signature", &mut all);
     client_secrets(text, &mut all);
     jwts(text, &mut all);
     bearer(text, &mut all);
     pem(text, &mut all);
     prefixed(
         text,
-        &[b"ghp_", b"gho_", b"ghs_", b"ghu_", b"ghr_"],
+        &[
+            finder!(b"ghp_"),
+            finder!(b"gho_"),
+            finder!(b"ghs_"),
+            finder!(b"ghu_"),
+            finder!(b"ghr_"),
+        ],
         36,
         36,
         b64url_alnum,
@@ -48,7 +74,7 @@ pub fn find(text: &[u8]) -> Vec<Found> {
     );
     prefixed(
         text,
-        &[b"github_pat_"],
+        &[finder!(b"github_pat_")],
         60,
         100,
         b64url,
@@ -57,7 +83,7 @@ pub fn find(text: &[u8]) -> Vec<Found> {
     );
     prefixed(
         text,
-        &[b"AKIA", b"ASIA"],
+        &[finder!(b"AKIA"), finder!(b"ASIA")],
         16,
         16,
         upper_alnum,
@@ -96,7 +122,7 @@ fn upper_alnum(c: u8) -> bool {
 /// A storage account key: 64 random bytes, so 86 base64 characters and
 /// `==` — 88 in all, standing alone (not part of a longer base64 run).
 fn storage_keys(text: &[u8], out: &mut Vec<Found>) {
-    for eq in memmem::find_iter(text, b"==") {
+    for eq in finder!(b"==").find_iter(text) {
         let end = eq + 2;
         if eq < 86 || text.get(end).is_some_and(|&c| b64(c) || c == b'=') {
             continue;
@@ -115,9 +141,15 @@ fn storage_keys(text: &[u8], out: &mut Vec<Found>) {
     }
 }
 
-/// The value after `marker` up to a delimiter (`;`, `&`, quote, space, `<`).
-fn after_marker(text: &[u8], marker: &[u8], detector: &'static str, out: &mut Vec<Found>) {
-    for at in memmem::find_iter(text, marker) {
+/// The value after `finder`'s needle up to a delimiter (`;`, `&`, quote, space, `<`).
+fn after_marker(
+    text: &[u8],
+    finder: &memmem::Finder<'static>,
+    detector: &'static str,
+    out: &mut Vec<Found>,
+) {
+    let marker = finder.needle();
+    for at in finder.find_iter(text) {
         // `sig=` must be a parameter of its own, not `xsig=`.
         if marker == b"sig=" && at > 0 && text[at - 1].is_ascii_alphanumeric() {
             continue;
@@ -144,7 +176,7 @@ fn after_marker(text: &[u8], marker: &[u8], detector: &'static str, out: &mut Ve
 /// marker), then 31–34 of `[A-Za-z0-9_.~-]`.
 fn client_secrets(text: &[u8], out: &mut Vec<Found>) {
     let ok = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'~' | b'-');
-    for q in memmem::find_iter(text, b"Q~") {
+    for q in finder!(b"Q~").find_iter(text) {
         if q < 4 || text[q - 1] != b'8' {
             continue;
         }
@@ -169,7 +201,7 @@ fn client_secrets(text: &[u8], out: &mut Vec<Found>) {
 
 /// Compact JWS/JWT: `eyJ…` `.` `eyJ…` `.` signature (base64url).
 fn jwts(text: &[u8], out: &mut Vec<Found>) {
-    for start in memmem::find_iter(text, b"eyJ") {
+    for start in finder!(b"eyJ").find_iter(text) {
         if start > 0 && b64url(text[start - 1]) {
             continue;
         }
@@ -201,7 +233,7 @@ fn jwts(text: &[u8], out: &mut Vec<Found>) {
 
 /// `Bearer <token>` in text (headers, logs, scripts): the token goes.
 fn bearer(text: &[u8], out: &mut Vec<Found>) {
-    for at in memmem::find_iter(text, b"Bearer ") {
+    for at in finder!(b"Bearer ").find_iter(text) {
         let start = at + 7;
         let len = text[start..]
             .iter()
@@ -221,7 +253,7 @@ fn bearer(text: &[u8], out: &mut Vec<Found>) {
 /// PEM private keys, BEGIN to END; an END not within [`MAX_SECRET`] masks
 /// what follows BEGIN up to that bound (never less).
 fn pem(text: &[u8], out: &mut Vec<Found>) {
-    for start in memmem::find_iter(text, b"-----BEGIN ") {
+    for start in finder!(b"-----BEGIN ").find_iter(text) {
         let head_end = text[start + 11..]
             .iter()
             .take(64)
@@ -249,15 +281,16 @@ fn pem(text: &[u8], out: &mut Vec<Found>) {
 /// `prefix` then `min..=max` characters of `class`, standing alone.
 fn prefixed(
     text: &[u8],
-    prefixes: &[&[u8]],
+    prefixes: &[&memmem::Finder<'static>],
     min: usize,
     max: usize,
     class: fn(u8) -> bool,
     detector: &'static str,
     out: &mut Vec<Found>,
 ) {
-    for prefix in prefixes {
-        for start in memmem::find_iter(text, prefix) {
+    for finder in prefixes {
+        let prefix = finder.needle();
+        for start in finder.find_iter(text) {
             if start > 0 && text[start - 1].is_ascii_alphanumeric() {
                 continue;
             }
@@ -331,7 +364,7 @@ fn named_pairs(text: &[u8], out: &mut Vec<Found>) {
 }
 
 fn secret_named(text: &[u8], out: &mut Vec<Found>) {
-    for colon in memmem::find_iter(text, b"\":") {
+    for colon in finder!(b"\":").find_iter(text) {
         let Some(open) = text[colon.saturating_sub(64)..colon]
             .iter()
             .rposition(|&c| c == b'"')

@@ -302,3 +302,14 @@ fn binary_bodies_are_not_scanned_and_scan_mode_changes_nothing() {
     assert!(s.finish().is_empty());
     assert!(s.findings().has_key_material());
 }
+
+#[test]
+fn masked_excerpts_are_cut_on_a_character_boundary_without_rescanning() {
+    assert_eq!(
+        masked_excerpt("abc€def".as_bytes(), 4).as_deref(),
+        Some("abc")
+    );
+    assert_eq!(masked_excerpt(b"short", 4096).as_deref(), Some("short"));
+    assert_eq!(masked_excerpt(b"", 10), None);
+    assert_eq!(masked_excerpt(b"x", 0), None);
+}
