@@ -27,9 +27,12 @@ pub(super) fn resume(
     file: &mut File,
 ) -> std::io::Result<(Option<Head>, Option<Recovered>)> {
     let mut recovered = None;
-    let bytes = std::fs::read(path)?;
+    // Only the end of the file matters: from its last newline on.
+    let (bytes, start) = tail_from(path, |t| t.contains(&b'\n'))?;
     if !bytes.is_empty() && !bytes.ends_with(b"\n") {
-        let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let cut = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let keep = start + cut as u64;
+        let bytes = &bytes[cut..];
         let saved_to = path.with_file_name(format!(
             "{}.partial-{}",
             path.file_name().unwrap_or_default().to_string_lossy(),
@@ -43,13 +46,13 @@ pub(super) fn resume(
             .write(true)
             .mode(0o600)
             .open(&saved_to)?;
-        std::io::Write::write_all(&mut f, &bytes[keep..])?;
-        file.set_len(keep as u64)?;
+        std::io::Write::write_all(&mut f, bytes)?;
+        file.set_len(keep)?;
         file.sync_all()?;
         tracing::warn!(path = %path.display(), saved_to = %saved_to.display(),
             "audit log ended in a partial record (crash?): moved aside and recorded");
         recovered = Some(Recovered {
-            bytes: (bytes.len() - keep) as u64,
+            bytes: bytes.len() as u64,
             saved_to,
         });
     }
@@ -64,16 +67,46 @@ pub(super) fn resume(
 
 /// Hash and seq of the last complete, parseable record in `path`.
 fn last_head(path: &Path) -> std::io::Result<Option<Head>> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    Ok(bytes.split(|b| *b == b'\n').rev().find_map(|l| {
-        let v: Value = serde_json::from_slice(l).ok()?;
-        Some(Head {
-            hash: v.get("hash")?.as_str()?.to_owned(),
-            seq: v.get("seq")?.as_u64()?,
+    let parse = |t: &[u8], whole: bool| {
+        let mut lines = t.split(|b| *b == b'\n');
+        // Unless the window starts the file, its first line is cut.
+        if !whole {
+            lines.next();
+        }
+        lines.rev().find_map(|l| {
+            let v: Value = serde_json::from_slice(l).ok()?;
+            Some(Head {
+                hash: v.get("hash")?.as_str()?.to_owned(),
+                seq: v.get("seq")?.as_u64()?,
+            })
         })
-    }))
+    };
+    match tail_from(path, |t| parse(t, false).is_some()) {
+        Ok((t, start)) => Ok(parse(&t, start == 0)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
+
+/// The end of `path`: a window that grows from [`TAIL`] (×16 each time)
+/// until `enough(window)` holds or it is the whole file, and the window's
+/// offset. A restart reads kilobytes, not the up to
+/// `rotate_bytes` (128 MiB) the file may hold.
+fn tail_from(path: &Path, enough: impl Fn(&[u8]) -> bool) -> std::io::Result<(Vec<u8>, u64)> {
+    use std::os::unix::fs::FileExt;
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut want = TAIL;
+    loop {
+        let start = len.saturating_sub(want);
+        let mut buf = vec![0; usize::try_from(len - start).unwrap_or(usize::MAX)];
+        file.read_exact_at(&mut buf, start)?;
+        if start == 0 || enough(&buf) {
+            return Ok((buf, start));
+        }
+        want = want.saturating_mul(16);
+    }
+}
+
+/// First window read from the end of an audit file: many records.
+const TAIL: u64 = 256 * 1024;

@@ -252,3 +252,45 @@ async fn queued_durability_does_not_wait_but_still_writes_and_fails_closed() {
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_large_trail_resumes_from_its_end_past_a_partial_line_longer_than_the_first_window() {
+    let (dir, config) = config("large-resume", 1 << 30);
+    {
+        let log = AuditLog::open(&config).unwrap();
+        // About 1 MiB of records: more than the first window read back.
+        for n in 0..2000 {
+            log.write(&json!({ "kind": "http", "n": n, "pad": "x".repeat(400) }))
+                .unwrap();
+        }
+        log.sync().await.unwrap();
+    }
+    // A crash mid-record, with a fragment longer than the first window,
+    // and records so long that the last complete one starts before it.
+    let fragment = format!(r#"{{"kind":"model","text":"{}"#, "y".repeat(300 * 1024));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&config.path)
+        .unwrap();
+    f.write_all(fragment.as_bytes()).unwrap();
+    drop(f);
+    let log = AuditLog::open(&config).unwrap();
+    log.write_durable("after", &json!({ "kind": "http" }))
+        .await
+        .unwrap();
+    verify(&files::trail(&config.path)).unwrap();
+    let text = std::fs::read_to_string(&config.path).unwrap();
+    let last: Vec<Value> = text
+        .lines()
+        .rev()
+        .take(2)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(last[1]["event"], "recovered_partial_record");
+    assert_eq!(last[1]["seq"], 2001);
+    assert_eq!(last[1]["bytes"], fragment.len());
+    assert_eq!(last[0]["id"], "after");
+    let saved = std::path::PathBuf::from(last[1]["saved_to"].as_str().unwrap());
+    assert_eq!(std::fs::read(&saved).unwrap(), fragment.as_bytes());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
