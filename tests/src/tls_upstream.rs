@@ -40,6 +40,7 @@ pub struct TlsUpstream {
     addrs: Vec<SocketAddr>,
     accepted: Arc<AtomicUsize>,
     requests: Arc<AtomicU64>,
+    hang_up: Arc<std::sync::atomic::AtomicBool>,
     _tasks: JoinSet<()>,
 }
 
@@ -50,6 +51,8 @@ struct Shared {
     accepted: Arc<AtomicUsize>,
     requests: Arc<AtomicU64>,
     slow: Arc<SlowGauge>,
+    /// Close the next connection right after its TLS handshake.
+    hang_up: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// `/slow` requests in flight, and the most seen at once: concurrency
@@ -82,6 +85,7 @@ impl TlsUpstream {
             accepted: Arc::default(),
             requests: Arc::default(),
             slow: Arc::default(),
+            hang_up: Arc::default(),
         };
         let mut tasks = JoinSet::new();
         let mut bound = Vec::new();
@@ -93,6 +97,7 @@ impl TlsUpstream {
             addrs: bound,
             accepted: shared.accepted,
             requests: shared.requests,
+            hang_up: shared.hang_up,
             _tasks: tasks,
         }
     }
@@ -121,6 +126,12 @@ impl TlsUpstream {
     pub fn connections(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
+
+    /// The next connection is closed (TLS close_notify, then FIN) right
+    /// after its handshake, as an upstream's idle timeout would.
+    pub fn hang_up_next(&self) {
+        self.hang_up.store(true, Ordering::SeqCst);
+    }
 }
 
 async fn serve(l: TcpListener, shared: Shared) {
@@ -136,6 +147,11 @@ async fn connection(tcp: TcpStream, shared: Shared) {
         return;
     };
     let id = shared.accepted.fetch_add(1, Ordering::SeqCst) + 1;
+    if shared.hang_up.swap(false, Ordering::SeqCst) {
+        let mut tls = tls;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
+        return;
+    }
     let alpn = tls.get_ref().1.alpn_protocol();
     let alpn = alpn.map(|p| String::from_utf8_lossy(p).into_owned());
     let (tx, mut rx) = mpsc::unbounded_channel();

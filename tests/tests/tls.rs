@@ -357,3 +357,62 @@ async fn unreachable_upstream_gets_a_502_naming_it() {
     assert_eq!(recs[0]["request"]["path"], "/subscriptions");
     airlock.stop().await;
 }
+
+/// The upstream connection is made with the client's handshake, but HTTP
+/// on it starts with the first request. If the upstream hangs up while the
+/// client is still idle, that first request goes out on a fresh dial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_hangs_up_on_an_idle_client_is_dialled_again() {
+    if !privileged("an_upstream_that_hangs_up_on_an_idle_client_is_dialled_again") {
+        return;
+    }
+    let (env, _) = setup("hangup", AZURE, true).await;
+    env.up.hang_up_next();
+    let script = format!(
+        "import socket, ssl, sys\n\
+         ctx = ssl.create_default_context(cafile={ca:?})\n\
+         ctx.set_alpn_protocols(['http/1.1'])\n\
+         s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', {port})), server_hostname={name:?})\n\
+         print('up', flush=True); sys.stdin.readline()\n\
+         s.sendall(b'GET /after-idle HTTP/1.1\\r\\nHost: {name}\\r\\nConnection: close\\r\\n\\r\\n')\n\
+         data = b''\n\
+         while True:\n    chunk = s.recv(65536)\n    if not chunk: break\n    data += chunk\n\
+         print(data.split(b'\\r\\n')[0].decode(), flush=True)\n",
+        ca = env.airlock.ca_cert().display().to_string(),
+        port = env.up.port(),
+        name = AZURE,
+    );
+    let mut cmd = env.cg.command("python3");
+    cmd.args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
+        .await
+        .unwrap();
+    assert_eq!(line.trim(), "up");
+    // Both handshakes are done; the upstream has hung up on airlock.
+    assert_eq!(env.up.connections(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"go\n")
+        .await
+        .unwrap();
+    line.clear();
+    tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
+        .await
+        .unwrap();
+    assert_eq!(line.trim(), "HTTP/1.1 200 OK");
+    assert_eq!(
+        env.up.connections(),
+        2,
+        "the request went out on a new connection"
+    );
+    let recs = env.airlock.exchanges(1).await;
+    assert_eq!(recs[0]["response"]["status"], 200);
+    assert!(recs[0]["error"].is_null(), "{}", recs[0]);
+    env.airlock.stop().await;
+}

@@ -1,11 +1,13 @@
 //! The upstream side: TCP + verified TLS to the original destination, and
-//! an HTTP client connection over it, re-dialled when the upstream closes
-//! it (HTTP/1.1 keep-alive ends, HTTP/2 GOAWAY).
+//! an HTTP client connection over it — started on the first request, so an
+//! idle client costs no HTTP client state — re-dialled when the upstream
+//! closes it (HTTP/1.1 keep-alive ends, HTTP/2 GOAWAY).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -14,6 +16,7 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
+use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -103,27 +106,34 @@ impl Sender {
 type ResponseFuture =
     Pin<Box<dyn Future<Output = Result<Response<Incoming>, hyper::Error>> + Send>>;
 
+/// Where the HTTP client side of a relayed connection stands.
+#[derive(Debug)]
+enum Link {
+    /// TLS is up (its ALPN chose the protocol the client was offered); HTTP
+    /// starts with the first request. hyper's client state (its request
+    /// channel, buffers, connection task: about 24 KiB) waits until then.
+    Fresh(Box<TlsStream<TcpStream>>),
+    Ready(Sender),
+    /// Lost (a failed handshake): the next request dials again.
+    Gone,
+}
+
 /// The HTTP client side of one relayed connection.
 #[derive(Debug)]
 pub struct UpstreamConn {
     dialer: Dialer,
     proto: Proto,
-    sender: tokio::sync::Mutex<Option<Sender>>,
+    link: tokio::sync::Mutex<Link>,
 }
 
 impl UpstreamConn {
-    /// Starts HTTP over an established TLS stream.
-    pub async fn start(
-        dialer: Dialer,
-        stream: TlsStream<TcpStream>,
-        proto: Proto,
-    ) -> Result<Self, UpstreamError> {
-        let sender = handshake(stream, proto).await?;
-        Ok(Self {
+    /// HTTP over an established TLS stream, started on the first request.
+    pub fn start(dialer: Dialer, stream: TlsStream<TcpStream>, proto: Proto) -> Self {
+        Self {
             dialer,
             proto,
-            sender: tokio::sync::Mutex::new(Some(sender)),
-        })
+            link: tokio::sync::Mutex::new(Link::Fresh(Box::new(stream))),
+        }
     }
 
     pub fn proto(&self) -> Proto {
@@ -133,12 +143,25 @@ impl UpstreamConn {
     /// Sends one request, re-dialling first if the connection is gone.
     pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, UpstreamError> {
         let response: ResponseFuture = {
-            let mut guard = self.sender.lock().await;
-            if guard.as_ref().is_none_or(Sender::is_closed) {
-                let stream = self.dialer.tls().await?;
-                *guard = Some(handshake(stream, self.proto).await?);
-            }
-            match guard.as_mut().expect("set above") {
+            let mut guard = self.link.lock().await;
+            // Taken out while in use: if anything below fails, the link
+            // stays `Gone` and the next request dials afresh.
+            let reusable = match std::mem::replace(&mut *guard, Link::Gone) {
+                Link::Ready(s) if !s.is_closed() => Some(s),
+                Link::Fresh(mut stream) => {
+                    if still_open(&mut stream) {
+                        Some(handshake(*stream, self.proto).await?)
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            };
+            let mut sender = match reusable {
+                Some(s) => s,
+                None => handshake(self.dialer.tls().await?, self.proto).await?,
+            };
+            let response: ResponseFuture = match &mut sender {
                 Sender::Http1(s) => {
                     s.ready().await?;
                     Box::pin(s.send_request(req))
@@ -147,10 +170,25 @@ impl UpstreamConn {
                     s.ready().await?;
                     Box::pin(s.send_request(req))
                 }
-            }
+            };
+            *guard = Link::Ready(sender);
+            response
         };
         Ok(response.await?)
     }
+}
+
+/// Whether an established stream nobody has read from since its handshake
+/// can still carry a request. One non-blocking read tells: TLS records
+/// that arrived meanwhile are processed (a TLS 1.3 session ticket is
+/// consumed inside rustls); end of stream (the upstream's close_notify or
+/// FIN, as an idle timeout sends), an error, or bytes before any request
+/// mean it cannot. Never waits.
+fn still_open(stream: &mut TlsStream<TcpStream>) -> bool {
+    let mut byte = [0u8; 1];
+    let mut buf = tokio::io::ReadBuf::new(&mut byte);
+    let mut cx = Context::from_waker(Waker::noop());
+    Pin::new(stream).poll_read(&mut cx, &mut buf).is_pending()
 }
 
 async fn handshake(stream: TlsStream<TcpStream>, proto: Proto) -> Result<Sender, UpstreamError> {

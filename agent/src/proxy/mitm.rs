@@ -61,7 +61,7 @@ pub(super) async fn intercept(
             if let Ok(c) = proxy.upstream_tls.config(agreed) {
                 redial.config = c;
             }
-            (alpn, UpstreamConn::start(redial, stream, proto).await)
+            (alpn, Ok(UpstreamConn::start(redial, stream, proto)))
         }
         Err(e) => {
             tracing::warn!(pid = conn.process.pid, sni = ?hello.sni, dst = %conn.orig_dst, error = %e, "upstream failed; answering the client with 502");
