@@ -114,6 +114,12 @@ pub(super) async fn intercept(
         telemetry: proxy.telemetry.clone(),
     });
     let proto = Proto::from_alpn(client.get_ref().1.alpn_protocol());
+    // An idle client costs no HTTP server state (hyper's connection and
+    // buffers, about 24 KiB): HTTP starts once the client sends, or at
+    // once if rustls already holds what it sent with its handshake.
+    if client.get_ref().1.wants_read() {
+        let _ = client.get_ref().0.get_ref().readable().await;
+    }
     crate::http::serve(client, proto, upstream, ctx).await;
 }
 

@@ -18,6 +18,11 @@ impl<T> PrefixedIo<T> {
     pub fn new(prefix: Bytes, inner: T) -> Self {
         Self { prefix, inner }
     }
+
+    /// The stream beneath (the prefix is not in it).
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for PrefixedIo<T> {
@@ -30,6 +35,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for PrefixedIo<T> {
             let n = self.prefix.len().min(buf.remaining());
             buf.put_slice(&self.prefix[..n]);
             self.prefix.advance(n);
+            if !self.prefix.has_remaining() {
+                // Replayed: let the sniffing buffer go rather than keep it
+                // for the connection's lifetime.
+                self.prefix = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
