@@ -17,10 +17,11 @@ mod users;
 mod view;
 mod webhook;
 
+pub use crate::users::UserDb;
 pub use admin::AdminServer;
 pub use client::{AdminClient, approvals_table, grants_table, held_details};
 pub use record::{ApprovalRecord, Event};
-pub use users::{Approver, Approvers, UserDb};
+pub use users::{Approver, Approvers};
 pub use view::{GrantView, HeldView, Status};
 
 use std::collections::{HashMap, VecDeque};

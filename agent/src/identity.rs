@@ -230,7 +230,8 @@ impl Identifier {
         if let Some(auth) = auth {
             let (scheme, rest) = auth.trim().split_once(' ').unwrap_or((auth, ""));
             let rest = rest.trim();
-            if scheme.eq_ignore_ascii_case("bearer") {
+            // GitHub's own scheme for OAuth and personal tokens.
+            if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token") {
                 return self.bearer(rest).await;
             }
             if let Some(id) = storage::shared_key(scheme, rest) {

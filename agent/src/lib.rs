@@ -25,6 +25,7 @@ pub mod redact;
 pub mod reload;
 pub mod telemetry;
 pub mod tls;
+pub mod users;
 
 /// A fresh, empty scratch directory for one unit test (`tag` keeps tests
 /// apart; the pid keeps concurrent runs apart).

@@ -88,6 +88,10 @@
 //!   `entra.device_code` (POST `…/devicecode`), `entra.authorize`,
 //!   `entra.discovery` (`.well-known/…`, `discovery/…`), else
 //!   `entra.request`.
+//! - **GitHub** (`api.github.com`): `github.copilot.token` (GET
+//!   `/copilot_internal/v2/token`, where an OAuth token becomes a Copilot
+//!   session token), `github.user` (GET `/user`), else `github.read` (GET,
+//!   HEAD) or `github.write`.
 //! - **Anything else**: `http.{method}` in lower case, e.g. `http.get`.
 
 use serde::Serialize;
@@ -95,6 +99,7 @@ use serde::Serialize;
 mod arm;
 mod entra;
 mod functions;
+pub mod github;
 mod keyvault;
 mod kube;
 mod storage;
@@ -114,6 +119,8 @@ pub enum Service {
     Kubernetes,
     /// Entra ID (Azure AD) token and discovery endpoints.
     Entra,
+    /// The GitHub REST API (`api.github.com`): Copilot token exchange.
+    Github,
     /// An AI model API (GitHub Copilot, OpenAI-compatible endpoints): named
     /// by [`crate::model`], which knows the configured model hosts.
     Model,
@@ -278,6 +285,9 @@ pub fn classify(host: &str, method: &http::Method, path: &str, query: Option<&st
     .contains(&host.as_str())
     {
         return entra::classify(verb, path);
+    }
+    if host == "api.github.com" {
+        return github::classify(verb, path);
     }
     if host == "management.azure.com" || subdomain(&host, "management.azure.com").is_some() {
         return arm::classify(verb, path);

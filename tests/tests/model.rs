@@ -29,9 +29,9 @@ async fn prompts_leave_masked_and_streams_are_reassembled() {
         c.tls.upstream_roots = vec![roots];
     })
     .await;
-    let curl = |headers: Vec<String>, body: String| {
+    let curl = |headers: Vec<String>, body: String, version: &str| {
         let mut cmd = cg.command("curl");
-        cmd.args(["-sS", "-N", "--max-time", "20", "--resolve"])
+        cmd.args(["-sS", "-N", "--max-time", "20", version, "--resolve"])
             .arg(format!("{COPILOT}:{}:127.0.0.1", up.port()))
             .arg("--cacert")
             .arg(airlock.ca_cert())
@@ -56,7 +56,12 @@ async fn prompts_leave_masked_and_streams_are_reassembled() {
     let prompt = json!({"model": "gpt-4o", "stream": false, "messages": [
         {"role": "user", "content": format!("why does DefaultEndpointsProtocol=https;AccountName=a;AccountKey={secret}; fail?")}
     ]});
-    let out = curl(vec!["x-test-echo: 1".into()], prompt.to_string()).await;
+    let out = curl(
+        vec!["x-test-echo: 1".into()],
+        prompt.to_string(),
+        "--http1.1",
+    )
+    .await;
     assert!(out.status.success(), "{out:?}");
     let received: Value =
         serde_json::from_str(&out.stdout).expect("the forwarded prompt is still JSON");
@@ -67,7 +72,8 @@ async fn prompts_leave_masked_and_streams_are_reassembled() {
     );
 
     // 2. A streamed answer reaches the client byte for byte and is
-    //    reassembled into the record.
+    //    reassembled into the record, over HTTP/1.1 (chunked) and HTTP/2
+    //    (DATA frames).
     let events = [
         json!({"id":"c1","model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}),
         json!({"id":"c1","choices":[{"index":0,"delta":{"content":"Use a managed identity:\n"}}]}),
@@ -78,33 +84,47 @@ async fn prompts_leave_masked_and_streams_are_reassembled() {
     stream.push_str("data: [DONE]\n\n");
     let answer = base64::engine::general_purpose::STANDARD.encode(&stream);
     let ask = json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "how do I list blobs?"}]});
-    let out = curl(vec![format!("x-test-respond: {answer}")], ask.to_string()).await;
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(
-        out.stdout, stream,
-        "the stream reached the client unchanged"
-    );
-
-    let models = airlock.records_of("model", 2).await;
-    let rec = models.last().unwrap();
-    assert_eq!(rec["operation"], "model.chat.completions");
-    assert_eq!(rec["model"], "gpt-4o-2024-08-06");
-    assert_eq!(rec["process"]["comm"], "curl");
-    assert_eq!(
-        rec["prompt"]["messages"][0]["content"],
-        "how do I list blobs?"
-    );
-    assert_eq!(rec["prompt"]["params"]["stream"], true);
-    assert_eq!(
-        rec["output"]["text"],
-        "Use a managed identity:\naz storage blob list --auth-mode login"
-    );
-    assert_eq!(rec["output"]["usage"]["total_tokens"], 42);
-    assert_eq!(rec["output"]["finish_reason"], "stop");
-    assert_eq!(
-        rec["identity"]["kind"], "bearer",
-        "the Copilot token: kind and fingerprint only"
-    );
+    for (n, (version, alpn)) in [("--http1.1", "http/1.1"), ("--http2", "h2")]
+        .into_iter()
+        .enumerate()
+    {
+        let out = curl(
+            vec![format!("x-test-respond: {answer}")],
+            ask.to_string(),
+            version,
+        )
+        .await;
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            out.stdout, stream,
+            "the stream reached the client unchanged ({alpn})"
+        );
+        let exchanges = airlock.exchanges(2 + n).await;
+        assert_eq!(exchanges[1 + n]["tls"]["alpn"], alpn);
+        let models = airlock.records_of("model", 2 + n).await;
+        let rec = &models[1 + n];
+        assert_eq!(rec["operation"], "model.chat.completions");
+        assert_eq!(rec["model"], "gpt-4o-2024-08-06");
+        assert_eq!(rec["process"]["comm"], "curl");
+        assert_eq!(rec["process"]["user"], "root", "uid 0, by name");
+        assert_eq!(
+            rec["prompt"]["messages"][0]["content"],
+            "how do I list blobs?"
+        );
+        assert_eq!(rec["prompt"]["params"]["stream"], true);
+        assert_eq!(
+            rec["output"]["text"],
+            "Use a managed identity:\naz storage blob list --auth-mode login",
+            "{alpn}"
+        );
+        assert_eq!(rec["output"]["usage"]["total_tokens"], 42);
+        assert_eq!(rec["output"]["finish_reason"], "stop");
+        assert_eq!(
+            rec["identity"]["kind"], "bearer",
+            "the Copilot token: kind and fingerprint only"
+        );
+    }
+    let models = airlock.records_of("model", 3).await;
     let first = &models[0];
     assert_eq!(
         first["prompt"]["messages"][0]["content"]
@@ -116,5 +136,118 @@ async fn prompts_leave_masked_and_streams_are_reassembled() {
     assert!(
         !text.contains(secret) && !text.contains("tid=abc;exp=1"),
         "a secret in the audit trail"
+    );
+}
+
+/// Who is behind a Copilot session token: the editor exchanges the user's
+/// GitHub OAuth token for it at `api.github.com`; airlock sees `/user` and
+/// the exchange, and every model call made with the session token carries
+/// the account. No token is stored in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copilot_calls_name_the_github_account_behind_them() {
+    if !privileged("copilot_calls_name_the_github_account_behind_them") {
+        return;
+    }
+    use base64::Engine;
+    const GITHUB: &str = "api.github.com";
+    let tmp = TempDir::new("copilot-link");
+    let pki = TestPki::new("copilot link upstream CA");
+    let up = TlsUpstream::start(
+        pki.server_config(&[COPILOT, GITHUB], &[b"h2", b"http/1.1"]),
+        &["127.0.0.1:0".parse().unwrap()],
+    )
+    .await;
+    let roots = pki.write_ca(tmp.path());
+    let cg = TestCgroup::new("copilot-link");
+    // api.github.com is not intercepted by default: the linkage is opt-in.
+    let airlock = Running::start_with(Running::capture(&cg, &[up.port()]), |c| {
+        c.tls.upstream_roots = vec![roots];
+        c.proxy.intercept.push(GITHUB.into());
+    })
+    .await;
+    let oauth = format!("gho_{}", "A1b2C3d4E5".repeat(4).get(..36).unwrap());
+    let session = "tid=9f3c;exp=1795900000;sku=copilot_for_business_seat;proxy-ep=proxy.business.githubcopilot.com;8kp=1:5d1e0f4c2b7a9d8e6f1a3c5b7d9e0f21";
+    let call = |host: &str, method: &str, path: &str, auth: String, answer: String| {
+        let mut cmd = cg.command("curl");
+        cmd.args(["-sS", "--max-time", "20", "-X", method, "--resolve"])
+            .arg(format!("{host}:{}:127.0.0.1", up.port()))
+            .arg("--cacert")
+            .arg(airlock.ca_cert())
+            .args(["-H", &format!("authorization: {auth}")])
+            .args(["-H", "content-type: application/json"])
+            .args([
+                "-H",
+                &format!(
+                    "x-test-respond: {}",
+                    base64::engine::general_purpose::STANDARD.encode(answer)
+                ),
+            ]);
+        if method == "POST" {
+            cmd.args([
+                "--data-binary",
+                r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#,
+            ]);
+        }
+        cmd.arg(format!("https://{host}:{}{path}", up.port()));
+        finish(cmd)
+    };
+    let user = call(
+        GITHUB,
+        "GET",
+        "/user",
+        format!("token {oauth}"),
+        json!({"login": "octocat", "id": 583231}).to_string(),
+    )
+    .await;
+    assert!(user.status.success(), "{user:?}");
+    let issued =
+        json!({"token": session, "expires_at": 4102444800u64, "refresh_in": 1500}).to_string();
+    let got = call(
+        GITHUB,
+        "GET",
+        "/copilot_internal/v2/token",
+        format!("token {oauth}"),
+        issued.clone(),
+    )
+    .await;
+    assert_eq!(
+        got.stdout, issued,
+        "the editor gets its session token intact"
+    );
+    let answer = json!({"id": "c9", "model": "gpt-4o", "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}}]});
+    let chat = call(
+        COPILOT,
+        "POST",
+        "/chat/completions",
+        format!("Bearer {session}"),
+        answer.to_string(),
+    )
+    .await;
+    assert!(chat.status.success(), "{chat:?}");
+
+    let exchanges = airlock.exchanges(3).await;
+    let exchange = &exchanges[1];
+    assert_eq!(
+        exchange["request"]["operation"]["name"],
+        "github.copilot.token"
+    );
+    let oauth_fingerprint = exchange["identity"]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(oauth_fingerprint.starts_with("sha256:"), "{exchange}");
+    let model = airlock.records_of("model", 1).await.pop().unwrap();
+    assert_eq!(model["identity"]["kind"], "bearer");
+    assert_eq!(model["identity"]["github"]["actor"], "octocat", "{model}");
+    assert_eq!(
+        model["identity"]["github"]["via"],
+        oauth_fingerprint.as_str()
+    );
+    assert_eq!(model["process"]["user"], "root");
+    let trail = std::fs::read_to_string(&airlock.audit_path).unwrap();
+    assert!(!trail.contains(&oauth), "the OAuth token in the trail");
+    assert!(
+        !trail.contains("5d1e0f4c2b7a9d8e6f1a3c5b7d9e0f21"),
+        "the session token in the trail"
     );
 }

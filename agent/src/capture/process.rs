@@ -18,6 +18,9 @@ pub struct ProcessInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ppid: Option<u32>,
     pub uid: u32,
+    /// The local user `uid` names (`/etc/passwd`), when it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     pub gid: u32,
     pub comm: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,6 +45,7 @@ impl ProcessInfo {
             tid: orig.pid,
             ppid: None,
             uid: orig.uid,
+            user: None,
             gid: orig.gid,
             comm: String::from_utf8_lossy(&orig.comm[..comm_len]).into_owned(),
             exe: None,
@@ -51,9 +55,10 @@ impl ProcessInfo {
         }
     }
 
-    /// Adds exe, cmdline, ppid and cgroup path from /proc. Blocking file
-    /// reads: call from a blocking context. A process that already exited
-    /// keeps the kernel's fields only.
+    /// Adds exe, cmdline, ppid and cgroup path from /proc, and the user
+    /// name from the user database. Blocking file reads: call from a
+    /// blocking context. A process that already exited keeps the kernel's
+    /// fields only.
     pub fn enrich(&mut self) {
         let base = format!("/proc/{}", self.pid);
         self.exe = std::fs::read_link(format!("{base}/exe"))
@@ -69,6 +74,7 @@ impl ProcessInfo {
         if let Some(cg) = cgroup::cgroup_of(self.pid) {
             self.cgroup = cg;
         }
+        self.user = crate::users::name_of(self.uid);
     }
 }
 

@@ -183,14 +183,39 @@ impl Exchange {
         let _ = self.link_to.set(run);
     }
 
-    /// A kept body passed whole: a token response is linked to its run.
+    /// A kept body passed whole: the token an Entra response issues is
+    /// linked to the GitHub run that asked; a Copilot token to the OAuth
+    /// token (and account) that asked; a `/user` answer names the account
+    /// behind an OAuth token.
     pub(super) fn body_kept(&self, body: &[u8]) {
-        let ok = self.status.load(Ordering::Relaxed) == 200;
-        if let (true, Some(run)) = (ok, self.link_to.get())
-            && self.ctx.gate.identifier().links().issued(run.clone(), body)
-        {
-            tracing::info!(id = %self.id, repository = ?run.repository, run_id = ?run.run_id,
-                "Azure token linked to the GitHub run that obtained it");
+        use crate::operation::github;
+        if self.status.load(Ordering::Relaxed) != 200 {
+            return;
+        }
+        let identifier = self.ctx.gate.identifier();
+        let links = identifier.links();
+        if let Some(run) = self.link_to.get() {
+            if links.issued(run.clone(), body) {
+                tracing::info!(id = %self.id, repository = ?run.repository, run_id = ?run.run_id,
+                    "Azure token linked to the GitHub run that obtained it");
+            }
+            return;
+        }
+        let Some(verdict) = self.verdict.get() else {
+            return;
+        };
+        let Some(oauth) = verdict.identity.fingerprint.as_deref() else {
+            return;
+        };
+        match verdict.operation.name.as_str() {
+            github::COPILOT_TOKEN if links.copilot_issued(oauth, body) => {
+                tracing::info!(id = %self.id, oauth,
+                    "Copilot session token linked to the GitHub token that obtained it");
+            }
+            github::USER => {
+                links.account_seen(oauth, body);
+            }
+            _ => {}
         }
     }
 

@@ -18,6 +18,7 @@ use super::exchange::{Exchange, Seen};
 use super::tap::Tap;
 use crate::gate::{Asked, Verdict};
 use crate::mask::{Findings, Mode, textual};
+use crate::operation::github;
 use crate::policy::{Action, Decision, ResponseMasking};
 
 /// Entra's token endpoint, where a GitHub OIDC assertion becomes an Azure
@@ -35,8 +36,12 @@ pub(super) enum Refusal {
     Policy(Decision),
 }
 
+/// A token endpoint: its response reaches the client intact (the client
+/// needs its token) and is masked in the audit; it is kept to link the
+/// token it issues to who obtained it.
 pub(super) fn is_token_request(verdict: &Verdict) -> bool {
-    verdict.operation.name == TOKEN_OPERATION
+    let name = verdict.operation.name.as_str();
+    name == TOKEN_OPERATION || name == github::COPILOT_TOKEN
 }
 
 fn header(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
@@ -221,18 +226,21 @@ pub(super) fn response_body(
     } else {
         tapped
     };
-    Ok(counted(Encoded::new(tapped, encoder), exchange, token).boxed())
+    // `/user` names the account behind an OAuth token: kept (it is masked
+    // as usual) for the Copilot token link.
+    let keep = token || verdict.operation.name == github::USER;
+    Ok(counted(Encoded::new(tapped, encoder), exchange, keep).boxed())
 }
 
 /// Storage's checksums of a response body.
 const CONTENT_MD5: &str = "content-md5";
 const CRC64: &str = "x-ms-content-crc64";
 
-/// The response as relayed, counted; a token response is also kept for
-/// the GitHub→Azure link.
-fn counted<B: http_body::Body>(body: B, exchange: &Arc<Exchange>, token: bool) -> Counted<B> {
+/// The response as relayed, counted; kept too (for the GitHub→Azure and
+/// GitHub→Copilot links) when `keep`.
+fn counted<B: http_body::Body>(body: B, exchange: &Arc<Exchange>, keep: bool) -> Counted<B> {
     let counted = Counted::new(body, exchange.clone(), Side::Response);
-    if token {
+    if keep {
         counted.keeping(MAX_TOKEN_MESSAGE)
     } else {
         counted

@@ -4,6 +4,13 @@
 //! sees both sides of that exchange and remembers, by the Azure token's
 //! fingerprint, which run obtained it — so every later call made with that
 //! token is attributed to the GitHub actor, repository and run.
+//!
+//! The same for GitHub Copilot: an editor exchanges the user's GitHub
+//! OAuth token for a short-lived Copilot session token
+//! (`api.github.com/copilot_internal/v2/token`) and sends that to the model
+//! API. The session token is linked to the OAuth token's fingerprint (`via`)
+//! and, when airlock saw `GET /user` answered for that OAuth token, to the
+//! account's `login` (`actor`).
 
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
@@ -22,14 +29,20 @@ const MAX_LINK_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 #[derive(Debug)]
 pub struct Links {
     by_fingerprint: Mutex<LruCache<String, (GithubInfo, SystemTime)>>,
+    /// GitHub logins by the fingerprint of an OAuth token `/user` was
+    /// answered for.
+    accounts: Mutex<LruCache<String, (String, SystemTime)>>,
 }
+
+/// How long a `/user` answer names the account behind an OAuth token.
+const ACCOUNT_LIFETIME: Duration = Duration::from_secs(8 * 3600);
 
 impl Default for Links {
     fn default() -> Self {
+        let capacity = NonZeroUsize::new(CAPACITY).unwrap_or(NonZeroUsize::MIN);
         Self {
-            by_fingerprint: Mutex::new(LruCache::new(
-                NonZeroUsize::new(CAPACITY).unwrap_or(NonZeroUsize::MIN),
-            )),
+            by_fingerprint: Mutex::new(LruCache::new(capacity)),
+            accounts: Mutex::new(LruCache::new(capacity)),
         }
     }
 }
@@ -61,6 +74,59 @@ impl Links {
             .or_else(|| body["expires_in"].as_str()?.parse().ok())
             .unwrap_or(3600);
         self.insert(super::fingerprint(token), run, Duration::from_secs(secs));
+        true
+    }
+
+    /// Reads a `GET api.github.com/user` answer (`{"login": …}`) made with
+    /// the OAuth token whose fingerprint is `oauth`.
+    pub fn account_seen(&self, oauth: &str, response: &[u8]) -> bool {
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(response) else {
+            return false;
+        };
+        let Some(login) = body["login"].as_str() else {
+            return false;
+        };
+        self.accounts.lock().unwrap_or_else(|p| p.into_inner()).put(
+            oauth.to_owned(),
+            (login.to_owned(), SystemTime::now() + ACCOUNT_LIFETIME),
+        );
+        true
+    }
+
+    /// Reads a Copilot token answer (`{"token": …, "expires_at": unix}`)
+    /// to a request made with the OAuth token whose fingerprint is `oauth`,
+    /// and links the session token to it (and to its account, if known).
+    pub fn copilot_issued(&self, oauth: &str, response: &[u8]) -> bool {
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(response) else {
+            return false;
+        };
+        let Some(token) = body["token"].as_str() else {
+            return false;
+        };
+        let lifetime = match body["expires_at"].as_u64() {
+            // Already expired: nothing to link.
+            Some(at) => match (std::time::UNIX_EPOCH + Duration::from_secs(at))
+                .duration_since(SystemTime::now())
+            {
+                Ok(left) => left,
+                Err(_) => return false,
+            },
+            // Copilot tokens live about 30 minutes.
+            None => Duration::from_secs(1800),
+        };
+        let actor = {
+            let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+            match accounts.get(oauth) {
+                Some((login, until)) if SystemTime::now() < *until => Some(login.clone()),
+                _ => None,
+            }
+        };
+        let account = GithubInfo {
+            actor,
+            via: Some(oauth.to_owned()),
+            ..GithubInfo::default()
+        };
+        self.insert(super::fingerprint(token), account, lifetime);
         true
     }
 

@@ -203,3 +203,31 @@ fn links_follow_token_responses() {
     assert_eq!(links.get(&fingerprint("tok")), Some(run));
     assert_eq!(links.get(&fingerprint("other")), None);
 }
+
+#[test]
+fn copilot_session_tokens_link_to_the_oauth_token_and_its_account() {
+    let links = Links::default();
+    let oauth = fingerprint("gho_example");
+    // Without a /user answer, the link names the OAuth token only.
+    assert!(links.copilot_issued(
+        &oauth,
+        br#"{"token":"tid=1;exp=2:ab","expires_at":4102444800}"#
+    ));
+    let linked = links.get(&fingerprint("tid=1;exp=2:ab")).unwrap();
+    assert_eq!(
+        (linked.actor, linked.via.as_deref()),
+        (None, Some(oauth.as_str()))
+    );
+    assert!(links.account_seen(&oauth, br#"{"login":"octocat","id":1}"#));
+    assert!(links.copilot_issued(
+        &oauth,
+        br#"{"token":"tid=3;exp=4:cd","expires_at":4102444800}"#
+    ));
+    let linked = links.get(&fingerprint("tid=3;exp=4:cd")).unwrap();
+    assert_eq!(linked.actor.as_deref(), Some("octocat"));
+    // Error answers and expired tokens link nothing.
+    assert!(!links.copilot_issued(&oauth, br#"{"message":"Bad credentials"}"#));
+    assert!(!links.account_seen(&oauth, b"not json"));
+    assert!(!links.copilot_issued(&oauth, br#"{"token":"old","expires_at":1}"#));
+    assert_eq!(links.get(&fingerprint("old")), None);
+}

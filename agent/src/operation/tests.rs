@@ -1205,7 +1205,7 @@ fn entra() {
 
 #[test]
 fn unknown_hosts_are_named_by_method() {
-    let o = op("api.github.com", "GET", "/repos/x/y");
+    let o = op("api.example.org", "GET", "/repos/x/y");
     assert_eq!((o.service, o.name.as_str()), (Service::Unknown, "http.get"));
     assert_eq!(name("example.com", "PROPFIND", "/"), "http.propfind");
 }
@@ -1326,4 +1326,19 @@ fn escaped_unreserved_characters_do_not_hide_an_operation() {
     );
     assert_eq!(normalize_path("/a%zz%4"), "/a%zz%4", "broken escapes stay");
     assert_eq!(normalize_path("/é%41"), "/éA");
+}
+
+#[test]
+fn github_copilot_token_exchange_and_user_are_named() {
+    assert_eq!(
+        name("api.github.com", "GET", "/copilot_internal/v2/token"),
+        "github.copilot.token"
+    );
+    assert_eq!(name("api.github.com", "GET", "/user"), "github.user");
+    assert_eq!(name("api.github.com", "GET", "/repos/o/r"), "github.read");
+    assert_eq!(name("api.github.com", "POST", "/user"), "github.write");
+    assert_eq!(
+        op("api.github.com", "GET", "/user").service,
+        Service::Github
+    );
 }

@@ -1,0 +1,23 @@
+//! The GitHub REST API (`api.github.com`), as far as attribution needs it:
+//! the exchange of a GitHub OAuth token for a Copilot session token, and
+//! `/user`, which names the account behind an OAuth token.
+
+use super::{Http, Operation, Service, lowered, segments};
+
+/// The operation that mints Copilot session tokens.
+pub const COPILOT_TOKEN: &str = "github.copilot.token";
+/// `GET /user`: the signed-in account.
+pub const USER: &str = "github.user";
+
+pub(super) fn classify(verb: Http, path: &str) -> Operation {
+    let segs = segments(path);
+    let lower = lowered(&segs);
+    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let name = match (lower.as_slice(), verb) {
+        (["copilot_internal", "v2", "token"], Http::Get) => COPILOT_TOKEN,
+        (["user"], Http::Get) => USER,
+        (_, Http::Get | Http::Head) => "github.read",
+        _ => "github.write",
+    };
+    Operation::new(Service::Github, name)
+}
