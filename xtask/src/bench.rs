@@ -14,7 +14,7 @@
 //!
 //! Plus airlock's memory per idle TLS connection, the cost of its eBPF
 //! programs to a connect() they do not select, and its masking throughput
-//! on one core.
+//! on one core, and the latency it adds to a streamed model answer.
 //!
 //! `--smoke` runs everything that needs no download once, for a second, and
 //! asserts that it works (no errors, identity verified), never how fast.
@@ -25,6 +25,7 @@ mod masking;
 mod mitm;
 mod probes;
 mod report;
+mod stream;
 mod sys;
 mod upstream;
 mod wrk;
@@ -130,6 +131,7 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
             comm: None,
             issuer: Some(&issuer),
             masking,
+            model: false,
         };
         let airlock = Airlock::start(airlock_bin, &work, name, &cgroup, &[port], &settings)?;
         let audit = airlock.audit.clone();
@@ -172,6 +174,8 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
         plan.connect_rounds,
     )?);
 
+    eprintln!("xtask bench: a streamed model answer, direct and through airlock");
+    report.stream = Some(stream::measure(airlock_bin, &work, &cgroup, plan)?);
     eprintln!("xtask bench: masking throughput on 1 MiB bodies");
     report.masking = masking::masking(airlock_bin, plan)?;
 

@@ -29,6 +29,8 @@ pub(crate) struct Settings<'a> {
     /// Mask responses (the shipped policies); off: one rule that allows
     /// everything with `response = "pass"`, to show what masking costs.
     pub(crate) masking: bool,
+    /// Treat 127.0.0.1 as a model host (`[model] hosts`).
+    pub(crate) model: bool,
 }
 
 pub(crate) struct Airlock {
@@ -161,6 +163,9 @@ fn config(
         work.join("masking.key"),
         work.join("admin.sock"),
     )?;
+    if s.model {
+        writeln!(c, "[model]\nhosts = [\"127.0.0.1\"]")?;
+    }
     if !s.masking {
         let dir = work.join("policies-pass");
         std::fs::create_dir_all(&dir)?;

@@ -98,6 +98,7 @@ pub(crate) fn idle(
         comm: None,
         issuer: Some(issuer),
         masking: true,
+        model: false,
     };
     let airlock = Airlock::start(bin, work, "idle", cgroup, &[port], &settings)?;
     let ca = airlock.ca_dir.join("ca.crt");
@@ -173,6 +174,7 @@ pub(crate) fn connect_cost(
         comm: Some("wrk"),
         issuer: None,
         masking: true,
+        model: false,
     };
     let mut cost = ConnectCost {
         connects,

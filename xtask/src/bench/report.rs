@@ -8,6 +8,7 @@ use super::Plan;
 use super::airlock::Trail;
 use super::masking::MaskRate;
 use super::probes::{ConnectCost, Idle, median as median_of};
+use super::stream::Streamed;
 use super::wrk::{BIG, Figures, SMALL, Scenario, median};
 
 /// One scenario under one configuration, with its direct runs.
@@ -40,6 +41,7 @@ pub(crate) struct Report {
     pub(crate) idle: Option<Idle>,
     pub(crate) connect: Option<ConnectCost>,
     pub(crate) masking: Vec<MaskRate>,
+    pub(crate) stream: Option<Streamed>,
     pub(crate) notes: Vec<String>,
     elapsed: Duration,
     machine: String,
@@ -63,6 +65,7 @@ impl Report {
             idle: None,
             connect: None,
             masking: Vec::new(),
+            stream: None,
             notes: Vec::new(),
             elapsed: Duration::ZERO,
             machine: String::new(),
@@ -163,6 +166,27 @@ impl Report {
     }
 
     fn probes(&self, t: &mut String) {
+        if let Some(s) = &self.stream {
+            let med = |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| {
+                median_of(&v.iter().map(f).collect::<Vec<_>>()).0
+            };
+            let (df, tf) = (med(&s.direct, |x| x.0), med(&s.through, |x| x.0));
+            let (dt, tt) = (med(&s.direct, |x| x.1), med(&s.through, |x| x.1));
+            let _ = writeln!(
+                t,
+                "- A streamed model answer ({} server-sent events {} ms apart, HTTP/1.1 chunked; \
+                 airlock treats the host as a model API: prompt read and masked, every event \
+                 masked and relayed as it comes, output reassembled on the side), median of {}: \
+                 **first event {df:.1} ms direct, {tf:.1} ms through airlock ({:+.1} ms); whole \
+                 stream {dt:.0} ms direct, {tt:.0} ms through airlock ({:+.1} ms)**; the client \
+                 received identical bytes both ways.",
+                s.events,
+                s.gap_ms,
+                s.direct.len(),
+                tf - df,
+                tt - dt
+            );
+        }
         let stages: Vec<String> = ["`fsync`", "`written`", "`queued`", "masking off"]
             .iter()
             .filter_map(|label| {
@@ -312,7 +336,7 @@ impl Report {
             "bench smoke: ok in {:.0} s — {} configurations × {} scenarios without errors; \
              {verified} requests recorded with a verified identity; {} idle TLS connections held \
              through airlock; {} connects timed with and without airlock; masking run on {} body \
-             kinds (no timing asserted)",
+             kinds; a streamed model answer identical through airlock (no timing asserted)",
             self.elapsed.as_secs_f64(),
             configs.len(),
             super::wrk::SCENARIOS.len(),
