@@ -406,7 +406,7 @@ async fn head_responses_keep_their_content_length() {
         return;
     }
     let env = setup("maskhead").await;
-    let fetch = |head: bool| {
+    let fetch = |version: &'static str| {
         let mut cmd = env.cg.command("curl");
         cmd.args([
             "-sS",
@@ -421,22 +421,22 @@ async fn head_responses_keep_their_content_length() {
         .arg(format!("{BLOB}:{}:127.0.0.1", env.up.port()))
         .arg("--cacert")
         .arg(env.airlock.ca_cert());
-        if head {
-            cmd.args(["-I", "--http1.1"]);
-        }
+        cmd.args(["-I", version]);
         cmd.arg(format!("https://{BLOB}:{}/c/blob.bin", env.up.port()));
         finish(cmd)
     };
-    let head = fetch(true).await;
-    assert!(head.status.success(), "{head:?}");
-    let length = |out: &str| {
-        out.lines().find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().to_owned())
-        })
-    };
-    let got = length(&head.stdout)
-        .unwrap_or_else(|| panic!("no content-length on HEAD:\n{}", head.stdout));
-    assert_ne!(got, "0", "{}", head.stdout);
+    for version in ["--http1.1", "--http2"] {
+        let head = fetch(version).await;
+        assert!(head.status.success(), "{version}: {head:?}");
+        let length = |out: &str| {
+            out.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().to_owned())
+            })
+        };
+        let got = length(&head.stdout)
+            .unwrap_or_else(|| panic!("no content-length on HEAD ({version}):\n{}", head.stdout));
+        assert_ne!(got, "0", "{version}: {}", head.stdout);
+    }
 }

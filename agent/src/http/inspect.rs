@@ -154,13 +154,22 @@ pub(super) fn response_body(
     verdict: &Verdict,
 ) -> Result<Body, String> {
     let ctx = exchange.ctx();
-    // No body to look at: its headers (Content-Length of a HEAD) stay as
-    // they are.
+    // No body follows, whatever Content-Length says (for a HEAD it is the
+    // GET's length, and stays as it is). Relayed as an empty body that says
+    // it is at its end, so HTTP/2 ends the stream with the headers: the
+    // upstream's body would announce that length and then send nothing, a
+    // contradiction HTTP/2 answers with a stream reset (PROTOCOL_ERROR).
     if exchange.is_head()
         || status == http::StatusCode::NO_CONTENT
         || status == http::StatusCode::NOT_MODIFIED
     {
-        return Ok(counted(body, exchange, false).boxed());
+        drop(body);
+        return Ok(counted(
+            http_body_util::Empty::<bytes::Bytes>::new(),
+            exchange,
+            false,
+        )
+        .boxed());
     }
     let content_type = header(headers, CONTENT_TYPE).map(str::to_owned);
     let text = textual(content_type.as_deref());
