@@ -18,6 +18,82 @@ fn write_config(dir: &TempDir, body: &str) -> std::path::PathBuf {
     path
 }
 
+const ARM: &str = "management.azure.com";
+
+/// A TLS upstream posing as Resource Manager, and a daemon config (in its
+/// own directory) capturing the upstream's port in its own cgroup.
+struct ArmSetup {
+    cg: TestCgroup,
+    dir: TempDir,
+    up: airlock_tests::TlsUpstream,
+    config: std::path::PathBuf,
+    audit: std::path::PathBuf,
+}
+
+impl ArmSetup {
+    async fn new(tag: &str) -> Self {
+        let cg = TestCgroup::new(tag);
+        let dir = TempDir::new(tag);
+        let pki = airlock_tests::TestPki::new(&format!("{tag} upstream CA"));
+        let up = airlock_tests::TlsUpstream::start(
+            pki.server_config(&[ARM], &[b"http/1.1"]),
+            &["127.0.0.1:0".parse().unwrap()],
+        )
+        .await;
+        let config = airlock_tests::daemon::write_tls_config(
+            dir.path(),
+            cg.path(),
+            up.port(),
+            &pki.write_ca(dir.path()),
+        );
+        let audit = dir.path().join("audit.jsonl");
+        Self {
+            cg,
+            dir,
+            up,
+            config,
+            audit,
+        }
+    }
+
+    /// Adds a policy directory holding `rules` (reloaded on SIGHUP only);
+    /// returns its file.
+    fn policy(&self, rules: &str) -> std::path::PathBuf {
+        let policies = self.dir.path().join("policies");
+        std::fs::create_dir_all(&policies).unwrap();
+        let file = policies.join("10-rules.toml");
+        std::fs::write(&file, rules).unwrap();
+        let mut text = std::fs::read_to_string(&self.config).unwrap();
+        text.push_str(&format!("[policy]\ndir = {policies:?}\npoll_ms = 0\n"));
+        std::fs::write(&self.config, text).unwrap();
+        file
+    }
+
+    /// Starts the daemon and waits for its `start` record.
+    async fn start(&self) -> airlock_tests::daemon::Daemon {
+        let daemon = airlock_tests::daemon::spawn(&self.config);
+        let started = wait_for(&self.audit, |r| r.iter().any(|r| r["event"] == "start")).await;
+        assert!(
+            started.iter().any(|r| r["event"] == "start"),
+            "daemon did not start"
+        );
+        daemon
+    }
+
+    /// curl from the cgroup to `https://{ARM}{path}`, trusting airlock's CA.
+    fn curl(&self, args: &[&str], path: &str) -> tokio::process::Command {
+        let mut cmd = self.cg.command("curl");
+        cmd.args(["-s", "--max-time", "20"])
+            .args(args)
+            .arg("--resolve")
+            .arg(format!("{ARM}:{}:127.0.0.1", self.up.port()))
+            .arg("--cacert")
+            .arg(self.dir.path().join("ca/ca.crt"))
+            .arg(format!("https://{ARM}:{}{path}", self.up.port()));
+        cmd
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_never_captures_itself_and_detaches_on_sigterm() {
     if !privileged("daemon_never_captures_itself_and_detaches_on_sigterm") {
@@ -405,53 +481,14 @@ async fn sighup_reloads_the_policy_and_a_broken_one_is_refused() {
     if !privileged("sighup_reloads_the_policy_and_a_broken_one_is_refused") {
         return;
     }
-    const ARM: &str = "management.azure.com";
-    let cg = TestCgroup::new("sighup");
-    let dir = TempDir::new("sighup");
-    let pki = airlock_tests::TestPki::new("sighup upstream CA");
-    let up = airlock_tests::TlsUpstream::start(
-        pki.server_config(&[ARM], &[b"http/1.1"]),
-        &["127.0.0.1:0".parse().unwrap()],
-    )
-    .await;
-    let policies = dir.path().join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    let rules = policies.join("10-rules.toml");
-    std::fs::write(&rules, "[defaults]\naction = \"allow\"\n").unwrap();
-    let config = airlock_tests::daemon::write_tls_config(
-        dir.path(),
-        cg.path(),
-        up.port(),
-        &pki.write_ca(dir.path()),
-    );
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    // poll_ms = 0: only SIGHUP reloads.
-    text.push_str(&format!("[policy]\ndir = {policies:?}\npoll_ms = 0\n"));
-    std::fs::write(&config, text).unwrap();
-    let audit = dir.path().join("audit.jsonl");
-    let daemon = airlock_tests::daemon::spawn(&config);
-    let started = wait_for(&audit, |r| r.iter().any(|r| r["event"] == "start")).await;
-    assert!(
-        started.iter().any(|r| r["event"] == "start"),
-        "daemon did not start"
-    );
+    let arm = ArmSetup::new("sighup").await;
+    let rules = arm.policy("[defaults]\naction = \"allow\"\n");
+    let audit = arm.audit.clone();
+    let daemon = arm.start().await;
     let status = || async {
-        let mut cmd = cg.command("curl");
-        cmd.args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-            "--resolve",
-        ])
-        .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
-        .arg("--cacert")
-        .arg(dir.path().join("ca/ca.crt"))
-        .arg(format!("https://{ARM}:{}/subscriptions", up.port()));
-        finish(cmd).await.stdout
+        finish(arm.curl(&["-o", "/dev/null", "-w", "%{http_code}"], "/subscriptions"))
+            .await
+            .stdout
     };
     assert_eq!(status().await, "200");
     let hup = |pid: u32| {
@@ -502,7 +539,7 @@ async fn sighup_reloads_the_policy_and_a_broken_one_is_refused() {
     // The same file, checked by hand, names file, line and reason.
     let check = std::process::Command::new(airlock_bin())
         .args(["policy", "check"])
-        .arg(&policies)
+        .arg(rules.parent().unwrap())
         .output()
         .unwrap();
     assert!(!check.status.success());
@@ -834,47 +871,20 @@ async fn status_and_metrics_reflect_real_traffic() {
         return;
     }
     use base64::Engine;
-    const ARM: &str = "management.azure.com";
-    let cg = TestCgroup::new("status");
-    let dir = TempDir::new("status");
-    let pki = airlock_tests::TestPki::new("status upstream CA");
-    let up = airlock_tests::TlsUpstream::start(
-        pki.server_config(&[ARM], &[b"http/1.1"]),
-        &["127.0.0.1:0".parse().unwrap()],
-    )
-    .await;
-    let policies = dir.path().join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    std::fs::write(
-        policies.join("10-rules.toml"),
-        "[defaults]\naction = \"allow\"\n[[rule]]\nname = \"no-delete\"\naction = \"deny\"\n\
-         reason = \"deletes are not for agents\"\nrequest.method = [\"DELETE\"]\n",
-    )
-    .unwrap();
-    let config = airlock_tests::daemon::write_tls_config(
-        dir.path(),
-        cg.path(),
-        up.port(),
-        &pki.write_ca(dir.path()),
-    );
+    let arm = ArmSetup::new("status").await;
     let metrics_port = airlock_tests::daemon::free_port("127.0.0.1");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
+    let text = std::fs::read_to_string(&arm.config).unwrap().replace(
         "[admin]\n",
         &format!("[admin]\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n"),
     );
-    std::fs::write(
-        &config,
-        format!("{text}[policy]\ndir = {policies:?}\npoll_ms = 0\n"),
-    )
-    .unwrap();
-    let audit = dir.path().join("audit.jsonl");
-    let socket = dir.path().join("admin.sock");
-    let _daemon = airlock_tests::daemon::spawn(&config);
-    let started = wait_for(&audit, |r| r.iter().any(|r| r["event"] == "start")).await;
-    assert!(
-        started.iter().any(|r| r["event"] == "start"),
-        "daemon did not start"
+    std::fs::write(&arm.config, text).unwrap();
+    let rules = arm.policy(
+        "[defaults]\naction = \"allow\"\n[[rule]]\nname = \"no-delete\"\naction = \"deny\"\n\
+         reason = \"deletes are not for agents\"\nrequest.method = [\"DELETE\"]\n",
     );
+    let audit = &arm.audit;
+    let socket = arm.dir.path().join("admin.sock");
+    let _daemon = arm.start().await;
 
     // Two reads whose answer carries a GitHub token (masked on its way
     // back), one with an opaque bearer token, and one DELETE policy refuses.
@@ -882,44 +892,20 @@ async fn status_and_metrics_reflect_real_traffic() {
         "{{\"token\":\"ghp_{}\"}}",
         "a1B2c3D4e5".repeat(4).get(..36).unwrap()
     ));
-    let call = |method: &'static str, extra: Vec<String>| {
-        let mut cmd = cg.command("curl");
-        cmd.args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-            "-X",
-            method,
-        ])
-        .args(extra)
-        .arg("--resolve")
-        .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
-        .arg("--cacert")
-        .arg(dir.path().join("ca/ca.crt"))
-        .arg(format!("https://{ARM}:{}/subscriptions", up.port()));
+    let call = |args: &[&str]| {
+        let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        all.extend_from_slice(args);
+        let cmd = arm.curl(&all, "/subscriptions");
         async move { finish(cmd).await.stdout }
     };
     let respond = format!("x-test-respond: {leak}");
-    assert_eq!(call("GET", vec!["-H".into(), respond.clone()]).await, "200");
+    assert_eq!(call(&["-H", &respond]).await, "200");
     assert_eq!(
-        call(
-            "GET",
-            vec![
-                "-H".into(),
-                respond,
-                "-H".into(),
-                "Authorization: Bearer opaque-token-1".into()
-            ]
-        )
-        .await,
+        call(&["-H", &respond, "-H", "Authorization: Bearer opaque-token-1"]).await,
         "200"
     );
-    assert_eq!(call("DELETE", vec![]).await, "403");
-    wait_for(&audit, |r| {
+    assert_eq!(call(&["-X", "DELETE"]).await, "403");
+    wait_for(audit, |r| {
         r.iter()
             .filter(|r| r["kind"] == "http" && r["phase"] == "response")
             .count()
@@ -941,7 +927,10 @@ async fn status_and_metrics_reflect_real_traffic() {
     };
     let status: Value = serde_json::from_str(&airlock(&["--json"])).unwrap();
     assert_eq!(status["traffic"]["requests"], 3, "{status:#}");
-    assert_eq!(status["capture"]["cgroup"], cg.path().display().to_string());
+    assert_eq!(
+        status["capture"]["cgroup"],
+        arm.cg.path().display().to_string()
+    );
     assert_eq!(status["capture"]["fail_mode"], "closed");
     let programs: Vec<&str> = status["capture"]["programs"]
         .as_array()
@@ -954,7 +943,7 @@ async fn status_and_metrics_reflect_real_traffic() {
     }
     assert_eq!(
         status["capture"]["selection"]["ports"],
-        serde_json::json!([up.port()])
+        serde_json::json!([arm.up.port()])
     );
     assert!(
         status["capture"]["redirects"].as_u64().unwrap() >= 3,
@@ -962,7 +951,7 @@ async fn status_and_metrics_reflect_real_traffic() {
     );
     let fingerprint = std::process::Command::new("openssl")
         .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-        .arg(dir.path().join("ca/ca.crt"))
+        .arg(arm.dir.path().join("ca/ca.crt"))
         .output()
         .unwrap();
     let fingerprint = String::from_utf8(fingerprint.stdout).unwrap();
@@ -974,15 +963,12 @@ async fn status_and_metrics_reflect_real_traffic() {
     assert!(expires > std::time::SystemTime::now() + std::time::Duration::from_secs(86400 * 300));
     let version = status["policy"]["version"].as_str().unwrap().to_owned();
     assert_eq!(version.len(), 12, "{status:#}");
-    assert_eq!(
-        status["policy"]["files"],
-        serde_json::json!([policies.join("10-rules.toml")])
-    );
+    assert_eq!(status["policy"]["files"], serde_json::json!([rules]));
     assert_eq!(status["audit"]["path"], audit.display().to_string());
     assert_eq!(status["audit"]["healthy"], true);
     // The chain head it reports is a record on disk, with that hash.
     let seq = status["audit"]["seq"].as_u64().unwrap();
-    let now = records(&audit);
+    let now = records(audit);
     let head = now
         .iter()
         .find(|r| r["seq"] == seq)
@@ -1071,42 +1057,10 @@ async fn sigterm_lets_a_request_in_flight_finish() {
     if !privileged("sigterm_lets_a_request_in_flight_finish") {
         return;
     }
-    const ARM: &str = "management.azure.com";
-    let cg = TestCgroup::new("drain");
-    let dir = TempDir::new("drain");
-    let pki = airlock_tests::TestPki::new("drain upstream CA");
-    let up = airlock_tests::TlsUpstream::start(
-        pki.server_config(&[ARM], &[b"http/1.1"]),
-        &["127.0.0.1:0".parse().unwrap()],
-    )
-    .await;
-    let config = airlock_tests::daemon::write_tls_config(
-        dir.path(),
-        cg.path(),
-        up.port(),
-        &pki.write_ca(dir.path()),
-    );
-    let audit = dir.path().join("audit.jsonl");
-    let mut daemon = airlock_tests::daemon::spawn(&config);
-    let started = wait_for(&audit, |r| r.iter().any(|r| r["event"] == "start")).await;
-    assert!(
-        started.iter().any(|r| r["event"] == "start"),
-        "daemon did not start"
-    );
-
-    let mut cmd = cg.command("curl");
-    cmd.args([
-        "-s",
-        "-w",
-        "\n%{http_code}",
-        "--max-time",
-        "20",
-        "--resolve",
-    ])
-    .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
-    .arg("--cacert")
-    .arg(dir.path().join("ca/ca.crt"))
-    .arg(format!("https://{ARM}:{}/slow?ms=1500", up.port()));
+    let arm = ArmSetup::new("drain").await;
+    let (audit, up) = (&arm.audit, &arm.up);
+    let mut daemon = arm.start().await;
+    let cmd = arm.curl(&["-w", "\n%{http_code}"], "/slow?ms=1500");
     let slow = tokio::spawn(finish(cmd));
     let deadline = tokio::time::Instant::now() + WAIT;
     while up.requests() == 0 {
@@ -1129,7 +1083,7 @@ async fn sigterm_lets_a_request_in_flight_finish() {
         .unwrap()
         .unwrap();
     assert!(exit.success(), "airlock exited with {exit}");
-    let all = records(&audit);
+    let all = records(audit);
     let response = all
         .iter()
         .position(|r| r["kind"] == "http" && r["phase"] == "response")
