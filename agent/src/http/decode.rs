@@ -35,36 +35,88 @@ pub enum DecodeError {
     Encode(String),
 }
 
-/// A body whose data frames are decoded from a content coding (or passed
-/// as they are, without a decoder: one body type either way, no boxing).
-pub(super) struct Decoded<B> {
+/// One direction of a content coding, fed a frame at a time.
+pub(crate) trait Coding {
+    /// Takes the bytes of one frame.
+    fn input(&mut self, data: &[u8]) -> Result<(), DecodeError>;
+    /// Output ready to hand on, at most about [`DECODE_STEP`]; `None` when
+    /// more input is needed.
+    fn output(&mut self) -> Result<Option<Vec<u8>>, DecodeError>;
+    /// The input has ended: whatever output remains (an error if the input
+    /// was cut short).
+    fn end(&mut self) -> Result<Vec<u8>, DecodeError>;
+}
+
+impl Coding for Decoder {
+    fn input(&mut self, data: &[u8]) -> Result<(), DecodeError> {
+        self.feed(data);
+        Ok(())
+    }
+
+    fn output(&mut self) -> Result<Option<Vec<u8>>, DecodeError> {
+        if !self.pending() {
+            return Ok(None);
+        }
+        // Empty: nothing decodable from what is queued yet.
+        let out = self.step(DECODE_STEP)?;
+        Ok((!out.is_empty()).then_some(out))
+    }
+
+    fn end(&mut self) -> Result<Vec<u8>, DecodeError> {
+        self.finish()
+    }
+}
+
+impl Coding for Encoder {
+    fn input(&mut self, data: &[u8]) -> Result<(), DecodeError> {
+        self.push(data)
+    }
+
+    fn output(&mut self) -> Result<Option<Vec<u8>>, DecodeError> {
+        Ok(self.take())
+    }
+
+    fn end(&mut self) -> Result<Vec<u8>, DecodeError> {
+        self.finish()
+    }
+}
+
+/// A body whose data frames go through a [`Coding`] (or pass as they are,
+/// without one: one body type either way, no boxing).
+pub(super) struct Recoded<B, C> {
     inner: B,
-    decoder: Option<Decoder>,
+    coding: Option<C>,
     ended: bool,
 }
 
-impl<B> std::fmt::Debug for Decoded<B> {
+/// A response body decoded from its content coding.
+pub(super) type Decoded<B> = Recoded<B, Decoder>;
+/// A (masked) body encoded back into its content coding.
+pub(super) type Encoded<B> = Recoded<B, Encoder>;
+
+impl<B, C: std::fmt::Debug> std::fmt::Debug for Recoded<B, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decoded")
-            .field("decoder", &self.decoder)
+        f.debug_struct("Recoded")
+            .field("coding", &self.coding)
             .finish_non_exhaustive()
     }
 }
 
-impl<B> Decoded<B> {
-    pub(super) fn new(inner: B, decoder: Option<Decoder>) -> Self {
+impl<B, C> Recoded<B, C> {
+    pub(super) fn new(inner: B, coding: Option<C>) -> Self {
         Self {
             inner,
-            decoder,
+            coding,
             ended: false,
         }
     }
 }
 
-impl<B> HttpBody for Decoded<B>
+impl<B, C> HttpBody for Recoded<B, C>
 where
     B: HttpBody<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
+    C: Coding + Unpin,
 {
     type Data = Bytes;
     type Error = BoxError;
@@ -74,30 +126,26 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        let Some(decoder) = this.decoder.as_mut() else {
+        let Some(coding) = this.coding.as_mut() else {
             return Pin::new(&mut this.inner).poll_frame(cx).map_err(Into::into);
         };
         loop {
-            if decoder.pending() {
-                let out = decoder.step(DECODE_STEP)?;
-                if !out.is_empty() {
-                    return Poll::Ready(Some(Ok(Frame::data(out.into()))));
-                }
-                // Nothing decodable from what is queued: more input needed.
+            // Hand on what is ready before reading more.
+            if let Some(out) = coding.output()? {
+                return Poll::Ready(Some(Ok(Frame::data(out.into()))));
             }
             if this.ended {
                 return Poll::Ready(None);
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => decoder.feed(&data),
+                    Ok(data) => coding.input(&data)?,
                     Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
                 },
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
                 Poll::Ready(None) => {
                     this.ended = true;
-                    // Truncated input is an error, not silently short output.
-                    let rest = decoder.finish()?;
+                    let rest = coding.end()?;
                     if !rest.is_empty() {
                         return Poll::Ready(Some(Ok(Frame::data(rest.into()))));
                     }
@@ -108,99 +156,16 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.decoder {
-            Some(d) => self.ended && !d.pending(),
-            None => self.inner.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.decoder {
-            // The decoded length is not known until the end.
-            Some(_) => SizeHint::default(),
-            None => self.inner.size_hint(),
-        }
-    }
-}
-
-/// A body encoded into a content coding as it streams (or passed as it
-/// is, without an encoder).
-pub(super) struct Encoded<B> {
-    inner: B,
-    encoder: Option<Encoder>,
-    ended: bool,
-}
-
-impl<B> std::fmt::Debug for Encoded<B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Encoded")
-            .field("encoder", &self.encoder)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<B> Encoded<B> {
-    pub(super) fn new(inner: B, encoder: Option<Encoder>) -> Self {
-        Self {
-            inner,
-            encoder,
-            ended: false,
-        }
-    }
-}
-
-impl<B> HttpBody for Encoded<B>
-where
-    B: HttpBody<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        let Some(encoder) = this.encoder.as_mut() else {
-            return Pin::new(&mut this.inner).poll_frame(cx).map_err(Into::into);
-        };
-        loop {
-            if this.ended {
-                return Poll::Ready(None);
-            }
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => {
-                        let out = encoder.push(&data)?;
-                        if !out.is_empty() {
-                            return Poll::Ready(Some(Ok(Frame::data(out.into()))));
-                        }
-                    }
-                    Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
-                },
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
-                Poll::Ready(None) => {
-                    this.ended = true;
-                    let rest = encoder.finish()?;
-                    if !rest.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(rest.into()))));
-                    }
-                }
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self.encoder {
+        match self.coding {
+            // `end` hands out everything that remains.
             Some(_) => self.ended,
             None => self.inner.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.encoder {
+        match self.coding {
+            // The coded length is not known until the end.
             Some(_) => SizeHint::default(),
             None => self.inner.size_hint(),
         }

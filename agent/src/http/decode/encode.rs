@@ -11,7 +11,8 @@ use flate2::write::{GzEncoder, ZlibEncoder};
 
 use super::DecodeError;
 
-/// A streaming gzip or zlib (`deflate`) encoder.
+/// A streaming gzip or zlib (`deflate`) encoder; each encoder writes its
+/// output into its own `Vec`, taken out as it is handed on.
 pub(crate) enum Encoder {
     Gzip(GzEncoder<Vec<u8>>),
     Zlib(ZlibEncoder<Vec<u8>>),
@@ -40,33 +41,35 @@ impl Encoder {
         }
     }
 
-    /// Encodes `data` and flushes, returning what is ready to send.
-    pub(crate) fn push(&mut self, data: &[u8]) -> Result<Vec<u8>, DecodeError> {
-        let err = |e: std::io::Error| DecodeError::Encode(e.to_string());
-        match self {
-            Self::Gzip(e) => {
-                e.write_all(data).and_then(|()| e.flush()).map_err(err)?;
-                Ok(std::mem::take(e.get_mut()))
-            }
-            Self::Zlib(e) => {
-                e.write_all(data).and_then(|()| e.flush()).map_err(err)?;
-                Ok(std::mem::take(e.get_mut()))
-            }
-        }
+    /// Encodes `data` and flushes it into the output ([`Self::take`]).
+    pub(crate) fn push(&mut self, data: &[u8]) -> Result<(), DecodeError> {
+        let result = match self {
+            Self::Gzip(e) => e.write_all(data).and_then(|()| e.flush()),
+            Self::Zlib(e) => e.write_all(data).and_then(|()| e.flush()),
+        };
+        result.map_err(|e| DecodeError::Encode(e.to_string()))
     }
 
-    /// Ends the stream (trailer, checksum).
+    /// The output so far, if any.
+    pub(crate) fn take(&mut self) -> Option<Vec<u8>> {
+        let out = std::mem::take(self.output());
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// Ends the stream (trailer, checksum): the last output.
     pub(crate) fn finish(&mut self) -> Result<Vec<u8>, DecodeError> {
-        let err = |e: std::io::Error| DecodeError::Encode(e.to_string());
+        let result = match self {
+            Self::Gzip(e) => e.try_finish(),
+            Self::Zlib(e) => e.try_finish(),
+        };
+        result.map_err(|e| DecodeError::Encode(e.to_string()))?;
+        Ok(std::mem::take(self.output()))
+    }
+
+    fn output(&mut self) -> &mut Vec<u8> {
         match self {
-            Self::Gzip(e) => {
-                e.try_finish().map_err(err)?;
-                Ok(std::mem::take(e.get_mut()))
-            }
-            Self::Zlib(e) => {
-                e.try_finish().map_err(err)?;
-                Ok(std::mem::take(e.get_mut()))
-            }
+            Self::Gzip(e) => e.get_mut(),
+            Self::Zlib(e) => e.get_mut(),
         }
     }
 }
