@@ -231,7 +231,11 @@ async fn serve_metrics(api: Arc<Api>, stream: tokio::net::TcpStream) {
             })
         }
     });
+    // A scraper sends its request at once; a TCP peer that does not is
+    // not kept.
     if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(10))
         .serve_connection(TokioIo::new(stream), service)
         .await
     {

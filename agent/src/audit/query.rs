@@ -120,7 +120,8 @@ fn host_of(r: &Value) -> Option<&str> {
 
 /// The table header for [`row`].
 /// IDENTITY ends in `?` when unverified, `!` when it failed validation.
-pub const HEADER: &str = "TIME                     KIND              PID     PROCESS          UID    IDENTITY                  DECISION  STATUS  OPERATION / REQUEST";
+/// USER is the local user (`process.user`), else the uid.
+pub const HEADER: &str = "TIME                     KIND              PID     PROCESS          USER     IDENTITY                  DECISION  STATUS  OPERATION / REQUEST";
 
 /// One record as a table row: time, kind, process, status, what was asked.
 pub fn row(r: &Value) -> String {
@@ -153,10 +154,14 @@ pub fn row(r: &Value) -> String {
         .map(|e| format!("  [{e}]"))
         .unwrap_or_default();
     format!(
-        "{time:<24} {kind:<17} {:<7} {:<16} {:<6} {:<25} {:<9} {status:<7} {what}{error}",
+        "{time:<24} {kind:<17} {:<7} {:<16} {:<8} {:<25} {:<9} {status:<7} {what}{error}",
         p["pid"].as_u64().map_or("-".into(), |v| v.to_string()),
         p["comm"].as_str().unwrap_or("-"),
-        p["uid"].as_u64().map_or("-".into(), |v| v.to_string()),
+        p["user"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| p["uid"].as_u64().map(|v| v.to_string()))
+            .unwrap_or_else(|| "-".into()),
         if r["kind"] == "http" || r["kind"] == "model" {
             who(r)
         } else {
@@ -273,8 +278,8 @@ mod tests {
     fn model_calls_read_like_a_conversation() {
         let r = json!({
             "ts": "2026-11-28T10:00:00.123456789Z", "kind": "model",
-            "process": { "pid": 7, "comm": "node", "uid": 1000 },
-            "identity": { "kind": "bearer", "verified": false },
+            "process": { "pid": 7, "comm": "node", "uid": 1000, "user": "dev" },
+            "identity": { "kind": "bearer", "verified": false, "github": { "actor": "octocat" } },
             "model": "gpt-4o",
             "prompt": { "messages": [ {"role": "system", "content": "be brief"}, {"role": "user", "content": "write a bicep file\nfor storage"} ] },
             "output": { "bytes": 812, "tool_calls": [ {"name": "create_file"} ] }
@@ -284,6 +289,8 @@ mod tests {
             row.contains("gpt-4o \"write a bicep file\" -> 812 B emitted tools: create_file"),
             "{row}"
         );
+        // Who prompted: the local user and the GitHub account.
+        assert!(row.contains(" dev      octocat? "), "{row}");
     }
 
     #[test]
