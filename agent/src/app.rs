@@ -180,8 +180,9 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then detaches the programs (new
-    /// connects go direct again), stops accepting, and gives in-flight
-    /// connections [`DEFAULT_DRAIN_TIMEOUT`] to finish.
+    /// connects go direct again), stops accepting, asks intercepted
+    /// connections to close once their requests are done, and gives them
+    /// [`DEFAULT_DRAIN_TIMEOUT`] to finish.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
         let cgroup = self.capture.cgroup().display().to_string();
         let mut start = AgentRecord::new("start", Some(cgroup.clone()));
@@ -232,6 +233,7 @@ impl App {
         if let Some(events) = self.capture.take_events() {
             tasks.spawn(events.run());
         }
+        let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let proxy = Arc::new(Proxy {
             table: self.capture.table(),
             audit: self.audit.clone(),
@@ -247,6 +249,7 @@ impl App {
             excerpt_bytes: self.config.audit.body_excerpt_bytes,
             scan_before_forward: self.config.masking.scan_before_forward_bytes,
             telemetry: self.telemetry.clone(),
+            stopping: stopping_rx,
         });
         let conns = Arc::new(Mutex::new(JoinSet::new()));
         self.listeners.serve(proxy, &mut tasks, conns.clone());
@@ -261,6 +264,9 @@ impl App {
         tracing::info!("shutting down: detaching programs");
         drop(self.capture);
         tasks.shutdown().await;
+        // Intercepted connections finish their requests and close, so idle
+        // keep-alive clients do not hold the drain until its deadline.
+        let _ = stopping.send(true);
         let mut conns = std::mem::take(&mut *conns.lock().await);
         let drained = tokio::time::timeout(DEFAULT_DRAIN_TIMEOUT, async {
             while conns.join_next().await.is_some() {}

@@ -13,6 +13,7 @@ mod upstream;
 
 pub use exchange::ConnCtx;
 pub use forward::serve;
+pub(crate) use forward::stopped;
 pub use upstream::{Dialer, UpstreamConn, UpstreamError};
 
 use bytes::Bytes;

@@ -1092,3 +1092,76 @@ async fn sigterm_lets_a_request_in_flight_finish() {
     assert!(all[response]["error"].is_null(), "{}", all[response]);
     assert_eq!(all.last().unwrap()["event"], "stop", "{all:#?}");
 }
+
+/// On SIGTERM, an idle keep-alive client is told the connection is done
+/// (it is closed once nothing is in flight) instead of holding the drain
+/// until its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_idle_keep_alive_connections() {
+    if !privileged("sigterm_closes_idle_keep_alive_connections") {
+        return;
+    }
+    let arm = ArmSetup::new("idle-stop").await;
+    let mut daemon = arm.start().await;
+    let script = format!(
+        "import socket, ssl\n\
+         ctx = ssl.create_default_context(cafile={ca:?})\n\
+         ctx.set_alpn_protocols(['http/1.1'])\n\
+         s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', {port})), server_hostname={name:?})\n\
+         s.sendall(b'GET /subscriptions HTTP/1.1\\r\\nHost: {name}\\r\\n\\r\\n')\n\
+         buf = b''\n\
+         while b'\\r\\n\\r\\n' not in buf: buf += s.recv(65536)\n\
+         head, body = buf.split(b'\\r\\n\\r\\n', 1)\n\
+         if b'chunked' in head.lower():\n    \
+             while not body.endswith(b'0\\r\\n\\r\\n'): body += s.recv(65536)\n\
+         else:\n    \
+             n = int([l.split(b':')[1] for l in head.split(b'\\r\\n') if l.lower().startswith(b'content-length')][0])\n    \
+             while len(body) < n: body += s.recv(65536)\n\
+         print(head.split(b'\\r\\n')[0].decode(), flush=True)\n\
+         while s.recv(65536): pass\n\
+         print('closed', flush=True)\n",
+        ca = arm.dir.path().join("ca/ca.crt").display().to_string(),
+        port = arm.up.port(),
+        name = ARM,
+    );
+    let mut cmd = arm.cg.command("python3");
+    cmd.args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
+        .await
+        .unwrap();
+    assert_eq!(line.trim(), "HTTP/1.1 200 OK");
+    // The connection is idle and kept alive; now stop airlock.
+    let stopped = std::time::Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    line.clear();
+    tokio::time::timeout(
+        WAIT,
+        tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line),
+    )
+    .await
+    .expect("airlock closed the idle connection")
+    .unwrap();
+    assert_eq!(line.trim(), "closed");
+    let exit = tokio::time::timeout(WAIT, daemon.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "airlock exited with {exit}");
+    // Well inside the drain deadline (5 s), which only a request still
+    // in flight may use.
+    assert!(
+        stopped.elapsed() < std::time::Duration::from_secs(4),
+        "stopping took {:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(records(&arm.audit).last().unwrap()["event"], "stop");
+}

@@ -27,14 +27,17 @@ const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// HTTP/2 pings on idle connections, so dead peers are noticed.
 const HTTP2_KEEPALIVE: Option<std::time::Duration> = Some(std::time::Duration::from_secs(60));
 
-/// Serves HTTP on `client` until it closes. `upstream` is the connection to
-/// forward to, or why there is none (then every request gets a 502 that
-/// says so).
+/// Serves HTTP on `client` until it closes, or until `stopping` says
+/// airlock is stopping: then requests in flight finish and the connection
+/// closes gracefully (HTTP/1.1 after the current exchange, HTTP/2 with a
+/// GOAWAY). `upstream` is the connection to forward to, or why there is
+/// none (then every request gets a 502 that says so).
 pub async fn serve<IO>(
     client: IO,
     proto: Proto,
     upstream: Result<UpstreamConn, UpstreamError>,
     ctx: Arc<ConnCtx>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -47,24 +50,44 @@ pub async fn serve<IO>(
     let io = TokioIo::new(client);
     let result = match proto {
         Proto::Http1 => {
-            http1::Builder::new()
+            let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(io, service)
-                .with_upgrades()
-                .await
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => r,
+                () = stopped(&mut stopping) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            }
         }
         Proto::Http2 => {
-            http2::Builder::new(TokioExecutor::new())
+            let conn = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .keep_alive_interval(HTTP2_KEEPALIVE)
-                .serve_connection(io, service)
-                .await
+                .serve_connection(io, service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => r,
+                () = stopped(&mut stopping) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            }
         }
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "client HTTP connection ended");
     }
+}
+
+/// Resolves once airlock is stopping (or whoever would say so is gone).
+pub(crate) async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not held: it is not `Send`.
+    let _ = rx.wait_for(|s| *s).await.map(|_| ());
 }
 
 async fn forward(

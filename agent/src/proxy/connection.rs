@@ -35,6 +35,9 @@ pub struct Proxy {
     pub excerpt_bytes: usize,
     pub scan_before_forward: usize,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Becomes true when airlock stops: intercepted connections finish
+    /// what is in flight and close.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What is known about a connection once it is accepted and attributed.

@@ -117,10 +117,15 @@ pub(super) async fn intercept(
     // An idle client costs no HTTP server state (hyper's connection and
     // buffers, about 24 KiB): HTTP starts once the client sends, or at
     // once if rustls already holds what it sent with its handshake.
+    let mut stopping = proxy.stopping.clone();
     if client.get_ref().1.wants_read() {
-        let _ = client.get_ref().0.get_ref().readable().await;
+        tokio::select! {
+            _ = client.get_ref().0.get_ref().readable() => {}
+            // Nothing asked yet, nothing to finish: close.
+            () = crate::http::stopped(&mut stopping) => return,
+        }
     }
-    crate::http::serve(client, proto, upstream, ctx).await;
+    crate::http::serve(client, proto, upstream, ctx, stopping).await;
 }
 
 /// airlock could not set up its side (a local TLS configuration error).
