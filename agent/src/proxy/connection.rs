@@ -181,8 +181,13 @@ impl Proxy {
                 traffic.connection(ConnPath::Tcp);
                 tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, dst = %orig_dst, "relaying TCP");
                 let mut rec = Spliced::new(self, &conn, RecordKind::Connection, None);
-                let error =
-                    splice::splice(client, orig_dst, self.connect_timeout, &rec.counts).await;
+                let error = Box::pin(splice::splice(
+                    client,
+                    orig_dst,
+                    self.connect_timeout,
+                    &rec.counts,
+                ))
+                .await;
                 rec.ended(error);
             }
             Sniffed::Tls(hello) => {
@@ -197,13 +202,19 @@ impl Proxy {
                     .matches(&host);
                 if intercepted {
                     traffic.connection(ConnPath::Intercepted);
-                    mitm::intercept(self, &conn, client, hello).await;
+                    // Boxed: see `mitm::intercept`.
+                    Box::pin(mitm::intercept(self, &conn, client, hello)).await;
                 } else {
                     traffic.connection(ConnPath::Passthrough);
                     tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?hello.sni, dst = %orig_dst, "TLS passthrough");
                     let mut rec = Spliced::new(self, &conn, RecordKind::TlsPassthrough, hello.sni);
-                    let error =
-                        splice::splice(client, orig_dst, self.connect_timeout, &rec.counts).await;
+                    let error = Box::pin(splice::splice(
+                        client,
+                        orig_dst,
+                        self.connect_timeout,
+                        &rec.counts,
+                    ))
+                    .await;
                     rec.ended(error);
                 }
             }
