@@ -7,14 +7,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// Kills the child when the bench ends, however it ends. For processes
-/// whose abrupt end leaves nothing behind (nginx, mitmproxy); airlock has
-/// its own guard, which stops it gracefully.
+/// Stops the child when the bench ends, however it ends: SIGTERM first,
+/// so an nginx master stops its workers (killed outright, it would leave
+/// them running, orphaned), then SIGKILL if it lingers. airlock has its own
+/// guard, which also checks it unpinned its programs.
 pub(crate) struct Guard(pub(crate) Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        if !terminate(&mut self.0, Duration::from_secs(5)) {
+            let _ = self.0.kill();
+        }
         let _ = self.0.wait();
     }
 }
