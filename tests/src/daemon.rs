@@ -149,14 +149,21 @@ impl std::ops::DerefMut for Daemon {
     }
 }
 
+/// Sends `sig` (`"TERM"`, `"HUP"`, `"KILL"`) to `pid`; whether it was
+/// delivered.
+pub fn signal(pid: u32, sig: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let Some(pid) = self.0.id() else {
             return;
         };
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
+        signal(pid, "TERM");
         for _ in 0..200 {
             if !matches!(self.0.try_wait(), Ok(None)) {
                 return;

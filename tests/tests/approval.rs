@@ -6,9 +6,8 @@
 use std::time::Duration;
 
 use airlock::approval::AdminClient;
-use airlock_tests::pki::TestPki;
 use airlock_tests::tls_upstream::TlsUpstream;
-use airlock_tests::{Finished, Running, TempDir, TestCgroup, WAIT, finish, privileged};
+use airlock_tests::{Finished, Intercepted, TestCgroup, WAIT, finish, privileged};
 use serde_json::Value;
 
 const ARM: &str = "management.azure.com";
@@ -63,17 +62,9 @@ async fn a_held_delete_is_forwarded_only_when_approved() {
     if !privileged("a_held_delete_is_forwarded_only_when_approved") {
         return;
     }
-    let tmp = TempDir::new("approve");
-    let pki = TestPki::new("approval test upstream CA");
-    let up = TlsUpstream::start(
-        pki.server_config(&[ARM], &[b"h2", b"http/1.1"]),
-        &["127.0.0.1:0".parse().unwrap()],
-    )
-    .await;
-    let roots = pki.write_ca(tmp.path());
-    let cg = TestCgroup::new("approve");
-    let airlock = Running::start_with(Running::capture(&cg, &[up.port()]), |c| {
-        c.tls.upstream_roots = vec![roots];
+    let Intercepted {
+        cg, up, airlock, ..
+    } = Intercepted::start("approve", &[ARM], |c| {
         // The test is both the agent's user and the approver (root).
         c.approval.approvers = vec!["root".into()];
         c.approval.allow_self = true;

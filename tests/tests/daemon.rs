@@ -1,7 +1,7 @@
 //! The `airlock` binary as an operator runs it: config files, signals,
 //! errors a person can act on.
 
-use airlock_tests::daemon::{DaemonConfig, airlock_bin, free_ports, records, wait_for};
+use airlock_tests::daemon::{DaemonConfig, airlock_bin, free_ports, records, signal, wait_for};
 use airlock_tests::{Fetched, TempDir, TestCgroup, Upstream, WAIT, curl_in, finish, privileged};
 use serde_json::Value;
 
@@ -139,12 +139,7 @@ async fn daemon_never_captures_itself_and_detaches_on_sigterm() {
     assert_eq!(conn[0]["process"]["comm"], "curl");
     assert!(conn[0]["error"].is_null(), "{:?}", conn[0]);
 
-    let pid = daemon.id().unwrap().to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    assert!(signal(daemon.id().unwrap(), "TERM"));
     let status = tokio::time::timeout(WAIT, daemon.wait())
         .await
         .unwrap()
@@ -491,13 +486,7 @@ async fn sighup_reloads_the_policy_and_a_broken_one_is_refused() {
             .stdout
     };
     assert_eq!(status().await, "200");
-    let hup = |pid: u32| {
-        let ok = std::process::Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    };
+    let hup = |pid: u32| assert!(signal(pid, "HUP"));
 
     std::fs::write(
         &rules,
@@ -653,14 +642,7 @@ async fn readiness_is_notified_once_capture_works() {
     assert!(got.proxied(), "not captured right after READY=1");
     assert!(records(&audit).iter().any(|r| r["event"] == "start"));
 
-    let pid = daemon.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(signal(daemon.id().unwrap(), "TERM"));
     let n = tokio::time::timeout(WAIT, socket.recv(&mut buf))
         .await
         .expect("STOPPING=1")
@@ -700,15 +682,7 @@ async fn fail_closed_survives_a_crash_and_a_restart_takes_over() {
         )
     };
     let url = format!("http://{}/", up.addr());
-    let kill = |sig: &str, pid: u32| {
-        assert!(
-            std::process::Command::new("kill")
-                .args([sig, &pid.to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
+    let kill = |sig: &str, pid: u32| assert!(signal(pid, sig));
     let fetch = || finish(curl_in(&cg, "curl", &url));
     let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(cg.path()).unwrap());
     let pins = std::path::Path::new("/sys/fs/bpf/airlock").join(inode.to_string());
@@ -722,7 +696,7 @@ async fn fail_closed_survives_a_crash_and_a_restart_takes_over() {
             .exists(),
         "links pinned"
     );
-    kill("-KILL", first_pid);
+    kill("KILL", first_pid);
     first.wait().await.unwrap();
     let crashed = fetch().await;
     assert!(
@@ -744,7 +718,7 @@ async fn fail_closed_survives_a_crash_and_a_restart_takes_over() {
         !pins.join(first_pid.to_string()).exists(),
         "the dead process's pins are retired"
     );
-    kill("-TERM", second.id().unwrap());
+    kill("TERM", second.id().unwrap());
     assert!(second.wait().await.unwrap().success());
     assert!(
         !Fetched::parse(&fetch().await).proxied(),
@@ -762,7 +736,7 @@ async fn fail_closed_survives_a_crash_and_a_restart_takes_over() {
         start_record["weakened"].to_string().contains("fail_mode"),
         "{start_record}"
     );
-    kill("-KILL", open.id().unwrap());
+    kill("KILL", open.id().unwrap());
     open.wait().await.unwrap();
     assert!(
         !Fetched::parse(&fetch().await).proxied(),
@@ -816,16 +790,7 @@ async fn sighup_applies_a_new_capture_selection_and_refuses_a_broken_config() {
         async move { Fetched::parse(&finish(curl_in(cg, "curl", &url)).await).proxied() }
     };
     assert!(proxied(one.port()).await && !proxied(two.port()).await);
-    let hup = || {
-        let pid = daemon.id().unwrap().to_string();
-        assert!(
-            std::process::Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
+    let hup = || assert!(signal(daemon.id().unwrap(), "HUP"));
     let reloads = |event: &'static str| {
         let audit = audit.clone();
         async move {
@@ -1071,11 +1036,7 @@ async fn sigterm_lets_a_request_in_flight_finish() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     // Stop while the upstream is still answering: the drain lets it end.
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &daemon.id().unwrap().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    assert!(signal(daemon.id().unwrap(), "TERM"));
     let got = slow.await.unwrap();
     assert!(got.stdout.ends_with("\n200"), "{got:?}");
     let exit = tokio::time::timeout(WAIT, daemon.wait())
@@ -1137,11 +1098,7 @@ async fn sigterm_closes_idle_keep_alive_connections() {
     assert_eq!(line.trim(), "HTTP/1.1 200 OK");
     // The connection is idle and kept alive; now stop airlock.
     let stopped = std::time::Instant::now();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &daemon.id().unwrap().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    assert!(signal(daemon.id().unwrap(), "TERM"));
     line.clear();
     tokio::time::timeout(
         WAIT,

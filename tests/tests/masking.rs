@@ -2,42 +2,27 @@
 //! HTTPS upstream that answers what the test tells it to, and airlock in
 //! between. The client never sees the secrets; the audit never holds them.
 
-use airlock_tests::pki::TestPki;
-use airlock_tests::tls_upstream::TlsUpstream;
-use airlock_tests::{Running, TempDir, TestCgroup, finish, privileged};
+use airlock_tests::{Intercepted as Env, TempDir, finish, privileged};
 use serde_json::{Value, json};
 
 const ARM: &str = "management.azure.com";
 const BLOB: &str = "acct1.blob.core.windows.net";
 const LIST_KEYS: &str = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct1/listKeys?api-version=2023-01-01";
 
-struct Env {
-    cg: TestCgroup,
-    up: TlsUpstream,
-    airlock: Running,
-    _tmp: TempDir,
+async fn setup(tag: &str) -> Env {
+    Env::start(tag, &[ARM, BLOB], |_| {}).await
 }
 
-async fn setup(tag: &str) -> Env {
-    let tmp = TempDir::new(tag);
-    let pki = TestPki::new("masking test upstream CA");
-    let up = TlsUpstream::start(
-        pki.server_config(&[ARM, BLOB], &[b"h2", b"http/1.1"]),
-        &["127.0.0.1:0".parse().unwrap()],
-    )
-    .await;
-    let roots = pki.write_ca(tmp.path());
-    let cg = TestCgroup::new(tag);
-    let airlock = Running::start_with(Running::capture(&cg, &[up.port()]), |c| {
-        c.tls.upstream_roots = vec![roots];
-    })
-    .await;
-    Env {
-        cg,
-        up,
-        airlock,
-        _tmp: tmp,
-    }
+/// curl from the cgroup to `https://{host}{path}` through airlock, trusting
+/// its CA; the caller adds the rest (curl takes options after the URL).
+fn curl(env: &Env, host: &str, path: &str) -> tokio::process::Command {
+    let mut cmd = env.cg.command("curl");
+    cmd.args(["-sS", "--max-time", "20", "--resolve"])
+        .arg(format!("{host}:{}:127.0.0.1", env.up.port()))
+        .arg("--cacert")
+        .arg(env.airlock.ca_cert())
+        .arg(format!("https://{host}:{}{path}", env.up.port()));
+    cmd
 }
 
 /// One request from the cgroup; the upstream answers `answer`.
@@ -54,33 +39,20 @@ struct Call<'a> {
 
 async fn call(env: &Env, c: Call<'_>) -> (u16, String) {
     use base64::Engine;
-    let mut cmd = env.cg.command("curl");
-    cmd.args([
-        "-sS",
-        "--max-time",
-        "20",
-        "-X",
-        c.method,
-        "-w",
-        "\n%{http_code}",
-        "--resolve",
-    ])
-    .arg(format!("{}:{}:127.0.0.1", c.host, env.up.port()))
-    .arg("--cacert")
-    .arg(env.airlock.ca_cert())
-    .arg("-H")
-    .arg(format!(
-        "x-test-respond: {}",
-        base64::engine::general_purpose::STANDARD.encode(c.answer)
-    ))
-    .arg("-H")
-    .arg(format!("content-type: {}", c.content_type))
-    .arg("--data-binary")
-    .arg(c.body);
+    let mut cmd = curl(env, c.host, c.path);
+    cmd.args(["-X", c.method, "-w", "\n%{http_code}"])
+        .arg("-H")
+        .arg(format!(
+            "x-test-respond: {}",
+            base64::engine::general_purpose::STANDARD.encode(c.answer)
+        ))
+        .arg("-H")
+        .arg(format!("content-type: {}", c.content_type))
+        .arg("--data-binary")
+        .arg(c.body);
     for h in c.headers {
         cmd.arg("-H").arg(h);
     }
-    cmd.arg(format!("https://{}:{}{}", c.host, env.up.port(), c.path));
     let out = finish(cmd).await;
     assert!(out.status.success(), "{out:?}");
     let (body, status) = out.stdout.rsplit_once('\n').unwrap();
@@ -219,34 +191,21 @@ async fn call_coded(
     use base64::Engine;
     let dir = TempDir::new("coded");
     let (headers, out) = (dir.path().join("headers"), dir.path().join("body"));
-    let mut cmd = env.cg.command("curl");
-    cmd.args([
-        "-sS",
-        "--max-time",
-        "20",
-        "-X",
-        "POST",
-        "--data-binary",
-        "{}",
-    ])
-    .arg("-D")
-    .arg(&headers)
-    .arg("-o")
-    .arg(&out)
-    .arg("--resolve")
-    .arg(format!("{host}:{}:127.0.0.1", env.up.port()))
-    .arg("--cacert")
-    .arg(env.airlock.ca_cert())
-    .arg("-H")
-    .arg(format!(
-        "x-test-respond: {}",
-        base64::engine::general_purpose::STANDARD.encode(body)
-    ))
-    .arg("-H")
-    .arg(format!("content-type: {ct}"))
-    .arg("-H")
-    .arg(format!("x-test-content-encoding: {encoding}"))
-    .arg(format!("https://{host}:{}{path}", env.up.port()));
+    let mut cmd = curl(env, host, path);
+    cmd.args(["-X", "POST", "--data-binary", "{}"])
+        .arg("-D")
+        .arg(&headers)
+        .arg("-o")
+        .arg(&out)
+        .arg("-H")
+        .arg(format!(
+            "x-test-respond: {}",
+            base64::engine::general_purpose::STANDARD.encode(body)
+        ))
+        .arg("-H")
+        .arg(format!("content-type: {ct}"))
+        .arg("-H")
+        .arg(format!("x-test-content-encoding: {encoding}"));
     let done = finish(cmd).await;
     assert!(done.status.success(), "{done:?}");
     (
@@ -387,12 +346,8 @@ async fn compressed_responses_are_decoded_and_masked() {
     assert!(!trail.contains("first-account-key-value") && !trail.contains(&token));
 
     // What the upstream was asked for: identity, whatever the client said.
-    let mut cmd = env.cg.command("curl");
-    cmd.args(["-sS", "--compressed", "--max-time", "20", "--resolve"])
-        .arg(format!("{BLOB}:{}:127.0.0.1", env.up.port()))
-        .arg("--cacert")
-        .arg(env.airlock.ca_cert())
-        .arg(format!("https://{BLOB}:{}/c?comp=list", env.up.port()));
+    let mut cmd = curl(&env, BLOB, "/c?comp=list");
+    cmd.arg("--compressed");
     let out = finish(cmd).await;
     let seen: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
     assert_eq!(seen["headers"]["accept-encoding"], "identity", "{seen}");
@@ -407,22 +362,8 @@ async fn head_responses_keep_their_content_length() {
     }
     let env = setup("maskhead").await;
     let fetch = |version: &'static str| {
-        let mut cmd = env.cg.command("curl");
-        cmd.args([
-            "-sS",
-            "-D",
-            "-",
-            "-o",
-            "/dev/null",
-            "--max-time",
-            "20",
-            "--resolve",
-        ])
-        .arg(format!("{BLOB}:{}:127.0.0.1", env.up.port()))
-        .arg("--cacert")
-        .arg(env.airlock.ca_cert());
-        cmd.args(["-I", version]);
-        cmd.arg(format!("https://{BLOB}:{}/c/blob.bin", env.up.port()));
+        let mut cmd = curl(&env, BLOB, "/c/blob.bin");
+        cmd.args(["-D", "-", "-o", "/dev/null", "-I", version]);
         finish(cmd)
     };
     for version in ["--http1.1", "--http2"] {

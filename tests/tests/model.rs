@@ -3,9 +3,7 @@
 //! never leave the host; the stream reaches the client byte for byte; one
 //! `kind: "model"` record tells who asked what and what came back.
 
-use airlock_tests::pki::TestPki;
-use airlock_tests::tls_upstream::TlsUpstream;
-use airlock_tests::{Running, TempDir, TestCgroup, finish, privileged};
+use airlock_tests::{Intercepted, finish, privileged};
 use serde_json::{Value, json};
 
 const COPILOT: &str = "api.githubcopilot.com";
@@ -16,19 +14,9 @@ async fn prompts_leave_masked_and_streams_are_reassembled() {
         return;
     }
     use base64::Engine;
-    let tmp = TempDir::new("model");
-    let pki = TestPki::new("model test upstream CA");
-    let up = TlsUpstream::start(
-        pki.server_config(&[COPILOT], &[b"h2", b"http/1.1"]),
-        &["127.0.0.1:0".parse().unwrap()],
-    )
-    .await;
-    let roots = pki.write_ca(tmp.path());
-    let cg = TestCgroup::new("model");
-    let airlock = Running::start_with(Running::capture(&cg, &[up.port()]), |c| {
-        c.tls.upstream_roots = vec![roots];
-    })
-    .await;
+    let Intercepted {
+        cg, up, airlock, ..
+    } = Intercepted::start("model", &[COPILOT], |_| {}).await;
     let curl = |headers: Vec<String>, body: String, version: &str| {
         let mut cmd = cg.command("curl");
         cmd.args(["-sS", "-N", "--max-time", "20", version, "--resolve"])
@@ -150,18 +138,10 @@ async fn copilot_calls_name_the_github_account_behind_them() {
     }
     use base64::Engine;
     const GITHUB: &str = "api.github.com";
-    let tmp = TempDir::new("copilot-link");
-    let pki = TestPki::new("copilot link upstream CA");
-    let up = TlsUpstream::start(
-        pki.server_config(&[COPILOT, GITHUB], &[b"h2", b"http/1.1"]),
-        &["127.0.0.1:0".parse().unwrap()],
-    )
-    .await;
-    let roots = pki.write_ca(tmp.path());
-    let cg = TestCgroup::new("copilot-link");
     // api.github.com is not intercepted by default: the linkage is opt-in.
-    let airlock = Running::start_with(Running::capture(&cg, &[up.port()]), |c| {
-        c.tls.upstream_roots = vec![roots];
+    let Intercepted {
+        cg, up, airlock, ..
+    } = Intercepted::start("copilot-link", &[COPILOT, GITHUB], |c| {
         c.proxy.intercept.push(GITHUB.into());
     })
     .await;
