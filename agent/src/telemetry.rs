@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime};
 use serde::Serialize;
 
 pub use exposition::{Exposition, Histogram};
-pub use traffic::{ConnPath, MAX_OPERATIONS, OpenGuard, Traffic};
+pub use traffic::{ConnPath, OpenGuard, Traffic};
 pub use view::render as render_status;
 
 use crate::approval::Approvals;
