@@ -394,7 +394,12 @@ async fn an_upstream_that_hangs_up_on_an_idle_client_is_dialled_again() {
         .await
         .unwrap();
     assert_eq!(line.trim(), "up");
-    // Both handshakes are done; the upstream has hung up on airlock.
+    // Both handshakes are done; the upstream counts its side once it has
+    // read airlock's Finished, and then hangs up.
+    let deadline = tokio::time::Instant::now() + airlock_tests::WAIT;
+    while env.up.connections() == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert_eq!(env.up.connections(), 1);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let mut stdin = child.stdin.take().unwrap();
