@@ -18,6 +18,9 @@
 //!
 //! `--smoke` runs everything that needs no download once, for a second, and
 //! asserts that it works (no errors, identity verified), never how fast.
+//! `--only NAME` measures small requests through one airlock configuration
+//! and nothing else: the loop to profile in (`perf record -p` on the airlock
+//! whose config file is `airlock-NAME.toml`).
 
 mod airlock;
 mod jwt;
@@ -35,7 +38,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use self::airlock::{Airlock, Settings, check_trail};
+use self::airlock::{Airlock, Settings, Trail, check_trail};
 use self::report::{Report, Row};
 use self::sys::{Cgroup, Guard, free_port};
 use self::wrk::{Figures, SCENARIOS, Scenario, wrk};
@@ -44,6 +47,8 @@ use self::wrk::{Figures, SCENARIOS, Scenario, wrk};
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Plan {
     pub(crate) smoke: bool,
+    /// One airlock configuration, small requests only (`--only NAME`).
+    pub(crate) only: Option<&'static str>,
     /// Runs of each measurement; the median is reported, the spread shown.
     pub(crate) runs: usize,
     pub(crate) seconds: u32,
@@ -55,6 +60,7 @@ pub(crate) struct Plan {
 impl Plan {
     pub(crate) const FULL: Self = Self {
         smoke: false,
+        only: None,
         runs: 3,
         seconds: 5,
         idle_conns: 1000,
@@ -63,6 +69,7 @@ impl Plan {
     };
     pub(crate) const SMOKE: Self = Self {
         smoke: true,
+        only: None,
         runs: 1,
         seconds: 1,
         idle_conns: 1000,
@@ -75,7 +82,7 @@ impl Plan {
 /// `audit.durability`, response masking). The first two are the full
 /// pipeline; `queued` takes the audit write off the request path and
 /// "masking off" relays responses unmasked, to show each stage's cost.
-const AIRLOCK_CONFIGS: &[(&str, &str, &str, bool)] = &[
+pub(crate) const AIRLOCK_CONFIGS: &[(&str, &str, &str, bool)] = &[
     ("fsync", "airlock, `fsync`", "fsync", true),
     ("written", "airlock, `written`", "written", true),
     (
@@ -102,9 +109,12 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
         .and_then(Path::parent)
         .context("target dir")?;
     let bench_dir = target.join("bench");
-    // The smoke run keeps its files apart so it never clobbers a full report.
+    // The smoke and focused runs keep their files apart so they never
+    // clobber a full report.
     let work = if plan.smoke {
         target.join("bench-smoke")
+    } else if plan.only.is_some() {
+        target.join("bench-only")
     } else {
         bench_dir.clone()
     };
@@ -125,7 +135,16 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
     };
     let mut report = Report::new(plan);
 
-    for &(name, label, durability, masking) in AIRLOCK_CONFIGS {
+    let configs = AIRLOCK_CONFIGS
+        .iter()
+        .filter(|c| plan.only.is_none_or(|only| only == c.0));
+    // A focused run measures small requests only.
+    let scenarios = if plan.only.is_some() {
+        &SCENARIOS[..1]
+    } else {
+        SCENARIOS
+    };
+    for &(name, label, durability, masking) in configs {
         let settings = Settings {
             durability,
             comm: None,
@@ -135,18 +154,32 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
         };
         let airlock = Airlock::start(airlock_bin, &work, name, &cgroup, &[port], &settings)?;
         let audit = airlock.audit.clone();
-        let rows = measure(&setup, label, Some(&cgroup), port);
-        airlock.stop()?;
+        let rows = measure(&setup, scenarios, label, Some(&cgroup), port);
+        let cpu = airlock.stop()?;
         report.rows.extend(rows?);
-        let trail = check_trail(&audit)?;
+        let trail = Trail {
+            cpu,
+            ..check_trail(&audit)?
+        };
+        eprintln!(
+            "xtask bench: [{label}]: airlock CPU {:.1} µs per request",
+            trail.cpu_per_request().as_secs_f64() * 1e6
+        );
         report.trails.push((name, trail));
+    }
+    if plan.only.is_some() {
+        return write_report(&mut report, started, &work, plan);
     }
 
     let proxy_port = free_port()?;
     let proxy = Guard(upstream::start_proxy(&work, proxy_port, port)?);
-    report
-        .rows
-        .extend(measure(&setup, "nginx reverse proxy", None, proxy_port)?);
+    report.rows.extend(measure(
+        &setup,
+        SCENARIOS,
+        "nginx reverse proxy",
+        None,
+        proxy_port,
+    )?);
     drop(proxy);
 
     if !plan.smoke {
@@ -178,7 +211,15 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
     report.stream = Some(stream::measure(airlock_bin, &work, &cgroup, plan)?);
     eprintln!("xtask bench: masking throughput on 1 MiB bodies");
     report.masking = masking::masking(airlock_bin, plan)?;
+    write_report(&mut report, started, &work, plan)
+}
 
+fn write_report(
+    report: &mut Report,
+    started: Instant,
+    work: &Path,
+    plan: Plan,
+) -> anyhow::Result<()> {
     report.finish(started.elapsed());
     let text = report.markdown();
     std::fs::write(work.join("report.md"), &text)?;
@@ -211,12 +252,13 @@ fn clean(work: &Path) -> anyhow::Result<()> {
 /// run by run with the same scenario sent straight to the upstream.
 fn measure(
     setup: &Setup,
+    scenarios: &'static [Scenario],
     config: &str,
     cgroup: Option<&Cgroup>,
     port: u16,
 ) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
-    for s in SCENARIOS {
+    for s in scenarios {
         let row = measure_one(setup, s, config, cgroup, port)
             .with_context(|| format!("{config}: {}", s.name))?;
         eprintln!(

@@ -67,7 +67,17 @@ fn main() -> anyhow::Result<()> {
             let plan = match rest.as_slice() {
                 [] => bench::Plan::FULL,
                 [flag] if flag == "--smoke" => bench::Plan::SMOKE,
-                _ => bail!("usage: cargo xtask bench [--smoke]"),
+                [flag, name] if flag == "--only" => bench::Plan {
+                    only: Some(
+                        bench::AIRLOCK_CONFIGS
+                            .iter()
+                            .map(|c| c.0)
+                            .find(|c| c == name)
+                            .with_context(|| format!("no airlock configuration {name:?}"))?,
+                    ),
+                    ..bench::Plan::FULL
+                },
+                _ => bail!("usage: cargo xtask bench [--smoke | --only NAME]"),
             };
             ensure_packages(BENCH_PACKAGES)?;
             bench::bench(&build_release()?, plan)

@@ -99,9 +99,11 @@ impl Airlock {
     }
 
     /// Stops airlock gracefully (SIGTERM: drain, unpin, `stop` record) and
-    /// checks it left no pinned link behind.
-    pub(crate) fn stop(mut self) -> anyhow::Result<()> {
+    /// checks it left no pinned link behind. Returns the CPU time airlock
+    /// used until then (all threads, user + system).
+    pub(crate) fn stop(mut self) -> anyhow::Result<Duration> {
         let mut child = self.child.take().context("already stopped")?;
+        let cpu = cpu_time(child.id())?;
         if !terminate(&mut child, STOP_PATIENCE) {
             let _ = child.kill();
             let _ = child.wait();
@@ -116,8 +118,25 @@ impl Airlock {
                 self.pins.display()
             );
         }
-        Ok(())
+        Ok(cpu)
     }
+}
+
+/// User + system CPU time of a process so far (`/proc/PID/stat` fields 14
+/// and 15, in clock ticks of 1/100 s, which is what Linux reports to
+/// userspace on every architecture it runs this bench on).
+fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may hold spaces: fields are counted after its ')'.
+    let rest = stat.rsplit_once(')').context("/proc/PID/stat")?.1;
+    let field = |n: usize| -> anyhow::Result<u64> {
+        Ok(rest
+            .split_whitespace()
+            .nth(n - 3)
+            .context("/proc/PID/stat field")?
+            .parse()?)
+    };
+    Ok(Duration::from_millis((field(14)? + field(15)?) * 10))
 }
 
 impl Drop for Airlock {
@@ -194,6 +213,15 @@ pub(crate) struct Trail {
     /// Request-phase HTTP records: one per request airlock forwarded.
     pub(crate) requests: usize,
     pub(crate) verified: usize,
+    /// airlock's CPU time over the whole configuration's run.
+    pub(crate) cpu: Duration,
+}
+
+impl Trail {
+    /// airlock's CPU time per request it forwarded.
+    pub(crate) fn cpu_per_request(&self) -> Duration {
+        self.cpu / u32::try_from(self.requests.max(1)).unwrap_or(u32::MAX)
+    }
 }
 
 /// Reads the whole trail (rotated files too) and fails unless every

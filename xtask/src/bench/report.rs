@@ -139,8 +139,11 @@ impl Report {
             .iter()
             .map(|(d, tr)| {
                 format!(
-                    "`{d}`: {} records, {} requests (rotated files included), all with `identity.verified == true`",
-                    tr.records, tr.requests
+                    "`{d}`: {} records, {} requests (rotated files included), all with \
+                     `identity.verified == true`, airlock CPU {:.1} µs per request",
+                    tr.records,
+                    tr.requests,
+                    tr.cpu_per_request().as_secs_f64() * 1e6
                 )
             })
             .collect();
