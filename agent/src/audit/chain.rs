@@ -31,26 +31,28 @@ pub fn hash(prev: &str, canonical: &[u8]) -> String {
 }
 
 /// Seals `body` (a serialised JSON object of the record's own members) as
-/// record `seq` after `prev`; returns the line (with its newline) and the
-/// new head of the chain.
-pub fn seal(body: &[u8], seq: u64, prev: &str) -> (Vec<u8>, String) {
+/// record `seq` after `prev`: appends the line (with its newline) to `out`
+/// and returns the new head hash of the chain.
+pub fn seal(out: &mut Vec<u8>, body: &[u8], seq: u64, prev: &str) -> String {
+    use std::io::Write;
     let members = body
         .strip_prefix(b"{")
         .and_then(|b| b.strip_suffix(b"}"))
         .unwrap_or(b"");
-    let mut line = Vec::with_capacity(body.len() + 200);
-    line.extend_from_slice(format!("{{\"seq\":{seq},\"prev\":\"{prev}\"").as_bytes());
+    let start = out.len();
+    out.reserve(body.len() + 160);
+    let _ = write!(out, "{{\"seq\":{seq},\"prev\":\"{prev}\"");
     if !members.is_empty() {
-        line.push(b',');
-        line.extend_from_slice(members);
+        out.push(b',');
+        out.extend_from_slice(members);
     }
-    line.push(b'}');
-    let h = hash(prev, &line);
-    line.pop();
-    line.extend_from_slice(HASH_MEMBER);
-    line.extend_from_slice(h.as_bytes());
-    line.extend_from_slice(b"\"}\n");
-    (line, h)
+    out.push(b'}');
+    let h = hash(prev, &out[start..]);
+    out.pop();
+    out.extend_from_slice(HASH_MEMBER);
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+    h
 }
 
 /// Where a chain breaks.

@@ -2,14 +2,12 @@ use super::*;
 
 fn chain(n: u64) -> String {
     let mut prev = GENESIS.to_owned();
-    let mut out = String::new();
+    let mut out = Vec::new();
     for seq in 1..=n {
         let body = serde_json::json!({ "kind": "http", "request": { "path": format!("/r/{seq}"), "method": "GET" } });
-        let (line, h) = seal(body.to_string().as_bytes(), seq, &prev);
-        out.push_str(std::str::from_utf8(&line).unwrap());
-        prev = h;
+        prev = seal(&mut out, body.to_string().as_bytes(), seq, &prev);
     }
-    out
+    String::from_utf8(out).unwrap()
 }
 
 fn broken_at(text: &str) -> usize {
@@ -36,8 +34,11 @@ fn sealed_lines_are_json_with_the_chain_members() {
     assert_eq!(lines[1]["prev"], lines[0]["hash"]);
     assert_eq!(lines[1]["request"]["path"], "/r/2");
     assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
-    let (line, _) = seal(b"{}", 7, GENESIS);
-    let v: Value = serde_json::from_slice(&line).unwrap();
+    // Sealing appends: what is already in the buffer stays.
+    let mut line = b"x".to_vec();
+    seal(&mut line, b"{}", 7, GENESIS);
+    let v: Value = serde_json::from_slice(&line[1..]).unwrap();
+    assert_eq!(line[0], b'x');
     assert_eq!(v["seq"], 7);
 }
 
