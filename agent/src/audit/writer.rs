@@ -22,6 +22,7 @@ use super::queue::{PushError, Queue, Taken};
 use super::recover::{Recovered, resume};
 use super::stats::{AuditStats, Published};
 use crate::config::{AuditConfig, Durability, WRITTEN_SYNC_INTERVAL_MS};
+use syncer::Syncer;
 
 /// Records queued for the writer before callers are refused; a backlog
 /// this deep means the disk is not keeping up.
@@ -119,6 +120,7 @@ impl AuditLog {
         let mut file = access.open(&path).map_err(err("open"))?;
         let (head, recovered) = resume(&path, &mut file).map_err(err("read its last record"))?;
         let len = file.metadata().map_err(err("stat"))?.len();
+        let file_for_syncer = file.try_clone().map_err(err("open"))?;
         let healthy = Arc::new(AtomicBool::new(true));
         let lost = Arc::new(AtomicU64::new(0));
         let queue = Arc::new(Queue::new(QUEUE_DEPTH, WAKE_AT));
@@ -144,8 +146,13 @@ impl AuditLog {
             sync_each: config.durability == Durability::Fsync,
             lost: lost.clone(),
             recovered,
-            dirty: false,
-            last_sync: std::time::Instant::now(),
+            syncer: Syncer::start(
+                file_for_syncer,
+                path.clone(),
+                published.clone(),
+                std::time::Duration::from_millis(WRITTEN_SYNC_INTERVAL_MS),
+            )
+            .map_err(err("start its fsync thread"))?,
             published: published.clone(),
         };
         std::thread::Builder::new()
@@ -309,51 +316,28 @@ struct Writer {
     lost: Arc<AtomicU64>,
     /// A crash fragment moved aside at start, to be recorded first.
     recovered: Option<Recovered>,
-    /// Written but not yet fsynced.
-    dirty: bool,
-    last_sync: std::time::Instant,
+    /// fsyncs what nobody waited on, every `WRITTEN_SYNC_INTERVAL_MS`.
+    syncer: Syncer,
     published: Arc<Published>,
 }
 
 impl Writer {
     fn run(&mut self, rx: Arc<Queue<Msg>>) {
+        // Records nobody waits on are written at least this often.
         let interval = std::time::Duration::from_millis(WRITTEN_SYNC_INTERVAL_MS);
         // Both buffers keep their capacity from one batch to the next.
         let mut batch = Vec::new();
         let mut buf = Vec::new();
         loop {
             match rx.take(&mut batch, interval) {
-                Taken::Some => {}
-                Taken::Timeout => {
-                    // `written` durability: data reaches the disk within an interval.
-                    if self.dirty {
-                        self.sync_now();
-                    }
-                    continue;
-                }
+                Taken::Some => self.commit(&mut batch, &mut buf),
+                Taken::Timeout => {}
                 Taken::Closed => break,
-            }
-            self.commit(&mut batch, &mut buf);
-            if self.dirty && self.last_sync.elapsed() >= interval {
-                self.sync_now();
             }
         }
         if let Err(e) = self.file.sync_all() {
             tracing::warn!(path = %self.path.display(), error = %e, "audit fsync at close failed");
         }
-    }
-
-    fn sync_now(&mut self) {
-        match self.file.sync_data() {
-            Ok(()) => {
-                self.dirty = false;
-                self.published.synced();
-            }
-            Err(e) => {
-                tracing::error!(path = %self.path.display(), error = %e, "audit fsync failed")
-            }
-        }
-        self.last_sync = std::time::Instant::now();
     }
 
     /// Seals and writes a batch; fsyncs when anyone waits for durability.
@@ -424,10 +408,9 @@ impl Writer {
                 self.published.committed(&head, sealed, buf.len() as u64);
                 if syncs {
                     self.published.synced();
-                    self.dirty = false;
-                    self.last_sync = std::time::Instant::now();
+                    self.syncer.synced();
                 } else {
-                    self.dirty = true;
+                    self.syncer.written();
                 }
                 self.len += buf.len() as u64;
                 self.head = head;
@@ -468,9 +451,11 @@ impl Writer {
             .file
             .sync_all()
             .and_then(|()| std::fs::rename(&self.path, &aside))
-            .and_then(|()| self.access.open(&self.path));
+            .and_then(|()| self.access.open(&self.path))
+            .and_then(|f| Ok((f.try_clone()?, f)));
         match result {
-            Ok(f) => {
+            Ok((for_syncer, f)) => {
+                self.syncer.replace(for_syncer);
                 self.file = f;
                 self.len = 0;
                 self.published.rotated();
@@ -498,5 +483,6 @@ fn seal_note(buf: &mut Vec<u8>, head: &mut Head, note: &serde_json::Value) {
     };
 }
 
+mod syncer;
 #[cfg(test)]
 mod tests;
