@@ -253,18 +253,20 @@ impl Identifier {
 
     /// A bearer token: validated JWT, unverified JWT, or opaque.
     pub async fn bearer(&self, token: &str) -> Identity {
-        let fp = fingerprint(token);
+        // A cached identity carries its token's fingerprint already: one
+        // SHA-256 of the token per request (the cache key), not two.
         let mut id = match self.cache.get(token) {
             Some(id) => id,
             None => {
-                let (id, cache_until) = jwt::identify(token, &self.issuers, self.leeway_s).await;
+                let (mut id, cache_until) =
+                    jwt::identify(token, &self.issuers, self.leeway_s).await;
+                id.fingerprint = Some(fingerprint(token));
                 if let Some(until) = cache_until {
                     self.cache.put(token, id.clone(), until);
                 }
                 id
             }
         };
-        id.fingerprint = Some(fp);
         if id.github.is_none() {
             id.github = self
                 .links
