@@ -356,13 +356,26 @@ impl Exchange {
     fn record(&self, phase: Phase) -> HttpRecord {
         let take = |m: &Mutex<Option<String>>| m.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let done = phase == Phase::Response;
-        let mut request = self.request.clone();
         let verdict = self.verdict.get();
-        request.operation = verdict.map(|v| v.operation.clone());
-        if done {
+        let r = &self.request;
+        let mut request = RequestInfo {
+            method: r.method.clone(),
+            host: r.host.clone(),
+            port: r.port,
+            path: r.path.clone(),
+            operation: verdict.map(|v| v.operation.clone()),
+            query: r.query.clone(),
             // The headers are in the request record (same id); repeating
             // them would double what the writer serialises per request.
-            request.headers.clear();
+            headers: if done {
+                std::collections::BTreeMap::new()
+            } else {
+                r.headers.clone()
+            },
+            body: None,
+            masked: None,
+        };
+        if done {
             let seen = self.seen(false);
             request.body = Some(BodyInfo {
                 bytes: self.request_bytes.load(Ordering::Relaxed),

@@ -325,9 +325,16 @@ const SUFFIXES: &[&str] = &[
     "assertion",
 ];
 
+/// Whether a member or variable name says secret: it ends in one of
+/// [`SUFFIXES`] and does not say `public`, ASCII case ignored. Compared in
+/// place: called for every member name of every scanned JSON body.
 fn secret_name(name: &[u8]) -> bool {
-    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-    !name.contains("public") && SUFFIXES.iter().any(|s| name.ends_with(s))
+    let ends_with = |suffix: &str| {
+        name.len() >= suffix.len()
+            && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    SUFFIXES.iter().any(|s| ends_with(s))
+        && !name.windows(6).any(|w| w.eq_ignore_ascii_case(b"public"))
 }
 
 /// `name=value` pairs (forms, query strings, env files, command lines)
@@ -426,4 +433,37 @@ pub fn entropy(s: &[u8]) -> f64 {
             -p * p.log2()
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secret_name;
+
+    #[test]
+    fn secret_names_match_whatever_their_case() {
+        for name in [
+            "password",
+            "DB_PASSWORD",
+            "clientSecret",
+            "client_assertion",
+            "AccountKey",
+            "x-API-Token",
+            "StorageConnectionString",
+        ] {
+            assert!(secret_name(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "publicKey",
+            "PUBLIC_TOKEN",
+            "name",
+            "keys",
+            "",
+            "tok\u{e9}n",
+        ] {
+            assert!(!secret_name(name.as_bytes()), "{name}");
+        }
+        // Bytes that are not UTF-8 neither match nor panic.
+        assert!(secret_name(b"\xff\xfe_secret"));
+        assert!(!secret_name(b"\xff\xfe"));
+    }
 }
