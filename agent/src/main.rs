@@ -19,12 +19,6 @@ use airlock::policy::explain::{Question, explain};
 use airlock::policy::{Glob, PolicySource};
 use airlock::tls::{CaFiles, CertificateAuthority, UpstreamTls};
 
-/// mimalloc: per-thread heaps and no arena lock. Records are built on the
-/// async workers and freed on the audit writer thread, which glibc's malloc
-/// makes contend (see docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Command::Demo { .. });
