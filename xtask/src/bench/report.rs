@@ -140,7 +140,8 @@ impl Report {
             .map(|(d, tr)| {
                 format!(
                     "`{d}`: {} records, {} requests (rotated files included), all with \
-                     `identity.verified == true`, airlock CPU {:.1} µs per request",
+                     `identity.verified == true`, airlock CPU {:.1} µs per request (over all its \
+                     scenarios)",
                     tr.records,
                     tr.requests,
                     tr.cpu_per_request().as_secs_f64() * 1e6
