@@ -123,8 +123,7 @@ impl Airlock {
 }
 
 /// User + system CPU time of a process so far (`/proc/PID/stat` fields 14
-/// and 15, in clock ticks of 1/100 s, which is what Linux reports to
-/// userspace on every architecture it runs this bench on).
+/// and 15, in USER_HZ clock ticks: 1/100 s on x86-64 and arm64).
 fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name may hold spaces: fields are counted after its ')'.
