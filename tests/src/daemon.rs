@@ -34,9 +34,16 @@ pub fn free_port(ip: &str) -> u16 {
 }
 
 /// Every record in the audit file at `path` (none if it does not exist yet).
+/// Read while the daemon writes, the file may end in a line still being
+/// appended: only lines with their newline are records yet.
 pub fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let complete = bytes
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(&[][..], |end| &bytes[..=end]);
+    std::str::from_utf8(complete)
+        .expect("audit lines are UTF-8")
         .lines()
         .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
         .collect()
