@@ -59,3 +59,34 @@ pub async fn finish(mut cmd: tokio::process::Command) -> Finished {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// A running child whose stdout a test reads line by line (a scripted
+/// client that says how far it got). Killed when dropped.
+#[derive(Debug)]
+pub struct Talking {
+    pub child: tokio::process::Child,
+    out: tokio::io::BufReader<tokio::process::ChildStdout>,
+}
+
+impl Talking {
+    /// Starts `cmd` with its stdout piped (stdin is left as the caller set it).
+    pub fn spawn(mut cmd: tokio::process::Command) -> Self {
+        cmd.stdout(std::process::Stdio::piped()).kill_on_drop(true);
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let out = tokio::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        Self { child, out }
+    }
+
+    /// Its next line, trimmed (bounded by [`WAIT`]; empty at end of output).
+    pub async fn line(&mut self) -> String {
+        let mut line = String::new();
+        tokio::time::timeout(
+            WAIT,
+            tokio::io::AsyncBufReadExt::read_line(&mut self.out, &mut line),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no line from the child within {WAIT:?}"))
+        .expect("read the child's stdout");
+        line.trim().to_owned()
+    }
+}

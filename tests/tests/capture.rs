@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 
 use airlock_tests::{
-    Fetched, Running, TempDir, TestCgroup, Upstream, WAIT, curl_in, finish, privileged,
+    Fetched, Running, Talking, TempDir, TestCgroup, Upstream, WAIT, curl_in, finish, privileged,
 };
 use serde_json::Value;
 
@@ -526,20 +526,9 @@ async fn a_connection_still_open_at_shutdown_is_recorded() {
         up.port()
     );
     let mut cmd = cg.command("python3");
-    cmd.args(["-c", &script])
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().unwrap();
-    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(
-        WAIT,
-        tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(line.trim(), "sent");
+    cmd.args(["-c", &script]);
+    let mut client = Talking::spawn(cmd);
+    assert_eq!(client.line().await, "sent");
     // airlock has spliced it through once the upstream has accepted it.
     let deadline = tokio::time::Instant::now() + WAIT;
     while up.accepted() == 0 {
@@ -564,5 +553,5 @@ async fn a_connection_still_open_at_shutdown_is_recorded() {
     );
     assert_eq!(conns[0]["bytes_out"], 25, "the bytes sent so far are kept");
     assert_eq!(records.last().unwrap()["event"], "stop");
-    let _ = child.kill().await;
+    let _ = client.child.kill().await;
 }

@@ -2,7 +2,9 @@
 //! errors a person can act on.
 
 use airlock_tests::daemon::{DaemonConfig, airlock_bin, free_ports, records, signal, wait_for};
-use airlock_tests::{Fetched, TempDir, TestCgroup, Upstream, WAIT, curl_in, finish, privileged};
+use airlock_tests::{
+    Fetched, Talking, TempDir, TestCgroup, Upstream, WAIT, curl_in, finish, privileged,
+};
 use serde_json::Value;
 
 /// Writes `body` as the daemon's config; a config that sets up a daemon
@@ -1086,28 +1088,14 @@ async fn sigterm_closes_idle_keep_alive_connections() {
         name = ARM,
     );
     let mut cmd = arm.cg.command("python3");
-    cmd.args(["-c", &script])
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().unwrap();
-    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
-        .await
-        .unwrap();
-    assert_eq!(line.trim(), "HTTP/1.1 200 OK");
+    cmd.args(["-c", &script]);
+    let mut client = Talking::spawn(cmd);
+    assert_eq!(client.line().await, "HTTP/1.1 200 OK");
     // The connection is idle and kept alive; now stop airlock.
     let stopped = std::time::Instant::now();
     assert!(signal(daemon.id().unwrap(), "TERM"));
-    line.clear();
-    tokio::time::timeout(
-        WAIT,
-        tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line),
-    )
-    .await
-    .expect("airlock closed the idle connection")
-    .unwrap();
-    assert_eq!(line.trim(), "closed");
+    // airlock closes the idle connection.
+    assert_eq!(client.line().await, "closed");
     let exit = tokio::time::timeout(WAIT, daemon.wait())
         .await
         .unwrap()

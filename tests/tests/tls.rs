@@ -5,7 +5,7 @@ use std::path::Path;
 
 use airlock_tests::pki::TestPki;
 use airlock_tests::tls_upstream::TlsUpstream;
-use airlock_tests::{Finished, Running, TempDir, TestCgroup, finish, privileged};
+use airlock_tests::{Finished, Running, Talking, TempDir, TestCgroup, finish, privileged};
 use serde_json::Value;
 
 /// Intercepted by the default `proxy.intercept` list (`*.azure.com`).
@@ -384,16 +384,9 @@ async fn an_upstream_that_hangs_up_on_an_idle_client_is_dialled_again() {
     );
     let mut cmd = env.cg.command("python3");
     cmd.args(["-c", &script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().unwrap();
-    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
-        .await
-        .unwrap();
-    assert_eq!(line.trim(), "up");
+        .stdin(std::process::Stdio::piped());
+    let mut client = Talking::spawn(cmd);
+    assert_eq!(client.line().await, "up");
     // Both handshakes are done; the upstream counts its side once it has
     // read airlock's Finished, and then hangs up.
     let deadline = tokio::time::Instant::now() + airlock_tests::WAIT;
@@ -402,15 +395,11 @@ async fn an_upstream_that_hangs_up_on_an_idle_client_is_dialled_again() {
     }
     assert_eq!(env.up.connections(), 1);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let mut stdin = child.stdin.take().unwrap();
+    let mut stdin = client.child.stdin.take().unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut stdin, b"go\n")
         .await
         .unwrap();
-    line.clear();
-    tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
-        .await
-        .unwrap();
-    assert_eq!(line.trim(), "HTTP/1.1 200 OK");
+    assert_eq!(client.line().await, "HTTP/1.1 200 OK");
     assert_eq!(
         env.up.connections(),
         2,

@@ -180,15 +180,8 @@ impl Proxy {
             Sniffed::NotTls => {
                 traffic.connection(ConnPath::Tcp);
                 tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, dst = %orig_dst, "relaying TCP");
-                let mut rec = Spliced::new(self, &conn, RecordKind::Connection, None);
-                let error = Box::pin(splice::splice(
-                    client,
-                    orig_dst,
-                    self.connect_timeout,
-                    &rec.counts,
-                ))
-                .await;
-                rec.ended(error);
+                self.relay(&conn, client, RecordKind::Connection, None)
+                    .await;
             }
             Sniffed::Tls(hello) => {
                 let host = hello
@@ -207,18 +200,28 @@ impl Proxy {
                 } else {
                     traffic.connection(ConnPath::Passthrough);
                     tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?hello.sni, dst = %orig_dst, "TLS passthrough");
-                    let mut rec = Spliced::new(self, &conn, RecordKind::TlsPassthrough, hello.sni);
-                    let error = Box::pin(splice::splice(
-                        client,
-                        orig_dst,
-                        self.connect_timeout,
-                        &rec.counts,
-                    ))
-                    .await;
-                    rec.ended(error);
+                    self.relay(&conn, client, RecordKind::TlsPassthrough, hello.sni)
+                        .await;
                 }
             }
         }
+    }
+
+    /// Splices `client` to the original destination byte for byte, and
+    /// records the connection (as `kind`) when it ends.
+    async fn relay<C>(&self, conn: &Conn, client: C, kind: RecordKind, sni: Option<String>)
+    where
+        C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let mut rec = Spliced::new(self, conn, kind, sni);
+        let error = Box::pin(splice::splice(
+            client,
+            conn.orig_dst,
+            self.connect_timeout,
+            &rec.counts,
+        ))
+        .await;
+        rec.ended(error);
     }
 
     fn reject(&self, conn: &Conn, why: String) {
