@@ -196,6 +196,14 @@ impl App {
                 "audit.durability = \"queued\": requests are forwarded before their record is written; a crash can lose records of forwarded requests",
             );
         }
+        if self.config.audit.durability == crate::config::Durability::Off {
+            start
+                .weakened
+                .push("audit.durability = \"off\": no record of intercepted traffic is written");
+            tracing::warn!(
+                "audit.durability = \"off\": airlock keeps no audit trail of the traffic it intercepts"
+            );
+        }
         if self.config.audit.on_failure == crate::config::OnAuditFailure::Allow {
             start.weakened.push(
                 "audit.on_failure = \"allow\": requests are forwarded even when they cannot be audited",
@@ -207,7 +215,7 @@ impl App {
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .inspect_err(|e| tracing::warn!(error = %e, "no SIGHUP reloads"))
             .ok();
-        self.audit.write(&start)?;
+        self.audit.write_agent(&start)?;
         // On disk before READY: the trail's account of this run starts here.
         self.audit.sync().await?;
         let mut tasks = JoinSet::new();
@@ -279,7 +287,8 @@ impl App {
             );
             conns.shutdown().await;
         }
-        self.audit.write(&AgentRecord::new("stop", Some(cgroup)))?;
+        self.audit
+            .write_agent(&AgentRecord::new("stop", Some(cgroup)))?;
         self.audit.close().await?;
         tracing::info!("stopped");
         Ok(())

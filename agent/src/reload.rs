@@ -152,7 +152,7 @@ impl Reloader {
     }
 
     fn write(&self, record: &AgentRecord) {
-        if let Err(e) = self.audit.write(record) {
+        if let Err(e) = self.audit.write_agent(record) {
             tracing::error!(error = %e, "audit record of a reload lost");
         }
     }
@@ -188,7 +188,7 @@ pub fn report_policy(outcome: &Reloaded, audit: &AuditLog) {
             record.detail = Some(e.to_string());
         }
     }
-    if let Err(e) = audit.write(&record) {
+    if let Err(e) = audit.write_agent(&record) {
         tracing::error!(error = %e, "audit record of a policy reload lost");
     }
 }

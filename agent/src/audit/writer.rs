@@ -63,6 +63,8 @@ pub struct AuditLog {
     published: Arc<Published>,
     /// `durability = "queued"`: "durable" writes do not wait.
     queued: bool,
+    /// `durability = "off"`: only [`AuditLog::write_agent`] writes.
+    off: bool,
 }
 
 /// The queue's sending side; when the last [`AuditLog`] clone goes, the
@@ -171,6 +173,7 @@ impl AuditLog {
             path,
             published,
             queued: config.durability == Durability::Queued,
+            off: config.durability == Durability::Off,
         })
     }
 
@@ -210,6 +213,15 @@ impl AuditLog {
         Ok(id)
     }
 
+    /// As [`AuditLog::write`], for airlock's own `agent` records (start,
+    /// stop, reloads): written even with `durability = "off"`, so the trail
+    /// says when it was turned off and on again.
+    pub fn write_agent<R: Serialize>(&self, record: &R) -> Result<String, AuditError> {
+        let id = self.new_id();
+        self.push(envelope(&id, record)?, None)?;
+        Ok(id)
+    }
+
     /// Queues a record under `id` and waits until it is on disk (with
     /// `durability = "queued"`: only while the log is healthy, without
     /// waiting).
@@ -218,7 +230,7 @@ impl AuditLog {
         id: &str,
         record: &R,
     ) -> Result<(), AuditError> {
-        if self.queued {
+        if self.queued || self.off {
             self.check()?;
             return self.send(id, record, None);
         }
@@ -264,7 +276,17 @@ impl AuditLog {
         record: &R,
         durable: Option<oneshot::Sender<bool>>,
     ) -> Result<(), AuditError> {
-        let body = envelope(id, record)?;
+        if self.off {
+            return Ok(());
+        }
+        self.push(envelope(id, record)?, durable)
+    }
+
+    fn push(
+        &self,
+        body: Vec<u8>,
+        durable: Option<oneshot::Sender<bool>>,
+    ) -> Result<(), AuditError> {
         // Only a caller waiting for durability needs the writer now.
         let urgent = durable.is_some();
         self.tx

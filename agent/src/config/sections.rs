@@ -240,6 +240,10 @@ pub enum Durability {
     /// A crash can lose the records of requests already forwarded (said in
     /// the start record's `weakened`). Written and fsynced as `Written`.
     Queued,
+    /// No record of traffic at all: only airlock's own `agent` records
+    /// (start, stop, reloads), the start one saying so in `weakened`. Exists to
+    /// measure what the audit trail costs (`cargo xtask bench`).
+    Off,
 }
 
 /// Bytes of a body kept, masked, in its record.
@@ -261,7 +265,8 @@ pub struct AuditConfig {
     /// cannot be written.
     pub on_failure: OnAuditFailure,
     /// `fsync` (default), `written` or `queued`: what must have happened
-    /// to a request's record before the request is forwarded.
+    /// to a request's record before the request is forwarded; `off`: no
+    /// records of traffic.
     pub durability: Durability,
     /// A group (name or gid) that may read the trail: files 0640 and
     /// group-owned instead of 0600.

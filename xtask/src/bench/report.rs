@@ -138,13 +138,19 @@ impl Report {
             .trails
             .iter()
             .map(|(d, tr)| {
+                let cpu = tr.cpu_per_request().as_secs_f64() * 1e6;
+                if tr.records == 0 {
+                    return format!(
+                        "`{d}`: no trail, {} requests (wrk's count), airlock CPU {cpu:.1} µs per \
+                         request (over all its scenarios)",
+                        tr.requests
+                    );
+                }
                 format!(
                     "`{d}`: {} records, {} requests (rotated files included), all with \
-                     `identity.verified == true`, airlock CPU {:.1} µs per request (over all its \
-                     scenarios)",
-                    tr.records,
-                    tr.requests,
-                    tr.cpu_per_request().as_secs_f64() * 1e6
+                     `identity.verified == true`, airlock CPU {cpu:.1} µs per request (over all \
+                     its scenarios)",
+                    tr.records, tr.requests,
                 )
             })
             .collect();
@@ -158,7 +164,8 @@ impl Report {
              policies, response masking, per-request audit); `queued`: the same with each \
              request record queued for the writer instead of waited for; masking off: the \
              same as `fsync` with one policy rule that allows everything with \
-             `response = \"pass\"`; audit trails: {}. nginx reverse proxy: its own \
+             `response = \"pass\"`; audit off: `audit.durability = \"off\"`, no record \
+             serialised or written; audit trails: {}. nginx reverse proxy: its own \
              instance (one worker per core), TLS in, `proxy_ssl_verify on` out, upstream \
              keep-alive. mitmproxy: `mitmdump --mode reverse:` with the upstream verified \
              against the bench CA (its local-capture redirector cannot attach on this \
@@ -191,22 +198,28 @@ impl Report {
                 tt - dt
             );
         }
-        let stages: Vec<String> = ["`fsync`", "`written`", "`queued`", "masking off"]
-            .iter()
-            .filter_map(|label| {
-                let r = self
-                    .rows
-                    .iter()
-                    .find(|r| r.scenario.name == SMALL.name && r.config.contains(label))?;
-                Some(format!("{label} {:.2}×", r.ratio()))
-            })
-            .collect();
+        let stages: Vec<String> = [
+            "`fsync`",
+            "`written`",
+            "`queued`",
+            "masking off",
+            "audit off",
+        ]
+        .iter()
+        .filter_map(|label| {
+            let r = self
+                .rows
+                .iter()
+                .find(|r| r.scenario.name == SMALL.name && r.config.contains(label))?;
+            Some(format!("{label} {:.2}×", r.ratio()))
+        })
+        .collect();
         if !stages.is_empty() {
             let _ = writeln!(
                 t,
                 "- What each stage costs, small requests against direct: {} (durability is the \
                  difference between `fsync`/`written` and `queued`; masking, between `fsync` \
-                 and masking off).",
+                 and masking off; the rest of the audit, between `queued` and audit off).",
                 stages.join(", ")
             );
         }

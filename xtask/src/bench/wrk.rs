@@ -14,6 +14,8 @@ pub(crate) struct Figures {
     pub(crate) mb_s: f64,
     pub(crate) p50_ms: f64,
     pub(crate) p99_ms: f64,
+    /// Requests completed in the run.
+    pub(crate) requests: u64,
 }
 
 pub(crate) struct Scenario {
@@ -112,6 +114,11 @@ pub(crate) fn wrk(
         mb_s: value("Transfer/sec:").map(megabytes).unwrap_or(0.0),
         p50_ms: value("50%").map(millis).unwrap_or(0.0),
         p99_ms: value("99%").map(millis).unwrap_or(0.0),
+        requests: text
+            .lines()
+            .find(|l| l.contains(" requests in "))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0),
     };
     if figures.rps <= 0.0 {
         bail!("wrk completed no request:\n{text}");

@@ -254,6 +254,35 @@ async fn queued_durability_does_not_wait_but_still_writes_and_fails_closed() {
 }
 
 #[tokio::test]
+async fn durability_off_writes_only_agent_records_and_still_fails_closed() {
+    let (dir, mut config) = config("off", 1 << 30);
+    config.durability = Durability::Off;
+    let log = AuditLog::open(&config).unwrap();
+    log.write_agent(&json!({ "kind": "agent", "event": "start" }))
+        .unwrap();
+    log.write_durable(&log.new_id(), &json!({ "kind": "http", "n": 1 }))
+        .await
+        .unwrap();
+    log.write(&json!({ "kind": "connection" })).unwrap();
+    log.write_agent(&json!({ "kind": "agent", "event": "stop" }))
+        .unwrap();
+    log.sync().await.unwrap();
+    let text = std::fs::read_to_string(&config.path).unwrap();
+    let kinds: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].to_string())
+        .collect();
+    assert_eq!(kinds, ["\"start\"", "\"stop\""]);
+    verify(&[config.path.clone()]).unwrap();
+    log.healthy.store(false, Ordering::Release);
+    assert!(matches!(
+        log.write_durable("x", &json!({ "kind": "http" })).await,
+        Err(AuditError::Failed)
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn a_large_trail_resumes_from_its_end_past_a_partial_line_longer_than_the_first_window() {
     let (dir, config) = config("large-resume", 1 << 30);
     {
