@@ -240,7 +240,7 @@ fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
         }
         AuditCommand::Search { filter } => {
             let (filter, json) = filter_from(filter)?;
-            print_records(&trail, &filter, json, usize::MAX)
+            print_records(&trail, &filter, json, None)
         }
         AuditCommand::Tail {
             lines,
@@ -248,7 +248,7 @@ fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
             filter,
         } => {
             let (filter, json) = filter_from(filter)?;
-            print_records(&trail, &filter, json, lines)?;
+            print_records(&trail, &filter, json, Some(lines))?;
             if follow {
                 follow_file(&config.audit.path, &filter, json)?;
             }
@@ -307,41 +307,60 @@ fn filter_from(a: FilterArgs) -> anyhow::Result<(Filter, bool)> {
     ))
 }
 
-/// Prints the last `last` matching records of the trail.
+/// Prints the matching records of the trail as they are read, or with
+/// `last`, only the last that many.
 fn print_records(
     trail: &[std::path::PathBuf],
     filter: &Filter,
     json: bool,
-    last: usize,
+    last: Option<usize>,
 ) -> anyhow::Result<()> {
-    let mut matched = std::collections::VecDeque::new();
-    for file in trail {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        for line in text.lines() {
-            let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
-                continue;
-            };
-            if filter.matches(&record) {
-                if matched.len() == last {
-                    matched.pop_front();
-                }
-                matched.push_back((line.to_owned(), record));
-            }
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let show = |out: &mut std::io::BufWriter<_>, line: &str, record: &serde_json::Value| {
+        if json {
+            writeln!(out, "{line}")
+        } else {
+            writeln!(out, "{}", query::row(record))
         }
+    };
+    let mut kept = std::collections::VecDeque::new();
+    let printed = (|| {
+        if !json {
+            writeln!(out, "{}", query::HEADER)?;
+        }
+        query::each_record(trail, |line, record| {
+            if !filter.matches(&record) {
+                return Ok(());
+            }
+            match last {
+                None => show(&mut out, line, &record),
+                Some(n) => {
+                    if kept.len() == n {
+                        kept.pop_front();
+                    }
+                    if n > 0 {
+                        kept.push_back((line.to_owned(), record));
+                    }
+                    Ok(())
+                }
+            }
+        })?;
+        for (line, record) in &kept {
+            show(&mut out, line, record)?;
+        }
+        out.flush()
+    })();
+    match printed {
+        // A reader that has seen enough (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
     }
-    if !json {
-        println!("{}", query::HEADER);
-    }
-    for (line, record) in matched {
-        println!("{}", if json { line } else { query::row(&record) });
-    }
-    Ok(())
 }
 
 /// Follows the current file as it grows, reopening it after rotation.
 fn follow_file(path: &std::path::Path, filter: &Filter, json: bool) -> anyhow::Result<()> {
-    use std::io::{BufRead, Seek};
+    use std::io::{BufRead, Seek, Write};
     let open = || -> anyhow::Result<std::io::BufReader<std::fs::File>> {
         let mut f =
             std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -349,10 +368,13 @@ fn follow_file(path: &std::path::Path, filter: &Filter, json: bool) -> anyhow::R
         Ok(std::io::BufReader::new(f))
     };
     let mut reader = open()?;
-    let mut line = String::new();
+    let mut out = std::io::stdout();
+    // Bytes, not a String: the read can end inside a character still being
+    // written.
+    let mut line = Vec::new();
     loop {
         // A partial line stays in `line` until its newline arrives.
-        if reader.read_line(&mut line)? == 0 || !line.ends_with('\n') {
+        if reader.read_until(b'\n', &mut line)? == 0 || !line.ends_with(b"\n") {
             std::thread::sleep(std::time::Duration::from_millis(250));
             let rotated = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
                 < reader.get_ref().stream_position().unwrap_or(0);
@@ -362,17 +384,18 @@ fn follow_file(path: &std::path::Path, filter: &Filter, json: bool) -> anyhow::R
             }
             continue;
         }
-        if let Ok(record) = serde_json::from_str::<serde_json::Value>(&line)
+        if let Ok(record) = serde_json::from_slice::<serde_json::Value>(&line)
             && filter.matches(&record)
         {
-            println!(
-                "{}",
-                if json {
-                    line.trim_end().to_owned()
-                } else {
-                    query::row(&record)
-                }
-            );
+            let shown = if json {
+                String::from_utf8_lossy(line.trim_ascii_end()).into_owned()
+            } else {
+                query::row(&record)
+            };
+            match writeln!(out, "{shown}") {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                r => r?,
+            }
         }
         line.clear();
     }
