@@ -325,6 +325,54 @@ async fn client_that_distrusts_the_ca_is_recorded() {
     env.airlock.stop().await;
 }
 
+/// Sends a ClientHello for `AZURE`, reads airlock's answer (its certificate
+/// among it), then resets the connection without a word: what a client
+/// killed mid-handshake, or a load generator stopping, looks like.
+const ABANDON_HANDSHAKE: &str = r#"
+import socket, ssl, struct, sys
+ctx = ssl.create_default_context()
+incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(incoming, outgoing, server_hostname=sys.argv[1])
+s = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+s.sendall(outgoing.read())
+print(len(s.recv(65536)) > 0, flush=True)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_gone_mid_handshake_is_not_recorded_as_refusing_the_certificate() {
+    if !privileged("client_gone_mid_handshake_is_not_recorded_as_refusing_the_certificate") {
+        return;
+    }
+    let (env, _) = setup("abandon", AZURE, true).await;
+    let mut cmd = env.cg.command("python3");
+    cmd.args(["-c", ABANDON_HANDSHAKE, AZURE])
+        .arg(env.up.port().to_string());
+    let out = finish(cmd).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout.trim(), "True", "airlock answered the hello");
+    let recs = env.airlock.connections(1).await;
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0]["process"]["pid"], out.pid);
+    assert_eq!(recs[0]["sni"], AZURE);
+    let error = recs[0]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("TLS handshake with the client not completed"),
+        "{error}"
+    );
+    let refused = env.airlock.records();
+    assert!(
+        !refused.iter().any(|r| r["kind"] == "tls_client_refused"),
+        "{refused:?}"
+    );
+    env.airlock.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_upstream_gets_a_502_naming_it() {
     if !privileged("unreachable_upstream_gets_a_502_naming_it") {

@@ -100,8 +100,11 @@ pub(super) async fn intercept(
     .await
     {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return refused(proxy, conn, hello.sni, e.to_string()),
-        Err(_) => return refused(proxy, conn, hello.sni, "TLS handshake timed out".into()),
+        Ok(Err(e)) if refuses_certificate(&e) => {
+            return refused(proxy, conn, hello.sni, e.to_string());
+        }
+        Ok(Err(e)) => return unfinished(proxy, conn, hello.sni, &e.to_string()),
+        Err(_) => return unfinished(proxy, conn, hello.sni, "timed out"),
     };
     let ctx = Arc::new(ConnCtx {
         process: conn.process.clone(),
@@ -137,6 +140,35 @@ pub(super) async fn intercept(
 fn setup_failed(proxy: &Proxy, conn: &Conn, sni: Option<String>, e: &crate::tls::TlsError) {
     tracing::error!(dst = %conn.orig_dst, error = %e, "cannot intercept");
     proxy.write(&conn.record(RecordKind::Connection, sni, (0, 0), Some(e.to_string())));
+}
+
+/// Whether a failed handshake is the client refusing airlock's certificate.
+/// A client that cannot validate a certificate must abort with an alert
+/// saying so (RFC 8446 §4.4.2.4, §6.2); one that only closes or resets the
+/// connection (a load generator stopping, a process killed mid-handshake)
+/// or cannot negotiate at all has not judged the certificate.
+fn refuses_certificate(e: &std::io::Error) -> bool {
+    use rustls::AlertDescription as A;
+    matches!(
+        e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::AlertReceived(
+            A::BadCertificate
+                | A::UnsupportedCertificate
+                | A::CertificateRevoked
+                | A::CertificateExpired
+                | A::CertificateUnknown
+                | A::UnknownCA
+                | A::BadCertificateStatusResponse
+        ))
+    )
+}
+
+/// The client's handshake ended some other way: a `connection` record with
+/// why, no CA hint.
+fn unfinished(proxy: &Proxy, conn: &Conn, sni: Option<String>, why: &str) {
+    let error = format!("TLS handshake with the client not completed: {why}");
+    tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?sni, %error, "connection ended");
+    proxy.write(&conn.record(RecordKind::Connection, sni, (0, 0), Some(error)));
 }
 
 fn refused(proxy: &Proxy, conn: &Conn, sni: Option<String>, error: String) {
