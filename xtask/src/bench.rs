@@ -20,7 +20,8 @@
 //! asserts that it works (no errors, identity verified), never how fast.
 //! `--only NAME` measures small requests through one airlock configuration
 //! and nothing else: the loop to profile in (`perf record -p` on the airlock
-//! whose config file is `airlock-NAME.toml`).
+//! whose config file is `airlock-NAME.toml`); `--only connect`, the
+//! connect() probe alone.
 
 mod airlock;
 mod jwt;
@@ -83,6 +84,9 @@ impl Plan {
 /// pipeline; `queued` takes the audit write off the request path,
 /// "masking off" relays responses unmasked and "audit off" writes no
 /// records, to show each stage's cost.
+/// `--only connect`: the connect() probe alone.
+pub(crate) const CONNECT: &str = "connect";
+
 pub(crate) const AIRLOCK_CONFIGS: &[(&str, &str, &str, bool)] = &[
     ("fsync", "airlock, `fsync`", "fsync", true),
     ("written", "airlock, `written`", "written", true),
@@ -183,7 +187,10 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
         );
         report.trails.push((name, trail));
     }
-    if plan.only.is_some() {
+    if let Some(only) = plan.only {
+        if only == CONNECT {
+            report.connect = Some(connect_cost(airlock_bin, &work, &cgroup, plan)?);
+        }
         return write_report(&mut report, started, &work, plan);
     }
 
@@ -214,20 +221,29 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
         &issuer,
         plan.idle_conns,
     )?);
-    eprintln!("xtask bench: connect() of a process airlock does not select");
-    report.connect = Some(probes::connect_cost(
-        airlock_bin,
-        &work,
-        &cgroup,
-        plan.connects,
-        plan.connect_rounds,
-    )?);
+    report.connect = Some(connect_cost(airlock_bin, &work, &cgroup, plan)?);
 
     eprintln!("xtask bench: a streamed model answer, direct and through airlock");
     report.stream = Some(stream::measure(airlock_bin, &work, &cgroup, plan)?);
     eprintln!("xtask bench: masking throughput on 1 MiB bodies");
     report.masking = masking::masking(airlock_bin, plan)?;
     write_report(&mut report, started, &work, plan)
+}
+
+fn connect_cost(
+    airlock_bin: &Path,
+    work: &Path,
+    cgroup: &Cgroup,
+    plan: Plan,
+) -> anyhow::Result<probes::ConnectCost> {
+    eprintln!("xtask bench: connect() of a process airlock does not select");
+    probes::connect_cost(
+        airlock_bin,
+        work,
+        cgroup,
+        plan.connects,
+        plan.connect_rounds,
+    )
 }
 
 fn write_report(

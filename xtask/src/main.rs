@@ -72,6 +72,7 @@ fn main() -> anyhow::Result<()> {
                         bench::AIRLOCK_CONFIGS
                             .iter()
                             .map(|c| c.0)
+                            .chain([bench::CONNECT])
                             .find(|c| c == name)
                             .with_context(|| format!("no airlock configuration {name:?}"))?,
                     ),
