@@ -18,6 +18,8 @@
 #define AIRLOCK_F_FILTER_UID      (1u << 1) /* uids map is a selector */
 #define AIRLOCK_F_FOLLOW_CHILDREN (1u << 2) /* descendants of a match match */
 #define AIRLOCK_F_HAVE_V6         (1u << 3) /* an IPv6 listener exists */
+#define AIRLOCK_F_REMEMBER        (1u << 4) /* renames are tracked: the ancestry
+					     * walk's "no" may be remembered */
 
 /* airlock_event.kind */
 #define AIRLOCK_EV_REDIRECT     1 /* a TCP connect was redirected to the proxy */

@@ -104,6 +104,33 @@ struct {
 	__type(value, struct airlock_orig);
 } AIRLOCK_BY_PEER SEC(".maps");
 
+/* "Not selected" remembered per process (by tgid), so a process that is
+ * not selected pays for the ancestry walk once, not at every connect. An
+ * entry holds only while the process keeps the uid it was judged with and
+ * AIRLOCK_EPOCH has not moved: it moves when any process takes a selected
+ * name (exec or prctl rename: the only way the process itself or an
+ * existing ancestry starts to match by name) and when userspace changes
+ * the selection. Emptied at exit; LRU, so it cannot fill up. */
+struct airlock_judged {
+	__u64 epoch;
+	__u32 uid;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct airlock_judged);
+} AIRLOCK_JUDGED SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} AIRLOCK_EPOCH SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
@@ -139,28 +166,11 @@ static __always_inline int matches(const struct airlock_config *cfg,
 	return 1;
 }
 
-/* Is the current process captured? The attach cgroup already scoped us;
- * here: never airlock itself, then comm/uid, then (follow_children) any
- * ancestor that matches, which survives exec of another binary because the
- * ancestor's comm is what counts. */
-static __always_inline int selected(const struct airlock_config *cfg)
+/* Does any ancestor of the current process (up to max_depth) match?
+ * `comm` is scratch space. */
+static __always_inline int ancestor_matches(const struct airlock_config *cfg,
+					    char comm[AIRLOCK_COMM_LEN])
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	char comm[AIRLOCK_COMM_LEN] = {};
-
-	if (tgid == cfg->self_tgid)
-		return 0;
-	if (!(cfg->flags & (AIRLOCK_F_FILTER_COMM | AIRLOCK_F_FILTER_UID)))
-		return 1;
-	process_comm((struct task_struct *)bpf_get_current_task(), comm);
-	if (matches(cfg, comm, (__u32)bpf_get_current_uid_gid()))
-		return 1;
-	if (!(cfg->flags & AIRLOCK_F_FOLLOW_CHILDREN))
-		return 0;
-	if (bpf_map_lookup_elem(&AIRLOCK_TRACKED, &tgid))
-		return 1;
-
-	/* Processes that started before airlock: walk the ancestry. */
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	task = BPF_CORE_READ(task, real_parent);
 	for (int i = 0; i < MAX_ANCESTORS; i++) {
@@ -178,6 +188,57 @@ static __always_inline int selected(const struct airlock_config *cfg)
 				return 1;
 		}
 		task = BPF_CORE_READ(task, real_parent);
+	}
+	return 0;
+}
+
+/* Is the current process captured? The attach cgroup already scoped us;
+ * here: never airlock itself, then comm/uid, then (follow_children) any
+ * ancestor that matches, which survives exec of another binary because the
+ * ancestor's comm is what counts. */
+static __always_inline int selected(const struct airlock_config *cfg)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 uid = (__u32)bpf_get_current_uid_gid();
+	char comm[AIRLOCK_COMM_LEN] = {};
+	__u32 zero = 0;
+
+	if (tgid == cfg->self_tgid)
+		return 0;
+	if (!(cfg->flags & (AIRLOCK_F_FILTER_COMM | AIRLOCK_F_FILTER_UID)))
+		return 1;
+	/* A process judged with this uid and epoch was neither a match itself
+	 * nor tracked (tracking starts at fork, before any judging), and no
+	 * process (itself included) has taken a selected name since: the same
+	 * answer again, without reading a name. */
+	volatile __u64 *epoch = 0;
+	__u64 before = 0;
+	if ((cfg->flags & AIRLOCK_F_FOLLOW_CHILDREN) && (cfg->flags & AIRLOCK_F_REMEMBER))
+		epoch = bpf_map_lookup_elem(&AIRLOCK_EPOCH, &zero);
+	if (epoch) {
+		struct airlock_judged *seen;
+
+		before = *epoch;
+		seen = bpf_map_lookup_elem(&AIRLOCK_JUDGED, &tgid);
+		if (seen && seen->epoch == before && seen->uid == uid)
+			return 0;
+	}
+	process_comm((struct task_struct *)bpf_get_current_task(), comm);
+	if (matches(cfg, comm, uid))
+		return 1;
+	if (!(cfg->flags & AIRLOCK_F_FOLLOW_CHILDREN))
+		return 0;
+	if (bpf_map_lookup_elem(&AIRLOCK_TRACKED, &tgid))
+		return 1;
+	if (ancestor_matches(cfg, comm))
+		return 1;
+	/* Remembered only if no rename moved the epoch during the walk. */
+	if (epoch && *epoch == before) {
+		struct airlock_judged judged = {
+			.epoch = before,
+			.uid = uid,
+		};
+		bpf_map_update_elem(&AIRLOCK_JUDGED, &tgid, &judged, BPF_ANY);
 	}
 	return 0;
 }
@@ -356,13 +417,26 @@ int airlock_sendmsg6(struct bpf_sock_addr *ctx)
 	return 0;
 }
 
+/* Could this socket have been redirected? Its peer is then a proxy
+ * listener. Also runs for every accept(), so anything else leaves at once
+ * (no socket cookie made, no lookup). */
+static __always_inline int peer_is_proxy(__u16 port)
+{
+	const struct airlock_config *cfg = config();
+
+	return cfg && port && (port == cfg->proxy_port4 || port == cfg->proxy_port6);
+}
+
 SEC("cgroup/getpeername4")
 int airlock_getpeername4(struct bpf_sock_addr *ctx)
 {
-	__u64 cookie = bpf_get_socket_cookie(ctx);
 	struct airlock_orig *rec;
+	__u64 cookie;
 	__u32 ip4;
 
+	if (!peer_is_proxy(bpf_ntohs((__u16)ctx->user_port)))
+		return 1;
+	cookie = bpf_get_socket_cookie(ctx);
 	rec = bpf_map_lookup_elem(&AIRLOCK_BY_COOKIE, &cookie);
 	if (!rec)
 		return 1;
@@ -375,10 +449,13 @@ int airlock_getpeername4(struct bpf_sock_addr *ctx)
 SEC("cgroup/getpeername6")
 int airlock_getpeername6(struct bpf_sock_addr *ctx)
 {
-	__u64 cookie = bpf_get_socket_cookie(ctx);
 	struct airlock_orig *rec;
+	__u64 cookie;
 	__u32 ip6[4];
 
+	if (!peer_is_proxy(bpf_ntohs((__u16)ctx->user_port)))
+		return 1;
+	cookie = bpf_get_socket_cookie(ctx);
 	rec = bpf_map_lookup_elem(&AIRLOCK_BY_COOKIE, &cookie);
 	if (!rec)
 		return 1;
@@ -418,6 +495,8 @@ int airlock_sockops(struct bpf_sock_ops *skops)
 
 	switch (skops->op) {
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		if (!peer_is_proxy((__u16)bpf_ntohl(skops->remote_port)))
+			return 1;
 		cookie = bpf_get_socket_cookie(skops);
 		rec = bpf_map_lookup_elem(&AIRLOCK_BY_COOKIE, &cookie);
 		if (!rec)
@@ -479,8 +558,51 @@ int airlock_exit(__u64 *ctx)
 	struct task_struct *task = (struct task_struct *)ctx[0];
 	__u32 tgid = BPF_CORE_READ(task, tgid);
 
-	if (BPF_CORE_READ(task, signal, live.counter) == 0)
+	if (BPF_CORE_READ(task, signal, live.counter) == 0) {
 		bpf_map_delete_elem(&AIRLOCK_TRACKED, &tgid);
+		bpf_map_delete_elem(&AIRLOCK_JUDGED, &tgid);
+	}
+	return 0;
+}
+
+/* A process taking a selected name may make its descendants selected:
+ * whatever was remembered about them no longer holds. */
+static __always_inline void renamed(const char name[AIRLOCK_COMM_LEN])
+{
+	const struct airlock_config *cfg = config();
+	__u32 zero = 0;
+	__u64 *epoch;
+
+	if (!cfg || !(cfg->flags & AIRLOCK_F_FILTER_COMM) ||
+	    !bpf_map_lookup_elem(&AIRLOCK_COMMS, name))
+		return;
+	epoch = bpf_map_lookup_elem(&AIRLOCK_EPOCH, &zero);
+	if (epoch)
+		__sync_fetch_and_add(epoch, 1);
+}
+
+/* prctl(PR_SET_NAME) and exec, just before the name changes (a walk racing
+ * with it sees the epoch move and remembers nothing). */
+SEC("tp_btf/task_rename")
+int airlock_rename(__u64 *ctx)
+{
+	char name[AIRLOCK_COMM_LEN] = {};
+
+	bpf_probe_read_kernel_str(name, sizeof(name), (const char *)ctx[1]);
+	renamed(name);
+	return 0;
+}
+
+/* exec, once the new name is in place: closes the window task_rename
+ * leaves between its epoch move and the copy of the name. */
+SEC("tp_btf/sched_process_exec")
+int airlock_exec(__u64 *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx[0];
+	char name[AIRLOCK_COMM_LEN] = {};
+
+	BPF_CORE_READ_STR_INTO(&name, task, comm);
+	renamed(name);
 	return 0;
 }
 

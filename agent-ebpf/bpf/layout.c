@@ -37,6 +37,7 @@ int main(void)
 	printf("pub(crate) const F_FILTER_UID: u32 = %u;\n", AIRLOCK_F_FILTER_UID);
 	printf("pub(crate) const F_FOLLOW_CHILDREN: u32 = %u;\n", AIRLOCK_F_FOLLOW_CHILDREN);
 	printf("pub(crate) const F_HAVE_V6: u32 = %u;\n", AIRLOCK_F_HAVE_V6);
+	printf("pub(crate) const F_REMEMBER: u32 = %u;\n", AIRLOCK_F_REMEMBER);
 	printf("pub(crate) const EV_REDIRECT: u32 = %u;\n", AIRLOCK_EV_REDIRECT);
 	printf("pub(crate) const EV_UDP_REFUSED: u32 = %u;\n", AIRLOCK_EV_UDP_REFUSED);
 	printf("pub(crate) const EV_V6_REFUSED: u32 = %u;\n", AIRLOCK_EV_V6_REFUSED);

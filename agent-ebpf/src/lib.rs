@@ -23,6 +23,8 @@ pub mod programs {
     pub const SOCKOPS: &str = "airlock_sockops";
     pub const FORK: &str = "airlock_fork";
     pub const EXIT: &str = "airlock_exit";
+    pub const RENAME: &str = "airlock_rename";
+    pub const EXEC: &str = "airlock_exec";
 }
 
 /// Names of the maps in [`CAPTURE_OBJECT`].
@@ -34,5 +36,6 @@ pub mod maps {
     pub const BY_COOKIE: &str = "AIRLOCK_BY_COOKIE";
     pub const BY_PEER: &str = "AIRLOCK_BY_PEER";
     pub const TRACKED: &str = "AIRLOCK_TRACKED";
+    pub const EPOCH: &str = "AIRLOCK_EPOCH";
     pub const EVENTS: &str = "AIRLOCK_EVENTS";
 }

@@ -9,6 +9,9 @@ pub mod flags {
     pub const FILTER_UID: u32 = 1 << 1;
     pub const FOLLOW_CHILDREN: u32 = 1 << 2;
     pub const HAVE_V6: u32 = 1 << 3;
+    /// The rename tracepoints are attached: the programs may remember
+    /// that a process's ancestry holds no match.
+    pub const REMEMBER: u32 = 1 << 4;
 }
 
 /// `struct airlock_config`: written once by userspace before attaching.
@@ -197,6 +200,7 @@ mod tests {
         assert_eq!(flags::FILTER_UID, c::F_FILTER_UID);
         assert_eq!(flags::FOLLOW_CHILDREN, c::F_FOLLOW_CHILDREN);
         assert_eq!(flags::HAVE_V6, c::F_HAVE_V6);
+        assert_eq!(flags::REMEMBER, c::F_REMEMBER);
         let kinds = [
             (c::EV_REDIRECT, EventKind::Redirect),
             (c::EV_UDP_REFUSED, EventKind::UdpRefused),

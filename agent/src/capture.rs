@@ -138,7 +138,9 @@ impl Capture {
         let mut ebpf = EbpfLoader::new().load(airlock_ebpf::CAPTURE_OBJECT)?;
         let mut selectors = Selectors::take(&mut ebpf, targets.clone())?;
         selectors.apply(config)?;
-        attach_process_tracking(&mut ebpf, pins.as_mut())?;
+        if attach_process_tracking(&mut ebpf, pins.as_mut())? {
+            selectors.remember_verdicts()?;
+        }
 
         let sockops: &mut SockOps = program(&mut ebpf, programs::SOCKOPS)?;
         sockops.load().map_err(|source| CaptureError::Program {
@@ -252,22 +254,26 @@ impl Capture {
 }
 
 /// Fork/exit tracepoints that keep follow_children right when a parent
-/// exits and its child is re-parented. They need BTF-enabled tracepoints;
-/// without them the ancestry walk alone decides, which is said once.
+/// exits and its child is re-parented, and rename/exec ones that let the
+/// programs remember a process whose ancestry holds no match (true when
+/// attached). They need BTF-enabled tracepoints; without them the ancestry
+/// walk alone decides, at every connect, which is said once.
 fn attach_process_tracking(
     ebpf: &mut Ebpf,
     mut pins: Option<&mut Pins>,
-) -> Result<(), CaptureError> {
+) -> Result<bool, CaptureError> {
     let btf = match aya::Btf::from_sys_fs() {
         Ok(btf) => btf,
         Err(e) => {
             tracing::warn!(error = %e, "no kernel BTF: follow_children will not follow re-parented processes");
-            return Ok(());
+            return Ok(false);
         }
     };
     for (name, tracepoint) in [
         (programs::FORK, "sched_process_fork"),
         (programs::EXIT, "sched_process_exit"),
+        (programs::RENAME, "task_rename"),
+        (programs::EXEC, "sched_process_exec"),
     ] {
         let prog: &mut BtfTracePoint = program(ebpf, name)?;
         prog.load(tracepoint, &btf)
@@ -287,7 +293,7 @@ fn attach_process_tracking(
             pins.pin(name, link.into())?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// A cgroup link as the fd-based link pinning needs (links are always

@@ -2,7 +2,8 @@
 //! addresses, depth), ports, process names, uids. Filled at attach and
 //! updated in place on a config reload, in an order that never captures
 //! less than the new selection while it changes: new entries first, then
-//! the flags, then stale entries out.
+//! the flags and the epoch (no remembered "not selected" from before the
+//! change holds after it), then stale entries out.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -19,6 +20,11 @@ pub struct Selectors {
     ports: HashMap<MapData, u16, u8>,
     comms: HashMap<MapData, [u8; 16], u8>,
     uids: HashMap<MapData, u32, u8>,
+    /// Moves when the selection changes: what the programs remembered
+    /// about unselected processes is stamped with it.
+    epoch: Array<MapData, u64>,
+    /// The programs may remember verdicts (renames are tracked).
+    remember: bool,
     targets: Targets,
     current: Option<CaptureConfig>,
 }
@@ -44,6 +50,8 @@ impl Selectors {
             ports: HashMap::try_from(take(ebpf, maps::PORTS)?).map_err(map_err(maps::PORTS))?,
             comms: HashMap::try_from(take(ebpf, maps::COMMS)?).map_err(map_err(maps::COMMS))?,
             uids: HashMap::try_from(take(ebpf, maps::UIDS)?).map_err(map_err(maps::UIDS))?,
+            epoch: Array::try_from(take(ebpf, maps::EPOCH)?).map_err(map_err(maps::EPOCH))?,
+            remember: false,
             targets,
             current: None,
         })
@@ -72,6 +80,14 @@ impl Selectors {
         self.config
             .set(0, self.kernel_config(config), 0)
             .map_err(map_err(maps::CONFIG))?;
+        // Verdicts remembered before the new entries are void from here;
+        // removing stale ones below can only select fewer. Not atomic with
+        // the programs' increments: one lost here still leaves a value no
+        // earlier verdict carries.
+        let epoch = self.epoch.get(&0, 0).map_err(map_err(maps::EPOCH))?;
+        self.epoch
+            .set(0, epoch.wrapping_add(1 << 32), 0)
+            .map_err(map_err(maps::EPOCH))?;
         let stale_ports: Vec<u16> = self
             .ports
             .keys()
@@ -103,6 +119,16 @@ impl Selectors {
         Ok(())
     }
 
+    /// Lets the programs remember that a process's ancestry holds no match
+    /// (once the rename tracepoints that invalidate it are attached).
+    pub(super) fn remember_verdicts(&mut self) -> Result<(), CaptureError> {
+        self.remember = true;
+        match self.current.clone() {
+            Some(config) => self.apply(&config),
+            None => Ok(()),
+        }
+    }
+
     /// The selection in force.
     pub fn current(&self) -> Option<&CaptureConfig> {
         self.current.as_ref()
@@ -118,6 +144,9 @@ impl Selectors {
         }
         if config.follow_children {
             bits |= flags::FOLLOW_CHILDREN;
+            if self.remember {
+                bits |= flags::REMEMBER;
+            }
         }
         let (proxy_ip6, proxy_port6) = match self.targets.listen6 {
             Some(SocketAddr::V6(a)) => {
