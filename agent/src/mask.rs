@@ -185,14 +185,20 @@ impl Masker {
 /// As [`Masker::excerpt`], for bytes a masking [`StreamMasker`] already
 /// produced: only cut to `max` (scanning them again found nothing new and
 /// cost a measurable share of each small response).
-pub fn masked_excerpt(body: &[u8], max: usize) -> Option<String> {
+/// Takes the bytes: text that is valid UTF-8 (nearly all) becomes the
+/// excerpt without a copy.
+pub fn masked_excerpt(mut body: Vec<u8>, max: usize) -> Option<String> {
     if max == 0 || body.is_empty() {
         return None;
     }
     // Up to 3 bytes more, so a character cut at `max` is not turned into
-    // U+FFFD before `truncate` drops it.
-    let head = String::from_utf8_lossy(&body[..body.len().min(max + 3)]);
-    Some(truncate(&head, max).to_owned())
+    // U+FFFD before the cut drops it.
+    body.truncate(max + 3);
+    let mut text = String::from_utf8(body)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    let end = truncate(&text, max).len();
+    text.truncate(end);
+    Some(text)
 }
 
 impl Masker {

@@ -241,11 +241,20 @@ impl Exchange {
             .unwrap_or_else(|p| p.into_inner()) = seen;
     }
 
-    fn seen(&self, response: bool) -> Seen {
-        self.seen[usize::from(response)]
+    /// What was seen in the request's (false) or response's body: taken
+    /// out for the response record, which is the last to need it.
+    fn seen(&self, response: bool, take: bool) -> Seen {
+        let mut seen = self.seen[usize::from(response)]
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .unwrap_or_else(|p| p.into_inner());
+        if take {
+            std::mem::take(&mut *seen)
+        } else {
+            Seen {
+                excerpt: None,
+                findings: seen.findings.clone(),
+            }
+        }
     }
 
     pub(super) fn on_audit_failure(&self) -> OnAuditFailure {
@@ -375,19 +384,19 @@ impl Exchange {
             body: None,
             masked: None,
         };
+        // Findings are known before forwarding for scanned-whole bodies.
+        let seen = self.seen(false, done);
+        request.masked = seen.findings;
         if done {
-            let seen = self.seen(false);
             request.body = Some(BodyInfo {
                 bytes: self.request_bytes.load(Ordering::Relaxed),
                 sha256: take(&self.request_sha256),
                 excerpt: seen.excerpt,
             });
         }
-        // Findings are known before forwarding for scanned-whole bodies.
-        request.masked = self.seen(false).findings;
         let response = done.then(|| {
             let bytes = self.response_bytes.load(Ordering::Relaxed);
-            let seen = self.seen(true);
+            let seen = self.seen(true, true);
             ResponseInfo {
                 status: self.status.load(Ordering::Relaxed),
                 bytes,

@@ -94,7 +94,7 @@ impl<B> Tap<B> {
             return;
         }
         let excerpt = if self.changes_bytes() {
-            crate::mask::masked_excerpt(&self.head, self.excerpt_bytes)
+            crate::mask::masked_excerpt(std::mem::take(&mut self.head), self.excerpt_bytes)
         } else {
             self.exchange
                 .ctx()

@@ -306,10 +306,17 @@ fn binary_bodies_are_not_scanned_and_scan_mode_changes_nothing() {
 #[test]
 fn masked_excerpts_are_cut_on_a_character_boundary_without_rescanning() {
     assert_eq!(
-        masked_excerpt("abc€def".as_bytes(), 4).as_deref(),
+        masked_excerpt("abc€def".as_bytes().to_vec(), 4).as_deref(),
         Some("abc")
     );
-    assert_eq!(masked_excerpt(b"short", 4096).as_deref(), Some("short"));
-    assert_eq!(masked_excerpt(b"", 10), None);
-    assert_eq!(masked_excerpt(b"x", 0), None);
+    assert_eq!(
+        masked_excerpt(b"short".to_vec(), 4096).as_deref(),
+        Some("short")
+    );
+    assert_eq!(masked_excerpt(Vec::new(), 10), None);
+    assert_eq!(masked_excerpt(b"x".to_vec(), 0), None);
+    assert_eq!(
+        masked_excerpt(vec![b'a', 0xff, b'b'], 10).as_deref(),
+        Some("a\u{fffd}b")
+    );
 }
