@@ -565,8 +565,8 @@ int airlock_exit(__u64 *ctx)
 	return 0;
 }
 
-/* A process taking a selected name may make its descendants selected:
- * whatever was remembered about them no longer holds. */
+/* A process taking a selected name may be selected now, and its
+ * descendants with it: whatever was remembered about them no longer holds. */
 static __always_inline void renamed(const char name[AIRLOCK_COMM_LEN])
 {
 	const struct airlock_config *cfg = config();

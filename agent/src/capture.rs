@@ -255,7 +255,7 @@ impl Capture {
 
 /// Fork/exit tracepoints that keep follow_children right when a parent
 /// exits and its child is re-parented, and rename/exec ones that let the
-/// programs remember a process whose ancestry holds no match (true when
+/// programs remember a process they leave alone (true when those are
 /// attached). They need BTF-enabled tracepoints; without them the ancestry
 /// walk alone decides, at every connect, which is said once.
 fn attach_process_tracking(
@@ -269,31 +269,52 @@ fn attach_process_tracking(
             return Ok(false);
         }
     };
+    attach_tracepoint(
+        ebpf,
+        &btf,
+        pins.as_deref_mut(),
+        programs::FORK,
+        "sched_process_fork",
+    )?;
+    attach_tracepoint(
+        ebpf,
+        &btf,
+        pins.as_deref_mut(),
+        programs::EXIT,
+        "sched_process_exit",
+    )?;
+    // Only a speed-up rides on these: a kernel without them still captures
+    // exactly, walking the ancestry at every connect.
     for (name, tracepoint) in [
-        (programs::FORK, "sched_process_fork"),
-        (programs::EXIT, "sched_process_exit"),
         (programs::RENAME, "task_rename"),
         (programs::EXEC, "sched_process_exec"),
     ] {
-        let prog: &mut BtfTracePoint = program(ebpf, name)?;
-        prog.load(tracepoint, &btf)
-            .map_err(|source| CaptureError::Program {
-                program: name,
-                source,
-            })?;
-        let id = prog.attach().map_err(|source| CaptureError::Program {
-            program: name,
-            source,
-        })?;
-        if let Some(pins) = pins.as_deref_mut() {
-            let link = prog.take_link(id).map_err(|source| CaptureError::Program {
-                program: name,
-                source,
-            })?;
-            pins.pin(name, link.into())?;
+        if let Err(e) = attach_tracepoint(ebpf, &btf, pins.as_deref_mut(), name, tracepoint) {
+            tracing::warn!(error = %e, "unselected processes are judged at every connect");
+            return Ok(false);
         }
     }
     Ok(true)
+}
+
+fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    btf: &aya::Btf,
+    pins: Option<&mut Pins>,
+    name: &'static str,
+    tracepoint: &str,
+) -> Result<(), CaptureError> {
+    let err = |source| CaptureError::Program {
+        program: name,
+        source,
+    };
+    let prog: &mut BtfTracePoint = program(ebpf, name)?;
+    prog.load(tracepoint, btf).map_err(err)?;
+    let id = prog.attach().map_err(err)?;
+    if let Some(pins) = pins {
+        pins.pin(name, prog.take_link(id).map_err(err)?.into())?;
+    }
+    Ok(())
 }
 
 /// A cgroup link as the fd-based link pinning needs (links are always
