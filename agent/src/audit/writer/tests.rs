@@ -230,6 +230,15 @@ async fn signed_checkpoints_authenticate_a_segment() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Once a write failed, a request's record is refused (fail closed).
+async fn refuses_while_unhealthy(log: &AuditLog) {
+    log.healthy.store(false, Ordering::Release);
+    assert!(matches!(
+        log.write_durable("x", &json!({ "kind": "http" })).await,
+        Err(AuditError::Failed)
+    ));
+}
+
 #[tokio::test]
 async fn queued_durability_does_not_wait_but_still_writes_and_fails_closed() {
     let (dir, mut config) = config("queued", 1 << 30);
@@ -245,11 +254,7 @@ async fn queued_durability_does_not_wait_but_still_writes_and_fails_closed() {
     assert_eq!(log.stats().seq, 50);
     verify(&[config.path.clone()]).unwrap();
     // While the log is unhealthy, "queued" refuses like the others.
-    log.healthy.store(false, Ordering::Release);
-    assert!(matches!(
-        log.write_durable("x", &json!({ "kind": "http" })).await,
-        Err(AuditError::Failed)
-    ));
+    refuses_while_unhealthy(&log).await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -274,11 +279,7 @@ async fn durability_off_writes_only_agent_records_and_still_fails_closed() {
         .collect();
     assert_eq!(kinds, ["\"start\"", "\"stop\""]);
     verify(&[config.path.clone()]).unwrap();
-    log.healthy.store(false, Ordering::Release);
-    assert!(matches!(
-        log.write_durable("x", &json!({ "kind": "http" })).await,
-        Err(AuditError::Failed)
-    ));
+    refuses_while_unhealthy(&log).await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
