@@ -13,17 +13,19 @@
 //! - mitmproxy in reverse mode (full mode only; installed into a venv).
 //!
 //! Plus airlock's memory per idle TLS connection, the cost of its eBPF
-//! programs to a connect() they do not select, and its masking throughput
-//! on one core, and the latency it adds to a streamed model answer.
+//! programs to a connect() they do not select, new TLS connections with its
+//! minted-leaf cache warm and cold, its masking throughput on one core, and
+//! the latency it adds to a streamed model answer.
 //!
 //! `--smoke` runs everything that needs no download once, for a second, and
 //! asserts that it works (no errors, identity verified), never how fast.
 //! `--only NAME` measures small requests through one airlock configuration
 //! and nothing else: the loop to profile in (`perf record -p` on the airlock
-//! whose config file is `airlock-NAME.toml`); `--only connect`, the
-//! connect() probe alone.
+//! whose config file is `airlock-NAME.toml`); `--only connect` and
+//! `--only handshakes`, one probe alone.
 
 mod airlock;
+mod handshakes;
 mod jwt;
 mod masking;
 mod mitm;
@@ -56,6 +58,9 @@ pub(crate) struct Plan {
     pub(crate) idle_conns: usize,
     pub(crate) connects: usize,
     pub(crate) connect_rounds: usize,
+    /// New TLS connections per sample, leaf cache warm and cold (one
+    /// sample per run).
+    pub(crate) handshakes: usize,
 }
 
 impl Plan {
@@ -67,6 +72,7 @@ impl Plan {
         idle_conns: 1000,
         connects: 20_000,
         connect_rounds: 3,
+        handshakes: 400,
     };
     pub(crate) const SMOKE: Self = Self {
         smoke: true,
@@ -76,6 +82,7 @@ impl Plan {
         idle_conns: 1000,
         connects: 2_000,
         connect_rounds: 1,
+        handshakes: 30,
     };
 }
 
@@ -86,6 +93,8 @@ impl Plan {
 /// records, to show each stage's cost.
 /// `--only connect`: the connect() probe alone.
 pub(crate) const CONNECT: &str = "connect";
+/// `--only handshakes`: new TLS connections, leaf cache warm and cold.
+pub(crate) const HANDSHAKES: &str = "handshakes";
 
 pub(crate) const AIRLOCK_CONFIGS: &[(&str, &str, &str, bool)] = &[
     ("fsync", "airlock, `fsync`", "fsync", true),
@@ -191,6 +200,9 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
         if only == CONNECT {
             report.connect = Some(connect_cost(airlock_bin, &work, &cgroup, plan)?);
         }
+        if only == HANDSHAKES {
+            report.handshakes = Some(handshakes(&setup, airlock_bin, &cgroup, &issuer)?);
+        }
         return write_report(&mut report, started, &work, plan);
     }
 
@@ -222,12 +234,31 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
         plan.idle_conns,
     )?);
     report.connect = Some(connect_cost(airlock_bin, &work, &cgroup, plan)?);
+    report.handshakes = Some(handshakes(&setup, airlock_bin, &cgroup, &issuer)?);
 
     eprintln!("xtask bench: a streamed model answer, direct and through airlock");
     report.stream = Some(stream::measure(airlock_bin, &work, &cgroup, plan)?);
     eprintln!("xtask bench: masking throughput on 1 MiB bodies");
     report.masking = masking::masking(airlock_bin, plan)?;
     write_report(&mut report, started, &work, plan)
+}
+
+fn handshakes(
+    setup: &Setup,
+    airlock_bin: &Path,
+    cgroup: &Cgroup,
+    issuer: &jwt::Issuer,
+) -> anyhow::Result<handshakes::Handshakes> {
+    eprintln!("xtask bench: new TLS connections, minted-leaf cache warm and cold");
+    handshakes::measure(
+        airlock_bin,
+        setup.work,
+        cgroup,
+        setup.port,
+        issuer,
+        setup.token,
+        (setup.plan.handshakes, setup.plan.runs),
+    )
 }
 
 fn connect_cost(

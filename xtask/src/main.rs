@@ -72,7 +72,7 @@ fn main() -> anyhow::Result<()> {
                         bench::AIRLOCK_CONFIGS
                             .iter()
                             .map(|c| c.0)
-                            .chain([bench::CONNECT])
+                            .chain([bench::CONNECT, bench::HANDSHAKES])
                             .find(|c| c == name)
                             .with_context(|| format!("no airlock configuration {name:?}"))?,
                     ),

@@ -172,10 +172,12 @@ fn config(
     }
     write!(
         c,
-        "[proxy]\nlisten = \"127.0.0.1:0\"\nlisten6 = \"[::1]:0\"\nintercept = [\"127.0.0.1\"]\n\
+        "[proxy]\nlisten = \"127.0.0.1:0\"\nlisten6 = \"[::1]:0\"\n\
+         intercept = [\"127.0.0.1\", \"*.{}\"]\n\
          [tls]\nca_dir = {ca_dir:?}\nupstream_roots = [{:?}]\n\
          [audit]\npath = {audit:?}\ndurability = \"{}\"\n\
          [masking]\nkey_file = {:?}\n[admin]\nsocket = {:?}\n",
+        super::handshakes::DOMAIN,
         work.join("ca.crt"),
         s.durability,
         work.join("masking.key"),

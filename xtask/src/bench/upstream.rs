@@ -11,16 +11,18 @@ use super::sys::{run, wait_port};
 
 pub(crate) const BIG_BYTES: usize = 8 * 1024 * 1024;
 
-/// A throwaway CA and a leaf for 127.0.0.1 (ECDSA P-256); every client of
-/// the upstream (airlock, nginx-as-proxy, mitmproxy) is told to trust the CA.
+/// A throwaway CA and a leaf for 127.0.0.1 and `*.bench.test` (ECDSA
+/// P-256); every client of the upstream (airlock, nginx-as-proxy,
+/// mitmproxy) is told to trust the CA.
 pub(crate) fn certificates(work: &Path) -> anyhow::Result<()> {
     let sh = format!(
         "set -e; cd {0}; \
          openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -days 2 -subj '/CN=bench upstream CA' 2>/dev/null; \
          openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout leaf.key -out leaf.csr -subj '/CN=127.0.0.1' 2>/dev/null; \
-         printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext; \
+         printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:*.{1}\\n' > san.ext; \
          openssl x509 -req -in leaf.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out leaf.crt 2>/dev/null",
-        work.display()
+        work.display(),
+        super::handshakes::DOMAIN
     );
     run(Command::new("sh").arg("-c").arg(sh))
 }
