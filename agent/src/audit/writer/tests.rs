@@ -273,11 +273,11 @@ async fn durability_off_writes_only_agent_records_and_still_fails_closed() {
         .unwrap();
     log.sync().await.unwrap();
     let text = std::fs::read_to_string(&config.path).unwrap();
-    let kinds: Vec<String> = text
+    let events: Vec<String> = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].to_string())
         .collect();
-    assert_eq!(kinds, ["\"start\"", "\"stop\""]);
+    assert_eq!(events, ["\"start\"", "\"stop\""]);
     verify(&[config.path.clone()]).unwrap();
     refuses_while_unhealthy(&log).await;
     std::fs::remove_dir_all(&dir).unwrap();
