@@ -21,8 +21,8 @@
 //! asserts that it works (no errors, identity verified), never how fast.
 //! `--only NAME` measures small requests through one airlock configuration
 //! and nothing else: the loop to profile in (`perf record -p` on the airlock
-//! whose config file is `airlock-NAME.toml`); `--only connect` and
-//! `--only handshakes`, one probe alone.
+//! whose config file is `airlock-NAME.toml`); `--only connect`,
+//! `--only handshakes` and `--only mitmproxy`, one of those alone.
 
 mod airlock;
 mod handshakes;
@@ -95,6 +95,8 @@ impl Plan {
 pub(crate) const CONNECT: &str = "connect";
 /// `--only handshakes`: new TLS connections, leaf cache warm and cold.
 pub(crate) const HANDSHAKES: &str = "handshakes";
+/// `--only mitmproxy`: mitmproxy alone.
+pub(crate) const MITMPROXY: &str = "mitmproxy";
 
 pub(crate) const AIRLOCK_CONFIGS: &[(&str, &str, &str, bool)] = &[
     ("fsync", "airlock, `fsync`", "fsync", true),
@@ -202,6 +204,9 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
         }
         if only == HANDSHAKES {
             report.handshakes = Some(handshakes(&setup, airlock_bin, &cgroup, &issuer)?);
+        }
+        if only == MITMPROXY {
+            mitmproxy(&setup, &bench_dir, &mut report);
         }
         return write_report(&mut report, started, &work, plan);
     }
@@ -363,6 +368,7 @@ fn measure_one(
 fn mitmproxy(setup: &Setup, bench_dir: &Path, report: &mut Report) {
     let result = (|| -> anyhow::Result<Vec<Row>> {
         let mitmdump = mitm::install(bench_dir).map_err(anyhow::Error::msg)?;
+        report.mitm_mode = Some(mitm::local_mode(&mitmdump, setup.work));
         let port = free_port()?;
         let _mitm = Guard(mitm::start(&mitmdump, setup.work, port, setup.port)?);
         let mut rows = Vec::new();

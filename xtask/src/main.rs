@@ -72,7 +72,7 @@ fn main() -> anyhow::Result<()> {
                         bench::AIRLOCK_CONFIGS
                             .iter()
                             .map(|c| c.0)
-                            .chain([bench::CONNECT, bench::HANDSHAKES])
+                            .chain([bench::CONNECT, bench::HANDSHAKES, bench::MITMPROXY])
                             .find(|c| c == name)
                             .with_context(|| format!("no airlock configuration {name:?}"))?,
                     ),

@@ -44,6 +44,8 @@ pub(crate) struct Report {
     pub(crate) handshakes: Option<Handshakes>,
     pub(crate) masking: Vec<MaskRate>,
     pub(crate) stream: Option<Streamed>,
+    /// Why mitmproxy runs in reverse mode (what its local mode said).
+    pub(crate) mitm_mode: Option<String>,
     pub(crate) notes: Vec<String>,
     elapsed: Duration,
     machine: String,
@@ -69,6 +71,7 @@ impl Report {
             handshakes: None,
             masking: Vec::new(),
             stream: None,
+            mitm_mode: None,
             notes: Vec::new(),
             elapsed: Duration::ZERO,
             machine: String::new(),
@@ -171,11 +174,11 @@ impl Report {
              serialised or written; audit trails: {}. nginx reverse proxy: its own \
              instance (one worker per core), TLS in, `proxy_ssl_verify on` out, upstream \
              keep-alive. mitmproxy: `mitmdump --mode reverse:` with the upstream verified \
-             against the bench CA (its local-capture redirector cannot attach on this \
-             hybrid-cgroup host), default options.\n\n",
+             against the bench CA, default options ({}).\n\n",
             self.plan.runs,
             self.plan.seconds,
-            trails.join("; ")
+            trails.join("; "),
+            self.mitm_mode.as_deref().unwrap_or("not run")
         );
     }
 
