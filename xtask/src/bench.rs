@@ -163,11 +163,8 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
     };
     for &(name, label, durability, masking) in configs {
         let settings = Settings {
-            durability,
-            comm: None,
-            issuer: Some(&issuer),
             masking,
-            model: false,
+            ..Settings::full(durability, Some(&issuer))
         };
         let airlock = Airlock::start(airlock_bin, &work, name, &cgroup, &[port], &settings)?;
         let audit = airlock.audit.clone();

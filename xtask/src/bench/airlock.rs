@@ -33,6 +33,20 @@ pub(crate) struct Settings<'a> {
     pub(crate) model: bool,
 }
 
+impl<'a> Settings<'a> {
+    /// The full pipeline for every process in the cgroup: masking on, no
+    /// model hosts.
+    pub(crate) fn full(durability: &'a str, issuer: Option<&'a Issuer>) -> Self {
+        Self {
+            durability,
+            comm: None,
+            issuer,
+            masking: true,
+            model: false,
+        }
+    }
+}
+
 pub(crate) struct Airlock {
     child: Option<Child>,
     /// Where this airlock's links are pinned while it runs.

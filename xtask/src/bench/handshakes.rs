@@ -4,13 +4,12 @@
 //! and through airlock to a new name every time (a leaf minted for each).
 
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, bail};
 
 use super::airlock::{Airlock, Settings, check_trail};
 use super::jwt::Issuer;
-use super::sys::Cgroup;
+use super::sys::{Cgroup, python};
 
 /// Names the upstream's certificate covers (`*.bench.test`) and airlock
 /// intercepts, so each can be a new server name.
@@ -68,13 +67,7 @@ pub(crate) fn measure(
     token: &str,
     (n, rounds): (usize, usize),
 ) -> anyhow::Result<Handshakes> {
-    let settings = Settings {
-        durability: "written",
-        comm: None,
-        issuer: Some(issuer),
-        masking: true,
-        model: false,
-    };
+    let settings = Settings::full("written", Some(issuer));
     let mut out = Handshakes {
         per_sample: n,
         ..Handshakes::default()
@@ -114,12 +107,8 @@ fn connections(
     prefix: &str,
     token: &str,
 ) -> anyhow::Result<f64> {
-    let enter = cgroup.map(Cgroup::enter).unwrap_or_default();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{enter}exec python3 -c \"$@\""))
-        .args(["python3", SCRIPT, &port.to_string(), &n.to_string()])
-        .args([mode, prefix, token])
+    let out = python(cgroup, SCRIPT)
+        .args([&port.to_string(), &n.to_string(), mode, prefix, token])
         .output()
         .context("running the handshake script")?;
     if !out.status.success() {

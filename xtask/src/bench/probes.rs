@@ -4,14 +4,14 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 
 use super::airlock::{Airlock, Settings};
 use super::jwt::Issuer;
-use super::sys::{Cgroup, free_port, rss_kib};
+use super::sys::{Cgroup, free_port, python, rss_kib};
 use super::wrk::Figures;
 
 /// Opens TLS connections through airlock (SNI-less, as for any IP name),
@@ -93,19 +93,11 @@ pub(crate) fn idle(
     issuer: &Issuer,
     conns: usize,
 ) -> anyhow::Result<Idle> {
-    let settings = Settings {
-        durability: "written",
-        comm: None,
-        issuer: Some(issuer),
-        masking: true,
-        model: false,
-    };
+    let settings = Settings::full("written", Some(issuer));
     let airlock = Airlock::start(bin, work, "idle", cgroup, &[port], &settings)?;
     let ca = airlock.ca_dir.join("ca.crt");
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{}exec python3 -c \"$@\"", cgroup.enter()))
-        .args(["python3", IDLE_SCRIPT, &port.to_string()])
+    let mut child = python(Some(cgroup), IDLE_SCRIPT)
+        .arg(port.to_string())
         .arg(&ca)
         .arg(conns.to_string())
         .stdin(Stdio::piped())
@@ -170,11 +162,8 @@ pub(crate) fn connect_cost(
 ) -> anyhow::Result<ConnectCost> {
     let port = free_port()?;
     let settings = Settings {
-        durability: "written",
         comm: Some("wrk"),
-        issuer: None,
-        masking: true,
-        model: false,
+        ..Settings::full("written", None)
     };
     let mut cost = ConnectCost {
         connects,
@@ -192,10 +181,8 @@ pub(crate) fn connect_cost(
 }
 
 fn time_connects(cgroup: &Cgroup, port: u16, n: usize) -> anyhow::Result<f64> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{}exec python3 -c \"$@\"", cgroup.enter()))
-        .args(["python3", CONNECT_SCRIPT, &port.to_string(), &n.to_string()])
+    let out = python(Some(cgroup), CONNECT_SCRIPT)
+        .args([port.to_string(), n.to_string()])
         .output()
         .context("running the connect script")?;
     if !out.status.success() {

@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 
 use super::Plan;
 use super::airlock::{Airlock, Settings};
-use super::sys::{Cgroup, free_port};
+use super::sys::{Cgroup, free_port, python};
 
 /// First-event and whole-stream milliseconds, direct and through airlock,
 /// and whether the client received the same bytes both ways.
@@ -97,11 +97,8 @@ pub(crate) fn measure(
     let server = start_server(work, port, events, gap_ms)?;
     let _server = super::sys::Guard(server);
     let settings = Settings {
-        durability: "fsync",
-        comm: None,
-        issuer: None,
-        masking: true,
         model: true,
+        ..Settings::full("fsync", None)
     };
     let airlock = Airlock::start(bin, work, "stream", cgroup, &[port], &settings)?;
     let mut result = Streamed {
@@ -148,11 +145,8 @@ fn start_server(work: &Path, port: u16, events: usize, gap_ms: u64) -> anyhow::R
 }
 
 fn run_client(cgroup: Option<&Cgroup>, port: u16) -> anyhow::Result<(f64, f64, String)> {
-    let enter = cgroup.map(Cgroup::enter).unwrap_or_default();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{enter}exec python3 -c \"$@\""))
-        .args(["python3", CLIENT, &port.to_string()])
+    let out = python(cgroup, CLIENT)
+        .arg(port.to_string())
         .output()
         .context("running the SSE client")?;
     if !out.status.success() {

@@ -67,6 +67,17 @@ impl Cgroup {
     }
 }
 
+/// `python3 -c script`, started inside `cgroup` when given (the caller adds
+/// the script's arguments).
+pub(crate) fn python(cgroup: Option<&Cgroup>, script: &str) -> std::process::Command {
+    let enter = cgroup.map(Cgroup::enter).unwrap_or_default();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("{enter}exec python3 -c \"$@\""))
+        .args(["python3", script]);
+    cmd
+}
+
 impl Drop for Cgroup {
     fn drop(&mut self) {
         let _ = std::fs::write(self.0.join("cgroup.kill"), "1");
