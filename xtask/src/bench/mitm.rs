@@ -1,7 +1,7 @@
 //! mitmproxy as the peer interception proxy. Its transparent local-capture
 //! mode is tried first; where mitmdump refuses it (the newest mitmproxy pip
-//! installs for Debian's python3.11 is 11.0, whose local mode is Windows and
-//! macOS only), it runs as a reverse proxy in front of the upstream (TLS
+//! installs for a python3.11 is 11.0, whose local mode is Windows and macOS
+//! only), it runs as a reverse proxy in front of the upstream (TLS
 //! in, verified TLS out): the same two TLS legs and HTTP relay, without the
 //! redirect. The report says which, in mitmdump's own words.
 
