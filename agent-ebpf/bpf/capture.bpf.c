@@ -108,9 +108,10 @@ struct {
  * not selected pays for the ancestry walk once, not at every connect. An
  * entry holds only while the process keeps the uid it was judged with and
  * AIRLOCK_EPOCH has not moved: it moves when any process takes a selected
- * name (exec or prctl rename: the only way the process itself or an
- * existing ancestry starts to match by name) and when userspace changes
- * the selection. Emptied at exit; LRU, so it cannot fill up. */
+ * name (exec or prctl rename) or a selected uid (commit_creds) — the only
+ * ways the process itself or an existing ancestry starts to match — and
+ * when userspace changes the selection. Emptied at exit; LRU, so it
+ * cannot fill up. */
 struct airlock_judged {
 	__u64 epoch;
 	__u32 uid;
@@ -565,20 +566,25 @@ int airlock_exit(__u64 *ctx)
 	return 0;
 }
 
+/* Voids every remembered "not selected". */
+static __always_inline void move_epoch(void)
+{
+	__u32 zero = 0;
+	__u64 *epoch = bpf_map_lookup_elem(&AIRLOCK_EPOCH, &zero);
+
+	if (epoch)
+		__sync_fetch_and_add(epoch, 1);
+}
+
 /* A process taking a selected name may be selected now, and its
  * descendants with it: whatever was remembered about them no longer holds. */
 static __always_inline void renamed(const char name[AIRLOCK_COMM_LEN])
 {
 	const struct airlock_config *cfg = config();
-	__u32 zero = 0;
-	__u64 *epoch;
 
-	if (!cfg || !(cfg->flags & AIRLOCK_F_FILTER_COMM) ||
-	    !bpf_map_lookup_elem(&AIRLOCK_COMMS, name))
-		return;
-	epoch = bpf_map_lookup_elem(&AIRLOCK_EPOCH, &zero);
-	if (epoch)
-		__sync_fetch_and_add(epoch, 1);
+	if (cfg && (cfg->flags & AIRLOCK_F_FILTER_COMM) &&
+	    bpf_map_lookup_elem(&AIRLOCK_COMMS, name))
+		move_epoch();
 }
 
 /* prctl(PR_SET_NAME) and exec, just before the name changes (a walk racing
@@ -603,6 +609,23 @@ int airlock_exec(__u64 *ctx)
 
 	BPF_CORE_READ_STR_INTO(&name, task, comm);
 	renamed(name);
+	return 0;
+}
+
+/* The same for a selected uid (setuid and the like), once the new
+ * credentials are in place. */
+SEC("fexit/commit_creds")
+int airlock_creds(__u64 *ctx)
+{
+	const struct cred *new = (const struct cred *)ctx[0];
+	const struct airlock_config *cfg = config();
+	__u32 uid;
+
+	if (!cfg || !(cfg->flags & AIRLOCK_F_FILTER_UID))
+		return 0;
+	uid = BPF_CORE_READ(new, uid.val);
+	if (bpf_map_lookup_elem(&AIRLOCK_UIDS, &uid))
+		move_epoch();
 	return 0;
 }
 

@@ -25,6 +25,7 @@ pub mod programs {
     pub const EXIT: &str = "airlock_exit";
     pub const RENAME: &str = "airlock_rename";
     pub const EXEC: &str = "airlock_exec";
+    pub const CREDS: &str = "airlock_creds";
 }
 
 /// Names of the maps in [`CAPTURE_OBJECT`].

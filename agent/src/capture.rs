@@ -20,11 +20,14 @@ use std::path::PathBuf;
 
 use airlock_ebpf::{maps, programs};
 use aya::maps::{HashMap, RingBuf};
-use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, ProgramError, SockOps};
+use aya::programs::{
+    BtfTracePoint, CgroupAttachMode, CgroupSockAddr, FExit, ProgramError, SockOps,
+};
 use aya::{Ebpf, EbpfLoader};
 
 use crate::config::{CaptureConfig, FailMode};
 use pin::Pins;
+use selectors::Remember;
 pub use selectors::Selectors;
 
 /// Why capture could not start; each names what to fix.
@@ -138,9 +141,8 @@ impl Capture {
         let mut ebpf = EbpfLoader::new().load(airlock_ebpf::CAPTURE_OBJECT)?;
         let mut selectors = Selectors::take(&mut ebpf, targets.clone())?;
         selectors.apply(config)?;
-        if attach_process_tracking(&mut ebpf, pins.as_mut())? {
-            selectors.remember_verdicts()?;
-        }
+        let remember = attach_process_tracking(&mut ebpf, pins.as_mut())?;
+        selectors.remember_verdicts(remember)?;
 
         let sockops: &mut SockOps = program(&mut ebpf, programs::SOCKOPS)?;
         sockops.load().map_err(|source| CaptureError::Program {
@@ -254,19 +256,19 @@ impl Capture {
 }
 
 /// Fork/exit tracepoints that keep follow_children right when a parent
-/// exits and its child is re-parented, and rename/exec ones that let the
-/// programs remember a process they leave alone (true when those are
-/// attached). They need BTF-enabled tracepoints; without them the ancestry
-/// walk alone decides, at every connect, which is said once.
+/// exits and its child is re-parented, and rename/exec/credential hooks
+/// that let the programs remember a process they leave alone (what they
+/// cover is returned). They need BTF-enabled tracepoints; without them the
+/// ancestry walk alone decides, at every connect, which is said once.
 fn attach_process_tracking(
     ebpf: &mut Ebpf,
     mut pins: Option<&mut Pins>,
-) -> Result<bool, CaptureError> {
+) -> Result<Remember, CaptureError> {
     let btf = match aya::Btf::from_sys_fs() {
         Ok(btf) => btf,
         Err(e) => {
             tracing::warn!(error = %e, "no kernel BTF: follow_children will not follow re-parented processes");
-            return Ok(false);
+            return Ok(Remember::Nothing);
         }
     };
     attach_tracepoint(
@@ -285,16 +287,48 @@ fn attach_process_tracking(
     )?;
     // Only a speed-up rides on these: a kernel without them still captures
     // exactly, walking the ancestry at every connect.
-    for (name, tracepoint) in [
+    let renames = [
         (programs::RENAME, "task_rename"),
         (programs::EXEC, "sched_process_exec"),
-    ] {
-        if let Err(e) = attach_tracepoint(ebpf, &btf, pins.as_deref_mut(), name, tracepoint) {
-            tracing::warn!(error = %e, "unselected processes are judged at every connect");
-            return Ok(false);
+    ]
+    .into_iter()
+    .try_for_each(|(name, tracepoint)| {
+        attach_tracepoint(ebpf, &btf, pins.as_deref_mut(), name, tracepoint)
+    });
+    if let Err(e) = renames {
+        tracing::warn!(error = %e, "unselected processes are judged at every connect");
+        return Ok(Remember::Nothing);
+    }
+    // fexit needs the kernel's function tracer (trampolines), which not
+    // every kernel has.
+    match attach_fexit(ebpf, &btf, pins, programs::CREDS, "commit_creds") {
+        Ok(()) => Ok(Remember::NamesAndUids),
+        Err(e) => {
+            tracing::info!(error = %e, "no fexit: with a uid selector, unselected processes are judged at every connect");
+            Ok(Remember::Names)
         }
     }
-    Ok(true)
+}
+
+/// As [`attach_tracepoint`], after a kernel function returns.
+fn attach_fexit(
+    ebpf: &mut Ebpf,
+    btf: &aya::Btf,
+    pins: Option<&mut Pins>,
+    name: &'static str,
+    function: &str,
+) -> Result<(), CaptureError> {
+    let err = |source| CaptureError::Program {
+        program: name,
+        source,
+    };
+    let prog: &mut FExit = program(ebpf, name)?;
+    prog.load(function, btf).map_err(err)?;
+    let id = prog.attach().map_err(err)?;
+    if let Some(pins) = pins {
+        pins.pin(name, prog.take_link(id).map_err(err)?.into())?;
+    }
+    Ok(())
 }
 
 fn attach_tracepoint(

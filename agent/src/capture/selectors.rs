@@ -15,6 +15,28 @@ use aya::maps::{Array, HashMap, MapData};
 use super::{CaptureError, Targets, take_map as take};
 use crate::config::CaptureConfig;
 
+/// Which changes of a process's selectors the kernel reports to the
+/// programs (and so, for which selections "not selected" may be
+/// remembered).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Remember {
+    Nothing,
+    /// Renames and exec: selections by name only.
+    Names,
+    /// Renames, exec and credential changes (fexit on `commit_creds`).
+    NamesAndUids,
+}
+
+impl Remember {
+    fn covers(self, config: &CaptureConfig) -> bool {
+        match self {
+            Remember::Nothing => false,
+            Remember::Names => config.uid.is_empty(),
+            Remember::NamesAndUids => true,
+        }
+    }
+}
+
 pub struct Selectors {
     config: Array<MapData, airlock_ebpf::Config>,
     ports: HashMap<MapData, u16, u8>,
@@ -23,8 +45,9 @@ pub struct Selectors {
     /// Moves when the selection changes: what the programs remembered
     /// about unselected processes is stamped with it.
     epoch: Array<MapData, u64>,
-    /// The programs may remember verdicts (renames are tracked).
-    remember: bool,
+    /// Which changes the kernel reports, and so which selections the
+    /// programs may remember verdicts under.
+    remember: Remember,
     targets: Targets,
     current: Option<CaptureConfig>,
 }
@@ -51,7 +74,7 @@ impl Selectors {
             comms: HashMap::try_from(take(ebpf, maps::COMMS)?).map_err(map_err(maps::COMMS))?,
             uids: HashMap::try_from(take(ebpf, maps::UIDS)?).map_err(map_err(maps::UIDS))?,
             epoch: Array::try_from(take(ebpf, maps::EPOCH)?).map_err(map_err(maps::EPOCH))?,
-            remember: false,
+            remember: Remember::Nothing,
             targets,
             current: None,
         })
@@ -119,10 +142,10 @@ impl Selectors {
         Ok(())
     }
 
-    /// Lets the programs remember that a process's ancestry holds no match
-    /// (once the rename tracepoints that invalidate it are attached).
-    pub(super) fn remember_verdicts(&mut self) -> Result<(), CaptureError> {
-        self.remember = true;
+    /// Lets the programs remember "not selected" where the hooks that void
+    /// it are attached.
+    pub(super) fn remember_verdicts(&mut self, remember: Remember) -> Result<(), CaptureError> {
+        self.remember = remember;
         match self.current.clone() {
             Some(config) => self.apply(&config),
             None => Ok(()),
@@ -144,7 +167,7 @@ impl Selectors {
         }
         if config.follow_children {
             bits |= flags::FOLLOW_CHILDREN;
-            if self.remember {
+            if self.remember.covers(config) {
                 bits |= flags::REMEMBER;
             }
         }
