@@ -114,6 +114,7 @@ struct {
  * cannot fill up. */
 struct airlock_judged {
 	__u64 epoch;
+	__u64 at;                  /* when the judging began (ns, monotonic) */
 	__u32 uid;
 	__u32 _pad;
 };
@@ -131,6 +132,20 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } AIRLOCK_EPOCH SEC(".maps");
+
+/* When task_rename last moved the epoch (ns, monotonic). That hook runs
+ * just before the new name is copied in, so a walk begun in the moments
+ * after it may still have read the old name: what such a walk found is
+ * not trusted later (exec and credential changes move the epoch again,
+ * after the fact, and need no such grace). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} AIRLOCK_RENAMED_AT SEC(".maps");
+
+#define RENAME_GRACE_NS (10ULL * 1000 * 1000)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -213,16 +228,19 @@ static __always_inline int selected(const struct airlock_config *cfg)
 	 * process (itself included) has taken a selected name since: the same
 	 * answer again, without reading a name. */
 	volatile __u64 *epoch = 0;
-	__u64 before = 0;
+	__u64 before = 0, now = 0;
 	if ((cfg->flags & AIRLOCK_F_FOLLOW_CHILDREN) && (cfg->flags & AIRLOCK_F_REMEMBER))
 		epoch = bpf_map_lookup_elem(&AIRLOCK_EPOCH, &zero);
 	if (epoch) {
+		volatile __u64 *renamed = bpf_map_lookup_elem(&AIRLOCK_RENAMED_AT, &zero);
 		struct airlock_judged *seen;
 
 		before = *epoch;
 		seen = bpf_map_lookup_elem(&AIRLOCK_JUDGED, &tgid);
-		if (seen && seen->epoch == before && seen->uid == uid)
+		if (seen && renamed && seen->epoch == before && seen->uid == uid &&
+		    seen->at >= *renamed + RENAME_GRACE_NS)
 			return 0;
+		now = bpf_ktime_get_ns();
 	}
 	process_comm((struct task_struct *)bpf_get_current_task(), comm);
 	if (matches(cfg, comm, uid))
@@ -237,6 +255,7 @@ static __always_inline int selected(const struct airlock_config *cfg)
 	if (epoch && *epoch == before) {
 		struct airlock_judged judged = {
 			.epoch = before,
+			.at = now,
 			.uid = uid,
 		};
 		bpf_map_update_elem(&AIRLOCK_JUDGED, &tgid, &judged, BPF_ANY);
@@ -577,25 +596,35 @@ static __always_inline void move_epoch(void)
 }
 
 /* A process taking a selected name may be selected now, and its
- * descendants with it: whatever was remembered about them no longer holds. */
-static __always_inline void renamed(const char name[AIRLOCK_COMM_LEN])
+ * descendants with it: whatever was remembered about them no longer holds.
+ * `early`: the name is not in place yet (see AIRLOCK_RENAMED_AT). */
+static __always_inline void renamed(const char name[AIRLOCK_COMM_LEN], int early)
 {
 	const struct airlock_config *cfg = config();
+	__u32 zero = 0;
+	__u64 *at;
 
-	if (cfg && (cfg->flags & AIRLOCK_F_FILTER_COMM) &&
-	    bpf_map_lookup_elem(&AIRLOCK_COMMS, name))
-		move_epoch();
+	if (!cfg || !(cfg->flags & AIRLOCK_F_FILTER_COMM) ||
+	    !bpf_map_lookup_elem(&AIRLOCK_COMMS, name))
+		return;
+	if (early) {
+		at = bpf_map_lookup_elem(&AIRLOCK_RENAMED_AT, &zero);
+		if (at)
+			*at = bpf_ktime_get_ns();
+	}
+	move_epoch();
 }
 
-/* prctl(PR_SET_NAME) and exec, just before the name changes (a walk racing
- * with it sees the epoch move and remembers nothing). */
+/* prctl(PR_SET_NAME) and exec, just before the name changes: a walk
+ * racing with it sees the epoch move and remembers nothing, or begins in
+ * its grace period and is not trusted. */
 SEC("tp_btf/task_rename")
 int airlock_rename(__u64 *ctx)
 {
 	char name[AIRLOCK_COMM_LEN] = {};
 
 	bpf_probe_read_kernel_str(name, sizeof(name), (const char *)ctx[1]);
-	renamed(name);
+	renamed(name, 1);
 	return 0;
 }
 
@@ -608,7 +637,7 @@ int airlock_exec(__u64 *ctx)
 	char name[AIRLOCK_COMM_LEN] = {};
 
 	BPF_CORE_READ_STR_INTO(&name, task, comm);
-	renamed(name);
+	renamed(name, 0);
 	return 0;
 }
 
