@@ -225,8 +225,8 @@ static __always_inline int selected(const struct airlock_config *cfg)
 		return 1;
 	/* A process judged with this uid and epoch was neither a match itself
 	 * nor tracked (tracking starts at fork, before any judging), and no
-	 * process (itself included) has taken a selected name since: the same
-	 * answer again, without reading a name. */
+	 * process (itself included) has taken a selected name or uid since:
+	 * the same answer again, without reading a name. */
 	volatile __u64 *epoch = 0;
 	__u64 before = 0, now = 0;
 	if ((cfg->flags & AIRLOCK_F_FOLLOW_CHILDREN) && (cfg->flags & AIRLOCK_F_REMEMBER))
@@ -251,7 +251,7 @@ static __always_inline int selected(const struct airlock_config *cfg)
 		return 1;
 	if (ancestor_matches(cfg, comm))
 		return 1;
-	/* Remembered only if no rename moved the epoch during the walk. */
+	/* Remembered only if nothing moved the epoch during the walk. */
 	if (epoch && *epoch == before) {
 		struct airlock_judged judged = {
 			.epoch = before,
