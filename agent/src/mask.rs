@@ -185,6 +185,7 @@ impl Masker {
 /// As [`Masker::excerpt`], for bytes a masking [`StreamMasker`] already
 /// produced: only cut to `max` (scanning them again found nothing new and
 /// cost a measurable share of each small response).
+///
 /// Takes the bytes: text that is valid UTF-8 (nearly all) becomes the
 /// excerpt without a copy.
 pub fn masked_excerpt(mut body: Vec<u8>, max: usize) -> Option<String> {
