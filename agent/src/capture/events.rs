@@ -72,10 +72,17 @@ impl EventReader {
             };
             let ring = guard.get_inner_mut();
             let mut batch = Vec::new();
+            // Redirects are only logged at debug level: otherwise they are
+            // counted and not looked up in /proc (the proxy enriches the
+            // connection itself: doing it here too doubled the /proc reads
+            // of every new connection).
+            let redirects_logged = tracing::enabled!(tracing::Level::DEBUG);
             while let Some(item) = ring.next() {
                 if let Some(ev) = Event::decode(&item) {
                     self.counts.count(&ev.kind);
-                    batch.push(ev);
+                    if redirects_logged || !matches!(ev.kind, EventKind::Redirect) {
+                        batch.push(ev);
+                    }
                 }
             }
             guard.clear_ready();
