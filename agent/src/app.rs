@@ -251,6 +251,9 @@ impl App {
             on_audit_failure: self.config.audit.on_failure,
             client_tls: self.client_tls,
             upstream_tls: self.upstream_tls,
+            pool: Arc::new(crate::http::UpstreamPool::new(Duration::from_millis(
+                self.config.proxy.upstream_idle_ms,
+            ))),
             gate: self.gate.clone(),
             masker: self.masker.clone(),
             approvals: self.approvals.clone(),

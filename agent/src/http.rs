@@ -8,13 +8,15 @@ mod exchange;
 mod forward;
 mod headers;
 mod inspect;
+mod pool;
 mod tap;
 mod upstream;
 
 pub use exchange::ConnCtx;
 pub use forward::serve;
 pub(crate) use forward::stopped;
-pub use upstream::{Dialer, UpstreamConn, UpstreamError};
+pub use pool::{PoolKey, UpstreamPool};
+pub use upstream::{Dialer, Home, UpstreamConn, UpstreamError};
 
 use bytes::Bytes;
 

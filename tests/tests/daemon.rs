@@ -955,6 +955,17 @@ async fn status_and_metrics_reflect_real_traffic() {
         .args(["-s", "--max-time", "10"])
         .arg(format!("http://127.0.0.1:{metrics_port}/metrics"));
     let m = finish(scrape).await.stdout;
+    // Three client connections: each started on an upstream connection
+    // dialled for it or kept from the one before.
+    let upstream = |how: &str| {
+        sample(
+            &m,
+            &format!("airlock_upstream_connections_total{{how=\"{how}\"}}"),
+        )
+        .unwrap()
+    };
+    assert_eq!(upstream("dialled") + upstream("reused"), 3.0, "{m}");
+    assert!(upstream("dialled") >= 1.0, "{m}");
     let total = |decision: &str, status: &str| -> f64 {
         m.lines()
             .filter(|l| l.starts_with("airlock_requests_total{"))

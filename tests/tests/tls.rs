@@ -6,7 +6,7 @@ use std::path::Path;
 use airlock_tests::pki::TestPki;
 use airlock_tests::tls_upstream::TlsUpstream;
 use airlock_tests::{Finished, Running, Talking, TempDir, TestCgroup, finish, privileged};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Intercepted by the default `proxy.intercept` list (`*.azure.com`).
 const AZURE: &str = "api.airlock-test.azure.com";
@@ -453,6 +453,80 @@ async fn an_upstream_that_hangs_up_on_an_idle_client_is_dialled_again() {
         2,
         "the request went out on a new connection"
     );
+    let recs = env.airlock.exchanges(1).await;
+    assert_eq!(recs[0]["response"]["status"], 200);
+    assert!(recs[0]["error"].is_null(), "{}", recs[0]);
+    env.airlock.stop().await;
+}
+
+/// A client connection that ends leaves its upstream connection idle in
+/// airlock's pool: the next client connection to the same host, offering
+/// the same protocols, is served on it (no second upstream handshake),
+/// and one offering other protocols gets its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consecutive_client_connections_share_one_upstream_connection() {
+    if !privileged("consecutive_client_connections_share_one_upstream_connection") {
+        return;
+    }
+    let (env, _) = setup("pool", AZURE, true).await;
+    let ca = env.airlock.ca_cert();
+    let mut seen = Vec::new();
+    for (i, version) in ["--http1.1", "--http1.1", "--http2", "--http2", "--http1.1"]
+        .into_iter()
+        .enumerate()
+    {
+        let body = json(&curl(&env, AZURE, &format!("/pooled/{i}"), Some(&ca), &[version]).await);
+        seen.push((body["conn"].as_u64().unwrap(), body["version"].clone()));
+    }
+    assert_eq!(
+        seen,
+        [
+            (1, json!("HTTP/1.1")),
+            (1, json!("HTTP/1.1")),
+            (2, json!("HTTP/2.0")),
+            (2, json!("HTTP/2.0")),
+            (1, json!("HTTP/1.1")),
+        ],
+        "five client connections, two upstream connections (one per ALPN offer)"
+    );
+    assert_eq!(env.up.connections(), 2);
+    let recs = env.airlock.exchanges(5).await;
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(r["request"]["path"], format!("/pooled/{i}"), "{r}");
+        assert_eq!(r["response"]["status"], 200, "{r}");
+    }
+    env.airlock.stop().await;
+}
+
+/// A pooled connection the upstream closed while it sat idle is not used:
+/// the next client's request goes out on a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_the_upstream_closed_is_not_reused() {
+    if !privileged("a_pooled_connection_the_upstream_closed_is_not_reused") {
+        return;
+    }
+    let (env, _) = setup("poolclosed", AZURE, true).await;
+    env.up.hang_up_next();
+    // A client that completes its handshake and leaves without a request:
+    // its upstream connection (hung up on by the upstream) is parked.
+    let script = format!(
+        "import socket, ssl\n\
+         ctx = ssl.create_default_context(cafile={ca:?})\n\
+         ctx.set_alpn_protocols(['http/1.1'])\n\
+         s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', {port})), server_hostname={name:?})\n\
+         s.close()\n",
+        ca = env.airlock.ca_cert().display().to_string(),
+        port = env.up.port(),
+        name = AZURE,
+    );
+    let mut cmd = env.cg.command("python3");
+    cmd.args(["-c", &script]);
+    let out = finish(cmd).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(env.up.connections(), 1);
+    let ca = env.airlock.ca_cert();
+    let body = json(&curl(&env, AZURE, "/after-hang-up", Some(&ca), &["--http1.1"]).await);
+    assert_eq!(body["conn"], 2, "{body}");
     let recs = env.airlock.exchanges(1).await;
     assert_eq!(recs[0]["response"]["status"], 200);
     assert!(recs[0]["error"].is_null(), "{}", recs[0]);

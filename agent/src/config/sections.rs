@@ -32,6 +32,10 @@ pub const DEFAULT_INTERCEPT: &[&str] = &[
 ];
 /// How long a client may take to send its ClientHello, milliseconds.
 pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// How long an upstream connection is kept for reuse after its client is
+/// done with it, milliseconds: below the idle timeouts of common servers
+/// (nginx 60 s, Kestrel 120 s, Azure's load balancers 4 min).
+pub const DEFAULT_UPSTREAM_IDLE_MS: u64 = 30_000;
 /// Where the CA lives.
 pub const DEFAULT_CA_DIR: &str = "/var/lib/airlock/ca";
 /// Where audit records go.
@@ -163,6 +167,10 @@ pub struct ProxyConfig {
     pub intercept: Vec<String>,
     /// Time a client has to send its TLS ClientHello, milliseconds.
     pub handshake_timeout_ms: u64,
+    /// How long an upstream connection whose client closed is kept for the
+    /// next client connection to the same destination, milliseconds; 0
+    /// keeps none.
+    pub upstream_idle_ms: u64,
 }
 
 impl Default for ProxyConfig {
@@ -173,6 +181,7 @@ impl Default for ProxyConfig {
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             intercept: DEFAULT_INTERCEPT.iter().map(|s| (*s).to_owned()).collect(),
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+            upstream_idle_ms: DEFAULT_UPSTREAM_IDLE_MS,
         }
     }
 }

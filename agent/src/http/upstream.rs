@@ -1,7 +1,8 @@
 //! The upstream side: TCP + verified TLS to the original destination, and
 //! an HTTP client connection over it — started on the first request, so an
 //! idle client costs no HTTP client state — re-dialled when the upstream
-//! closes it (HTTP/1.1 keep-alive ends, HTTP/2 GOAWAY).
+//! closes it (HTTP/1.1 keep-alive ends, HTTP/2 GOAWAY), and parked in the
+//! [`UpstreamPool`] when its client is done with it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use super::pool::{Parked, PoolKey, UpstreamPool};
 use super::{Body, Proto};
 
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +91,7 @@ impl Dialer {
 }
 
 #[derive(Debug)]
-enum Sender {
+pub(super) enum Sender {
     Http1(http1::SendRequest<Body>),
     Http2(http2::SendRequest<Body>),
 }
@@ -101,14 +103,33 @@ impl Sender {
             Self::Http2(s) => s.is_closed(),
         }
     }
+
+    /// Open and idle: an HTTP/1.1 connection whose last response has not
+    /// been read to its end cannot take the next request. Never waits.
+    fn is_idle(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        let ready = match self {
+            Self::Http1(s) => s.poll_ready(&mut cx),
+            Self::Http2(s) => s.poll_ready(&mut cx),
+        };
+        matches!(ready, std::task::Poll::Ready(Ok(())))
+    }
 }
 
-type ResponseFuture =
-    Pin<Box<dyn Future<Output = Result<Response<Incoming>, hyper::Error>> + Send>>;
+type ResponseFuture = Pin<
+    Box<
+        dyn Future<
+                Output = Result<
+                    Response<Incoming>,
+                    hyper::client::conn::TrySendError<Request<Body>>,
+                >,
+            > + Send,
+    >,
+>;
 
 /// Where the HTTP client side of a relayed connection stands.
 #[derive(Debug)]
-enum Link {
+pub(super) enum Link {
     /// TLS is up (its ALPN chose the protocol the client was offered); HTTP
     /// starts with the first request. hyper's client state (its request
     /// channel, buffers, connection task: about 24 KiB) waits until then.
@@ -118,21 +139,62 @@ enum Link {
     Gone,
 }
 
+impl Link {
+    /// Whether it can carry a request now, as far as can be told without
+    /// waiting (a fresh stream is checked when it is first used).
+    pub(super) fn is_usable(&mut self) -> bool {
+        match self {
+            Self::Fresh(_) => true,
+            Self::Ready(s) => s.is_idle(),
+            Self::Gone => false,
+        }
+    }
+}
+
+/// Where an upstream connection goes when its client is done with it.
+#[derive(Debug)]
+pub struct Home {
+    pub pool: Arc<UpstreamPool>,
+    pub key: PoolKey,
+}
+
 /// The HTTP client side of one relayed connection.
 #[derive(Debug)]
 pub struct UpstreamConn {
     dialer: Dialer,
     proto: Proto,
+    /// What the upstream chose when the connection was first dialled.
+    alpn: Option<Vec<u8>>,
     link: tokio::sync::Mutex<Link>,
+    home: Option<Home>,
 }
 
 impl UpstreamConn {
-    /// HTTP over an established TLS stream, started on the first request.
-    pub fn start(dialer: Dialer, stream: TlsStream<TcpStream>, proto: Proto) -> Self {
+    /// HTTP over an established TLS stream, started on the first request;
+    /// parked in `home` when dropped, if it can be used again.
+    pub fn start(
+        dialer: Dialer,
+        stream: TlsStream<TcpStream>,
+        alpn: Option<Vec<u8>>,
+        home: Option<Home>,
+    ) -> Self {
         Self {
             dialer,
-            proto,
+            proto: Proto::from_alpn(alpn.as_deref()),
+            alpn,
             link: tokio::sync::Mutex::new(Link::Fresh(Box::new(stream))),
+            home,
+        }
+    }
+
+    /// A connection taken from the pool, going back there when dropped.
+    pub fn resume(parked: Parked, home: Home) -> Self {
+        Self {
+            dialer: parked.dialer,
+            proto: parked.proto,
+            alpn: parked.alpn,
+            link: tokio::sync::Mutex::new(parked.link),
+            home: Some(home),
         }
     }
 
@@ -141,40 +203,85 @@ impl UpstreamConn {
     }
 
     /// Sends one request, re-dialling first if the connection is gone.
+    /// A connection used before (by an earlier request, or by an earlier
+    /// client while it was parked) may have been closed by the upstream
+    /// meanwhile: if it fails before any of the request was written, the
+    /// request goes out once more on a new connection. A request that was
+    /// even partly written is never sent twice.
     pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, UpstreamError> {
-        let response: ResponseFuture = {
-            let mut guard = self.link.lock().await;
-            // Taken out while in use: if anything below fails, the link
-            // stays `Gone` and the next request dials afresh.
-            let reusable = match std::mem::replace(&mut *guard, Link::Gone) {
-                Link::Ready(s) if !s.is_closed() => Some(s),
-                Link::Fresh(mut stream) => {
-                    if still_open(&mut stream) {
-                        Some(handshake(*stream, self.proto).await?)
-                    } else {
-                        None
+        let mut req = req;
+        let mut redial = false;
+        loop {
+            let (response, reused) = {
+                let mut guard = self.link.lock().await;
+                // Taken out while in use: if anything below fails, the link
+                // stays `Gone` and the next request dials afresh.
+                let reusable = match std::mem::replace(&mut *guard, Link::Gone) {
+                    _ if redial => None,
+                    Link::Ready(s) if !s.is_closed() => Some(s),
+                    Link::Fresh(mut stream) => {
+                        if still_open(&mut stream) {
+                            Some(handshake(*stream, self.proto).await?)
+                        } else {
+                            None
+                        }
                     }
+                    _ => None,
+                };
+                let reused = reusable.is_some();
+                let mut sender = match reusable {
+                    Some(s) => s,
+                    None => handshake(self.dialer.tls().await?, self.proto).await?,
+                };
+                let ready = match &mut sender {
+                    Sender::Http1(s) => s.ready().await,
+                    Sender::Http2(s) => s.ready().await,
+                };
+                match ready {
+                    Ok(()) => {}
+                    Err(_) if reused => {
+                        redial = true;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                _ => None,
+                let response: ResponseFuture = match &mut sender {
+                    Sender::Http1(s) => Box::pin(s.try_send_request(req)),
+                    Sender::Http2(s) => Box::pin(s.try_send_request(req)),
+                };
+                *guard = Link::Ready(sender);
+                (response, reused)
             };
-            let mut sender = match reusable {
-                Some(s) => s,
-                None => handshake(self.dialer.tls().await?, self.proto).await?,
-            };
-            let response: ResponseFuture = match &mut sender {
-                Sender::Http1(s) => {
-                    s.ready().await?;
-                    Box::pin(s.send_request(req))
-                }
-                Sender::Http2(s) => {
-                    s.ready().await?;
-                    Box::pin(s.send_request(req))
-                }
-            };
-            *guard = Link::Ready(sender);
-            response
+            match response.await {
+                Ok(r) => return Ok(r),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if reused => {
+                        tracing::debug!(error = %e.error(), "upstream connection closed before the request was sent; dialling again");
+                        req = unsent;
+                        redial = true;
+                    }
+                    _ => return Err(e.into_error().into()),
+                },
+            }
+        }
+    }
+}
+
+impl Drop for UpstreamConn {
+    fn drop(&mut self) {
+        let Some(home) = self.home.take() else {
+            return;
         };
-        Ok(response.await?)
+        let link = std::mem::replace(self.link.get_mut(), Link::Gone);
+        home.pool.put(
+            home.key,
+            Parked {
+                dialer: self.dialer.clone(),
+                proto: self.proto,
+                alpn: self.alpn.take(),
+                link,
+            },
+        );
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Proxy {
     pub on_audit_failure: crate::config::OnAuditFailure,
     pub client_tls: ClientTls,
     pub upstream_tls: Arc<UpstreamTls>,
+    /// Upstream connections kept between client connections.
+    pub pool: Arc<crate::http::UpstreamPool>,
     pub gate: Arc<crate::gate::Gate>,
     pub masker: crate::mask::Masker,
     pub approvals: Arc<crate::approval::Approvals>,

@@ -13,7 +13,7 @@ use super::hello::ClientHelloInfo;
 use super::prefixed::PrefixedIo;
 use crate::addrs::Endpoint;
 use crate::audit::{RecordKind, TlsRefusedRecord};
-use crate::http::{ConnCtx, Dialer, Proto, UpstreamConn};
+use crate::http::{ConnCtx, Dialer, Home, PoolKey, Proto, UpstreamConn};
 use crate::tls::{ALPN_H2, ALPN_HTTP11};
 
 const CA_HINT: &str = "the client does not trust airlock's CA: run `airlock ca install`, and for Node/Python/az add the lines from `airlock ca env` to the agent's environment";
@@ -44,36 +44,53 @@ pub(super) async fn intercept(
         Ok(c) => c,
         Err(e) => return setup_failed(proxy, conn, hello.sni, &e),
     };
+    let home = Home {
+        pool: proxy.pool.clone(),
+        key: PoolKey {
+            dst: conn.orig_dst.0,
+            name: name.clone(),
+            offer,
+        },
+    };
     let dialer = Dialer {
         dst: conn.orig_dst.0,
         name,
         config,
         connect_timeout: proxy.connect_timeout,
     };
+    let traffic = &proxy.telemetry.traffic;
     // Futures that run once (handshakes) or long (the HTTP service) are
     // boxed: a connection's task is then as small as its idle state, not
     // as large as the largest of them (9 KiB unboxed).
-    let upstream = match Box::pin(dialer.tls()).await {
-        Ok(stream) => {
-            let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
-            let proto = Proto::from_alpn(alpn.as_deref());
-            // Later re-dials offer only what was agreed (nothing, if
-            // nothing was), so a re-dial cannot switch HTTP versions.
-            let mut redial = dialer.clone();
-            let agreed: &[Vec<u8>] = alpn.as_slice();
-            if let Ok(c) = proxy.upstream_tls.config(agreed) {
-                redial.config = c;
+    let upstream = if let Some(parked) = proxy.pool.take(&home.key) {
+        traffic.upstream_connection(true);
+        (parked.alpn.clone(), Ok(UpstreamConn::resume(parked, home)))
+    } else {
+        match Box::pin(dialer.tls()).await {
+            Ok(stream) => {
+                traffic.upstream_connection(false);
+                let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+                // Later re-dials offer only what was agreed (nothing, if
+                // nothing was), so a re-dial cannot switch HTTP versions.
+                let mut redial = dialer.clone();
+                let agreed: &[Vec<u8>] = alpn.as_slice();
+                if let Ok(c) = proxy.upstream_tls.config(agreed) {
+                    redial.config = c;
+                }
+                (
+                    alpn.clone(),
+                    Ok(UpstreamConn::start(redial, stream, alpn, Some(home))),
+                )
             }
-            (alpn, Ok(UpstreamConn::start(redial, stream, proto)))
-        }
-        Err(e) => {
-            tracing::warn!(pid = conn.process.pid, sni = ?hello.sni, dst = %conn.orig_dst, error = %e, "upstream failed; answering the client with 502");
-            // Still complete the client's handshake so it can be told why.
-            let alpn = [ALPN_HTTP11, ALPN_H2]
-                .into_iter()
-                .find(|p| offer.iter().any(|o| o == p))
-                .map(<[u8]>::to_vec);
-            (alpn, Err(e))
+            Err(e) => {
+                tracing::warn!(pid = conn.process.pid, sni = ?hello.sni, dst = %conn.orig_dst, error = %e, "upstream failed; answering the client with 502");
+                // Still complete the client's handshake so it can be told why.
+                let alpn = [ALPN_HTTP11, ALPN_H2]
+                    .into_iter()
+                    .find(|p| home.key.offer.iter().any(|o| o == p))
+                    .map(<[u8]>::to_vec);
+                (alpn, Err(e))
+            }
         }
     };
     let (alpn, upstream) = upstream;

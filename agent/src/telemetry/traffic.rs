@@ -69,6 +69,9 @@ pub struct Traffic {
     response_bytes: AtomicU64,
     connections: [AtomicU64; ConnPath::ALL.len()],
     open: AtomicU64,
+    /// Upstream connections intercepted connections started with:
+    /// dialled for them, reused from the pool.
+    upstream: [AtomicU64; 2],
 }
 
 impl Traffic {
@@ -151,6 +154,12 @@ impl Traffic {
     pub fn connection(&self, path: ConnPath) {
         let i = ConnPath::ALL.iter().position(|p| *p == path).unwrap_or(0);
         self.connections[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts the upstream connection an intercepted connection starts
+    /// with: `reused` from the pool, or dialled for it.
+    pub fn upstream_connection(&self, reused: bool) {
+        self.upstream[usize::from(reused)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Open connections: counted while the returned guard lives.
@@ -247,6 +256,15 @@ impl Traffic {
         );
         for (p, c) in ConnPath::ALL.iter().zip(&self.connections) {
             out.sample(name, &[("path", p.as_str())], c.load(Ordering::Relaxed));
+        }
+        let name = "airlock_upstream_connections_total";
+        out.header(
+            name,
+            "Upstream connections intercepted connections started with: dialled for them, or reused from the pool of idle ones.",
+            "counter",
+        );
+        for (how, c) in ["dialled", "reused"].iter().zip(&self.upstream) {
+            out.sample(name, &[("how", how)], c.load(Ordering::Relaxed));
         }
         out.gauge(
             "airlock_connections_open",
