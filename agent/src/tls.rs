@@ -22,9 +22,24 @@ pub const ALPN_H2: &[u8] = b"h2";
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
 
 /// The one crypto provider used everywhere (ring): no process default is
-/// installed, so every config names it.
+/// installed, so every config names it. Its suites are ring's, with
+/// AES-128-GCM first (as Go's crypto/tls and BoringSSL order them): the
+/// key schedule then runs on SHA-256, which this class of CPU does in
+/// hardware, instead of SHA-384, which it does not (4% of airlock's CPU
+/// per new connection), and each record costs fewer AES rounds.
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::CipherSuite as S;
+    let mut p = rustls::crypto::ring::default_provider();
+    // Stable: the order among the rest is ring's.
+    p.cipher_suites.sort_by_key(|s| {
+        !matches!(
+            s.suite(),
+            S::TLS13_AES_128_GCM_SHA256
+                | S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                | S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        )
+    });
+    Arc::new(p)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -189,6 +189,8 @@ impl ClientTls {
                 .with_no_client_auth()
                 .with_cert_resolver(Arc::new(SniResolver(leaves.clone())));
             c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+            // The provider's order: see `tls::provider`.
+            c.ignore_client_order = true;
             Ok(Arc::new(c))
         };
         Ok(Self {
@@ -222,6 +224,7 @@ impl ClientTls {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(Fixed(key)));
         c.alpn_protocols = shared.alpn_protocols.clone();
+        c.ignore_client_order = true;
         Ok(Arc::new(c))
     }
 }
