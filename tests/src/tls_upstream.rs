@@ -1,7 +1,8 @@
 //! A loopback HTTPS server standing in for an Azure endpoint: HTTP/1.1 and
-//! HTTP/2 (by ALPN), streaming uploads and downloads, slow responses and a
-//! WebSocket echo. Every answer says which connection and protocol carried
-//! it, which tells a test what a proxy in between did.
+//! HTTP/2 (by ALPN), streaming uploads and downloads, slow responses,
+//! scripted answers (sent whole or cut into pieces) and a WebSocket echo.
+//! Every answer says which connection and protocol carried it, which tells
+//! a test what a proxy in between did.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
@@ -195,7 +197,12 @@ async fn route(mut req: Request<Incoming>, conn: Conn) -> Result<Resp, Infallibl
         return Ok(resp);
     }
     if let Some(answer) = req.headers().get("x-test-respond") {
-        let mut resp = scripted(answer.as_bytes(), req.headers().get(CONTENT_TYPE));
+        let content_type = req
+            .headers()
+            .get("x-test-content-type")
+            .or(req.headers().get(CONTENT_TYPE));
+        let cuts = req.headers().get("x-test-cuts").map(cuts);
+        let mut resp = scripted(answer.as_bytes(), content_type, cuts);
         // An upstream that compresses whatever the client asked for.
         if let Some(encoding) = req.headers().get("x-test-content-encoding") {
             resp.headers_mut()
@@ -226,18 +233,50 @@ async fn route(mut req: Request<Incoming>, conn: Conn) -> Result<Resp, Infallibl
 }
 
 /// `x-test-respond: <base64>`: the decoded bytes are the response body,
-/// with the request's content type — a test decides what "Azure" answers
-/// without sending it in the request.
-fn scripted(b64: &[u8], content_type: Option<&HeaderValue>) -> Resp {
+/// with the request's content type (or `x-test-content-type`) — a test
+/// decides what "Azure" answers without sending it in the request. With
+/// `x-test-cuts: 5,17,…` the body is sent in pieces cut at those offsets.
+fn scripted(b64: &[u8], content_type: Option<&HeaderValue>, cuts: Option<Vec<usize>>) -> Resp {
     use base64::Engine;
     let body = base64::engine::general_purpose::STANDARD
         .decode(b64)
         .unwrap_or_else(|e| panic!("x-test-respond is not base64: {e}"));
-    let mut resp = Response::new(Full::new(Bytes::from(body)).boxed());
+    let body = match cuts {
+        Some(cuts) => pieces(body, &cuts),
+        None => Full::new(Bytes::from(body)).boxed(),
+    };
+    let mut resp = Response::new(body);
     if let Some(ct) = content_type {
         resp.headers_mut().insert(CONTENT_TYPE, ct.clone());
     }
     resp
+}
+
+/// Pause between the pieces of a cut body: long enough that each leaves
+/// as its own write (and frame), so a proxy sees the cuts.
+const PIECE_PAUSE: Duration = Duration::from_millis(15);
+
+/// `x-test-cuts`: byte offsets, in any order.
+fn cuts(v: &HeaderValue) -> Vec<usize> {
+    let v = v.to_str().expect("x-test-cuts is ASCII");
+    v.split(',')
+        .map(|c| c.trim().parse().expect("x-test-cuts: offsets"))
+        .collect()
+}
+
+/// `body` sent piece by piece, cut at `cuts`, with a pause before each.
+fn pieces(body: Vec<u8>, cuts: &[usize]) -> BoxBody<Bytes, Infallible> {
+    let body = Bytes::from(body);
+    let mut bounds = vec![0, body.len()];
+    bounds.extend(cuts.iter().copied().filter(|&c| c < body.len()));
+    bounds.sort_unstable();
+    bounds.dedup();
+    let parts: Vec<Bytes> = bounds.windows(2).map(|w| body.slice(w[0]..w[1])).collect();
+    let stream = futures_util::stream::iter(parts).then(|part| async move {
+        tokio::time::sleep(PIECE_PAUSE).await;
+        Ok::<_, Infallible>(http_body::Frame::data(part))
+    });
+    BodyExt::boxed(http_body_util::StreamBody::new(stream))
 }
 
 fn json(status: StatusCode, v: Value) -> Resp {

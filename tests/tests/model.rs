@@ -1,5 +1,5 @@
 //! Model traffic end to end: a Copilot-shaped chat/completions endpoint on
-//! loopback HTTPS, real curl in a captured cgroup. Secrets in the prompt
+//! loopback HTTPS (HTTP/1.1 and HTTP/2), real curl in a captured cgroup. Secrets in the prompt
 //! never leave the host; the stream reaches the client byte for byte; one
 //! `kind: "model"` record tells who asked what and what came back.
 
@@ -229,5 +229,83 @@ async fn copilot_calls_name_the_github_account_behind_them() {
     assert!(
         !trail.contains("5d1e0f4c2b7a9d8e6f1a3c5b7d9e0f21"),
         "the session token in the trail"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_streams_cut_anywhere_reach_the_client_unchanged_and_are_reassembled() {
+    if !privileged("http2_streams_cut_anywhere_reach_the_client_unchanged_and_are_reassembled") {
+        return;
+    }
+    use base64::Engine;
+    let Intercepted {
+        cg, up, airlock, ..
+    } = Intercepted::start("model-cuts", &[COPILOT], |_| {}).await;
+    // Text with multi-byte characters, a tool call in fragments, and an
+    // error event: the upstream gives up mid-answer (no `[DONE]`).
+    let events = [
+        json!({"id":"c2","model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}),
+        json!({"id":"c2","choices":[{"index":0,"delta":{"content":"Déployez avec "}}]}),
+        json!({"id":"c2","choices":[{"index":0,"delta":{"content":"az deployment group create ✓"}}]}),
+        json!({"id":"c2","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t1","type":"function","function":{"name":"run_in_terminal","arguments":"{\"cmd\":"}}]}}]}),
+        json!({"id":"c2","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"az group list\"}"}}]}}]}),
+        json!({"error":{"message":"upstream overloaded","type":"server_error"}}),
+    ];
+    let stream: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+    let at = |needle: &str, offset: usize| stream.find(needle).expect(needle) + offset;
+    // Each cut leaves as its own DATA frame: inside `data:`, inside a
+    // UTF-8 character, between an event's two newlines, inside a JSON key.
+    let cuts = [
+        3,
+        at("é", 1),
+        at("✓", 2),
+        at("}\n\n", 2),
+        at("\"arguments\"", 5),
+        at("data: {\"error", 6),
+    ];
+    let cuts = cuts.map(|c| c.to_string()).join(",");
+    let ask = json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "deploy"}]});
+    let mut cmd = cg.command("curl");
+    cmd.args(["-sS", "-N", "--max-time", "20", "--http2", "--resolve"])
+        .arg(format!("{COPILOT}:{}:127.0.0.1", up.port()))
+        .arg("--cacert")
+        .arg(airlock.ca_cert())
+        .args(["-H", "content-type: application/json"])
+        .args(["-H", "authorization: Bearer tid=h2;exp=1;sku=copilot"])
+        .args(["-H", "x-test-content-type: text/event-stream"])
+        .arg("-H")
+        .arg(format!(
+            "x-test-respond: {}",
+            base64::engine::general_purpose::STANDARD.encode(&stream)
+        ))
+        .arg("-H")
+        .arg(format!("x-test-cuts: {cuts}"))
+        .arg("--data-binary")
+        .arg(ask.to_string())
+        .arg(format!("https://{COPILOT}:{}/chat/completions", up.port()));
+    let out = finish(cmd).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, stream, "the client got the upstream's bytes");
+
+    let rec = &airlock.records_of("model", 1).await[0];
+    assert_eq!(
+        rec["output"]["text"],
+        "Déployez avec az deployment group create ✓"
+    );
+    assert_eq!(rec["output"]["tool_calls"][0]["name"], "run_in_terminal");
+    assert_eq!(
+        rec["output"]["tool_calls"][0]["arguments"],
+        "{\"cmd\":\"az group list\"}"
+    );
+    assert_eq!(rec["output"]["error"], "upstream overloaded");
+    assert_eq!(rec["output"]["events"], 6);
+    assert_eq!(rec["model"], "gpt-4o-2024-08-06");
+    let http = &airlock.exchanges(1).await[0];
+    assert_eq!(http["tls"]["alpn"], "h2", "HTTP/2 on both sides");
+    let digest = ring::digest::digest(&ring::digest::SHA256, stream.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        http["response"]["body"]["sha256"], hex,
+        "the record is of exactly what the client received"
     );
 }
