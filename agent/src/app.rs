@@ -247,6 +247,8 @@ impl App {
             audit: self.audit.clone(),
             connect_timeout: Duration::from_millis(self.config.proxy.connect_timeout_ms),
             handshake_timeout: Duration::from_millis(self.config.proxy.handshake_timeout_ms),
+            tunnel_idle: Some(Duration::from_millis(self.config.proxy.tunnel_idle_ms))
+                .filter(|d| !d.is_zero()),
             intercept: self.intercept.clone(),
             on_audit_failure: self.config.audit.on_failure,
             client_tls: self.client_tls,

@@ -104,7 +104,8 @@ impl Reloader {
                 "proxy timeouts",
                 a.proxy.connect_timeout_ms == b.proxy.connect_timeout_ms
                     && a.proxy.handshake_timeout_ms == b.proxy.handshake_timeout_ms
-                    && a.proxy.upstream_idle_ms == b.proxy.upstream_idle_ms,
+                    && a.proxy.upstream_idle_ms == b.proxy.upstream_idle_ms
+                    && a.proxy.tunnel_idle_ms == b.proxy.tunnel_idle_ms,
             ),
             ("tls", a.tls == b.tls),
             ("audit", a.audit == b.audit),
@@ -143,6 +144,7 @@ impl Reloader {
         kept.proxy.connect_timeout_ms = current.proxy.connect_timeout_ms;
         kept.proxy.handshake_timeout_ms = current.proxy.handshake_timeout_ms;
         kept.proxy.upstream_idle_ms = current.proxy.upstream_idle_ms;
+        kept.proxy.tunnel_idle_ms = current.proxy.tunnel_idle_ms;
         kept.tls = current.tls.clone();
         kept.audit = current.audit.clone();
         kept.policy.poll_ms = current.policy.poll_ms;

@@ -36,6 +36,10 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// done with it, milliseconds: below the idle timeouts of common servers
 /// (nginx 60 s, Kestrel 120 s, Azure's load balancers 4 min).
 pub const DEFAULT_UPSTREAM_IDLE_MS: u64 = 30_000;
+/// How long a byte pipe (spliced TLS, plain TCP, an upgraded WebSocket or
+/// SPDY stream) may carry nothing before it is closed, milliseconds: an
+/// hour, as Envoy's TCP proxy.
+pub const DEFAULT_TUNNEL_IDLE_MS: u64 = 3_600_000;
 /// Where the CA lives.
 pub const DEFAULT_CA_DIR: &str = "/var/lib/airlock/ca";
 /// Where audit records go.
@@ -171,6 +175,10 @@ pub struct ProxyConfig {
     /// next client connection to the same destination, milliseconds; 0
     /// keeps none.
     pub upstream_idle_ms: u64,
+    /// How long a relayed byte stream (spliced TLS, plain TCP, an upgraded
+    /// WebSocket/SPDY connection) may carry nothing either way before it
+    /// is closed, milliseconds; 0 never closes one.
+    pub tunnel_idle_ms: u64,
 }
 
 impl Default for ProxyConfig {
@@ -182,6 +190,7 @@ impl Default for ProxyConfig {
             intercept: DEFAULT_INTERCEPT.iter().map(|s| (*s).to_owned()).collect(),
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
             upstream_idle_ms: DEFAULT_UPSTREAM_IDLE_MS,
+            tunnel_idle_ms: DEFAULT_TUNNEL_IDLE_MS,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::addrs::Endpoint;
 use crate::audit::{
@@ -34,6 +34,8 @@ pub struct ConnCtx {
     pub excerpt_bytes: usize,
     /// `masking.scan_before_forward_bytes`.
     pub scan_before_forward: usize,
+    /// `proxy.tunnel_idle_ms`, for upgraded connections; None: never.
+    pub tunnel_idle: Option<Duration>,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 

@@ -258,7 +258,9 @@ async fn tunnel(
     match tokio::try_join!(client, upstream) {
         Ok((c, u)) => {
             let (up, down) = (&exchange.request_bytes, &exchange.response_bytes);
-            if let Some(e) = crate::pipe::pipe(TokioIo::new(c), TokioIo::new(u), up, down).await {
+            let idle = exchange.ctx().tunnel_idle;
+            let relayed = crate::pipe::pipe(TokioIo::new(c), TokioIo::new(u), up, down, idle);
+            if let Some(e) = relayed.await {
                 exchange.set_error(format!("upgraded connection: {e}"));
             }
         }

@@ -24,6 +24,8 @@ pub struct Proxy {
     pub audit: AuditLog,
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
+    /// `proxy.tunnel_idle_ms`; None: never.
+    pub tunnel_idle: Option<Duration>,
     /// Replaced on a config reload.
     pub intercept: Arc<std::sync::RwLock<InterceptList>>,
     pub on_audit_failure: crate::config::OnAuditFailure,
@@ -220,6 +222,7 @@ impl Proxy {
             client,
             conn.orig_dst,
             self.connect_timeout,
+            self.tunnel_idle,
             &rec.counts,
         ))
         .await;

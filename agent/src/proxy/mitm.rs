@@ -136,6 +136,7 @@ pub(super) async fn intercept(
         approvals: proxy.approvals.clone(),
         excerpt_bytes: proxy.excerpt_bytes,
         scan_before_forward: proxy.scan_before_forward,
+        tunnel_idle: proxy.tunnel_idle,
         telemetry: proxy.telemetry.clone(),
     });
     let proto = Proto::from_alpn(client.get_ref().1.alpn_protocol());

@@ -9,13 +9,14 @@ use tokio::net::TcpStream;
 
 use crate::addrs::OrigDstAddr;
 
-/// Copies both ways until both sides close, adding to `counts` (client →
-/// upstream, upstream → client) as bytes pass; returns the error that
-/// ended it, if any.
+/// Copies both ways until both sides close (or nothing crosses for
+/// `idle`), adding to `counts` (client → upstream, upstream → client) as
+/// bytes pass; returns the error that ended it, if any.
 pub(super) async fn splice<C>(
     client: C,
     dst: OrigDstAddr,
     connect_timeout: Duration,
+    idle: Option<Duration>,
     counts: &Counts,
 ) -> Option<String>
 where
@@ -27,7 +28,7 @@ where
         Ok(Ok(s)) => s,
     };
     let _ = upstream.set_nodelay(true);
-    crate::pipe::pipe(client, upstream, &counts.out, &counts.back)
+    crate::pipe::pipe(client, upstream, &counts.out, &counts.back, idle)
         .await
         .map(|e| format!("relay: {e}"))
 }
