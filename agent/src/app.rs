@@ -204,6 +204,11 @@ impl App {
                 "audit.durability = \"off\": airlock keeps no audit trail of the traffic it intercepts"
             );
         }
+        if !self.config.proxy.intercept_without_sni {
+            start.weakened.push(
+                "proxy.intercept_without_sni = false: TLS without a server name to an address not in proxy.intercept is spliced, unaudited, even when it carries an intercepted host's traffic",
+            );
+        }
         if self.config.audit.on_failure == crate::config::OnAuditFailure::Allow {
             start.weakened.push(
                 "audit.on_failure = \"allow\": requests are forwarded even when they cannot be audited",
@@ -249,6 +254,7 @@ impl App {
             handshake_timeout: Duration::from_millis(self.config.proxy.handshake_timeout_ms),
             tunnel_idle: Some(Duration::from_millis(self.config.proxy.tunnel_idle_ms))
                 .filter(|d| !d.is_zero()),
+            intercept_without_sni: self.config.proxy.intercept_without_sni,
             intercept: self.intercept.clone(),
             on_audit_failure: self.config.audit.on_failure,
             client_tls: self.client_tls,

@@ -107,6 +107,10 @@ impl Reloader {
                     && a.proxy.upstream_idle_ms == b.proxy.upstream_idle_ms
                     && a.proxy.tunnel_idle_ms == b.proxy.tunnel_idle_ms,
             ),
+            (
+                "proxy.intercept_without_sni",
+                a.proxy.intercept_without_sni == b.proxy.intercept_without_sni,
+            ),
             ("tls", a.tls == b.tls),
             ("audit", a.audit == b.audit),
             ("policy.poll_ms", a.policy.poll_ms == b.policy.poll_ms),
@@ -145,6 +149,7 @@ impl Reloader {
         kept.proxy.handshake_timeout_ms = current.proxy.handshake_timeout_ms;
         kept.proxy.upstream_idle_ms = current.proxy.upstream_idle_ms;
         kept.proxy.tunnel_idle_ms = current.proxy.tunnel_idle_ms;
+        kept.proxy.intercept_without_sni = current.proxy.intercept_without_sni;
         kept.tls = current.tls.clone();
         kept.audit = current.audit.clone();
         kept.policy.poll_ms = current.policy.poll_ms;

@@ -24,6 +24,16 @@ struct Env {
 /// `trusted` is false), and airlock capturing its port and trusting the
 /// upstream's CA.
 async fn setup(tag: &str, name: &str, trusted: bool) -> (Env, TestPki) {
+    setup_with(tag, name, trusted, |_| {}).await
+}
+
+/// As [`setup`], with airlock's config adjusted further.
+async fn setup_with(
+    tag: &str,
+    name: &str,
+    trusted: bool,
+    adjust: impl FnOnce(&mut airlock::config::Config),
+) -> (Env, TestPki) {
     let tmp = TempDir::new(tag);
     let pki = TestPki::new("airlock test upstream CA");
     let config = if trusted {
@@ -36,6 +46,7 @@ async fn setup(tag: &str, name: &str, trusted: bool) -> (Env, TestPki) {
     let cg = TestCgroup::new(tag);
     let airlock = Running::start_with(Running::capture(&cg, &[up.port()]), |c| {
         c.tls.upstream_roots = vec![roots];
+        adjust(c);
     })
     .await;
     (
@@ -530,5 +541,63 @@ async fn a_pooled_connection_the_upstream_closed_is_not_reused() {
     let recs = env.airlock.exchanges(1).await;
     assert_eq!(recs[0]["response"]["status"], 200);
     assert!(recs[0]["error"].is_null(), "{}", recs[0]);
+    env.airlock.stop().await;
+}
+
+/// TLS that names no server (a client dialling an address) cannot be told
+/// apart from TLS to an intercepted host, so it is decrypted: an agent
+/// cannot reach Azure unaudited by dialling its address with `Host:` set
+/// and verification off. Upstream, airlock verifies the certificate against
+/// the address, which the host's certificate does not name: the request is
+/// refused with a 502 and recorded, and nothing reaches the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_without_a_server_name_is_decrypted_not_spliced() {
+    if !privileged("tls_without_a_server_name_is_decrypted_not_spliced") {
+        return;
+    }
+    let dodge = |env: &Env| {
+        let mut cmd = env.cg.command("curl");
+        cmd.args(["-sS", "-k", "--max-time", "20", "-H"])
+            .arg(format!("Host: {AZURE}"))
+            .args(["-w", "\n%{http_code}"])
+            .arg(format!("https://127.0.0.1:{}/subscriptions", env.up.port()));
+        finish(cmd)
+    };
+    let (env, _) = setup("nosni", AZURE, true).await;
+    let out = dodge(&env).await;
+    assert_eq!(out.stdout.lines().last(), Some("502"), "{out:?}");
+    let body: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "UpstreamTlsFailed", "{body}");
+    assert_eq!(env.up.requests(), 0, "nothing reached the upstream");
+    let rec = &env.airlock.exchanges(1).await[0];
+    assert_eq!(rec["request"]["path"], "/subscriptions");
+    assert_eq!(rec["response"]["status"], 502);
+    assert!(rec["tls"]["sni"].is_null(), "{rec}");
+    env.airlock.stop().await;
+
+    // The old rule, by choice: spliced unless the address is listed, and
+    // the start record says so.
+    let (env, _) = setup_with("nosni-off", AZURE, true, |c| {
+        c.proxy.intercept_without_sni = false;
+    })
+    .await;
+    let out = dodge(&env).await;
+    assert_eq!(out.stdout.lines().last(), Some("200"), "{out:?}");
+    assert_eq!(env.up.requests(), 1);
+    let passed = env.airlock.records_of("tls_passthrough", 1).await;
+    assert!(passed[0]["sni"].is_null(), "{}", passed[0]);
+    let start = env
+        .airlock
+        .records()
+        .into_iter()
+        .find(|r| r["kind"] == "agent" && r["event"] == "start")
+        .unwrap();
+    assert!(
+        start["weakened"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .starts_with("proxy.intercept_without_sni = false")),
+        "{start}"
+    );
     env.airlock.stop().await;
 }

@@ -179,6 +179,12 @@ pub struct ProxyConfig {
     /// WebSocket/SPDY connection) may carry nothing either way before it
     /// is closed, milliseconds; 0 never closes one.
     pub tunnel_idle_ms: u64,
+    /// TLS whose ClientHello names no server (SNI absent, or an IP literal)
+    /// is decrypted whatever its destination: with no name, an intercepted
+    /// host cannot be told from any other. false: such TLS is decrypted
+    /// only when its destination address is in `intercept`, and spliced
+    /// otherwise (a weakened setting, said in the start record).
+    pub intercept_without_sni: bool,
 }
 
 impl Default for ProxyConfig {
@@ -191,6 +197,7 @@ impl Default for ProxyConfig {
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
             upstream_idle_ms: DEFAULT_UPSTREAM_IDLE_MS,
             tunnel_idle_ms: DEFAULT_TUNNEL_IDLE_MS,
+            intercept_without_sni: true,
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct Proxy {
     pub handshake_timeout: Duration,
     /// `proxy.tunnel_idle_ms`; None: never.
     pub tunnel_idle: Option<Duration>,
+    /// `proxy.intercept_without_sni`: TLS that names no server is
+    /// decrypted, whatever its destination address.
+    pub intercept_without_sni: bool,
     /// Replaced on a config reload.
     pub intercept: Arc<std::sync::RwLock<InterceptList>>,
     pub on_audit_failure: crate::config::OnAuditFailure,
@@ -188,15 +191,25 @@ impl Proxy {
                     .await;
             }
             Sniffed::Tls(hello) => {
-                let host = hello
+                // An IP literal in SNI is illegal (RFC 6066): no name.
+                let name = hello
                     .sni
-                    .clone()
-                    .unwrap_or_else(|| orig_dst.0.ip().to_canonical().to_string());
-                let intercepted = self
-                    .intercept
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .matches(&host);
+                    .as_deref()
+                    .filter(|s| s.parse::<std::net::IpAddr>().is_err());
+                let intercepted = {
+                    let intercept = self.intercept.read().unwrap_or_else(|p| p.into_inner());
+                    match name {
+                        Some(name) => intercept.matches(name),
+                        // Without a name there is nothing to tell an
+                        // intercepted host from another by: splicing would
+                        // let any client reach Azure unaudited by dialling
+                        // its address (curl -k https://IP/ -H 'Host: …').
+                        None => {
+                            self.intercept_without_sni
+                                || intercept.matches(&orig_dst.0.ip().to_canonical().to_string())
+                        }
+                    }
+                };
                 if intercepted {
                     traffic.connection(ConnPath::Intercepted);
                     // Boxed: see `mitm::intercept`.
