@@ -48,6 +48,8 @@ struct airlock_orig {
 	__u32 gid;
 	__u32 _pad;
 	__u64 cgroup_id;           /* cgroup v2 id of the caller */
+	__u64 start_time;          /* the process's start, ns since boot */
+	__u64 exec_id;             /* its self_exec_id: moves at every exec */
 	char  comm[AIRLOCK_COMM_LEN];
 };
 

@@ -45,6 +45,8 @@ struct cred {
 struct task_struct {
 	int pid;
 	int tgid;
+	__u64 start_time;
+	__u64 self_exec_id;
 	struct task_struct *real_parent;
 	struct task_struct *group_leader;
 	struct signal_struct *signal;
@@ -273,7 +275,13 @@ static __always_inline void fill_caller(struct airlock_orig *rec)
 	rec->uid = (__u32)uid_gid;
 	rec->gid = uid_gid >> 32;
 	rec->cgroup_id = bpf_get_current_cgroup_id();
-	process_comm((struct task_struct *)bpf_get_current_task(), rec->comm);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	process_comm(task, rec->comm);
+	/* Which run of which program: userspace keeps what it read from
+	 * /proc for a process under these, and reads again after an exec. */
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	rec->start_time = BPF_CORE_READ(leader, start_time);
+	rec->exec_id = BPF_CORE_READ(leader, self_exec_id);
 }
 
 static __always_inline void emit(__u32 kind, const struct airlock_orig *rec)

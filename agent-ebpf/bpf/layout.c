@@ -26,6 +26,8 @@ int main(void)
 	OFF(airlock_orig, uid);
 	OFF(airlock_orig, gid);
 	OFF(airlock_orig, cgroup_id);
+	OFF(airlock_orig, start_time);
+	OFF(airlock_orig, exec_id);
 	OFF(airlock_orig, comm);
 	SIZE(airlock_peer_key);
 	OFF(airlock_peer_key, addr);

@@ -43,6 +43,10 @@ pub struct Orig {
     pub gid: u32,
     pub _pad: u32,
     pub cgroup_id: u64,
+    /// The process's start, ns since boot.
+    pub start_time: u64,
+    /// The kernel's `self_exec_id`: moves at every exec.
+    pub exec_id: u64,
     pub comm: [u8; 16],
 }
 
@@ -115,9 +119,9 @@ impl Orig {
             uid: u32_at(b, offset_of!(Orig, uid)),
             gid: u32_at(b, offset_of!(Orig, gid)),
             _pad: 0,
-            cgroup_id: u64::from_ne_bytes(
-                b[offset_of!(Orig, cgroup_id)..][..8].try_into().unwrap(),
-            ),
+            cgroup_id: u64_at(b, offset_of!(Orig, cgroup_id)),
+            start_time: u64_at(b, offset_of!(Orig, start_time)),
+            exec_id: u64_at(b, offset_of!(Orig, exec_id)),
             comm,
         }
     }
@@ -125,6 +129,10 @@ impl Orig {
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_ne_bytes([b[at], b[at + 1]])
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_ne_bytes(b[at..at + 8].try_into().unwrap())
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -181,6 +189,8 @@ mod tests {
         assert_eq!(offset_of!(Orig, uid), c::OFF_airlock_orig_uid);
         assert_eq!(offset_of!(Orig, gid), c::OFF_airlock_orig_gid);
         assert_eq!(offset_of!(Orig, cgroup_id), c::OFF_airlock_orig_cgroup_id);
+        assert_eq!(offset_of!(Orig, start_time), c::OFF_airlock_orig_start_time);
+        assert_eq!(offset_of!(Orig, exec_id), c::OFF_airlock_orig_exec_id);
         assert_eq!(offset_of!(Orig, comm), c::OFF_airlock_orig_comm);
     }
 
@@ -225,6 +235,8 @@ mod tests {
             gid: 1002,
             _pad: 0,
             cgroup_id: 0x1122_3344_5566_7788,
+            start_time: 0x0102_0304_0506_0708,
+            exec_id: 3,
             comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
         };
         let mut bytes = vec![0u8; Event::SIZE];
@@ -238,7 +250,9 @@ mod tests {
         bytes[o + 28..o + 32].copy_from_slice(&orig.uid.to_ne_bytes());
         bytes[o + 32..o + 36].copy_from_slice(&orig.gid.to_ne_bytes());
         bytes[o + 40..o + 48].copy_from_slice(&orig.cgroup_id.to_ne_bytes());
-        bytes[o + 48..o + 64].copy_from_slice(&orig.comm);
+        bytes[o + 48..o + 56].copy_from_slice(&orig.start_time.to_ne_bytes());
+        bytes[o + 56..o + 64].copy_from_slice(&orig.exec_id.to_ne_bytes());
+        bytes[o + 64..o + 80].copy_from_slice(&orig.comm);
         let ev = Event::decode(&bytes).unwrap();
         assert_eq!(ev.kind, EventKind::Redirect);
         assert_eq!(ev.orig, orig);

@@ -249,6 +249,7 @@ impl App {
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let proxy = Arc::new(Proxy {
             table: self.capture.table(),
+            processes: Default::default(),
             audit: self.audit.clone(),
             connect_timeout: Duration::from_millis(self.config.proxy.connect_timeout_ms),
             handshake_timeout: Duration::from_millis(self.config.proxy.handshake_timeout_ms),

@@ -601,3 +601,68 @@ async fn tls_without_a_server_name_is_decrypted_not_spliced() {
     );
     env.airlock.stop().await;
 }
+
+/// airlock reads a process's details from /proc once per run of a program
+/// and reuses them for its next connections; a process that execs another
+/// program (same pid, same name) is read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_execs_is_attributed_to_its_new_command_line() {
+    if !privileged("a_process_that_execs_is_attributed_to_its_new_command_line") {
+        return;
+    }
+    let (env, _) = setup("exec", AZURE, true).await;
+    let script = env._tmp.path().join("get.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import os, socket, ssl, sys\n\
+             def get(step):\n\
+             \x20   ctx = ssl.create_default_context(cafile={ca:?})\n\
+             \x20   s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', {port})), server_hostname={name:?})\n\
+             \x20   s.sendall(('GET /' + step + ' HTTP/1.1\\r\\nHost: {name}\\r\\nConnection: close\\r\\n\\r\\n').encode())\n\
+             \x20   while s.recv(65536): pass\n\
+             get(sys.argv[1])\n\
+             get(sys.argv[1])\n\
+             if sys.argv[1] == 'before-exec':\n\
+             \x20   os.execv(sys.executable, [sys.executable, sys.argv[0], 'after-exec'])\n",
+            ca = env.airlock.ca_cert().display().to_string(),
+            port = env.up.port(),
+            name = AZURE,
+        ),
+    )
+    .unwrap();
+    let mut cmd = env.cg.command("python3");
+    cmd.arg(&script).arg("before-exec");
+    let out = finish(cmd).await;
+    assert!(out.status.success(), "{out:?}");
+    let recs = env.airlock.exchanges(4).await;
+    let seen: Vec<(String, String)> = recs
+        .iter()
+        .map(|r| {
+            let cmdline = r["process"]["cmdline"].as_str().unwrap_or_default();
+            let step = cmdline.rsplit(' ').next().unwrap_or_default();
+            (
+                r["request"]["path"].as_str().unwrap().to_owned(),
+                step.to_owned(),
+            )
+        })
+        .collect();
+    let want = |p: &str| (format!("/{p}"), p.to_owned());
+    assert_eq!(
+        seen,
+        [
+            want("before-exec"),
+            want("before-exec"),
+            want("after-exec"),
+            want("after-exec")
+        ],
+        "{recs:#?}"
+    );
+    assert!(
+        recs.iter()
+            .all(|r| r["process"]["pid"] == recs[0]["process"]["pid"]
+                && r["process"]["comm"] == "python3"),
+        "one process, one name, two programs: {recs:#?}"
+    );
+    env.airlock.stop().await;
+}

@@ -1,5 +1,11 @@
 //! Who made a captured connection: the kernel's record (pid, uid, comm,
-//! cgroup id) enriched from /proc while the process is still there.
+//! cgroup id) enriched from /proc while the process is still there, and
+//! kept per run of a program ([`ProcessCache`]) so a process opening many
+//! connections is read once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -7,6 +13,12 @@ use super::cgroup;
 
 /// Longest command line kept; argv can be huge and is only for humans.
 const MAX_CMDLINE_BYTES: usize = 4096;
+/// How long what /proc said about a process is reused: its parent and
+/// cgroup can change without an exec, and its user's name with the user
+/// database.
+const CACHE_FOR: Duration = Duration::from_secs(30);
+/// Processes remembered at most.
+const CACHE_ENTRIES: usize = 4096;
 
 /// The caller of a captured connection, as audit records carry it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -30,6 +42,20 @@ pub struct ProcessInfo {
     /// cgroup v2 path (`/a/b`) when the process is still there, else empty.
     pub cgroup: String,
     pub cgroup_id: u64,
+    /// Which run of which program this is (not recorded: it only keys the
+    /// cache).
+    #[serde(skip)]
+    pub image: Image,
+}
+
+/// A process's start and exec count, as the kernel gave them at connect():
+/// a pid reused by another process, or a process that exec'd another
+/// program, has a different one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Image {
+    /// ns since boot.
+    pub started: u64,
+    pub execs: u64,
 }
 
 impl ProcessInfo {
@@ -52,6 +78,10 @@ impl ProcessInfo {
             cmdline: None,
             cgroup: String::new(),
             cgroup_id: orig.cgroup_id,
+            image: Image {
+                started: orig.start_time,
+                execs: orig.exec_id,
+            },
         }
     }
 
@@ -75,6 +105,85 @@ impl ProcessInfo {
             self.cgroup = cg;
         }
         self.user = crate::users::name_of(self.uid);
+    }
+}
+
+/// What the kernel's record must match for an enrichment to be reused:
+/// the same run of the same program, with the same credentials, in the
+/// same cgroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    pid: u32,
+    image: Image,
+    uid: u32,
+    gid: u32,
+    cgroup_id: u64,
+}
+
+impl Key {
+    fn of(p: &ProcessInfo) -> Self {
+        Self {
+            pid: p.pid,
+            image: p.image,
+            uid: p.uid,
+            gid: p.gid,
+            cgroup_id: p.cgroup_id,
+        }
+    }
+}
+
+/// Enriched callers, by [`Key`], for [`CACHE_FOR`].
+#[derive(Debug, Default)]
+pub struct ProcessCache {
+    entries: Mutex<HashMap<Key, (Instant, Arc<ProcessInfo>)>>,
+}
+
+impl ProcessCache {
+    /// `kernel` (the kernel's fields only) enriched: from the cache when
+    /// the same run of the same program was enriched lately, else from
+    /// /proc on a blocking thread.
+    pub async fn enrich(&self, kernel: ProcessInfo) -> ProcessInfo {
+        let key = Key::of(&kernel);
+        // A record from a kernel that gave no start time cannot tell runs
+        // apart: always read.
+        let cacheable = kernel.image.started != 0;
+        if cacheable && let Some(known) = self.get(&key) {
+            return ProcessInfo {
+                tid: kernel.tid,
+                ..(*known).clone()
+            };
+        }
+        let enriched = tokio::task::spawn_blocking(move || {
+            let mut p = kernel;
+            p.enrich();
+            p
+        })
+        .await
+        .unwrap_or_default();
+        // A process gone before it was read is not worth remembering.
+        if cacheable && enriched.exe.is_some() {
+            self.put(key, enriched.clone());
+        }
+        enriched
+    }
+
+    fn get(&self, key: &Key) -> Option<Arc<ProcessInfo>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < CACHE_FOR)
+            .map(|(_, p)| p.clone())
+    }
+
+    fn put(&self, key: Key, p: ProcessInfo) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CACHE_ENTRIES {
+            entries.retain(|_, (at, _)| at.elapsed() < CACHE_FOR);
+            if entries.len() >= CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (Instant::now(), Arc::new(p)));
     }
 }
 
@@ -130,5 +239,54 @@ mod tests {
         assert_eq!(p.exe.as_deref(), exe.to_str());
         assert!(p.ppid.is_some());
         assert!(p.cmdline.is_some());
+    }
+
+    #[tokio::test]
+    async fn the_cache_serves_one_run_of_a_program_and_reads_again_after_exec() {
+        let kernel = ProcessInfo {
+            pid: std::process::id(),
+            tid: 1,
+            comm: "tester".into(),
+            image: Image {
+                started: 42,
+                execs: 7,
+            },
+            ..Default::default()
+        };
+        let cache = ProcessCache::default();
+        // What an earlier connection of this run found.
+        cache.put(
+            Key::of(&kernel),
+            ProcessInfo {
+                exe: Some("/what/was/read/before".into()),
+                ..kernel.clone()
+            },
+        );
+        let again = cache
+            .enrich(ProcessInfo {
+                tid: 2,
+                ..kernel.clone()
+            })
+            .await;
+        assert_eq!(again.exe.as_deref(), Some("/what/was/read/before"));
+        assert_eq!(again.tid, 2, "the thread is this connection's");
+        // The same pid after an exec, or under another uid: read afresh.
+        let exe = std::env::current_exe().unwrap();
+        for changed in [
+            ProcessInfo {
+                image: Image {
+                    started: 42,
+                    execs: 8,
+                },
+                ..kernel.clone()
+            },
+            ProcessInfo {
+                uid: 1000,
+                ..kernel.clone()
+            },
+        ] {
+            let fresh = cache.enrich(changed).await;
+            assert_eq!(fresh.exe.as_deref(), exe.to_str());
+        }
     }
 }

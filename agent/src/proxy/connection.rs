@@ -21,6 +21,8 @@ use crate::tls::{ClientTls, UpstreamTls};
 #[derive(Debug)]
 pub struct Proxy {
     pub table: Arc<OrigDstTable>,
+    /// What /proc said about the processes connecting lately.
+    pub processes: crate::capture::ProcessCache,
     pub audit: AuditLog,
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
@@ -149,12 +151,7 @@ impl Proxy {
             tracing::error!(%peer, dst = %orig_dst, error = %e, "connection refused");
             return;
         }
-        process = tokio::task::spawn_blocking(move || {
-            process.enrich();
-            process
-        })
-        .await
-        .unwrap_or_default();
+        process = self.processes.enrich(process).await;
         let conn = Conn {
             process: Arc::new(process),
             peer,
