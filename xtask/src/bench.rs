@@ -19,8 +19,9 @@
 //!
 //! `--smoke` runs everything that needs no download once, for a second, and
 //! asserts that it works (no errors, identity verified), never how fast.
-//! `--only NAME` measures small requests through one airlock configuration
-//! and nothing else: the loop to profile in (`perf record -p` on the airlock
+//! `--only NAME` measures small requests (`--scenario large|new`: 8 MiB
+//! bodies, new connections) through one airlock configuration and nothing
+//! else: the loop to profile in (`perf record -p` on the airlock
 //! whose config file is `airlock-NAME.toml`); `--only connect`,
 //! `--only handshakes` and `--only mitmproxy`, one of those alone.
 
@@ -44,14 +45,18 @@ use anyhow::{Context, bail};
 use self::airlock::{Airlock, Settings, Trail, check_trail};
 use self::report::{Report, Row};
 use self::sys::{Cgroup, Guard, free_port};
-use self::wrk::{Figures, SCENARIOS, Scenario, wrk};
+pub(crate) use self::wrk::SCENARIOS;
+use self::wrk::{Figures, Scenario, wrk};
 
 /// How much of everything to run.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Plan {
     pub(crate) smoke: bool,
-    /// One airlock configuration, small requests only (`--only NAME`).
+    /// One airlock configuration, one scenario (`--only NAME`).
     pub(crate) only: Option<&'static str>,
+    /// The scenario `--only` measures (`--scenario KEY`; small requests
+    /// unless said).
+    pub(crate) scenario: &'static Scenario,
     /// Runs of each measurement; the median is reported, the spread shown.
     pub(crate) runs: usize,
     pub(crate) seconds: u32,
@@ -67,6 +72,7 @@ impl Plan {
     pub(crate) const FULL: Self = Self {
         smoke: false,
         only: None,
+        scenario: wrk::SMALL,
         runs: 3,
         seconds: 5,
         idle_conns: 1000,
@@ -77,6 +83,7 @@ impl Plan {
     pub(crate) const SMOKE: Self = Self {
         smoke: true,
         only: None,
+        scenario: wrk::SMALL,
         runs: 1,
         seconds: 1,
         idle_conns: 1000,
@@ -155,9 +162,9 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
     let configs = AIRLOCK_CONFIGS
         .iter()
         .filter(|c| plan.only.is_none_or(|only| only == c.0));
-    // A focused run measures small requests only.
+    // A focused run measures one scenario.
     let scenarios = if plan.only.is_some() {
-        &SCENARIOS[..1]
+        std::slice::from_ref(plan.scenario)
     } else {
         SCENARIOS
     };

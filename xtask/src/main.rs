@@ -54,6 +54,9 @@ impl Probe {
     }
 }
 
+const BENCH_USAGE: &str =
+    "usage: cargo xtask bench [--smoke | --only NAME [--scenario small|large|new]]";
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let task = args.next().unwrap_or_default();
@@ -67,7 +70,15 @@ fn main() -> anyhow::Result<()> {
             let plan = match rest.as_slice() {
                 [] => bench::Plan::FULL,
                 [flag] if flag == "--smoke" => bench::Plan::SMOKE,
-                [flag, name] if flag == "--only" => bench::Plan {
+                [flag, name, more @ ..] if flag == "--only" => bench::Plan {
+                    scenario: match more {
+                        [] => &bench::SCENARIOS[0],
+                        [f, key] if f == "--scenario" => bench::SCENARIOS
+                            .iter()
+                            .find(|s| s.key == key)
+                            .with_context(|| format!("no scenario {key:?} (small, large, new)"))?,
+                        _ => bail!(BENCH_USAGE),
+                    },
                     only: Some(
                         bench::AIRLOCK_CONFIGS
                             .iter()
@@ -78,7 +89,7 @@ fn main() -> anyhow::Result<()> {
                     ),
                     ..bench::Plan::FULL
                 },
-                _ => bail!("usage: cargo xtask bench [--smoke | --only NAME]"),
+                _ => bail!(BENCH_USAGE),
             };
             ensure_packages(BENCH_PACKAGES)?;
             bench::bench(&build_release()?, plan)

@@ -18,7 +18,10 @@ pub(crate) struct Figures {
     pub(crate) requests: u64,
 }
 
+#[derive(Debug)]
 pub(crate) struct Scenario {
+    /// What `--scenario` calls it.
+    pub(crate) key: &'static str,
     pub(crate) name: &'static str,
     pub(crate) path: &'static str,
     pub(crate) args: &'static [&'static str],
@@ -31,18 +34,21 @@ pub(crate) const BIG: &Scenario = &SCENARIOS[1];
 
 pub(crate) const SCENARIOS: &[Scenario] = &[
     Scenario {
+        key: "small",
         name: "small JSON, keep-alive, 16 conns (req/s)",
         path: "/small.json",
         args: &["-t1", "-c16"],
         bytes: false,
     },
     Scenario {
+        key: "large",
         name: "8 MiB body, 2 conns (MB/s)",
         path: "/big.bin",
         args: &["-t1", "-c2"],
         bytes: true,
     },
     Scenario {
+        key: "new",
         name: "new TLS connection per request, 8 conns (req/s)",
         path: "/small.json",
         args: &["-t1", "-c8", "-H", "Connection: close"],
