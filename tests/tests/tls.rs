@@ -666,3 +666,49 @@ async fn a_process_that_execs_is_attributed_to_its_new_command_line() {
     );
     env.airlock.stop().await;
 }
+
+/// A client's second connection resumes its TLS session (an abbreviated
+/// handshake: no certificate, no signature), whether it sent a server
+/// name or dialled an address without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_resume_their_tls_sessions_with_and_without_a_server_name() {
+    if !privileged("clients_resume_their_tls_sessions_with_and_without_a_server_name") {
+        return;
+    }
+    let (env, _) = setup("resume", AZURE, true).await;
+    let script = format!(
+        "import socket, ssl\n\
+         named = ssl.create_default_context(cafile={ca:?})\n\
+         # airlock's CA is constrained to the intercepted names: a client\n\
+         # dialling an address gets a leaf only a non-verifying one (wrk,\n\
+         # curl -k) accepts.\n\
+         unverified = ssl._create_unverified_context()\n\
+         def get(name, session):\n\
+         \x20   ctx = named if name == {host:?} else unverified\n\
+         \x20   ctx.set_alpn_protocols(['http/1.1'])\n\
+         \x20   s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', {port})), server_hostname=name, session=session)\n\
+         \x20   s.sendall(b'GET /resume HTTP/1.1\\r\\nHost: {host}\\r\\nConnection: close\\r\\n\\r\\n')\n\
+         \x20   while s.recv(65536): pass\n\
+         \x20   return s\n\
+         for name in [{host:?}, '127.0.0.1']:\n\
+         \x20   first = get(name, None)\n\
+         \x20   again = get(name, first.session)\n\
+         \x20   print(name, first.session_reused, again.session_reused, flush=True)\n",
+        ca = env.airlock.ca_cert().display().to_string(),
+        port = env.up.port(),
+        host = AZURE,
+    );
+    let mut cmd = env.cg.command("python3");
+    cmd.args(["-c", &script]);
+    let out = finish(cmd).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        [
+            format!("{AZURE} False True"),
+            "127.0.0.1 False True".to_owned()
+        ],
+        "{out:?}"
+    );
+    env.airlock.stop().await;
+}

@@ -157,14 +157,21 @@ pub(super) fn sign_leaf(
         .clone())
 }
 
+/// TLS sessions kept for clients to resume (an abbreviated handshake: no
+/// certificate, no signature), across every client-facing config.
+const RESUMABLE_SESSIONS: usize = 4096;
+
 /// The client-facing side: one server config per ALPN answer, sharing the
-/// leaf cache through an SNI resolver (and the session cache).
+/// leaf cache through an SNI resolver, and one session cache shared by
+/// them and by the configs made for clients that send no SNI — each of
+/// those is new, and with a cache of its own none of them could resume.
 #[derive(Debug)]
 pub struct ClientTls {
     leaves: Arc<LeafCache>,
     h2: Arc<ServerConfig>,
     http11: Arc<ServerConfig>,
     none: Arc<ServerConfig>,
+    sessions: Arc<dyn rustls::server::StoresServerSessions>,
 }
 
 #[derive(Debug)]
@@ -183,12 +190,15 @@ impl ResolvesServerCert for SniResolver {
 
 impl ClientTls {
     pub fn new(leaves: Arc<LeafCache>) -> Result<Self, TlsError> {
+        let sessions: Arc<dyn rustls::server::StoresServerSessions> =
+            rustls::server::ServerSessionMemoryCache::new(RESUMABLE_SESSIONS);
         let config = |alpn: &[&[u8]]| -> Result<Arc<ServerConfig>, TlsError> {
             let mut c = ServerConfig::builder_with_provider(super::provider())
                 .with_safe_default_protocol_versions()?
                 .with_no_client_auth()
                 .with_cert_resolver(Arc::new(SniResolver(leaves.clone())));
             c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+            c.session_storage = sessions.clone();
             // The provider's order: see `tls::provider`.
             c.ignore_client_order = true;
             Ok(Arc::new(c))
@@ -198,6 +208,7 @@ impl ClientTls {
             http11: config(&[ALPN_HTTP11])?,
             none: config(&[])?,
             leaves: leaves.clone(),
+            sessions,
         })
     }
 
@@ -225,6 +236,7 @@ impl ClientTls {
             .with_cert_resolver(Arc::new(Fixed(key)));
         c.alpn_protocols = shared.alpn_protocols.clone();
         c.ignore_client_order = true;
+        c.session_storage = self.sessions.clone();
         Ok(Arc::new(c))
     }
 }
