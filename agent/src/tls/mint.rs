@@ -158,8 +158,11 @@ pub(super) fn sign_leaf(
 }
 
 /// TLS sessions kept for clients to resume (an abbreviated handshake: no
-/// certificate, no signature), across every client-facing config.
-const RESUMABLE_SESSIONS: usize = 4096;
+/// certificate, no signature), across every client-facing config. Each
+/// full handshake stores two (rustls sends two TLS 1.3 tickets, each good
+/// once); 512 is what the three per-ALPN caches held before they were one,
+/// and bounds the cache near 128 KiB.
+const RESUMABLE_SESSIONS: usize = 512;
 
 /// The client-facing side: one server config per ALPN answer, sharing the
 /// leaf cache through an SNI resolver, and one session cache shared by
