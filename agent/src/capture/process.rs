@@ -148,8 +148,12 @@ impl ProcessCache {
         // apart: always read.
         let cacheable = kernel.image.started != 0;
         if cacheable && let Some(known) = self.get(&key) {
+            // The thread and the name are this connect()'s: a process can
+            // rename itself (prctl) without an exec, and policy matches on
+            // the name.
             return ProcessInfo {
                 tid: kernel.tid,
+                comm: kernel.comm,
                 ..(*known).clone()
             };
         }
@@ -265,11 +269,13 @@ mod tests {
         let again = cache
             .enrich(ProcessInfo {
                 tid: 2,
+                comm: "renamed".into(),
                 ..kernel.clone()
             })
             .await;
         assert_eq!(again.exe.as_deref(), Some("/what/was/read/before"));
         assert_eq!(again.tid, 2, "the thread is this connection's");
+        assert_eq!(again.comm, "renamed", "and so is the name");
         // The same pid after an exec, or under another uid: read afresh.
         let exe = std::env::current_exe().unwrap();
         for changed in [
