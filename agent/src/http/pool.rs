@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use rustls_pki_types::ServerName;
 
-use super::Proto;
 use super::upstream::{Dialer, Link};
 
 /// Idle connections kept per destination, server name and offer.
@@ -39,8 +38,7 @@ pub struct PoolKey {
 #[derive(Debug)]
 pub struct Parked {
     pub(super) dialer: Dialer,
-    pub(super) proto: Proto,
-    /// What the upstream chose when it was dialled.
+    /// What the upstream chose when it was dialled (and so the protocol).
     pub alpn: Option<Vec<u8>>,
     pub(super) link: Link,
 }

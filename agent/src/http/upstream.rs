@@ -166,6 +166,7 @@ pub struct UpstreamConn {
     /// What the upstream chose when the connection was first dialled.
     alpn: Option<Vec<u8>>,
     link: tokio::sync::Mutex<Link>,
+    /// Taken when dropped, to park the connection there.
     home: Option<Home>,
 }
 
@@ -176,14 +177,14 @@ impl UpstreamConn {
         dialer: Dialer,
         stream: TlsStream<TcpStream>,
         alpn: Option<Vec<u8>>,
-        home: Option<Home>,
+        home: Home,
     ) -> Self {
         Self {
             dialer,
             proto: Proto::from_alpn(alpn.as_deref()),
             alpn,
             link: tokio::sync::Mutex::new(Link::Fresh(Box::new(stream))),
-            home,
+            home: Some(home),
         }
     }
 
@@ -191,15 +192,11 @@ impl UpstreamConn {
     pub fn resume(parked: Parked, home: Home) -> Self {
         Self {
             dialer: parked.dialer,
-            proto: parked.proto,
+            proto: Proto::from_alpn(parked.alpn.as_deref()),
             alpn: parked.alpn,
             link: tokio::sync::Mutex::new(parked.link),
             home: Some(home),
         }
-    }
-
-    pub fn proto(&self) -> Proto {
-        self.proto
     }
 
     /// Sends one request, re-dialling first if the connection is gone.
@@ -277,7 +274,6 @@ impl Drop for UpstreamConn {
             home.key,
             Parked {
                 dialer: self.dialer.clone(),
-                proto: self.proto,
                 alpn: self.alpn.take(),
                 link,
             },

@@ -188,14 +188,9 @@ impl Proxy {
                     .await;
             }
             Sniffed::Tls(hello) => {
-                // An IP literal in SNI is illegal (RFC 6066): no name.
-                let name = hello
-                    .sni
-                    .as_deref()
-                    .filter(|s| s.parse::<std::net::IpAddr>().is_err());
                 let intercepted = {
                     let intercept = self.intercept.read().unwrap_or_else(|p| p.into_inner());
-                    match name {
+                    match hello.server_name() {
                         Some(name) => intercept.matches(name),
                         // Without a name there is nothing to tell an
                         // intercepted host from another by: splicing would

@@ -27,6 +27,17 @@ pub struct ClientHelloInfo {
     pub alpn: Vec<Vec<u8>>,
 }
 
+impl ClientHelloInfo {
+    /// The server the client names: its SNI, unless that is an IP literal,
+    /// which RFC 6066 forbids there (rustls ignores it too): such a client
+    /// names no server, like one that sends no SNI.
+    pub fn server_name(&self) -> Option<&str> {
+        self.sni
+            .as_deref()
+            .filter(|s| s.parse::<std::net::IpAddr>().is_err())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HelloError {
     #[error("client closed before sending anything")]

@@ -79,7 +79,7 @@ pub(super) async fn intercept(
                 }
                 (
                     alpn.clone(),
-                    Ok(UpstreamConn::start(redial, stream, alpn, Some(home))),
+                    Ok(UpstreamConn::start(redial, stream, alpn, home)),
                 )
             }
             Err(e) => {
@@ -94,14 +94,9 @@ pub(super) async fn intercept(
         }
     };
     let (alpn, upstream) = upstream;
-    // An IP literal in SNI is illegal (RFC 6066) and rustls ignores it: such
-    // a client is served like one without SNI, by destination address.
-    let cert_sni = hello
-        .sni
-        .as_deref()
-        .filter(|s| s.parse::<std::net::IpAddr>().is_err());
+    // A client that names no server is served by destination address.
     let server_config = match Box::pin(proxy.client_tls.config(
-        cert_sni,
+        hello.server_name(),
         &ip.to_string(),
         alpn.as_deref(),
     ))
