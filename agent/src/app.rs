@@ -8,10 +8,11 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
-use crate::addrs::ListenAddr;
-use crate::audit::{AgentRecord, AuditError, AuditLog};
+use crate::audit::{AuditError, AuditLog};
 use crate::capture::{Capture, CaptureError, OrigDstTable, Targets};
 use crate::config::Config;
+use crate::core::addrs::ListenAddr;
+use crate::core::record::AgentRecord;
 use crate::gate::Gate;
 use crate::identity::Identifier;
 use crate::policy::{LivePolicy, PolicyError, PolicySource};

@@ -17,11 +17,12 @@ mod users;
 mod view;
 mod webhook;
 
+use crate::core::{Approver, Outcome};
 pub use crate::users::UserDb;
 pub use admin::AdminServer;
 pub use client::{AdminClient, approvals_table, grants_table, held_details};
 pub use record::{ApprovalRecord, Event};
-pub use users::{Approver, Approvers};
+pub use users::Approvers;
 pub use view::{GrantView, HeldView, Status};
 
 use std::collections::{HashMap, VecDeque};
@@ -32,9 +33,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 
 use crate::audit::AuditLog;
-use crate::capture::ProcessInfo;
 use crate::config::ApprovalConfig;
-use crate::identity::Identity;
+use crate::core::Identity;
+use crate::core::ProcessInfo;
 use crate::tls::UpstreamTls;
 
 /// Decided request ids remembered, so a late decision is told "already
@@ -117,38 +118,6 @@ pub struct HeldRequest {
     pub process: Arc<ProcessInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_excerpt: Option<String>,
-}
-
-/// How a hold ended (abandonment has no outcome: the future was dropped).
-/// As JSON: `{"outcome": "approved", "by": {…}, "grant_id": …}`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Outcome {
-    /// Forward the request unchanged. `grant`: the window grant this
-    /// approval created, or the live one that let the request through.
-    Approved {
-        by: Approver,
-        #[serde(rename = "grant_id", skip_serializing_if = "Option::is_none")]
-        grant: Option<String>,
-    },
-    /// Answer 403.
-    Denied { by: Approver, reason: String },
-    /// Nobody decided in time: answer 403.
-    Expired,
-    /// The hold could not be recorded: answer 503, forward nothing.
-    AuditUnavailable,
-}
-
-impl Outcome {
-    /// `approved`, `denied`, `expired`, `audit_unavailable`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Approved { .. } => "approved",
-            Self::Denied { .. } => "denied",
-            Self::Expired => "expired",
-            Self::AuditUnavailable => "audit_unavailable",
-        }
-    }
 }
 
 /// Who a grant covers. A verified token's claims (object id, else UPN,

@@ -7,15 +7,10 @@ pub mod checkpoint;
 pub mod files;
 pub mod query;
 mod queue;
-mod record;
 mod recover;
 mod stats;
 pub mod verify;
 mod writer;
 
-pub use record::{
-    AgentRecord, BodyInfo, ConnectionRecord, HttpRecord, Phase, RecordKind, RequestInfo,
-    ResponseInfo, TlsInfo, TlsRefusedRecord,
-};
 pub use stats::AuditStats;
 pub use writer::{AuditError, AuditLog};

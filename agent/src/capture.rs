@@ -11,7 +11,7 @@ mod selectors;
 mod table;
 
 pub use events::{EventCounts, EventReader};
-pub use process::{ProcessCache, ProcessInfo};
+pub use process::ProcessCache;
 pub use table::{Captured, OrigDstTable};
 
 use std::fs::File;

@@ -4,10 +4,12 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::capture::ProcessInfo;
-use crate::identity::{Identifier, Identity};
-use crate::operation::Operation;
-use crate::policy::{Decision, LivePolicy, Subject};
+use crate::core::Decision;
+use crate::core::Identity;
+use crate::core::Operation;
+use crate::core::ProcessInfo;
+use crate::identity::Identifier;
+use crate::policy::{LivePolicy, Subject};
 
 /// What the gate concluded about one request.
 #[derive(Clone, Debug)]

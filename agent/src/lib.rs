@@ -2,13 +2,13 @@
 //! calls. Data flows one way through the stages below; see ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
-pub mod addrs;
 pub mod app;
 pub mod approval;
 pub mod audit;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod core;
 pub mod demo;
 pub mod gate;
 pub mod host;

@@ -14,9 +14,10 @@ use airlock::cli::{
     FilterArgs, LogArgs, LogFormat, PolicyCommand,
 };
 use airlock::config::Config;
+use airlock::core::Glob;
 use airlock::identity::Identifier;
+use airlock::policy::PolicySource;
 use airlock::policy::explain::{Question, explain};
-use airlock::policy::{Glob, PolicySource};
 use airlock::tls::{CaFiles, CertificateAuthority, UpstreamTls};
 
 fn main() -> ExitCode {
@@ -192,7 +193,7 @@ fn policy_explain(config: &Config, a: ExplainArgs) -> anyhow::Result<()> {
     let authorization = a
         .authorization
         .or_else(|| a.token.map(|t| format!("Bearer {t}")));
-    let process = airlock::capture::ProcessInfo {
+    let process = airlock::core::ProcessInfo {
         comm: a.comm,
         exe: a.exe,
         uid: a.uid,

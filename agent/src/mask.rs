@@ -7,6 +7,8 @@
 //! (HMAC-SHA256 with a per-host key), so one secret can be followed across
 //! records without being revealed. docs/masking.md has the details.
 
+use crate::core::{Findings, truncate};
+
 mod detect;
 mod json;
 mod kubeconfig;
@@ -17,14 +19,12 @@ mod tests;
 pub use detect::MAX_SECRET;
 pub use stream::{Mode, StreamMasker};
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
 use ring::hmac;
-use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MaskError {
@@ -33,38 +33,6 @@ pub enum MaskError {
         path: std::path::PathBuf,
         why: String,
     },
-}
-
-/// What was masked in one body, header set or query: `masked` in the
-/// audit record.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Findings {
-    pub count: u32,
-    pub detectors: BTreeMap<&'static str, u32>,
-}
-
-impl Findings {
-    pub fn add(&mut self, detector: &'static str) {
-        self.count += 1;
-        *self.detectors.entry(detector).or_default() += 1;
-    }
-
-    pub fn merge(&mut self, other: &Findings) {
-        self.count += other.count;
-        for (d, n) in &other.detectors {
-            *self.detectors.entry(d).or_default() += n;
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// A private key or a storage account key: what must not be uploaded.
-    pub fn has_key_material(&self) -> bool {
-        self.detectors.contains_key("private-key")
-            || self.detectors.contains_key("storage-account-key")
-    }
 }
 
 /// Masks with one host's key. Cheap to clone.
@@ -142,7 +110,7 @@ impl Masker {
     /// The replacement for `secret`: `airlock:masked:{detector}:{8 hex}`.
     pub fn token(&self, detector: &str, secret: &[u8]) -> String {
         let tag = hmac::sign(&self.key, secret);
-        let hex = crate::audit::chain::hex(&tag.as_ref()[..4]);
+        let hex = crate::core::hex(&tag.as_ref()[..4]);
         format!("airlock:masked:{detector}:{hex}")
     }
 
@@ -254,18 +222,6 @@ pub fn redact(text: &str) -> String {
     }
     out.push_str(&String::from_utf8_lossy(&bytes[at..]));
     out
-}
-
-/// The longest prefix of `s` within `max` bytes, on a character boundary.
-pub fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// Whether `operation`'s responses are masked by structure (they exist to

@@ -16,8 +16,8 @@ pub use prompt::Prompt;
 use serde::Serialize;
 
 use crate::config::ModelConfig;
+use crate::core::{Operation, Service};
 use crate::host::InterceptList;
-use crate::operation::{Operation, Service};
 
 /// Which hosts serve model APIs.
 #[derive(Debug)]
@@ -62,18 +62,18 @@ impl ModelHosts {
 /// `kind: "model"`: one model call, written when its response ends.
 #[derive(Clone, Debug, Serialize)]
 pub struct ModelRecord {
-    pub kind: crate::audit::RecordKind,
+    pub kind: crate::core::record::RecordKind,
     /// The `http` exchange's id (its records carry the wire details).
     pub exchange: String,
-    pub process: std::sync::Arc<crate::capture::ProcessInfo>,
+    pub process: std::sync::Arc<crate::core::ProcessInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub identity: Option<std::sync::Arc<crate::identity::Identity>>,
+    pub identity: Option<std::sync::Arc<crate::core::Identity>>,
     pub host: String,
     pub operation: String,
     pub prompt: Prompt,
     /// Secrets masked out of the prompt before it left the host.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub masked: Option<crate::mask::Findings>,
+    pub masked: Option<crate::core::Findings>,
     pub output: Output,
     /// The model as the response names it (else as requested).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -5,44 +5,20 @@
 //! errors, and the live policy that reloads without ever dropping to none.
 
 pub mod explain;
-mod glob;
 mod live;
 mod load;
 mod matcher;
 #[cfg(test)]
 mod tests;
 
-pub use glob::Glob;
 pub use live::{LivePolicy, PolicySource, Reloaded};
 pub use load::{PolicyError, embedded, load_dir};
 
 use std::time::Duration;
 
-use serde::Serialize;
-
-use crate::capture::ProcessInfo;
-use crate::identity::Identity;
+use crate::core::Identity;
+use crate::core::{Action, Decision, ProcessInfo, ResponseMasking};
 use matcher::Conditions;
-
-/// What a rule decides.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Allow,
-    Deny,
-    /// Held until a human approves or denies it (or it times out → deny).
-    Approve,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::Deny => "deny",
-            Self::Approve => "approve",
-        }
-    }
-}
 
 /// One compiled rule.
 #[derive(Clone, Debug)]
@@ -74,38 +50,6 @@ pub struct Subject<'a> {
     /// Detectors that found secrets in the request body (empty until the
     /// body has been scanned).
     pub secrets: &'a [&'static str],
-}
-
-/// The outcome; `decision` in the audit record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Decision {
-    pub action: Action,
-    /// The rule that matched; absent when the default applied.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
-    pub reason: String,
-    #[serde(skip)]
-    pub timeout: Option<Duration>,
-    /// Said only when it is `pass`.
-    #[serde(skip_serializing_if = "ResponseMasking::is_mask")]
-    pub response: ResponseMasking,
-}
-
-/// What reaches the client of an allowed request.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResponseMasking {
-    /// Secrets in the response are masked (the default).
-    #[default]
-    Mask,
-    /// The response is relayed as is.
-    Pass,
-}
-
-impl ResponseMasking {
-    fn is_mask(&self) -> bool {
-        *self == Self::Mask
-    }
 }
 
 /// A complete, validated rule set.

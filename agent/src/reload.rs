@@ -11,9 +11,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::audit::{AgentRecord, AuditLog};
+use crate::audit::AuditLog;
 use crate::capture::Selectors;
 use crate::config::Config;
+use crate::core::record::AgentRecord;
 use crate::gate::Gate;
 use crate::host::InterceptList;
 use crate::identity::Identifier;

@@ -19,8 +19,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::net::{UnixListener, UnixStream};
 
-use super::{ApprovalError, Approvals, Outcome, UserDb};
+use super::{ApprovalError, Approvals, UserDb};
 use crate::config::AdminConfig;
+use crate::core::Outcome;
 use crate::telemetry::Telemetry;
 
 /// Request bodies are a reason and a duration; anything larger is not one.

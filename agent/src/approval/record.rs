@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use super::users::Approver;
-use crate::audit::RecordKind;
+use crate::core::Approver;
+use crate::core::record::RecordKind;
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -113,7 +113,7 @@ fn request(id: &str, operation: &str, uid: u32) -> HeldRequest {
         method: "DELETE".into(),
         url: "https://management.azure.com/subscriptions/s/resourcegroups/rg1".into(),
         identity: Arc::new(Identity {
-            kind: crate::identity::CredentialKind::Jwt,
+            kind: crate::core::CredentialKind::Jwt,
             verified: true,
             oid: Some("oid-1".into()),
             upn: Some("dev@contoso.com".into()),

@@ -1,19 +1,8 @@
 //! Who may decide on held requests: `approval.approvers` (user names and
 //! `group:NAME`) checked against the user database ([`crate::users`]).
 
-use serde::Serialize;
-
+use crate::core::Approver;
 use crate::users::UserDb;
-
-/// Whoever acted through the admin socket; `by` in approval records.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Approver {
-    /// From the kernel (SO_PEERCRED), not from the client.
-    pub uid: u32,
-    /// From `/etc/passwd`; absent when the uid has no entry.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-}
 
 impl Approver {
     pub fn new(uid: u32, db: &UserDb) -> Self {

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::{Grant, HeldRequest, Slot, users::Approver};
+use super::{Grant, HeldRequest, Slot};
+use crate::core::Approver;
 
 /// A held request, with everything an approver needs to decide.
 #[derive(Clone, Debug, Serialize)]

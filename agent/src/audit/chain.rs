@@ -4,6 +4,8 @@
 //! and appends `,"hash":"…"` before the closing brace, so sealing needs no
 //! re-serialisation and any change to a byte of a line breaks its hash.
 
+use crate::core::hex;
+
 use serde_json::Value;
 
 /// `prev` of the very first record.
@@ -11,16 +13,6 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 /// What follows the canonical text on every line: `,"hash":"<64 hex>"}`.
 const HASH_MEMBER: &[u8] = b",\"hash\":\"";
-
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    s
-}
 
 /// SHA-256 of `prev || canonical`, hex.
 pub fn hash(prev: &str, canonical: &[u8]) -> String {

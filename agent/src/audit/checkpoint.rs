@@ -11,7 +11,8 @@ use std::path::Path;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use serde_json::{Value, json};
 
-use super::chain::{Head, hex};
+use super::chain::Head;
+use crate::core::hex;
 
 /// What is signed: a version tag, the seq and the hash of the record before
 /// the checkpoint.

@@ -8,8 +8,8 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
+use crate::core::Glob;
 use crate::host::HostPattern;
-use crate::policy::Glob;
 
 /// Calls `each` with every complete record of `files`, in order: its line
 /// (without the newline) and its JSON. Streamed, so a rotated file of any
@@ -220,7 +220,7 @@ fn model_row(r: &Value) -> String {
         .and_then(|m| m["content"].as_str())
         .and_then(|c| c.lines().next())
         .unwrap_or("");
-    let said = crate::mask::truncate(said, 60);
+    let said = crate::core::truncate(said, 60);
     let tools: Vec<&str> = r["output"]["tool_calls"]
         .as_array()
         .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())

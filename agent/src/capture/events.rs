@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use airlock_ebpf::{Event, EventKind};
 use aya::maps::{MapData, RingBuf};
 
-use crate::addrs::from_mapped_bytes;
+use crate::core::addrs::from_mapped_bytes;
 
-use super::ProcessInfo;
+use crate::core::ProcessInfo;
 
 /// Kernel events seen since airlock started, by kind. Events the ring
 /// buffer had no room for are not seen (the programs never block a

@@ -3,11 +3,11 @@
 //! kept per run of a program ([`ProcessCache`]) so a process opening many
 //! connections is read once.
 
+use crate::core::{Image, ProcessInfo};
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use serde::Serialize;
 
 use super::cgroup;
 
@@ -19,44 +19,6 @@ const MAX_CMDLINE_BYTES: usize = 4096;
 const CACHE_FOR: Duration = Duration::from_secs(30);
 /// Processes remembered at most.
 const CACHE_ENTRIES: usize = 4096;
-
-/// The caller of a captured connection, as audit records carry it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ProcessInfo {
-    /// Process id (the kernel's tgid).
-    pub pid: u32,
-    /// Thread that called connect().
-    pub tid: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ppid: Option<u32>,
-    pub uid: u32,
-    /// The local user `uid` names (`/etc/passwd`), when it names one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    pub gid: u32,
-    pub comm: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exe: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cmdline: Option<String>,
-    /// cgroup v2 path (`/a/b`) when the process is still there, else empty.
-    pub cgroup: String,
-    pub cgroup_id: u64,
-    /// Which run of which program this is (not recorded: it only keys the
-    /// cache).
-    #[serde(skip)]
-    pub image: Image,
-}
-
-/// A process's start and exec count, as the kernel gave them at connect():
-/// a pid reused by another process, or a process that exec'd another
-/// program, has a different one.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Image {
-    /// ns since boot.
-    pub started: u64,
-    pub execs: u64,
-}
 
 impl ProcessInfo {
     /// The kernel's view only; no /proc access.

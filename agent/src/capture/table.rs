@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use airlock_ebpf::{Orig, PeerKey};
 use aya::maps::{HashMap, MapData, MapError};
 
-use crate::addrs::{ClientAddr, OrigDstAddr, from_mapped_bytes, to_mapped_bytes};
+use crate::core::addrs::{ClientAddr, OrigDstAddr, from_mapped_bytes, to_mapped_bytes};
 
-use super::ProcessInfo;
+use crate::core::ProcessInfo;
 
 /// What the kernel recorded about one redirected connection.
 #[derive(Clone, Debug)]

@@ -80,7 +80,7 @@ impl<B: HttpBody> Counted<B> {
     /// both on `None` and on drop at the end.
     fn seal_digest(&mut self) {
         if let Some(d) = self.digest.take() {
-            let hex = crate::audit::chain::hex(d.0.finish().as_ref());
+            let hex = crate::core::hex(d.0.finish().as_ref());
             self.exchange.set_sha256(self.side == Side::Response, hex);
             if let Some(kept) = self.kept.take() {
                 self.exchange.body_kept(&kept);

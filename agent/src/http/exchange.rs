@@ -6,15 +6,15 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::addrs::Endpoint;
-use crate::audit::{
-    AuditError, AuditLog, BodyInfo, HttpRecord, Phase, RecordKind, RequestInfo, ResponseInfo,
-    TlsInfo,
-};
-use crate::capture::ProcessInfo;
+use crate::audit::{AuditError, AuditLog};
 use crate::config::OnAuditFailure;
+use crate::core::GithubInfo;
+use crate::core::ProcessInfo;
+use crate::core::addrs::Endpoint;
+use crate::core::record::{
+    BodyInfo, HttpRecord, Phase, RecordKind, RequestInfo, ResponseInfo, TlsInfo,
+};
 use crate::gate::{Asked, Gate, Verdict};
-use crate::identity::GithubInfo;
 use crate::redact::{redact_headers, redact_query};
 
 /// What every exchange on one connection shares.
@@ -43,7 +43,7 @@ pub struct ConnCtx {
 #[derive(Clone, Debug, Default)]
 pub(super) struct Seen {
     pub excerpt: Option<String>,
-    pub findings: Option<crate::mask::Findings>,
+    pub findings: Option<crate::core::Findings>,
 }
 
 #[derive(Debug)]
@@ -67,7 +67,7 @@ pub(super) struct Exchange {
     /// A model call's prompt, and then its reassembled output.
     prompt: OnceLock<crate::model::Prompt>,
     /// How a hold for approval ended.
-    approval: OnceLock<crate::approval::Outcome>,
+    approval: OnceLock<crate::core::Outcome>,
     output: OnceLock<crate::model::Output>,
     error: Mutex<Option<String>>,
     done: AtomicBool,
@@ -225,7 +225,7 @@ impl Exchange {
         &self.ctx
     }
 
-    pub(super) fn set_approval(&self, outcome: crate::approval::Outcome) {
+    pub(super) fn set_approval(&self, outcome: crate::core::Outcome) {
         let _ = self.approval.set(outcome);
     }
 

@@ -19,8 +19,8 @@ use super::headers::{is_upgrade, strip_hop_by_hop};
 use super::inspect::{self, Refusal};
 use super::{Body, Proto, UpstreamConn, UpstreamError};
 use crate::config::OnAuditFailure;
+use crate::core::{Action, Decision};
 use crate::gate::Asked;
-use crate::policy::{Action, Decision};
 
 /// A client must finish sending request headers within this (slowloris).
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -323,7 +323,7 @@ async fn hold(
         .await;
     exchange.set_approval(outcome.clone());
     let extra = |outcome: &str| serde_json::json!({ "rule": decision.rule, "reason": decision.reason, "outcome": outcome });
-    use crate::approval::Outcome;
+    use crate::core::Outcome;
     match outcome {
         Outcome::Approved { .. } => Ok(()),
         Outcome::Denied { by, reason } => Err(refuse_with(

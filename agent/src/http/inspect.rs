@@ -16,10 +16,11 @@ use super::body::{Counted, Side};
 use super::decode::{Decoded, Decoder, Encoded, Encoder};
 use super::exchange::{Exchange, Seen};
 use super::tap::Tap;
+use crate::core::Findings;
+use crate::core::{Action, Decision, ResponseMasking};
 use crate::gate::{Asked, Verdict};
-use crate::mask::{Findings, Mode, textual};
+use crate::mask::{Mode, textual};
 use crate::operation::github;
-use crate::policy::{Action, Decision, ResponseMasking};
 
 /// Entra's token endpoint, where a GitHub OIDC assertion becomes an Azure
 /// token (see [`crate::identity::Links`]).
@@ -68,7 +69,7 @@ pub(super) async fn request_body(
     let text = textual(content_type);
     let length = header(headers, CONTENT_LENGTH).and_then(|l| l.parse::<usize>().ok());
     let token = is_token_request(verdict);
-    let model = verdict.operation.service == crate::operation::Service::Model;
+    let model = verdict.operation.service == crate::core::Service::Model;
     let whole =
         token || model || (text && length.is_some_and(|l| l > 0 && l <= ctx.scan_before_forward));
     if !whole {
@@ -230,7 +231,7 @@ pub(super) fn response_body(
     // Counted outside: bytes and digest are of what the client receives,
     // and the tap reports before the body's end records the exchange.
     let tapped = Tap::new(body, masker, exchange.clone(), true, excerpt);
-    let tapped = if verdict.operation.service == crate::operation::Service::Model {
+    let tapped = if verdict.operation.service == crate::core::Service::Model {
         tapped.reassembling()
     } else {
         tapped

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use lru::LruCache;
 
-use super::Identity;
+use crate::core::Identity;
 
 #[derive(Debug)]
 pub struct TokenCache {

@@ -15,8 +15,8 @@ use serde_json::Value;
 use super::crypto::ALLOWED;
 use super::fetch::Fetcher;
 use super::jwks::{Jwks, Source};
-use super::{CredentialKind, GithubInfo, Identity};
 use crate::config::{IdentityConfig, IssuerConfig};
+use crate::core::{CredentialKind, GithubInfo, Identity};
 
 /// The real GitHub Actions OIDC issuer.
 pub const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";

@@ -18,8 +18,8 @@ use std::time::{Duration, SystemTime};
 
 use lru::LruCache;
 
-use super::GithubInfo;
 use super::storage::percent_decode;
+use crate::core::GithubInfo;
 
 /// Links remembered at once; the oldest go first.
 const CAPACITY: usize = 4096;

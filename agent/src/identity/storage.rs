@@ -5,7 +5,8 @@
 
 use std::time::SystemTime;
 
-use super::{CredentialKind, Identity, SasInfo, fingerprint};
+use super::fingerprint;
+use crate::core::{CredentialKind, Identity, SasInfo};
 
 /// `Authorization: SharedKey account:signature`.
 pub fn shared_key(scheme: &str, rest: &str) -> Option<Identity> {

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::config::{IdentityConfig, IssuerConfig};
+use crate::core::GithubInfo;
 
 fn jwt(header: Value, claims: Value) -> String {
     let enc = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());

@@ -7,8 +7,9 @@
 
 use serde_json::Value;
 
-use super::{Findings, Masker, kubeconfig};
-use crate::policy::Glob;
+use super::{Masker, kubeconfig};
+use crate::core::Findings;
+use crate::core::Glob;
 
 /// How to mask one operation's response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::{Findings, Masker};
+use super::Masker;
+use crate::core::Findings;
 
 /// YAML keys whose values are credentials in a kubeconfig.
 const SECRET_KEYS: &[&str] = &[

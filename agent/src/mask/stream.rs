@@ -7,9 +7,10 @@
 
 use bytes::Bytes;
 
+use super::Masker;
 use super::detect::{self, MAX_SECRET};
 use super::json::{self, Plan};
-use super::{Findings, Masker};
+use crate::core::Findings;
 
 /// Largest document (or watch event) masked by structure.
 pub const STRUCTURED_CAP: usize = 4 * 1024 * 1024;

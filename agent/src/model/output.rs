@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::core::truncate;
 use crate::mask::Masker;
-use crate::mask::truncate;
 
 /// Longest single SSE line or JSON body looked at (a model's stream is
 /// many small events; a line bigger than this is skipped, not buffered).
@@ -177,7 +177,7 @@ impl Reassembler {
             truncated: kept.len() < masked.len(),
             text: kept.to_owned(),
             bytes: self.text.len() as u64,
-            sha256: crate::audit::chain::hex(digest.as_ref()),
+            sha256: crate::core::hex(digest.as_ref()),
             tool_calls: self
                 .tools
                 .into_values()

@@ -50,7 +50,7 @@ impl Prompt {
         let digest = ring::digest::digest(&ring::digest::SHA256, body);
         let mut p = Prompt {
             bytes: body.len() as u64,
-            sha256: crate::audit::chain::hex(digest.as_ref()),
+            sha256: crate::core::hex(digest.as_ref()),
             ..Prompt::default()
         };
         let Ok(v) = serde_json::from_slice::<Value>(body) else {
@@ -74,7 +74,7 @@ impl Prompt {
         let mut budget = cap;
         let mut push = |p: &mut Prompt, role: &str, text: &str| {
             let (masked, _) = masker.mask_text(text);
-            let kept = crate::mask::truncate(&masked, budget);
+            let kept = crate::core::truncate(&masked, budget);
             budget -= kept.len();
             p.truncated |= kept.len() < masked.len();
             p.messages.push(Message {

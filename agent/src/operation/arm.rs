@@ -1,6 +1,7 @@
 //! Azure Resource Manager: requests named by their RBAC action string.
 
-use super::{Http, Operation, Service, segments};
+use super::{Http, segments};
+use crate::core::{Operation, Service};
 
 /// The namespace of paths that name no provider (`/subscriptions/{s}`,
 /// `…/resourceGroups/{rg}`), as RBAC spells their actions.

@@ -1,6 +1,7 @@
 //! Entra ID (Azure AD) sign-in endpoints: where agents get their tokens.
 
-use super::{Http, Operation, Service, lowered, segments};
+use super::{Http, lowered, segments};
+use crate::core::{Operation, Service};
 
 pub(super) fn classify(verb: Http, path: &str) -> Operation {
     let segs = segments(path);

@@ -1,6 +1,7 @@
 //! Function apps (`*.azurewebsites.net`) and their Kudu site (`*.scm.…`).
 
-use super::{Http, Operation, Service, lowered, segments};
+use super::{Http, lowered, segments};
+use crate::core::{Operation, Service};
 
 /// Kudu APIs under `/api/` on the scm host, named as themselves.
 const KUDU_APIS: &[&str] = &[

@@ -2,7 +2,8 @@
 //! the exchange of a GitHub OAuth token for a Copilot session token, and
 //! `/user`, which names the account behind an OAuth token.
 
-use super::{Http, Operation, Service, lowered, segments};
+use super::{Http, lowered, segments};
+use crate::core::{Operation, Service};
 
 /// The operation that mints Copilot session tokens.
 pub const COPILOT_TOKEN: &str = "github.copilot.token";

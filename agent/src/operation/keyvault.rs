@@ -1,6 +1,7 @@
 //! Key Vault data plane: secrets, keys and certificates.
 
-use super::{Http, Operation, Service, lowered, segments};
+use super::{Http, lowered, segments};
+use crate::core::{Operation, Service};
 
 /// Key operations addressed as `POST /keys/{name}[/{version}]/{op}`.
 const KEY_OPERATIONS: &[&str] = &[

@@ -1,7 +1,8 @@
 //! Kubernetes API server requests, read the way the API server's own
 //! request-info parser reads them (k8s.io/apiserver `requestinfo.go`).
 
-use super::{Http, KubeRef, KubeVerb, Operation, Service, query_param, segments};
+use super::{Http, query_param, segments};
+use crate::core::{KubeRef, KubeVerb, Operation, Service};
 
 /// Subresources that open a stream or a tunnel. Their name carries no verb:
 /// a GET with a WebSocket upgrade and a POST do the same thing.

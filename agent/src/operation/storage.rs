@@ -1,7 +1,8 @@
 //! Azure Storage data plane: blob operations by their REST names, the other
 //! services by what the method does.
 
-use super::{Http, Operation, Service, first_label, query_param, segments};
+use super::{Http, first_label, query_param, segments};
+use crate::core::{Operation, Service};
 
 /// Which storage service an endpoint serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 use http::Method;
 
 use super::*;
+use crate::core::{KubeRef, KubeVerb};
 
 const ARM: &str = "management.azure.com";
 const SUB: &str = "/subscriptions/00000000-0000-0000-0000-000000000000";

@@ -4,10 +4,12 @@
 
 use serde::Serialize;
 
-use super::{Decision, Policy, Subject};
-use crate::capture::ProcessInfo;
-use crate::identity::{Identifier, Identity};
-use crate::operation::Operation;
+use super::{Policy, Subject};
+use crate::core::Decision;
+use crate::core::Identity;
+use crate::core::Operation;
+use crate::core::ProcessInfo;
+use crate::identity::Identifier;
 
 /// A request described on the command line.
 #[derive(Debug)]

@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::matcher::{Conditions, IdentityWhen, ProcessWhen, RequestWhen};
-use super::{Action, Policy, ResponseMasking, Rule};
+use super::{Policy, Rule};
 use crate::config::line_col;
+use crate::core::{Action, ResponseMasking};
 
 /// The policies shipped in the repository's `policies/`, built in so a
 /// host with no policy directory still runs the documented defaults.

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Subject;
-use super::glob::Glob;
-use crate::identity::CredentialKind;
+use crate::core::CredentialKind;
+use crate::core::Glob;
 
 /// `"x"` or `["x", "y"]` in a policy file.
 #[derive(Clone, Debug, Deserialize)]

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::identity::{CredentialKind, GithubInfo, SasInfo};
+use crate::core::{CredentialKind, GithubInfo, SasInfo};
 
 struct Req {
     identity: Identity,

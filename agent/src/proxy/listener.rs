@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::addrs::{ClientAddr, ListenAddr};
 use crate::config::ProxyConfig;
+use crate::core::addrs::{ClientAddr, ListenAddr};
 
 use super::Proxy;
 

@@ -11,8 +11,8 @@ use tokio_rustls::TlsAcceptor;
 use super::connection::{Conn, Proxy};
 use super::hello::ClientHelloInfo;
 use super::prefixed::PrefixedIo;
-use crate::addrs::Endpoint;
-use crate::audit::{RecordKind, TlsRefusedRecord};
+use crate::core::addrs::Endpoint;
+use crate::core::record::{RecordKind, TlsRefusedRecord};
 use crate::http::{ConnCtx, Dialer, Home, PoolKey, Proto, UpstreamConn};
 use crate::tls::{ALPN_H2, ALPN_HTTP11};
 

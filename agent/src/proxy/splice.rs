@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::addrs::OrigDstAddr;
+use crate::core::addrs::OrigDstAddr;
 
 /// Copies both ways until both sides close (or nothing crosses for
 /// `idle`), adding to `counts` (client → upstream, upstream → client) as

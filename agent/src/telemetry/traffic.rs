@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::exposition::{Exposition, Histogram};
-use crate::audit::HttpRecord;
+use crate::core::record::HttpRecord;
 
 /// Distinct operation names tracked before the rest become `other`.
 pub const MAX_OPERATIONS: usize = 512;
@@ -102,7 +102,7 @@ impl Traffic {
             *per.entry((decision, status)).or_default() += 1;
         }
         if let Some(id) = &record.identity
-            && id.kind != crate::identity::CredentialKind::None
+            && id.kind != crate::core::CredentialKind::None
         {
             let result = if id.verified {
                 "verified"

@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use crate::addrs::Endpoint;
-use crate::capture::ProcessInfo;
+use crate::core::ProcessInfo;
+use crate::core::addrs::Endpoint;
 
 /// `kind` of a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -118,7 +118,7 @@ pub struct RequestInfo {
     /// What the request does, named as a person would (see
     /// [`crate::operation`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub operation: Option<std::sync::Arc<crate::operation::Operation>>,
+    pub operation: Option<std::sync::Arc<crate::core::Operation>>,
     /// Query string, secrets (`sig`, tokens, passwords) redacted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
@@ -131,7 +131,7 @@ pub struct RequestInfo {
     pub body: Option<BodyInfo>,
     /// Secrets found in the body (exfiltration findings).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub masked: Option<crate::mask::Findings>,
+    pub masked: Option<crate::core::Findings>,
 }
 
 /// `response` of an HTTP record.
@@ -144,7 +144,7 @@ pub struct ResponseInfo {
     /// Secrets masked before the body reached the client (or, for a token
     /// endpoint's response, only in the excerpt).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub masked: Option<crate::mask::Findings>,
+    pub masked: Option<crate::core::Findings>,
 }
 
 /// Which of an exchange's two records this is.
@@ -168,17 +168,17 @@ pub struct HttpRecord {
     pub tls: TlsInfo,
     /// Who the credential says is calling (never the credential itself).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub identity: Option<std::sync::Arc<crate::identity::Identity>>,
+    pub identity: Option<std::sync::Arc<crate::core::Identity>>,
     pub request: RequestInfo,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<ResponseInfo>,
     /// What policy decided.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub decision: Option<crate::policy::Decision>,
+    pub decision: Option<crate::core::Decision>,
     /// For a held request: how the hold ended (`approved` with the
     /// approver and any grant, `denied`, `expired`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub approval: Option<crate::approval::Outcome>,
+    pub approval: Option<crate::core::Outcome>,
     /// The connection was upgraded (WebSocket, SPDY) and relayed as bytes.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub upgraded: bool,
