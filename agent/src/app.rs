@@ -37,7 +37,7 @@ pub enum AppError {
     #[error(transparent)]
     Mask(#[from] crate::mask::MaskError),
     #[error(transparent)]
-    Approval(#[from] crate::approval::ApprovalError),
+    Admin(#[from] crate::admin::AdminError),
 }
 
 /// The addresses airlock actually bound (tests bind port 0 and read these).
@@ -60,7 +60,7 @@ pub struct App {
     gate: Arc<Gate>,
     masker: crate::mask::Masker,
     approvals: Arc<crate::approval::Approvals>,
-    admin: crate::approval::AdminServer,
+    admin: crate::admin::AdminServer,
     intercept: Arc<std::sync::RwLock<crate::host::InterceptList>>,
     telemetry: Arc<crate::telemetry::Telemetry>,
     /// Read again on SIGHUP (none: only the policies are reloaded).
@@ -72,7 +72,7 @@ pub struct App {
 /// attaches capture pointing at the addresses actually bound.
 pub async fn build(config: Config) -> Result<App, AppError> {
     crate::capture::preflight(&config.capture)?;
-    let policy = Arc::new(LivePolicy::new(policy_source(&config))?);
+    let policy = Arc::new(LivePolicy::new(PolicySource::configured(&config.policy))?);
     let masker = crate::mask::Masker::load_or_create(&config.masking.key_file)?;
     let listeners = Listeners::bind(&config.proxy).await?;
     let (listen, listen6) = listeners.addrs();
@@ -100,10 +100,9 @@ pub async fn build(config: Config) -> Result<App, AppError> {
     // Bound now: a second airlock (a live socket) is an error before
     // anything is attached.
     let telemetry = Arc::new(crate::telemetry::Telemetry::default());
-    let admin = approvals
-        .clone()
-        .serve_admin(&config.admin, telemetry.clone())
-        .await?;
+    let admin =
+        crate::admin::AdminServer::bind(approvals.clone(), &config.admin, telemetry.clone())
+            .await?;
     let gate = Arc::new(Gate::new(
         Identifier::new(&config.identity, upstream_tls.clone(), Default::default()),
         policy,
@@ -147,15 +146,6 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         telemetry,
         config_file: None,
     })
-}
-
-/// `policy.dir`, else the shipped policies built into the binary.
-pub fn policy_source(config: &Config) -> PolicySource {
-    config
-        .policy
-        .dir
-        .clone()
-        .map_or(PolicySource::Embedded, PolicySource::Dir)
 }
 
 impl App {

@@ -5,11 +5,11 @@
 //! client goes away. Owns the registry of held requests and grants, who may
 //! decide (kernel-identified approvers, never oneself unless allowed), and
 //! the `approval` audit records of every step. The admin API
-//! ([`admin`]) and the CLI's client ([`client`]) drive it over a Unix
-//! socket; [`webhook`] announces new holds.
+//! ([`crate::admin`]) drives it over a Unix socket; [`webhook`] announces
+//! new holds.
 
-mod admin;
-mod client;
+#[cfg(test)]
+pub(crate) mod fixture;
 mod record;
 #[cfg(test)]
 mod tests;
@@ -19,14 +19,11 @@ mod webhook;
 
 use crate::core::{Approver, Outcome};
 pub use crate::users::UserDb;
-pub use admin::AdminServer;
-pub use client::{AdminClient, approvals_table, grants_table, held_details};
 pub use record::{ApprovalRecord, Event};
 pub use users::Approvers;
 pub use view::{GrantView, HeldView, Status};
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -63,27 +60,6 @@ pub enum ApprovalError {
     AuditUnavailable,
     #[error("reading the user database: {0}")]
     Users(#[source] std::io::Error),
-    #[error("{}: cannot {op}: {source}", path.display())]
-    Socket {
-        path: PathBuf,
-        op: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: another airlock is serving this socket", .0.display())]
-    AlreadyRunning(PathBuf),
-    #[error("admin.group {0:?}: no such group")]
-    NoGroup(String),
-    /// The admin API answered with an error.
-    #[error("{message} ({code})")]
-    Api {
-        status: u16,
-        code: String,
-        message: String,
-    },
-    /// The admin API could not be reached or spoke nonsense.
-    #[error("admin API at {}: {why}", path.display())]
-    Client { path: PathBuf, why: String },
 }
 
 impl ApprovalError {
@@ -568,43 +544,18 @@ impl Approvals {
         }
     }
 
-    /// Adds the approval metrics to a `/metrics` body.
-    pub fn metrics(&self, out: &mut crate::telemetry::Exposition) {
-        let mut st = self.lock();
-        st.prune(Instant::now());
-        out.gauge(
-            "airlock_approvals_held",
-            "Requests waiting for a human now.",
-            st.held.len() as u64,
-        );
-        let outcomes = [
+    /// How many holds ended each way since start (`used`: let through by
+    /// a grant), for `/metrics`.
+    pub fn outcome_totals(&self) -> [(&'static str, u64); 5] {
+        let st = self.lock();
+        [
             Event::Approved,
             Event::Denied,
             Event::Expired,
             Event::Abandoned,
             Event::Used,
-        ];
-        let samples: Vec<([(&str, &str); 1], u64)> = outcomes
-            .iter()
-            .map(|e| {
-                (
-                    [("outcome", e.as_str())],
-                    st.totals.get(e).copied().unwrap_or(0),
-                )
-            })
-            .collect();
-        let samples: Vec<(&[(&str, &str)], u64)> =
-            samples.iter().map(|(l, v)| (&l[..], *v)).collect();
-        out.counter(
-            "airlock_approvals_total",
-            "Held requests by how they ended (used: let through by a grant).",
-            &samples,
-        );
-        out.gauge(
-            "airlock_grants_active",
-            "Approval grants in force now.",
-            st.grants.len() as u64,
-        );
+        ]
+        .map(|e| (e.as_str(), st.totals.get(&e).copied().unwrap_or(0)))
     }
 
     fn request_record(&self, event: Event, request: &HeldRequest) -> ApprovalRecord {

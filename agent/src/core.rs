@@ -12,6 +12,7 @@ mod identity;
 mod operation;
 mod process;
 pub mod record;
+mod sync;
 mod text;
 
 pub use decision::{Action, Approver, Decision, Outcome, ResponseMasking};
@@ -20,4 +21,5 @@ pub use glob::Glob;
 pub use identity::{CredentialKind, GithubInfo, Identity, SasInfo};
 pub use operation::{KubeRef, KubeVerb, Operation, Service};
 pub use process::{Image, ProcessInfo};
+pub use sync::lock;
 pub use text::{hex, truncate};

@@ -111,7 +111,7 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
     println!("{HEADER}");
     let agent = Agent {
         cgroup: &cgroup,
-        admin: crate::approval::AdminClient::new(dir.join("admin.sock")),
+        admin: crate::admin::AdminClient::new(dir.join("admin.sock")),
         audit: &audit,
         ca: &airlock_ca,
         port: azure.addr.port(),
@@ -160,7 +160,7 @@ const HEADER: &str = "STEP                                     TIME           PI
 /// The scripted coding agent: each step a real process in the cgroup.
 struct Agent<'a> {
     cgroup: &'a OwnedCgroup,
-    admin: crate::approval::AdminClient,
+    admin: crate::admin::AdminClient,
     audit: &'a std::path::Path,
     ca: &'a std::path::Path,
     port: u16,
@@ -367,7 +367,7 @@ impl Agent<'_> {
     /// denies it through the admin API, as `airlock approvals` would.
     async fn decide(&self, approve: bool, reason: &str) -> Result<(), DemoError> {
         let step = "approving through the admin socket";
-        let err = |e: crate::approval::ApprovalError| DemoError::Step {
+        let err = |e: crate::admin::AdminError| DemoError::Step {
             step,
             why: e.to_string(),
         };

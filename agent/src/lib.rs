@@ -2,6 +2,7 @@
 //! calls. Data flows one way through the stages below; see ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod approval;
 pub mod audit;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use airlock::approval::{AdminClient, approvals_table, grants_table, held_details};
+use airlock::admin::{AdminClient, approvals_table, grants_table, held_details};
 use airlock::audit::query::{self, Filter};
 use airlock::cli::{
     ApprovalsCommand, AuditCommand, CaCommand, Cli, Command, ConfigCommand, ExplainArgs,
@@ -80,7 +80,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&status)?);
                 } else {
-                    print!("{}", airlock::telemetry::render_status(&status));
+                    print!("{}", airlock::admin::render_status(&status));
                 }
                 anyhow::Ok(())
             })
@@ -92,7 +92,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Policy {
             config,
             command: PolicyCommand::Check { dir: None },
-        } => policy_check(&airlock::app::policy_source(&load(&config)?)),
+        } => policy_check(&PolicySource::configured(&load(&config)?.policy)),
         Command::Policy {
             config,
             command: PolicyCommand::Explain(args),
@@ -185,10 +185,10 @@ fn policy_check(source: &PolicySource) -> anyhow::Result<()> {
 }
 
 fn policy_explain(config: &Config, a: ExplainArgs) -> anyhow::Result<()> {
-    let source = a
-        .dir
-        .clone()
-        .map_or_else(|| airlock::app::policy_source(config), PolicySource::Dir);
+    let source = a.dir.clone().map_or_else(
+        || PolicySource::configured(&config.policy),
+        PolicySource::Dir,
+    );
     let policy = source.load()?;
     let authorization = a
         .authorization

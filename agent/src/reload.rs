@@ -85,7 +85,7 @@ impl Reloader {
             applied.push("identity");
         }
         if current.policy.dir != new.policy.dir {
-            let source = crate::app::policy_source(&new);
+            let source = crate::policy::PolicySource::configured(&new.policy);
             report_policy(&self.gate.policy().set_source(source), &self.audit);
             applied.push("policy.dir");
         }

@@ -17,6 +17,11 @@ pub enum PolicySource {
 }
 
 impl PolicySource {
+    /// `policy.dir`, else the shipped policies built into the binary.
+    pub fn configured(config: &crate::config::PolicyConfig) -> Self {
+        config.dir.clone().map_or(Self::Embedded, Self::Dir)
+    }
+
     pub fn load(&self) -> Result<Policy, PolicyError> {
         match self {
             Self::Embedded => embedded(),

@@ -1,8 +1,8 @@
-//! The admin API: HTTP/1.1 + JSON on a Unix socket (docs/admin-api.md).
-//! Owns binding the socket safely (0660, optional group, a stale socket
+//! The admin API's server: HTTP/1.1 + JSON on a Unix socket
+//! (docs/admin-api.md). Owns binding the socket safely (0660, optional group, a stale socket
 //! replaced but a live one never), the caller's uid from the kernel
 //! (SO_PEERCRED) for every request, routing, and the JSON error shape.
-//! Status and metrics come from [`crate::telemetry`]; `/metrics` alone may
+//! Status and metrics are composed by [`super::report`]; `/metrics` alone may
 //! also be served on TCP (`admin.metrics_listen`) for a Prometheus scraper.
 
 use std::convert::Infallible;
@@ -19,10 +19,12 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::net::{UnixListener, UnixStream};
 
-use super::{ApprovalError, Approvals, UserDb};
+use super::{AdminError, report};
+use crate::approval::{ApprovalError, Approvals};
 use crate::config::AdminConfig;
 use crate::core::Outcome;
 use crate::telemetry::Telemetry;
+use crate::users::UserDb;
 
 /// Request bodies are a reason and a duration; anything larger is not one.
 const MAX_BODY: usize = 64 * 1024;
@@ -30,17 +32,6 @@ const MAX_BODY: usize = 64 * 1024;
 const SOCKET_MODE: u32 = 0o660;
 /// Mode of a socket directory airlock creates.
 const DIR_MODE: u32 = 0o750;
-
-impl Approvals {
-    /// Binds the admin socket; serve it with [`AdminServer::run`].
-    pub async fn serve_admin(
-        self: Arc<Self>,
-        config: &AdminConfig,
-        telemetry: Arc<Telemetry>,
-    ) -> Result<AdminServer, ApprovalError> {
-        AdminServer::bind(self, config, telemetry).await
-    }
-}
 
 /// The bound admin socket. Its `run` future serves until dropped; the
 /// socket file is removed when the server goes.
@@ -61,23 +52,25 @@ struct Api {
 }
 
 impl AdminServer {
-    async fn bind(
+    /// Binds the admin socket (and `admin.metrics_listen`); serve it with
+    /// [`AdminServer::run`].
+    pub async fn bind(
         approvals: Arc<Approvals>,
         config: &AdminConfig,
         telemetry: Arc<Telemetry>,
-    ) -> Result<Self, ApprovalError> {
+    ) -> Result<Self, AdminError> {
         let path = config.socket.clone();
         let err = |op| {
             let path = path.clone();
-            move |source| ApprovalError::Socket { path, op, source }
+            move |source| AdminError::Socket { path, op, source }
         };
         let gid = match &config.group {
             None => None,
             Some(g) => {
-                let db = UserDb::system().map_err(ApprovalError::Users)?;
+                let db = UserDb::system().map_err(AdminError::Users)?;
                 Some(
                     db.group_id(g)
-                        .ok_or_else(|| ApprovalError::NoGroup(g.clone()))?,
+                        .ok_or_else(|| AdminError::NoGroup(g.clone()))?,
                 )
             }
         };
@@ -98,7 +91,7 @@ impl AdminServer {
             match config.metrics_listen {
                 None => None,
                 Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(
-                    |source| ApprovalError::Socket {
+                    |source| AdminError::Socket {
                         path: PathBuf::from(addr.to_string()),
                         op: "bind admin.metrics_listen",
                         source,
@@ -167,12 +160,12 @@ impl Drop for AdminServer {
 /// Removes a socket file left by a previous run. A socket something still
 /// answers on belongs to a running airlock; anything that is not a socket
 /// is not ours to delete.
-async fn clear_stale(path: &Path) -> Result<(), ApprovalError> {
+async fn clear_stale(path: &Path) -> Result<(), AdminError> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(source) => {
-            return Err(ApprovalError::Socket {
+            return Err(AdminError::Socket {
                 path: path.to_owned(),
                 op: "stat",
                 source,
@@ -180,16 +173,16 @@ async fn clear_stale(path: &Path) -> Result<(), ApprovalError> {
         }
     };
     if !meta.file_type().is_socket() {
-        return Err(ApprovalError::Socket {
+        return Err(AdminError::Socket {
             path: path.to_owned(),
             op: "replace",
             source: std::io::Error::other("it exists and is not a socket"),
         });
     }
     if UnixStream::connect(path).await.is_ok() {
-        return Err(ApprovalError::AlreadyRunning(path.to_owned()));
+        return Err(AdminError::AlreadyRunning(path.to_owned()));
     }
-    std::fs::remove_file(path).map_err(|source| ApprovalError::Socket {
+    std::fs::remove_file(path).map_err(|source| AdminError::Socket {
         path: path.to_owned(),
         op: "remove the stale socket",
         source,
@@ -222,7 +215,7 @@ async fn serve_metrics(api: Arc<Api>, stream: tokio::net::TcpStream) {
                 (&Method::GET, "/metrics") => respond(
                     StatusCode::OK,
                     METRICS_TYPE,
-                    api.telemetry.metrics(&api.approvals),
+                    report::metrics(&api.telemetry, &api.approvals),
                 ),
                 _ => respond(
                     StatusCode::NOT_FOUND,
@@ -327,8 +320,8 @@ fn route(
     let ok = |v| Ok(Reply::Json(StatusCode::OK, v));
     let a = &*api.approvals;
     match (method, segments) {
-        (&Method::GET, ["v1", "status"]) => ok(api.telemetry.status(a)),
-        (&Method::GET, ["metrics"]) => Ok(Reply::Text(api.telemetry.metrics(a))),
+        (&Method::GET, ["v1", "status"]) => ok(report::status(&api.telemetry, a)),
+        (&Method::GET, ["metrics"]) => Ok(Reply::Text(report::metrics(&api.telemetry, a))),
         (&Method::GET, ["v1", "approvals"]) => ok(json!({ "approvals": a.list() })),
         (&Method::GET, ["v1", "approvals", id]) => ok(json!(a.get(id)?)),
         (&Method::POST, ["v1", "approvals", id, "approve"]) => {

@@ -1,6 +1,6 @@
 //! The admin API's client, for `airlock approvals …`: HTTP/1.1 over the
 //! Unix socket (hyper client), JSON in and out, errors as
-//! [`ApprovalError::Api`], and the terminal tables the CLI prints.
+//! [`AdminError::Api`], and the terminal tables the CLI prints.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::UnixStream;
 
-use super::ApprovalError;
+use super::AdminError;
 
 /// Longest answer read (a long held list with body excerpts).
 const MAX_RESPONSE: usize = 16 << 20;
@@ -33,17 +33,17 @@ impl AdminClient {
         &self.socket
     }
 
-    pub async fn status(&self) -> Result<Value, ApprovalError> {
+    pub async fn status(&self) -> Result<Value, AdminError> {
         self.json(Method::GET, "/v1/status", None).await
     }
 
     /// The held requests.
-    pub async fn list(&self) -> Result<Vec<Value>, ApprovalError> {
+    pub async fn list(&self) -> Result<Vec<Value>, AdminError> {
         let v = self.json(Method::GET, "/v1/approvals", None).await?;
         Ok(array(v, "approvals"))
     }
 
-    pub async fn show(&self, id: &str) -> Result<Value, ApprovalError> {
+    pub async fn show(&self, id: &str) -> Result<Value, AdminError> {
         self.json(Method::GET, &format!("/v1/approvals/{}", segment(id)), None)
             .await
     }
@@ -54,7 +54,7 @@ impl AdminClient {
         id: &str,
         window: Option<&str>,
         reason: Option<&str>,
-    ) -> Result<Value, ApprovalError> {
+    ) -> Result<Value, AdminError> {
         let body = json!({ "for": window, "reason": reason });
         let body = strip_nulls(body);
         self.json(
@@ -65,7 +65,7 @@ impl AdminClient {
         .await
     }
 
-    pub async fn deny(&self, id: &str, reason: &str) -> Result<Value, ApprovalError> {
+    pub async fn deny(&self, id: &str, reason: &str) -> Result<Value, AdminError> {
         self.json(
             Method::POST,
             &format!("/v1/approvals/{}/deny", segment(id)),
@@ -74,12 +74,12 @@ impl AdminClient {
         .await
     }
 
-    pub async fn grants(&self) -> Result<Vec<Value>, ApprovalError> {
+    pub async fn grants(&self) -> Result<Vec<Value>, AdminError> {
         let v = self.json(Method::GET, "/v1/grants", None).await?;
         Ok(array(v, "grants"))
     }
 
-    pub async fn revoke(&self, grant: &str, reason: Option<&str>) -> Result<Value, ApprovalError> {
+    pub async fn revoke(&self, grant: &str, reason: Option<&str>) -> Result<Value, AdminError> {
         self.json(
             Method::POST,
             &format!("/v1/grants/{}/revoke", segment(grant)),
@@ -89,7 +89,7 @@ impl AdminClient {
     }
 
     /// The Prometheus text of `GET /metrics`.
-    pub async fn metrics(&self) -> Result<String, ApprovalError> {
+    pub async fn metrics(&self) -> Result<String, AdminError> {
         let (_, body) = self.call(Method::GET, "/metrics", None).await?;
         String::from_utf8(body.to_vec()).map_err(|e| self.failed(e))
     }
@@ -99,19 +99,19 @@ impl AdminClient {
         method: Method,
         path: &str,
         body: Option<Value>,
-    ) -> Result<Value, ApprovalError> {
+    ) -> Result<Value, AdminError> {
         let (_, body) = self.call(method, path, body).await?;
         serde_json::from_slice(&body).map_err(|e| self.failed(format!("answer is not JSON: {e}")))
     }
 
     /// One request on a fresh connection; a non-2xx answer becomes
-    /// [`ApprovalError::Api`] with the server's code and message.
+    /// [`AdminError::Api`] with the server's code and message.
     async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
-    ) -> Result<(http::StatusCode, Bytes), ApprovalError> {
+    ) -> Result<(http::StatusCode, Bytes), AdminError> {
         let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
             self.failed(format!(
                 "connect: {e} (is airlock running, and may you use its socket?)"
@@ -149,15 +149,15 @@ impl AdminClient {
         }
         let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
         let field = |k: &str| v["error"][k].as_str().map(str::to_owned);
-        Err(ApprovalError::Api {
+        Err(AdminError::Api {
             status: status.as_u16(),
             code: field("code").unwrap_or_else(|| status.as_u16().to_string()),
             message: field("message").unwrap_or_else(|| String::from_utf8_lossy(&bytes).into()),
         })
     }
 
-    fn failed(&self, why: impl std::fmt::Display) -> ApprovalError {
-        ApprovalError::Client {
+    fn failed(&self, why: impl std::fmt::Display) -> AdminError {
+        AdminError::Client {
             path: self.socket.clone(),
             why: why.to_string(),
         }

@@ -1,0 +1,207 @@
+//! What the admin API says about the running airlock: the `status`
+//! snapshot (capture, listeners, CA, policy, audit chain head, approvals)
+//! and the Prometheus metrics, composed from their owners when asked.
+
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use crate::approval::Approvals;
+use crate::audit::AuditStats;
+use crate::core::lock;
+use crate::telemetry::{Exposition, Sources, Telemetry};
+
+/// `GET /v1/status`: everything an operator checks first.
+pub fn status(telemetry: &Telemetry, approvals: &Approvals) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
+        "started": humantime::format_rfc3339_seconds(telemetry.started_at()).to_string(),
+        "uptime_s": telemetry.uptime().as_secs(),
+        "approvals": approvals.status(),
+        "traffic": {
+            "requests": telemetry.traffic.requests(),
+            "connections_open": telemetry.traffic.open_connections(),
+        },
+    });
+    if let Some(s) = telemetry.sources() {
+        let selected = lock(&s.selectors).current().map(|c| {
+            serde_json::json!({
+                "comm": c.comm, "uid": c.uid, "ports": c.ports,
+                "follow_children": c.follow_children, "follow_depth": c.follow_depth,
+            })
+        });
+        let (sockets, handed_over) = s.table.entries();
+        let policy = s.policy.current();
+        v["capture"] = serde_json::json!({
+            "cgroup": s.cgroup,
+            "fail_mode": if s.fail_closed { "closed" } else { "open" },
+            "programs": s.programs.iter()
+                .map(|(name, id)| serde_json::json!({ "name": name, "id": id }))
+                .collect::<Vec<_>>(),
+            "selection": selected,
+            "tracked_processes": s.table.tracked_processes(),
+            "tracked_sockets": sockets,
+            "awaiting_accept": handed_over,
+            "redirects": s.events.redirects.load(Ordering::Relaxed),
+        });
+        v["proxy"] = serde_json::json!({
+            "listen": s.listen,
+            "intercept": s.intercept.read().unwrap_or_else(|p| p.into_inner())
+                .patterns().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        });
+        v["ca"] = serde_json::json!(s.ca);
+        v["policy"] = serde_json::json!({
+            "source": match s.policy.source() {
+                crate::policy::PolicySource::Embedded => "embedded".to_owned(),
+                crate::policy::PolicySource::Dir(d) => d.display().to_string(),
+            },
+            "version": policy.version(),
+            "files": policy.files(),
+            "rules": policy.rules().len(),
+            "loaded": humantime::format_rfc3339_seconds(policy.loaded_at()).to_string(),
+        });
+        let mut audit = serde_json::json!(s.audit.stats());
+        audit["path"] = serde_json::json!(s.audit.path());
+        v["audit"] = audit;
+    }
+    v
+}
+
+/// `GET /metrics`.
+pub fn metrics(telemetry: &Telemetry, approvals: &Approvals) -> String {
+    let mut out = Exposition::default();
+    out.header(
+        "airlock_build_info",
+        "Always 1; the version is a label.",
+        "gauge",
+    );
+    out.sample(
+        "airlock_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1,
+    );
+    out.gauge(
+        "airlock_start_time_seconds",
+        "When this airlock started (Unix time).",
+        telemetry
+            .started_at()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    );
+    telemetry.traffic.write(&mut out);
+    approvals_metrics(approvals, &mut out);
+    if let Some(s) = telemetry.sources() {
+        sources_metrics(s, &mut out);
+    }
+    out.finish()
+}
+
+fn sources_metrics(s: &Sources, out: &mut Exposition) {
+    let e = &s.events;
+    out.counter(
+    "airlock_kernel_events_total",
+    "Events from the capture programs: connects redirected to airlock, UDP and IPv6 connects refused.",
+    &[
+        (&[("event", "redirect")], e.redirects.load(Ordering::Relaxed)),
+        (&[("event", "udp_refused")], e.udp_refused.load(Ordering::Relaxed)),
+        (&[("event", "ipv6_refused")], e.v6_refused.load(Ordering::Relaxed)),
+    ],
+);
+    let (sockets, handed_over) = s.table.entries();
+    let name = "airlock_bpf_map_entries";
+    out.header(
+    name,
+    "Entries in the capture maps now (sockets tracked, connections awaiting accept, processes followed); steady growth is a leak.",
+    "gauge",
+);
+    for (map, n) in [
+        ("by_cookie", sockets),
+        ("by_peer", handed_over),
+        ("tracked", s.table.tracked_processes()),
+    ] {
+        out.sample(name, &[("map", map)], n);
+    }
+    out.gauge(
+        "airlock_bpf_programs",
+        "Capture programs attached.",
+        s.programs.len() as u64,
+    );
+    let a: AuditStats = s.audit.stats();
+    out.gauge(
+        "airlock_audit_healthy",
+        "1 while the audit log is writable; 0 while writes fail (requests are refused then).",
+        u64::from(a.healthy),
+    );
+    out.gauge(
+        "airlock_audit_seq",
+        "Sequence number of the last record on disk.",
+        a.seq,
+    );
+    out.counter(
+        "airlock_audit_records_total",
+        "Records sealed into the chain and written.",
+        &[(&[], a.records)],
+    );
+    out.counter(
+        "airlock_audit_bytes_total",
+        "Bytes written to the audit log.",
+        &[(&[], a.bytes)],
+    );
+    out.counter(
+        "airlock_audit_fsyncs_total",
+        "fsync calls on the audit log.",
+        &[(&[], a.fsyncs)],
+    );
+    out.counter(
+        "airlock_audit_write_failures_total",
+        "Batches that could not be written.",
+        &[(&[], a.write_failures)],
+    );
+    let policy = s.policy.current();
+    out.header(
+        "airlock_policy_info",
+        "Always 1; the policy version (content digest) is a label.",
+        "gauge",
+    );
+    out.sample("airlock_policy_info", &[("version", policy.version())], 1);
+    out.gauge(
+        "airlock_policy_rules",
+        "Rules in the policy in force.",
+        policy.rules().len() as u64,
+    );
+    if let Some(t) = s.ca.not_after
+        && let Ok(d) = t.duration_since(SystemTime::UNIX_EPOCH)
+    {
+        out.gauge(
+            "airlock_ca_not_after_seconds",
+            "When the local CA expires (Unix time); clients refuse its leaves after.",
+            d.as_secs(),
+        );
+    }
+}
+
+/// The approval figures: held now, how holds ended, grants in force.
+fn approvals_metrics(approvals: &Approvals, out: &mut Exposition) {
+    let status = approvals.status();
+    out.gauge(
+        "airlock_approvals_held",
+        "Requests waiting for a human now.",
+        status.held as u64,
+    );
+    let samples: Vec<([(&str, &str); 1], u64)> = approvals
+        .outcome_totals()
+        .into_iter()
+        .map(|(outcome, n)| ([("outcome", outcome)], n))
+        .collect();
+    let samples: Vec<(&[(&str, &str)], u64)> = samples.iter().map(|(l, v)| (&l[..], *v)).collect();
+    out.counter(
+        "airlock_approvals_total",
+        "Held requests by how they ended (used: let through by a grant).",
+        &samples,
+    );
+    out.gauge(
+        "airlock_grants_active",
+        "Approval grants in force now.",
+        status.grants as u64,
+    );
+}
