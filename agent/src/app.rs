@@ -177,36 +177,9 @@ impl App {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
         let cgroup = self.capture.cgroup().display().to_string();
         let mut start = AgentRecord::new("start", Some(cgroup.clone()));
-        if !self.capture.fail_closed() {
-            start.weakened.push(
-                "capture.fail_mode = \"open\": while airlock is down, captured processes connect directly, unaudited",
-            );
-        }
-        if self.config.audit.durability == crate::config::Durability::Queued {
-            start.weakened.push(
-                "audit.durability = \"queued\": requests are forwarded before their record is written; a crash can lose records of forwarded requests",
-            );
-        }
-        if self.config.audit.durability == crate::config::Durability::Off {
-            start
-                .weakened
-                .push("audit.durability = \"off\": no record of intercepted traffic is written");
-            tracing::warn!(
-                "audit.durability = \"off\": airlock keeps no audit trail of the traffic it intercepts"
-            );
-        }
-        if !self.config.proxy.intercept_without_sni {
-            start.weakened.push(
-                "proxy.intercept_without_sni = false: TLS without a server name to an address not in proxy.intercept is spliced, unaudited, even when it carries an intercepted host's traffic",
-            );
-        }
-        if self.config.audit.on_failure == crate::config::OnAuditFailure::Allow {
-            start.weakened.push(
-                "audit.on_failure = \"allow\": requests are forwarded even when they cannot be audited",
-            );
-            tracing::warn!(
-                "audit.on_failure = \"allow\": requests are forwarded even when the audit log cannot be written"
-            );
+        start.weakened = self.config.weakened();
+        for setting in &start.weakened {
+            tracing::warn!(setting, "a security default is weakened");
         }
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .inspect_err(|e| tracing::warn!(error = %e, "no SIGHUP reloads"))

@@ -87,6 +87,18 @@ impl Config {
         toml::to_string_pretty(self).expect("config always serialises")
     }
 
+    /// Every setting in force that weakens a security default, in words an
+    /// operator can act on: the start record lists them (`weakened`) and
+    /// the log warns of each.
+    pub fn weakened(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        self.capture.weakened(&mut out);
+        self.proxy.weakened(&mut out);
+        self.audit.weakened(&mut out);
+        self.approval.weakened(&mut out);
+        out
+    }
+
     /// Checks the rules serde cannot express; `Err((dotted key, reason))`.
     fn validate(&self) -> Result<(), (&'static str, String)> {
         self.capture.validate()?;

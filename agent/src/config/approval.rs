@@ -43,6 +43,15 @@ impl Default for ApprovalConfig {
 }
 
 impl ApprovalConfig {
+    /// Settings here that weaken a security default, said out loud.
+    pub(super) fn weakened(&self, out: &mut Vec<&'static str>) {
+        if self.allow_self {
+            out.push(
+                "approval.allow_self = true: an approver may release requests made by processes running under their own uid, so an agent running as its developer can approve its own requests",
+            );
+        }
+    }
+
     /// The validated `timeout`.
     pub fn timeout(&self) -> Duration {
         humantime::parse_duration(&self.timeout).expect("validated at load")

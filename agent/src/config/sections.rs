@@ -113,6 +113,15 @@ impl Default for CaptureConfig {
 }
 
 impl CaptureConfig {
+    /// Settings here that weaken a security default, said out loud.
+    pub(super) fn weakened(&self, out: &mut Vec<&'static str>) {
+        if self.fail_mode == FailMode::Open {
+            out.push(
+                "capture.fail_mode = \"open\": while airlock is down, captured processes connect directly, unaudited",
+            );
+        }
+    }
+
     pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
         if let Some(c) = self
             .comm
@@ -203,6 +212,15 @@ impl Default for ProxyConfig {
 }
 
 impl ProxyConfig {
+    /// Settings here that weaken a security default, said out loud.
+    pub(super) fn weakened(&self, out: &mut Vec<&'static str>) {
+        if !self.intercept_without_sni {
+            out.push(
+                "proxy.intercept_without_sni = false: TLS without a server name to an address not in proxy.intercept is spliced, unaudited, even when it carries an intercepted host's traffic",
+            );
+        }
+    }
+
     pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
         if !self.listen.is_ipv4() {
             return Err(("proxy.listen", "must be an IPv4 address".to_owned()));
@@ -324,6 +342,24 @@ impl Default for AuditConfig {
 }
 
 impl AuditConfig {
+    /// Settings here that weaken a security default, said out loud.
+    pub(super) fn weakened(&self, out: &mut Vec<&'static str>) {
+        match self.durability {
+            Durability::Queued => out.push(
+                "audit.durability = \"queued\": requests are forwarded before their record is written; a crash can lose records of forwarded requests",
+            ),
+            Durability::Off => {
+                out.push("audit.durability = \"off\": no record of intercepted traffic is written");
+            }
+            Durability::Fsync | Durability::Written => {}
+        }
+        if self.on_failure == OnAuditFailure::Allow {
+            out.push(
+                "audit.on_failure = \"allow\": requests are forwarded even when they cannot be audited",
+            );
+        }
+    }
+
     pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.path.as_os_str().is_empty() {
             return Err(("audit.path", "must not be empty".to_owned()));

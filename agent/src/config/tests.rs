@@ -183,3 +183,37 @@ fn approval_errors_name_key_and_line() {
     let e = error("[admin]\nsocket = \"admin.sock\"\n");
     assert!(e.starts_with("/etc/airlock/test.toml:2:"), "{e}");
 }
+
+#[test]
+fn weakened_settings_are_each_named() {
+    assert!(
+        parse("").unwrap().weakened().is_empty(),
+        "defaults weaken nothing"
+    );
+    let all = parse(
+        "[capture]\nfail_mode = \"open\"\n[proxy]\nintercept_without_sni = false\n\
+         [audit]\ndurability = \"queued\"\non_failure = \"allow\"\n\
+         [approval]\nallow_self = true\n",
+    )
+    .unwrap()
+    .weakened();
+    let keys: Vec<&str> = all.iter().map(|w| w.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "capture.fail_mode",
+            "proxy.intercept_without_sni",
+            "audit.durability",
+            "audit.on_failure",
+            "approval.allow_self"
+        ]
+    );
+    let off = parse("[audit]\ndurability = \"off\"\n").unwrap().weakened();
+    assert!(off[0].starts_with("audit.durability = \"off\""), "{off:?}");
+    assert!(
+        parse("[audit]\ndurability = \"written\"\n")
+            .unwrap()
+            .weakened()
+            .is_empty()
+    );
+}
