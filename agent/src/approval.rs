@@ -33,6 +33,7 @@ use crate::audit::AuditLog;
 use crate::config::ApprovalConfig;
 use crate::core::Identity;
 use crate::core::ProcessInfo;
+use crate::core::lock;
 use crate::tls::UpstreamTls;
 
 /// Decided request ids remembered, so a late decision is told "already
@@ -577,7 +578,7 @@ impl Approvals {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent maps (every
         // mutation is a single insert/remove), so poisoning is ignored.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 }
 

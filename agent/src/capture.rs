@@ -271,14 +271,14 @@ fn attach_process_tracking(
             return Ok(Remember::Nothing);
         }
     };
-    attach_tracepoint(
+    attach_btf::<BtfTracePoint>(
         ebpf,
         &btf,
         pins.as_deref_mut(),
         programs::FORK,
         "sched_process_fork",
     )?;
-    attach_tracepoint(
+    attach_btf::<BtfTracePoint>(
         ebpf,
         &btf,
         pins.as_deref_mut(),
@@ -293,7 +293,7 @@ fn attach_process_tracking(
     ]
     .into_iter()
     .try_for_each(|(name, tracepoint)| {
-        attach_tracepoint(ebpf, &btf, pins.as_deref_mut(), name, tracepoint)
+        attach_btf::<BtfTracePoint>(ebpf, &btf, pins.as_deref_mut(), name, tracepoint)
     });
     if let Err(e) = renames {
         tracing::warn!(error = %e, "unselected processes are judged at every connect");
@@ -301,7 +301,7 @@ fn attach_process_tracking(
     }
     // fexit needs the kernel's function tracer (trampolines), which not
     // every kernel has.
-    match attach_fexit(ebpf, &btf, pins, programs::CREDS, "commit_creds") {
+    match attach_btf::<FExit>(ebpf, &btf, pins, programs::CREDS, "commit_creds") {
         Ok(()) => Ok(Remember::NamesAndUids),
         Err(e) => {
             tracing::info!(error = %e, "no fexit: with a uid selector, unselected processes are judged at every connect");
@@ -310,43 +310,61 @@ fn attach_process_tracking(
     }
 }
 
-/// As [`attach_tracepoint`], after a kernel function returns.
-fn attach_fexit(
-    ebpf: &mut Ebpf,
-    btf: &aya::Btf,
-    pins: Option<&mut Pins>,
-    name: &'static str,
-    function: &str,
-) -> Result<(), CaptureError> {
-    let err = |source| CaptureError::Program {
-        program: name,
-        source,
-    };
-    let prog: &mut FExit = program(ebpf, name)?;
-    prog.load(function, btf).map_err(err)?;
-    let id = prog.attach().map_err(err)?;
-    if let Some(pins) = pins {
-        pins.pin(name, prog.take_link(id).map_err(err)?.into())?;
-    }
-    Ok(())
+/// What `fexit` and `tp_btf` programs have in common in aya (which has no
+/// trait for it), so one function attaches either.
+trait BtfHook {
+    /// Loads the program against `target` (a function or a tracepoint).
+    fn load_for(&mut self, target: &str, btf: &aya::Btf) -> Result<(), ProgramError>;
+    /// Attaches it; with `take`, hands the link over instead of leaving it
+    /// with the program.
+    fn attach_hook(
+        &mut self,
+        take: bool,
+    ) -> Result<Option<aya::programs::links::FdLink>, ProgramError>;
 }
 
-fn attach_tracepoint(
+// aya's two program types have the same inherent methods.
+macro_rules! btf_hook {
+    ($($program:ty),*) => {$(
+        impl BtfHook for $program {
+            fn load_for(&mut self, target: &str, btf: &aya::Btf) -> Result<(), ProgramError> {
+                self.load(target, btf)
+            }
+
+            fn attach_hook(
+                &mut self,
+                take: bool,
+            ) -> Result<Option<aya::programs::links::FdLink>, ProgramError> {
+                let id = self.attach()?;
+                take.then(|| self.take_link(id).map(Into::into)).transpose()
+            }
+        }
+    )*};
+}
+btf_hook!(FExit, BtfTracePoint);
+
+/// Loads and attaches program `name` (a tracepoint, or fexit on a kernel
+/// function) to `target`, pinning its link with fail_mode = closed.
+fn attach_btf<P>(
     ebpf: &mut Ebpf,
     btf: &aya::Btf,
     pins: Option<&mut Pins>,
     name: &'static str,
-    tracepoint: &str,
-) -> Result<(), CaptureError> {
+    target: &str,
+) -> Result<(), CaptureError>
+where
+    P: BtfHook,
+    for<'a> &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
     let err = |source| CaptureError::Program {
         program: name,
         source,
     };
-    let prog: &mut BtfTracePoint = program(ebpf, name)?;
-    prog.load(tracepoint, btf).map_err(err)?;
-    let id = prog.attach().map_err(err)?;
-    if let Some(pins) = pins {
-        pins.pin(name, prog.take_link(id).map_err(err)?.into())?;
+    let prog: &mut P = program(ebpf, name)?;
+    prog.load_for(target, btf).map_err(err)?;
+    if let Some(link) = prog.attach_hook(pins.is_some()).map_err(err)? {
+        pins.expect("a link is taken only to be pinned")
+            .pin(name, link)?;
     }
     Ok(())
 }

@@ -21,5 +21,5 @@ pub use glob::Glob;
 pub use identity::{CredentialKind, GithubInfo, Identity, SasInfo};
 pub use operation::{KubeRef, KubeVerb, Operation, Service};
 pub use process::{Image, ProcessInfo};
-pub use sync::lock;
+pub use sync::{lock, read_lock, write_lock};
 pub use text::{hex, truncate};

@@ -8,6 +8,7 @@ use crate::core::Decision;
 use crate::core::Identity;
 use crate::core::Operation;
 use crate::core::ProcessInfo;
+use crate::core::{read_lock, write_lock};
 use crate::identity::Identifier;
 use crate::policy::{LivePolicy, Subject};
 
@@ -60,17 +61,14 @@ impl Gate {
     }
 
     pub fn identifier(&self) -> Arc<Identifier> {
-        self.identifier
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        read_lock(&self.identifier).clone()
     }
 
     /// Installs a new identifier (its key refresh starts now); requests in
     /// flight finish with the old one.
     pub fn set_identifier(&self, identifier: Identifier) {
         identifier.start_refresh();
-        *self.identifier.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(identifier);
+        *write_lock(&self.identifier) = Arc::new(identifier);
     }
 
     pub fn policy(&self) -> &Arc<LivePolicy> {

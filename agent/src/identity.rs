@@ -20,6 +20,7 @@ pub use link::{Links, client_assertion, form_field};
 use std::sync::Arc;
 
 use crate::config::IdentityConfig;
+use crate::core::lock;
 use crate::core::{CredentialKind, Identity};
 use crate::tls::UpstreamTls;
 
@@ -73,7 +74,7 @@ impl Identifier {
     /// Refreshes every issuer's keys now and then on its schedule, for as
     /// long as this identifier lives.
     pub fn start_refresh(&self) {
-        let mut tasks = self.refresh.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tasks = lock(&self.refresh);
         tasks.extend(
             self.issuers
                 .iter()

@@ -15,6 +15,7 @@ use crate::audit::AuditLog;
 use crate::capture::Selectors;
 use crate::config::Config;
 use crate::core::record::AgentRecord;
+use crate::core::{lock, write_lock};
 use crate::gate::Gate;
 use crate::host::InterceptList;
 use crate::identity::Identifier;
@@ -56,7 +57,7 @@ impl Reloader {
     }
 
     fn apply(&self, new: Config) {
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let mut current = lock(&self.current);
         let mut applied = Vec::new();
         let mut restart = Vec::new();
         let selection_changed = {
@@ -65,14 +66,14 @@ impl Reloader {
                 != (&b.comm, &b.uid, &b.ports, b.follow_children, b.follow_depth)
         };
         if selection_changed {
-            let mut selectors = self.selectors.lock().unwrap_or_else(|p| p.into_inner());
+            let mut selectors = lock(&self.selectors);
             match selectors.apply(&new.capture) {
                 Ok(()) => applied.push("capture selection"),
                 Err(e) => tracing::error!(error = %e, "capture selection not updated"),
             }
         }
         if current.proxy.intercept != new.proxy.intercept {
-            *self.intercept.write().unwrap_or_else(|p| p.into_inner()) = new.intercept();
+            *write_lock(&self.intercept) = new.intercept();
             applied.push("proxy.intercept");
             tracing::warn!(
                 "proxy.intercept changed: names outside the CA's constraints need `airlock ca init --force`"

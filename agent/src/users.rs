@@ -3,6 +3,7 @@
 //! uid always from the kernel, never from what a client says); records name
 //! the local user behind a process with [`name_of`].
 
+use crate::core::lock;
 use std::collections::HashMap;
 
 /// Where the user database is read from on each decision, so group
@@ -110,7 +111,7 @@ pub fn name_of(uid: u32) -> Option<String> {
     use std::sync::Mutex;
     use std::time::Instant;
     static CACHE: Mutex<Option<(Instant, UserDb)>> = Mutex::new(None);
-    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cache = lock(&CACHE);
     if cache
         .as_ref()
         .is_none_or(|(at, _)| at.elapsed() > NAME_CACHE)

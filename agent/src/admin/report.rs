@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use crate::approval::Approvals;
 use crate::audit::AuditStats;
 use crate::core::lock;
+use crate::core::read_lock;
 use crate::telemetry::{Exposition, Sources, Telemetry};
 
 /// `GET /v1/status`: everything an operator checks first.
@@ -46,7 +47,7 @@ pub fn status(telemetry: &Telemetry, approvals: &Approvals) -> serde_json::Value
         });
         v["proxy"] = serde_json::json!({
             "listen": s.listen,
-            "intercept": s.intercept.read().unwrap_or_else(|p| p.into_inner())
+            "intercept": read_lock(&s.intercept)
                 .patterns().iter().map(ToString::to_string).collect::<Vec<_>>(),
         });
         v["ca"] = serde_json::json!(s.ca);

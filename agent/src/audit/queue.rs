@@ -5,6 +5,7 @@
 //! next wake-up or the writer's periodic tick. On a busy proxy that halves
 //! the cross-thread wake-ups per request, which dominated the profile.
 
+use crate::core::lock;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -60,7 +61,7 @@ impl<T> Queue<T> {
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Queues `item`; wakes the writer if it sleeps and `urgent` (or a

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use super::chain::Head;
+use crate::core::lock;
 
 /// Shared between the writer thread and every [`super::AuditLog`] clone.
 #[derive(Debug, Default)]
@@ -23,7 +24,7 @@ pub(super) struct Published {
 impl Published {
     /// A batch of `records` sealed lines (`bytes` long) reached the file.
     pub(super) fn committed(&self, head: &Head, records: u64, bytes: u64) {
-        *self.head.lock().unwrap_or_else(|p| p.into_inner()) = Some(head.clone());
+        *lock(&self.head) = Some(head.clone());
         self.records.fetch_add(records, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
@@ -41,11 +42,11 @@ impl Published {
     }
 
     pub(super) fn resumed(&self, head: &Head) {
-        *self.head.lock().unwrap_or_else(|p| p.into_inner()) = Some(head.clone());
+        *lock(&self.head) = Some(head.clone());
     }
 
     pub(super) fn snapshot(&self, healthy: bool) -> AuditStats {
-        let head = self.head.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let head = lock(&self.head).clone();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         AuditStats {
             healthy,

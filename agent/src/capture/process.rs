@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::cgroup;
+use crate::core::lock;
 
 /// Longest command line kept; argv can be huge and is only for humans.
 const MAX_CMDLINE_BYTES: usize = 4096;
@@ -134,7 +135,7 @@ impl ProcessCache {
     }
 
     fn get(&self, key: &Key) -> Option<Arc<ProcessInfo>> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = lock(&self.entries);
         entries
             .get(key)
             .filter(|(at, _)| at.elapsed() < CACHE_FOR)
@@ -142,7 +143,7 @@ impl ProcessCache {
     }
 
     fn put(&self, key: Key, p: ProcessInfo) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = lock(&self.entries);
         if entries.len() >= CACHE_ENTRIES {
             entries.retain(|_, (at, _)| at.elapsed() < CACHE_FOR);
             if entries.len() >= CACHE_ENTRIES {

@@ -10,6 +10,7 @@ use aya::maps::{HashMap, MapData, MapError};
 use crate::core::addrs::{ClientAddr, OrigDstAddr, from_mapped_bytes, to_mapped_bytes};
 
 use crate::core::ProcessInfo;
+use crate::core::lock;
 
 /// What the kernel recorded about one redirected connection.
 #[derive(Clone, Debug)]
@@ -53,7 +54,7 @@ impl OrigDstTable {
     /// entry is handed out once, so the map does not grow with traffic.
     pub fn take(&self, peer: ClientAddr) -> Option<Captured> {
         let key = peer_key(peer.0);
-        let mut map = self.by_peer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.by_peer);
         let orig = match map.get(&key, 0) {
             Ok(orig) => orig,
             Err(MapError::KeyNotFound) => return None,
@@ -72,7 +73,7 @@ impl OrigDstTable {
     /// tracked, and handed over but not yet accepted. Both drain to zero
     /// once connections close.
     pub fn entries(&self) -> (usize, usize) {
-        let by_peer = self.by_peer.lock().unwrap_or_else(|p| p.into_inner());
+        let by_peer = lock(&self.by_peer);
         (self.by_cookie.keys().count(), by_peer.keys().count())
     }
 }

@@ -28,15 +28,23 @@ pub enum RecordKind {
     Approval,
 }
 
-/// One captured TCP connection, written when it ends.
+/// Who was on each end of a captured connection: `process`, `src` and
+/// `dst` of every record about one.
 #[derive(Clone, Debug, Serialize)]
-pub struct ConnectionRecord {
-    pub kind: RecordKind,
+pub struct ConnEnds {
     pub process: std::sync::Arc<ProcessInfo>,
     /// The client's address (its local port identifies the socket).
     pub src: Endpoint,
     /// The original destination.
     pub dst: Endpoint,
+}
+
+/// One captured TCP connection, written when it ends.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnectionRecord {
+    pub kind: RecordKind,
+    #[serde(flatten)]
+    pub ends: ConnEnds,
     /// TLS server name the client sent, for TLS connections.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
@@ -162,9 +170,8 @@ pub enum Phase {
 pub struct HttpRecord {
     pub kind: RecordKind,
     pub phase: Phase,
-    pub process: std::sync::Arc<ProcessInfo>,
-    pub src: Endpoint,
-    pub dst: Endpoint,
+    #[serde(flatten)]
+    pub ends: ConnEnds,
     pub tls: TlsInfo,
     /// Who the credential says is calling (never the credential itself).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -194,9 +201,8 @@ pub struct HttpRecord {
 #[derive(Clone, Debug, Serialize)]
 pub struct TlsRefusedRecord {
     pub kind: RecordKind,
-    pub process: std::sync::Arc<ProcessInfo>,
-    pub src: Endpoint,
-    pub dst: Endpoint,
+    #[serde(flatten)]
+    pub ends: ConnEnds,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
     pub error: String,

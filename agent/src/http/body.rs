@@ -12,6 +12,32 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use super::BoxError;
 use super::exchange::Exchange;
 
+/// The next thing a wrapped body yields, as every wrapper here sorts it.
+pub(super) enum Step {
+    Data(Bytes),
+    /// Trailers (or any frame that is not data): passed on as they are.
+    Other(Frame<Bytes>),
+    Failed(BoxError),
+    End,
+}
+
+/// Polls `inner` for its next frame; the skeleton of every body wrapper's
+/// `poll_frame` (counting, masking, decoding and encoding).
+pub(super) fn next_step<B>(inner: &mut B, cx: &mut Context<'_>) -> Poll<Step>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    Poll::Ready(match std::task::ready!(Pin::new(inner).poll_frame(cx)) {
+        Some(Ok(frame)) => match frame.into_data() {
+            Ok(data) => Step::Data(data),
+            Err(frame) => Step::Other(frame),
+        },
+        Some(Err(e)) => Step::Failed(e.into()),
+        None => Step::End,
+    })
+}
+
 /// Which counter a body feeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Side {
@@ -108,39 +134,36 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    self.counter()
-                        .fetch_add(data.len() as u64, Ordering::Relaxed);
-                    if let Some(d) = &mut self.digest {
-                        d.0.update(data);
-                    }
-                    let limit = self.keep_limit;
-                    if let Some(kept) = &mut self.kept {
-                        let room = limit.saturating_sub(kept.len());
-                        kept.extend_from_slice(&data[..data.len().min(room)]);
-                    }
+        Poll::Ready(match std::task::ready!(next_step(&mut self.inner, cx)) {
+            Step::Data(data) => {
+                self.counter()
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                if let Some(d) = &mut self.digest {
+                    d.0.update(&data);
                 }
-                Poll::Ready(Some(Ok(frame)))
+                let limit = self.keep_limit;
+                if let Some(kept) = &mut self.kept {
+                    let room = limit.saturating_sub(kept.len());
+                    kept.extend_from_slice(&data[..data.len().min(room)]);
+                }
+                Some(Ok(Frame::data(data)))
             }
-            Poll::Ready(Some(Err(e))) => {
-                let e: BoxError = e.into();
+            Step::Other(frame) => Some(Ok(frame)),
+            Step::Failed(e) => {
                 let side = if self.side == Side::Request {
                     "request"
                 } else {
                     "response"
                 };
                 self.exchange.set_error(format!("{side} body: {e}"));
-                Poll::Ready(Some(Err(e)))
+                Some(Err(e))
             }
-            Poll::Ready(None) => {
+            Step::End => {
                 self.seal_digest();
                 self.close();
-                Poll::Ready(None)
+                None
             }
-            Poll::Pending => Poll::Pending,
-        }
+        })
     }
 
     fn is_end_stream(&self) -> bool {

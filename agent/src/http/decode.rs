@@ -17,6 +17,7 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::BoxError;
+use super::body::{Step, next_step};
 pub(crate) use codec::Decoder;
 pub(crate) use encode::Encoder;
 
@@ -137,20 +138,17 @@ where
             if this.ended {
                 return Poll::Ready(None);
             }
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => coding.input(&data)?,
-                    Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
-                },
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
-                Poll::Ready(None) => {
+            match std::task::ready!(next_step(&mut this.inner, cx)) {
+                Step::Data(data) => coding.input(&data)?,
+                Step::Other(trailers) => return Poll::Ready(Some(Ok(trailers))),
+                Step::Failed(e) => return Poll::Ready(Some(Err(e))),
+                Step::End => {
                     this.ended = true;
                     let rest = coding.end()?;
                     if !rest.is_empty() {
                         return Poll::Ready(Some(Ok(Frame::data(rest.into()))));
                     }
                 }
-                Poll::Pending => return Poll::Pending,
             }
         }
     }

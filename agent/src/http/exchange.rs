@@ -11,8 +11,9 @@ use crate::config::OnAuditFailure;
 use crate::core::GithubInfo;
 use crate::core::ProcessInfo;
 use crate::core::addrs::Endpoint;
+use crate::core::lock;
 use crate::core::record::{
-    BodyInfo, HttpRecord, Phase, RecordKind, RequestInfo, ResponseInfo, TlsInfo,
+    BodyInfo, ConnEnds, HttpRecord, Phase, RecordKind, RequestInfo, ResponseInfo, TlsInfo,
 };
 use crate::gate::{Asked, Gate, Verdict};
 use crate::redact::{redact_headers, redact_query};
@@ -238,17 +239,13 @@ impl Exchange {
     }
 
     pub(super) fn set_seen(&self, response: bool, seen: Seen) {
-        *self.seen[usize::from(response)]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = seen;
+        *lock(&self.seen[usize::from(response)]) = seen;
     }
 
     /// What was seen in the request's (false) or response's body: taken
     /// out for the response record, which is the last to need it.
     fn seen(&self, response: bool, take: bool) -> Seen {
-        let mut seen = self.seen[usize::from(response)]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut seen = lock(&self.seen[usize::from(response)]);
         if take {
             std::mem::take(&mut *seen)
         } else {
@@ -278,7 +275,7 @@ impl Exchange {
         } else {
             &self.request_sha256
         };
-        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(hex);
+        *lock(slot) = Some(hex);
     }
 
     pub(super) fn body_opened(&self, response: bool) {
@@ -306,12 +303,12 @@ impl Exchange {
 
     /// Records why the exchange failed, over any earlier reason.
     pub(super) fn replace_error(&self, why: String) {
-        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        *lock(&self.error) = Some(why);
     }
 
     /// Records why the exchange failed; the first reason wins.
     pub(super) fn set_error(&self, why: impl Into<String>) {
-        let mut e = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        let mut e = lock(&self.error);
         e.get_or_insert_with(|| why.into());
     }
 
@@ -332,7 +329,7 @@ impl Exchange {
             .traffic
             .exchange(&record, self.started.elapsed());
         let r = &record.request;
-        tracing::info!(id = %self.id, pid = record.process.pid, comm = %record.process.comm, method = %r.method,
+        tracing::info!(id = %self.id, pid = record.ends.process.pid, comm = %record.ends.process.comm, method = %r.method,
             host = %r.host, path = %r.path, status = self.status.load(Ordering::Relaxed), "http");
         if let Err(e) = self.ctx.audit.write_as(&self.id, &record) {
             tracing::error!(id = %self.id, error = %e, "audit record lost");
@@ -365,7 +362,7 @@ impl Exchange {
     }
 
     fn record(&self, phase: Phase) -> HttpRecord {
-        let take = |m: &Mutex<Option<String>>| m.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let take = |m: &Mutex<Option<String>>| lock(m).clone();
         let done = phase == Phase::Response;
         let verdict = self.verdict.get();
         let r = &self.request;
@@ -413,9 +410,11 @@ impl Exchange {
         HttpRecord {
             kind: RecordKind::Http,
             phase,
-            process: self.ctx.process.clone(),
-            src: self.ctx.src,
-            dst: self.ctx.dst,
+            ends: ConnEnds {
+                process: self.ctx.process.clone(),
+                src: self.ctx.src,
+                dst: self.ctx.dst,
+            },
             tls: TlsInfo {
                 sni: self.ctx.sni.clone(),
                 alpn: self.ctx.alpn.clone(),

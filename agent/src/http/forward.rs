@@ -27,6 +27,25 @@ const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// HTTP/2 pings on idle connections, so dead peers are noticed.
 const HTTP2_KEEPALIVE: Option<std::time::Duration> = Some(std::time::Duration::from_secs(60));
 
+/// Drives a served client connection until it ends, or until airlock is
+/// stopping: then asks it to finish gracefully and waits for that. A macro,
+/// not a function: hyper's HTTP/1.1 and HTTP/2 connections share no trait
+/// for `graceful_shutdown`, and a generic function taking it as a closure
+/// makes the spawned connection future lose `Send`.
+macro_rules! until_stopped {
+    ($conn:expr, $stopping:expr) => {{
+        let conn = $conn;
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            () = stopped($stopping) => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
+    }};
+}
+
 /// Serves HTTP on `client` until it closes, or until `stopping` says
 /// airlock is stopping: then requests in flight finish and the connection
 /// closes gracefully (HTTP/1.1 after the current exchange, HTTP/2 with a
@@ -55,28 +74,14 @@ pub async fn serve<IO>(
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(io, service)
                 .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => r,
-                () = stopped(&mut stopping) => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            }
+            until_stopped!(conn, &mut stopping)
         }
         Proto::Http2 => {
             let conn = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .keep_alive_interval(HTTP2_KEEPALIVE)
                 .serve_connection(io, service);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => r,
-                () = stopped(&mut stopping) => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            }
+            until_stopped!(conn, &mut stopping)
         }
     };
     if let Err(e) = result {

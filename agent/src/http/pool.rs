@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use rustls_pki_types::ServerName;
 
 use super::upstream::{Dialer, Link};
+use crate::core::lock;
 
 /// Idle connections kept per destination, server name and offer.
 const PER_KEY: usize = 32;
@@ -121,6 +122,6 @@ impl UpstreamPool {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Idles> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.idle)
     }
 }

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::BoxError;
+use super::body::{Step, next_step};
 use super::exchange::{Exchange, Seen};
 use crate::mask::{MAX_SECRET, StreamMasker};
 
@@ -131,13 +132,8 @@ where
             if self.done {
                 return Poll::Ready(None);
             }
-            match Pin::new(&mut self.inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    let frame = match frame.into_data() {
-                        Ok(data) => data,
-                        // Trailers pass as they are.
-                        Err(frame) => return Poll::Ready(Some(Ok(frame))),
-                    };
+            match std::task::ready!(next_step(&mut self.inner, cx)) {
+                Step::Data(frame) => {
                     let out = match self.masker.as_mut() {
                         Some(m) => m.push(&frame),
                         None => frame,
@@ -149,8 +145,10 @@ where
                     }
                     return Poll::Ready(Some(Ok(Frame::data(out))));
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
-                Poll::Ready(None) => {
+                // Trailers pass as they are.
+                Step::Other(frame) => return Poll::Ready(Some(Ok(frame))),
+                Step::Failed(e) => return Poll::Ready(Some(Err(e))),
+                Step::End => {
                     let rest = self
                         .masker
                         .as_mut()
@@ -161,9 +159,7 @@ where
                     if !rest.is_empty() {
                         self.tail = Some(rest);
                     }
-                    continue;
                 }
-                Poll::Pending => return Poll::Pending,
             }
         }
     }

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use lru::LruCache;
 
 use crate::core::Identity;
+use crate::core::lock;
 
 #[derive(Debug)]
 pub struct TokenCache {
@@ -26,7 +27,7 @@ impl TokenCache {
 
     pub fn get(&self, token: &str) -> Option<Identity> {
         let key = digest(token);
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = lock(&self.entries);
         match entries.get(&key) {
             Some((id, until)) if SystemTime::now() < *until => Some(id.clone()),
             Some(_) => {
@@ -38,7 +39,7 @@ impl TokenCache {
     }
 
     pub fn put(&self, token: &str, id: Identity, until: SystemTime) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = lock(&self.entries);
         entries.put(digest(token), (id, until));
     }
 }

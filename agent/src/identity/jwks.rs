@@ -12,6 +12,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
 use super::fetch::{FetchError, Fetcher};
+use crate::core::{lock, read_lock, write_lock};
 
 /// A usable verification key and the algorithm it is pinned to, if any.
 #[derive(Clone, Debug)]
@@ -116,7 +117,7 @@ impl Jwks {
     }
 
     fn lookup(&self, kid: Option<&str>) -> Option<Key> {
-        let set = self.keys.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let set = read_lock(&self.keys).clone();
         match kid {
             Some(kid) => set.by_kid.get(kid).cloned(),
             // Without a kid, only an unambiguous key will do.
@@ -142,7 +143,7 @@ impl Jwks {
     pub async fn refresh(&self, forced: bool) {
         let asked = Instant::now();
         let _guard = self.refreshing.lock().await;
-        let last = *self.last_attempt.lock().unwrap_or_else(|p| p.into_inner());
+        let last = *lock(&self.last_attempt);
         if let Some(prev) = last {
             if prev >= asked {
                 return;
@@ -155,11 +156,11 @@ impl Jwks {
         let result = self.fetch().await;
         // Stamped when the attempt ends: a caller that asked while it ran
         // sees a fresher stamp and takes this result.
-        *self.last_attempt.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        *lock(&self.last_attempt) = Some(Instant::now());
         match result {
             Ok(set) => {
                 tracing::info!(source = ?self.source, keys = set.by_kid.len() + set.anonymous.len(), "signing keys loaded");
-                *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+                *write_lock(&self.keys) = Arc::new(set);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "signing keys not refreshed; keeping the last good set")
@@ -168,11 +169,7 @@ impl Jwks {
     }
 
     async fn fetch(&self) -> Result<KeySet, JwksError> {
-        let known = self
-            .jwks_uri
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let known = lock(&self.jwks_uri).clone();
         let uri = match (&self.source, known) {
             (Source::Jwks(uri), _) => uri.clone(),
             (Source::Discovery { .. }, Some(uri)) => uri,
@@ -187,8 +184,7 @@ impl Jwks {
                         expected: expected.clone(),
                     });
                 }
-                *self.jwks_uri.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(doc.jwks_uri.clone());
+                *lock(&self.jwks_uri) = Some(doc.jwks_uri.clone());
                 doc.jwks_uri
             }
         };

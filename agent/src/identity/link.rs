@@ -20,6 +20,7 @@ use lru::LruCache;
 
 use super::storage::percent_decode;
 use crate::core::GithubInfo;
+use crate::core::lock;
 
 /// Links remembered at once; the oldest go first.
 const CAPACITY: usize = 4096;
@@ -51,10 +52,7 @@ impl Links {
     /// Attributes the token with `fingerprint` to `run` for `lifetime`.
     pub fn insert(&self, fingerprint: String, run: GithubInfo, lifetime: Duration) {
         let until = SystemTime::now() + lifetime.min(MAX_LINK_LIFETIME);
-        let mut map = self
-            .by_fingerprint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.by_fingerprint);
         map.put(fingerprint, (run, until));
     }
 
@@ -86,7 +84,7 @@ impl Links {
         let Some(login) = body["login"].as_str() else {
             return false;
         };
-        self.accounts.lock().unwrap_or_else(|p| p.into_inner()).put(
+        lock(&self.accounts).put(
             oauth.to_owned(),
             (login.to_owned(), SystemTime::now() + ACCOUNT_LIFETIME),
         );
@@ -115,7 +113,7 @@ impl Links {
             None => Duration::from_secs(1800),
         };
         let actor = {
-            let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+            let mut accounts = lock(&self.accounts);
             match accounts.get(oauth) {
                 Some((login, until)) if SystemTime::now() < *until => Some(login.clone()),
                 _ => None,
@@ -131,10 +129,7 @@ impl Links {
     }
 
     pub fn get(&self, fingerprint: &str) -> Option<GithubInfo> {
-        let mut map = self
-            .by_fingerprint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.by_fingerprint);
         match map.get(fingerprint) {
             Some((run, until)) if SystemTime::now() < *until => Some(run.clone()),
             Some(_) => {

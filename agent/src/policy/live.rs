@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use super::{Policy, PolicyError, embedded, load_dir};
+use crate::core::{read_lock, write_lock};
 
 /// Where the rules come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,17 +79,11 @@ impl LivePolicy {
     }
 
     pub fn current(&self) -> Arc<Policy> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        read_lock(&self.current).clone()
     }
 
     pub fn source(&self) -> PolicySource {
-        self.source
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        read_lock(&self.source).clone()
     }
 
     /// Loads the source again; installs it only if it is valid. Blocking
@@ -105,13 +100,13 @@ impl LivePolicy {
     fn load_from(&self, source: PolicySource) -> Reloaded {
         match source.load() {
             Ok(p) => {
-                *self.source.write().unwrap_or_else(|p| p.into_inner()) = source;
+                *write_lock(&self.source) = source;
                 let out = Reloaded::Applied {
                     rules: p.rules().len(),
                     files: p.files().to_vec(),
                     version: p.version().to_owned(),
                 };
-                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(p);
+                *write_lock(&self.current) = Arc::new(p);
                 out
             }
             Err(e) => Reloaded::Rejected(e),

@@ -14,7 +14,8 @@ use crate::audit::AuditLog;
 use crate::capture::{Captured, OrigDstTable};
 use crate::core::ProcessInfo;
 use crate::core::addrs::{ClientAddr, Endpoint, OrigDstAddr};
-use crate::core::record::{ConnectionRecord, RecordKind};
+use crate::core::read_lock;
+use crate::core::record::{ConnEnds, ConnectionRecord, RecordKind};
 use crate::host::InterceptList;
 use crate::telemetry::ConnPath;
 use crate::tls::{ClientTls, UpstreamTls};
@@ -61,6 +62,15 @@ pub(super) struct Conn {
 }
 
 impl Conn {
+    /// The process and both addresses, as records name them.
+    pub(super) fn ends(&self) -> ConnEnds {
+        ConnEnds {
+            process: self.process.clone(),
+            src: Endpoint::from(self.peer.0),
+            dst: Endpoint::from(self.orig_dst.0),
+        }
+    }
+
     /// A connection-level record (`connection`, `tls_passthrough`).
     pub(super) fn record(
         &self,
@@ -71,9 +81,7 @@ impl Conn {
     ) -> ConnectionRecord {
         ConnectionRecord {
             kind,
-            process: self.process.clone(),
-            src: Endpoint::from(self.peer.0),
-            dst: Endpoint::from(self.orig_dst.0),
+            ends: self.ends(),
             sni,
             bytes_out: bytes.0,
             bytes_in: bytes.1,
@@ -191,7 +199,7 @@ impl Proxy {
             }
             Sniffed::Tls(hello) => {
                 let intercepted = {
-                    let intercept = self.intercept.read().unwrap_or_else(|p| p.into_inner());
+                    let intercept = read_lock(&self.intercept);
                     match hello.server_name() {
                         Some(name) => intercept.matches(name),
                         // Without a name there is nothing to tell an

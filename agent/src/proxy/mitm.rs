@@ -188,9 +188,7 @@ fn refused(proxy: &Proxy, conn: &Conn, sni: Option<String>, error: String) {
     tracing::warn!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?sni, error = %error, hint = CA_HINT, "client refused airlock's certificate");
     proxy.write(&TlsRefusedRecord {
         kind: RecordKind::TlsClientRefused,
-        process: conn.process.clone(),
-        src: Endpoint::from(conn.peer.0),
-        dst: Endpoint::from(conn.orig_dst.0),
+        ends: conn.ends(),
         sni,
         error,
         hint: CA_HINT,

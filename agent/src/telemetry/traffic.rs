@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::exposition::{Exposition, Histogram};
+use crate::core::lock;
 use crate::core::record::HttpRecord;
 
 /// Distinct operation names tracked before the rest become `other`.
@@ -298,8 +299,4 @@ fn labelled(
     for ((a, b), n) in rows {
         out.sample(name, &[(keys.0, a), (keys.1, b)], n);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

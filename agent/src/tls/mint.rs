@@ -19,6 +19,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::sync::OnceCell;
 
 use super::{ALPN_H2, ALPN_HTTP11, CertificateAuthority, TlsError};
+use crate::core::lock;
 
 /// Minted leaves kept.
 pub const DEFAULT_LEAF_CACHE: usize = 4096;
@@ -78,7 +79,7 @@ impl LeafCache {
                 return Ok(key);
             }
             // Close to expiry: drop this slot (if still ours) and mint anew.
-            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let mut slots = lock(&self.slots);
             if slots.peek(&name).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
                 slots.pop(&name);
             }
@@ -87,7 +88,7 @@ impl LeafCache {
 
     /// An already-minted leaf, without waiting (for the SNI resolver).
     fn cached(&self, name: &str) -> Option<Arc<CertifiedKey>> {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slots = lock(&self.slots);
         slots
             .get(&name.to_ascii_lowercase())?
             .get()
@@ -95,7 +96,7 @@ impl LeafCache {
     }
 
     fn slot(&self, name: &str) -> Slot {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slots = lock(&self.slots);
         slots.get_or_insert(name.to_owned(), Slot::default).clone()
     }
 

@@ -11,6 +11,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use super::TlsError;
+use crate::core::lock;
 
 #[derive(Debug)]
 pub struct UpstreamTls {
@@ -65,7 +66,7 @@ impl UpstreamTls {
 
     /// The config offering `alpn` (in the client's order) to the upstream.
     pub fn config(&self, alpn: &[Vec<u8>]) -> Result<Arc<ClientConfig>, TlsError> {
-        let mut configs = self.configs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut configs = lock(&self.configs);
         if let Some(c) = configs.get(alpn) {
             return Ok(c.clone());
         }

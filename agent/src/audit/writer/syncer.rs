@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::super::stats::Published;
+use crate::core::lock;
 
 /// Owns the syncing thread; stopping it (drop) syncs once more.
 #[derive(Debug)]
@@ -74,7 +75,7 @@ impl Syncer {
 
     /// The writer rotated: sync the new file from now on.
     pub(super) fn replace(&self, file: File) {
-        *self.shared.file.lock().unwrap_or_else(|p| p.into_inner()) = file;
+        *lock(&self.shared.file) = file;
     }
 }
 
@@ -84,7 +85,7 @@ impl Shared {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return;
         }
-        let file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let file = lock(&self.file);
         match file.sync_data() {
             Ok(()) => self.published.synced(),
             Err(e) => {
