@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use airlock::mask::Masker;
+use airlock::Masker;
 use bytes::Bytes;
 
 const BODY: usize = 1 << 20;

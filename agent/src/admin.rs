@@ -15,7 +15,7 @@ mod view;
 use std::path::PathBuf;
 
 pub use client::{AdminClient, approvals_table, grants_table, held_details};
-pub use server::AdminServer;
+pub(crate) use server::AdminServer;
 pub use view::render as render_status;
 
 #[derive(Debug, thiserror::Error)]

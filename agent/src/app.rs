@@ -20,7 +20,7 @@ use crate::proxy::{Listeners, Proxy, ProxyError};
 use crate::tls::{CertificateAuthority, ClientTls, LeafCache, TlsError, UpstreamTls};
 
 /// How long in-flight connections may finish after shutdown is asked.
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

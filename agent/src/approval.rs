@@ -18,10 +18,10 @@ mod view;
 mod webhook;
 
 use crate::core::{Approver, Outcome};
-pub use crate::users::UserDb;
-pub use record::{ApprovalRecord, Event};
-pub use users::Approvers;
-pub use view::{GrantView, HeldView, Status};
+pub(crate) use crate::users::UserDb;
+pub(crate) use record::{ApprovalRecord, Event};
+pub(crate) use users::Approvers;
+pub(crate) use view::{GrantView, HeldView, Status};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,10 +41,10 @@ use crate::tls::UpstreamTls;
 const RECENT: usize = 1024;
 /// Longest window an approver may grant: a grant is a standing exception
 /// to policy and should not outlive a working day.
-pub const MAX_GRANT: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MAX_GRANT: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApprovalError {
+pub(crate) enum ApprovalError {
     #[error("no held request {0:?}")]
     NotFound(String),
     #[error("request {id:?} was already {outcome}")]
@@ -65,7 +65,7 @@ pub enum ApprovalError {
 
 impl ApprovalError {
     /// HTTP status and `error.code` of the admin API's answer.
-    pub fn http(&self) -> (u16, &'static str) {
+    pub(crate) fn http(&self) -> (u16, &'static str) {
         match self {
             Self::NotFound(_) | Self::NoGrant(_) => (404, "not_found"),
             Self::AlreadyDecided { .. } => (409, "already_decided"),
@@ -82,7 +82,7 @@ impl ApprovalError {
 /// are already masked (URL, body excerpt). Its JSON is the core of the
 /// admin API's held view.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct HeldRequest {
+pub(crate) struct HeldRequest {
     /// The request's audit `id`: `approve`/`deny` take it.
     pub id: String,
     pub rule: String,
@@ -101,7 +101,7 @@ pub struct HeldRequest {
 /// else app id) name a principal across tokens; an unverified token's
 /// claims could be forged, so it is keyed by its own fingerprint; a
 /// request with no credential by the calling process's uid.
-pub fn identity_key(identity: &Identity, process: &ProcessInfo) -> String {
+pub(crate) fn identity_key(identity: &Identity, process: &ProcessInfo) -> String {
     let claim = || {
         (identity.oid.as_ref().map(|v| format!("oid:{v}")))
             .or_else(|| identity.upn.as_ref().map(|v| format!("upn:{v}")))
@@ -128,7 +128,7 @@ enum Users {
 /// The held requests and live grants; shared by the data path (`hold`) and
 /// the admin API.
 #[derive(Debug)]
-pub struct Approvals {
+pub(crate) struct Approvals {
     state: Mutex<State>,
     audit: AuditLog,
     approvers: Approvers,
@@ -203,7 +203,11 @@ impl State {
 impl Approvals {
     /// The registry, with its webhook task when `approval.webhook_url` is
     /// set (call inside the tokio runtime).
-    pub fn new(config: &ApprovalConfig, audit: AuditLog, tls: Arc<UpstreamTls>) -> Arc<Self> {
+    pub(crate) fn new(
+        config: &ApprovalConfig,
+        audit: AuditLog,
+        tls: Arc<UpstreamTls>,
+    ) -> Arc<Self> {
         let webhook = config
             .webhook_url
             .as_ref()
@@ -230,7 +234,7 @@ impl Approvals {
 
     /// The wait for a request: the rule's own timeout when it set one,
     /// else `approval.timeout`.
-    pub fn timeout(&self, rule: Option<Duration>) -> Duration {
+    pub(crate) fn timeout(&self, rule: Option<Duration>) -> Duration {
         rule.unwrap_or(self.default_timeout)
     }
 
@@ -238,7 +242,7 @@ impl Approvals {
     /// grant for the same identity, rule and operation lets it through at
     /// once (audited `used`). Dropping the returned future (the client
     /// went away) ends the hold as `abandoned`.
-    pub async fn hold(&self, request: HeldRequest, timeout: Duration) -> Outcome {
+    pub(crate) async fn hold(&self, request: HeldRequest, timeout: Duration) -> Outcome {
         let key = identity_key(&request.identity, &request.process);
         let request = Arc::new(request);
         if let Some(outcome) = self.use_grant(&request, &key) {
@@ -339,7 +343,7 @@ impl Approvals {
 
     /// Approves held request `id` as the kernel-identified `uid`: once, or
     /// with a grant for `window`.
-    pub fn approve(
+    pub(crate) fn approve(
         &self,
         id: &str,
         uid: u32,
@@ -417,7 +421,7 @@ impl Approvals {
 
     /// Denies held request `id`; `reason` is required. Denying one's own
     /// agent's request is allowed: it only makes things stricter.
-    pub fn deny(&self, id: &str, uid: u32, reason: &str) -> Result<Outcome, ApprovalError> {
+    pub(crate) fn deny(&self, id: &str, uid: u32, reason: &str) -> Result<Outcome, ApprovalError> {
         if reason.trim().is_empty() {
             return Err(ApprovalError::BadRequest("a denial needs a reason".into()));
         }
@@ -444,7 +448,7 @@ impl Approvals {
     }
 
     /// Ends grant `grant_id` now.
-    pub fn revoke(
+    pub(crate) fn revoke(
         &self,
         grant_id: &str,
         uid: u32,
@@ -506,7 +510,7 @@ impl Approvals {
     }
 
     /// Every held request, longest waiting first.
-    pub fn list(&self) -> Vec<HeldView> {
+    pub(crate) fn list(&self) -> Vec<HeldView> {
         let now = Instant::now();
         let st = self.lock();
         let mut out: Vec<(Instant, HeldView)> = st
@@ -518,7 +522,7 @@ impl Approvals {
         out.into_iter().map(|(_, v)| v).collect()
     }
 
-    pub fn get(&self, id: &str) -> Result<HeldView, ApprovalError> {
+    pub(crate) fn get(&self, id: &str) -> Result<HeldView, ApprovalError> {
         let st = self.lock();
         st.held
             .get(id)
@@ -527,7 +531,7 @@ impl Approvals {
     }
 
     /// Live grants, soonest to end first.
-    pub fn grants(&self) -> Vec<GrantView> {
+    pub(crate) fn grants(&self) -> Vec<GrantView> {
         let now = Instant::now();
         let mut st = self.lock();
         st.prune(now);
@@ -536,7 +540,7 @@ impl Approvals {
         out.into_iter().map(|g| view::grant(g, now)).collect()
     }
 
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         let mut st = self.lock();
         st.prune(Instant::now());
         Status {
@@ -547,7 +551,7 @@ impl Approvals {
 
     /// How many holds ended each way since start (`used`: let through by
     /// a grant), for `/metrics`.
-    pub fn outcome_totals(&self) -> [(&'static str, u64); 5] {
+    pub(crate) fn outcome_totals(&self) -> [(&'static str, u64); 5] {
         let st = self.lock();
         [
             Event::Approved,

@@ -2,15 +2,15 @@
 //! dedicated writer thread, durable before requests are forwarded.
 
 mod access;
-pub mod chain;
-pub mod checkpoint;
-pub mod files;
+pub(crate) mod chain;
+pub(crate) mod checkpoint;
+pub(crate) mod files;
 pub mod query;
 mod queue;
 mod recover;
 mod stats;
-pub mod verify;
+pub(crate) mod verify;
 mod writer;
 
-pub use stats::AuditStats;
-pub use writer::{AuditError, AuditLog};
+pub(crate) use stats::AuditStats;
+pub(crate) use writer::{AuditError, AuditLog};

@@ -2,7 +2,7 @@
 //! from the config, attach it to the capture cgroup, and hand the proxy the
 //! original destination and caller of each redirected connection.
 
-pub mod cgroup;
+pub(crate) mod cgroup;
 mod events;
 mod pin;
 mod privileges;
@@ -10,9 +10,10 @@ mod process;
 mod selectors;
 mod table;
 
-pub use events::{EventCounts, EventReader};
-pub use process::ProcessCache;
-pub use table::{Captured, OrigDstTable};
+pub(crate) use events::{EventCounts, EventReader};
+pub(crate) use process::ProcessCache;
+pub(crate) use table::Captured;
+pub use table::OrigDstTable;
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -28,7 +29,7 @@ use aya::{Ebpf, EbpfLoader};
 use crate::config::{CaptureConfig, FailMode};
 use pin::Pins;
 use selectors::Remember;
-pub use selectors::Selectors;
+pub(crate) use selectors::Selectors;
 
 /// Why capture could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +87,7 @@ pub enum CaptureError {
 /// What the programs need to know beyond the config: the addresses the
 /// proxy actually bound and airlock's own process (never captured).
 #[derive(Clone, Debug)]
-pub struct Targets {
+pub(crate) struct Targets {
     pub listen4: SocketAddr,
     pub listen6: Option<SocketAddr>,
     pub self_tgid: u32,
@@ -94,7 +95,7 @@ pub struct Targets {
 
 /// Loaded and attached programs; dropping it detaches and unloads them.
 #[derive(Debug)]
-pub struct Capture {
+pub(crate) struct Capture {
     /// With `fail_mode = "closed"`, the links (pinned in bpffs); dropped —
     /// unpinned, detached — first.
     pins: Option<Pins>,
@@ -127,7 +128,7 @@ const SOCK_ADDR_PROGRAMS: &[&str] = &[
 impl Capture {
     /// Loads the object, fills its maps and attaches every program to the
     /// configured cgroup (default: the cgroup2 root).
-    pub fn attach(config: &CaptureConfig, targets: &Targets) -> Result<Self, CaptureError> {
+    pub(crate) fn attach(config: &CaptureConfig, targets: &Targets) -> Result<Self, CaptureError> {
         let cgroup = preflight(config)?;
         let cgroup_fd = File::open(&cgroup).map_err(|io_error| CaptureError::Io {
             what: "open capture cgroup",
@@ -209,37 +210,37 @@ impl Capture {
     }
 
     /// The table the proxy consults on accept.
-    pub fn table(&self) -> std::sync::Arc<OrigDstTable> {
+    pub(crate) fn table(&self) -> std::sync::Arc<OrigDstTable> {
         self.table.clone()
     }
 
     /// The kernel event reader; taken once by whoever logs events.
-    pub fn take_events(&mut self) -> Option<EventReader> {
+    pub(crate) fn take_events(&mut self) -> Option<EventReader> {
         self.events.take()
     }
 
     /// The selection maps, for applying a reloaded `[capture]`.
-    pub fn selectors(&self) -> std::sync::Arc<std::sync::Mutex<Selectors>> {
+    pub(crate) fn selectors(&self) -> std::sync::Arc<std::sync::Mutex<Selectors>> {
         self.selectors.clone()
     }
 
     /// Whether the programs outlive this process (`fail_mode = "closed"`).
-    pub fn fail_closed(&self) -> bool {
+    pub(crate) fn fail_closed(&self) -> bool {
         self.pins.is_some()
     }
 
     /// The cgroup the programs are attached to.
-    pub fn cgroup(&self) -> &std::path::Path {
+    pub(crate) fn cgroup(&self) -> &std::path::Path {
         &self.cgroup
     }
 
     /// Kernel ids of the loaded programs (for status and tests).
-    pub fn program_ids(&self) -> Vec<u32> {
+    pub(crate) fn program_ids(&self) -> Vec<u32> {
         self.programs().into_iter().map(|(_, id)| id).collect()
     }
 
     /// Names and kernel ids of the loaded programs.
-    pub fn programs(&self) -> Vec<(String, u32)> {
+    pub(crate) fn programs(&self) -> Vec<(String, u32)> {
         let mut programs: Vec<_> = self
             .ebpf
             .programs()
@@ -250,7 +251,7 @@ impl Capture {
     }
 
     /// Kernel events counted so far (shared with the event reader).
-    pub fn event_counts(&self) -> std::sync::Arc<EventCounts> {
+    pub(crate) fn event_counts(&self) -> std::sync::Arc<EventCounts> {
         self.event_counts.clone()
     }
 }
@@ -383,7 +384,7 @@ where
 
 /// Checks, before anything is bound or opened, that capture can start:
 /// privileges, and the cgroup to attach to (returned).
-pub fn preflight(config: &CaptureConfig) -> Result<PathBuf, CaptureError> {
+pub(crate) fn preflight(config: &CaptureConfig) -> Result<PathBuf, CaptureError> {
     privileges::check()?;
     let cgroup = match &config.cgroup {
         Some(dir) => dir.clone(),

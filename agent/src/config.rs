@@ -10,18 +10,20 @@ mod model;
 mod policy;
 mod sections;
 
-pub use approval::{AdminConfig, ApprovalConfig, DEFAULT_ADMIN_SOCKET, DEFAULT_APPROVAL_TIMEOUT};
-pub use error::ConfigError;
-pub use identity::{IdentityConfig, IssuerConfig};
-pub use masking::MaskingConfig;
-pub use model::ModelConfig;
-pub use policy::PolicyConfig;
-pub use sections::{
-    AuditConfig, CaptureConfig, Durability, FailMode, OnAuditFailure, ProxyConfig, TlsConfig,
+pub(crate) use approval::{AdminConfig, ApprovalConfig};
+pub(crate) use error::ConfigError;
+pub(crate) use identity::IdentityConfig;
+pub use identity::IssuerConfig;
+pub(crate) use masking::MaskingConfig;
+pub(crate) use model::ModelConfig;
+pub(crate) use policy::PolicyConfig;
+pub use sections::CaptureConfig;
+pub(crate) use sections::{
+    AuditConfig, Durability, FailMode, OnAuditFailure, ProxyConfig, TlsConfig,
     WRITTEN_SYNC_INTERVAL_MS,
 };
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -111,11 +113,6 @@ impl Config {
         self.approval.validate()?;
         self.admin.validate()
     }
-}
-
-/// A path given on the command line, or the default.
-pub fn path_or_default(path: Option<PathBuf>) -> PathBuf {
-    path.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
 }
 
 /// 1-based line and column of byte `offset` in `text`.

@@ -4,22 +4,23 @@
 //! audit record shapes. It depends on no stage; every stage may depend on
 //! it (`tests/layers.rs` keeps it so).
 
-pub mod addrs;
+pub(crate) mod addrs;
 mod decision;
 mod findings;
 mod glob;
 mod identity;
 mod operation;
 mod process;
-pub mod record;
+pub(crate) mod record;
 mod sync;
 mod text;
 
-pub use decision::{Action, Approver, Decision, Outcome, ResponseMasking};
-pub use findings::Findings;
+pub(crate) use decision::{Action, Approver, Decision, Outcome, ResponseMasking};
+pub(crate) use findings::Findings;
 pub use glob::Glob;
-pub use identity::{CredentialKind, GithubInfo, Identity, SasInfo};
-pub use operation::{KubeRef, KubeVerb, Operation, Service};
-pub use process::{Image, ProcessInfo};
-pub use sync::{lock, read_lock, write_lock};
-pub use text::{hex, truncate};
+pub(crate) use identity::{CredentialKind, GithubInfo, Identity, SasInfo};
+pub(crate) use operation::{KubeRef, KubeVerb, Operation, Service};
+pub(crate) use process::Image;
+pub use process::ProcessInfo;
+pub(crate) use sync::{lock, read_lock, write_lock};
+pub(crate) use text::{hex, truncate};

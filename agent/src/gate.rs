@@ -14,7 +14,7 @@ use crate::policy::{LivePolicy, Subject};
 
 /// What the gate concluded about one request.
 #[derive(Clone, Debug)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     pub identity: Arc<Identity>,
     pub operation: Arc<Operation>,
     pub decision: Decision,
@@ -25,7 +25,7 @@ pub struct Verdict {
 
 /// Identity, classification and policy, shared by every connection.
 #[derive(Debug)]
-pub struct Gate {
+pub(crate) struct Gate {
     /// Replaced whole when `[identity]` is reloaded.
     identifier: RwLock<Arc<Identifier>>,
     policy: Arc<LivePolicy>,
@@ -34,7 +34,7 @@ pub struct Gate {
 
 /// The parts of a request the gate looks at.
 #[derive(Clone, Copy, Debug)]
-pub struct Asked<'a> {
+pub(crate) struct Asked<'a> {
     pub method: &'a http::Method,
     pub host: &'a str,
     pub port: u16,
@@ -44,7 +44,7 @@ pub struct Asked<'a> {
 }
 
 impl Gate {
-    pub fn new(
+    pub(crate) fn new(
         identifier: Identifier,
         policy: Arc<LivePolicy>,
         models: crate::model::ModelHosts,
@@ -56,26 +56,26 @@ impl Gate {
         }
     }
 
-    pub fn models(&self) -> &crate::model::ModelHosts {
+    pub(crate) fn models(&self) -> &crate::model::ModelHosts {
         &self.models
     }
 
-    pub fn identifier(&self) -> Arc<Identifier> {
+    pub(crate) fn identifier(&self) -> Arc<Identifier> {
         read_lock(&self.identifier).clone()
     }
 
     /// Installs a new identifier (its key refresh starts now); requests in
     /// flight finish with the old one.
-    pub fn set_identifier(&self, identifier: Identifier) {
+    pub(crate) fn set_identifier(&self, identifier: Identifier) {
         identifier.start_refresh();
         *write_lock(&self.identifier) = Arc::new(identifier);
     }
 
-    pub fn policy(&self) -> &Arc<LivePolicy> {
+    pub(crate) fn policy(&self) -> &Arc<LivePolicy> {
         &self.policy
     }
 
-    pub async fn assess(&self, asked: Asked<'_>, process: &ProcessInfo) -> Verdict {
+    pub(crate) async fn assess(&self, asked: Asked<'_>, process: &ProcessInfo) -> Verdict {
         let identity = self.identifier().identify(asked.headers, asked.query).await;
         // Classified and matched as servers read it (see `normalize_path`).
         let path = crate::operation::normalize_path(asked.path);
@@ -102,7 +102,7 @@ impl Gate {
 
     /// The policy asked again once the request body has been scanned and
     /// `secrets` were found in it.
-    pub fn reassess(
+    pub(crate) fn reassess(
         &self,
         verdict: &mut Verdict,
         asked: Asked<'_>,

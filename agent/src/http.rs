@@ -12,28 +12,28 @@ mod pool;
 mod tap;
 mod upstream;
 
-pub use exchange::ConnCtx;
-pub use forward::serve;
+pub(crate) use exchange::ConnCtx;
+pub(crate) use forward::serve;
 pub(crate) use forward::stopped;
-pub use pool::{PoolKey, UpstreamPool};
-pub use upstream::{Dialer, Home, UpstreamConn, UpstreamError};
+pub(crate) use pool::{PoolKey, UpstreamPool};
+pub(crate) use upstream::{Dialer, Home, UpstreamConn, UpstreamError};
 
 use bytes::Bytes;
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type on both sides of the relay.
-pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+pub(crate) type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
 
 /// The HTTP version spoken on a connection (the same on both sides).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Proto {
+pub(crate) enum Proto {
     Http1,
     Http2,
 }
 
 impl Proto {
     /// From the negotiated ALPN: `h2` is HTTP/2, anything else HTTP/1.1.
-    pub fn from_alpn(alpn: Option<&[u8]>) -> Self {
+    pub(crate) fn from_alpn(alpn: Option<&[u8]>) -> Self {
         if alpn == Some(crate::tls::ALPN_H2) {
             Self::Http2
         } else {

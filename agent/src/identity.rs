@@ -5,7 +5,7 @@
 //! kept: only its kind, its claims and a short fingerprint.
 
 mod cache;
-pub mod crypto;
+pub(crate) mod crypto;
 mod fetch;
 mod jwks;
 mod jwt;
@@ -14,8 +14,8 @@ mod storage;
 #[cfg(test)]
 mod tests;
 
-pub use fetch::{FetchError, Fetcher};
-pub use link::{Links, client_assertion, form_field};
+pub(crate) use fetch::Fetcher;
+pub(crate) use link::{Links, client_assertion, form_field};
 
 use std::sync::Arc;
 
@@ -147,7 +147,7 @@ impl Identifier {
 }
 
 /// `sha256:` + 16 hex digits of SHA-256(`secret`).
-pub fn fingerprint(secret: &str) -> String {
+pub(crate) fn fingerprint(secret: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
     let mut out = String::with_capacity(23);
     out.push_str("sha256:");

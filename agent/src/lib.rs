@@ -1,32 +1,57 @@
 //! airlock: an eBPF-redirected, auditing proxy for AI coding agents' cloud
 //! calls. Data flows one way through the stages below; see ARCHITECTURE.md.
 #![forbid(unsafe_code)]
+// Items nothing outside the crate can reach are `pub(crate)`, so dead code
+// shows; the crate's whole public surface is the re-exports below.
+#![warn(unreachable_pub)]
 
-pub mod admin;
-pub mod app;
-pub mod approval;
-pub mod audit;
-pub mod capture;
+mod admin;
+mod app;
+mod approval;
+mod audit;
+mod capture;
 pub mod cli;
-pub mod config;
-pub mod core;
-pub mod demo;
-pub mod gate;
-pub mod host;
-pub mod http;
-pub mod identity;
-pub mod mask;
-pub mod model;
-pub mod notify;
-pub mod operation;
-pub mod pipe;
-pub mod policy;
-pub mod proxy;
-pub mod redact;
-pub mod reload;
-pub mod telemetry;
-pub mod tls;
-pub mod users;
+mod config;
+mod core;
+mod demo;
+mod gate;
+mod host;
+mod http;
+mod identity;
+mod mask;
+mod model;
+mod notify;
+mod operation;
+mod pipe;
+mod policy;
+mod proxy;
+mod redact;
+mod reload;
+mod telemetry;
+mod tls;
+mod users;
+
+// What the `airlock` binary (main.rs), the integration tests and the
+// examples use.
+pub use admin::{
+    AdminClient, AdminError, approvals_table, grants_table, held_details, render_status,
+};
+pub use app::{App, AppError, BoundAddrs, build};
+pub use audit::checkpoint::public_key as checkpoint_public_key;
+pub use audit::files::trail;
+pub use audit::query;
+pub use audit::verify::verify_signed;
+pub use capture::OrigDstTable;
+pub use capture::cgroup::{OwnedCgroup, cgroup2_mount};
+pub use config::{CaptureConfig, Config, DEFAULT_CONFIG_PATH, IssuerConfig};
+pub use core::{Glob, ProcessInfo};
+pub use demo::run as run_demo;
+pub use host::HostPattern;
+pub use identity::Identifier;
+pub use mask::Masker;
+pub use policy::PolicySource;
+pub use policy::explain::{Question, explain};
+pub use tls::{CaFiles, CertificateAuthority, UpstreamTls, install_system, runtime_env};
 
 /// A fresh, empty scratch directory for one unit test (`tag` keeps tests
 /// apart; the pid keeps concurrent runs apart).

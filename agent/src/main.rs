@@ -7,18 +7,18 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use airlock::admin::{AdminClient, approvals_table, grants_table, held_details};
-use airlock::audit::query::{self, Filter};
+use airlock::Config;
+use airlock::Glob;
+use airlock::Identifier;
+use airlock::PolicySource;
 use airlock::cli::{
     ApprovalsCommand, AuditCommand, CaCommand, Cli, Command, ConfigCommand, ExplainArgs,
     FilterArgs, LogArgs, LogFormat, PolicyCommand,
 };
-use airlock::config::Config;
-use airlock::core::Glob;
-use airlock::identity::Identifier;
-use airlock::policy::PolicySource;
-use airlock::policy::explain::{Question, explain};
-use airlock::tls::{CaFiles, CertificateAuthority, UpstreamTls};
+use airlock::query::{self, Filter};
+use airlock::{AdminClient, approvals_table, grants_table, held_details};
+use airlock::{CaFiles, CertificateAuthority, UpstreamTls};
+use airlock::{Question, explain};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,7 +38,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Run { config: path } => {
             let config = load(&path)?;
             runtime()?.block_on(async {
-                let app = airlock::app::build(config).await?;
+                let app = airlock::build(config).await?;
                 // Without a file (built-in defaults) SIGHUP reloads policies only.
                 let app = if path.exists() {
                     app.with_config_file(path)
@@ -50,7 +50,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             })
         }
         Command::Demo { audit } => runtime()?.block_on(async {
-            airlock::demo::run(audit).await?;
+            airlock::run_demo(audit).await?;
             anyhow::Ok(())
         }),
         Command::Ca { config, command } => ca(&load(&config)?, command),
@@ -80,7 +80,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&status)?);
                 } else {
-                    print!("{}", airlock::admin::render_status(&status));
+                    print!("{}", airlock::render_status(&status));
                 }
                 anyhow::Ok(())
             })
@@ -193,7 +193,7 @@ fn policy_explain(config: &Config, a: ExplainArgs) -> anyhow::Result<()> {
     let authorization = a
         .authorization
         .or_else(|| a.token.map(|t| format!("Bearer {t}")));
-    let process = airlock::core::ProcessInfo {
+    let process = airlock::ProcessInfo {
         comm: a.comm,
         exe: a.exe,
         uid: a.uid,
@@ -219,7 +219,7 @@ fn policy_explain(config: &Config, a: ExplainArgs) -> anyhow::Result<()> {
 }
 
 fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
-    let trail = airlock::audit::files::trail(&config.audit.path);
+    let trail = airlock::trail(&config.audit.path);
     match command {
         AuditCommand::Verify { paths, key } => {
             let paths = if paths.is_empty() { trail } else { paths };
@@ -236,7 +236,7 @@ fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
                 .checkpoint_key
                 .as_deref()
                 .context("audit.checkpoint_key is not set: checkpoints are off")?;
-            println!("{}", airlock::audit::checkpoint::public_key(path)?);
+            println!("{}", airlock::checkpoint_public_key(path)?);
             Ok(())
         }
         AuditCommand::Search { filter } => {
@@ -259,7 +259,7 @@ fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
 }
 
 fn verify(paths: &[std::path::PathBuf], key: Option<&str>) -> anyhow::Result<()> {
-    let v = airlock::audit::verify::verify_signed(paths, key)?;
+    let v = airlock::verify_signed(paths, key)?;
     if key.is_some() {
         println!("{} signed checkpoint(s) verified", v.checkpoints);
         if let Some(seq) = v.unsigned_after {
@@ -285,7 +285,7 @@ fn filter_from(a: FilterArgs) -> anyhow::Result<(Filter, bool)> {
     };
     let host = a
         .host
-        .map(|h| airlock::host::HostPattern::parse(&h))
+        .map(|h| airlock::HostPattern::parse(&h))
         .transpose()
         .map_err(anyhow::Error::msg)?;
     Ok((
@@ -430,11 +430,11 @@ fn ca(config: &Config, command: CaCommand) -> anyhow::Result<()> {
         CaCommand::Export => print!("{}", CertificateAuthority::load(dir)?.cert_pem()),
         CaCommand::Install => {
             let ca = CertificateAuthority::load(dir)?;
-            println!("{}", airlock::tls::install_system(ca.files())?);
+            println!("{}", airlock::install_system(ca.files())?);
         }
         CaCommand::Env => {
             let ca = CertificateAuthority::load(dir)?;
-            print!("{}", airlock::tls::runtime_env(ca.files()));
+            print!("{}", airlock::runtime_env(ca.files()));
         }
     }
     Ok(())
@@ -444,7 +444,7 @@ fn ca(config: &Config, command: CaCommand) -> anyhow::Result<()> {
 /// location and nothing is there (a fresh install), said in the log. A file
 /// named explicitly must exist.
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {
-    if path == std::path::Path::new(airlock::config::DEFAULT_CONFIG_PATH) && !path.exists() {
+    if path == std::path::Path::new(airlock::DEFAULT_CONFIG_PATH) && !path.exists() {
         tracing::warn!(path = %path.display(), "no config file: using the built-in defaults");
         return Ok(Config::default());
     }

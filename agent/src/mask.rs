@@ -16,8 +16,8 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use detect::MAX_SECRET;
-pub use stream::{Mode, StreamMasker};
+pub(crate) use detect::MAX_SECRET;
+pub(crate) use stream::{Mode, StreamMasker};
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -156,7 +156,7 @@ impl Masker {
 ///
 /// Takes the bytes: text that is valid UTF-8 (nearly all) becomes the
 /// excerpt without a copy.
-pub fn masked_excerpt(mut body: Vec<u8>, max: usize) -> Option<String> {
+pub(crate) fn masked_excerpt(mut body: Vec<u8>, max: usize) -> Option<String> {
     if max == 0 || body.is_empty() {
         return None;
     }
@@ -211,7 +211,7 @@ impl Masker {
 
 /// `text` with every detected secret replaced by `[REDACTED]` — for places
 /// without a masker at hand (command lines, read before any request).
-pub fn redact(text: &str) -> String {
+pub(crate) fn redact(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
@@ -226,14 +226,14 @@ pub fn redact(text: &str) -> String {
 
 /// Whether `operation`'s responses are masked by structure (they exist to
 /// hand out secrets).
-pub fn structured(operation: &str) -> bool {
+pub(crate) fn structured(operation: &str) -> bool {
     json::plan(operation).is_some()
 }
 
 /// Content types scanned: text of any kind, JSON, XML, forms, YAML, and no
 /// type at all. Images, media, archives and octet streams are not (base64
 /// payloads and binary data carry no text secrets airlock could see).
-pub fn textual(content_type: Option<&str>) -> bool {
+pub(crate) fn textual(content_type: Option<&str>) -> bool {
     let Some(ct) = content_type else {
         return true;
     };

@@ -10,8 +10,8 @@ mod prompt;
 #[cfg(test)]
 mod tests;
 
-pub use output::{Output, Reassembler};
-pub use prompt::Prompt;
+pub(crate) use output::{Output, Reassembler};
+pub(crate) use prompt::Prompt;
 
 use serde::Serialize;
 
@@ -21,13 +21,13 @@ use crate::host::InterceptList;
 
 /// Which hosts serve model APIs.
 #[derive(Debug)]
-pub struct ModelHosts {
+pub(crate) struct ModelHosts {
     hosts: InterceptList,
     text_bytes: usize,
 }
 
 impl ModelHosts {
-    pub fn new(config: &ModelConfig) -> Self {
+    pub(crate) fn new(config: &ModelConfig) -> Self {
         Self {
             hosts: InterceptList::parse(&config.hosts).expect("validated at load"),
             text_bytes: config.text_bytes,
@@ -36,7 +36,7 @@ impl ModelHosts {
 
     /// The operation, when `host` + `path` is a model call:
     /// `model.chat.completions`, `model.completions` or `model.responses`.
-    pub fn classify(&self, host: &str, path: &str) -> Option<Operation> {
+    pub(crate) fn classify(&self, host: &str, path: &str) -> Option<Operation> {
         if !self.hosts.matches(host) {
             return None;
         }
@@ -54,14 +54,14 @@ impl ModelHosts {
     }
 
     /// Bytes of prompt and output text a record keeps.
-    pub fn text_bytes(&self) -> usize {
+    pub(crate) fn text_bytes(&self) -> usize {
         self.text_bytes
     }
 }
 
 /// `kind: "model"`: one model call, written when its response ends.
 #[derive(Clone, Debug, Serialize)]
-pub struct ModelRecord {
+pub(crate) struct ModelRecord {
     pub kind: crate::core::record::RecordKind,
     /// The `http` exchange's id (its records carry the wire details).
     pub exchange: String,

@@ -7,7 +7,7 @@ use std::os::unix::net::UnixDatagram;
 
 /// Sends `state` to the service manager, if there is one. Failures are
 /// logged, never fatal: airlock works the same without systemd.
-pub fn notify(state: &str) {
+pub(crate) fn notify(state: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };

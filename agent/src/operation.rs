@@ -99,7 +99,7 @@ use crate::core::{Operation, Service};
 mod arm;
 mod entra;
 mod functions;
-pub mod github;
+pub(crate) mod github;
 mod keyvault;
 mod kube;
 mod storage;
@@ -110,7 +110,7 @@ mod tests;
 /// `-._~`) decoded. RFC 3986 §6.2.2.2 makes them equivalent, and servers
 /// treat them so: `/%73ubscriptions/…` must not slip past a rule about
 /// `/subscriptions/…`. Other escapes (`%2F` above all) stay as sent.
-pub fn normalize_path(path: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn normalize_path(path: &str) -> std::borrow::Cow<'_, str> {
     if !path.contains('%') {
         return std::borrow::Cow::Borrowed(path);
     }
@@ -139,7 +139,12 @@ pub fn normalize_path(path: &str) -> std::borrow::Cow<'_, str> {
 
 /// Names the request `method host path?query`. `host` may carry a port and
 /// a trailing dot; `path` is the raw request path.
-pub fn classify(host: &str, method: &http::Method, path: &str, query: Option<&str>) -> Operation {
+pub(crate) fn classify(
+    host: &str,
+    method: &http::Method,
+    path: &str,
+    query: Option<&str>,
+) -> Operation {
     let host = normalise_host(host);
     let verb = Http::of(method);
     if [

@@ -22,7 +22,7 @@ const CHUNK: usize = 16 * 1024;
 /// `idle`, the pipe is closed once no byte has crossed either way for that
 /// long (an error of kind `TimedOut`). Returns the first error that ended
 /// a direction.
-pub async fn pipe<A, B>(
+pub(crate) async fn pipe<A, B>(
     a: A,
     b: B,
     forward: &AtomicU64,

@@ -4,15 +4,16 @@
 //! default. Owns the rule schema (docs/policy.md), loading with file:line
 //! errors, and the live policy that reloads without ever dropping to none.
 
-pub mod explain;
+pub(crate) mod explain;
 mod live;
 mod load;
 mod matcher;
 #[cfg(test)]
 mod tests;
 
-pub use live::{LivePolicy, PolicySource, Reloaded};
-pub use load::{PolicyError, embedded, load_dir};
+pub use live::PolicySource;
+pub(crate) use live::{LivePolicy, Reloaded};
+pub(crate) use load::{PolicyError, embedded, load_dir};
 
 use std::time::Duration;
 

@@ -9,5 +9,5 @@ mod mitm;
 mod prefixed;
 mod splice;
 
-pub use connection::Proxy;
-pub use listener::{Listeners, ProxyError};
+pub(crate) use connection::Proxy;
+pub(crate) use listener::{Listeners, ProxyError};

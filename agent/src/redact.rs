@@ -34,7 +34,7 @@ const SECRET_PARAM_FRAGMENTS: &[&str] = &[
 const SECRET_PARAMS: &[&str] = &["code"];
 
 /// How a redacted value reads: its kind of secret is kept, its value not.
-pub const REDACTED: &str = "[REDACTED]";
+pub(crate) const REDACTED: &str = "[REDACTED]";
 
 fn secret_header(name: &str) -> bool {
     SECRET_HEADERS.contains(&name) || SECRET_FRAGMENTS.iter().any(|f| name.contains(f))
@@ -43,7 +43,7 @@ fn secret_header(name: &str) -> bool {
 /// Headers for the audit record: lower-case names, repeated values joined,
 /// credentials replaced. `Authorization` keeps its scheme (`Bearer`,
 /// `SharedKey account:`), which says what kind of credential it was.
-pub fn redact_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
+pub(crate) fn redact_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in headers {
         let name = name.as_str();
@@ -75,7 +75,7 @@ fn secret_param(name: &str) -> bool {
 }
 
 /// The query string with credential parameters' values replaced.
-pub fn redact_query(query: &str) -> String {
+pub(crate) fn redact_query(query: &str) -> String {
     query
         .split('&')
         .map(|pair| match pair.split_once('=') {
@@ -105,7 +105,7 @@ const SECRET_OPTIONS: &[&str] = &[
 /// A process command line with credentials replaced: values of secret
 /// options, `Authorization:`/`Bearer` values, and secret query parameters
 /// inside URLs.
-pub fn redact_cmdline(cmdline: &str) -> String {
+pub(crate) fn redact_cmdline(cmdline: &str) -> String {
     let mut out = Vec::new();
     let mut hide_next = false;
     for word in cmdline.split(' ') {

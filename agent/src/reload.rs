@@ -24,7 +24,7 @@ use crate::tls::UpstreamTls;
 
 /// Everything a reload may touch.
 #[derive(Debug)]
-pub struct Reloader {
+pub(crate) struct Reloader {
     /// The file to read again; none (in-process use): policies only.
     pub path: Option<PathBuf>,
     pub current: Mutex<Config>,
@@ -39,7 +39,7 @@ impl Reloader {
     /// Re-reads the config (if there is a file) and the policies, applies
     /// what changed, and audits the outcome. Blocking file reads: call it
     /// from a blocking context.
-    pub fn reload(&self) {
+    pub(crate) fn reload(&self) {
         if let Some(path) = &self.path {
             match Config::load(path) {
                 Ok(new) => self.apply(new),
@@ -179,7 +179,7 @@ fn list(items: &[&str]) -> String {
 
 /// Logs and audits a policy reload (a rejected one leaves the previous
 /// policy live).
-pub fn report_policy(outcome: &Reloaded, audit: &AuditLog) {
+pub(crate) fn report_policy(outcome: &Reloaded, audit: &AuditLog) {
     let mut record = AgentRecord::new("policy_reload", None);
     match outcome {
         Reloaded::Applied {
@@ -207,7 +207,7 @@ pub fn report_policy(outcome: &Reloaded, audit: &AuditLog) {
 /// Reloads on every SIGHUP until the task is dropped. `hup` is registered
 /// by the caller before readiness is announced, so a SIGHUP never finds the
 /// process without a handler (which would end it).
-pub async fn on_hup(reloader: Arc<Reloader>, mut hup: tokio::signal::unix::Signal) {
+pub(crate) async fn on_hup(reloader: Arc<Reloader>, mut hup: tokio::signal::unix::Signal) {
     while hup.recv().await.is_some() {
         let r = reloader.clone();
         let _ = tokio::task::spawn_blocking(move || r.reload()).await;
@@ -215,7 +215,11 @@ pub async fn on_hup(reloader: Arc<Reloader>, mut hup: tokio::signal::unix::Signa
 }
 
 /// Reloads the policies when their directory changes (every `poll`).
-pub async fn watch_policy(policy: Arc<LivePolicy>, poll: std::time::Duration, audit: AuditLog) {
+pub(crate) async fn watch_policy(
+    policy: Arc<LivePolicy>,
+    poll: std::time::Duration,
+    audit: AuditLog,
+) {
     policy
         .watch(poll, move |outcome| report_policy(outcome, &audit))
         .await;

@@ -12,8 +12,8 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-pub use exposition::{Exposition, Histogram};
-pub use traffic::{ConnPath, OpenGuard, Traffic};
+pub(crate) use exposition::Exposition;
+pub(crate) use traffic::{ConnPath, Traffic};
 
 use crate::audit::AuditLog;
 use crate::capture::{EventCounts, OrigDstTable, Selectors};
@@ -23,7 +23,7 @@ use crate::policy::LivePolicy;
 /// Shared by the proxy (which feeds it) and the admin server (which reads
 /// it). The live parts are attached once airlock is built.
 #[derive(Debug)]
-pub struct Telemetry {
+pub(crate) struct Telemetry {
     started: Instant,
     started_at: SystemTime,
     pub traffic: Traffic,
@@ -32,7 +32,7 @@ pub struct Telemetry {
 
 /// The running parts `status` and `metrics` read from.
 #[derive(Debug)]
-pub struct Sources {
+pub(crate) struct Sources {
     pub cgroup: PathBuf,
     pub fail_closed: bool,
     /// Names and kernel ids of the attached programs.
@@ -48,7 +48,7 @@ pub struct Sources {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct CaStatus {
+pub(crate) struct CaStatus {
     pub cert: PathBuf,
     /// SHA-256, as `openssl x509 -fingerprint -sha256` prints it.
     pub fingerprint: String,
@@ -69,22 +69,22 @@ impl Default for Telemetry {
 
 impl Telemetry {
     /// Attaches the live parts (once; later calls are ignored).
-    pub fn attach(&self, sources: Sources) {
+    pub(crate) fn attach(&self, sources: Sources) {
         let _ = self.sources.set(sources);
     }
 
     /// When this airlock started.
-    pub fn started_at(&self) -> SystemTime {
+    pub(crate) fn started_at(&self) -> SystemTime {
         self.started_at
     }
 
     /// How long it has run.
-    pub fn uptime(&self) -> std::time::Duration {
+    pub(crate) fn uptime(&self) -> std::time::Duration {
         self.started.elapsed()
     }
 
     /// The live parts, once attached.
-    pub fn sources(&self) -> Option<&Sources> {
+    pub(crate) fn sources(&self) -> Option<&Sources> {
         self.sources.get()
     }
 }

@@ -8,8 +8,8 @@ mod upstream;
 mod validity;
 
 pub use ca::{CaFiles, CertificateAuthority};
-pub use mint::{ClientTls, DEFAULT_LEAF_CACHE, LeafCache};
-pub use trust::{TrustError, install_system, runtime_env};
+pub(crate) use mint::{ClientTls, DEFAULT_LEAF_CACHE, LeafCache};
+pub use trust::{install_system, runtime_env};
 pub use upstream::UpstreamTls;
 
 use std::path::PathBuf;
@@ -18,8 +18,8 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 
 /// Protocols airlock speaks inside TLS, as ALPN ids.
-pub const ALPN_H2: &[u8] = b"h2";
-pub const ALPN_HTTP11: &[u8] = b"http/1.1";
+pub(crate) const ALPN_H2: &[u8] = b"h2";
+pub(crate) const ALPN_HTTP11: &[u8] = b"http/1.1";
 
 /// The one crypto provider used everywhere (ring): no process default is
 /// installed, so every config names it. Its suites are ring's, with
@@ -27,7 +27,7 @@ pub const ALPN_HTTP11: &[u8] = b"http/1.1";
 /// key schedule then runs on SHA-256, which this class of CPU does in
 /// hardware, instead of SHA-384, which it does not (4% of airlock's CPU
 /// per new connection), and each record costs fewer AES rounds.
-pub fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     use rustls::CipherSuite as S;
     let mut p = rustls::crypto::ring::default_provider();
     // Stable: the order among the rest is ring's.

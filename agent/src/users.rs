@@ -27,7 +27,7 @@ struct Group {
 
 /// Parsed `/etc/passwd` and `/etc/group`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct UserDb {
+pub(crate) struct UserDb {
     users: HashMap<u32, User>,
     groups: HashMap<String, Group>,
 }
@@ -35,7 +35,7 @@ pub struct UserDb {
 impl UserDb {
     /// Parses the two files' text; malformed lines are skipped (they name
     /// nobody, so they cannot grant anything).
-    pub fn parse(passwd: &str, group: &str) -> Self {
+    pub(crate) fn parse(passwd: &str, group: &str) -> Self {
         let mut users = HashMap::new();
         for line in passwd.lines().filter(|l| !l.starts_with('#')) {
             let f: Vec<&str> = line.split(':').collect();
@@ -72,7 +72,7 @@ impl UserDb {
     }
 
     /// Reads the system's files.
-    pub fn system() -> std::io::Result<Self> {
+    pub(crate) fn system() -> std::io::Result<Self> {
         Ok(Self::parse(
             &std::fs::read_to_string(PASSWD)?,
             &std::fs::read_to_string(GROUP)?,
@@ -80,13 +80,13 @@ impl UserDb {
     }
 
     /// The name of `uid`, if the files know it.
-    pub fn user_name(&self, uid: u32) -> Option<&str> {
+    pub(crate) fn user_name(&self, uid: u32) -> Option<&str> {
         self.users.get(&uid).map(|u| u.name.as_str())
     }
 
     /// Whether `uid` belongs to group `name`: as its primary group or as a
     /// listed member.
-    pub fn in_group(&self, uid: u32, name: &str) -> bool {
+    pub(crate) fn in_group(&self, uid: u32, name: &str) -> bool {
         let (Some(user), Some(group)) = (self.users.get(&uid), self.groups.get(name)) else {
             return false;
         };
@@ -94,7 +94,7 @@ impl UserDb {
     }
 
     /// The gid of group `name` (a number is taken as is).
-    pub fn group_id(&self, name: &str) -> Option<u32> {
+    pub(crate) fn group_id(&self, name: &str) -> Option<u32> {
         name.parse()
             .ok()
             .or_else(|| self.groups.get(name).map(|g| g.gid))
@@ -107,7 +107,7 @@ const NAME_CACHE: std::time::Duration = std::time::Duration::from_secs(60);
 /// The user name of `uid` for records (`process.user`), from a copy of the
 /// system's files read at most once a minute. Blocking (it may read the
 /// files): call from a blocking context, as process enrichment is.
-pub fn name_of(uid: u32) -> Option<String> {
+pub(crate) fn name_of(uid: u32) -> Option<String> {
     use std::sync::Mutex;
     use std::time::Instant;
     static CACHE: Mutex<Option<(Instant, UserDb)>> = Mutex::new(None);

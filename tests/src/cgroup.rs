@@ -4,7 +4,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use airlock::capture::cgroup::OwnedCgroup;
+use airlock::OwnedCgroup;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 

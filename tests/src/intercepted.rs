@@ -2,7 +2,7 @@
 //! host names (its own CA, HTTP/2 and HTTP/1.1), and an in-process airlock
 //! that trusts that CA and captures the upstream's port in a fresh cgroup.
 
-use airlock::config::Config;
+use airlock::Config;
 
 use crate::{Running, TempDir, TestCgroup, TestPki, TlsUpstream};
 

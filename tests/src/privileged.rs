@@ -6,7 +6,7 @@
 pub fn privileged(test: &str) -> bool {
     let reason = if !is_root() {
         Some("not running as root")
-    } else if airlock::capture::cgroup::cgroup2_mount().is_err() {
+    } else if airlock::cgroup2_mount().is_err() {
         Some("no cgroup2 mount")
     } else if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
         Some("kernel has no BTF (/sys/kernel/btf/vmlinux)")

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use airlock::app::{AppError, BoundAddrs};
-use airlock::capture::OrigDstTable;
-use airlock::config::{CaptureConfig, Config};
+use airlock::OrigDstTable;
+use airlock::{AppError, BoundAddrs};
+use airlock::{CaptureConfig, Config};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -46,7 +46,7 @@ impl Running {
         config.masking.key_file = dir.path().join("masking.key");
         config.admin.socket = dir.path().join("admin.sock");
         adjust(&mut config);
-        let app = airlock::app::build(config.clone())
+        let app = airlock::build(config.clone())
             .await
             .unwrap_or_else(|e| panic!("airlock build: {e}"));
         let (stop, stopped) = oneshot::channel();

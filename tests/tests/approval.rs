@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use airlock::admin::AdminClient;
+use airlock::AdminClient;
 use airlock_tests::tls_upstream::TlsUpstream;
 use airlock_tests::{Finished, Intercepted, TestCgroup, WAIT, finish, privileged};
 use serde_json::Value;

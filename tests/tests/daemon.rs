@@ -387,7 +387,7 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
     );
     // The demo's cgroup is gone.
     let name = format!("airlock-demo-{}", out.pid);
-    let root = airlock::capture::cgroup::cgroup2_mount().unwrap();
+    let root = airlock::cgroup2_mount().unwrap();
     assert!(!root.join(name).exists(), "demo cgroup left behind");
 }
 

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use airlock::config::IssuerConfig;
+use airlock::IssuerConfig;
 use airlock_tests::oidc::{Attack, OidcIssuer, SigningKey, TokenBuilder};
 use airlock_tests::pki::TestPki;
 use airlock_tests::tls_upstream::TlsUpstream;

@@ -32,7 +32,7 @@ async fn setup_with(
     tag: &str,
     name: &str,
     trusted: bool,
-    adjust: impl FnOnce(&mut airlock::config::Config),
+    adjust: impl FnOnce(&mut airlock::Config),
 ) -> (Env, TestPki) {
     let tmp = TempDir::new(tag);
     let pki = TestPki::new("airlock test upstream CA");

@@ -12,7 +12,7 @@ use crate::core::read_lock;
 use crate::telemetry::{Exposition, Sources, Telemetry};
 
 /// `GET /v1/status`: everything an operator checks first.
-pub fn status(telemetry: &Telemetry, approvals: &Approvals) -> serde_json::Value {
+pub(super) fn status(telemetry: &Telemetry, approvals: &Approvals) -> serde_json::Value {
     let mut v = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "pid": std::process::id(),
@@ -69,7 +69,7 @@ pub fn status(telemetry: &Telemetry, approvals: &Approvals) -> serde_json::Value
 }
 
 /// `GET /metrics`.
-pub fn metrics(telemetry: &Telemetry, approvals: &Approvals) -> String {
+pub(super) fn metrics(telemetry: &Telemetry, approvals: &Approvals) -> String {
     let mut out = Exposition::default();
     out.header(
         "airlock_build_info",

@@ -36,7 +36,7 @@ const DIR_MODE: u32 = 0o750;
 /// The bound admin socket. Its `run` future serves until dropped; the
 /// socket file is removed when the server goes.
 #[derive(Debug)]
-pub struct AdminServer {
+pub(crate) struct AdminServer {
     listener: UnixListener,
     /// `admin.metrics_listen`: `GET /metrics` only, no uid, no decisions.
     metrics: Option<tokio::net::TcpListener>,
@@ -54,7 +54,7 @@ struct Api {
 impl AdminServer {
     /// Binds the admin socket (and `admin.metrics_listen`); serve it with
     /// [`AdminServer::run`].
-    pub async fn bind(
+    pub(crate) async fn bind(
         approvals: Arc<Approvals>,
         config: &AdminConfig,
         telemetry: Arc<Telemetry>,
@@ -118,18 +118,9 @@ impl AdminServer {
         Ok(server)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Where `/metrics` is served on TCP, if it is.
-    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
-        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
-    }
-
     /// Serves connections until this future is dropped (which also ends
     /// the connections being served).
-    pub async fn run(self) {
+    pub(crate) async fn run(self) {
         let mut conns = tokio::task::JoinSet::new();
         loop {
             tokio::select! {

@@ -9,7 +9,7 @@ use crate::core::record::RecordKind;
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Event {
+pub(crate) enum Event {
     /// A request was held for a human.
     Requested,
     /// An approver released it (once, or with a window grant).
@@ -31,7 +31,7 @@ pub enum Event {
 }
 
 impl Event {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Requested => "requested",
             Self::Approved => "approved",
@@ -48,7 +48,7 @@ impl Event {
 
 /// `kind: "approval"`.
 #[derive(Clone, Debug, Serialize)]
-pub struct ApprovalRecord {
+pub(crate) struct ApprovalRecord {
     pub kind: RecordKind,
     pub event: Event,
     /// The held request's audit `id` (its `http` records share it).
@@ -80,7 +80,7 @@ pub struct ApprovalRecord {
 }
 
 impl ApprovalRecord {
-    pub fn new(event: Event) -> Self {
+    pub(crate) fn new(event: Event) -> Self {
         Self {
             kind: RecordKind::Approval,
             event,

@@ -5,7 +5,7 @@ use crate::core::Approver;
 use crate::users::UserDb;
 
 impl Approver {
-    pub fn new(uid: u32, db: &UserDb) -> Self {
+    pub(crate) fn new(uid: u32, db: &UserDb) -> Self {
         Self {
             uid,
             user: db.user_name(uid).map(str::to_owned),
@@ -13,7 +13,7 @@ impl Approver {
     }
 
     /// `alice (uid 1000)`, or `uid 1000` when unnamed.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.user {
             Some(u) => format!("{u} (uid {})", self.uid),
             None => format!("uid {}", self.uid),
@@ -23,13 +23,13 @@ impl Approver {
 
 /// `approval.approvers`: user names and `group:NAME` entries.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Approvers {
+pub(crate) struct Approvers {
     users: Vec<String>,
     groups: Vec<String>,
 }
 
 impl Approvers {
-    pub fn new(entries: &[String]) -> Self {
+    pub(crate) fn new(entries: &[String]) -> Self {
         let mut out = Self::default();
         for e in entries {
             match e.strip_prefix("group:") {
@@ -43,7 +43,7 @@ impl Approvers {
     /// Whether `uid` may decide. A uid without a passwd entry has no name
     /// and so matches no entry; root is an approver only if listed, like
     /// anyone else.
-    pub fn admits(&self, uid: u32, db: &UserDb) -> bool {
+    pub(crate) fn admits(&self, uid: u32, db: &UserDb) -> bool {
         let Some(name) = db.user_name(uid) else {
             return false;
         };

@@ -11,7 +11,7 @@ use crate::core::Approver;
 
 /// A held request, with everything an approver needs to decide.
 #[derive(Clone, Debug, Serialize)]
-pub struct HeldView {
+pub(crate) struct HeldView {
     /// The request as the data path described it (id, rule, reason,
     /// operation, method, masked URL, identity, process, body excerpt).
     #[serde(flatten)]
@@ -27,7 +27,7 @@ pub struct HeldView {
 
 /// A window grant in force.
 #[derive(Clone, Debug, Serialize)]
-pub struct GrantView {
+pub(crate) struct GrantView {
     pub id: String,
     pub identity_key: String,
     pub rule: String,
@@ -46,7 +46,7 @@ pub struct GrantView {
 
 /// The `approvals` member of `GET /v1/status`.
 #[derive(Clone, Debug, Serialize)]
-pub struct Status {
+pub(crate) struct Status {
     pub held: usize,
     pub grants: usize,
 }

@@ -24,7 +24,7 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The POST body. The body excerpt is left out: it goes to a third party.
 #[derive(Clone, Debug, Serialize)]
-pub struct Notice {
+pub(super) struct Notice {
     /// Always `approval_requested`.
     pub event: &'static str,
     /// The held request's id, for `airlock approvals approve ID`.
@@ -51,7 +51,7 @@ pub struct Notice {
 }
 
 impl Notice {
-    pub fn new(r: &HeldRequest, timeout: Duration) -> Self {
+    pub(super) fn new(r: &HeldRequest, timeout: Duration) -> Self {
         let github = r.identity.github.as_ref();
         let key = identity_key(&r.identity, &r.process);
         Self {
@@ -82,13 +82,13 @@ impl Notice {
 
 /// The sending side of the webhook task.
 #[derive(Debug)]
-pub struct Webhook {
+pub(super) struct Webhook {
     tx: mpsc::Sender<Notice>,
 }
 
 impl Webhook {
     /// Starts the delivery task (inside the tokio runtime).
-    pub fn spawn(url: String, tls: Arc<UpstreamTls>) -> Self {
+    pub(super) fn spawn(url: String, tls: Arc<UpstreamTls>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Notice>(QUEUE);
         let fetcher = Fetcher::new(tls);
         tokio::spawn(async move {
@@ -105,7 +105,7 @@ impl Webhook {
     }
 
     /// Queues a notice for `request`; never waits.
-    pub fn notify(&self, request: &HeldRequest, timeout: Duration) {
+    pub(super) fn notify(&self, request: &HeldRequest, timeout: Duration) {
         if self.tx.try_send(Notice::new(request, timeout)).is_err() {
             tracing::warn!(
                 id = %request.id,
@@ -117,7 +117,7 @@ impl Webhook {
 
 /// Sends `notice` up to [`TRIES`] times, waiting `backoff`, then twice as
 /// long, between attempts. Returns whether it was delivered.
-pub async fn deliver<F, Fut>(notice: &Notice, mut send: F, backoff: Duration) -> bool
+pub(super) async fn deliver<F, Fut>(notice: &Notice, mut send: F, backoff: Duration) -> bool
 where
     F: FnMut(&Notice) -> Fut,
     Fut: Future<Output = Result<(), String>>,

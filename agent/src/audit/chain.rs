@@ -9,13 +9,13 @@ use crate::core::hex;
 use serde_json::Value;
 
 /// `prev` of the very first record.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What follows the canonical text on every line: `,"hash":"<64 hex>"}`.
 const HASH_MEMBER: &[u8] = b",\"hash\":\"";
 
 /// SHA-256 of `prev || canonical`, hex.
-pub fn hash(prev: &str, canonical: &[u8]) -> String {
+pub(crate) fn hash(prev: &str, canonical: &[u8]) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(prev.as_bytes());
     ctx.update(canonical);
@@ -25,7 +25,7 @@ pub fn hash(prev: &str, canonical: &[u8]) -> String {
 /// Seals `body` (a serialised JSON object of the record's own members) as
 /// record `seq` after `prev`: appends the line (with its newline) to `out`
 /// and returns the new head hash of the chain.
-pub fn seal(out: &mut Vec<u8>, body: &[u8], seq: u64, prev: &str) -> String {
+pub(crate) fn seal(out: &mut Vec<u8>, body: &[u8], seq: u64, prev: &str) -> String {
     use std::io::Write;
     let members = body
         .strip_prefix(b"{")
@@ -49,7 +49,7 @@ pub fn seal(out: &mut Vec<u8>, body: &[u8], seq: u64, prev: &str) -> String {
 
 /// Where a chain breaks.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Break {
+pub(crate) struct Break {
     /// 1-based line within the file.
     pub line: usize,
     pub reason: String,
@@ -57,7 +57,7 @@ pub struct Break {
 
 /// The chain state carried from one file to the next.
 #[derive(Debug, Clone)]
-pub struct Head {
+pub(crate) struct Head {
     pub hash: String,
     pub seq: u64,
 }
@@ -78,7 +78,7 @@ fn split(line: &[u8]) -> Option<(Vec<u8>, &str)> {
 
 /// Checks one file's bytes, continuing from `head` (None: the first file,
 /// which may start anywhere). Returns the new head, or the first break.
-pub fn verify_bytes(bytes: &[u8], head: Option<Head>) -> Result<Option<Head>, Break> {
+pub(crate) fn verify_bytes(bytes: &[u8], head: Option<Head>) -> Result<Option<Head>, Break> {
     let mut head = head;
     let complete = bytes.is_empty() || bytes.ends_with(b"\n");
     let lines: Vec<&[u8]> = bytes

@@ -81,7 +81,7 @@ pub fn public_key(path: &Path) -> std::io::Result<String> {
 
 /// Checks a checkpoint record against `trusted` (hex public key): it must
 /// sign exactly the record before it (`prev`, `seq - 1`).
-pub fn check(record: &Value, trusted: &str) -> Result<(), String> {
+pub(crate) fn check(record: &Value, trusted: &str) -> Result<(), String> {
     let field = |k: &str| {
         record[k]
             .as_str()

@@ -4,14 +4,14 @@
 use std::path::{Path, PathBuf};
 
 /// The name a full file is moved to.
-pub fn rotated_name(current: &Path, last_seq: u64) -> PathBuf {
+pub(crate) fn rotated_name(current: &Path, last_seq: u64) -> PathBuf {
     let mut name = current.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{last_seq:012}"));
     current.with_file_name(name)
 }
 
 /// Rotated files of `current`, oldest first.
-pub fn rotated(current: &Path) -> Vec<PathBuf> {
+pub(crate) fn rotated(current: &Path) -> Vec<PathBuf> {
     let Some(dir) = current.parent() else {
         return Vec::new();
     };

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Why a message was not queued.
 #[derive(Debug, PartialEq, Eq)]
-pub enum PushError {
+pub(super) enum PushError {
     /// The writer is not keeping up.
     Full,
     /// The writer is gone.
@@ -20,7 +20,7 @@ pub enum PushError {
 
 /// What the writer got.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Taken {
+pub(super) enum Taken {
     /// Messages were moved into the caller's buffer.
     Some,
     /// Nothing arrived within the timeout.
@@ -30,7 +30,7 @@ pub enum Taken {
 }
 
 #[derive(Debug)]
-pub struct Queue<T> {
+pub(super) struct Queue<T> {
     state: Mutex<State<T>>,
     ready: Condvar,
     depth: usize,
@@ -47,7 +47,7 @@ struct State<T> {
 }
 
 impl<T> Queue<T> {
-    pub fn new(depth: usize, wake_at: usize) -> Self {
+    pub(super) fn new(depth: usize, wake_at: usize) -> Self {
         Self {
             state: Mutex::new(State {
                 items: Vec::with_capacity(wake_at),
@@ -66,7 +66,7 @@ impl<T> Queue<T> {
 
     /// Queues `item`; wakes the writer if it sleeps and `urgent` (or a
     /// batch is waiting).
-    pub fn push(&self, item: T, urgent: bool) -> Result<(), PushError> {
+    pub(super) fn push(&self, item: T, urgent: bool) -> Result<(), PushError> {
         let mut s = self.lock();
         if s.closed {
             return Err(PushError::Closed);
@@ -88,7 +88,7 @@ impl<T> Queue<T> {
 
     /// Moves everything queued into `into` (which must be empty), waiting
     /// up to `timeout` for something to arrive.
-    pub fn take(&self, into: &mut Vec<T>, timeout: Duration) -> Taken {
+    pub(super) fn take(&self, into: &mut Vec<T>, timeout: Duration) -> Taken {
         let mut s = self.lock();
         if s.items.is_empty() && !s.closed {
             s.sleeping = true;
@@ -110,7 +110,7 @@ impl<T> Queue<T> {
     }
 
     /// No more messages will come: the writer drains what is left and ends.
-    pub fn close(&self) {
+    pub(super) fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_one();
     }

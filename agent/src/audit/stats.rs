@@ -63,7 +63,7 @@ impl Published {
 
 /// The audit log as `airlock status` shows it.
 #[derive(Clone, Debug, Serialize)]
-pub struct AuditStats {
+pub(crate) struct AuditStats {
     /// False while writes fail (requests are refused then, by default).
     pub healthy: bool,
     /// Sequence number and hash of the last record on disk: the chain head

@@ -37,7 +37,7 @@ pub struct Verified {
 }
 
 /// Verifies `files` as one chain, oldest first.
-pub fn verify(files: &[PathBuf]) -> Result<Verified, VerifyError> {
+pub(crate) fn verify(files: &[PathBuf]) -> Result<Verified, VerifyError> {
     verify_signed(files, None)
 }
 

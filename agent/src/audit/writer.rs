@@ -51,7 +51,7 @@ pub enum AuditError {
 
 /// Appends records to the audit file. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct AuditLog {
+pub(crate) struct AuditLog {
     tx: Arc<Sender>,
     healthy: Arc<AtomicBool>,
     /// Records that could not be queued or written; the writer seals a
@@ -96,7 +96,7 @@ impl AuditLog {
     /// Opens (creating 0600, with a 0700 directory) the configured file,
     /// resumes the chain from the last complete record, and starts the
     /// writer thread.
-    pub fn open(config: &AuditConfig) -> Result<Self, AuditError> {
+    pub(crate) fn open(config: &AuditConfig) -> Result<Self, AuditError> {
         let path = config.path.clone();
         let err = |op| {
             let path = path.clone();
@@ -177,18 +177,18 @@ impl AuditLog {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The chain head on disk and the writer's counters.
-    pub fn stats(&self) -> AuditStats {
+    pub(crate) fn stats(&self) -> AuditStats {
         self.published
             .snapshot(self.healthy.load(Ordering::Acquire))
     }
 
     /// A new record id, unique across restarts (start time + counter).
-    pub fn new_id(&self) -> String {
+    pub(crate) fn new_id(&self) -> String {
         format!(
             "{:x}-{:x}",
             self.boot,
@@ -198,7 +198,7 @@ impl AuditLog {
 
     /// Err while the last write failed: callers refuse work they could not
     /// record (fail closed). Clears once a write succeeds again.
-    pub fn check(&self) -> Result<(), AuditError> {
+    pub(crate) fn check(&self) -> Result<(), AuditError> {
         if self.healthy.load(Ordering::Acquire) {
             Ok(())
         } else {
@@ -207,7 +207,7 @@ impl AuditLog {
     }
 
     /// Queues a record with a fresh id; returns the id.
-    pub fn write<R: Serialize>(&self, record: &R) -> Result<String, AuditError> {
+    pub(crate) fn write<R: Serialize>(&self, record: &R) -> Result<String, AuditError> {
         let id = self.new_id();
         self.send(&id, record, None)?;
         Ok(id)
@@ -216,7 +216,7 @@ impl AuditLog {
     /// As [`AuditLog::write`], for airlock's own `agent` records (start,
     /// stop, reloads): written even with `durability = "off"`, so the trail
     /// says when it was turned off and on again.
-    pub fn write_agent<R: Serialize>(&self, record: &R) -> Result<String, AuditError> {
+    pub(crate) fn write_agent<R: Serialize>(&self, record: &R) -> Result<String, AuditError> {
         let id = self.new_id();
         self.push(envelope(&id, record)?, None)?;
         Ok(id)
@@ -225,7 +225,7 @@ impl AuditLog {
     /// Queues a record under `id` and waits until it is on disk (with
     /// `durability = "queued"`: only while the log is healthy, without
     /// waiting).
-    pub async fn write_durable<R: Serialize>(
+    pub(crate) async fn write_durable<R: Serialize>(
         &self,
         id: &str,
         record: &R,
@@ -243,18 +243,18 @@ impl AuditLog {
     }
 
     /// Queues a record under `id` without waiting.
-    pub fn write_as<R: Serialize>(&self, id: &str, record: &R) -> Result<(), AuditError> {
+    pub(crate) fn write_as<R: Serialize>(&self, id: &str, record: &R) -> Result<(), AuditError> {
         self.send(id, record, None)
     }
 
     /// Waits until every record queued so far is written and synced.
-    pub async fn sync(&self) -> Result<(), AuditError> {
+    pub(crate) async fn sync(&self) -> Result<(), AuditError> {
         self.sync_inner(false).await
     }
 
     /// As [`AuditLog::sync`], sealing a final signed checkpoint first when
     /// checkpoints are on: call when stopping.
-    pub async fn close(&self) -> Result<(), AuditError> {
+    pub(crate) async fn close(&self) -> Result<(), AuditError> {
         self.sync_inner(true).await
     }
 

@@ -84,13 +84,16 @@ pub fn cgroup2_mount() -> Result<PathBuf, CaptureError> {
 }
 
 /// The first cgroup2 mount in mountinfo text.
-pub fn find_cgroup2(mountinfo: &str) -> Option<PathBuf> {
+pub(crate) fn find_cgroup2(mountinfo: &str) -> Option<PathBuf> {
     mounts_of(mountinfo, "cgroup2").next()
 }
 
 /// Mount points of filesystems of type `fstype` in mountinfo text (proc(5)
 /// format: the filesystem type follows the `-` separator).
-pub fn mounts_of<'a>(mountinfo: &'a str, fstype: &'a str) -> impl Iterator<Item = PathBuf> + 'a {
+pub(crate) fn mounts_of<'a>(
+    mountinfo: &'a str,
+    fstype: &'a str,
+) -> impl Iterator<Item = PathBuf> + 'a {
     mountinfo.lines().filter_map(move |line| {
         let mut fields = line.split(' ');
         let mount_point = fields.nth(4)?;
@@ -122,7 +125,7 @@ fn unescape(s: &str) -> String {
 
 /// The cgroup v2 path of `pid` relative to the hierarchy root (`/x/y`), from
 /// `/proc/PID/cgroup`; `None` if the process is gone.
-pub fn cgroup_of(pid: u32) -> Option<String> {
+pub(crate) fn cgroup_of(pid: u32) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("0::"))
@@ -130,7 +133,7 @@ pub fn cgroup_of(pid: u32) -> Option<String> {
 }
 
 /// Checks that `dir` is a directory of the cgroup2 hierarchy.
-pub fn check_cgroup_dir(dir: &Path) -> Result<(), CaptureError> {
+pub(crate) fn check_cgroup_dir(dir: &Path) -> Result<(), CaptureError> {
     let probe = dir.join("cgroup.procs");
     if dir.is_dir() && probe.exists() {
         Ok(())

@@ -16,7 +16,7 @@ use crate::core::ProcessInfo;
 /// buffer had no room for are not seen (the programs never block a
 /// connect to report one).
 #[derive(Debug, Default)]
-pub struct EventCounts {
+pub(crate) struct EventCounts {
     pub redirects: AtomicU64,
     pub udp_refused: AtomicU64,
     pub v6_refused: AtomicU64,
@@ -35,7 +35,7 @@ impl EventCounts {
 }
 
 /// Reads the capture programs' ring buffer.
-pub struct EventReader {
+pub(crate) struct EventReader {
     ring: RingBuf<MapData>,
     counts: Arc<EventCounts>,
 }
@@ -54,7 +54,7 @@ impl EventReader {
     /// Logs every event until the task is dropped. Redirects are debug
     /// (the proxy logs the connection itself); refusals are warnings, since
     /// a client just had a connection fail because of airlock.
-    pub async fn run(self) {
+    pub(crate) async fn run(self) {
         let mut fd = match airlock_ebpf::async_ring_buf(self.ring) {
             Ok(fd) => fd,
             Err(e) => {

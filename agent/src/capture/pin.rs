@@ -16,7 +16,7 @@ use super::CaptureError;
 
 /// This process's pins; unpinned (and so detached) when dropped.
 #[derive(Debug)]
-pub struct Pins {
+pub(super) struct Pins {
     dir: PathBuf,
     links: Vec<PinnedLink>,
     /// Generations left by earlier processes, retired once ours is attached.
@@ -26,7 +26,7 @@ pub struct Pins {
 impl Pins {
     /// Makes sure `root` is on a bpffs (mounting one at the standard place
     /// if none is), and creates this process's generation directory.
-    pub fn prepare(root: &Path, cgroup: &Path) -> Result<Self, CaptureError> {
+    pub(super) fn prepare(root: &Path, cgroup: &Path) -> Result<Self, CaptureError> {
         ensure_bpffs(root)?;
         let inode = std::fs::metadata(cgroup)
             .map_err(|io_error| CaptureError::Io {
@@ -54,7 +54,7 @@ impl Pins {
     }
 
     /// Pins `link` as `name`.
-    pub fn pin(&mut self, name: &'static str, link: FdLink) -> Result<(), CaptureError> {
+    pub(super) fn pin(&mut self, name: &'static str, link: FdLink) -> Result<(), CaptureError> {
         let pinned = link
             .pin(self.dir.join(name))
             .map_err(|e| CaptureError::Pin {
@@ -66,7 +66,7 @@ impl Pins {
     }
 
     /// Detaches what earlier processes left pinned; returns how many links.
-    pub fn retire_previous(&mut self) -> usize {
+    pub(super) fn retire_previous(&mut self) -> usize {
         let mut retired = 0;
         for dir in std::mem::take(&mut self.previous) {
             for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {

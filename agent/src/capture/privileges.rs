@@ -12,7 +12,7 @@ const CAP_BPF: u32 = 39;
 /// Ok if the effective capabilities allow loading cgroup programs (root, or
 /// CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON, with CAP_SYS_ADMIN standing in for
 /// both BPF and PERFMON on kernels before 5.8).
-pub fn check() -> Result<(), CaptureError> {
+pub(super) fn check() -> Result<(), CaptureError> {
     let status =
         std::fs::read_to_string("/proc/self/status").map_err(|io_error| CaptureError::Io {
             what: "read /proc/self/status",

@@ -97,7 +97,7 @@ impl Key {
 
 /// Enriched callers, by [`Key`], for [`CACHE_FOR`].
 #[derive(Debug, Default)]
-pub struct ProcessCache {
+pub(crate) struct ProcessCache {
     entries: Mutex<HashMap<Key, (Instant, Arc<ProcessInfo>)>>,
 }
 
@@ -105,7 +105,7 @@ impl ProcessCache {
     /// `kernel` (the kernel's fields only) enriched: from the cache when
     /// the same run of the same program was enriched lately, else from
     /// /proc on a blocking thread.
-    pub async fn enrich(&self, kernel: ProcessInfo) -> ProcessInfo {
+    pub(crate) async fn enrich(&self, kernel: ProcessInfo) -> ProcessInfo {
         let key = Key::of(&kernel);
         // A record from a kernel that gave no start time cannot tell runs
         // apart: always read.

@@ -37,7 +37,7 @@ impl Remember {
     }
 }
 
-pub struct Selectors {
+pub(crate) struct Selectors {
     config: Array<MapData, airlock_ebpf::Config>,
     ports: HashMap<MapData, u16, u8>,
     comms: HashMap<MapData, [u8; 16], u8>,
@@ -82,7 +82,7 @@ impl Selectors {
 
     /// Makes the kernel select by `config` (its comm, uid, ports,
     /// follow_children and follow_depth).
-    pub fn apply(&mut self, config: &CaptureConfig) -> Result<(), CaptureError> {
+    pub(crate) fn apply(&mut self, config: &CaptureConfig) -> Result<(), CaptureError> {
         let comm_key = |c: &String| {
             let mut key = [0u8; 16];
             key[..c.len()].copy_from_slice(c.as_bytes());
@@ -153,7 +153,7 @@ impl Selectors {
     }
 
     /// The selection in force.
-    pub fn current(&self) -> Option<&CaptureConfig> {
+    pub(crate) fn current(&self) -> Option<&CaptureConfig> {
         self.current.as_ref()
     }
 

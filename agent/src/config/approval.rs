@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 /// How long a held request waits for a human when its rule names no
 /// timeout.
-pub const DEFAULT_APPROVAL_TIMEOUT: &str = "5m";
+pub(crate) const DEFAULT_APPROVAL_TIMEOUT: &str = "5m";
 /// Where the admin API listens.
-pub const DEFAULT_ADMIN_SOCKET: &str = "/run/airlock/admin.sock";
+pub(crate) const DEFAULT_ADMIN_SOCKET: &str = "/run/airlock/admin.sock";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

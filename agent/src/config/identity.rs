@@ -3,14 +3,14 @@
 use serde::{Deserialize, Serialize};
 
 /// Clock skew tolerated on `exp`/`nbf`, seconds.
-pub const DEFAULT_LEEWAY_S: u64 = 60;
+pub(super) const DEFAULT_LEEWAY_S: u64 = 60;
 /// Scheduled JWKS refresh, seconds.
-pub const DEFAULT_JWKS_REFRESH_S: u64 = 3600;
+pub(super) const DEFAULT_JWKS_REFRESH_S: u64 = 3600;
 /// Least time between two refreshes forced by an unknown `kid`, seconds:
 /// a flood of forged `kid`s must not become a flood of fetches.
-pub const DEFAULT_JWKS_MIN_REFRESH_S: u64 = 30;
+pub(super) const DEFAULT_JWKS_MIN_REFRESH_S: u64 = 30;
 /// Validated tokens remembered (by hash) until they expire.
-pub const DEFAULT_TOKEN_CACHE: usize = 10_000;
+pub(super) const DEFAULT_TOKEN_CACHE: usize = 10_000;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// Where the fingerprint key lives (the state directory).
-pub const DEFAULT_MASKING_KEY: &str = "/var/lib/airlock/masking.key";
+pub(super) const DEFAULT_MASKING_KEY: &str = "/var/lib/airlock/masking.key";
 /// Largest request body read whole to look for secrets before it is
 /// forwarded (bigger ones are scanned as they stream).
-pub const DEFAULT_SCAN_BEFORE_FORWARD: usize = 1024 * 1024;
+pub(super) const DEFAULT_SCAN_BEFORE_FORWARD: usize = 1024 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

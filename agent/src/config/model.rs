@@ -4,10 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 /// GitHub Copilot's API hosts (also in the default `proxy.intercept`).
-pub const DEFAULT_MODEL_HOSTS: &[&str] =
+pub(super) const DEFAULT_MODEL_HOSTS: &[&str] =
     &["*.githubcopilot.com", "copilot-proxy.githubusercontent.com"];
 /// Characters of prompt and of output kept (masked) in a model record.
-pub const DEFAULT_MODEL_TEXT_BYTES: usize = 16 * 1024;
+pub(super) const DEFAULT_MODEL_TEXT_BYTES: usize = 16 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

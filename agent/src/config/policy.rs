@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// How often the policy directory is checked for changes, milliseconds.
-pub const DEFAULT_POLICY_POLL_MS: u64 = 2000;
+pub(super) const DEFAULT_POLICY_POLL_MS: u64 = 2000;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -6,17 +6,17 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// Destination ports captured by default: HTTPS.
-pub const DEFAULT_CAPTURE_PORTS: &[u16] = &[443];
+pub(super) const DEFAULT_CAPTURE_PORTS: &[u16] = &[443];
 /// IPv4 listener the eBPF programs redirect to.
-pub const DEFAULT_LISTEN: SocketAddr =
+pub(super) const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 15443));
 /// IPv6 listener alongside it.
-pub const DEFAULT_LISTEN6: SocketAddr =
+pub(super) const DEFAULT_LISTEN6: SocketAddr =
     SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 15443, 0, 0));
 /// Upstream TCP connect timeout, milliseconds.
-pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+pub(super) const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// Hosts decrypted by default: Azure public cloud.
-pub const DEFAULT_INTERCEPT: &[&str] = &[
+pub(super) const DEFAULT_INTERCEPT: &[&str] = &[
     "*.azure.com",
     "*.windows.net",
     "*.azmk8s.io",
@@ -31,23 +31,23 @@ pub const DEFAULT_INTERCEPT: &[&str] = &[
     "copilot-proxy.githubusercontent.com",
 ];
 /// How long a client may take to send its ClientHello, milliseconds.
-pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+pub(super) const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// How long an upstream connection is kept for reuse after its client is
 /// done with it, milliseconds: below the idle timeouts of common servers
 /// (nginx 60 s, Kestrel 120 s, Azure's load balancers 4 min).
-pub const DEFAULT_UPSTREAM_IDLE_MS: u64 = 30_000;
+pub(super) const DEFAULT_UPSTREAM_IDLE_MS: u64 = 30_000;
 /// How long a byte pipe (spliced TLS, plain TCP, an upgraded WebSocket or
 /// SPDY stream) may carry nothing before it is closed, milliseconds: an
 /// hour, as Envoy's TCP proxy.
-pub const DEFAULT_TUNNEL_IDLE_MS: u64 = 3_600_000;
+pub(super) const DEFAULT_TUNNEL_IDLE_MS: u64 = 3_600_000;
 /// Where the CA lives.
-pub const DEFAULT_CA_DIR: &str = "/var/lib/airlock/ca";
+pub(super) const DEFAULT_CA_DIR: &str = "/var/lib/airlock/ca";
 /// Where audit records go.
-pub const DEFAULT_AUDIT_PATH: &str = "/var/log/airlock/audit.jsonl";
+pub(super) const DEFAULT_AUDIT_PATH: &str = "/var/log/airlock/audit.jsonl";
 /// Longest process name the kernel keeps (`TASK_COMM_LEN` less the NUL).
-pub const MAX_COMM_LEN: usize = 15;
+pub(super) const MAX_COMM_LEN: usize = 15;
 /// Most ancestors examined by `follow_children` (the eBPF loop's bound).
-pub const MAX_FOLLOW_DEPTH: u32 = 32;
+pub(super) const MAX_FOLLOW_DEPTH: u32 = 32;
 /// Entries the kernel maps hold (ports, comm and uid selectors).
 const MAX_PORTS: usize = 64;
 const MAX_SELECTORS: usize = 256;
@@ -95,7 +95,7 @@ pub enum FailMode {
 }
 
 /// Where `fail_mode = "closed"` pins links.
-pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/airlock";
+pub(super) const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/airlock";
 
 impl Default for CaptureConfig {
     fn default() -> Self {
@@ -252,7 +252,7 @@ impl ProxyConfig {
 }
 
 /// Audit file size at which it is rotated, bytes.
-pub const DEFAULT_AUDIT_ROTATE_BYTES: u64 = 128 * 1024 * 1024;
+pub(super) const DEFAULT_AUDIT_ROTATE_BYTES: u64 = 128 * 1024 * 1024;
 
 /// What happens to intercepted requests while the audit log cannot be
 /// written.
@@ -267,7 +267,7 @@ pub enum OnAuditFailure {
 }
 
 /// Records between signed audit checkpoints.
-pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1000;
+pub(super) const DEFAULT_CHECKPOINT_EVERY: u64 = 1000;
 
 /// When a request's record counts as safe enough to forward the request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -290,10 +290,10 @@ pub enum Durability {
 }
 
 /// Bytes of a body kept, masked, in its record.
-pub const DEFAULT_BODY_EXCERPT_BYTES: usize = 4096;
+pub(super) const DEFAULT_BODY_EXCERPT_BYTES: usize = 4096;
 
 /// How often `durability = "written"` fsyncs, milliseconds.
-pub const WRITTEN_SYNC_INTERVAL_MS: u64 = 50;
+pub(crate) const WRITTEN_SYNC_INTERVAL_MS: u64 = 50;
 
 /// `[audit]`: where records are written.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -20,7 +20,7 @@ pub struct ListenAddr(pub SocketAddr);
 
 /// `ip:port` of an address, IPv4-mapped IPv6 shown as plain IPv4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub ip: IpAddr,
     pub port: u16,
 }
@@ -35,7 +35,7 @@ impl From<SocketAddr> for Endpoint {
 }
 
 /// 16 bytes with IPv4 as `::ffff:a.b.c.d`: how the eBPF maps store addresses.
-pub fn to_mapped_bytes(ip: IpAddr) -> [u8; 16] {
+pub(crate) fn to_mapped_bytes(ip: IpAddr) -> [u8; 16] {
     match ip {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),
@@ -43,7 +43,7 @@ pub fn to_mapped_bytes(ip: IpAddr) -> [u8; 16] {
 }
 
 /// Inverse of [`to_mapped_bytes`]: a mapped address comes back as IPv4.
-pub fn from_mapped_bytes(bytes: [u8; 16]) -> IpAddr {
+pub(crate) fn from_mapped_bytes(bytes: [u8; 16]) -> IpAddr {
     IpAddr::V6(Ipv6Addr::from(bytes)).to_canonical()
 }
 

@@ -61,7 +61,7 @@ impl ResponseMasking {
 /// As JSON: `{"outcome": "approved", "by": {…}, "grant_id": …}`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Forward the request unchanged. `grant`: the window grant this
     /// approval created, or the live one that let the request through.
     Approved {
@@ -77,21 +77,9 @@ pub enum Outcome {
     AuditUnavailable,
 }
 
-impl Outcome {
-    /// `approved`, `denied`, `expired`, `audit_unavailable`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Approved { .. } => "approved",
-            Self::Denied { .. } => "denied",
-            Self::Expired => "expired",
-            Self::AuditUnavailable => "audit_unavailable",
-        }
-    }
-}
-
 /// Whoever acted through the admin socket; `by` in approval records.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Approver {
+pub(crate) struct Approver {
     /// From the kernel (SO_PEERCRED), not from the client.
     pub uid: u32,
     /// From `/etc/passwd`; absent when the uid has no entry.

@@ -9,7 +9,7 @@ use crate::core::addrs::Endpoint;
 /// `kind` of a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RecordKind {
+pub(crate) enum RecordKind {
     /// A captured connection relayed as TCP (not TLS).
     Connection,
     /// A TLS connection to a host that is not intercepted, spliced as is.
@@ -31,7 +31,7 @@ pub enum RecordKind {
 /// Who was on each end of a captured connection: `process`, `src` and
 /// `dst` of every record about one.
 #[derive(Clone, Debug, Serialize)]
-pub struct ConnEnds {
+pub(crate) struct ConnEnds {
     pub process: std::sync::Arc<ProcessInfo>,
     /// The client's address (its local port identifies the socket).
     pub src: Endpoint,
@@ -41,7 +41,7 @@ pub struct ConnEnds {
 
 /// One captured TCP connection, written when it ends.
 #[derive(Clone, Debug, Serialize)]
-pub struct ConnectionRecord {
+pub(crate) struct ConnectionRecord {
     pub kind: RecordKind,
     #[serde(flatten)]
     pub ends: ConnEnds,
@@ -60,7 +60,7 @@ pub struct ConnectionRecord {
 
 /// airlock's own lifecycle.
 #[derive(Clone, Debug, Serialize)]
-pub struct AgentRecord {
+pub(crate) struct AgentRecord {
     pub kind: RecordKind,
     /// `start`, `stop`, `policy_reload`, `policy_rejected`, `config_reload`,
     /// `config_rejected`.
@@ -80,7 +80,7 @@ pub struct AgentRecord {
 
 impl AgentRecord {
     /// A record of this airlock process; `cgroup` is the capture cgroup.
-    pub fn new(event: &'static str, cgroup: Option<String>) -> Self {
+    pub(crate) fn new(event: &'static str, cgroup: Option<String>) -> Self {
         Self {
             kind: RecordKind::Agent,
             event,
@@ -95,7 +95,7 @@ impl AgentRecord {
 
 /// `tls` of an HTTP record.
 #[derive(Clone, Debug, Serialize)]
-pub struct TlsInfo {
+pub(crate) struct TlsInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
     /// The protocol negotiated on both sides (`h2`, `http/1.1`), if any.
@@ -105,7 +105,7 @@ pub struct TlsInfo {
 
 /// A body as seen on the wire.
 #[derive(Clone, Debug, Serialize)]
-pub struct BodyInfo {
+pub(crate) struct BodyInfo {
     pub bytes: u64,
     /// SHA-256 of the full body, when it was seen to its end.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,7 +117,7 @@ pub struct BodyInfo {
 
 /// `request` of an HTTP record.
 #[derive(Clone, Debug, Serialize)]
-pub struct RequestInfo {
+pub(crate) struct RequestInfo {
     pub method: String,
     pub host: String,
     pub port: u16,
@@ -144,7 +144,7 @@ pub struct RequestInfo {
 
 /// `response` of an HTTP record.
 #[derive(Clone, Debug, Serialize)]
-pub struct ResponseInfo {
+pub(crate) struct ResponseInfo {
     pub status: u16,
     /// Body bytes sent to the client (after a 101: bytes upstream → client).
     pub bytes: u64,
@@ -158,7 +158,7 @@ pub struct ResponseInfo {
 /// Which of an exchange's two records this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Written and fsynced before the request is forwarded.
     Request,
     /// Written when the exchange ends: the complete story.
@@ -167,7 +167,7 @@ pub enum Phase {
 
 /// One decrypted HTTP exchange. Both of its records share `id`.
 #[derive(Clone, Debug, Serialize)]
-pub struct HttpRecord {
+pub(crate) struct HttpRecord {
     pub kind: RecordKind,
     pub phase: Phase,
     #[serde(flatten)]
@@ -199,7 +199,7 @@ pub struct HttpRecord {
 
 /// A client that refused the minted certificate.
 #[derive(Clone, Debug, Serialize)]
-pub struct TlsRefusedRecord {
+pub(crate) struct TlsRefusedRecord {
     pub kind: RecordKind,
     #[serde(flatten)]
     pub ends: ConnEnds,

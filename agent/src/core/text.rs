@@ -2,7 +2,7 @@
 //! bounded excerpts cut on character boundaries.
 
 /// `bytes` as lower-case hex, two digits a byte.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -13,7 +13,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// The longest prefix of `s` within `max` bytes, on a character boundary.
-pub fn truncate(s: &str, max: usize) -> &str {
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }

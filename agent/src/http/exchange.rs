@@ -20,7 +20,7 @@ use crate::redact::{redact_headers, redact_query};
 
 /// What every exchange on one connection shares.
 #[derive(Debug)]
-pub struct ConnCtx {
+pub(crate) struct ConnCtx {
     pub process: Arc<ProcessInfo>,
     pub src: Endpoint,
     pub dst: Endpoint,

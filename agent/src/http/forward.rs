@@ -51,7 +51,7 @@ macro_rules! until_stopped {
 /// closes gracefully (HTTP/1.1 after the current exchange, HTTP/2 with a
 /// GOAWAY). `upstream` is the connection to forward to, or why there is
 /// none (then every request gets a 502 that says so).
-pub async fn serve<IO>(
+pub(crate) async fn serve<IO>(
     client: IO,
     proto: Proto,
     upstream: Result<UpstreamConn, UpstreamError>,

@@ -28,7 +28,7 @@ const TOTAL: usize = 256;
 
 /// What a pooled connection was made for; only an identical key reuses it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PoolKey {
+pub(crate) struct PoolKey {
     pub dst: SocketAddr,
     pub name: ServerName<'static>,
     /// The protocols offered to the upstream (the client's, filtered).
@@ -37,7 +37,7 @@ pub struct PoolKey {
 
 /// An upstream connection between two client connections.
 #[derive(Debug)]
-pub struct Parked {
+pub(crate) struct Parked {
     pub(super) dialer: Dialer,
     /// What the upstream chose when it was dialled (and so the protocol).
     pub alpn: Option<Vec<u8>>,
@@ -52,7 +52,7 @@ struct Idle {
 
 /// The idle connections, by key.
 #[derive(Debug)]
-pub struct UpstreamPool {
+pub(crate) struct UpstreamPool {
     idle_for: Duration,
     idle: Mutex<Idles>,
 }
@@ -66,7 +66,7 @@ struct Idles {
 impl UpstreamPool {
     /// A pool that keeps connections idle for at most `idle_for`; zero
     /// keeps none.
-    pub fn new(idle_for: Duration) -> Self {
+    pub(crate) fn new(idle_for: Duration) -> Self {
         Self {
             idle_for,
             idle: Mutex::new(Idles::default()),
@@ -74,7 +74,7 @@ impl UpstreamPool {
     }
 
     /// The most recently parked connection for `key` that is still open.
-    pub fn take(&self, key: &PoolKey) -> Option<Parked> {
+    pub(crate) fn take(&self, key: &PoolKey) -> Option<Parked> {
         let mut idles = self.lock();
         let list = idles.by_key.get_mut(key)?;
         let mut found = None;

@@ -26,7 +26,7 @@ use super::pool::{Parked, PoolKey, UpstreamPool};
 use super::{Body, Proto};
 
 #[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     #[error("cannot connect to {dst}: {source}")]
     Connect {
         dst: SocketAddr,
@@ -47,7 +47,7 @@ pub enum UpstreamError {
 
 impl UpstreamError {
     /// Stable code for the JSON error body and the audit record.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Self::Connect { .. } => "UpstreamUnreachable",
             Self::Timeout(_) => "UpstreamTimeout",
@@ -59,7 +59,7 @@ impl UpstreamError {
 
 /// How to (re)connect to the upstream.
 #[derive(Clone, Debug)]
-pub struct Dialer {
+pub(crate) struct Dialer {
     pub dst: SocketAddr,
     pub name: ServerName<'static>,
     pub config: Arc<ClientConfig>,
@@ -68,7 +68,7 @@ pub struct Dialer {
 
 impl Dialer {
     /// TCP then TLS, verified against the configured roots.
-    pub async fn tls(&self) -> Result<TlsStream<TcpStream>, UpstreamError> {
+    pub(crate) async fn tls(&self) -> Result<TlsStream<TcpStream>, UpstreamError> {
         let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.dst))
             .await
             .map_err(|_| UpstreamError::Timeout(self.dst))?
@@ -153,14 +153,14 @@ impl Link {
 
 /// Where an upstream connection goes when its client is done with it.
 #[derive(Debug)]
-pub struct Home {
+pub(crate) struct Home {
     pub pool: Arc<UpstreamPool>,
     pub key: PoolKey,
 }
 
 /// The HTTP client side of one relayed connection.
 #[derive(Debug)]
-pub struct UpstreamConn {
+pub(crate) struct UpstreamConn {
     dialer: Dialer,
     proto: Proto,
     /// What the upstream chose when the connection was first dialled.
@@ -173,7 +173,7 @@ pub struct UpstreamConn {
 impl UpstreamConn {
     /// HTTP over an established TLS stream, started on the first request;
     /// parked in `home` when dropped, if it can be used again.
-    pub fn start(
+    pub(crate) fn start(
         dialer: Dialer,
         stream: TlsStream<TcpStream>,
         alpn: Option<Vec<u8>>,
@@ -189,7 +189,7 @@ impl UpstreamConn {
     }
 
     /// A connection taken from the pool, going back there when dropped.
-    pub fn resume(parked: Parked, home: Home) -> Self {
+    pub(crate) fn resume(parked: Parked, home: Home) -> Self {
         Self {
             dialer: parked.dialer,
             proto: Proto::from_alpn(parked.alpn.as_deref()),
@@ -205,7 +205,10 @@ impl UpstreamConn {
     /// meanwhile: if it fails before any of the request was written, the
     /// request goes out once more on a new connection. A request that was
     /// even partly written is never sent twice.
-    pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, UpstreamError> {
+    pub(crate) async fn send(
+        &self,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let mut req = req;
         let mut redial = false;
         loop {

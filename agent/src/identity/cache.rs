@@ -13,19 +13,19 @@ use crate::core::Identity;
 use crate::core::lock;
 
 #[derive(Debug)]
-pub struct TokenCache {
+pub(super) struct TokenCache {
     entries: Mutex<LruCache<[u8; 32], (Identity, SystemTime)>>,
 }
 
 impl TokenCache {
-    pub fn new(capacity: usize) -> Self {
+    pub(super) fn new(capacity: usize) -> Self {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
         Self {
             entries: Mutex::new(LruCache::new(capacity)),
         }
     }
 
-    pub fn get(&self, token: &str) -> Option<Identity> {
+    pub(super) fn get(&self, token: &str) -> Option<Identity> {
         let key = digest(token);
         let mut entries = lock(&self.entries);
         match entries.get(&key) {
@@ -38,7 +38,7 @@ impl TokenCache {
         }
     }
 
-    pub fn put(&self, token: &str, id: Identity, until: SystemTime) {
+    pub(super) fn put(&self, token: &str, id: Identity, until: SystemTime) {
         let mut entries = lock(&self.entries);
         entries.put(digest(token), (id, until));
     }

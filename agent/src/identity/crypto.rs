@@ -13,7 +13,7 @@ use ring::signature::{self as sig, RsaPublicKeyComponents, UnparsedPublicKey};
 
 /// The asymmetric algorithms airlock accepts; everything else (`none`,
 /// `HS*`) is refused before any key is looked at.
-pub const ALLOWED: &[Algorithm] = &[
+pub(crate) const ALLOWED: &[Algorithm] = &[
     Algorithm::RS256,
     Algorithm::RS384,
     Algorithm::RS512,
@@ -39,7 +39,7 @@ static PROVIDER: CryptoProvider = CryptoProvider {
 
 /// Makes `ring` jsonwebtoken's process-wide provider. Idempotent: a second
 /// call finds it installed.
-pub fn install() {
+pub(crate) fn install() {
     let _ = PROVIDER.install_default();
 }
 

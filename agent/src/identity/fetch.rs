@@ -20,7 +20,7 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BODY: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     #[error("{url}: not an https:// URL with a host")]
     BadUrl { url: String },
     #[error("{url}: {why}")]
@@ -35,17 +35,20 @@ pub enum FetchError {
 
 /// Speaks HTTPS/1.1 to one URL per call, a new connection each time.
 #[derive(Debug)]
-pub struct Fetcher {
+pub(crate) struct Fetcher {
     tls: Arc<UpstreamTls>,
 }
 
 impl Fetcher {
-    pub fn new(tls: Arc<UpstreamTls>) -> Self {
+    pub(crate) fn new(tls: Arc<UpstreamTls>) -> Self {
         Self { tls }
     }
 
     /// GETs `url` and parses its body as JSON of type `T`.
-    pub async fn json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, FetchError> {
+    pub(crate) async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+    ) -> Result<T, FetchError> {
         let body = tokio::time::timeout(FETCH_TIMEOUT, self.send(http::Method::GET, url, None))
             .await
             .map_err(|_| FetchError::Timeout { url: url.into() })??;
@@ -56,7 +59,7 @@ impl Fetcher {
     }
 
     /// POSTs `body` as JSON to `url`; any 2xx is success.
-    pub async fn post_json<T: serde::Serialize>(
+    pub(crate) async fn post_json<T: serde::Serialize>(
         &self,
         url: &str,
         body: &T,

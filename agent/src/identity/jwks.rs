@@ -16,14 +16,14 @@ use crate::core::{lock, read_lock, write_lock};
 
 /// A usable verification key and the algorithm it is pinned to, if any.
 #[derive(Clone, Debug)]
-pub struct Key {
+pub(super) struct Key {
     pub key: DecodingKey,
     pub alg: Option<KeyAlgorithm>,
 }
 
 impl Key {
     /// The JWK's own `alg`, when it has one, must be the token's.
-    pub fn allows(&self, alg: Algorithm) -> bool {
+    pub(super) fn allows(&self, alg: Algorithm) -> bool {
         self.alg.is_none_or(|a| a == KeyAlgorithm::from(alg))
     }
 }
@@ -37,7 +37,7 @@ struct KeySet {
 
 /// Where the key set comes from.
 #[derive(Debug)]
-pub enum Source {
+pub(super) enum Source {
     /// `{issuer}/.well-known/openid-configuration`, whose `issuer` must be
     /// `expect_issuer` when given (OIDC Discovery §4.3).
     Discovery {
@@ -48,7 +48,7 @@ pub enum Source {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum JwksError {
+pub(super) enum JwksError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error("discovery document at {url} names issuer {found:?}, not {expected:?}")]
@@ -62,7 +62,7 @@ pub enum JwksError {
 }
 
 #[derive(Debug)]
-pub struct Jwks {
+pub(super) struct Jwks {
     source: Source,
     fetcher: Arc<Fetcher>,
     keys: RwLock<Arc<KeySet>>,
@@ -88,7 +88,7 @@ struct RawSet {
 }
 
 impl Jwks {
-    pub fn new(
+    pub(super) fn new(
         source: Source,
         fetcher: Arc<Fetcher>,
         interval: Duration,
@@ -108,7 +108,7 @@ impl Jwks {
 
     /// The key for `kid`, refreshing once (subject to the rate limit) when
     /// it is not known.
-    pub async fn key(&self, kid: Option<&str>) -> Option<Key> {
+    pub(super) async fn key(&self, kid: Option<&str>) -> Option<Key> {
         if let Some(k) = self.lookup(kid) {
             return Some(k);
         }
@@ -130,7 +130,7 @@ impl Jwks {
     }
 
     /// Refreshes forever on the schedule (the first one right away).
-    pub async fn run_schedule(self: Arc<Self>) {
+    pub(super) async fn run_schedule(self: Arc<Self>) {
         loop {
             self.refresh(false).await;
             tokio::time::sleep(self.interval).await;
@@ -140,7 +140,7 @@ impl Jwks {
     /// Fetches the key set. `forced` (an unknown kid) is skipped when the
     /// last attempt was too recent; any caller that waited on a refresh in
     /// flight takes its result instead of fetching again.
-    pub async fn refresh(&self, forced: bool) {
+    pub(super) async fn refresh(&self, forced: bool) {
         let asked = Instant::now();
         let _guard = self.refreshing.lock().await;
         let last = *lock(&self.last_attempt);

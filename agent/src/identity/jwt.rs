@@ -19,20 +19,20 @@ use crate::config::{IdentityConfig, IssuerConfig};
 use crate::core::{CredentialKind, GithubInfo, Identity};
 
 /// The real GitHub Actions OIDC issuer.
-pub const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";
+pub(super) const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";
 /// Stands for the tenant id in a multi-tenant issuer.
 const TENANT_PLACEHOLDER: &str = "{tid}";
 
 /// One trusted issuer and its keys.
 #[derive(Debug)]
-pub struct Issuer {
+pub(super) struct Issuer {
     issuer: String,
     audiences: Vec<String>,
     jwks: Arc<Jwks>,
 }
 
 impl Issuer {
-    pub fn new(c: &IssuerConfig, fetcher: Arc<Fetcher>, config: &IdentityConfig) -> Self {
+    pub(super) fn new(c: &IssuerConfig, fetcher: Arc<Fetcher>, config: &IdentityConfig) -> Self {
         let templated = c.issuer.contains(TENANT_PLACEHOLDER);
         let source = match &c.jwks_uri {
             Some(uri) => Source::Jwks(uri.clone()),
@@ -60,7 +60,7 @@ impl Issuer {
         }
     }
 
-    pub fn spawn_refresh(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+    pub(super) fn spawn_refresh(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(self.jwks.clone().run_schedule())
     }
 
@@ -74,7 +74,7 @@ impl Issuer {
 }
 
 /// The token's identity and, when it may be cached, until when.
-pub async fn identify(
+pub(super) async fn identify(
     token: &str,
     issuers: &[Arc<Issuer>],
     leeway_s: u64,
@@ -228,7 +228,7 @@ pub(super) fn from_claims(c: &Value) -> Identity {
 
 /// Seconds since the epoch as a time, clamped to the last second RFC 3339
 /// can write (a hostile `exp` must not overflow anything).
-pub fn epoch(secs: u64) -> SystemTime {
+pub(super) fn epoch(secs: u64) -> SystemTime {
     const LAST_RFC3339_SECOND: u64 = 253_402_300_799;
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs.min(LAST_RFC3339_SECOND))
 }

@@ -143,7 +143,7 @@ impl Links {
 
 /// The `client_assertion` of a token request form (RFC 7523), if it is a
 /// JWT-bearer assertion.
-pub fn client_assertion(form: &[u8]) -> Option<String> {
+pub(crate) fn client_assertion(form: &[u8]) -> Option<String> {
     let kind = form_field(form, "client_assertion_type")?;
     (kind == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
         .then(|| form_field(form, "client_assertion"))
@@ -151,7 +151,7 @@ pub fn client_assertion(form: &[u8]) -> Option<String> {
 }
 
 /// One field of an `application/x-www-form-urlencoded` body, decoded.
-pub fn form_field(form: &[u8], name: &str) -> Option<String> {
+pub(crate) fn form_field(form: &[u8], name: &str) -> Option<String> {
     let form = std::str::from_utf8(form).ok()?;
     form.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;

@@ -18,11 +18,11 @@ macro_rules! finder {
 
 /// No detector matches more than this many bytes; a stream is held back by
 /// at most this much.
-pub const MAX_SECRET: usize = 8 * 1024;
+pub(crate) const MAX_SECRET: usize = 8 * 1024;
 
 /// One secret found: `bytes[start..end]` is replaced, `detector` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Found {
+pub(super) struct Found {
     pub start: usize,
     pub end: usize,
     pub detector: &'static str,
@@ -37,7 +37,7 @@ fn b64url(c: u8) -> bool {
 }
 
 /// Every secret in `text`, in order, non-overlapping.
-pub fn find(text: &[u8]) -> Vec<Found> {
+pub(super) fn find(text: &[u8]) -> Vec<Found> {
     let mut all = Vec::new();
     storage_keys(text, &mut all);
     after_marker(
@@ -411,12 +411,12 @@ fn secret_named(text: &[u8], out: &mut Vec<Found>) {
 /// Base64 of random bytes mixes cases and digits; a run of one repeated
 /// character or of a single case (padding in a test file, a hash rendered
 /// oddly) is not a key.
-pub fn looks_random(s: &[u8]) -> bool {
+pub(super) fn looks_random(s: &[u8]) -> bool {
     entropy(s) >= 4.0
 }
 
 /// Shannon entropy in bits per character.
-pub fn entropy(s: &[u8]) -> f64 {
+pub(super) fn entropy(s: &[u8]) -> f64 {
     if s.is_empty() {
         return 0.0;
     }

@@ -13,7 +13,7 @@ use crate::core::Glob;
 
 /// How to mask one operation's response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Plan {
+pub(super) struct Plan {
     pub paths: &'static [&'static str],
     pub detector: &'static str,
     /// Newline-delimited JSON events (Kubernetes `watch`), each masked.
@@ -149,7 +149,7 @@ const fn p(paths: &'static [&'static str], detector: &'static str) -> Plan {
 }
 
 /// The structure-aware plan for `operation`, if it hands out secrets.
-pub fn plan(operation: &str) -> Option<Plan> {
+pub(super) fn plan(operation: &str) -> Option<Plan> {
     PLANS
         .iter()
         .find(|(glob, _)| Glob::new(glob, true).matches(operation))
@@ -157,7 +157,7 @@ pub fn plan(operation: &str) -> Option<Plan> {
 }
 
 /// Masks `value` along `plan`'s paths.
-pub fn apply(value: &mut Value, plan: &Plan, masker: &Masker, findings: &mut Findings) {
+pub(super) fn apply(value: &mut Value, plan: &Plan, masker: &Masker, findings: &mut Findings) {
     for path in plan.paths {
         let segs: Vec<&str> = path.split('.').collect();
         walk(value, &segs, plan.detector, masker, findings);

@@ -22,7 +22,7 @@ const SECRET_KEYS: &[&str] = &[
 
 /// `b64` decoded, masked and re-encoded; not base64 (or not text): masked
 /// whole, as nothing in it can be trusted to be harmless.
-pub fn mask_base64(b64: &str, masker: &Masker, f: &mut Findings) -> String {
+pub(super) fn mask_base64(b64: &str, masker: &Masker, f: &mut Findings) -> String {
     let Some(text) = STANDARD
         .decode(b64)
         .ok()
@@ -36,7 +36,7 @@ pub fn mask_base64(b64: &str, masker: &Masker, f: &mut Findings) -> String {
 
 /// `key: value` lines whose key is a credential get a masked value; the
 /// rest of the document is kept byte for byte.
-pub fn mask_yaml(text: &str, masker: &Masker, f: &mut Findings) -> String {
+pub(super) fn mask_yaml(text: &str, masker: &Masker, f: &mut Findings) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let body = line.trim_end_matches(['\n', '\r']);

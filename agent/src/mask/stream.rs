@@ -13,7 +13,7 @@ use super::json::{self, Plan};
 use crate::core::Findings;
 
 /// Largest document (or watch event) masked by structure.
-pub const STRUCTURED_CAP: usize = 4 * 1024 * 1024;
+pub(super) const STRUCTURED_CAP: usize = 4 * 1024 * 1024;
 
 /// What the masker does with what it finds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

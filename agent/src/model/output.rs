@@ -18,7 +18,7 @@ const MAX_LINE: usize = 1 << 20;
 
 /// The reassembly, fed with the bytes the client receives.
 #[derive(Debug, Default)]
-pub struct Reassembler {
+pub(crate) struct Reassembler {
     /// An incomplete line, or the whole body when it is not SSE.
     pending: Vec<u8>,
     sse: Option<bool>,
@@ -33,14 +33,14 @@ pub struct Reassembler {
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct ToolCall {
+pub(crate) struct ToolCall {
     pub name: String,
     pub arguments: String,
 }
 
 /// `output` of a model record.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Output {
+pub(crate) struct Output {
     /// The assistant's text (masked, capped): the code the model emitted.
     pub text: String,
     /// Bytes of the whole reassembled text, and its SHA-256.
@@ -64,7 +64,7 @@ pub struct Output {
 }
 
 impl Reassembler {
-    pub fn feed(&mut self, bytes: &[u8]) {
+    pub(crate) fn feed(&mut self, bytes: &[u8]) {
         let sse = *self.sse.get_or_insert_with(|| {
             let start = bytes
                 .iter()
@@ -161,7 +161,7 @@ impl Reassembler {
 
     /// The reassembled output, text and tool arguments masked, at most
     /// `cap` bytes of text kept.
-    pub fn finish(mut self, masker: &Masker, cap: usize) -> Output {
+    pub(crate) fn finish(mut self, masker: &Masker, cap: usize) -> Output {
         if self.sse == Some(false) {
             if let Ok(v) = serde_json::from_slice::<Value>(&self.pending) {
                 self.event(&v);

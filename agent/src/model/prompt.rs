@@ -20,7 +20,7 @@ const PARAMS: &[&str] = &[
 ];
 
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Prompt {
+pub(crate) struct Prompt {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
@@ -38,7 +38,7 @@ pub struct Prompt {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct Message {
+pub(crate) struct Message {
     pub role: String,
     pub content: String,
 }
@@ -46,7 +46,7 @@ pub struct Message {
 impl Prompt {
     /// Reads a chat/completions/responses request body; text is masked and
     /// at most `cap` bytes of it kept in all.
-    pub fn parse(body: &[u8], masker: &Masker, cap: usize) -> Self {
+    pub(crate) fn parse(body: &[u8], masker: &Masker, cap: usize) -> Self {
         let digest = ring::digest::digest(&ring::digest::SHA256, body);
         let mut p = Prompt {
             bytes: body.len() as u64,

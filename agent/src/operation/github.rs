@@ -6,9 +6,9 @@ use super::{Http, lowered, segments};
 use crate::core::{Operation, Service};
 
 /// The operation that mints Copilot session tokens.
-pub const COPILOT_TOKEN: &str = "github.copilot.token";
+pub(crate) const COPILOT_TOKEN: &str = "github.copilot.token";
 /// `GET /user`: the signed-in account.
-pub const USER: &str = "github.user";
+pub(crate) const USER: &str = "github.user";
 
 pub(super) fn classify(verb: Http, path: &str) -> Operation {
     let segs = segments(path);

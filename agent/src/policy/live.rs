@@ -52,7 +52,7 @@ impl PolicySource {
 
 /// What a reload did, for the log and the audit trail.
 #[derive(Debug)]
-pub enum Reloaded {
+pub(crate) enum Reloaded {
     Applied {
         rules: usize,
         files: Vec<String>,
@@ -62,7 +62,7 @@ pub enum Reloaded {
 }
 
 #[derive(Debug)]
-pub struct LivePolicy {
+pub(crate) struct LivePolicy {
     /// Changes with `policy.dir` on a config reload.
     source: RwLock<PolicySource>,
     current: RwLock<Arc<Policy>>,
@@ -70,7 +70,7 @@ pub struct LivePolicy {
 
 impl LivePolicy {
     /// Loads the first policy; with no valid policy airlock does not start.
-    pub fn new(source: PolicySource) -> Result<Self, PolicyError> {
+    pub(crate) fn new(source: PolicySource) -> Result<Self, PolicyError> {
         let policy = source.load()?;
         Ok(Self {
             source: RwLock::new(source),
@@ -78,22 +78,22 @@ impl LivePolicy {
         })
     }
 
-    pub fn current(&self) -> Arc<Policy> {
+    pub(crate) fn current(&self) -> Arc<Policy> {
         read_lock(&self.current).clone()
     }
 
-    pub fn source(&self) -> PolicySource {
+    pub(crate) fn source(&self) -> PolicySource {
         read_lock(&self.source).clone()
     }
 
     /// Loads the source again; installs it only if it is valid. Blocking
     /// file reads: call from a blocking context.
-    pub fn reload(&self) -> Reloaded {
+    pub(crate) fn reload(&self) -> Reloaded {
         self.load_from(self.source())
     }
 
     /// Switches to `source` if it loads; otherwise nothing changes.
-    pub fn set_source(&self, source: PolicySource) -> Reloaded {
+    pub(crate) fn set_source(&self, source: PolicySource) -> Reloaded {
         self.load_from(source)
     }
 
@@ -116,7 +116,7 @@ impl LivePolicy {
     /// Every `poll` (zero: never), reloads when the policy directory
     /// changed; `report` is told each outcome. (SIGHUP reloads go through
     /// the config reload, which ends with the policies.)
-    pub async fn watch(self: Arc<Self>, poll: Duration, report: impl Fn(&Reloaded)) {
+    pub(crate) async fn watch(self: Arc<Self>, poll: Duration, report: impl Fn(&Reloaded)) {
         if poll.is_zero() {
             return;
         }

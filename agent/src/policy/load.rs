@@ -84,7 +84,7 @@ struct RawRule {
 }
 
 /// The built-in policy (the shipped `policies/`).
-pub fn embedded() -> Result<Policy, PolicyError> {
+pub(crate) fn embedded() -> Result<Policy, PolicyError> {
     build(
         EMBEDDED
             .iter()
@@ -94,7 +94,7 @@ pub fn embedded() -> Result<Policy, PolicyError> {
 }
 
 /// Every `*.toml` in `dir`, in file-name order.
-pub fn load_dir(dir: &Path) -> Result<Policy, PolicyError> {
+pub(crate) fn load_dir(dir: &Path) -> Result<Policy, PolicyError> {
     let read_err = |error| PolicyError::Read {
         path: dir.to_owned(),
         error,

@@ -12,13 +12,13 @@ use crate::core::Glob;
 /// `"x"` or `["x", "y"]` in a policy file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
-pub enum OneOrMany<T> {
+pub(super) enum OneOrMany<T> {
     One(T),
     Many(Vec<T>),
 }
 
 impl<T: Clone> OneOrMany<T> {
-    pub fn to_vec(&self) -> Vec<T> {
+    pub(super) fn to_vec(&self) -> Vec<T> {
         match self {
             Self::One(v) => vec![v.clone()],
             Self::Many(v) => v.clone(),
@@ -29,7 +29,7 @@ impl<T: Clone> OneOrMany<T> {
 /// `[rule.identity]` as written.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IdentityWhen {
+pub(super) struct IdentityWhen {
     /// `none`, `jwt`, `bearer`, `shared_key`, `sas`, `basic`.
     pub kind: Option<OneOrMany<String>>,
     pub verified: Option<bool>,
@@ -52,7 +52,7 @@ pub struct IdentityWhen {
 /// `[rule.process]` as written.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProcessWhen {
+pub(super) struct ProcessWhen {
     pub comm: Option<OneOrMany<String>>,
     pub exe: Option<OneOrMany<String>>,
     pub uid: Option<OneOrMany<u32>>,
@@ -62,7 +62,7 @@ pub struct ProcessWhen {
 /// `[rule.request]` as written.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RequestWhen {
+pub(super) struct RequestWhen {
     pub host: Option<OneOrMany<String>>,
     pub method: Option<OneOrMany<String>>,
     pub path: Option<OneOrMany<String>>,
@@ -100,7 +100,7 @@ impl AnyOf {
 
 /// The compiled conditions of one rule.
 #[derive(Clone, Debug, Default)]
-pub struct Conditions {
+pub(super) struct Conditions {
     kind: Option<Vec<CredentialKind>>,
     verified: Option<bool>,
     invalid: Option<bool>,
@@ -127,7 +127,7 @@ pub struct Conditions {
 
 impl Conditions {
     /// Compiles the written conditions; `Err` says which one is wrong.
-    pub fn new(i: &IdentityWhen, p: &ProcessWhen, r: &RequestWhen) -> Result<Self, String> {
+    pub(super) fn new(i: &IdentityWhen, p: &ProcessWhen, r: &RequestWhen) -> Result<Self, String> {
         let kind = match &i.kind {
             None => None,
             Some(k) => Some(
@@ -170,7 +170,7 @@ impl Conditions {
     }
 
     /// Every condition given holds for `s`.
-    pub fn matches(&self, s: &Subject<'_>) -> bool {
+    pub(super) fn matches(&self, s: &Subject<'_>) -> bool {
         let id = s.identity;
         let gh = id.github.as_ref();
         let opt = |c: &Option<AnyOf>, v: Option<&str>| c.as_ref().is_none_or(|c| c.matches(v));

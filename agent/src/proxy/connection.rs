@@ -22,7 +22,7 @@ use crate::tls::{ClientTls, UpstreamTls};
 
 /// Everything connection tasks share.
 #[derive(Debug)]
-pub struct Proxy {
+pub(crate) struct Proxy {
     pub table: Arc<OrigDstTable>,
     /// What /proc said about the processes connecting lately.
     pub processes: crate::capture::ProcessCache,
@@ -139,7 +139,7 @@ impl Drop for Spliced<'_> {
 
 impl Proxy {
     /// Handles one accepted connection to the end.
-    pub async fn handle(&self, mut client: TcpStream, peer: ClientAddr) {
+    pub(crate) async fn handle(&self, mut client: TcpStream, peer: ClientAddr) {
         let traffic = &self.telemetry.traffic;
         let _open = traffic.open();
         let Some(captured) = self.table.take(peer) else {

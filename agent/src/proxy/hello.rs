@@ -7,7 +7,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Largest ClientHello accepted (several records; post-quantum key shares
 /// make them a few KiB).
-pub const MAX_HELLO: usize = 64 * 1024;
+pub(super) const MAX_HELLO: usize = 64 * 1024;
 const RECORD_HANDSHAKE: u8 = 22;
 const HANDSHAKE_CLIENT_HELLO: u8 = 1;
 const EXT_SERVER_NAME: u16 = 0;
@@ -15,13 +15,13 @@ const EXT_ALPN: u16 = 16;
 
 /// What the first bytes were.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Sniffed {
+pub(super) enum Sniffed {
     NotTls,
     Tls(ClientHelloInfo),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ClientHelloInfo {
+pub(super) struct ClientHelloInfo {
     pub sni: Option<String>,
     /// Offered protocols, in the client's order.
     pub alpn: Vec<Vec<u8>>,
@@ -31,7 +31,7 @@ impl ClientHelloInfo {
     /// The server the client names: its SNI, unless that is an IP literal,
     /// which RFC 6066 forbids there (rustls ignores it too): such a client
     /// names no server, like one that sends no SNI.
-    pub fn server_name(&self) -> Option<&str> {
+    pub(super) fn server_name(&self) -> Option<&str> {
         self.sni
             .as_deref()
             .filter(|s| s.parse::<std::net::IpAddr>().is_err())
@@ -39,7 +39,7 @@ impl ClientHelloInfo {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum HelloError {
+pub(super) enum HelloError {
     #[error("client closed before sending anything")]
     Closed,
     #[error("client closed in the middle of its ClientHello")]
@@ -53,7 +53,7 @@ pub enum HelloError {
 }
 
 /// Reads from `io` into `buf` until the first bytes decide the protocol.
-pub async fn sniff<R: AsyncRead + Unpin>(
+pub(super) async fn sniff<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
 ) -> Result<Sniffed, HelloError> {

@@ -25,7 +25,7 @@ pub enum ProxyError {
 
 /// The bound listeners.
 #[derive(Debug)]
-pub struct Listeners {
+pub(crate) struct Listeners {
     v4: TcpListener,
     v6: Option<TcpListener>,
 }
@@ -33,7 +33,7 @@ pub struct Listeners {
 impl Listeners {
     /// Binds `proxy.listen` and, when configured and the host has IPv6,
     /// `proxy.listen6`.
-    pub async fn bind(config: &ProxyConfig) -> Result<Self, ProxyError> {
+    pub(crate) async fn bind(config: &ProxyConfig) -> Result<Self, ProxyError> {
         let v4 = bind(config.listen).await?;
         let v6 = match config.listen6 {
             None => None,
@@ -52,7 +52,7 @@ impl Listeners {
     }
 
     /// The addresses actually bound (port 0 resolved).
-    pub fn addrs(&self) -> (ListenAddr, Option<ListenAddr>) {
+    pub(crate) fn addrs(&self) -> (ListenAddr, Option<ListenAddr>) {
         let local =
             |l: &TcpListener| ListenAddr(l.local_addr().expect("bound listener has an address"));
         (local(&self.v4), self.v6.as_ref().map(local))
@@ -60,7 +60,7 @@ impl Listeners {
 
     /// Accepts on every listener until the returned tasks are aborted; each
     /// connection is handed to `proxy` on its own task, tracked in `conns`.
-    pub fn serve(
+    pub(crate) fn serve(
         self,
         proxy: Arc<Proxy>,
         tasks: &mut JoinSet<()>,

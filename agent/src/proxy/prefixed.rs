@@ -9,18 +9,18 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 #[derive(Debug)]
-pub struct PrefixedIo<T> {
+pub(super) struct PrefixedIo<T> {
     prefix: Bytes,
     inner: T,
 }
 
 impl<T> PrefixedIo<T> {
-    pub fn new(prefix: Bytes, inner: T) -> Self {
+    pub(super) fn new(prefix: Bytes, inner: T) -> Self {
         Self { prefix, inner }
     }
 
     /// The stream beneath (the prefix is not in it).
-    pub fn get_ref(&self) -> &T {
+    pub(super) fn get_ref(&self) -> &T {
         &self.inner
     }
 }

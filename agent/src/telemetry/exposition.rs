@@ -5,14 +5,14 @@ use std::fmt::{Display, Write};
 
 /// A `/metrics` body being built.
 #[derive(Debug, Default)]
-pub struct Exposition {
+pub(crate) struct Exposition {
     text: String,
 }
 
 /// Upper bounds of a histogram's buckets and the cumulative counts under
 /// them (the `+Inf` bucket is the total count).
 #[derive(Clone, Debug, Default)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     pub bounds: &'static [f64],
     pub cumulative: Vec<u64>,
     pub sum: f64,
@@ -21,13 +21,13 @@ pub struct Histogram {
 
 impl Exposition {
     /// A single-valued gauge.
-    pub fn gauge(&mut self, name: &str, help: &str, value: u64) {
+    pub(crate) fn gauge(&mut self, name: &str, help: &str, value: u64) {
         self.header(name, help, "gauge");
         self.sample(name, &[], value);
     }
 
     /// A counter with one sample per label set.
-    pub fn counter(&mut self, name: &str, help: &str, samples: &[(&[(&str, &str)], u64)]) {
+    pub(crate) fn counter(&mut self, name: &str, help: &str, samples: &[(&[(&str, &str)], u64)]) {
         self.header(name, help, "counter");
         for (labels, value) in samples {
             self.sample(name, labels, value);
@@ -35,13 +35,13 @@ impl Exposition {
     }
 
     /// `# HELP` and `# TYPE` of a family; its samples follow.
-    pub fn header(&mut self, name: &str, help: &str, kind: &str) {
+    pub(crate) fn header(&mut self, name: &str, help: &str, kind: &str) {
         let _ = writeln!(self.text, "# HELP {name} {help}");
         let _ = writeln!(self.text, "# TYPE {name} {kind}");
     }
 
     /// One sample line.
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
+    pub(crate) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
         self.text.push_str(name);
         if !labels.is_empty() {
             self.text.push('{');
@@ -57,7 +57,7 @@ impl Exposition {
     }
 
     /// A histogram family (`_bucket`, `_sum`, `_count`).
-    pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
+    pub(crate) fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
         self.header(name, help, "histogram");
         let bucket = format!("{name}_bucket");
         for (bound, n) in h.bounds.iter().zip(&h.cumulative) {
@@ -68,7 +68,7 @@ impl Exposition {
         self.sample(&format!("{name}_count"), &[], h.count);
     }
 
-    pub fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         self.text
     }
 }

@@ -14,7 +14,7 @@ use crate::core::lock;
 use crate::core::record::HttpRecord;
 
 /// Distinct operation names tracked before the rest become `other`.
-pub const MAX_OPERATIONS: usize = 512;
+pub(super) const MAX_OPERATIONS: usize = 512;
 
 /// Upper bounds (seconds) of the request duration histogram: from a cached
 /// local decision to a human approval.
@@ -24,7 +24,7 @@ const LATENCY_BOUNDS: &[f64] = &[
 
 /// How an accepted connection was handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ConnPath {
+pub(crate) enum ConnPath {
     /// TLS terminated and inspected.
     Intercepted,
     /// TLS to a host outside `proxy.intercept`, relayed encrypted.
@@ -57,7 +57,7 @@ impl ConnPath {
 type ByOutcome = HashMap<(&'static str, u16), u64>;
 
 #[derive(Debug, Default)]
-pub struct Traffic {
+pub(crate) struct Traffic {
     requests: Mutex<HashMap<String, ByOutcome>>,
     /// `(kind, result)` → count: one per request that carried a credential.
     credentials: Mutex<HashMap<(&'static str, &'static str), u64>>,
@@ -77,7 +77,7 @@ pub struct Traffic {
 
 impl Traffic {
     /// Counts one finished exchange from its response record.
-    pub fn exchange(&self, record: &HttpRecord, took: Duration) {
+    pub(crate) fn exchange(&self, record: &HttpRecord, took: Duration) {
         let decision = record
             .decision
             .as_ref()
@@ -152,33 +152,33 @@ impl Traffic {
     }
 
     /// Counts an accepted connection; the guard keeps it in the open gauge.
-    pub fn connection(&self, path: ConnPath) {
+    pub(crate) fn connection(&self, path: ConnPath) {
         let i = ConnPath::ALL.iter().position(|p| *p == path).unwrap_or(0);
         self.connections[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts the upstream connection an intercepted connection starts
     /// with: `reused` from the pool, or dialled for it.
-    pub fn upstream_connection(&self, reused: bool) {
+    pub(crate) fn upstream_connection(&self, reused: bool) {
         self.upstream[usize::from(reused)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Open connections: counted while the returned guard lives.
-    pub fn open(&self) -> OpenGuard<'_> {
+    pub(crate) fn open(&self) -> OpenGuard<'_> {
         self.open.fetch_add(1, Ordering::Relaxed);
         OpenGuard(&self.open)
     }
 
-    pub fn open_connections(&self) -> u64 {
+    pub(crate) fn open_connections(&self) -> u64 {
         self.open.load(Ordering::Relaxed)
     }
 
     /// Exchanges finished since start.
-    pub fn requests(&self) -> u64 {
+    pub(crate) fn requests(&self) -> u64 {
         self.latency_count.load(Ordering::Relaxed)
     }
 
-    pub fn write(&self, out: &mut Exposition) {
+    pub(crate) fn write(&self, out: &mut Exposition) {
         let name = "airlock_requests_total";
         out.header(
             name,
@@ -277,7 +277,7 @@ impl Traffic {
 
 /// Decrements the open-connections gauge when the connection ends.
 #[derive(Debug)]
-pub struct OpenGuard<'a>(&'a AtomicU64);
+pub(crate) struct OpenGuard<'a>(&'a AtomicU64);
 
 impl Drop for OpenGuard<'_> {
     fn drop(&mut self) {

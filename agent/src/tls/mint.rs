@@ -22,16 +22,16 @@ use super::{ALPN_H2, ALPN_HTTP11, CertificateAuthority, TlsError};
 use crate::core::lock;
 
 /// Minted leaves kept.
-pub const DEFAULT_LEAF_CACHE: usize = 4096;
+pub(crate) const DEFAULT_LEAF_CACHE: usize = 4096;
 /// Leaf lifetime: short, since they are re-minted for free.
-pub const LEAF_VALIDITY: Duration = Duration::from_secs(24 * 3600);
+pub(super) const LEAF_VALIDITY: Duration = Duration::from_secs(24 * 3600);
 /// Backdating against client clock skew; also the renewal margin.
 const LEAF_SKEW: Duration = Duration::from_secs(3600);
 
 type Slot = Arc<OnceCell<(Arc<CertifiedKey>, SystemTime)>>;
 
 /// The cache of minted leaves.
-pub struct LeafCache {
+pub(crate) struct LeafCache {
     ca: Arc<CertificateAuthority>,
     leaf_key: KeyPair,
     signing: Arc<dyn rustls::sign::SigningKey>,
@@ -45,7 +45,7 @@ impl std::fmt::Debug for LeafCache {
 }
 
 impl LeafCache {
-    pub fn new(ca: Arc<CertificateAuthority>, capacity: usize) -> Result<Self, TlsError> {
+    pub(crate) fn new(ca: Arc<CertificateAuthority>, capacity: usize) -> Result<Self, TlsError> {
         let mint_err = |why: String| TlsError::Mint {
             name: "(leaf key)".into(),
             why,
@@ -67,7 +67,7 @@ impl LeafCache {
     }
 
     /// The leaf for `name` (a DNS name or IP literal), minting it once.
-    pub async fn get(&self, name: &str) -> Result<Arc<CertifiedKey>, TlsError> {
+    pub(crate) async fn get(&self, name: &str) -> Result<Arc<CertifiedKey>, TlsError> {
         let name = name.to_ascii_lowercase();
         loop {
             let slot = self.slot(&name);
@@ -170,7 +170,7 @@ const RESUMABLE_SESSIONS: usize = 512;
 /// them and by the configs made for clients that send no SNI — each of
 /// those is new, and with a cache of its own none of them could resume.
 #[derive(Debug)]
-pub struct ClientTls {
+pub(crate) struct ClientTls {
     leaves: Arc<LeafCache>,
     h2: Arc<ServerConfig>,
     http11: Arc<ServerConfig>,
@@ -193,7 +193,7 @@ impl ResolvesServerCert for SniResolver {
 }
 
 impl ClientTls {
-    pub fn new(leaves: Arc<LeafCache>) -> Result<Self, TlsError> {
+    pub(crate) fn new(leaves: Arc<LeafCache>) -> Result<Self, TlsError> {
         let sessions: Arc<dyn rustls::server::StoresServerSessions> =
             rustls::server::ServerSessionMemoryCache::new(RESUMABLE_SESSIONS);
         let config = |alpn: &[&[u8]]| -> Result<Arc<ServerConfig>, TlsError> {
@@ -219,7 +219,7 @@ impl ClientTls {
     /// The config answering with `alpn` (what the upstream chose), for a
     /// client that sent SNI `sni`; without SNI, a one-off config for the
     /// IP literal `fallback_name`.
-    pub async fn config(
+    pub(crate) async fn config(
         &self,
         sni: Option<&str>,
         fallback_name: &str,

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `notAfter` of `der`, or `None` when it is not a certificate shaped as
 /// RFC 5280 says.
-pub fn not_after(der: &[u8]) -> Option<SystemTime> {
+pub(super) fn not_after(der: &[u8]) -> Option<SystemTime> {
     let (cert, _) = element(der, SEQUENCE)?;
     let (mut tbs, _) = element(cert, SEQUENCE)?;
     // version [0] EXPLICIT is optional (absent means v1).
