@@ -6,7 +6,7 @@ pub(crate) mod cgroup;
 mod events;
 mod pin;
 mod privileges;
-mod process;
+pub(crate) mod process;
 mod selectors;
 mod table;
 

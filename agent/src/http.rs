@@ -3,7 +3,7 @@
 //! relayed after the 101, one audit record per request.
 
 mod body;
-mod decode;
+pub(crate) mod decode;
 mod exchange;
 mod forward;
 mod headers;

@@ -7,10 +7,10 @@
 mod cache;
 pub(crate) mod crypto;
 mod fetch;
-mod jwks;
-mod jwt;
+pub(crate) mod jwks;
+pub(crate) mod jwt;
 mod link;
-mod storage;
+pub(crate) mod storage;
 #[cfg(test)]
 mod tests;
 

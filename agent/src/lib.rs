@@ -14,6 +14,7 @@ pub mod cli;
 mod config;
 mod core;
 mod demo;
+pub mod fuzzing;
 mod gate;
 mod host;
 mod http;

@@ -9,9 +9,9 @@
 
 use crate::core::{Findings, truncate};
 
-mod detect;
+pub(crate) mod detect;
 mod json;
-mod kubeconfig;
+pub(crate) mod kubeconfig;
 mod stream;
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@ mod tests;
 
 pub use live::PolicySource;
 pub(crate) use live::{LivePolicy, Reloaded};
-pub(crate) use load::{PolicyError, embedded, load_dir};
+pub(crate) use load::{PolicyError, compile, embedded, load_dir};
 
 use std::time::Duration;
 

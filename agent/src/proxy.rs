@@ -3,7 +3,7 @@
 //! relay HTTP.
 
 mod connection;
-mod hello;
+pub(crate) mod hello;
 mod listener;
 mod mitm;
 mod prefixed;

@@ -27,7 +27,7 @@ const LAYERS: &[&[&str]] = &[
     &["http"],
     &["proxy", "admin", "reload"],
     &["app", "cli"],
-    &["demo"],
+    &["demo", "fuzzing"],
 ];
 
 #[test]

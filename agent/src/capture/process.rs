@@ -156,7 +156,7 @@ impl ProcessCache {
 
 /// NUL-separated argv as one space-separated line, capped, credentials
 /// redacted (a `curl -H "Authorization: Bearer …"` must not leak here).
-fn render_cmdline(raw: &[u8]) -> String {
+pub(crate) fn render_cmdline(raw: &[u8]) -> String {
     let raw = &raw[..raw.len().min(MAX_CMDLINE_BYTES)];
     let trimmed = raw.strip_suffix(&[0]).unwrap_or(raw);
     // Options and URLs by name, then anything that looks like a secret
@@ -167,7 +167,7 @@ fn render_cmdline(raw: &[u8]) -> String {
 
 /// Field 4 of /proc/PID/stat; the comm in field 2 may contain spaces and
 /// parentheses, so parse after the last ')'.
-fn parse_ppid(stat: &str) -> Option<u32> {
+pub(crate) fn parse_ppid(stat: &str) -> Option<u32> {
     let after = &stat[stat.rfind(')')? + 1..];
     after.split_whitespace().nth(1)?.parse().ok()
 }

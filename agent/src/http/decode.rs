@@ -26,7 +26,7 @@ pub(crate) use encode::Encoder;
 pub(crate) const DECODE_STEP: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-pub(super) enum DecodeError {
+pub(crate) enum DecodeError {
     /// Stacked (`gzip, br`) or unknown (`zstd`) codings are not decoded.
     #[error("Content-Encoding {0:?} is not decoded by airlock (gzip, deflate and br are)")]
     Unsupported(String),

@@ -197,6 +197,14 @@ impl Jwks {
     }
 }
 
+/// How many signing keys airlock would use from a JWKS document; `None`:
+/// not one.
+pub(crate) fn usable_keys(document: &[u8]) -> Option<usize> {
+    let raw: RawSet = serde_json::from_slice(document).ok()?;
+    let set = parse_set(raw.keys);
+    Some(set.by_kid.len() + set.anonymous.len())
+}
+
 /// Keeps the signing keys airlock can use; one odd key (an encryption key,
 /// an unknown type) does not spoil the set.
 fn parse_set(raw: Vec<serde_json::Value>) -> KeySet {

@@ -107,7 +107,7 @@ pub(super) async fn identify(
 }
 
 /// Header and payload of a compact JWS, or `None` if `token` is not one.
-fn split(token: &str) -> Option<(Value, Value)> {
+pub(crate) fn split(token: &str) -> Option<(Value, Value)> {
     let mut parts = token.split('.');
     let (h, p, _sig) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
@@ -177,7 +177,7 @@ fn describe(kind: &ErrorKind) -> String {
 }
 
 /// The recorded claims (not yet known to be true).
-pub(super) fn from_claims(c: &Value) -> Identity {
+pub(crate) fn from_claims(c: &Value) -> Identity {
     let s = |k: &str| c[k].as_str().map(str::to_owned);
     let list = |k: &str| -> Vec<String> {
         match &c[k] {

@@ -9,7 +9,7 @@ use super::fingerprint;
 use crate::core::{CredentialKind, Identity, SasInfo};
 
 /// `Authorization: SharedKey account:signature`.
-pub(super) fn shared_key(scheme: &str, rest: &str) -> Option<Identity> {
+pub(crate) fn shared_key(scheme: &str, rest: &str) -> Option<Identity> {
     if !(scheme.eq_ignore_ascii_case("SharedKey") || scheme.eq_ignore_ascii_case("SharedKeyLite")) {
         return None;
     }
@@ -22,7 +22,7 @@ pub(super) fn shared_key(scheme: &str, rest: &str) -> Option<Identity> {
 }
 
 /// A query carrying a SAS (`sig` plus `sv` or `se`).
-pub(super) fn sas(query: &str) -> Option<Identity> {
+pub(crate) fn sas(query: &str) -> Option<Identity> {
     let mut info = SasInfo::default();
     let mut sig = None;
     for pair in query.split('&') {

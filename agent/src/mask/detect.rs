@@ -22,7 +22,7 @@ pub(crate) const MAX_SECRET: usize = 8 * 1024;
 
 /// One secret found: `bytes[start..end]` is replaced, `detector` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Found {
+pub(crate) struct Found {
     pub start: usize,
     pub end: usize,
     pub detector: &'static str,
@@ -37,7 +37,7 @@ fn b64url(c: u8) -> bool {
 }
 
 /// Every secret in `text`, in order, non-overlapping.
-pub(super) fn find(text: &[u8]) -> Vec<Found> {
+pub(crate) fn find(text: &[u8]) -> Vec<Found> {
     let mut all = Vec::new();
     storage_keys(text, &mut all);
     after_marker(

@@ -36,7 +36,7 @@ pub(super) fn mask_base64(b64: &str, masker: &Masker, f: &mut Findings) -> Strin
 
 /// `key: value` lines whose key is a credential get a masked value; the
 /// rest of the document is kept byte for byte.
-pub(super) fn mask_yaml(text: &str, masker: &Masker, f: &mut Findings) -> String {
+pub(crate) fn mask_yaml(text: &str, masker: &Masker, f: &mut Findings) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let body = line.trim_end_matches(['\n', '\r']);

@@ -120,6 +120,11 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Policy, PolicyError> {
     build(files)
 }
 
+/// One policy file's text compiled on its own: how many rules it holds.
+pub(crate) fn compile(name: &str, text: &str) -> Result<usize, PolicyError> {
+    build(vec![(name.to_owned(), text.to_owned())]).map(|p| p.rules().len())
+}
+
 fn build(files: Vec<(String, String)>) -> Result<Policy, PolicyError> {
     let mut rules: Vec<Rule> = Vec::new();
     let mut default: Option<(Action, String, String)> = None;

@@ -15,13 +15,13 @@ const EXT_ALPN: u16 = 16;
 
 /// What the first bytes were.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Sniffed {
+pub(crate) enum Sniffed {
     NotTls,
     Tls(ClientHelloInfo),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct ClientHelloInfo {
+pub(crate) struct ClientHelloInfo {
     pub sni: Option<String>,
     /// Offered protocols, in the client's order.
     pub alpn: Vec<Vec<u8>>,
@@ -39,7 +39,7 @@ impl ClientHelloInfo {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub(super) enum HelloError {
+pub(crate) enum HelloError {
     #[error("client closed before sending anything")]
     Closed,
     #[error("client closed in the middle of its ClientHello")]
@@ -76,7 +76,7 @@ pub(super) async fn sniff<R: AsyncRead + Unpin>(
 }
 
 /// `Ok(None)`: need more bytes.
-fn parse(buf: &[u8]) -> Result<Option<Sniffed>, HelloError> {
+pub(crate) fn parse(buf: &[u8]) -> Result<Option<Sniffed>, HelloError> {
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
