@@ -1,22 +1,7 @@
 use std::io::Write;
-use std::sync::Arc;
 
 use super::*;
-
-/// A real ClientHello, as rustls writes it.
-fn real_hello(sni: &str, alpn: &[&[u8]]) -> Vec<u8> {
-    let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let name = rustls_pki_types::ServerName::try_from(sni.to_owned()).unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut out = Vec::new();
-    conn.write_tls(&mut out).unwrap();
-    out
-}
+use crate::proxy::hello::real_hello;
 
 const LIST_KEYS: &str = "Microsoft.Storage/storageAccounts/listKeys/action";
 const ACCOUNT_KEY: &str =

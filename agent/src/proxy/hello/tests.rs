@@ -1,21 +1,4 @@
-use std::sync::Arc;
-
 use super::*;
-
-/// A real ClientHello, as rustls writes it.
-fn real_hello(sni: &str, alpn: &[&[u8]]) -> Vec<u8> {
-    let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let name = rustls_pki_types::ServerName::try_from(sni.to_owned()).unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut out = Vec::new();
-    conn.write_tls(&mut out).unwrap();
-    out
-}
 
 async fn sniff_all(bytes: &[u8], chunk: usize) -> (Result<Sniffed, HelloError>, usize) {
     let (mut tx, mut rx) = tokio::io::duplex(1 << 20);
