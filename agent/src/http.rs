@@ -9,6 +9,7 @@ mod forward;
 mod headers;
 mod inspect;
 mod pool;
+mod shape;
 mod tap;
 mod upstream;
 

@@ -547,9 +547,11 @@ async fn a_pooled_connection_the_upstream_closed_is_not_reused() {
 /// TLS that names no server (a client dialling an address) cannot be told
 /// apart from TLS to an intercepted host, so it is decrypted: an agent
 /// cannot reach Azure unaudited by dialling its address with `Host:` set
-/// and verification off. Upstream, airlock verifies the certificate against
-/// the address, which the host's certificate does not name: the request is
-/// refused with a 502 and recorded, and nothing reaches the upstream.
+/// and verification off. A `Host` naming a host on such a connection is
+/// misdirected (421); one naming the address itself goes on, and upstream
+/// airlock verifies the certificate against the address, which the host's
+/// certificate does not name (502). Both are recorded, and nothing reaches
+/// the upstream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_without_a_server_name_is_decrypted_not_spliced() {
     if !privileged("tls_without_a_server_name_is_decrypted_not_spliced") {
@@ -565,14 +567,26 @@ async fn tls_without_a_server_name_is_decrypted_not_spliced() {
     };
     let (env, _) = setup("nosni", AZURE, true).await;
     let out = dodge(&env).await;
+    assert_eq!(out.stdout.lines().last(), Some("421"), "{out:?}");
+    let body: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "MisdirectedRequest", "{body}");
+    let mut direct = env.cg.command("curl");
+    direct
+        .args(["-sS", "-k", "--max-time", "20", "-w", "\n%{http_code}"])
+        .arg(format!("https://127.0.0.1:{}/subscriptions", env.up.port()));
+    let out = finish(direct).await;
     assert_eq!(out.stdout.lines().last(), Some("502"), "{out:?}");
     let body: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(body["error"]["code"], "UpstreamTlsFailed", "{body}");
     assert_eq!(env.up.requests(), 0, "nothing reached the upstream");
-    let rec = &env.airlock.exchanges(1).await[0];
-    assert_eq!(rec["request"]["path"], "/subscriptions");
-    assert_eq!(rec["response"]["status"], 502);
-    assert!(rec["tls"]["sni"].is_null(), "{rec}");
+    let recs = env.airlock.exchanges(2).await;
+    assert_eq!(recs.len(), 2, "{recs:#?}");
+    for rec in &recs {
+        assert_eq!(rec["request"]["path"], "/subscriptions");
+        assert!(rec["tls"]["sni"].is_null(), "{rec}");
+    }
+    let statuses: Vec<&Value> = recs.iter().map(|r| &r["response"]["status"]).collect();
+    assert!(statuses.contains(&&Value::from(421)) && statuses.contains(&&Value::from(502)));
     env.airlock.stop().await;
 
     // The old rule, by choice: spliced unless the address is listed, and

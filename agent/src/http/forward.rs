@@ -101,7 +101,15 @@ async fn forward(
     upstream: &Result<UpstreamConn, UpstreamError>,
     ctx: Arc<ConnCtx>,
 ) -> Response<Body> {
+    let upgrade = proto == Proto::Http1 && is_upgrade(req.headers());
+    // What the upstream will receive is what is judged: hop-by-hop headers,
+    // and any header `Connection` names (`Connection: authorization`), go
+    // before identity and policy look.
+    strip_hop_by_hop(req.headers_mut(), upgrade);
     let exchange = Exchange::new(ctx, &req);
+    if let Err(m) = super::shape::check(&req, exchange.ctx().sni.as_deref(), exchange.ctx().dst) {
+        return refuse(&exchange, m.status, m.code, &m.message);
+    }
     let mut verdict = exchange.assess(&req).await;
     // A held request's record is written when the hold starts.
     let mut recorded = false;
@@ -128,7 +136,6 @@ async fn forward(
         Ok(u) => u,
         Err(e) => return refuse(&exchange, StatusCode::BAD_GATEWAY, e.code(), &e.to_string()),
     };
-    let upgrade = proto == Proto::Http1 && is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let (mut parts, body) = req.into_parts();
@@ -171,7 +178,6 @@ async fn forward(
     inspect::ask_identity_encoding(&mut parts.headers);
     let verdict = Arc::new(verdict);
     exchange.set_verdict((*verdict).clone());
-    strip_hop_by_hop(&mut parts.headers, upgrade);
     match proto {
         Proto::Http1 => parts.version = Version::HTTP_11,
         Proto::Http2 => {

@@ -28,7 +28,8 @@ pub(crate) fn sas(query: &str) -> Option<Identity> {
     for pair in query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let v = percent_decode(v);
-        match k {
+        // As leniently as a server might read the names.
+        match percent_decode(k).to_ascii_lowercase().as_str() {
             "sig" => sig = Some(v),
             "sv" => info.sv = Some(v),
             "sp" => info.sp = Some(v),
@@ -71,7 +72,7 @@ fn parse_time(s: &str) -> Option<SystemTime> {
 
 /// `%XX` escapes (and `+` for space) as queries and forms carry them
 /// (`se=2026-11-28T10%3A00%3A00Z`).
-pub(super) fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -1,0 +1,236 @@
+//! A prompt-injected agent, tried from inside the captured cgroup as an
+//! unprivileged user: each request is shaped to slip past airlock's
+//! judgement. Each must be refused with a JSON error, recorded, and never
+//! reach the upstream (which counts what it receives).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use airlock_tests::{Intercepted as Env, WAIT, finish, privileged};
+use serde_json::Value;
+
+const ARM: &str = "management.azure.com";
+const BLOB: &str = "acct1.blob.core.windows.net";
+const RG: &str = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg1";
+/// The agent's uid: `nobody`, no root, no sudo.
+const AGENT_UID: u32 = 65534;
+
+async fn setup(tag: &str) -> (Env, PathBuf) {
+    let env = Env::start(tag, &[ARM, BLOB], |_| {}).await;
+    // airlock's CA where the agent's uid can read it.
+    let ca = env.tmp.path().join("public");
+    std::fs::create_dir_all(&ca).unwrap();
+    std::fs::set_permissions(env.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ca = ca.join("airlock-ca.pem");
+    std::fs::copy(env.airlock.ca_cert(), &ca).unwrap();
+    std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o644)).unwrap();
+    (env, ca)
+}
+
+/// curl started in the cgroup (entered as root), then running as the
+/// agent's uid with no supplementary groups.
+fn agent_curl(env: &Env) -> tokio::process::Command {
+    let mut cmd = env.cg.command("setpriv");
+    cmd.arg(format!("--reuid={AGENT_UID}"))
+        .arg(format!("--regid={AGENT_UID}"))
+        .args(["--clear-groups", "curl"]);
+    cmd
+}
+
+/// curl as the agent, from the cgroup, to `https://{host}{path}` (the name
+/// resolved to the upstream), trusting airlock's CA; extra options after.
+fn curl(
+    env: &Env,
+    ca: &PathBuf,
+    host: &str,
+    path: &str,
+    extra: &[&str],
+) -> tokio::process::Command {
+    let mut cmd = agent_curl(env);
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "20",
+        "--path-as-is",
+        "-w",
+        "\n%{http_code}",
+    ])
+    .arg("--resolve")
+    .arg(format!("{host}:{}:127.0.0.1", env.up.port()))
+    .arg("--cacert")
+    .arg(ca)
+    .arg(format!("https://{host}:{}{path}", env.up.port()))
+    .args(extra);
+    cmd
+}
+
+/// Runs `cmd`; the status and the JSON body airlock answered with.
+async fn refused(env: &Env, cmd: tokio::process::Command) -> (u16, Value) {
+    let before = env.up.requests();
+    let out = finish(cmd).await;
+    assert!(out.status.success(), "{out:?}");
+    let (body, status) = out.stdout.rsplit_once('\n').unwrap();
+    let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(body["error"]["source"], "airlock", "{body}");
+    assert_eq!(env.up.requests(), before, "the upstream saw it: {body}");
+    (status.parse().unwrap(), body)
+}
+
+/// The response record of the exchange airlock refused as `id`.
+async fn record(env: &Env, id: &Value) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let found = env
+            .airlock
+            .records()
+            .into_iter()
+            .find(|r| r["id"] == *id && r["phase"] == "response");
+        if let Some(r) = found {
+            return r;
+        }
+        assert!(std::time::Instant::now() < deadline, "no record of {id}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_other_than_the_server_name_is_misdirected() {
+    if !privileged("a_host_other_than_the_server_name_is_misdirected") {
+        return;
+    }
+    let (env, ca) = setup("hostile-host").await;
+    // Judged as Storage, served as Resource Manager: not any more.
+    for http in ["--http1.1", "--http2"] {
+        let host = format!("Host: {BLOB}");
+        let (status, body) = refused(
+            &env,
+            curl(
+                &env,
+                &ca,
+                ARM,
+                &format!("{RG}?api-version=2021-04-01"),
+                &[http, "-X", "DELETE", "-H", &host],
+            ),
+        )
+        .await;
+        assert_eq!(status, 421, "{http}: {body}");
+        assert_eq!(body["error"]["code"], "MisdirectedRequest");
+        let rec = record(&env, &body["id"]).await;
+        assert_eq!(rec["response"]["status"], 421);
+        assert!(
+            rec["error"]
+                .as_str()
+                .unwrap()
+                .contains("MisdirectedRequest"),
+            "{rec}"
+        );
+    }
+    // No server name (an address dialled): a host name in Host is refused
+    // before any upstream is asked.
+    let mut cmd = agent_curl(&env);
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "20",
+        "-k",
+        "-w",
+        "\n%{http_code}",
+        "-H",
+    ])
+    .arg(format!("Host: {ARM}"))
+    .arg(format!("https://127.0.0.1:{}{RG}", env.up.port()));
+    let (status, body) = refused(&env, cmd).await;
+    assert_eq!(status, 421, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_policy_would_misread_are_refused() {
+    if !privileged("paths_policy_would_misread_are_refused") {
+        return;
+    }
+    let (env, ca) = setup("hostile-path").await;
+    for path in [
+        format!("{RG}/.?api-version=2021-04-01"),
+        format!("{RG}/x/..?api-version=2021-04-01"),
+        format!("{RG}/%2e?api-version=2021-04-01"),
+        "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590%2FresourceGroups%2Frg1?api-version=2021-04-01".to_owned(),
+    ] {
+        let (status, body) =
+            refused(&env, curl(&env, &ca, ARM, &path, &["-X", "DELETE"])).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "NonCanonicalPath", "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_hidden_or_doubled_are_judged_or_refused() {
+    if !privileged("credentials_hidden_or_doubled_are_judged_or_refused") {
+        return;
+    }
+    let (env, ca) = setup("hostile-creds").await;
+    // A SAS valid for years (the shipped policy refuses it), behind a
+    // bearer token that `Connection` would strip on the way out: what is
+    // judged is what the upstream would get — the SAS.
+    let sas =
+        "restype=container&comp=list&sv=2022-11-02&sp=rl&se=2031-01-01T00:00:00Z&sig=c2lnbmF0dXJl";
+    let (status, body) = refused(
+        &env,
+        curl(
+            &env,
+            &ca,
+            BLOB,
+            &format!("/c?{sas}"),
+            &[
+                "--http1.1",
+                "-H",
+                "Authorization: Bearer opaque-token-the-upstream-never-gets",
+                "-H",
+                "Connection: authorization",
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["rule"], "sas-long-lived", "{body}");
+    let rec = record(&env, &body["id"]).await;
+    assert_eq!(rec["identity"]["kind"], "sas", "{rec}");
+
+    // Two Authorization headers, or one SAS parameter twice: which one
+    // the server reads is its business; airlock refuses to guess.
+    let (status, body) = refused(
+        &env,
+        curl(
+            &env,
+            &ca,
+            ARM,
+            &format!("{RG}?api-version=2021-04-01"),
+            &[
+                "-H",
+                "Authorization: Bearer a",
+                "-H",
+                "Authorization: Bearer b",
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &"AmbiguousCredential".into())
+    );
+    let (status, body) = refused(
+        &env,
+        curl(
+            &env,
+            &ca,
+            BLOB,
+            "/c/b?sv=2022-11-02&se=2026-01-01T00:00:00Z&sig=a&se=2031-01-01T00:00:00Z",
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &"AmbiguousCredential".into())
+    );
+}
