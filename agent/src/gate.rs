@@ -82,7 +82,7 @@ impl Gate {
         let operation = self.models.classify(asked.host, &path).unwrap_or_else(|| {
             crate::operation::classify(asked.host, asked.method, &path, asked.query)
         });
-        let decision = self.policy.current().decide(&Subject {
+        let decision = self.decide(&Subject {
             identity: &identity,
             process,
             method: asked.method.as_str(),
@@ -109,7 +109,7 @@ impl Gate {
         process: &ProcessInfo,
         secrets: &[&'static str],
     ) {
-        verdict.decision = self.policy.current().decide(&Subject {
+        verdict.decision = self.decide(&Subject {
             identity: &verdict.identity,
             process,
             method: asked.method.as_str(),
@@ -119,5 +119,24 @@ impl Gate {
             operation: &verdict.operation.name,
             secrets,
         });
+    }
+
+    /// The policy's decision for `subject`, asked once for the request's
+    /// identity and once for each other credential it carries
+    /// (`identity.also`): the strictest stands, so a credential cannot slip
+    /// through beside one policy allows.
+    fn decide(&self, subject: &Subject<'_>) -> Decision {
+        let policy = self.policy.current();
+        let mut decision = policy.decide(subject);
+        for other in &subject.identity.also {
+            let d = policy.decide(&Subject {
+                identity: other,
+                ..*subject
+            });
+            if d.action.strictness() > decision.action.strictness() {
+                decision = d;
+            }
+        }
+        decision
     }
 }

@@ -83,33 +83,62 @@ impl Identifier {
         );
     }
 
-    /// The identity behind `headers`/`query`.
-    pub async fn identify(&self, headers: &http::HeaderMap, query: Option<&str>) -> Identity {
-        let auth = headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if let Some(auth) = auth {
-            let (scheme, rest) = auth.trim().split_once(' ').unwrap_or((auth, ""));
-            let rest = rest.trim();
-            // GitHub's own scheme for OAuth and personal tokens.
-            if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token") {
-                return self.bearer(rest).await;
-            }
-            if let Some(id) = storage::shared_key(scheme, rest) {
-                return id;
-            }
-            if scheme.eq_ignore_ascii_case("basic") {
-                return Identity {
-                    kind: CredentialKind::Basic,
-                    fingerprint: Some(fingerprint(rest)),
-                    ..Identity::default()
-                };
+    /// The identity behind every credential `headers`/`query` carry. The
+    /// first found — `Authorization`, else a SAS in the query, else a
+    /// Kubernetes bearer token in `Sec-WebSocket-Protocol` — is the
+    /// request's; each other one the upstream will receive is in `also`,
+    /// so none of them escapes judgement.
+    pub(crate) async fn identify(
+        &self,
+        headers: &http::HeaderMap,
+        query: Option<&str>,
+    ) -> Identity {
+        let mut found = Vec::new();
+        if let Some(auth) = header(headers, http::header::AUTHORIZATION.as_str()).next()
+            && let Some(id) = self.authorization(auth).await
+        {
+            found.push(id);
+        }
+        found.extend(query.and_then(storage::sas));
+        // ARM: up to three more tenants' tokens, `Bearer a, Bearer b`.
+        for value in header(headers, "x-ms-authorization-auxiliary") {
+            for auth in value.split(',') {
+                found.extend(self.authorization(auth).await);
             }
         }
-        if let Some(id) = query.and_then(storage::sas) {
-            return id;
+        // Storage Copy From URL: the source's token, or a SAS in its URL.
+        for auth in header(headers, "x-ms-copy-source-authorization") {
+            found.extend(self.authorization(auth).await);
         }
-        Identity::default()
+        for source in header(headers, "x-ms-copy-source") {
+            found.extend(source.split_once('?').and_then(|(_, q)| storage::sas(q)));
+        }
+        for token in websocket_bearers(headers) {
+            found.push(self.bearer(&token).await);
+        }
+        let mut each = found.into_iter();
+        let mut identity = each.next().unwrap_or_default();
+        identity.also = each.collect();
+        identity
+    }
+
+    /// One `Authorization` value; `None` for a scheme airlock does not read.
+    async fn authorization(&self, auth: &str) -> Option<Identity> {
+        let auth = auth.trim();
+        let (scheme, rest) = auth.split_once(' ').unwrap_or((auth, ""));
+        let rest = rest.trim();
+        // GitHub's own scheme for OAuth and personal tokens.
+        if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token") {
+            return Some(self.bearer(rest).await);
+        }
+        if let Some(id) = storage::shared_key(scheme, rest) {
+            return Some(id);
+        }
+        scheme.eq_ignore_ascii_case("basic").then(|| Identity {
+            kind: CredentialKind::Basic,
+            fingerprint: Some(fingerprint(rest)),
+            ..Identity::default()
+        })
     }
 
     /// A bearer token: validated JWT, unverified JWT, or opaque.
@@ -145,6 +174,30 @@ impl Identifier {
     pub fn has_issuers(&self) -> bool {
         !self.issuers.is_empty()
     }
+}
+
+/// The values of header `name` that are text.
+fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
+    headers.get_all(name).iter().filter_map(|v| v.to_str().ok())
+}
+
+/// Kubernetes clients that cannot set headers on a WebSocket (browsers,
+/// some exec clients) send their bearer token as a subprotocol:
+/// `base64url.bearer.authorization.k8s.io.<token, base64url>`.
+pub(crate) const K8S_WEBSOCKET_BEARER: &str = "base64url.bearer.authorization.k8s.io.";
+
+fn websocket_bearers(headers: &http::HeaderMap) -> Vec<String> {
+    use base64::Engine;
+    header(headers, http::header::SEC_WEBSOCKET_PROTOCOL.as_str())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.trim().strip_prefix(K8S_WEBSOCKET_BEARER))
+        .filter_map(|b64| {
+            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(b64.trim_end_matches('='))
+                .ok()?;
+            String::from_utf8(raw).ok()
+        })
+        .collect()
 }
 
 /// `sha256:` + 16 hex digits of SHA-256(`secret`).

@@ -196,6 +196,53 @@ async fn credentials_hidden_or_doubled_are_judged_or_refused() {
     let rec = record(&env, &body["id"]).await;
     assert_eq!(rec["identity"]["kind"], "sas", "{rec}");
 
+    // Both a bearer token and the SAS reach the upstream (HTTP/2 has no
+    // Connection header): both are judged, and the stricter decision
+    // stands. So is a long-lived SAS in a Copy From URL's source.
+    let (status, body) = refused(
+        &env,
+        curl(
+            &env,
+            &ca,
+            BLOB,
+            &format!("/c?{sas}"),
+            &["--http2", "-H", "Authorization: Bearer opaque-token"],
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["rule"]),
+        (403, &"sas-long-lived".into()),
+        "{body}"
+    );
+    let rec = record(&env, &body["id"]).await;
+    assert_eq!(rec["identity"]["kind"], "bearer", "{rec}");
+    assert_eq!(rec["identity"]["also"][0]["kind"], "sas", "{rec}");
+    let source = format!("x-ms-copy-source: https://src.blob.core.windows.net/c/b?{sas}");
+    let (status, body) = refused(
+        &env,
+        curl(
+            &env,
+            &ca,
+            BLOB,
+            "/c/copy",
+            &[
+                "-X",
+                "PUT",
+                "-H",
+                "Authorization: Bearer opaque-token",
+                "-H",
+                &source,
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["rule"]),
+        (403, &"sas-long-lived".into()),
+        "{body}"
+    );
+
     // Two Authorization headers, or one SAS parameter twice: which one
     // the server reads is its business; airlock refuses to guess.
     let (status, body) = refused(

@@ -23,6 +23,16 @@ impl Action {
             Self::Approve => "approve",
         }
     }
+
+    /// How much it holds back: of two decisions about one request, the
+    /// stricter stands (deny over approve over allow).
+    pub(crate) fn strictness(self) -> u8 {
+        match self {
+            Self::Allow => 0,
+            Self::Approve => 1,
+            Self::Deny => 2,
+        }
+    }
 }
 
 /// The outcome; `decision` in the audit record.

@@ -90,6 +90,11 @@ pub struct Identity {
     pub github: Option<GithubInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sas: Option<SasInfo>,
+    /// Every other credential the request carries, which the upstream
+    /// receives too (a SAS beside a bearer token, ARM's auxiliary tokens,
+    /// Storage's copy-source credentials): each is judged like this one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<Identity>,
 }
 
 impl Identity {

@@ -232,3 +232,65 @@ fn copilot_session_tokens_link_to_the_oauth_token_and_its_account() {
     assert!(!links.copilot_issued(&oauth, br#"{"token":"old","expires_at":1}"#));
     assert_eq!(links.get(&fingerprint("old")), None);
 }
+
+#[tokio::test]
+async fn every_credential_the_upstream_receives_is_identified() {
+    use base64::Engine;
+    let ids = identifier(&[]);
+    let mut h = headers("Bearer primary-opaque-token");
+    let kube = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("kube-token");
+    for (name, value) in [
+        (
+            "x-ms-authorization-auxiliary",
+            "Bearer aux-one, Bearer aux-two",
+        ),
+        ("x-ms-copy-source-authorization", "Bearer copy-source-token"),
+        (
+            "x-ms-copy-source",
+            "https://src.blob.core.windows.net/c/b?sv=2022-11-02&se=2031-01-01&sig=c3Jj",
+        ),
+        (
+            "sec-websocket-protocol",
+            &format!("v4.channel.k8s.io, {K8S_WEBSOCKET_BEARER}{kube}"),
+        ),
+    ] {
+        h.insert(
+            http::HeaderName::from_static(name),
+            http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    let id = ids
+        .identify(&h, Some("sv=2022-11-02&se=2031-01-01&sig=cXVlcnk"))
+        .await;
+    assert_eq!(id.kind, CredentialKind::Bearer);
+    let also: Vec<_> = id.also.iter().map(|a| a.kind).collect();
+    assert_eq!(
+        also,
+        [
+            CredentialKind::Sas,
+            CredentialKind::Bearer,
+            CredentialKind::Bearer,
+            CredentialKind::Bearer,
+            CredentialKind::Sas,
+            CredentialKind::Bearer,
+        ]
+    );
+    let prints: std::collections::HashSet<_> = std::iter::once(&id)
+        .chain(&id.also)
+        .map(|a| a.fingerprint.clone().unwrap())
+        .collect();
+    assert_eq!(prints.len(), 7, "seven different credentials");
+    assert_eq!(
+        id.also[5].fingerprint,
+        Some(super::fingerprint("kube-token"))
+    );
+    // Without Authorization, a SAS is the request's own; a websocket
+    // token alone is a bearer.
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        http::header::SEC_WEBSOCKET_PROTOCOL,
+        http::HeaderValue::from_str(&format!("{K8S_WEBSOCKET_BEARER}{kube}")).unwrap(),
+    );
+    let id = ids.identify(&h, None).await;
+    assert_eq!((id.kind, id.also.len()), (CredentialKind::Bearer, 0));
+}
