@@ -181,16 +181,11 @@ fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> impl Iterator<Item = 
     headers.get_all(name).iter().filter_map(|v| v.to_str().ok())
 }
 
-/// Kubernetes clients that cannot set headers on a WebSocket (browsers,
-/// some exec clients) send their bearer token as a subprotocol:
-/// `base64url.bearer.authorization.k8s.io.<token, base64url>`.
-pub(crate) const K8S_WEBSOCKET_BEARER: &str = "base64url.bearer.authorization.k8s.io.";
-
 fn websocket_bearers(headers: &http::HeaderMap) -> Vec<String> {
     use base64::Engine;
     header(headers, http::header::SEC_WEBSOCKET_PROTOCOL.as_str())
         .flat_map(|v| v.split(','))
-        .filter_map(|p| p.trim().strip_prefix(K8S_WEBSOCKET_BEARER))
+        .filter_map(|p| p.trim().strip_prefix(crate::redact::K8S_WEBSOCKET_BEARER))
         .filter_map(|b64| {
             let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(b64.trim_end_matches('='))

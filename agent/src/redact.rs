@@ -33,6 +33,11 @@ const SECRET_PARAM_FRAGMENTS: &[&str] = &[
 /// Whole parameter names that are credentials without a telling fragment.
 const SECRET_PARAMS: &[&str] = &["code"];
 
+/// Kubernetes clients that cannot set headers on a WebSocket (browsers,
+/// some exec clients) send their bearer token as a subprotocol:
+/// `base64url.bearer.authorization.k8s.io.<token, base64url>`.
+pub(crate) const K8S_WEBSOCKET_BEARER: &str = "base64url.bearer.authorization.k8s.io.";
+
 /// How a redacted value reads: its kind of secret is kept, its value not.
 pub(crate) const REDACTED: &str = "[REDACTED]";
 
@@ -48,7 +53,9 @@ pub(crate) fn redact_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
     for (name, value) in headers {
         let name = name.as_str();
         let value = String::from_utf8_lossy(value.as_bytes());
-        let shown = if secret_header(name) {
+        let shown = if name == "sec-websocket-protocol" {
+            redact_subprotocols(&value)
+        } else if secret_header(name) {
             match (name, value.split_once(' ')) {
                 ("authorization" | "proxy-authorization", Some((scheme, _))) => {
                     format!("{scheme} {REDACTED}")
@@ -66,6 +73,21 @@ pub(crate) fn redact_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
             .or_insert(shown);
     }
     out
+}
+
+/// A WebSocket subprotocol list with a Kubernetes bearer token in it
+/// (`base64url.bearer.authorization.k8s.io.<token>`) keeps the prefix,
+/// loses the token.
+fn redact_subprotocols(value: &str) -> String {
+    let prefix = K8S_WEBSOCKET_BEARER;
+    value
+        .split(',')
+        .map(|p| match p.trim().strip_prefix(prefix) {
+            Some(_) => format!("{prefix}{REDACTED}"),
+            None => p.trim().to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn secret_param(name: &str) -> bool {
@@ -86,7 +108,9 @@ pub(crate) fn redact_query(query: &str) -> String {
         .join("&")
 }
 
-/// Command-line options whose next argument (or `=value`) is a secret.
+/// Command-line options whose next argument (or `=value`) is a secret:
+/// curl's, and the Azure CLI's, kubectl's, func's and docker's that take a
+/// secret value rather than a file.
 const SECRET_OPTIONS: &[&str] = &[
     "-p",
     "--password",
@@ -100,6 +124,39 @@ const SECRET_OPTIONS: &[&str] = &[
     "--connection-string",
     "-u",
     "--user",
+    "--oauth2-bearer",
+    // az keyvault secret set --value; az login --federated-token; …
+    "--value",
+    "--federated-token",
+    "--client-assertion",
+    "--admin-password",
+    "--registry-password",
+    "--docker-registry-server-password",
+    "--certificate-password",
+    "--encryption-key",
+    "--primary-key",
+    "--secondary-key",
+    "--shared-access-key",
+    "--access-key",
+    "--key",
+    "--api-key",
+    "--auth-token",
+    "--storage-account-key",
+];
+
+/// Options followed by `NAME=value` words whose values may be secrets
+/// (`az webapp config appsettings set --settings A=… B=…`, `kubectl create
+/// secret generic --from-literal=k=…`): each value is hidden, the names
+/// kept, until the next option.
+const SECRET_PAIR_OPTIONS: &[&str] = &[
+    "--settings",
+    "--slot-settings",
+    "--from-literal",
+    "--secrets",
+    "--env",
+    "--environment-variables",
+    "--secure-environment-variables",
+    "--parameters",
 ];
 
 /// A process command line with credentials replaced: values of secret
@@ -108,8 +165,32 @@ const SECRET_OPTIONS: &[&str] = &[
 pub(crate) fn redact_cmdline(cmdline: &str) -> String {
     let mut out = Vec::new();
     let mut hide_next = false;
+    let mut hide_values = false;
     for word in cmdline.split(' ') {
         let lower = word.to_ascii_lowercase();
+        if hide_values {
+            match word.split_once('=') {
+                _ if word.starts_with('-') => hide_values = false,
+                Some((name, _)) => {
+                    out.push(format!("{name}={REDACTED}"));
+                    continue;
+                }
+                None => {}
+            }
+        }
+        if let Some((opt, pair)) = word.split_once('=')
+            && SECRET_PAIR_OPTIONS.contains(&opt.to_ascii_lowercase().as_str())
+        {
+            // `--from-literal=name=value`
+            let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+            out.push(format!("{opt}={name}={REDACTED}"));
+            continue;
+        }
+        if SECRET_PAIR_OPTIONS.contains(&lower.as_str()) {
+            hide_values = true;
+            out.push(word.to_owned());
+            continue;
+        }
         if hide_next {
             // `Authorization: Bearer x`: a known scheme stays, the
             // credential after it goes; an unknown first word (`token
@@ -239,6 +320,49 @@ mod tests {
         assert_eq!(r["ocp-apim-subscription-key"], REDACTED);
         assert_eq!(r["accept"], "a, b");
         assert!(!format!("{r:?}").contains("secret"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            HeaderName::from_static("sec-websocket-protocol"),
+            HeaderValue::from_static(
+                "v4.channel.k8s.io, base64url.bearer.authorization.k8s.io.a3ViZS10b2tlbg",
+            ),
+        );
+        assert_eq!(
+            redact_headers(&h)["sec-websocket-protocol"],
+            "v4.channel.k8s.io, base64url.bearer.authorization.k8s.io.[REDACTED]"
+        );
+    }
+
+    #[test]
+    fn the_azure_cli_and_kubectl_lose_the_secrets_they_take() {
+        for (c, want) in [
+            (
+                "az keyvault secret set --vault-name kv --name db --value s3cr3t-value",
+                "az keyvault secret set --vault-name kv --name db --value [REDACTED]",
+            ),
+            (
+                "az login --service-principal -u app --federated-token eyJ.x --tenant t",
+                "az login --service-principal -u [REDACTED] --federated-token [REDACTED] --tenant t",
+            ),
+            (
+                "az storage blob upload --account-name a --account-key a2V5 --sas-token=sv&sig=x -f f",
+                "az storage blob upload --account-name a --account-key [REDACTED] --sas-token=[REDACTED] -f f",
+            ),
+            (
+                "az webapp config appsettings set -g rg -n app --settings DB=Server=x;Password=pw FLAG=1 -o none",
+                "az webapp config appsettings set -g rg -n app --settings DB=[REDACTED] FLAG=[REDACTED] -o none",
+            ),
+            (
+                "kubectl create secret generic s --from-literal=password=pw --from-literal user=u",
+                "kubectl create secret generic s --from-literal=password=[REDACTED] --from-literal user=[REDACTED]",
+            ),
+            (
+                "az vm create -n vm --admin-password=Pa55w0rd! --image ubuntu",
+                "az vm create -n vm --admin-password=[REDACTED] --image ubuntu",
+            ),
+        ] {
+            assert_eq!(redact_cmdline(c), want, "{c}");
+        }
     }
 
     #[test]

@@ -251,7 +251,10 @@ async fn every_credential_the_upstream_receives_is_identified() {
         ),
         (
             "sec-websocket-protocol",
-            &format!("v4.channel.k8s.io, {K8S_WEBSOCKET_BEARER}{kube}"),
+            &format!(
+                "v4.channel.k8s.io, {}{kube}",
+                crate::redact::K8S_WEBSOCKET_BEARER
+            ),
         ),
     ] {
         h.insert(
@@ -289,7 +292,8 @@ async fn every_credential_the_upstream_receives_is_identified() {
     let mut h = http::HeaderMap::new();
     h.insert(
         http::header::SEC_WEBSOCKET_PROTOCOL,
-        http::HeaderValue::from_str(&format!("{K8S_WEBSOCKET_BEARER}{kube}")).unwrap(),
+        http::HeaderValue::from_str(&format!("{}{kube}", crate::redact::K8S_WEBSOCKET_BEARER))
+            .unwrap(),
     );
     let id = ids.identify(&h, None).await;
     assert_eq!((id.kind, id.also.len()), (CredentialKind::Bearer, 0));
