@@ -150,6 +150,33 @@ impl Masker {
     }
 }
 
+impl Masker {
+    /// The audit excerpt of a request body of `operation`: one whose
+    /// purpose is to carry a secret (see `json::request_plan`) is masked
+    /// along its structure first, then by the detectors; `None` when such a
+    /// body is not JSON airlock can read (nothing of it is kept rather than
+    /// the secret).
+    pub(crate) fn request_excerpt(
+        &self,
+        operation: &str,
+        body: &[u8],
+        max: usize,
+    ) -> Option<String> {
+        let Some(plan) = json::request_plan(operation) else {
+            return self.excerpt(body, max);
+        };
+        let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        json::apply(&mut value, &plan, self, &mut Findings::default());
+        self.excerpt(value.to_string().as_bytes(), max)
+    }
+}
+
+/// Whether request bodies of `operation` carry a secret by design, so
+/// their excerpt needs the whole body (see [`Masker::request_excerpt`]).
+pub(crate) fn secret_bearing_request(operation: &str) -> bool {
+    json::request_plan(operation).is_some()
+}
+
 /// As [`Masker::excerpt`], for bytes a masking [`StreamMasker`] already
 /// produced: only cut to `max` (scanning them again found nothing new and
 /// cost a measurable share of each small response).

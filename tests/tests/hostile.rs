@@ -11,12 +11,14 @@ use serde_json::Value;
 
 const ARM: &str = "management.azure.com";
 const BLOB: &str = "acct1.blob.core.windows.net";
+const VAULT: &str = "kv1.vault.azure.net";
+const AKS: &str = "aks1-dns.hcp.westeurope.azmk8s.io";
 const RG: &str = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg1";
 /// The agent's uid: `nobody`, no root, no sudo.
 const AGENT_UID: u32 = 65534;
 
 async fn setup(tag: &str) -> (Env, PathBuf) {
-    let env = Env::start(tag, &[ARM, BLOB], |_| {}).await;
+    let env = Env::start(tag, &[ARM, BLOB, VAULT, AKS], |_| {}).await;
     // airlock's CA where the agent's uid can read it.
     let ca = env.tmp.path().join("public");
     std::fs::create_dir_all(&ca).unwrap();
@@ -279,5 +281,114 @@ async fn credentials_hidden_or_doubled_are_judged_or_refused() {
     assert_eq!(
         (status, &body["error"]["code"]),
         (400, &"AmbiguousCredential".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trail_keeps_no_secret_the_agent_sent() {
+    if !privileged("the_trail_keeps_no_secret_the_agent_sent") {
+        return;
+    }
+    let (env, ca) = setup("hostile-trail").await;
+    let secrets = [
+        "kv-secret-value-1",
+        "cGFzc3dvcmQtMg==",
+        "plain-token-3",
+        "app-setting-secret-4",
+        "deploy-param-secret-5",
+        "opaque-agent-token-6",
+        "c2FzLXNpZy03",
+        "oauth2-bearer-token-8",
+    ];
+    let dir = ca.parent().unwrap().to_owned();
+    let sub = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg1/providers";
+    let calls = [
+        (
+            VAULT,
+            "PUT",
+            "/secrets/db?api-version=7.4".to_owned(),
+            format!(r#"{{"value":"{}"}}"#, secrets[0]),
+        ),
+        (
+            AKS,
+            "POST",
+            "/api/v1/namespaces/default/secrets".to_owned(),
+            format!(
+                r#"{{"kind":"Secret","metadata":{{"name":"db"}},"data":{{"password":"{}"}},"stringData":{{"token":"{}"}}}}"#,
+                secrets[1], secrets[2]
+            ),
+        ),
+        (
+            ARM,
+            "PUT",
+            format!("{sub}/Microsoft.Web/sites/app1/config/appsettings?api-version=2022-03-01"),
+            format!(
+                r#"{{"properties":{{"DB_PASSWORD":"{}","MODE":"prod"}}}}"#,
+                secrets[3]
+            ),
+        ),
+        (
+            ARM,
+            "PUT",
+            format!("{sub}/Microsoft.Resources/deployments/d1?api-version=2021-04-01"),
+            format!(
+                r#"{{"properties":{{"mode":"Incremental","parameters":{{"adminPassword":{{"value":"{}"}}}}}}}}"#,
+                secrets[4]
+            ),
+        ),
+    ];
+    for (i, (host, method, path, body)) in calls.iter().enumerate() {
+        // The body from a file, as the CLIs send it: a secret typed into a
+        // command line is the command line's problem (security.md).
+        let file = dir.join(format!("body-{i}.json"));
+        std::fs::write(&file, body).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let auth = format!("Authorization: Bearer {}", secrets[5]);
+        let out = finish(curl(
+            &env,
+            &ca,
+            host,
+            path,
+            &[
+                "-X",
+                method,
+                "-H",
+                "content-type: application/json",
+                // Azure answers {"id":"ok"}.
+                "-H",
+                "x-test-respond: eyJpZCI6Im9rIn0=",
+                "-H",
+                &auth,
+                "--data-binary",
+                &format!("@{}", file.display()),
+            ],
+        ))
+        .await;
+        assert!(out.stdout.ends_with("200"), "{host}{path}: {out:?}");
+    }
+    let out = finish(curl(
+        &env,
+        &ca,
+        BLOB,
+        &format!(
+            "/c/b?sv=2022-11-02&sp=r&se=2026-12-06T23:00:00Z&sig={}",
+            secrets[6]
+        ),
+        &["--oauth2-bearer", secrets[7]],
+    ))
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    env.airlock.exchanges(5).await;
+    let trail = std::fs::read_to_string(&env.airlock.audit_path).unwrap();
+    for secret in secrets {
+        let line = trail.lines().find(|l| l.contains(secret));
+        assert!(line.is_none(), "{secret} is in the trail: {line:?}");
+    }
+    assert!(
+        trail.contains("airlock:masked:key-vault-secret:")
+            && trail.contains("airlock:masked:kubernetes-secret:")
+            && trail.contains("airlock:masked:app-setting:")
+            && trail.contains("airlock:masked:deployment-parameter:"),
+        "the excerpts are kept, masked"
     );
 }

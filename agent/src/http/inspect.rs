@@ -70,15 +70,27 @@ pub(super) async fn request_body(
     let length = header(headers, CONTENT_LENGTH).and_then(|l| l.parse::<usize>().ok());
     let token = is_token_request(verdict);
     let model = verdict.operation.service == crate::core::Service::Model;
-    let whole =
-        token || model || (text && length.is_some_and(|l| l > 0 && l <= ctx.scan_before_forward));
+    // A body that exists to carry a secret (a Key Vault secret being set)
+    // is read whole whatever its label, so its excerpt can be masked by its
+    // structure; streamed, it gets no excerpt at all.
+    let carries_secret = crate::mask::secret_bearing_request(&verdict.operation.name);
+    let whole = token
+        || model
+        || ((text || carries_secret)
+            && length.is_some_and(|l| l > 0 && l <= ctx.scan_before_forward));
     if !whole {
         let scanner = text
             .then(|| ctx.masker.request(content_type, Mode::Scan))
             .flatten();
         // Tap inside Counted: what it saw is reported before the body's end
         // can complete (and record) the exchange.
-        let tapped = Tap::new(body, scanner, exchange.clone(), false, text);
+        let tapped = Tap::new(
+            body,
+            scanner,
+            exchange.clone(),
+            false,
+            text && !carries_secret,
+        );
         return Ok((
             Counted::new(tapped, exchange.clone(), Side::Request).boxed(),
             None,
@@ -122,7 +134,9 @@ pub(super) async fn request_body(
     exchange.set_seen(
         false,
         Seen {
-            excerpt: ctx.masker.excerpt(&bytes, ctx.excerpt_bytes),
+            excerpt: ctx
+                .masker
+                .request_excerpt(&verdict.operation.name, &bytes, ctx.excerpt_bytes),
             findings: Some(findings.clone()),
         },
     );

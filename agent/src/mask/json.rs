@@ -131,6 +131,65 @@ const PLANS: &[(&str, Plan)] = &[
     ),
 ];
 
+/// (operation glob, plan) for request bodies that carry a secret by
+/// design — the value being set — masked in the audit excerpt only (the
+/// upstream gets the request as sent). The first match wins.
+const REQUEST_PLANS: &[(&str, Plan)] = &[
+    ("keyvault.secrets.set", p(&["value"], "key-vault-secret")),
+    (
+        "keyvault.keys.import",
+        p(
+            &[
+                "key.d", "key.p", "key.q", "key.dp", "key.dq", "key.qi", "key.k",
+            ],
+            "private-key",
+        ),
+    ),
+    (
+        "keyvault.certificates.import",
+        p(&["value", "pwd"], "certificate"),
+    ),
+    (
+        "Microsoft.KeyVault/vaults/secrets/write",
+        p(&["properties.value"], "key-vault-secret"),
+    ),
+    (
+        "k8s.secrets.*",
+        p(&["data.*", "stringData.*"], "kubernetes-secret"),
+    ),
+    // App settings and connection strings PUT (strings, or {value, type}).
+    (
+        "Microsoft.Web/sites*/config/write",
+        p(&["properties.*", "properties.*.value"], "app-setting"),
+    ),
+    // Which parameters are `securestring` only the template says; every
+    // parameter value is kept out of the trail.
+    (
+        "Microsoft.Resources/deployments/*",
+        p(&["properties.parameters.*.value"], "deployment-parameter"),
+    ),
+    (
+        "Microsoft.Compute/virtualMachines/write",
+        p(
+            &[
+                "properties.osProfile.adminPassword",
+                "properties.osProfile.customData",
+            ],
+            "vm-admin-password",
+        ),
+    ),
+    (
+        "Microsoft.ContainerService/managedClusters/write",
+        p(
+            &[
+                "properties.servicePrincipalProfile.secret",
+                "properties.windowsProfile.adminPassword",
+            ],
+            "cluster-secret",
+        ),
+    ),
+];
+
 const BUS_KEYS: &[&str] = &[
     "primaryKey",
     "secondaryKey",
@@ -151,6 +210,15 @@ const fn p(paths: &'static [&'static str], detector: &'static str) -> Plan {
 /// The structure-aware plan for `operation`, if it hands out secrets.
 pub(super) fn plan(operation: &str) -> Option<Plan> {
     PLANS
+        .iter()
+        .find(|(glob, _)| Glob::new(glob, true).matches(operation))
+        .map(|(_, plan)| *plan)
+}
+
+/// The plan for a request body of `operation` whose purpose is to carry a
+/// secret (a secret being set, a Kubernetes Secret created).
+pub(super) fn request_plan(operation: &str) -> Option<Plan> {
+    REQUEST_PLANS
         .iter()
         .find(|(glob, _)| Glob::new(glob, true).matches(operation))
         .map(|(_, plan)| *plan)

@@ -320,3 +320,51 @@ fn masked_excerpts_are_cut_on_a_character_boundary_without_rescanning() {
         Some("a\u{fffd}b")
     );
 }
+
+#[test]
+fn request_excerpts_lose_the_secrets_the_request_exists_to_set() {
+    let m = Masker::ephemeral();
+    for (operation, body, secret) in [
+        (
+            "keyvault.secrets.set",
+            r#"{"value":"kv-secret-value-1","contentType":"text/plain"}"#,
+            "kv-secret-value-1",
+        ),
+        (
+            "k8s.secrets.create",
+            r#"{"kind":"Secret","metadata":{"name":"db"},"data":{"password":"cGFzc3dvcmQx"},"stringData":{"token":"plain-token-2"}}"#,
+            "cGFzc3dvcmQx",
+        ),
+        (
+            "k8s.secrets.create",
+            r#"{"kind":"Secret","stringData":{"token":"plain-token-2"}}"#,
+            "plain-token-2",
+        ),
+        (
+            "Microsoft.Web/sites/config/write",
+            r#"{"properties":{"DB_PASSWORD":"app-setting-secret-3","MODE":"x"}}"#,
+            "app-setting-secret-3",
+        ),
+        (
+            "Microsoft.Resources/deployments/write",
+            r#"{"properties":{"mode":"Incremental","parameters":{"adminPassword":{"value":"deploy-secret-4"}}}}"#,
+            "deploy-secret-4",
+        ),
+    ] {
+        let excerpt = m.request_excerpt(operation, body.as_bytes(), 4096).unwrap();
+        assert!(!excerpt.contains(secret), "{operation}: {excerpt}");
+        assert!(excerpt.contains("airlock:masked:"), "{excerpt}");
+        serde_json::from_str::<serde_json::Value>(&excerpt).expect("still JSON");
+    }
+    // Such a body that is not JSON keeps nothing rather than the secret.
+    assert_eq!(
+        m.request_excerpt("keyvault.secrets.set", b"value=kv-secret", 4096),
+        None
+    );
+    // Other requests: the detectors, as before.
+    assert_eq!(
+        m.request_excerpt("storage.blob.put", b"hello", 4096)
+            .as_deref(),
+        Some("hello")
+    );
+}
