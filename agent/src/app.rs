@@ -220,6 +220,7 @@ impl App {
             tunnel_idle: Some(Duration::from_millis(self.config.proxy.tunnel_idle_ms))
                 .filter(|d| !d.is_zero()),
             intercept_without_sni: self.config.proxy.intercept_without_sni,
+            non_tls: self.config.proxy.non_tls,
             intercept: self.intercept.clone(),
             on_audit_failure: self.config.audit.on_failure,
             client_tls: self.client_tls,

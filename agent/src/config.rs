@@ -17,11 +17,11 @@ pub use identity::IssuerConfig;
 pub(crate) use masking::MaskingConfig;
 pub(crate) use model::ModelConfig;
 pub(crate) use policy::PolicyConfig;
-pub use sections::CaptureConfig;
 pub(crate) use sections::{
     AuditConfig, Durability, FailMode, OnAuditFailure, ProxyConfig, TlsConfig,
     WRITTEN_SYNC_INTERVAL_MS,
 };
+pub use sections::{CaptureConfig, NonTls};
 
 use std::path::Path;
 

@@ -44,7 +44,7 @@ pub use audit::query;
 pub use audit::verify::verify_signed;
 pub use capture::OrigDstTable;
 pub use capture::cgroup::{OwnedCgroup, cgroup2_mount};
-pub use config::{CaptureConfig, Config, DEFAULT_CONFIG_PATH, IssuerConfig};
+pub use config::{CaptureConfig, Config, DEFAULT_CONFIG_PATH, IssuerConfig, NonTls};
 pub use core::{Glob, ProcessInfo};
 pub use demo::run as run_demo;
 pub use host::HostPattern;

@@ -113,6 +113,7 @@ impl Reloader {
                 "proxy.intercept_without_sni",
                 a.proxy.intercept_without_sni == b.proxy.intercept_without_sni,
             ),
+            ("proxy.non_tls", a.proxy.non_tls == b.proxy.non_tls),
             ("tls", a.tls == b.tls),
             ("audit", a.audit == b.audit),
             ("policy.poll_ms", a.policy.poll_ms == b.policy.poll_ms),
@@ -152,6 +153,7 @@ impl Reloader {
         kept.proxy.upstream_idle_ms = current.proxy.upstream_idle_ms;
         kept.proxy.tunnel_idle_ms = current.proxy.tunnel_idle_ms;
         kept.proxy.intercept_without_sni = current.proxy.intercept_without_sni;
+        kept.proxy.non_tls = current.proxy.non_tls;
         kept.tls = current.tls.clone();
         kept.audit = current.audit.clone();
         kept.policy.poll_ms = current.policy.poll_ms;

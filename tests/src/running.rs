@@ -32,6 +32,13 @@ impl Running {
         Self::start_with(capture, |_| {}).await
     }
 
+    /// As [`Running::start`], relaying plain TCP (`proxy.non_tls =
+    /// "relay"`): for the tests of capture itself, whose upstreams speak
+    /// plain HTTP.
+    pub async fn start_plain(capture: CaptureConfig) -> Self {
+        Self::start_with(capture, |c| c.proxy.non_tls = airlock::NonTls::Relay).await
+    }
+
     /// As [`Running::start`], with `adjust` applied to the config last.
     pub async fn start_with(capture: CaptureConfig, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = TempDir::new("run");

@@ -29,7 +29,7 @@ async fn selected_process_is_redirected_and_attributed_exactly() {
     let up = Upstream::on("127.0.0.1").await;
     let mut capture = Running::capture(&cg, &[up.port()]);
     capture.comm = vec!["curl".into()];
-    let airlock = Running::start(capture).await;
+    let airlock = Running::start_plain(capture).await;
     let url = format!("http://{}/", up.addr());
 
     let got = Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await);
@@ -98,7 +98,7 @@ async fn follow_children_captures_a_grandchild_after_exec() {
         let mut capture = Running::capture(&cg, &[up.port()]);
         capture.comm = vec!["fakeagent".into()];
         capture.follow_children = follow;
-        let airlock = Running::start(capture).await;
+        let airlock = Running::start_plain(capture).await;
         let mut cmd = cg.command(&agent);
         cmd.arg("-c").arg(&script);
         let out = finish(cmd).await;
@@ -142,7 +142,7 @@ async fn follow_children_survives_reparenting() {
     let cg = TestCgroup::new("orphan");
     let mut capture = Running::capture(&cg, &[up.port()]);
     capture.comm = vec!["fakeagent".into()];
-    let airlock = Running::start(capture).await;
+    let airlock = Running::start_plain(capture).await;
     // The agent backgrounds a shell and exits at once: by the time curl
     // connects, its ancestors are gone and it belongs to init.
     let out = out_file.display();
@@ -189,7 +189,7 @@ async fn uid_selector_captures_only_that_user() {
     let up = Upstream::on("127.0.0.1").await;
     let mut capture = Running::capture(&cg, &[up.port()]);
     capture.uid = vec![65534];
-    let airlock = Running::start(capture).await;
+    let airlock = Running::start_plain(capture).await;
     let url = format!("http://{}/", up.addr());
 
     let as_root = Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await);
@@ -222,7 +222,7 @@ async fn ipv6_and_v4_mapped_destinations_are_captured() {
     }
     let cg = TestCgroup::new("v6");
     let up = Upstream::bind(&["[::1]:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap()]).await;
-    let airlock = Running::start(Running::capture(&cg, &[up.port()])).await;
+    let airlock = Running::start_plain(Running::capture(&cg, &[up.port()])).await;
 
     let v6 = Fetched::parse(
         &finish(curl_in(
@@ -282,7 +282,7 @@ async fn udp_to_port_443_is_refused_for_captured_processes() {
         return;
     }
     let cg = TestCgroup::new("udp");
-    let airlock = Running::start(Running::capture(&cg, &[443])).await;
+    let airlock = Running::start_plain(Running::capture(&cg, &[443])).await;
 
     let mut inside = cg.command("python3");
     inside.args(["-c", UDP_PROBE, "443", "4443"]);
@@ -316,7 +316,7 @@ async fn two_hundred_concurrent_connections_map_exactly_and_leave_no_entries() {
         })
         .collect();
     let up = Upstream::bind(&addrs).await;
-    let airlock = Running::start(Running::capture(&cg, &[up.port()])).await;
+    let airlock = Running::start_plain(Running::capture(&cg, &[up.port()])).await;
 
     let mut runs = tokio::task::JoinSet::new();
     for a in &addrs {
@@ -374,7 +374,7 @@ async fn shutdown_detaches_and_unloads_every_program() {
     }
     let cg = TestCgroup::new("detach");
     let up = Upstream::on("127.0.0.1").await;
-    let airlock = Running::start(Running::capture(&cg, &[up.port()])).await;
+    let airlock = Running::start_plain(Running::capture(&cg, &[up.port()])).await;
     let ids = airlock.program_ids.clone();
     // Eleven, and a twelfth (fexit on commit_creds) where the kernel can
     // attach fexit programs.
@@ -439,7 +439,7 @@ async fn getpeername_returns_the_original_destination() {
     let cg = TestCgroup::new("peername");
     // 127.0.0.7 differs from the proxy's 127.0.0.1 in address and port.
     let up = Upstream::bind(&["127.0.0.7:0".parse().unwrap(), "[::1]:0".parse().unwrap()]).await;
-    let airlock = Running::start(Running::capture(&cg, &[up.port()])).await;
+    let airlock = Running::start_plain(Running::capture(&cg, &[up.port()])).await;
     let port = up.port().to_string();
     for (host, want_ip) in [
         ("127.0.0.7", "127.0.0.7"),
@@ -499,7 +499,7 @@ async fn selection_is_by_process_name_not_by_a_renamed_thread() {
     let mut capture = Running::capture(&cg, &[up.port()]);
     capture.comm = vec!["fakeagent".into()];
     capture.follow_children = false;
-    let airlock = Running::start(capture).await;
+    let airlock = Running::start_plain(capture).await;
     let mut cmd = cg.command(&agent);
     cmd.args(["-c", RENAMED_THREAD_PROBE, &up.port().to_string()]);
     let out = finish(cmd).await;
@@ -580,7 +580,7 @@ async fn a_process_left_alone_is_captured_once_it_or_an_ancestor_takes_a_selecte
         } else {
             capture.uid = vec![65534];
         }
-        let airlock = Running::start(capture).await;
+        let airlock = Running::start_plain(capture).await;
         let mut cmd = cg.command("python3");
         cmd.args(["-c", CHANGED_PROBE, &up.port().to_string(), change, who]);
         let out = finish(cmd).await;
@@ -604,7 +604,7 @@ async fn a_connection_still_open_at_shutdown_is_recorded() {
     }
     let cg = TestCgroup::new("open-at-stop");
     let up = Upstream::on("127.0.0.1").await;
-    let airlock = Running::start(Running::capture(&cg, &[up.port()])).await;
+    let airlock = Running::start_plain(Running::capture(&cg, &[up.port()])).await;
     // Half a request, then waiting: the connection stays open.
     let script = format!(
         "import socket, sys, time\ns = socket.create_connection(('127.0.0.1', {}))\ns.sendall(b'GET / HTTP/1.1\\r\\nHost: x\\r\\n')\nprint('sent', flush=True)\ntime.sleep(60)",

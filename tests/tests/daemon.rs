@@ -21,6 +21,8 @@ fn write_config(dir: &TempDir, body: &str) -> std::path::PathBuf {
 }
 
 const ARM: &str = "management.azure.com";
+/// `[proxy]` for the daemons whose upstream speaks plain HTTP.
+const PLAIN: &str = "non_tls = \"relay\"\n";
 
 /// A TLS upstream posing as Resource Manager, and a daemon config (in its
 /// own directory) capturing the upstream's port in its own cgroup.
@@ -114,6 +116,7 @@ async fn daemon_never_captures_itself_and_detaches_on_sigterm() {
             port: up.port(),
             listen: free_ports(),
             capture: "comm = [\"curl\", \"airlock\"]\n",
+            proxy: PLAIN,
             ..DaemonConfig::default()
         }
         .text(dir.path(), cg.path()),
@@ -619,6 +622,7 @@ async fn readiness_is_notified_once_capture_works() {
         &DaemonConfig {
             port: up.port(),
             listen: free_ports(),
+            proxy: PLAIN,
             ..DaemonConfig::default()
         }
         .text(dir.path(), cg.path()),
@@ -678,6 +682,7 @@ async fn fail_closed_survives_a_crash_and_a_restart_takes_over() {
                 port: up.port(),
                 listen,
                 capture: &format!("fail_mode = \"{mode}\"\n"),
+                proxy: PLAIN,
                 ..DaemonConfig::default()
             }
             .text(dir.path(), cg.path()),
@@ -779,7 +784,7 @@ async fn sighup_applies_a_new_capture_selection_and_refuses_a_broken_config() {
         DaemonConfig {
             port,
             listen,
-            proxy: &format!("handshake_timeout_ms = {handshake_ms}\n"),
+            proxy: &format!("handshake_timeout_ms = {handshake_ms}\n{PLAIN}"),
             ..DaemonConfig::default()
         }
         .text(dir.path(), cg.path())

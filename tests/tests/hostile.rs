@@ -6,7 +6,10 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use airlock_tests::{Intercepted as Env, WAIT, finish, privileged};
+use airlock_tests::{
+    Intercepted as Env, Running, TempDir, TestCgroup, TestPki, TlsUpstream, WAIT, finish,
+    privileged,
+};
 use serde_json::Value;
 
 const ARM: &str = "management.azure.com";
@@ -391,4 +394,82 @@ async fn the_trail_keeps_no_secret_the_agent_sent() {
             && trail.contains("airlock:masked:deployment-parameter:"),
         "the excerpts are kept, masked"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_harmless_name_reaches_only_its_own_server() {
+    if !privileged("a_harmless_name_reaches_only_its_own_server") {
+        return;
+    }
+    // "Azure" at 127.0.0.2, and the harmless name's own server (localhost:
+    // 127.0.0.1 to airlock's resolver) on the same port; each presents one
+    // certificate for both names, as a CDN front end would.
+    let tmp = TempDir::new("hostile-front");
+    let pki = TestPki::new("front upstream CA");
+    let names = ["localhost", ARM];
+    let azure = TlsUpstream::start(
+        pki.server_config(&names, &[b"http/1.1"]),
+        &["127.0.0.2:0".parse().unwrap()],
+    )
+    .await;
+    let port = azure.port();
+    let harmless = TlsUpstream::start(
+        pki.server_config(&names, &[b"http/1.1"]),
+        &[format!("127.0.0.1:{port}").parse().unwrap()],
+    )
+    .await;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let roots = pki.write_ca(tmp.path());
+    std::fs::set_permissions(&roots, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let cg = TestCgroup::new("hostile-front");
+    let airlock = Running::start(Running::capture(&cg, &[port])).await;
+    let mut cmd = cg.command("setpriv");
+    cmd.arg(format!("--reuid={AGENT_UID}"))
+        .arg(format!("--regid={AGENT_UID}"))
+        .args([
+            "--clear-groups",
+            "curl",
+            "-sS",
+            "--max-time",
+            "20",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .arg("--resolve")
+        .arg(format!("localhost:{port}:127.0.0.2"))
+        .arg("--cacert")
+        .arg(&roots)
+        .args(["-H", &format!("Host: {ARM}")])
+        .arg(format!("https://localhost:{port}{RG}"));
+    let out = finish(cmd).await;
+    assert!(out.stdout.ends_with("\n200"), "{out:?}");
+    assert_eq!(
+        (azure.connections(), harmless.requests()),
+        (0, 1),
+        "the harmless name's server answered, not the address dialled"
+    );
+    let rec = &airlock.records_of("tls_passthrough", 1).await[0];
+    assert_eq!(rec["sni"], "localhost");
+    assert_eq!(rec["dst"]["ip"], "127.0.0.2", "{rec}");
+    assert_eq!(rec["relayed_to"]["ip"], "127.0.0.1", "{rec}");
+
+    // Plain TCP on the captured port: refused and recorded.
+    let mut cmd = cg.command("setpriv");
+    cmd.arg(format!("--reuid={AGENT_UID}"))
+        .arg(format!("--regid={AGENT_UID}"))
+        .args(["--clear-groups", "curl", "-sS", "--max-time", "20"])
+        .arg(format!("http://127.0.0.2:{port}/"));
+    let out = finish(cmd).await;
+    assert!(!out.status.success(), "{out:?}");
+    let rec = airlock
+        .connections(1)
+        .await
+        .into_iter()
+        .find(|r| r["error"].as_str().is_some_and(|e| e.contains("not TLS")))
+        .expect("a record of the refusal");
+    assert!(
+        rec["error"].as_str().unwrap().contains("proxy.non_tls"),
+        "{rec}"
+    );
+    assert_eq!(azure.connections(), 0);
 }

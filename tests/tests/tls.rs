@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 
 /// Intercepted by the default `proxy.intercept` list (`*.azure.com`).
 const AZURE: &str = "api.airlock-test.azure.com";
-/// Not intercepted: spliced through.
-const OTHER: &str = "passthrough.example.net";
+/// Not intercepted: spliced through, to what airlock's resolver says the
+/// name is (`/etc/hosts`: the test's loopback upstream).
+const OTHER: &str = "localhost";
 
 struct Env {
     cg: TestCgroup,

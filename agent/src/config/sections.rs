@@ -194,6 +194,22 @@ pub struct ProxyConfig {
     /// only when its destination address is in `intercept`, and spliced
     /// otherwise (a weakened setting, said in the start record).
     pub intercept_without_sni: bool,
+    /// A captured connection whose first bytes are not TLS: `deny` closes
+    /// and records it; `relay` relays it as TCP (a weakened setting: its
+    /// content is neither judged nor recorded).
+    pub non_tls: NonTls,
+}
+
+/// What happens to plain TCP on a captured port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonTls {
+    /// Closed and recorded: on a port captured for TLS, anything else is a
+    /// way around interception.
+    #[default]
+    Deny,
+    /// Relayed byte for byte, recorded as a connection.
+    Relay,
 }
 
 impl Default for ProxyConfig {
@@ -207,6 +223,7 @@ impl Default for ProxyConfig {
             upstream_idle_ms: DEFAULT_UPSTREAM_IDLE_MS,
             tunnel_idle_ms: DEFAULT_TUNNEL_IDLE_MS,
             intercept_without_sni: true,
+            non_tls: NonTls::Deny,
         }
     }
 }
@@ -217,6 +234,11 @@ impl ProxyConfig {
         if !self.intercept_without_sni {
             out.push(
                 "proxy.intercept_without_sni = false: TLS without a server name to an address not in proxy.intercept is spliced, unaudited, even when it carries an intercepted host's traffic",
+            );
+        }
+        if self.non_tls == NonTls::Relay {
+            out.push(
+                "proxy.non_tls = \"relay\": plain TCP on captured ports is relayed, its content neither judged nor recorded",
             );
         }
     }

@@ -48,6 +48,10 @@ pub(crate) struct ConnectionRecord {
     /// TLS server name the client sent, for TLS connections.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
+    /// Where airlock relayed the connection, when not to `dst`: the address
+    /// airlock resolved for `sni`, which did not include `dst`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relayed_to: Option<Endpoint>,
     /// Bytes client → upstream.
     pub bytes_out: u64,
     /// Bytes upstream → client.

@@ -1,13 +1,14 @@
 //! One accepted connection, from the kernel's record to the path it takes:
 //! plain TCP relay, TLS splice, or interception.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
-use super::hello::{self, Sniffed};
+use super::hello::{self, ClientHelloInfo, Sniffed};
 use super::prefixed::PrefixedIo;
 use super::{mitm, splice};
 use crate::audit::AuditLog;
@@ -34,6 +35,8 @@ pub(crate) struct Proxy {
     /// `proxy.intercept_without_sni`: TLS that names no server is
     /// decrypted, whatever its destination address.
     pub intercept_without_sni: bool,
+    /// `proxy.non_tls`: whether plain TCP is relayed or refused.
+    pub non_tls: crate::config::NonTls,
     /// Replaced on a config reload.
     pub intercept: Arc<std::sync::RwLock<InterceptList>>,
     pub on_audit_failure: crate::config::OnAuditFailure,
@@ -83,6 +86,7 @@ impl Conn {
             kind,
             ends: self.ends(),
             sni,
+            relayed_to: None,
             bytes_out: bytes.0,
             bytes_in: bytes.1,
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -100,6 +104,8 @@ struct Spliced<'a> {
     kind: RecordKind,
     sni: Option<String>,
     counts: splice::Counts,
+    /// Where it was relayed, when that is not the original destination.
+    relayed_to: Option<Endpoint>,
     /// `None` while running; `Some(error)` once ended.
     ended: Option<Option<String>>,
 }
@@ -112,6 +118,7 @@ impl<'a> Spliced<'a> {
             kind,
             sni,
             counts: splice::Counts::default(),
+            relayed_to: None,
             ended: None,
         }
     }
@@ -132,8 +139,9 @@ impl Drop for Spliced<'_> {
             self.counts.out.load(Relaxed),
             self.counts.back.load(Relaxed),
         );
-        self.proxy
-            .write(&self.conn.record(self.kind, self.sni.take(), bytes, error));
+        let mut rec = self.conn.record(self.kind, self.sni.take(), bytes, error);
+        rec.relayed_to = self.relayed_to.take();
+        self.proxy.write(&rec);
     }
 }
 
@@ -191,10 +199,15 @@ impl Proxy {
         };
         let client = PrefixedIo::new(first.freeze(), client);
         match sniffed {
+            Sniffed::NotTls if self.non_tls == crate::config::NonTls::Deny => self.reject(
+                &conn,
+                "not TLS: plain TCP on a captured port is refused (proxy.non_tls = \"deny\")"
+                    .into(),
+            ),
             Sniffed::NotTls => {
                 traffic.connection(ConnPath::Tcp);
                 tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, dst = %orig_dst, "relaying TCP");
-                self.relay(&conn, client, RecordKind::Connection, None)
+                self.relay(&conn, client, RecordKind::Connection, None, orig_dst.0)
                     .await;
             }
             Sniffed::Tls(hello) => {
@@ -217,25 +230,59 @@ impl Proxy {
                     // Boxed: see `mitm::intercept`.
                     Box::pin(mitm::intercept(self, &conn, client, hello)).await;
                 } else {
-                    traffic.connection(ConnPath::Passthrough);
-                    tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?hello.sni, dst = %orig_dst, "TLS passthrough");
-                    self.relay(&conn, client, RecordKind::TlsPassthrough, hello.sni)
-                        .await;
+                    self.pass_through(&conn, client, hello).await;
                 }
             }
         }
     }
 
-    /// Splices `client` to the original destination byte for byte, and
-    /// records the connection (as `kind`) when it ends.
-    async fn relay<C>(&self, conn: &Conn, client: C, kind: RecordKind, sni: Option<String>)
+    /// TLS for a host that is not intercepted goes, byte for byte, only to
+    /// the server its name says: to the original destination if airlock's
+    /// own resolver gives that address for the name, else to an address
+    /// it does give. A harmless name on a connection to an Azure address
+    /// (domain fronting) thus reaches the harmless name's server. A name
+    /// airlock cannot resolve goes nowhere. Without a name (only with
+    /// `proxy.intercept_without_sni = false`) there is nothing to check.
+    async fn pass_through<C>(&self, conn: &Conn, client: C, hello: ClientHelloInfo)
     where
         C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
+        let to = match hello.server_name() {
+            None => Ok(conn.orig_dst.0),
+            Some(name) => splice::resolve(name, conn.orig_dst, self.connect_timeout).await,
+        };
+        let to = match to {
+            Ok(to) => to,
+            Err(why) => {
+                self.telemetry.traffic.connection(ConnPath::Refused);
+                tracing::warn!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?hello.sni, dst = %conn.orig_dst, error = %why, "TLS passthrough refused");
+                let rec = conn.record(RecordKind::TlsPassthrough, hello.sni, (0, 0), Some(why));
+                return self.write(&rec);
+            }
+        };
+        self.telemetry.traffic.connection(ConnPath::Passthrough);
+        tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?hello.sni, dst = %conn.orig_dst, %to, "TLS passthrough");
+        self.relay(conn, client, RecordKind::TlsPassthrough, hello.sni, to)
+            .await;
+    }
+
+    /// Splices `client` to `to` byte for byte, and records the connection
+    /// (as `kind`) when it ends.
+    async fn relay<C>(
+        &self,
+        conn: &Conn,
+        client: C,
+        kind: RecordKind,
+        sni: Option<String>,
+        to: SocketAddr,
+    ) where
+        C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
         let mut rec = Spliced::new(self, conn, kind, sni);
+        rec.relayed_to = (to != conn.orig_dst.0).then(|| Endpoint::from(to));
         let error = Box::pin(splice::splice(
             client,
-            conn.orig_dst,
+            to,
             self.connect_timeout,
             self.tunnel_idle,
             &rec.counts,
