@@ -69,7 +69,23 @@ pub struct Policy {
 impl Policy {
     /// The first matching rule's decision, else the default.
     pub fn decide(&self, s: &Subject<'_>) -> Decision {
-        match self.rules.iter().find(|r| r.when.matches(s)) {
+        self.decision(self.rules.iter().find(|r| r.when.matches(s)))
+    }
+
+    /// A passed-through TLS connection naming `sni`, judged at connect
+    /// time: the first connection rule (`tls.sni`) that matches, else the
+    /// default — so with `[defaults] action = "deny"` only listed endpoints
+    /// are reached.
+    pub(crate) fn decide_connection(&self, sni: Option<&str>, process: &ProcessInfo) -> Decision {
+        self.decision(
+            self.rules
+                .iter()
+                .find(|r| r.when.matches_connection(sni, process)),
+        )
+    }
+
+    fn decision(&self, rule: Option<&Rule>) -> Decision {
+        match rule {
             Some(r) => Decision {
                 action: r.action,
                 rule: Some(r.name.clone()),

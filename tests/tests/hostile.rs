@@ -473,3 +473,76 @@ async fn a_harmless_name_reaches_only_its_own_server() {
     );
     assert_eq!(azure.connections(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_block_mode_only_listed_endpoints_are_reached() {
+    if !privileged("in_block_mode_only_listed_endpoints_are_reached") {
+        return;
+    }
+    let tmp = TempDir::new("hostile-block");
+    let pki = TestPki::new("block upstream CA");
+    let up = TlsUpstream::start(
+        pki.server_config(&["localhost"], &[b"http/1.1"]),
+        &["127.0.0.1:0".parse().unwrap()],
+    )
+    .await;
+    let roots = pki.write_ca(tmp.path());
+    let policies = tmp.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    // A CI runner's egress list: root's tools may reach localhost, nothing
+    // else reaches anything.
+    std::fs::write(
+        policies.join("10-egress.toml"),
+        "[defaults]\naction = \"deny\"\nreason = \"not an allowed endpoint\"\n\n\
+         [[rule]]\nname = \"runner-tools\"\naction = \"allow\"\nreason = \"listed\"\n\
+         tls.sni = \"localhost\"\nprocess.uid = 0\n",
+    )
+    .unwrap();
+    let cg = TestCgroup::new("hostile-block");
+    let airlock = Running::start_with(Running::capture(&cg, &[up.port()]), |c| {
+        c.policy.dir = Some(policies.clone());
+    })
+    .await;
+    let fetch = |agent: bool| {
+        let mut cmd = cg.command("setpriv");
+        let uid = if agent { AGENT_UID } else { 0 };
+        cmd.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
+            .args([
+                "--clear-groups",
+                "curl",
+                "-sS",
+                "--max-time",
+                "20",
+                "--cacert",
+            ])
+            .arg(&roots)
+            .arg(format!("https://localhost:{}/", up.port()));
+        finish(cmd)
+    };
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&roots, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = fetch(false).await;
+    assert!(out.status.success(), "the listed endpoint: {out:?}");
+    let out = fetch(true).await;
+    assert!(!out.status.success(), "the agent reached it: {out:?}");
+    assert_eq!(up.requests(), 1, "only the listed caller's request arrived");
+    let recs = airlock.records_of("tls_passthrough", 2).await;
+    let refused = recs
+        .iter()
+        .find(|r| r["decision"]["action"] == "deny")
+        .unwrap_or_else(|| panic!("{recs:#?}"));
+    assert_eq!(refused["process"]["uid"], AGENT_UID);
+    assert_eq!(refused["decision"]["reason"], "not an allowed endpoint");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused by policy")
+    );
+    let allowed = recs
+        .iter()
+        .find(|r| r["decision"]["action"] == "allow")
+        .unwrap();
+    assert_eq!(allowed["decision"]["rule"], "runner-tools");
+}

@@ -52,6 +52,9 @@ pub(crate) struct ConnectionRecord {
     /// airlock resolved for `sni`, which did not include `dst`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relayed_to: Option<Endpoint>,
+    /// What policy decided about a passed-through TLS connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<crate::core::Decision>,
     /// Bytes client → upstream.
     pub bytes_out: u64,
     /// Bytes upstream → client.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::matcher::{Conditions, IdentityWhen, ProcessWhen, RequestWhen};
+use super::matcher::{Conditions, IdentityWhen, ProcessWhen, RequestWhen, TlsWhen};
 use super::{Policy, Rule};
 use crate::config::line_col;
 use crate::core::{Action, ResponseMasking};
@@ -81,6 +81,8 @@ struct RawRule {
     process: ProcessWhen,
     #[serde(default)]
     request: RequestWhen,
+    #[serde(default)]
+    tls: TlsWhen,
 }
 
 /// The built-in policy (the shipped `policies/`).
@@ -166,8 +168,17 @@ fn build(files: Vec<(String, String)>) -> Result<Policy, PolicyError> {
                     format!("rule {:?} is already defined at {}", raw.name, prev.origin),
                 ));
             }
-            let when = Conditions::new(&raw.identity, &raw.process, &raw.request)
+            let when = Conditions::new(&raw.identity, &raw.process, &raw.request, &raw.tls)
                 .map_err(|why| at(offset, format!("rule {:?}: {why}", raw.name)))?;
+            if when.is_connection() && (when.about_requests() || raw.action == Action::Approve) {
+                return Err(at(
+                    offset,
+                    format!(
+                        "rule {:?}: a tls.sni rule judges passed-through connections at connect time, which carry no identity or request and cannot wait for approval: only tls and process conditions, and allow or deny",
+                        raw.name
+                    ),
+                ));
+            }
             let timeout =
                 match &raw.timeout {
                     None => None,

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::Subject;
 use crate::core::CredentialKind;
-use crate::core::Glob;
+use crate::core::{Glob, ProcessInfo};
 
 /// `"x"` or `["x", "y"]` in a policy file.
 #[derive(Clone, Debug, Deserialize)]
@@ -73,6 +73,14 @@ pub(super) struct RequestWhen {
     pub secrets: Option<OneOrMany<String>>,
 }
 
+/// `[rule.tls]` as written: a rule with `sni` judges passed-through TLS
+/// connections (hosts that are not intercepted) at connect time.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TlsWhen {
+    pub sni: Option<OneOrMany<String>>,
+}
+
 /// Any one of several globs.
 #[derive(Clone, Debug)]
 struct AnyOf(Vec<Glob>);
@@ -123,11 +131,17 @@ pub(super) struct Conditions {
     operation: Option<AnyOf>,
     port: Option<Vec<u16>>,
     secrets: Option<AnyOf>,
+    sni: Option<AnyOf>,
 }
 
 impl Conditions {
     /// Compiles the written conditions; `Err` says which one is wrong.
-    pub(super) fn new(i: &IdentityWhen, p: &ProcessWhen, r: &RequestWhen) -> Result<Self, String> {
+    pub(super) fn new(
+        i: &IdentityWhen,
+        p: &ProcessWhen,
+        r: &RequestWhen,
+        t: &TlsWhen,
+    ) -> Result<Self, String> {
         let kind = match &i.kind {
             None => None,
             Some(k) => Some(
@@ -166,12 +180,56 @@ impl Conditions {
             operation: AnyOf::new(&r.operation, true),
             port: r.port.as_ref().map(OneOrMany::to_vec),
             secrets: AnyOf::new(&r.secrets, true),
+            sni: AnyOf::new(&t.sni, true),
         })
     }
 
-    /// Every condition given holds for `s`.
+    /// A connection rule (`tls.sni`): it judges passed-through connections,
+    /// never requests.
+    pub(super) fn is_connection(&self) -> bool {
+        self.sni.is_some()
+    }
+
+    /// A condition a connection cannot answer (it carries no identity and
+    /// no request), for the load-time check of connection rules.
+    pub(super) fn about_requests(&self) -> bool {
+        self.kind.is_some()
+            || self.verified.is_some()
+            || self.invalid.is_some()
+            || self.issuer.is_some()
+            || self.tenant.is_some()
+            || self.groups.is_some()
+            || self.roles.is_some()
+            || self.app_id.is_some()
+            || self.upn.is_some()
+            || self.github_repository.is_some()
+            || self.github_actor.is_some()
+            || self.sas_lifetime_over.is_some()
+            || self.host.is_some()
+            || self.method.is_some()
+            || self.path.is_some()
+            || self.operation.is_some()
+            || self.port.is_some()
+            || self.secrets.is_some()
+    }
+
+    /// A connection rule's conditions hold for TLS naming `sni` from
+    /// `process`.
+    pub(super) fn matches_connection(&self, sni: Option<&str>, process: &ProcessInfo) -> bool {
+        let opt = |c: &Option<AnyOf>, v: Option<&str>| c.as_ref().is_none_or(|c| c.matches(v));
+        self.sni.as_ref().is_some_and(|g| g.matches(sni))
+            && opt(&self.comm, Some(&process.comm))
+            && opt(&self.exe, process.exe.as_deref())
+            && self.uid.as_ref().is_none_or(|u| u.contains(&process.uid))
+            && opt(&self.cgroup, Some(&process.cgroup))
+    }
+
+    /// Every condition given holds for `s` (a connection rule never does).
     pub(super) fn matches(&self, s: &Subject<'_>) -> bool {
         let id = s.identity;
+        if self.is_connection() {
+            return false;
+        }
         let gh = id.github.as_ref();
         let opt = |c: &Option<AnyOf>, v: Option<&str>| c.as_ref().is_none_or(|c| c.matches(v));
         self.kind.as_ref().is_none_or(|k| k.contains(&id.kind))

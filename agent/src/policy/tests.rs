@@ -325,3 +325,54 @@ request.method = "DELETE"
     r.process.comm = "curl".into();
     assert_eq!(decide(&p, &r).rule.as_deref(), Some("no-deletes"));
 }
+
+#[test]
+fn tls_sni_rules_judge_passed_through_connections_only() {
+    // Block mode: only listed endpoints, whatever the program.
+    let d = dir_with(&[(
+        "10-egress.toml",
+        "[defaults]\naction = \"deny\"\nreason = \"not an allowed endpoint\"\n\n\
+         [[rule]]\nname = \"pypi\"\naction = \"allow\"\nreason = \"packages\"\ntls.sni = [\"pypi.org\", \"*.pythonhosted.org\"]\n\n\
+         [[rule]]\nname = \"no-curl-to-github\"\naction = \"deny\"\nreason = \"r\"\ntls.sni = \"*github*\"\nprocess.comm = \"curl\"\n\n\
+         [[rule]]\nname = \"github\"\naction = \"allow\"\nreason = \"r\"\ntls.sni = \"*.github.com\"\n",
+    )]);
+    let p = load_dir(d.path()).unwrap();
+    let process = |comm: &str| ProcessInfo {
+        comm: comm.into(),
+        ..ProcessInfo::default()
+    };
+    let rule = |sni: Option<&str>, comm: &str| {
+        let d = p.decide_connection(sni, &process(comm));
+        (d.action, d.rule)
+    };
+    assert_eq!(
+        rule(Some("PyPI.org"), "pip"),
+        (Action::Allow, Some("pypi".into()))
+    );
+    assert_eq!(rule(Some("files.pythonhosted.org"), "pip").0, Action::Allow);
+    assert_eq!(rule(Some("api.github.com"), "curl").0, Action::Deny);
+    assert_eq!(rule(Some("api.github.com"), "git").0, Action::Allow);
+    assert_eq!(rule(Some("evil.example"), "pip"), (Action::Deny, None));
+    assert_eq!(rule(None, "pip"), (Action::Deny, None), "no name, no rule");
+    // Connection rules never decide requests.
+    assert_eq!(decide(&p, &req("GET", "x")).rule, None);
+
+    // A connection carries no identity or request, and cannot wait.
+    for (cond, why) in [
+        ("identity.kind = \"jwt\"\n", "only tls and process"),
+        ("request.method = \"GET\"\n", "only tls and process"),
+    ] {
+        let e = load_err(&[(
+            "10-x.toml",
+            &format!(
+                "[[rule]]\nname = \"x\"\naction = \"deny\"\nreason = \"r\"\ntls.sni = \"a\"\n{cond}"
+            ),
+        )]);
+        assert!(e.contains(why) && e.contains("10-x.toml:1"), "{e}");
+    }
+    let e = load_err(&[(
+        "10-x.toml",
+        "[[rule]]\nname = \"x\"\naction = \"approve\"\nreason = \"r\"\ntls.sni = \"a\"\n",
+    )]);
+    assert!(e.contains("allow or deny"), "{e}");
+}

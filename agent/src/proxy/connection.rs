@@ -87,6 +87,7 @@ impl Conn {
             ends: self.ends(),
             sni,
             relayed_to: None,
+            decision: None,
             bytes_out: bytes.0,
             bytes_in: bytes.1,
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -106,6 +107,7 @@ struct Spliced<'a> {
     counts: splice::Counts,
     /// Where it was relayed, when that is not the original destination.
     relayed_to: Option<Endpoint>,
+    decision: Option<crate::core::Decision>,
     /// `None` while running; `Some(error)` once ended.
     ended: Option<Option<String>>,
 }
@@ -119,6 +121,7 @@ impl<'a> Spliced<'a> {
             sni,
             counts: splice::Counts::default(),
             relayed_to: None,
+            decision: None,
             ended: None,
         }
     }
@@ -141,6 +144,7 @@ impl Drop for Spliced<'_> {
         );
         let mut rec = self.conn.record(self.kind, self.sni.take(), bytes, error);
         rec.relayed_to = self.relayed_to.take();
+        rec.decision = self.decision.take();
         self.proxy.write(&rec);
     }
 }
@@ -207,8 +211,15 @@ impl Proxy {
             Sniffed::NotTls => {
                 traffic.connection(ConnPath::Tcp);
                 tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, dst = %orig_dst, "relaying TCP");
-                self.relay(&conn, client, RecordKind::Connection, None, orig_dst.0)
-                    .await;
+                self.relay(
+                    &conn,
+                    client,
+                    RecordKind::Connection,
+                    None,
+                    orig_dst.0,
+                    None,
+                )
+                .await;
             }
             Sniffed::Tls(hello) => {
                 let intercepted = {
@@ -247,6 +258,19 @@ impl Proxy {
     where
         C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
+        let decision = self
+            .gate
+            .policy()
+            .current()
+            .decide_connection(hello.server_name(), &conn.process);
+        if decision.action != crate::core::Action::Allow {
+            self.telemetry.traffic.connection(ConnPath::Refused);
+            tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?hello.sni, dst = %conn.orig_dst, rule = ?decision.rule, "TLS passthrough refused by policy");
+            let why = format!("refused by policy: {}", decision.reason);
+            let mut rec = conn.record(RecordKind::TlsPassthrough, hello.sni, (0, 0), Some(why));
+            rec.decision = Some(decision);
+            return self.write(&rec);
+        }
         let to = match hello.server_name() {
             None => Ok(conn.orig_dst.0),
             Some(name) => splice::resolve(name, conn.orig_dst, self.connect_timeout).await,
@@ -262,8 +286,15 @@ impl Proxy {
         };
         self.telemetry.traffic.connection(ConnPath::Passthrough);
         tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?hello.sni, dst = %conn.orig_dst, %to, "TLS passthrough");
-        self.relay(conn, client, RecordKind::TlsPassthrough, hello.sni, to)
-            .await;
+        self.relay(
+            conn,
+            client,
+            RecordKind::TlsPassthrough,
+            hello.sni,
+            to,
+            Some(decision),
+        )
+        .await;
     }
 
     /// Splices `client` to `to` byte for byte, and records the connection
@@ -275,11 +306,13 @@ impl Proxy {
         kind: RecordKind,
         sni: Option<String>,
         to: SocketAddr,
+        decision: Option<crate::core::Decision>,
     ) where
         C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
         let mut rec = Spliced::new(self, conn, kind, sni);
         rec.relayed_to = (to != conn.orig_dst.0).then(|| Endpoint::from(to));
+        rec.decision = decision;
         let error = Box::pin(splice::splice(
             client,
             to,
