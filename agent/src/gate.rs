@@ -23,6 +23,37 @@ pub(crate) struct Verdict {
     pub path: String,
 }
 
+/// A request judged again when its streamed body turns out to carry
+/// secrets.
+#[derive(Debug)]
+pub(crate) struct Rejudge {
+    gate: Arc<Gate>,
+    verdict: Verdict,
+    method: http::Method,
+    host: String,
+    port: u16,
+    process: Arc<ProcessInfo>,
+}
+
+impl Rejudge {
+    /// The decision once `secrets` were found: `None` while it still
+    /// allows the request.
+    pub(crate) fn refuses(&mut self, secrets: &[&'static str]) -> Option<Decision> {
+        let asked = Asked {
+            method: &self.method,
+            host: &self.host,
+            port: self.port,
+            path: "",
+            query: None,
+            headers: &http::HeaderMap::new(),
+        };
+        self.gate
+            .reassess(&mut self.verdict, asked, &self.process, secrets);
+        (self.verdict.decision.action != crate::core::Action::Allow)
+            .then(|| self.verdict.decision.clone())
+    }
+}
+
 /// Identity, classification and policy, shared by every connection.
 #[derive(Debug)]
 pub(crate) struct Gate {
@@ -119,6 +150,24 @@ impl Gate {
             operation: &verdict.operation.name,
             secrets,
         });
+    }
+
+    /// What [`Gate::reassess`] needs, owned: for a body scanned as it
+    /// streams, after the request has been handed on.
+    pub(crate) fn rejudge(
+        self: &Arc<Self>,
+        verdict: &Verdict,
+        asked: Asked<'_>,
+        process: Arc<ProcessInfo>,
+    ) -> Rejudge {
+        Rejudge {
+            gate: self.clone(),
+            verdict: verdict.clone(),
+            method: asked.method.clone(),
+            host: asked.host.to_owned(),
+            port: asked.port,
+            process,
+        }
     }
 
     /// The policy's decision for `subject`, asked once for the request's

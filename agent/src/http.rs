@@ -9,6 +9,7 @@ mod forward;
 mod headers;
 mod inspect;
 mod pool;
+mod scan;
 mod shape;
 mod tap;
 mod upstream;

@@ -230,9 +230,16 @@ impl Masker {
         Some(if sse { masker.per_event() } else { masker })
     }
 
-    /// A scanner (or masker) for a request body.
+    /// A masker for a text request body (a model prompt).
     pub fn request(&self, content_type: Option<&str>, mode: Mode) -> Option<StreamMasker> {
         textual(content_type).then(|| StreamMasker::new(self.clone(), None, mode))
+    }
+
+    /// A scanner for a request body, whatever its label: what leaves is
+    /// judged by its bytes (an upload labelled `application/octet-stream`
+    /// carries a key as well as one labelled text).
+    pub(crate) fn scanner(&self) -> StreamMasker {
+        StreamMasker::new(self.clone(), None, Mode::Scan)
     }
 }
 

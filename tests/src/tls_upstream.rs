@@ -42,6 +42,7 @@ pub struct TlsUpstream {
     addrs: Vec<SocketAddr>,
     accepted: Arc<AtomicUsize>,
     requests: Arc<AtomicU64>,
+    bodies: Arc<AtomicU64>,
     hang_up: Arc<std::sync::atomic::AtomicBool>,
     _tasks: JoinSet<()>,
 }
@@ -52,6 +53,7 @@ struct Shared {
     acceptor: TlsAcceptor,
     accepted: Arc<AtomicUsize>,
     requests: Arc<AtomicU64>,
+    bodies: Arc<AtomicU64>,
     slow: Arc<SlowGauge>,
     /// Close the next connection right after its TLS handshake.
     hang_up: Arc<std::sync::atomic::AtomicBool>,
@@ -71,6 +73,7 @@ struct Conn {
     id: usize,
     alpn: Option<String>,
     requests: Arc<AtomicU64>,
+    bodies: Arc<AtomicU64>,
     slow: Arc<SlowGauge>,
     /// A WebSocket request hands its upgrade to the connection task, which
     /// runs the echo once hyper releases the socket (and is aborted with it).
@@ -86,6 +89,7 @@ impl TlsUpstream {
             acceptor: TlsAcceptor::from(config),
             accepted: Arc::default(),
             requests: Arc::default(),
+            bodies: Arc::default(),
             slow: Arc::default(),
             hang_up: Arc::default(),
         };
@@ -99,6 +103,7 @@ impl TlsUpstream {
             addrs: bound,
             accepted: shared.accepted,
             requests: shared.requests,
+            bodies: shared.bodies,
             hang_up: shared.hang_up,
             _tasks: tasks,
         }
@@ -121,6 +126,12 @@ impl TlsUpstream {
     /// handshake counts once; its messages do not).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Request bodies `/count` read to a clean end: what a server would
+    /// have committed.
+    pub fn bodies(&self) -> u64 {
+        self.bodies.load(Ordering::SeqCst)
     }
 
     /// TLS connections whose handshake completed so far (a client that
@@ -161,6 +172,7 @@ async fn connection(tcp: TcpStream, shared: Shared) {
         id,
         alpn,
         requests: shared.requests,
+        bodies: shared.bodies,
         slow: shared.slow,
         upgrades: tx,
     };
@@ -211,7 +223,7 @@ async fn route(mut req: Request<Incoming>, conn: Conn) -> Result<Resp, Infallibl
         return Ok(resp);
     }
     let mut resp = match (req.method(), path.as_str()) {
-        (&Method::POST | &Method::PUT, "/count") => count(req.into_body()).await,
+        (&Method::POST | &Method::PUT, "/count") => count(req.into_body(), &conn.bodies).await,
         (&Method::GET, "/ws") => ws::upgrade(&mut req, &conn),
         (&Method::GET, "/slow") => {
             let now = conn.slow.now.fetch_add(1, Ordering::SeqCst) + 1;
@@ -331,7 +343,9 @@ fn query_ms(req: &Request<Incoming>) -> u64 {
 
 /// Counts the upload frame by frame, so a proxy that buffers would be the
 /// only thing holding it whole.
-async fn count(mut body: Incoming) -> Resp {
+/// Reads the body to its end; a body that ends cleanly is counted in
+/// `bodies` (what a server would commit).
+async fn count(mut body: Incoming, bodies: &AtomicU64) -> Resp {
     let mut n = 0u64;
     while let Some(frame) = body.frame().await {
         match frame {
@@ -339,6 +353,7 @@ async fn count(mut body: Incoming) -> Resp {
             Err(e) => return error(StatusCode::BAD_REQUEST, &format!("after {n} bytes: {e}")),
         }
     }
+    bodies.fetch_add(1, Ordering::SeqCst);
     json(StatusCode::OK, json!({ "bytes": n }))
 }
 

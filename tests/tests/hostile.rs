@@ -546,3 +546,114 @@ async fn in_block_mode_only_listed_endpoints_are_reached() {
         .unwrap();
     assert_eq!(allowed["decision"]["rule"], "runner-tools");
 }
+
+/// A private key, as an upload would carry it.
+const PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_scanned_whatever_they_claim_to_be() {
+    if !privileged("uploads_are_scanned_whatever_they_claim_to_be") {
+        return;
+    }
+    // Bodies past 16 KiB are scanned as they stream.
+    let env = Env::start("hostile-scan", &[BLOB], |c| {
+        c.masking.scan_before_forward_bytes = 16 * 1024;
+    })
+    .await;
+    let dir = env.tmp.path().join("public");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(env.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ca = dir.join("airlock-ca.pem");
+    std::fs::copy(env.airlock.ca_cert(), &ca).unwrap();
+    std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let gzip = |data: &[u8]| {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    // Filler that carries no secret: long enough to stream.
+    let filler: String = (0..4000)
+        .map(|i| format!("line {i} of a build log\n"))
+        .collect();
+    let cases: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
+        // The Storage SDK's own label for an upload.
+        (
+            "small, octet-stream",
+            PEM.as_bytes().to_vec(),
+            vec!["-H", "content-type: application/octet-stream"],
+        ),
+        (
+            "small, gzip",
+            gzip(PEM.as_bytes()),
+            vec!["-H", "content-encoding: gzip"],
+        ),
+        // Streamed, the key at the very end: over HTTP/1.1 and HTTP/2,
+        // with a length and chunked.
+        (
+            "streamed, HTTP/1.1",
+            format!("{filler}{PEM}").into_bytes(),
+            vec!["--http1.1"],
+        ),
+        (
+            "streamed, chunked",
+            format!("{filler}{PEM}").into_bytes(),
+            vec!["--http1.1", "-H", "transfer-encoding: chunked"],
+        ),
+        (
+            "streamed, HTTP/2",
+            format!("{filler}{PEM}").into_bytes(),
+            vec!["--http2"],
+        ),
+        (
+            "streamed, gzip",
+            gzip(format!("{filler}{PEM}{filler}").as_bytes()),
+            vec!["-H", "content-encoding: gzip"],
+        ),
+    ];
+    for (i, (what, body, extra)) in cases.iter().enumerate() {
+        let file = dir.join(format!("upload-{i}"));
+        std::fs::write(&file, body).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut args = vec!["-X", "PUT", "--data-binary"];
+        let at = format!("@{}", file.display());
+        args.push(&at);
+        args.extend(extra.iter().copied());
+        let before = env.up.bodies();
+        let out = finish(curl(&env, &ca, BLOB, "/count", &args)).await;
+        assert!(out.stdout.ends_with("403"), "{what}: {out:?}");
+        let (body, _) = out.stdout.rsplit_once('\n').unwrap();
+        let body: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["rule"], "key-material-upload", "{what}: {body}");
+        assert_eq!(
+            env.up.bodies(),
+            before,
+            "{what}: the upstream got the whole body"
+        );
+        let rec = record(&env, &body["id"]).await;
+        assert_eq!(rec["decision"]["action"], "deny", "{what}: {rec}");
+        assert_eq!(
+            rec["request"]["masked"]["detectors"]["private-key"], 1,
+            "{what}: {rec}"
+        );
+    }
+    // The same streamed upload without the key goes through, whole.
+    let file = dir.join("clean");
+    std::fs::write(&file, format!("{filler}{filler}")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for http in ["--http1.1", "--http2"] {
+        let before = env.up.bodies();
+        let at = format!("@{}", file.display());
+        let out = finish(curl(
+            &env,
+            &ca,
+            BLOB,
+            "/count",
+            &["-X", "PUT", "--data-binary", &at, http],
+        ))
+        .await;
+        assert!(out.stdout.ends_with("200"), "{http}: {out:?}");
+        assert_eq!(env.up.bodies(), before + 1, "{http}");
+    }
+}

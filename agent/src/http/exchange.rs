@@ -69,6 +69,8 @@ pub(super) struct Exchange {
     prompt: OnceLock<crate::model::Prompt>,
     /// How a hold for approval ended.
     approval: OnceLock<crate::core::Outcome>,
+    /// Policy refused the request once its streamed body was scanned.
+    refused: OnceLock<crate::core::Decision>,
     output: OnceLock<crate::model::Output>,
     error: Mutex<Option<String>>,
     done: AtomicBool,
@@ -129,6 +131,7 @@ impl Exchange {
             seen: Default::default(),
             prompt: OnceLock::new(),
             approval: OnceLock::new(),
+            refused: OnceLock::new(),
             output: OnceLock::new(),
             error: Mutex::new(None),
             done: AtomicBool::new(false),
@@ -170,6 +173,16 @@ impl Exchange {
             headers: req.headers(),
         };
         self.ctx.gate.assess(asked, &self.ctx.process).await
+    }
+
+    /// Policy refused the request after it was handed on, when its body
+    /// (scanned as it streamed) turned out to carry secrets.
+    pub(super) fn refuse_midstream(&self, decision: crate::core::Decision) {
+        let _ = self.refused.set(decision);
+    }
+
+    pub(super) fn refused_midstream(&self) -> Option<&crate::core::Decision> {
+        self.refused.get()
     }
 
     /// The verdict both of the exchange's records carry (set once).
@@ -422,7 +435,11 @@ impl Exchange {
             identity: verdict.map(|v| v.identity.clone()),
             request,
             response,
-            decision: verdict.map(|v| v.decision.clone()),
+            decision: self
+                .refused
+                .get()
+                .cloned()
+                .or_else(|| verdict.map(|v| v.decision.clone())),
             approval: self.approval.get().cloned(),
             upgraded: self.upgraded.load(Ordering::Relaxed),
             duration_ms: done

@@ -208,7 +208,15 @@ async fn forward(
     }
     let mut response = match upstream.send(Request::from_parts(parts, body)).await {
         Ok(r) => r,
-        Err(e) => return refuse(&exchange, StatusCode::BAD_GATEWAY, e.code(), &e.to_string()),
+        Err(e) => {
+            if let Some(decision) = exchange.refused_midstream().cloned() {
+                // The upstream saw a request that never ended; its
+                // connection carries nothing more.
+                upstream.discard().await;
+                return refuse_by_policy(&exchange, &decision);
+            }
+            return refuse(&exchange, StatusCode::BAD_GATEWAY, e.code(), &e.to_string());
+        }
     };
     exchange.set_status(response.status());
 

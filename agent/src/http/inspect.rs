@@ -15,6 +15,7 @@ use super::Body;
 use super::body::{Counted, Side};
 use super::decode::{Decoded, Decoder, Encoded, Encoder};
 use super::exchange::{Exchange, Seen};
+use super::scan::{Scan, Scanned};
 use super::tap::Tap;
 use crate::core::Findings;
 use crate::core::{Action, Decision, ResponseMasking};
@@ -71,28 +72,33 @@ pub(super) async fn request_body(
     let token = is_token_request(verdict);
     let model = verdict.operation.service == crate::core::Service::Model;
     // A body that exists to carry a secret (a Key Vault secret being set)
-    // is read whole whatever its label, so its excerpt can be masked by its
-    // structure; streamed, it gets no excerpt at all.
+    // keeps an excerpt only masked by its structure, so only read whole.
     let carries_secret = crate::mask::secret_bearing_request(&verdict.operation.name);
-    let whole = token
-        || model
-        || ((text || carries_secret)
-            && length.is_some_and(|l| l > 0 && l <= ctx.scan_before_forward));
+    // Every body is scanned by its bytes, whatever its label; a compressed
+    // one decoded first. One airlock cannot decode cannot be judged.
+    let decoder =
+        match header(headers, CONTENT_ENCODING).filter(|e| !e.eq_ignore_ascii_case("identity")) {
+            None => None,
+            Some(coding) => Decoder::new(Some(coding)).map_err(|e| {
+                Refusal::Unreadable(format!(
+                    "the request body cannot be scanned ({e}), so it is not forwarded"
+                ))
+            })?,
+        };
+    let excerpt = (text || carries_secret) && decoder.is_none();
+    let whole = token || model || length.is_some_and(|l| l > 0 && l <= ctx.scan_before_forward);
     if !whole {
-        let scanner = text
-            .then(|| ctx.masker.request(content_type, Mode::Scan))
-            .flatten();
-        // Tap inside Counted: what it saw is reported before the body's end
-        // can complete (and record) the exchange.
-        let tapped = Tap::new(
-            body,
-            scanner,
-            exchange.clone(),
-            false,
-            text && !carries_secret,
-        );
+        // Scanned as it streams; a finding policy refuses fails the body.
+        let scan = Scan::new(ctx.masker.scanner(), decoder);
+        let judge = ctx.gate.rejudge(verdict, asked, ctx.process.clone());
+        let excerpt_bytes = if excerpt && !carries_secret {
+            ctx.excerpt_bytes
+        } else {
+            0
+        };
+        let scanned = Scanned::new(body, scan, judge, exchange.clone(), excerpt_bytes);
         return Ok((
-            Counted::new(tapped, exchange.clone(), Side::Request).boxed(),
+            Counted::new(scanned, exchange.clone(), Side::Request).boxed(),
             None,
         ));
     }
@@ -112,19 +118,26 @@ pub(super) async fn request_body(
         super::forward::token_form(&bytes, exchange, verdict).await;
     }
     let mut findings = Findings::default();
-    // A model prompt is masked before it leaves: the model never gets the
-    // secret, the agent keeps working. Anything else is only scanned.
-    let mode = if model { Mode::Mask } else { Mode::Scan };
     let mut new_length = None;
     let mut bytes = bytes;
-    if let Some(mut scanner) = ctx.masker.request(content_type, mode) {
-        let mut out = scanner.push(&bytes).to_vec();
-        out.extend_from_slice(&scanner.finish());
-        findings = scanner.findings().clone();
-        if model && !findings.is_empty() {
-            new_length = Some(out.len());
-            bytes = out.into();
+    // A model prompt is masked before it leaves: the model never gets the
+    // secret, the agent keeps working. Anything else is only scanned.
+    if model {
+        if let Some(mut masker) = ctx.masker.request(content_type, Mode::Mask) {
+            let mut out = masker.push(&bytes).to_vec();
+            out.extend_from_slice(&masker.finish());
+            findings = masker.findings().clone();
+            if !findings.is_empty() {
+                new_length = Some(out.len());
+                bytes = out.into();
+            }
         }
+    } else {
+        let mut scan = Scan::new(ctx.masker.scanner(), decoder);
+        scan.push(&bytes)
+            .and_then(|()| scan.finish())
+            .map_err(|e| Refusal::Unreadable(e.to_string()))?;
+        findings = scan.findings().clone();
     }
     if model {
         let prompt =

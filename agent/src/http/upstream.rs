@@ -199,6 +199,12 @@ impl UpstreamConn {
         }
     }
 
+    /// Drops the connection: the next request dials a new one, and it is
+    /// never parked for another client.
+    pub(crate) async fn discard(&self) {
+        *self.link.lock().await = Link::Gone;
+    }
+
     /// Sends one request, re-dialling first if the connection is gone.
     /// A connection used before (by an earlier request, or by an earlier
     /// client while it was parked) may have been closed by the upstream
