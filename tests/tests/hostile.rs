@@ -657,3 +657,72 @@ async fn uploads_are_scanned_whatever_they_claim_to_be() {
         assert_eq!(env.up.bodies(), before + 1, "{http}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_masked_whatever_format_they_are_asked_in() {
+    if !privileged("secrets_are_masked_whatever_format_they_are_asked_in") {
+        return;
+    }
+    use base64::Engine;
+    let (env, ca) = setup("hostile-format").await;
+    let secret = "/api/v1/namespaces/default/secrets/db";
+    let get = |headers: &[&str]| {
+        let mut args = vec![];
+        for h in headers {
+            args.push("-H");
+            args.push(*h);
+        }
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        finish(curl(&env, &ca, AKS, secret, &args))
+    };
+    // YAML, protobuf and a Range are asked for as JSON, whole; a Table
+    // stays a Table.
+    for (accept, sent) in [
+        ("application/yaml", "application/json"),
+        (
+            "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io",
+            "application/json;as=Table;v=v1;g=meta.k8s.io",
+        ),
+    ] {
+        let out = get(&[&format!("Accept: {accept}"), "Range: bytes=0-15"]).await;
+        let (body, status) = out.stdout.rsplit_once('\n').unwrap();
+        assert_eq!(status, "200", "{out:?}");
+        let seen: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(seen["headers"]["accept"], sent, "{seen}");
+        assert!(seen["headers"].get("range").is_none(), "{seen}");
+    }
+    // A Table whose rows carry whole Secrets (includeObject=Object).
+    let password = "dGFibGUtcm93LXNlY3JldC0x";
+    let table = serde_json::json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1",
+        "rows": [{"cells": ["db", "Opaque", 1], "object": {"kind": "Secret",
+            "metadata": {"name": "db"}, "data": {"password": password}}}]});
+    let b64 = base64::engine::general_purpose::STANDARD.encode(table.to_string());
+    let out = get(&[
+        "Accept: application/json;as=Table;v=v1;g=meta.k8s.io",
+        &format!("x-test-respond: {b64}"),
+        "x-test-content-type: application/json",
+    ])
+    .await;
+    assert!(out.stdout.ends_with("200"), "{out:?}");
+    assert!(!out.stdout.contains(password), "{out:?}");
+    assert!(
+        out.stdout.contains("airlock:masked:kubernetes-secret:"),
+        "{out:?}"
+    );
+    // An upstream that answers YAML anyway is not relayed.
+    let yaml = "apiVersion: v1\nkind: Secret\ndata:\n  password: eWFtbC1zZWNyZXQtMg==\n";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(yaml);
+    let out = get(&[
+        &format!("x-test-respond: {b64}"),
+        "x-test-content-type: application/yaml",
+    ])
+    .await;
+    let (body, status) = out.stdout.rsplit_once('\n').unwrap();
+    assert_eq!(status, "502", "{out:?}");
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["error"]["code"], "UnmaskableResponse", "{body}");
+    env.airlock.exchanges(4).await;
+    let trail = std::fs::read_to_string(&env.airlock.audit_path).unwrap();
+    assert!(!trail.contains("eWFtbC1zZWNyZXQtMg") && !trail.contains(password));
+}

@@ -176,6 +176,9 @@ async fn forward(
             .insert(http::header::CONTENT_LENGTH, length.into());
     }
     inspect::ask_identity_encoding(&mut parts.headers);
+    if verdict.decision.response == crate::core::ResponseMasking::Mask {
+        inspect::ask_maskable(&mut parts.headers, &verdict.operation.name);
+    }
     let verdict = Arc::new(verdict);
     exchange.set_verdict((*verdict).clone());
     match proto {

@@ -205,6 +205,10 @@ pub(super) fn response_body(
     let encoded =
         header(headers, CONTENT_ENCODING).is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
     let wanted = verdict.decision.response == ResponseMasking::Mask && !token;
+    if wanted && let Some(why) = unmaskable_format(&verdict.operation.name, content_type.as_deref())
+    {
+        return Err(why);
+    }
     let masker = wanted
         .then(|| {
             ctx.masker
@@ -290,4 +294,65 @@ pub(super) fn ask_identity_encoding(headers: &mut HeaderMap) {
         http::header::ACCEPT_ENCODING,
         http::HeaderValue::from_static("identity"),
     );
+}
+
+/// For an operation whose response carries secrets by design, asks the
+/// upstream for what airlock can mask by structure: JSON instead of YAML or
+/// protobuf (a Kubernetes Table stays a Table: its parameters are kept),
+/// and the whole document instead of a `Range` of it, which could cut a
+/// secret where no detector sees it.
+pub(super) fn ask_maskable(headers: &mut HeaderMap, operation: &str) {
+    if !crate::mask::structured(operation) {
+        return;
+    }
+    headers.remove(http::header::RANGE);
+    headers.remove(http::header::IF_RANGE);
+    let asked: Vec<String> = headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|entry| {
+            let entry = entry.trim();
+            let (media, params) = entry.split_once(';').unwrap_or((entry, ""));
+            let media = media.trim().to_ascii_lowercase();
+            let json = media == "application/json" || media == "*/*" || media.ends_with("+json");
+            match (json, params.is_empty()) {
+                (true, _) => entry.to_owned(),
+                (false, true) => "application/json".to_owned(),
+                (false, false) => format!("application/json;{params}"),
+            }
+        })
+        .collect();
+    let accept = if asked.is_empty() {
+        "application/json".to_owned()
+    } else {
+        asked.join(", ")
+    };
+    if let Ok(v) = http::HeaderValue::from_str(&accept) {
+        headers.insert(http::header::ACCEPT, v);
+    }
+}
+
+/// A response of a secret-bearing operation in a format airlock cannot
+/// mask by structure (YAML, protobuf, anything but JSON) is not relayed.
+fn unmaskable_format(operation: &str, content_type: Option<&str>) -> Option<String> {
+    if !crate::mask::structured(operation) {
+        return None;
+    }
+    let media = content_type
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let json = media.is_empty() || media == "application/json" || media.ends_with("+json");
+    (!json).then(|| {
+        format!(
+            "{operation} responses carry secrets and this one is {media}, which airlock cannot mask by its structure, so it is not relayed"
+        )
+    })
 }

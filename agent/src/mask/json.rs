@@ -73,10 +73,7 @@ const PLANS: &[(&str, Plan)] = &[
         "Microsoft.ContainerService/managedClusters/listCluster*Credential/action",
         p(&["kubeconfigs[].value"], "kubeconfig"),
     ),
-    (
-        "k8s.secrets.get",
-        p(&["data.*", "stringData.*"], "kubernetes-secret"),
-    ),
+    ("k8s.secrets.get", p(SECRET_OR_TABLE, "kubernetes-secret")),
     (
         "k8s.secrets.create",
         p(&["data.*", "stringData.*"], "kubernetes-secret"),
@@ -92,7 +89,12 @@ const PLANS: &[(&str, Plan)] = &[
     (
         "k8s.secrets.list",
         p(
-            &["items[].data.*", "items[].stringData.*"],
+            &[
+                "items[].data.*",
+                "items[].stringData.*",
+                "rows[].object.data.*",
+                "rows[].object.stringData.*",
+            ],
             "kubernetes-secret",
         ),
     ),
@@ -188,6 +190,15 @@ const REQUEST_PLANS: &[(&str, Plan)] = &[
             "cluster-secret",
         ),
     ),
+];
+
+/// A Secret, or a Kubernetes Table (`Accept: …;as=Table`) whose rows carry
+/// whole Secrets with `includeObject=Object`.
+const SECRET_OR_TABLE: &[&str] = &[
+    "data.*",
+    "stringData.*",
+    "rows[].object.data.*",
+    "rows[].object.stringData.*",
 ];
 
 const BUS_KEYS: &[&str] = &[
