@@ -8,8 +8,10 @@ use crate::core::Decision;
 use crate::core::Identity;
 use crate::core::Operation;
 use crate::core::ProcessInfo;
+use crate::core::record::InnerInfo;
 use crate::core::{read_lock, write_lock};
 use crate::identity::Identifier;
+use crate::operation::envelope::Inner;
 use crate::policy::{LivePolicy, Subject};
 
 /// What the gate concluded about one request.
@@ -150,6 +152,57 @@ impl Gate {
             operation: &verdict.operation.name,
             secrets,
         });
+    }
+
+    /// Each request an envelope carries, named and asked of policy with
+    /// the envelope's identity and process; the strictest decision becomes
+    /// the envelope's (a held inner delete holds the batch).
+    pub(crate) fn judge_inner(
+        &self,
+        verdict: &mut Verdict,
+        inner: &[Inner],
+        port: u16,
+        process: &ProcessInfo,
+    ) -> Vec<InnerInfo> {
+        inner
+            .iter()
+            .map(|i| {
+                let (method, host, path, operation) = match i {
+                    Inner::Request {
+                        method,
+                        host,
+                        path,
+                        query,
+                    } => {
+                        let path = crate::operation::normalize_path(path).into_owned();
+                        let m = http::Method::from_bytes(method.as_bytes())
+                            .unwrap_or(http::Method::POST);
+                        let op = crate::operation::classify(host, &m, &path, query.as_deref());
+                        (Some(method.clone()), host.as_str(), Some(path), op.name)
+                    }
+                    Inner::Named(name) => (None, "", None, (*name).to_owned()),
+                };
+                let decision = self.decide(&Subject {
+                    identity: &verdict.identity,
+                    process,
+                    method: method.as_deref().unwrap_or(""),
+                    host,
+                    port,
+                    path: path.as_deref().unwrap_or(&verdict.path),
+                    operation: &operation,
+                    secrets: &[],
+                });
+                if decision.action.strictness() > verdict.decision.action.strictness() {
+                    verdict.decision = decision.clone();
+                }
+                InnerInfo {
+                    method,
+                    path,
+                    operation,
+                    decision,
+                }
+            })
+            .collect()
     }
 
     /// What [`Gate::reassess`] needs, owned: for a body scanned as it

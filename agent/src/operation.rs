@@ -98,6 +98,7 @@ use crate::core::{Operation, Service};
 
 mod arm;
 mod entra;
+pub(crate) mod envelope;
 mod functions;
 pub(crate) mod github;
 mod keyvault;

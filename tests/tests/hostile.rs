@@ -726,3 +726,157 @@ async fn secrets_are_masked_whatever_format_they_are_asked_in() {
     let trail = std::fs::read_to_string(&env.airlock.audit_path).unwrap();
     assert!(!trail.contains("eWFtbC1zZWNyZXQtMg") && !trail.contains(password));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_inside_envelopes_are_judged_one_by_one() {
+    if !privileged("requests_inside_envelopes_are_judged_one_by_one") {
+        return;
+    }
+    // Held requests expire at once: nobody approves in this test.
+    let env = Env::start("hostile-envelope", &[ARM, BLOB], |c| {
+        c.approval.timeout = "1s".into();
+    })
+    .await;
+    let ca = env.airlock.ca_cert();
+    let post = |host: &'static str, path: &str, content_type: &str, body: String| {
+        let mut cmd = env.cg.command("curl");
+        cmd.args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-w",
+            "\n%{http_code}",
+            "--resolve",
+        ])
+        .arg(format!("{host}:{}:127.0.0.1", env.up.port()))
+        .arg("--cacert")
+        .arg(&ca)
+        .args([
+            "-X",
+            "POST",
+            "-H",
+            &format!("content-type: {content_type}"),
+            "--data-binary",
+            &body,
+        ])
+        .arg(format!("https://{host}:{}{path}", env.up.port()));
+        finish(cmd)
+    };
+    let status = |out: &airlock_tests::Finished| -> (String, Value) {
+        let (body, status) = out.stdout.rsplit_once('\n').unwrap();
+        (
+            status.to_owned(),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    };
+    let before = env.up.requests();
+    // A resource group delete inside an ARM batch is held like one sent alone.
+    let batch = serde_json::json!({"requests": [
+        {"httpMethod": "GET", "url": format!("{RG}/providers/Microsoft.Web/sites?api-version=2022-03-01")},
+        {"httpMethod": "DELETE", "url": format!("https://{ARM}{RG}?api-version=2021-04-01")},
+    ]});
+    let out = post(
+        ARM,
+        "/batch?api-version=2020-06-01",
+        "application/json",
+        batch.to_string(),
+    )
+    .await;
+    let (code, body) = status(&out);
+    assert_eq!(code, "403", "{out:?}");
+    assert_eq!(body["rule"], "resource-group-delete", "{body}");
+    let rec = record(&env, &body["id"]).await;
+    let inner = rec["request"]["inner"].as_array().unwrap();
+    assert_eq!(inner.len(), 2, "{rec}");
+    assert_eq!(
+        inner[1]["operation"],
+        "Microsoft.Resources/subscriptions/resourceGroups/delete"
+    );
+    assert_eq!(inner[1]["decision"]["action"], "approve");
+    assert_eq!(rec["approval"]["outcome"], "expired", "{rec}");
+
+    // A Complete-mode deployment is held too.
+    let deployment =
+        serde_json::json!({"properties": {"mode": "Complete", "template": {"resources": []}}});
+    let mut cmd = env.cg.command("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "20",
+        "-w",
+        "\n%{http_code}",
+        "--resolve",
+    ])
+    .arg(format!("{ARM}:{}:127.0.0.1", env.up.port()))
+    .arg("--cacert")
+    .arg(&ca)
+    .args([
+        "-X",
+        "PUT",
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        &deployment.to_string(),
+    ])
+    .arg(format!(
+        "https://{ARM}:{}{RG}/providers/Microsoft.Resources/deployments/d1?api-version=2021-04-01",
+        env.up.port()
+    ));
+    let (code, body) = status(&finish(cmd).await);
+    assert_eq!(
+        (code.as_str(), &body["rule"]),
+        ("403", &"deployment-complete-mode".into()),
+        "{body}"
+    );
+
+    // A malformed envelope is refused, not guessed at.
+    let out = post(
+        ARM,
+        "/batch?api-version=2020-06-01",
+        "application/json",
+        "{\"requests\": 1}".into(),
+    )
+    .await;
+    assert_eq!(status(&out).0, "400", "{out:?}");
+    let out = post(BLOB, "/?comp=batch", "multipart/mixed", "--x\r\n".into()).await;
+    assert_eq!(status(&out).0, "400", "{out:?}");
+    // An inner path that would be read two ways refuses the envelope.
+    let sneaky = serde_json::json!({"requests": [{"httpMethod": "DELETE", "url": format!("{RG}/.?api-version=2021-04-01")}]});
+    let out = post(
+        ARM,
+        "/batch?api-version=2020-06-01",
+        "application/json",
+        sneaky.to_string(),
+    )
+    .await;
+    assert_eq!(status(&out).0, "400", "{out:?}");
+    assert_eq!(
+        env.up.requests(),
+        before,
+        "no envelope above reached the upstream"
+    );
+
+    // A blob batch: each subrequest named in the record, and forwarded.
+    let blob_batch = "--batch_1\r\nContent-Type: application/http\r\nContent-ID: 0\r\n\r\nDELETE /c/b1 HTTP/1.1\r\n\r\n\r\n--batch_1--\r\n";
+    let out = post(
+        BLOB,
+        "/?comp=batch",
+        "multipart/mixed; boundary=batch_1",
+        blob_batch.into(),
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let recs = env.airlock.exchanges(6).await;
+    let rec = recs
+        .iter()
+        .find(|r| {
+            r["request"]["operation"]["name"] == "storage.service.batch"
+                && r["response"]["status"] != 400
+        })
+        .unwrap_or_else(|| panic!("{recs:#?}"));
+    assert_eq!(
+        rec["request"]["inner"][0]["operation"], "storage.blob.delete",
+        "{rec}"
+    );
+    assert_eq!(env.up.requests(), before + 1);
+}

@@ -147,6 +147,21 @@ pub(crate) struct RequestInfo {
     /// Secrets found in the body (exfiltration findings).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub masked: Option<crate::core::Findings>,
+    /// The requests an envelope carries (an ARM or Storage batch, a
+    /// Complete-mode deployment), each named and judged.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inner: Vec<InnerInfo>,
+}
+
+/// One request inside an envelope.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct InnerInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub operation: String,
+    pub decision: crate::core::Decision,
 }
 
 /// `response` of an HTTP record.

@@ -69,6 +69,8 @@ pub(super) struct Exchange {
     prompt: OnceLock<crate::model::Prompt>,
     /// How a hold for approval ended.
     approval: OnceLock<crate::core::Outcome>,
+    /// The requests an envelope carries, judged.
+    inner: OnceLock<Vec<crate::core::record::InnerInfo>>,
     /// Policy refused the request once its streamed body was scanned.
     refused: OnceLock<crate::core::Decision>,
     output: OnceLock<crate::model::Output>,
@@ -115,6 +117,7 @@ impl Exchange {
                 .collect(),
             body: None,
             masked: None,
+            inner: Vec::new(),
         };
         Arc::new(Self {
             id: ctx.audit.new_id(),
@@ -132,6 +135,7 @@ impl Exchange {
             prompt: OnceLock::new(),
             approval: OnceLock::new(),
             refused: OnceLock::new(),
+            inner: OnceLock::new(),
             output: OnceLock::new(),
             error: Mutex::new(None),
             done: AtomicBool::new(false),
@@ -173,6 +177,11 @@ impl Exchange {
             headers: req.headers(),
         };
         self.ctx.gate.assess(asked, &self.ctx.process).await
+    }
+
+    /// The requests the envelope carries, as they were judged.
+    pub(super) fn set_inner(&self, inner: Vec<crate::core::record::InnerInfo>) {
+        let _ = self.inner.set(inner);
     }
 
     /// Policy refused the request after it was handed on, when its body
@@ -395,6 +404,7 @@ impl Exchange {
             },
             body: None,
             masked: None,
+            inner: self.inner.get().cloned().unwrap_or_default(),
         };
         // Findings are known before forwarding for scanned-whole bodies.
         let seen = self.seen(false, done);

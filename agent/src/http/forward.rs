@@ -111,31 +111,10 @@ async fn forward(
         return refuse(&exchange, m.status, m.code, &m.message);
     }
     let mut verdict = exchange.assess(&req).await;
-    // A held request's record is written when the hold starts.
-    let mut recorded = false;
-    match verdict.decision.action {
-        Action::Allow => {}
-        Action::Deny => {
-            let decision = verdict.decision.clone();
-            exchange.set_verdict(verdict);
-            // Refused requests are audited too; the refusal stands whether
-            // or not that record could be written.
-            if let Err(e) = exchange.record_request().await {
-                tracing::error!(id = exchange.id(), error = %e, "audit record of a refused request lost");
-            }
-            return refuse_by_policy(&exchange, &decision);
-        }
-        Action::Approve => {
-            if let Err(refusal) = hold(&exchange, &req, &verdict).await {
-                return refusal;
-            }
-            recorded = true;
-        }
+    // A refusal needs no body: it is said before one is read.
+    if verdict.decision.action == Action::Deny {
+        return refuse_recorded(&exchange, verdict).await;
     }
-    let upstream = match upstream {
-        Ok(u) => u,
-        Err(e) => return refuse(&exchange, StatusCode::BAD_GATEWAY, e.code(), &e.to_string()),
-    };
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let (mut parts, body) = req.into_parts();
@@ -147,28 +126,30 @@ async fn forward(
         query: parts.uri.query(),
         headers: &parts.headers,
     };
-    let (body, new_length) = match inspect::request_body(
-        body,
-        &parts.headers,
-        asked,
-        &exchange,
-        &mut verdict,
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(Refusal::Unreadable(why)) => {
-            exchange.set_verdict(verdict);
-            return refuse(&exchange, StatusCode::BAD_REQUEST, "BadRequestBody", &why);
-        }
-        Err(Refusal::Policy(decision)) => {
-            exchange.set_verdict(verdict);
-            // (A held request's record was written when the hold began.)
-            if !recorded && let Err(e) = exchange.record_request().await {
-                tracing::error!(id = exchange.id(), error = %e, "audit record of a refused request lost");
+    let (body, new_length) =
+        match inspect::request_body(body, &parts.headers, asked, &exchange, &mut verdict).await {
+            Ok(found) => found,
+            Err(Refusal::Unreadable(why)) => {
+                exchange.set_verdict(verdict);
+                return refuse(&exchange, StatusCode::BAD_REQUEST, "BadRequestBody", &why);
             }
-            return refuse_by_policy(&exchange, &decision);
+        };
+    // What the body carries (secrets, the requests an envelope holds) may
+    // have made the decision stricter. A held request's record is written
+    // when the hold starts.
+    let recorded = match verdict.decision.action {
+        Action::Allow => false,
+        Action::Deny => return refuse_recorded(&exchange, verdict).await,
+        Action::Approve => {
+            if let Err(refusal) = hold(&exchange, &parts.method, parts.uri.path(), &verdict).await {
+                return refusal;
+            }
+            true
         }
+    };
+    let upstream = match upstream {
+        Ok(u) => u,
+        Err(e) => return refuse(&exchange, StatusCode::BAD_GATEWAY, e.code(), &e.to_string()),
     };
     if let Some(length) = new_length {
         parts
@@ -308,9 +289,24 @@ fn absolute_uri(uri: &Uri, exchange: &Exchange) -> Uri {
 /// approver released it (or a grant did). Otherwise the answer to send —
 /// and nothing is forwarded. If the client goes away, this future is
 /// dropped and the hold ends as `abandoned`.
+/// A request policy refuses: recorded (the refusal stands whether or not
+/// that record could be written), then answered 403.
+async fn refuse_recorded(
+    exchange: &Arc<Exchange>,
+    verdict: crate::gate::Verdict,
+) -> Response<Body> {
+    let decision = verdict.decision.clone();
+    exchange.set_verdict(verdict);
+    if let Err(e) = exchange.record_request().await {
+        tracing::error!(id = exchange.id(), error = %e, "audit record of a refused request lost");
+    }
+    refuse_by_policy(exchange, &decision)
+}
+
 async fn hold(
     exchange: &Arc<Exchange>,
-    req: &Request<Incoming>,
+    method: &http::Method,
+    path: &str,
     verdict: &crate::gate::Verdict,
 ) -> Result<(), Response<Body>> {
     let decision = verdict.decision.clone();
@@ -334,8 +330,8 @@ async fn hold(
         rule: decision.rule.clone().unwrap_or_default(),
         reason: decision.reason.clone(),
         operation: verdict.operation.name.clone(),
-        method: req.method().to_string(),
-        url: format!("https://{}{}{query}", exchange.host(), req.uri().path()),
+        method: method.to_string(),
+        url: format!("https://{}{path}{query}", exchange.host()),
         identity: verdict.identity.clone(),
         process: exchange.ctx().process.clone(),
         body_excerpt: None,

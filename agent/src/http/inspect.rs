@@ -18,7 +18,7 @@ use super::exchange::{Exchange, Seen};
 use super::scan::{Scan, Scanned};
 use super::tap::Tap;
 use crate::core::Findings;
-use crate::core::{Action, Decision, ResponseMasking};
+use crate::core::ResponseMasking;
 use crate::gate::{Asked, Verdict};
 use crate::mask::{Mode, textual};
 use crate::operation::github;
@@ -29,13 +29,12 @@ const TOKEN_OPERATION: &str = "entra.token";
 /// Token requests and responses are a few KiB; they are read whole.
 const MAX_TOKEN_MESSAGE: usize = 64 * 1024;
 
-/// Why a request is not forwarded after its body was looked at.
+/// Why a request is not forwarded after its body was looked at (what
+/// policy says of what the body carries is in the verdict).
 #[derive(Debug)]
 pub(super) enum Refusal {
-    /// The body could not be read.
+    /// The body could not be read, or opened.
     Unreadable(String),
-    /// Policy, told what the body carries, says no.
-    Policy(Decision),
 }
 
 /// A token endpoint: its response reaches the client intact (the client
@@ -74,6 +73,9 @@ pub(super) async fn request_body(
     // A body that exists to carry a secret (a Key Vault secret being set)
     // keeps an excerpt only masked by its structure, so only read whole.
     let carries_secret = crate::mask::secret_bearing_request(&verdict.operation.name);
+    // The requests inside an envelope are judged before it is forwarded,
+    // so it is read whole (up to the limit: a larger one cannot be judged).
+    let envelope = crate::operation::envelope::is_envelope(&verdict.operation.name);
     // Every body is scanned by its bytes, whatever its label; a compressed
     // one decoded first. One airlock cannot decode cannot be judged.
     let decoder =
@@ -85,8 +87,10 @@ pub(super) async fn request_body(
                 ))
             })?,
         };
-    let excerpt = (text || carries_secret) && decoder.is_none();
-    let whole = token || model || length.is_some_and(|l| l > 0 && l <= ctx.scan_before_forward);
+    let encoded = decoder.is_some();
+    let excerpt = (text || carries_secret) && !encoded;
+    let whole =
+        token || model || envelope || length.is_some_and(|l| l > 0 && l <= ctx.scan_before_forward);
     if !whole {
         // Scanned as it streams; a finding policy refuses fails the body.
         let scan = Scan::new(ctx.masker.scanner(), decoder);
@@ -112,7 +116,16 @@ pub(super) async fn request_body(
     let bytes = Limited::new(body, limit)
         .collect()
         .await
-        .map_err(|e| Refusal::Unreadable(format!("the request body could not be read: {e}")))?
+        .map_err(|e| {
+            Refusal::Unreadable(format!(
+                "the request body could not be read whole{}: {e}",
+                if envelope {
+                    " (an envelope is judged by every request inside it)"
+                } else {
+                    ""
+                }
+            ))
+        })?
         .to_bytes();
     if token {
         super::forward::token_form(&bytes, exchange, verdict).await;
@@ -158,9 +171,29 @@ pub(super) async fn request_body(
         exchange
             .gate()
             .reassess(verdict, asked, &ctx.process, &found);
-        if verdict.decision.action != Action::Allow {
-            return Err(Refusal::Policy(verdict.decision.clone()));
+    }
+    if envelope {
+        if encoded {
+            return Err(Refusal::Unreadable(
+                "a compressed envelope cannot be opened, so it is not forwarded".into(),
+            ));
         }
+        let inner = crate::operation::envelope::open(
+            &verdict.operation.name,
+            asked.host,
+            content_type,
+            &bytes,
+        )
+        .map_err(|why| Refusal::Unreadable(format!("{why}: the envelope is not forwarded")))?;
+        for i in &inner {
+            if let crate::operation::envelope::Inner::Request { path, .. } = i {
+                super::shape::path(path).map_err(|m| Refusal::Unreadable(m.message))?;
+            }
+        }
+        let judged = ctx
+            .gate
+            .judge_inner(verdict, &inner, asked.port, &ctx.process);
+        exchange.set_inner(judged);
     }
     Ok((
         Counted::new(Full::new(bytes), exchange.clone(), Side::Request).boxed(),

@@ -132,7 +132,7 @@ fn split_port(authority: &str) -> (&str, Option<u16>) {
 /// Windows servers). Rewriting it would break the request's signature
 /// (SharedKey signs the path as sent), so it is refused; real clients
 /// normalise paths before they send them.
-fn path(raw: &str) -> Result<(), Misshapen> {
+pub(super) fn path(raw: &str) -> Result<(), Misshapen> {
     let refuse = |why: &str| {
         Err(Misshapen::new(
             StatusCode::BAD_REQUEST,
