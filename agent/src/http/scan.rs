@@ -220,7 +220,9 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ended && self.held.is_none() && self.trailers.is_none()
+        // An empty body is at its end before it is polled (hyper may never
+        // poll it): nothing is held, and there is nothing to scan.
+        self.held.is_none() && self.trailers.is_none() && (self.ended || self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
