@@ -101,6 +101,7 @@ mod entra;
 pub(crate) mod envelope;
 mod functions;
 pub(crate) mod github;
+pub(crate) mod graph;
 mod keyvault;
 mod kube;
 mod storage;
@@ -150,12 +151,16 @@ pub(crate) fn classify(
     let verb = Http::of(method);
     if [
         "login.microsoftonline.com",
+        "login.microsoft.com",
         "login.windows.net",
         "sts.windows.net",
     ]
     .contains(&host.as_str())
     {
         return entra::classify(verb, path);
+    }
+    if host == "graph.microsoft.com" {
+        return graph::classify(verb, path);
     }
     if host == "api.github.com" {
         return github::classify(verb, path);

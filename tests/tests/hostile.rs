@@ -880,3 +880,66 @@ async fn requests_inside_envelopes_are_judged_one_by_one() {
     );
     assert_eq!(env.up.requests(), before + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_changes_through_graph_are_held() {
+    if !privileged("directory_changes_through_graph_are_held") {
+        return;
+    }
+    const GRAPH: &str = "graph.microsoft.com";
+    let env = Env::start("hostile-graph", &[GRAPH], |c| {
+        c.approval.timeout = "1s".into();
+    })
+    .await;
+    let ca = env.airlock.ca_cert();
+    let post = |path: &str, body: &str| {
+        let mut cmd = env.cg.command("curl");
+        cmd.args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-w",
+            "\n%{http_code}",
+            "--resolve",
+        ])
+        .arg(format!("{GRAPH}:{}:127.0.0.1", env.up.port()))
+        .arg("--cacert")
+        .arg(&ca)
+        .args([
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            body,
+        ])
+        .arg(format!("https://{GRAPH}:{}{path}", env.up.port()));
+        finish(cmd)
+    };
+    for (path, body, rule) in [
+        (
+            "/v1.0/applications/0c9a/addPassword",
+            r#"{"passwordCredential":{"displayName":"ci"}}"#,
+            "graph-app-credential",
+        ),
+        (
+            "/v1.0/roleManagement/directory/roleAssignments",
+            r#"{"roleDefinitionId":"62e90394-69f5-4237-9190-012177145e10","principalId":"p1","directoryScopeId":"/"}"#,
+            "graph-directory-role",
+        ),
+        // The same, inside a $batch.
+        (
+            "/v1.0/$batch",
+            r#"{"requests":[{"id":"1","method":"GET","url":"/me"},{"id":"2","method":"POST","url":"applications/0c9a/addPassword","body":{},"headers":{"content-type":"application/json"}}]}"#,
+            "graph-app-credential",
+        ),
+    ] {
+        let out = post(path, body).await;
+        let (text, status) = out.stdout.rsplit_once('\n').unwrap();
+        assert_eq!(status, "403", "{path}: {out:?}");
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v["rule"], rule, "{path}: {v}");
+        assert_eq!(v["outcome"], "expired", "{path}: {v}");
+    }
+    assert_eq!(env.up.requests(), 0, "nothing reached the directory");
+}

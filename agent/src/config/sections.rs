@@ -26,6 +26,11 @@ pub(super) const DEFAULT_INTERCEPT: &[&str] = &[
     "*.azurecr.io",
     "management.azure.com",
     "login.microsoftonline.com",
+    "login.microsoft.com",
+    // The directory: app credentials, role assignments.
+    "graph.microsoft.com",
+    // Storage's DNS-zone endpoints (`{account}.z1.blob.storage.azure.net`).
+    "*.storage.azure.net",
     // GitHub Copilot's model API (model traffic is recorded too).
     "*.githubcopilot.com",
     "copilot-proxy.githubusercontent.com",

@@ -17,6 +17,9 @@ pub enum Service {
     Kubernetes,
     /// Entra ID (Azure AD) token and discovery endpoints.
     Entra,
+    /// Microsoft Graph: the directory (applications, service principals,
+    /// directory roles).
+    Graph,
     /// The GitHub REST API (`api.github.com`): Copilot token exchange.
     Github,
     /// An AI model API (GitHub Copilot, OpenAI-compatible endpoints): named

@@ -131,6 +131,11 @@ const PLANS: &[(&str, Plan)] = &[
         "Microsoft.Relay/*/listKeys/action",
         p(BUS_KEYS, "shared-access-key"),
     ),
+    // A new application or service principal secret, shown once.
+    (
+        "graph.*.addPassword.create",
+        p(&["secretText"], "client-secret"),
+    ),
 ];
 
 /// (operation glob, plan) for request bodies that carry a secret by

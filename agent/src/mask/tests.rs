@@ -368,3 +368,20 @@ fn request_excerpts_lose_the_secrets_the_request_exists_to_set() {
         Some("hello")
     );
 }
+
+#[test]
+fn a_new_application_secret_never_reaches_the_agent() {
+    let m = Masker::ephemeral();
+    let body = br#"{"customKeyIdentifier":null,"displayName":"ci","keyId":"k1","secretText":"Qm8Q~app-secret-value-1234567890abcdef","hint":"Qm8"}"#;
+    let mut s = m
+        .response(
+            "graph.applications.addPassword.create",
+            Some("application/json"),
+        )
+        .unwrap();
+    let mut out = s.push(&bytes::Bytes::from_static(body)).to_vec();
+    out.extend_from_slice(&s.finish());
+    let out = String::from_utf8(out).unwrap();
+    assert!(!out.contains("app-secret-value"), "{out}");
+    assert!(out.contains("airlock:masked:client-secret:"), "{out}");
+}

@@ -10,6 +10,7 @@ use serde_json::Value;
 const ARM_BATCH: &str = "Microsoft.Resources/batch/action";
 const STORAGE_BATCHES: [&str; 2] = ["storage.service.batch", "storage.container.batch"];
 const DEPLOYMENT_WRITE: &str = "Microsoft.Resources/deployments/write";
+const GRAPH_BATCH: &str = super::graph::BATCH;
 /// What a Complete-mode deployment also does: delete what its template
 /// does not name. airlock's own name (there is no RBAC action for it).
 pub(crate) const COMPLETE_DEPLOYMENT: &str = "arm.deployments.complete";
@@ -31,7 +32,10 @@ pub(crate) enum Inner {
 /// Whether requests of `operation` may carry others: their bodies are read
 /// whole before they are forwarded, and opened.
 pub(crate) fn is_envelope(operation: &str) -> bool {
-    operation == ARM_BATCH || operation == DEPLOYMENT_WRITE || STORAGE_BATCHES.contains(&operation)
+    operation == ARM_BATCH
+        || operation == GRAPH_BATCH
+        || operation == DEPLOYMENT_WRITE
+        || STORAGE_BATCHES.contains(&operation)
 }
 
 /// The requests inside `body`, an `operation` request to `host`; `Err`:
@@ -43,7 +47,8 @@ pub(crate) fn open(
     body: &[u8],
 ) -> Result<Vec<Inner>, String> {
     match operation {
-        ARM_BATCH => arm_batch(host, body),
+        ARM_BATCH => json_batch(host, body, "httpMethod", "ARM"),
+        GRAPH_BATCH => json_batch(host, body, "method", "Graph"),
         DEPLOYMENT_WRITE => Ok(complete_mode(body)
             .then_some(Inner::Named(COMPLETE_DEPLOYMENT))
             .into_iter()
@@ -53,27 +58,34 @@ pub(crate) fn open(
     }
 }
 
-/// `{"requests": [{"httpMethod": "DELETE", "url": "/subscriptions/…"}]}`;
-/// a `url` may be absolute.
-fn arm_batch(host: &str, body: &[u8]) -> Result<Vec<Inner>, String> {
+/// `{"requests": [{"httpMethod": "DELETE", "url": "/subscriptions/…"}]}`
+/// (ARM; a `url` may be absolute), or `{"requests": [{"id": "1", "method":
+/// "POST", "url": "/applications/…"}]}` (Graph: relative to the version).
+fn json_batch(host: &str, body: &[u8], method: &str, what: &str) -> Result<Vec<Inner>, String> {
     let doc: Value =
-        serde_json::from_slice(body).map_err(|e| format!("ARM batch is not JSON: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| format!("{what} batch is not JSON: {e}"))?;
     let requests = doc
         .get("requests")
         .and_then(Value::as_array)
-        .ok_or("ARM batch has no requests[]")?;
+        .ok_or_else(|| format!("{what} batch has no requests[]"))?;
     requests
         .iter()
         .map(|r| {
-            let method = r
-                .get("httpMethod")
+            let m = r
+                .get(method)
                 .and_then(Value::as_str)
-                .ok_or("an ARM batch request has no httpMethod")?;
+                .ok_or_else(|| format!("a {what} batch request has no {method}"))?;
             let url = r
                 .get("url")
                 .and_then(Value::as_str)
-                .ok_or("an ARM batch request has no url")?;
-            request(method, host, url)
+                .ok_or_else(|| format!("a {what} batch request has no url"))?;
+            // Graph's `users/x` is `/users/x`.
+            let url = if url.contains("://") || url.starts_with('/') {
+                url.to_owned()
+            } else {
+                format!("/{url}")
+            };
+            request(m, host, &url)
         })
         .collect()
 }
@@ -234,5 +246,18 @@ mod tests {
         assert_eq!(deploy("complete"), [Inner::Named(COMPLETE_DEPLOYMENT)]);
         assert!(deploy("Incremental").is_empty());
         assert!(is_envelope(ARM_BATCH) && !is_envelope("storage.blob.put"));
+
+        let graph = "graph.microsoft.com";
+        let batch = r#"{"requests":[{"id":"1","method":"GET","url":"/me"},{"id":"2","method":"POST","url":"applications/a1/addPassword","body":{}}]}"#;
+        let inner = open(GRAPH_BATCH, graph, None, batch.as_bytes()).unwrap();
+        assert_eq!(
+            inner[1],
+            Inner::Request {
+                method: "POST".into(),
+                host: graph.into(),
+                path: "/applications/a1/addPassword".into(),
+                query: None,
+            }
+        );
     }
 }

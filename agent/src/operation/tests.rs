@@ -1343,3 +1343,51 @@ fn github_copilot_token_exchange_and_user_are_named() {
         Service::Github
     );
 }
+
+#[test]
+fn microsoft_graph_credentials_and_roles_are_named() {
+    let g = "graph.microsoft.com";
+    for (method, path, want) in [
+        (
+            "POST",
+            "/v1.0/applications/0c9a/addPassword",
+            "graph.applications.addPassword.create",
+        ),
+        (
+            "POST",
+            "/beta/servicePrincipals/77/addKey",
+            "graph.servicePrincipals.addKey.create",
+        ),
+        (
+            "POST",
+            "/v1.0/applications/0c9a/federatedIdentityCredentials",
+            "graph.applications.federatedIdentityCredentials.create",
+        ),
+        (
+            "POST",
+            "/v1.0/roleManagement/directory/roleAssignments",
+            "graph.roleManagement.roleAssignments.create",
+        ),
+        (
+            "POST",
+            "/v1.0/directoryRoles/r1/members/$ref",
+            "graph.directoryRoles.members.ref.create",
+        ),
+        ("GET", "/v1.0/me/memberOf", "graph.users.memberOf.read"),
+        ("GET", "/v1.0/users/delta()", "graph.users.read"),
+        (
+            "PATCH",
+            "/v1.0/applications/0c9a",
+            "graph.applications.update",
+        ),
+        ("POST", "/v1.0/$batch", "graph.batch"),
+        ("GET", "/v1.0", "graph.read"),
+    ] {
+        assert_eq!(name(g, method, path), want, "{method} {path}");
+    }
+    assert_eq!(op(g, "GET", "/v1.0/me").service, Service::Graph);
+    assert_eq!(
+        name("login.microsoft.com", "POST", "/t1/oauth2/v2.0/token"),
+        "entra.token"
+    );
+}
