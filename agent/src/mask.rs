@@ -230,6 +230,19 @@ impl Masker {
         Some(if sse { masker.per_event() } else { masker })
     }
 
+    /// A masker for the answer of a batch whose inner requests are
+    /// `operations`: each inner response masked as if it had come alone.
+    /// `None` when none of them hands out secrets by design.
+    pub(crate) fn batch_response(&self, operations: &[String]) -> Option<StreamMasker> {
+        let mut plans: Vec<json::Plan> = Vec::new();
+        for plan in operations.iter().filter_map(|op| json::plan(op)) {
+            if !plans.contains(&plan) {
+                plans.push(plan);
+            }
+        }
+        (!plans.is_empty()).then(|| StreamMasker::new(self.clone(), None, Mode::Mask).batch(plans))
+    }
+
     /// A masker for a text request body (a model prompt).
     pub fn request(&self, content_type: Option<&str>, mode: Mode) -> Option<StreamMasker> {
         textual(content_type).then(|| StreamMasker::new(self.clone(), None, mode))

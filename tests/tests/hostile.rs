@@ -879,6 +879,38 @@ async fn requests_inside_envelopes_are_judged_one_by_one() {
         "{rec}"
     );
     assert_eq!(env.up.requests(), before + 1);
+
+    // An account's keys asked for inside an ARM batch come back masked, as
+    // they would alone.
+    use base64::Engine;
+    let key = "c2Vjb25kLWFjY291bnQta2V5LWluLWEtYmF0Y2g=";
+    let answer = serde_json::json!({"responses": [{"name": "k", "httpStatusCode": 200,
+        "content": {"keys": [{"keyName": "key1", "value": key, "permissions": "FULL"}]}}]});
+    let b64 = base64::engine::general_purpose::STANDARD.encode(answer.to_string());
+    let list_keys = serde_json::json!({"requests": [{"httpMethod": "POST", "name": "k",
+        "url": format!("{RG}/providers/Microsoft.Storage/storageAccounts/acct1/listKeys?api-version=2023-01-01")}]});
+    let mut cmd = env.cg.command("curl");
+    cmd.args(["-sS", "--max-time", "20", "--resolve"])
+        .arg(format!("{ARM}:{}:127.0.0.1", env.up.port()))
+        .arg("--cacert")
+        .arg(&ca)
+        .args(["-X", "POST", "-H", "content-type: application/json", "-H"])
+        .arg(format!("x-test-respond: {b64}"))
+        .args(["--data-binary", &list_keys.to_string()])
+        .arg(format!(
+            "https://{ARM}:{}/batch?api-version=2020-06-01",
+            env.up.port()
+        ));
+    let out = finish(cmd).await;
+    assert!(!out.stdout.contains(key), "{out:?}");
+    let got: Value = serde_json::from_str(&out.stdout).unwrap();
+    let masked = got["responses"][0]["content"]["keys"][0]["value"]
+        .as_str()
+        .unwrap();
+    assert!(
+        masked.starts_with("airlock:masked:storage-account-key:"),
+        "{got}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

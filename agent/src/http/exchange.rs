@@ -179,6 +179,14 @@ impl Exchange {
         self.ctx.gate.assess(asked, &self.ctx.process).await
     }
 
+    /// The operations of the requests the envelope carries.
+    pub(super) fn inner_operations(&self) -> Vec<String> {
+        self.inner
+            .get()
+            .map(|i| i.iter().map(|i| i.operation.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// The requests the envelope carries, as they were judged.
     pub(super) fn set_inner(&self, inner: Vec<crate::core::record::InnerInfo>) {
         let _ = self.inner.set(inner);

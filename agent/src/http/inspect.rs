@@ -242,10 +242,15 @@ pub(super) fn response_body(
     {
         return Err(why);
     }
+    // A batch's answers are masked as if each had come alone.
     let masker = wanted
         .then(|| {
             ctx.masker
-                .response(&verdict.operation.name, content_type.as_deref())
+                .batch_response(&exchange.inner_operations())
+                .or_else(|| {
+                    ctx.masker
+                        .response(&verdict.operation.name, content_type.as_deref())
+                })
         })
         .flatten();
     // A body to mask that the upstream compressed despite being asked not

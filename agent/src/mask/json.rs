@@ -240,6 +240,30 @@ pub(super) fn request_plan(operation: &str) -> Option<Plan> {
         .map(|(_, plan)| *plan)
 }
 
+/// A batch's answer (ARM `responses[].content`, Graph `responses[].body`):
+/// each inner response masked along every plan of the batch's inner
+/// operations — a superset of its own plan, since answers need not come in
+/// the requests' order.
+pub(super) fn apply_batch(
+    value: &mut Value,
+    plans: &[Plan],
+    masker: &Masker,
+    findings: &mut Findings,
+) {
+    let Some(responses) = value.get_mut("responses").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for response in responses {
+        for key in ["content", "body"] {
+            if let Some(inner) = response.get_mut(key) {
+                for plan in plans {
+                    apply(inner, plan, masker, findings);
+                }
+            }
+        }
+    }
+}
+
 /// Masks `value` along `plan`'s paths.
 pub(super) fn apply(value: &mut Value, plan: &Plan, masker: &Masker, findings: &mut Findings) {
     for path in plan.paths {

@@ -35,6 +35,8 @@ pub struct StreamMasker {
     /// Server-sent events: masked event by event, never held back longer
     /// than the event (a model's tokens must flow as they come).
     events: bool,
+    /// A batch's answer: its inner responses masked along these plans.
+    batch: Vec<Plan>,
 }
 
 impl StreamMasker {
@@ -46,7 +48,15 @@ impl StreamMasker {
             held: Vec::new(),
             findings: Findings::default(),
             events: false,
+            batch: Vec::new(),
         }
+    }
+
+    /// Masks a batch's answer, holding it whole like a structured document.
+    pub(super) fn batch(mut self, plans: Vec<Plan>) -> Self {
+        self.plan = plans.first().copied();
+        self.batch = plans;
+        self
     }
 
     /// Masks whole server-sent events (`\n\n`-terminated) as they complete.
@@ -128,6 +138,10 @@ impl StreamMasker {
     /// the detectors.
     fn structured(&mut self, doc: &[u8], plan: &Plan) -> Vec<u8> {
         match serde_json::from_slice::<serde_json::Value>(doc) {
+            Ok(mut value) if !self.batch.is_empty() => {
+                json::apply_batch(&mut value, &self.batch, &self.masker, &mut self.findings);
+                serde_json::to_vec(&value).unwrap_or_else(|_| doc.to_vec())
+            }
             Ok(mut value) => {
                 json::apply(&mut value, plan, &self.masker, &mut self.findings);
                 serde_json::to_vec(&value).unwrap_or_else(|_| doc.to_vec())

@@ -385,3 +385,21 @@ fn a_new_application_secret_never_reaches_the_agent() {
     assert!(!out.contains("app-secret-value"), "{out}");
     assert!(out.contains("airlock:masked:client-secret:"), "{out}");
 }
+
+#[test]
+fn a_batch_answer_is_masked_as_if_each_had_come_alone() {
+    let m = Masker::ephemeral();
+    let ops = [
+        "graph.users.read".to_owned(),
+        "graph.applications.addPassword.create".to_owned(),
+    ];
+    let body = br#"{"responses":[{"id":"2","status":200,"body":{"keyId":"k","secretText":"Qm8Q~batched-secret-0987654321"}},{"id":"1","status":200,"body":{"displayName":"dev"}}]}"#;
+    let mut s = m.batch_response(&ops).unwrap();
+    let mut out = s.push(&bytes::Bytes::from_static(body)).to_vec();
+    out.extend_from_slice(&s.finish());
+    let out = String::from_utf8(out).unwrap();
+    assert!(!out.contains("batched-secret"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("still JSON");
+    assert_eq!(v["responses"][1]["body"]["displayName"], "dev");
+    assert!(m.batch_response(&["graph.users.read".to_owned()]).is_none());
+}
