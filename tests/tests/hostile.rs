@@ -16,30 +16,48 @@ const ARM: &str = "management.azure.com";
 const BLOB: &str = "acct1.blob.core.windows.net";
 const VAULT: &str = "kv1.vault.azure.net";
 const AKS: &str = "aks1-dns.hcp.westeurope.azmk8s.io";
+const GRAPH: &str = "graph.microsoft.com";
 const RG: &str = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg1";
 /// The agent's uid: `nobody`, no root, no sudo.
 const AGENT_UID: u32 = 65534;
 
 async fn setup(tag: &str) -> (Env, PathBuf) {
-    let env = Env::start(tag, &[ARM, BLOB, VAULT, AKS], |_| {}).await;
-    // airlock's CA where the agent's uid can read it.
-    let ca = env.tmp.path().join("public");
-    std::fs::create_dir_all(&ca).unwrap();
-    std::fs::set_permissions(env.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let ca = ca.join("airlock-ca.pem");
+    setup_with(tag, |_| {}).await
+}
+
+/// An upstream for every host these tests call and airlock (`adjust`ed)
+/// in front of it; airlock's CA where the agent's uid can read it.
+async fn setup_with(tag: &str, adjust: impl FnOnce(&mut airlock::Config)) -> (Env, PathBuf) {
+    let env = Env::start(tag, &[ARM, BLOB, VAULT, AKS, GRAPH], adjust).await;
+    let ca = public(env.tmp.path()).join("airlock-ca.pem");
     std::fs::copy(env.airlock.ca_cert(), &ca).unwrap();
-    std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o644)).unwrap();
+    readable(&ca);
     (env, ca)
 }
 
-/// curl started in the cgroup (entered as root), then running as the
-/// agent's uid with no supplementary groups.
-fn agent_curl(env: &Env) -> tokio::process::Command {
-    let mut cmd = env.cg.command("setpriv");
-    cmd.arg(format!("--reuid={AGENT_UID}"))
-        .arg(format!("--regid={AGENT_UID}"))
-        .args(["--clear-groups", "curl"]);
+/// `dir/public`, a directory the agent's uid can read (as `dir` itself).
+fn public(dir: &std::path::Path) -> PathBuf {
+    let public = dir.join("public");
+    std::fs::create_dir_all(&public).unwrap();
+    for d in [dir, &public] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    public
+}
+
+/// A file anyone may read.
+fn readable(file: &std::path::Path) {
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+/// curl started in `cg` (entered as root), then running as `uid` with no
+/// supplementary groups; it prints the status on a last line of its own.
+fn curl_as(cg: &TestCgroup, uid: u32) -> tokio::process::Command {
+    let mut cmd = cg.command("setpriv");
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .args(["--clear-groups", "curl", "-sS", "--max-time", "20"])
+        .args(["-w", "\n%{http_code}"]);
     cmd
 }
 
@@ -52,21 +70,14 @@ fn curl(
     path: &str,
     extra: &[&str],
 ) -> tokio::process::Command {
-    let mut cmd = agent_curl(env);
-    cmd.args([
-        "-sS",
-        "--max-time",
-        "20",
-        "--path-as-is",
-        "-w",
-        "\n%{http_code}",
-    ])
-    .arg("--resolve")
-    .arg(format!("{host}:{}:127.0.0.1", env.up.port()))
-    .arg("--cacert")
-    .arg(ca)
-    .arg(format!("https://{host}:{}{path}", env.up.port()))
-    .args(extra);
+    let mut cmd = curl_as(&env.cg, AGENT_UID);
+    cmd.arg("--path-as-is")
+        .arg("--resolve")
+        .arg(format!("{host}:{}:127.0.0.1", env.up.port()))
+        .arg("--cacert")
+        .arg(ca)
+        .arg(format!("https://{host}:{}{path}", env.up.port()))
+        .args(extra);
     cmd
 }
 
@@ -133,18 +144,10 @@ async fn a_host_other_than_the_server_name_is_misdirected() {
     }
     // No server name (an address dialled): a host name in Host is refused
     // before any upstream is asked.
-    let mut cmd = agent_curl(&env);
-    cmd.args([
-        "-sS",
-        "--max-time",
-        "20",
-        "-k",
-        "-w",
-        "\n%{http_code}",
-        "-H",
-    ])
-    .arg(format!("Host: {ARM}"))
-    .arg(format!("https://127.0.0.1:{}{RG}", env.up.port()));
+    let mut cmd = curl_as(&env.cg, AGENT_UID);
+    cmd.args(["-k", "-H"])
+        .arg(format!("Host: {ARM}"))
+        .arg(format!("https://127.0.0.1:{}{RG}", env.up.port()));
     let (status, body) = refused(&env, cmd).await;
     assert_eq!(status, 421, "{body}");
 }
@@ -345,7 +348,7 @@ async fn the_trail_keeps_no_secret_the_agent_sent() {
         // command line is the command line's problem (security.md).
         let file = dir.join(format!("body-{i}.json"));
         std::fs::write(&file, body).unwrap();
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        readable(&file);
         let auth = format!("Authorization: Bearer {}", secrets[5]);
         let out = finish(curl(
             &env,
@@ -418,24 +421,12 @@ async fn a_harmless_name_reaches_only_its_own_server() {
         &[format!("127.0.0.1:{port}").parse().unwrap()],
     )
     .await;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let roots = pki.write_ca(tmp.path());
-    std::fs::set_permissions(&roots, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let roots = pki.write_ca(&public(tmp.path()));
+    readable(&roots);
     let cg = TestCgroup::new("hostile-front");
     let airlock = Running::start(Running::capture(&cg, &[port])).await;
-    let mut cmd = cg.command("setpriv");
-    cmd.arg(format!("--reuid={AGENT_UID}"))
-        .arg(format!("--regid={AGENT_UID}"))
-        .args([
-            "--clear-groups",
-            "curl",
-            "-sS",
-            "--max-time",
-            "20",
-            "-w",
-            "\n%{http_code}",
-        ])
-        .arg("--resolve")
+    let mut cmd = curl_as(&cg, AGENT_UID);
+    cmd.arg("--resolve")
         .arg(format!("localhost:{port}:127.0.0.2"))
         .arg("--cacert")
         .arg(&roots)
@@ -454,11 +445,8 @@ async fn a_harmless_name_reaches_only_its_own_server() {
     assert_eq!(rec["relayed_to"]["ip"], "127.0.0.1", "{rec}");
 
     // Plain TCP on the captured port: refused and recorded.
-    let mut cmd = cg.command("setpriv");
-    cmd.arg(format!("--reuid={AGENT_UID}"))
-        .arg(format!("--regid={AGENT_UID}"))
-        .args(["--clear-groups", "curl", "-sS", "--max-time", "20"])
-        .arg(format!("http://127.0.0.2:{port}/"));
+    let mut cmd = curl_as(&cg, AGENT_UID);
+    cmd.arg(format!("http://127.0.0.2:{port}/"));
     let out = finish(cmd).await;
     assert!(!out.status.success(), "{out:?}");
     let rec = airlock
@@ -486,7 +474,8 @@ async fn in_block_mode_only_listed_endpoints_are_reached() {
         &["127.0.0.1:0".parse().unwrap()],
     )
     .await;
-    let roots = pki.write_ca(tmp.path());
+    let roots = pki.write_ca(&public(tmp.path()));
+    readable(&roots);
     let policies = tmp.path().join("policies");
     std::fs::create_dir_all(&policies).unwrap();
     // A CI runner's egress list: root's tools may reach localhost, nothing
@@ -503,28 +492,16 @@ async fn in_block_mode_only_listed_endpoints_are_reached() {
         c.policy.dir = Some(policies.clone());
     })
     .await;
-    let fetch = |agent: bool| {
-        let mut cmd = cg.command("setpriv");
-        let uid = if agent { AGENT_UID } else { 0 };
-        cmd.arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={uid}"))
-            .args([
-                "--clear-groups",
-                "curl",
-                "-sS",
-                "--max-time",
-                "20",
-                "--cacert",
-            ])
+    let fetch = |uid: u32| {
+        let mut cmd = curl_as(&cg, uid);
+        cmd.arg("--cacert")
             .arg(&roots)
             .arg(format!("https://localhost:{}/", up.port()));
         finish(cmd)
     };
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&roots, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = fetch(false).await;
+    let out = fetch(0).await;
     assert!(out.status.success(), "the listed endpoint: {out:?}");
-    let out = fetch(true).await;
+    let out = fetch(AGENT_UID).await;
     assert!(!out.status.success(), "the agent reached it: {out:?}");
     assert_eq!(up.requests(), 1, "only the listed caller's request arrived");
     let recs = airlock.records_of("tls_passthrough", 2).await;
@@ -556,17 +533,11 @@ async fn uploads_are_scanned_whatever_they_claim_to_be() {
         return;
     }
     // Bodies past 16 KiB are scanned as they stream.
-    let env = Env::start("hostile-scan", &[BLOB], |c| {
+    let (env, ca) = setup_with("hostile-scan", |c| {
         c.masking.scan_before_forward_bytes = 16 * 1024;
     })
     .await;
-    let dir = env.tmp.path().join("public");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(env.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let ca = dir.join("airlock-ca.pem");
-    std::fs::copy(env.airlock.ca_cert(), &ca).unwrap();
-    std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let dir = ca.parent().unwrap().to_owned();
     let gzip = |data: &[u8]| {
         use std::io::Write;
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -615,7 +586,7 @@ async fn uploads_are_scanned_whatever_they_claim_to_be() {
     for (i, (what, body, extra)) in cases.iter().enumerate() {
         let file = dir.join(format!("upload-{i}"));
         std::fs::write(&file, body).unwrap();
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        readable(&file);
         let mut args = vec!["-X", "PUT", "--data-binary"];
         let at = format!("@{}", file.display());
         args.push(&at);
@@ -641,7 +612,7 @@ async fn uploads_are_scanned_whatever_they_claim_to_be() {
     // The same streamed upload without the key goes through, whole.
     let file = dir.join("clean");
     std::fs::write(&file, format!("{filler}{filler}")).unwrap();
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    readable(&file);
     for http in ["--http1.1", "--http2"] {
         let before = env.up.bodies();
         let at = format!("@{}", file.display());
@@ -733,34 +704,14 @@ async fn requests_inside_envelopes_are_judged_one_by_one() {
         return;
     }
     // Held requests expire at once: nobody approves in this test.
-    let env = Env::start("hostile-envelope", &[ARM, BLOB], |c| {
+    let (env, ca) = setup_with("hostile-envelope", |c| {
         c.approval.timeout = "1s".into();
     })
     .await;
-    let ca = env.airlock.ca_cert();
     let post = |host: &'static str, path: &str, content_type: &str, body: String| {
-        let mut cmd = env.cg.command("curl");
-        cmd.args([
-            "-sS",
-            "--max-time",
-            "20",
-            "-w",
-            "\n%{http_code}",
-            "--resolve",
-        ])
-        .arg(format!("{host}:{}:127.0.0.1", env.up.port()))
-        .arg("--cacert")
-        .arg(&ca)
-        .args([
-            "-X",
-            "POST",
-            "-H",
-            &format!("content-type: {content_type}"),
-            "--data-binary",
-            &body,
-        ])
-        .arg(format!("https://{host}:{}{path}", env.up.port()));
-        finish(cmd)
+        let ct = format!("content-type: {content_type}");
+        let extra = ["-X", "POST", "-H", &ct, "--data-binary", &body];
+        finish(curl(&env, &ca, host, path, &extra))
     };
     let status = |out: &airlock_tests::Finished| -> (String, Value) {
         let (body, status) = out.stdout.rsplit_once('\n').unwrap();
@@ -798,30 +749,17 @@ async fn requests_inside_envelopes_are_judged_one_by_one() {
     // A Complete-mode deployment is held too.
     let deployment =
         serde_json::json!({"properties": {"mode": "Complete", "template": {"resources": []}}});
-    let mut cmd = env.cg.command("curl");
-    cmd.args([
-        "-sS",
-        "--max-time",
-        "20",
-        "-w",
-        "\n%{http_code}",
-        "--resolve",
-    ])
-    .arg(format!("{ARM}:{}:127.0.0.1", env.up.port()))
-    .arg("--cacert")
-    .arg(&ca)
-    .args([
+    let deployment = deployment.to_string();
+    let path = format!("{RG}/providers/Microsoft.Resources/deployments/d1?api-version=2021-04-01");
+    let extra = [
         "-X",
         "PUT",
         "-H",
         "content-type: application/json",
         "--data-binary",
-        &deployment.to_string(),
-    ])
-    .arg(format!(
-        "https://{ARM}:{}{RG}/providers/Microsoft.Resources/deployments/d1?api-version=2021-04-01",
-        env.up.port()
-    ));
+        &deployment,
+    ];
+    let cmd = curl(&env, &ca, ARM, &path, &extra);
     let (code, body) = status(&finish(cmd).await);
     assert_eq!(
         (code.as_str(), &body["rule"]),
@@ -889,21 +827,23 @@ async fn requests_inside_envelopes_are_judged_one_by_one() {
     let b64 = base64::engine::general_purpose::STANDARD.encode(answer.to_string());
     let list_keys = serde_json::json!({"requests": [{"httpMethod": "POST", "name": "k",
         "url": format!("{RG}/providers/Microsoft.Storage/storageAccounts/acct1/listKeys?api-version=2023-01-01")}]});
-    let mut cmd = env.cg.command("curl");
-    cmd.args(["-sS", "--max-time", "20", "--resolve"])
-        .arg(format!("{ARM}:{}:127.0.0.1", env.up.port()))
-        .arg("--cacert")
-        .arg(&ca)
-        .args(["-X", "POST", "-H", "content-type: application/json", "-H"])
-        .arg(format!("x-test-respond: {b64}"))
-        .args(["--data-binary", &list_keys.to_string()])
-        .arg(format!(
-            "https://{ARM}:{}/batch?api-version=2020-06-01",
-            env.up.port()
-        ));
+    let respond = format!("x-test-respond: {b64}");
+    let list_keys = list_keys.to_string();
+    let extra = [
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "-H",
+        &respond,
+        "--data-binary",
+        &list_keys,
+    ];
+    let cmd = curl(&env, &ca, ARM, "/batch?api-version=2020-06-01", &extra);
     let out = finish(cmd).await;
     assert!(!out.stdout.contains(key), "{out:?}");
-    let got: Value = serde_json::from_str(&out.stdout).unwrap();
+    let (got, _) = out.stdout.rsplit_once('\n').unwrap();
+    let got: Value = serde_json::from_str(got).unwrap();
     let masked = got["responses"][0]["content"]["keys"][0]["value"]
         .as_str()
         .unwrap();
@@ -918,34 +858,20 @@ async fn directory_changes_through_graph_are_held() {
     if !privileged("directory_changes_through_graph_are_held") {
         return;
     }
-    const GRAPH: &str = "graph.microsoft.com";
-    let env = Env::start("hostile-graph", &[GRAPH], |c| {
+    let (env, ca) = setup_with("hostile-graph", |c| {
         c.approval.timeout = "1s".into();
     })
     .await;
-    let ca = env.airlock.ca_cert();
     let post = |path: &str, body: &str| {
-        let mut cmd = env.cg.command("curl");
-        cmd.args([
-            "-sS",
-            "--max-time",
-            "20",
-            "-w",
-            "\n%{http_code}",
-            "--resolve",
-        ])
-        .arg(format!("{GRAPH}:{}:127.0.0.1", env.up.port()))
-        .arg("--cacert")
-        .arg(&ca)
-        .args([
+        let extra = [
             "-X",
             "POST",
             "-H",
             "content-type: application/json",
             "--data-binary",
             body,
-        ])
-        .arg(format!("https://{GRAPH}:{}{path}", env.up.port()));
+        ];
+        let cmd = curl(&env, &ca, GRAPH, path, &extra);
         finish(cmd)
     };
     for (path, body, rule) in [
