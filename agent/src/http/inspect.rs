@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http_body::Body as _;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
@@ -91,6 +92,20 @@ pub(super) async fn request_body(
     let excerpt = (text || carries_secret) && !encoded;
     let whole =
         token || model || envelope || length.is_some_and(|l| l > 0 && l <= ctx.scan_before_forward);
+    if !whole && body.is_end_stream() {
+        // No body (most GETs): nothing to scan or hold back.
+        exchange.set_seen(
+            false,
+            Seen {
+                excerpt: None,
+                findings: Some(Findings::default()),
+            },
+        );
+        return Ok((
+            Counted::new(body, exchange.clone(), Side::Request).boxed(),
+            None,
+        ));
+    }
     if !whole {
         // Scanned as it streams; a finding policy refuses fails the body.
         let scan = Scan::new(ctx.masker.scanner(), decoder);
