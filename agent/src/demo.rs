@@ -336,6 +336,62 @@ impl Agent<'_> {
             denied,
         )
         .await?;
+        // A prompt-injected agent shapes its requests around the judgement:
+        // a year-long SAS behind an allowed token, a delete sent to Resource
+        // Manager under Storage's name, a delete hidden in a batch.
+        self.curl(
+            "az storage blob list + year-long SAS",
+            azure::BLOB,
+            "GET",
+            "/deploy?restype=container&comp=list&sv=2022-11-02&sp=rl&se=2031-01-01T00:00:00Z&sig=c2lnbmF0dXJl",
+            &bearer(&storage),
+            denied,
+        )
+        .await?;
+        let misdirected = Expect {
+            decision: "",
+            status: 421,
+        };
+        self.curl(
+            "az group delete, sent as Storage",
+            azure::ARM,
+            "DELETE",
+            &format!("{rg}/rg-prod?api-version=2021-04-01"),
+            &[
+                bearer(&arm),
+                vec!["-H".into(), format!("Host: {}", azure::BLOB)],
+            ]
+            .concat(),
+            misdirected,
+        )
+        .await?;
+        let batch = serde_json::json!({"requests": [
+            {"httpMethod": "GET", "url": format!("{rg}?api-version=2021-04-01")},
+            {"httpMethod": "DELETE", "url": format!("{rg}/rg-prod?api-version=2021-04-01")},
+        ]});
+        let batched = [
+            bearer(&arm),
+            vec![
+                "-H".into(),
+                "content-type: application/json".into(),
+                "--data-binary".into(),
+                batch.to_string(),
+            ],
+        ]
+        .concat();
+        let (step, decided) = tokio::join!(
+            self.curl(
+                "POST /batch, a delete inside (denied)",
+                azure::ARM,
+                "POST",
+                "/batch?api-version=2020-06-01",
+                &batched,
+                refused,
+            ),
+            self.decide(false, "rg-prod stays"),
+        );
+        decided?;
+        step?;
         // The agent "backs up" an SSH key to storage: exfiltration.
         let upload = [
             bearer(&storage),
