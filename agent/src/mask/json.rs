@@ -5,6 +5,8 @@
 //! object is left to a deeper path (`properties.*` masks app settings given
 //! as strings, `properties.*.value` those given as `{value, type}`).
 
+use std::sync::LazyLock;
+
 use serde_json::Value;
 
 use super::{Masker, kubeconfig};
@@ -225,18 +227,30 @@ const fn p(paths: &'static [&'static str], detector: &'static str) -> Plan {
 
 /// The structure-aware plan for `operation`, if it hands out secrets.
 pub(super) fn plan(operation: &str) -> Option<Plan> {
-    PLANS
-        .iter()
-        .find(|(glob, _)| Glob::new(glob, true).matches(operation))
-        .map(|(_, plan)| *plan)
+    static COMPILED: LazyLock<Vec<(Glob, Plan)>> = LazyLock::new(|| compile(PLANS));
+    first_match(&COMPILED, operation)
 }
 
 /// The plan for a request body of `operation` whose purpose is to carry a
 /// secret (a secret being set, a Kubernetes Secret created).
 pub(super) fn request_plan(operation: &str) -> Option<Plan> {
-    REQUEST_PLANS
+    static COMPILED: LazyLock<Vec<(Glob, Plan)>> = LazyLock::new(|| compile(REQUEST_PLANS));
+    first_match(&COMPILED, operation)
+}
+
+/// The tables' globs, compiled once: every request asks them (several
+/// times), and compiling allocates.
+fn compile(table: &[(&str, Plan)]) -> Vec<(Glob, Plan)> {
+    table
         .iter()
-        .find(|(glob, _)| Glob::new(glob, true).matches(operation))
+        .map(|(glob, plan)| (Glob::new(glob, true), *plan))
+        .collect()
+}
+
+fn first_match(table: &[(Glob, Plan)], operation: &str) -> Option<Plan> {
+    table
+        .iter()
+        .find(|(glob, _)| glob.matches(operation))
         .map(|(_, plan)| *plan)
 }
 
