@@ -314,7 +314,7 @@ pub(super) fn response_body(
     let body = Decoded::new(body, decoder);
     // Counted outside: bytes and digest are of what the client receives,
     // and the tap reports before the body's end records the exchange.
-    let tapped = Tap::new(body, masker, exchange.clone(), true, excerpt);
+    let tapped = Tap::new(body, masker, exchange.clone(), excerpt);
     let tapped = if verdict.operation.service == crate::core::Service::Model {
         tapped.reassembling()
     } else {

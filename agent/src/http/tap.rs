@@ -1,7 +1,7 @@
-//! Watching a body as it passes: masking it (responses) or scanning it
-//! (requests, whose bytes go on unchanged), and keeping the masked excerpt
-//! the audit record carries. What was seen is handed to the exchange when
-//! the body ends.
+//! Watching a response body as it passes: masking it before it reaches
+//! the client, and keeping the masked excerpt the audit record carries.
+//! What was seen is handed to the exchange when the body ends. (Request
+//! bodies are scanned by `super::scan`.)
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,7 +19,6 @@ pub(super) struct Tap<B> {
     inner: B,
     masker: Option<StreamMasker>,
     exchange: Arc<Exchange>,
-    response: bool,
     /// The first bytes as sent on, for the excerpt (masked again at the
     /// end, with look-ahead so no secret is cut in half unseen).
     head: Vec<u8>,
@@ -33,20 +32,17 @@ pub(super) struct Tap<B> {
 
 impl<B> std::fmt::Debug for Tap<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tap")
-            .field("response", &self.response)
-            .finish_non_exhaustive()
+        f.debug_struct("Tap").finish_non_exhaustive()
     }
 }
 
 impl<B> Tap<B> {
-    /// `masker`: masks or scans (none: only the excerpt is kept).
-    /// `excerpt`: whether this is text worth an excerpt.
+    /// `masker`: masks (none: only the excerpt is kept). `excerpt`: whether
+    /// this is text worth an excerpt.
     pub(super) fn new(
         inner: B,
         masker: Option<StreamMasker>,
         exchange: Arc<Exchange>,
-        response: bool,
         excerpt: bool,
     ) -> Self {
         let excerpt_bytes = if excerpt {
@@ -58,7 +54,6 @@ impl<B> Tap<B> {
             inner,
             masker,
             exchange,
-            response,
             head: Vec::new(),
             excerpt_bytes,
             tail: None,
@@ -103,8 +98,7 @@ impl<B> Tap<B> {
                 .excerpt(&self.head, self.excerpt_bytes)
         };
         let findings = self.masker.as_ref().map(|m| m.findings().clone());
-        self.exchange
-            .set_seen(self.response, Seen { excerpt, findings });
+        self.exchange.set_seen(true, Seen { excerpt, findings });
         if let Some(model) = self.model.take() {
             let cap = self.exchange.gate().models().text_bytes();
             self.exchange
