@@ -23,4 +23,4 @@ pub(crate) use operation::{KubeRef, KubeVerb, Operation, Service};
 pub(crate) use process::Image;
 pub use process::ProcessInfo;
 pub(crate) use sync::{lock, read_lock, write_lock};
-pub(crate) use text::{hex, truncate};
+pub(crate) use text::{hex, percent_decode, truncate};

@@ -16,7 +16,6 @@ mod tests;
 
 pub(crate) use fetch::Fetcher;
 pub(crate) use link::{Links, client_assertion, form_field};
-pub(crate) use storage::percent_decode;
 
 use std::sync::Arc;
 

@@ -90,6 +90,58 @@ fn redact_subprotocols(value: &str) -> String {
         .join(", ")
 }
 
+/// The credentials themselves that a request carries (bearer tokens,
+/// signatures, a SAS `sig`), so that an upstream echoing one back (an
+/// error message quoting the token it refused) cannot put it in the
+/// trail's excerpts, however short or shapeless it is. Kept in memory for
+/// the exchange only; values under 8 bytes are too common to hunt for.
+pub(crate) fn credentials(headers: &HeaderMap, query: Option<&str>) -> Vec<String> {
+    const MIN: usize = 8;
+    let mut out = Vec::new();
+    let mut keep = |v: &str| {
+        let v = v.trim();
+        if v.len() >= MIN && !out.iter().any(|o| o == v) {
+            out.push(v.to_owned());
+        }
+    };
+    for name in [
+        "authorization",
+        "proxy-authorization",
+        "x-ms-authorization-auxiliary",
+        "x-ms-copy-source-authorization",
+    ] {
+        for value in headers.get_all(name).iter().filter_map(|v| v.to_str().ok()) {
+            for one in value.split(',') {
+                // `Bearer x`, `SharedKey account:signature`.
+                let credential = one.trim().split_once(' ').map_or(one, |(_, c)| c);
+                keep(credential.rsplit(':').next().unwrap_or(credential));
+                keep(credential);
+            }
+        }
+    }
+    for value in headers
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+    {
+        for token in value
+            .split(',')
+            .filter_map(|p| p.trim().strip_prefix(K8S_WEBSOCKET_BEARER))
+        {
+            keep(token);
+        }
+    }
+    for pair in query.unwrap_or_default().split('&') {
+        if let Some((k, v)) = pair.split_once('=')
+            && secret_param(k)
+        {
+            keep(v);
+            keep(&crate::core::percent_decode(v));
+        }
+    }
+    out
+}
+
 fn secret_param(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     SECRET_PARAMS.contains(&lower.as_str())
@@ -331,6 +383,38 @@ mod tests {
             redact_headers(&h)["sec-websocket-protocol"],
             "v4.channel.k8s.io, base64url.bearer.authorization.k8s.io.[REDACTED]"
         );
+    }
+
+    #[test]
+    fn a_requests_own_credentials_are_known_to_hide_them_from_echoes() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer tok-s3cr3t-9"),
+            (
+                "x-ms-authorization-auxiliary",
+                "Bearer aux-token-1, Bearer aux-token-2",
+            ),
+            (
+                "x-ms-copy-source-authorization",
+                "SharedKey acct:c2lnbmF0dXJl",
+            ),
+            ("x-ms-version", "2023-11-03"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let got = credentials(&h, Some("sv=1&sig=a%2Bb%3D%3Dcdefgh&comp=list"));
+        for want in [
+            "tok-s3cr3t-9",
+            "aux-token-1",
+            "aux-token-2",
+            "c2lnbmF0dXJl",
+            "a%2Bb%3D%3Dcdefgh",
+            "a+b==cdefgh",
+        ] {
+            assert!(got.iter().any(|g| g == want), "{want} missing from {got:?}");
+        }
+        assert!(!got.iter().any(|g| g.contains("2023-11-03")), "{got:?}");
+        assert!(credentials(&HeaderMap::new(), Some("sig=short")).is_empty());
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub(super) struct Exchange {
     approval: OnceLock<crate::core::Outcome>,
     /// The requests an envelope carries, judged.
     inner: OnceLock<Vec<crate::core::record::InnerInfo>>,
+    /// The credentials the request carries (never recorded): an upstream
+    /// echoing one back cannot put it in an excerpt.
+    own_credentials: Vec<String>,
     /// Policy refused the request once its streamed body was scanned.
     refused: OnceLock<crate::core::Decision>,
     output: OnceLock<crate::model::Output>,
@@ -135,6 +138,7 @@ impl Exchange {
             prompt: OnceLock::new(),
             approval: OnceLock::new(),
             refused: OnceLock::new(),
+            own_credentials: crate::redact::credentials(req.headers(), req.uri().query()),
             inner: OnceLock::new(),
             output: OnceLock::new(),
             error: Mutex::new(None),
@@ -268,7 +272,28 @@ impl Exchange {
         let _ = self.output.set(output);
     }
 
-    pub(super) fn set_seen(&self, response: bool, seen: Seen) {
+    pub(super) fn set_seen(&self, response: bool, mut seen: Seen) {
+        if let Some(excerpt) = seen.excerpt.as_mut() {
+            for credential in &self.own_credentials {
+                let token = || {
+                    self.ctx
+                        .masker
+                        .token("request-credential", credential.as_bytes())
+                };
+                if excerpt.contains(credential.as_str()) {
+                    *excerpt = excerpt.replace(credential.as_str(), &token());
+                }
+                // Cut by the excerpt's end: its first 8 bytes or more (the
+                // longest such tail, so no part of it stays).
+                let shortest = excerpt.len().saturating_sub(7);
+                let longest = excerpt.len().saturating_sub(credential.len() - 1);
+                if let Some(at) = (longest..shortest).find(|&at| {
+                    excerpt.is_char_boundary(at) && credential.starts_with(&excerpt[at..])
+                }) {
+                    excerpt.replace_range(at.., &token());
+                }
+            }
+        }
         *lock(&self.seen[usize::from(response)]) = seen;
     }
 

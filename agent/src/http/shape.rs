@@ -173,11 +173,11 @@ fn credentials(headers: &HeaderMap, query: Option<&str>) -> Result<(), Misshapen
     for pair in query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         // Names compared as a lenient server would read them.
-        let k = crate::identity::percent_decode(k).to_ascii_lowercase();
+        let k = crate::core::percent_decode(k).to_ascii_lowercase();
         if !SAS_PARAMS.contains(&k.as_str()) {
             continue;
         }
-        let v = crate::identity::percent_decode(v);
+        let v = crate::core::percent_decode(v);
         match seen.iter().find(|(name, _)| *name == k) {
             Some((_, first)) if *first != v => {
                 return refuse(format!(

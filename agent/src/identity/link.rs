@@ -18,9 +18,9 @@ use std::time::{Duration, SystemTime};
 
 use lru::LruCache;
 
-use super::storage::percent_decode;
 use crate::core::GithubInfo;
 use crate::core::lock;
+use crate::core::percent_decode;
 
 /// Links remembered at once; the oldest go first.
 const CAPACITY: usize = 4096;

@@ -6,6 +6,7 @@
 use std::time::SystemTime;
 
 use super::fingerprint;
+use crate::core::percent_decode;
 use crate::core::{CredentialKind, Identity, SasInfo};
 
 /// `Authorization: SharedKey account:signature`.
@@ -68,34 +69,4 @@ fn parse_time(s: &str) -> Option<SystemTime> {
     humantime::parse_rfc3339_weak(s)
         .or_else(|_| humantime::parse_rfc3339_weak(&format!("{s}T00:00:00Z")))
         .ok()
-}
-
-/// `%XX` escapes (and `+` for space) as queries and forms carry them
-/// (`se=2026-11-28T10%3A00%3A00Z`).
-pub(crate) fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
