@@ -1,6 +1,7 @@
-//! A request body too large to read before forwarding, scanned for secrets
-//! as it streams: by its bytes whatever its label says, decoded first when
-//! it carries a `Content-Encoding`. When what it carries makes policy
+//! Request bodies scanned for secrets by their bytes, whatever their label
+//! says, decoded first when they carry a `Content-Encoding` (`Scan`, for
+//! bodies read whole too); and a body too large to read before forwarding,
+//! scanned as it streams (`Scanned`). When what it carries makes policy
 //! refuse the request, the body fails instead of ending, so the upstream
 //! never sees a complete request (HTTP/2: `RST_STREAM`; HTTP/1.1: the
 //! connection closes short of the announced length or the last chunk) and
