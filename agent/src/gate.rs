@@ -31,7 +31,7 @@ pub(crate) struct Verdict {
 pub(crate) struct Rejudge {
     gate: Arc<Gate>,
     verdict: Verdict,
-    method: http::Method,
+    method: String,
     host: String,
     port: u16,
     process: Arc<ProcessInfo>,
@@ -41,16 +41,15 @@ impl Rejudge {
     /// The decision once `secrets` were found: `None` while it still
     /// allows the request.
     pub(crate) fn refuses(&mut self, secrets: &[&'static str]) -> Option<Decision> {
-        let asked = Asked {
-            method: &self.method,
-            host: &self.host,
-            port: self.port,
-            path: "",
-            query: None,
-            headers: &http::HeaderMap::new(),
-        };
-        self.gate
-            .reassess(&mut self.verdict, asked, &self.process, secrets);
+        let Self {
+            gate,
+            verdict,
+            method,
+            host,
+            port,
+            process,
+        } = self;
+        verdict.decision = gate.decide_found(verdict, method, host, *port, process, secrets);
         (self.verdict.decision.action != crate::core::Action::Allow)
             .then(|| self.verdict.decision.clone())
     }
@@ -142,16 +141,37 @@ impl Gate {
         process: &ProcessInfo,
         secrets: &[&'static str],
     ) {
-        verdict.decision = self.decide(&Subject {
+        verdict.decision = self.decide_found(
+            verdict,
+            asked.method.as_str(),
+            asked.host,
+            asked.port,
+            process,
+            secrets,
+        );
+    }
+
+    /// The decision for a judged request once `secrets` were found in its
+    /// body.
+    fn decide_found(
+        &self,
+        verdict: &Verdict,
+        method: &str,
+        host: &str,
+        port: u16,
+        process: &ProcessInfo,
+        secrets: &[&'static str],
+    ) -> Decision {
+        self.decide(&Subject {
             identity: &verdict.identity,
             process,
-            method: asked.method.as_str(),
-            host: asked.host,
-            port: asked.port,
+            method,
+            host,
+            port,
             path: &verdict.path,
             operation: &verdict.operation.name,
             secrets,
-        });
+        })
     }
 
     /// Each request an envelope carries, named and asked of policy with
@@ -216,7 +236,7 @@ impl Gate {
         Rejudge {
             gate: self.clone(),
             verdict: verdict.clone(),
-            method: asked.method.clone(),
+            method: asked.method.to_string(),
             host: asked.host.to_owned(),
             port: asked.port,
             process,

@@ -619,6 +619,34 @@ async fn uploads_are_scanned_whatever_they_claim_to_be() {
             "{what}: {rec}"
         );
     }
+    // A coding airlock cannot decode cannot be judged: refused, not relayed.
+    let file = dir.join("zstd");
+    std::fs::write(&file, PEM).unwrap();
+    readable(&file);
+    let at = format!("@{}", file.display());
+    let (status, body) = refused(
+        &env,
+        curl(
+            &env,
+            &ca,
+            BLOB,
+            "/count",
+            &[
+                "-X",
+                "PUT",
+                "--data-binary",
+                &at,
+                "-H",
+                "content-encoding: zstd",
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &"BadRequestBody".into()),
+        "{body}"
+    );
     // The same streamed upload without the key goes through, whole.
     let file = dir.join("clean");
     std::fs::write(&file, format!("{filler}{filler}")).unwrap();

@@ -72,7 +72,7 @@ pub(super) async fn request_body(
     let token = is_token_request(verdict);
     let model = verdict.operation.service == crate::core::Service::Model;
     // A body that exists to carry a secret (a Key Vault secret being set)
-    // keeps an excerpt only masked by its structure, so only read whole.
+    // keeps an excerpt only masked by its structure: read whole, or none.
     let carries_secret = crate::mask::secret_bearing_request(&verdict.operation.name);
     // The requests inside an envelope are judged before it is forwarded,
     // so it is read whole (up to the limit: a larger one cannot be judged).
@@ -175,9 +175,12 @@ pub(super) async fn request_body(
     exchange.set_seen(
         false,
         Seen {
-            excerpt: ctx
-                .masker
-                .request_excerpt(&verdict.operation.name, &bytes, ctx.excerpt_bytes),
+            excerpt: excerpt
+                .then(|| {
+                    ctx.masker
+                        .request_excerpt(&verdict.operation.name, &bytes, ctx.excerpt_bytes)
+                })
+                .flatten(),
             findings: Some(findings.clone()),
         },
     );
@@ -368,9 +371,8 @@ pub(super) fn ask_maskable(headers: &mut HeaderMap, operation: &str) {
         .map(|entry| {
             let entry = entry.trim();
             let (media, params) = entry.split_once(';').unwrap_or((entry, ""));
-            let media = media.trim().to_ascii_lowercase();
-            let json = media == "application/json" || media == "*/*" || media.ends_with("+json");
-            match (json, params.is_empty()) {
+            let media = media.trim();
+            match (media == "*/*" || is_json(media), params.is_empty()) {
                 (true, _) => entry.to_owned(),
                 (false, true) => "application/json".to_owned(),
                 (false, false) => format!("application/json;{params}"),
@@ -394,18 +396,18 @@ fn unmaskable_format(operation: &str, content_type: Option<&str>) -> Option<Stri
         return None;
     }
     let media = content_type
-        .map(|c| {
-            c.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+        .map(|c| c.split(';').next().unwrap_or("").trim())
         .unwrap_or_default();
-    let json = media.is_empty() || media == "application/json" || media.ends_with("+json");
-    (!json).then(|| {
+    (!media.is_empty() && !is_json(media)).then(|| {
         format!(
             "{operation} responses carry secrets and this one is {media}, which airlock cannot mask by its structure, so it is not relayed"
         )
     })
+}
+
+/// `application/json` or a `+json` type (`application/merge-patch+json`),
+/// any case.
+fn is_json(media: &str) -> bool {
+    media.eq_ignore_ascii_case("application/json")
+        || (media.len() > 5 && media.as_bytes()[media.len() - 5..].eq_ignore_ascii_case(b"+json"))
 }

@@ -45,33 +45,44 @@ impl Scan {
     }
 
     /// Scans `data` as sent.
-    pub(super) fn push(&mut self, data: &[u8]) -> Result<(), BoxError> {
+    pub(super) fn push(&mut self, data: &Bytes) -> Result<(), BoxError> {
         let Some(decoder) = self.decoder.as_mut() else {
-            self.scanner.push(&Bytes::copy_from_slice(data));
+            self.scanner.push(data);
             return Ok(());
         };
         decoder.input(data)?;
-        while let Some(out) = decoder.output()? {
-            self.decoded += out.len() as u64;
-            if self.decoded > MAX_DECODED {
-                return Err(format!(
-                    "the request body decodes to more than {} MiB: it cannot be scanned, so it is not forwarded",
-                    MAX_DECODED >> 20
-                )
-                .into());
-            }
-            self.scanner.push(&Bytes::from(out));
+        while let Some(out) = self
+            .decoder
+            .as_mut()
+            .map(Coding::output)
+            .transpose()?
+            .flatten()
+        {
+            self.decoded_push(out)?;
         }
         Ok(())
     }
 
     /// The rest of the scan, at the body's end.
     pub(super) fn finish(&mut self) -> Result<(), BoxError> {
-        if let Some(decoder) = self.decoder.as_mut() {
-            let rest = decoder.end()?;
-            self.scanner.push(&Bytes::from(rest));
+        if let Some(rest) = self.decoder.as_mut().map(Coding::end).transpose()? {
+            self.decoded_push(rest)?;
         }
         self.scanner.finish();
+        Ok(())
+    }
+
+    /// Decoded bytes to the scanner, counted against [`MAX_DECODED`].
+    fn decoded_push(&mut self, out: Vec<u8>) -> Result<(), BoxError> {
+        self.decoded += out.len() as u64;
+        if self.decoded > MAX_DECODED {
+            return Err(format!(
+                "the request body decodes to more than {} MiB: it cannot be scanned, so it is not forwarded",
+                MAX_DECODED >> 20
+            )
+            .into());
+        }
+        self.scanner.push(&Bytes::from(out));
         Ok(())
     }
 

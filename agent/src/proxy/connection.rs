@@ -13,10 +13,10 @@ use super::prefixed::PrefixedIo;
 use super::{mitm, splice};
 use crate::audit::AuditLog;
 use crate::capture::{Captured, OrigDstTable};
-use crate::core::ProcessInfo;
 use crate::core::addrs::{ClientAddr, Endpoint, OrigDstAddr};
 use crate::core::read_lock;
 use crate::core::record::{ConnEnds, ConnectionRecord, RecordKind};
+use crate::core::{Decision, ProcessInfo};
 use crate::host::InterceptList;
 use crate::telemetry::ConnPath;
 use crate::tls::{ClientTls, UpstreamTls};
@@ -107,7 +107,7 @@ struct Spliced<'a> {
     counts: splice::Counts,
     /// Where it was relayed, when that is not the original destination.
     relayed_to: Option<Endpoint>,
-    decision: Option<crate::core::Decision>,
+    decision: Option<Decision>,
     /// `None` while running; `Some(error)` once ended.
     ended: Option<Option<String>>,
 }
@@ -264,12 +264,8 @@ impl Proxy {
             .current()
             .decide_connection(hello.server_name(), &conn.process);
         if decision.action != crate::core::Action::Allow {
-            self.telemetry.traffic.connection(ConnPath::Refused);
-            tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?hello.sni, dst = %conn.orig_dst, rule = ?decision.rule, "TLS passthrough refused by policy");
             let why = format!("refused by policy: {}", decision.reason);
-            let mut rec = conn.record(RecordKind::TlsPassthrough, hello.sni, (0, 0), Some(why));
-            rec.decision = Some(decision);
-            return self.write(&rec);
+            return self.refuse_passthrough(conn, hello.sni, why, decision);
         }
         let to = match hello.server_name() {
             None => Ok(conn.orig_dst.0),
@@ -277,12 +273,7 @@ impl Proxy {
         };
         let to = match to {
             Ok(to) => to,
-            Err(why) => {
-                self.telemetry.traffic.connection(ConnPath::Refused);
-                tracing::warn!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?hello.sni, dst = %conn.orig_dst, error = %why, "TLS passthrough refused");
-                let rec = conn.record(RecordKind::TlsPassthrough, hello.sni, (0, 0), Some(why));
-                return self.write(&rec);
-            }
+            Err(why) => return self.refuse_passthrough(conn, hello.sni, why, decision),
         };
         self.telemetry.traffic.connection(ConnPath::Passthrough);
         tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?hello.sni, dst = %conn.orig_dst, %to, "TLS passthrough");
@@ -297,6 +288,22 @@ impl Proxy {
         .await;
     }
 
+    /// A passed-through connection closed before a byte was relayed, and
+    /// recorded with `why` and what policy said.
+    fn refuse_passthrough(
+        &self,
+        conn: &Conn,
+        sni: Option<String>,
+        why: String,
+        decision: Decision,
+    ) {
+        self.telemetry.traffic.connection(ConnPath::Refused);
+        tracing::warn!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?sni, dst = %conn.orig_dst, error = %why, "TLS passthrough refused");
+        let mut rec = conn.record(RecordKind::TlsPassthrough, sni, (0, 0), Some(why));
+        rec.decision = Some(decision);
+        self.write(&rec);
+    }
+
     /// Splices `client` to `to` byte for byte, and records the connection
     /// (as `kind`) when it ends.
     async fn relay<C>(
@@ -306,7 +313,7 @@ impl Proxy {
         kind: RecordKind,
         sni: Option<String>,
         to: SocketAddr,
-        decision: Option<crate::core::Decision>,
+        decision: Option<Decision>,
     ) where
         C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
