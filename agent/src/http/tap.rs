@@ -133,6 +133,12 @@ where
                         None => frame,
                     };
                     self.keep(&out);
+                    if self.masker.is_none() && self.inner.is_end_stream() {
+                        // hyper polls no further a body that says it is at
+                        // its end, and the exchange is recorded when it is
+                        // dropped: what was seen is reported now.
+                        self.report();
+                    }
                     if out.is_empty() {
                         // Held back for look-ahead: read on.
                         continue;
