@@ -53,8 +53,9 @@ struct airlock_orig {
 	char  comm[AIRLOCK_COMM_LEN];
 };
 
-/* Key of the by-peer map: the client's local address as the proxy sees it. */
-struct airlock_peer_key {
+/* An address and port: the key of the by-peer map (the client's local
+ * address as the proxy sees it) and of the destinations map. */
+struct airlock_addr_key {
 	__u8  addr[16];            /* IPv4 as ::ffff:a.b.c.d */
 	__u16 port;                /* host order */
 	__u16 _pad;

@@ -68,6 +68,16 @@ struct {
 	__type(value, __u8);
 } AIRLOCK_PORTS SEC(".maps");
 
+/* Destinations captured whatever AIRLOCK_PORTS says: the instance metadata
+ * service (169.254.169.254:80), which speaks plain HTTP on a port that is
+ * not captured for TLS. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16);
+	__type(key, struct airlock_addr_key);
+	__type(value, __u8);
+} AIRLOCK_DESTS SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 256);
@@ -102,7 +112,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct airlock_peer_key);
+	__type(key, struct airlock_addr_key);
 	__type(value, struct airlock_orig);
 } AIRLOCK_BY_PEER SEC(".maps");
 
@@ -328,10 +338,35 @@ static __always_inline void orig6(struct bpf_sock_addr *ctx, struct airlock_orig
 	fill_caller(rec);
 }
 
+/* Is this destination captured: its port, or the address and port? `v6`
+ * is a constant at each call site, so each program only reads the context
+ * fields its attach type allows (the verifier refuses user_ip6 in
+ * connect4 even on a path never taken). */
+static __always_inline int captured_dest(struct bpf_sock_addr *ctx, __u16 port, const int v6)
+{
+	struct airlock_addr_key key = {};
+
+	if (bpf_map_lookup_elem(&AIRLOCK_PORTS, &port))
+		return 1;
+	if (!v6) {
+		v4_mapped(key.addr, ctx->user_ip4);
+	} else {
+		__u32 ip6[4];
+
+		ip6[0] = CTX_U32(ctx->user_ip6[0]);
+		ip6[1] = CTX_U32(ctx->user_ip6[1]);
+		ip6[2] = CTX_U32(ctx->user_ip6[2]);
+		ip6[3] = CTX_U32(ctx->user_ip6[3]);
+		__builtin_memcpy(key.addr, ip6, 16);
+	}
+	key.port = port;
+	return bpf_map_lookup_elem(&AIRLOCK_DESTS, &key) != 0;
+}
+
 /* Common front half of connect4/6 and sendmsg4/6: is this a socket of a
- * selected process going to a captured port? */
+ * selected process going to a captured destination? */
 static __always_inline const struct airlock_config *
-captured(struct bpf_sock_addr *ctx)
+captured(struct bpf_sock_addr *ctx, const int v6)
 {
 	const struct airlock_config *cfg = config();
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
@@ -340,7 +375,7 @@ captured(struct bpf_sock_addr *ctx)
 		return 0;
 	if (ctx->type != SOCK_STREAM && ctx->type != SOCK_DGRAM)
 		return 0;
-	if (!bpf_map_lookup_elem(&AIRLOCK_PORTS, &port))
+	if (!captured_dest(ctx, port, v6))
 		return 0;
 	if (!selected(cfg))
 		return 0;
@@ -350,7 +385,7 @@ captured(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect4")
 int airlock_connect4(struct bpf_sock_addr *ctx)
 {
-	const struct airlock_config *cfg = captured(ctx);
+	const struct airlock_config *cfg = captured(ctx, 0);
 	struct airlock_orig rec = {};
 	__u64 cookie;
 
@@ -376,7 +411,7 @@ int airlock_connect4(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect6")
 int airlock_connect6(struct bpf_sock_addr *ctx)
 {
-	const struct airlock_config *cfg = captured(ctx);
+	const struct airlock_config *cfg = captured(ctx, 1);
 	struct airlock_orig rec = {};
 	__u32 ip6[4];
 	__u64 cookie;
@@ -426,7 +461,7 @@ int airlock_sendmsg4(struct bpf_sock_addr *ctx)
 {
 	struct airlock_orig rec = {};
 
-	if (ctx->type != SOCK_DGRAM || !captured(ctx))
+	if (ctx->type != SOCK_DGRAM || !captured(ctx, 0))
 		return 1;
 	orig4(ctx, &rec);
 	emit(AIRLOCK_EV_UDP_REFUSED, &rec);
@@ -438,7 +473,7 @@ int airlock_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	struct airlock_orig rec = {};
 
-	if (ctx->type != SOCK_DGRAM || !captured(ctx))
+	if (ctx->type != SOCK_DGRAM || !captured(ctx, 1))
 		return 1;
 	orig6(ctx, &rec);
 	emit(AIRLOCK_EV_UDP_REFUSED, &rec);
@@ -497,7 +532,7 @@ int airlock_getpeername6(struct bpf_sock_addr *ctx)
 }
 
 static __always_inline void peer_key(struct bpf_sock_ops *skops,
-				     struct airlock_peer_key *key)
+				     struct airlock_addr_key *key)
 {
 	if (skops->family == AF_INET) {
 		v4_mapped(key->addr, skops->local_ip4);
@@ -517,7 +552,7 @@ static __always_inline void peer_key(struct bpf_sock_ops *skops,
 SEC("sockops")
 int airlock_sockops(struct bpf_sock_ops *skops)
 {
-	struct airlock_peer_key key = {};
+	struct airlock_addr_key key = {};
 	struct airlock_orig *rec;
 	__u64 cookie;
 

@@ -29,9 +29,9 @@ int main(void)
 	OFF(airlock_orig, start_time);
 	OFF(airlock_orig, exec_id);
 	OFF(airlock_orig, comm);
-	SIZE(airlock_peer_key);
-	OFF(airlock_peer_key, addr);
-	OFF(airlock_peer_key, port);
+	SIZE(airlock_addr_key);
+	OFF(airlock_addr_key, addr);
+	OFF(airlock_addr_key, port);
 	SIZE(airlock_event);
 	OFF(airlock_event, kind);
 	OFF(airlock_event, orig);

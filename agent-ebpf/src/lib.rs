@@ -4,7 +4,7 @@
 mod shared;
 mod sys;
 
-pub use shared::{Config, Event, EventKind, Orig, PeerKey, flags};
+pub use shared::{AddrKey, Config, Event, EventKind, Orig, flags};
 pub use sys::async_ring_buf;
 
 /// The compiled capture object (`bpf/capture.bpf.c`), aligned for the ELF
@@ -32,6 +32,7 @@ pub mod programs {
 pub mod maps {
     pub const CONFIG: &str = "AIRLOCK_CONFIG";
     pub const PORTS: &str = "AIRLOCK_PORTS";
+    pub const DESTS: &str = "AIRLOCK_DESTS";
     pub const COMMS: &str = "AIRLOCK_COMMS";
     pub const UIDS: &str = "AIRLOCK_UIDS";
     pub const BY_COOKIE: &str = "AIRLOCK_BY_COOKIE";

@@ -50,10 +50,12 @@ pub struct Orig {
     pub comm: [u8; 16],
 }
 
-/// `struct airlock_peer_key`: the client's local address as seen on accept.
+/// `struct airlock_addr_key`: an address and port — the client's local
+/// address as seen on accept (by-peer map), or a destination captured
+/// whatever its port (destinations map).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct PeerKey {
+pub struct AddrKey {
     /// IPv4 as `::ffff:a.b.c.d`.
     pub addr: [u8; 16],
     pub port: u16,
@@ -196,9 +198,9 @@ mod tests {
 
     #[test]
     fn peer_key_and_event_layout_match_c() {
-        assert_eq!(size_of::<PeerKey>(), c::SIZE_airlock_peer_key);
-        assert_eq!(offset_of!(PeerKey, addr), c::OFF_airlock_peer_key_addr);
-        assert_eq!(offset_of!(PeerKey, port), c::OFF_airlock_peer_key_port);
+        assert_eq!(size_of::<AddrKey>(), c::SIZE_airlock_addr_key);
+        assert_eq!(offset_of!(AddrKey, addr), c::OFF_airlock_addr_key_addr);
+        assert_eq!(offset_of!(AddrKey, port), c::OFF_airlock_addr_key_port);
         assert_eq!(Event::SIZE, c::SIZE_airlock_event);
         assert_eq!(c::OFF_airlock_event_kind, 0);
         assert_eq!(c::OFF_airlock_event_orig, 8);

@@ -16,14 +16,14 @@
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 
-use crate::shared::{Config, Orig, PeerKey};
+use crate::shared::{AddrKey, Config, Orig};
 
 // SAFETY: (1) above.
 unsafe impl aya::Pod for Config {}
 // SAFETY: (1) above.
 unsafe impl aya::Pod for Orig {}
 // SAFETY: (1) above.
-unsafe impl aya::Pod for PeerKey {}
+unsafe impl aya::Pod for AddrKey {}
 
 /// Registers the ring buffer for readiness polling on the current tokio
 /// runtime (must be called from within one).

@@ -221,6 +221,7 @@ impl App {
                 .filter(|d| !d.is_zero()),
             intercept_without_sni: self.config.proxy.intercept_without_sni,
             non_tls: self.config.proxy.non_tls,
+            imds: self.config.capture.imds.clone(),
             intercept: self.intercept.clone(),
             on_audit_failure: self.config.audit.on_failure,
             client_tls: self.client_tls,

@@ -73,6 +73,9 @@ pub(crate) struct Asked<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub headers: &'a http::HeaderMap,
+    /// Sent to an instance metadata service (`capture.imds`): named by
+    /// [`crate::operation::imds`], its caller the identity it asks for.
+    pub imds: bool,
 }
 
 impl Gate {
@@ -108,12 +111,20 @@ impl Gate {
     }
 
     pub(crate) async fn assess(&self, asked: Asked<'_>, process: &ProcessInfo) -> Verdict {
-        let identity = self.identifier().identify(asked.headers, asked.query).await;
         // Classified and matched as servers read it (see `normalize_path`).
         let path = crate::operation::normalize_path(asked.path);
-        let operation = self.models.classify(asked.host, &path).unwrap_or_else(|| {
-            crate::operation::classify(asked.host, asked.method, &path, asked.query)
-        });
+        let (identity, operation) = if asked.imds {
+            (
+                crate::identity::managed(asked.query),
+                crate::operation::imds::classify(&path, asked.query),
+            )
+        } else {
+            let identity = self.identifier().identify(asked.headers, asked.query).await;
+            let operation = self.models.classify(asked.host, &path).unwrap_or_else(|| {
+                crate::operation::classify(asked.host, asked.method, &path, asked.query)
+            });
+            (identity, operation)
+        };
         let decision = self.decide(&Subject {
             identity: &identity,
             process,

@@ -24,6 +24,20 @@ use crate::core::lock;
 use crate::core::{CredentialKind, Identity};
 use crate::tls::UpstreamTls;
 
+/// The caller of a request to an instance metadata service: the managed
+/// identity it asks for (the request carries no credential; the host's
+/// identity is what answers it).
+pub(crate) fn managed(query: Option<&str>) -> Identity {
+    let asked = crate::operation::imds::asked_identity(query);
+    Identity {
+        kind: CredentialKind::ManagedIdentity,
+        app_id: asked.client_id,
+        oid: asked.object_id,
+        msi_resource: asked.resource_id,
+        ..Identity::default()
+    }
+}
+
 /// Identifies the caller of each request: owns the issuers' key caches, the
 /// validated-token cache and the GitHub→Azure token links.
 #[derive(Debug)]

@@ -92,6 +92,11 @@
 //!   `/copilot_internal/v2/token`, where an OAuth token becomes a Copilot
 //!   session token), `github.user` (GET `/user`), else `github.read` (GET,
 //!   HEAD) or `github.write`.
+//! - **Instance metadata** (the addresses in `capture.imds`, whatever the
+//!   `Host`): `imds.token` (`/metadata/identity/oauth2/token`, App
+//!   Service's `/msi/token`; `audience` is its `resource`),
+//!   `imds.identity`, `imds.instance`, `imds.attested`,
+//!   `imds.scheduled_events`, else `imds.request`.
 //! - **Anything else**: `http.{method}` in lower case, e.g. `http.get`.
 
 use crate::core::{Operation, Service};
@@ -102,6 +107,7 @@ pub(crate) mod envelope;
 mod functions;
 pub(crate) mod github;
 pub(crate) mod graph;
+pub(crate) mod imds;
 mod keyvault;
 mod kube;
 mod storage;
@@ -254,7 +260,7 @@ fn lowered(segments: &[&str]) -> Vec<String> {
 /// The value of query parameter `name` (case ignored), raw. A parameter sent
 /// twice with different values reads as empty, which names no operation, so
 /// the request cannot be named after whichever copy a service might ignore.
-fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+pub(crate) fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     let mut found: Option<&str> = None;
     for (key, value) in query?
         .split('&')

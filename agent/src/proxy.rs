@@ -1,10 +1,11 @@
 //! Where redirected connections arrive: recover each connection's original
 //! destination and caller, sniff TLS, then splice it, or decrypt it and
-//! relay HTTP.
+//! relay HTTP; serve an instance metadata service's plain HTTP.
 
 mod connection;
 pub(crate) mod hello;
 mod listener;
+mod metadata;
 mod mitm;
 mod prefixed;
 mod splice;

@@ -56,10 +56,16 @@ impl Reloader {
         report_policy(&outcome, &self.audit);
     }
 
-    fn apply(&self, new: Config) {
+    fn apply(&self, mut new: Config) {
         let mut current = lock(&self.current);
         let mut applied = Vec::new();
         let mut restart = Vec::new();
+        // The proxy serves the metadata addresses it started with; the
+        // kernel must capture exactly those until a restart.
+        if new.capture.imds != current.capture.imds {
+            restart.push("capture.imds");
+            new.capture.imds = current.capture.imds.clone();
+        }
         let selection_changed = {
             let (a, b) = (&current.capture, &new.capture);
             (&a.comm, &a.uid, &a.ports, a.follow_children, a.follow_depth)

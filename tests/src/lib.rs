@@ -1,6 +1,7 @@
 //! Harness for airlock's integration tests: privilege gating, throwaway
-//! cgroups, loopback upstreams (plain and TLS), a test CA, an OIDC issuer,
-//! an in-process airlock, and the daemon and helper binaries.
+//! cgroups, loopback upstreams (plain and TLS, a metadata service), a test
+//! CA, an OIDC issuer, an in-process airlock, and the daemon and helper
+//! binaries.
 
 pub mod body;
 pub mod cgroup;
@@ -8,6 +9,7 @@ pub mod curl;
 pub mod daemon;
 pub mod fs;
 pub mod https;
+pub mod imds;
 pub mod intercepted;
 pub mod oidc;
 pub mod pki;
@@ -19,6 +21,7 @@ pub mod upstream;
 pub use cgroup::TestCgroup;
 pub use curl::{Fetched, curl_in};
 pub use fs::TempDir;
+pub use imds::FakeImds;
 pub use intercepted::Intercepted;
 pub use oidc::{Attack, OidcIssuer, SigningKey, TokenBuilder};
 pub use pki::TestPki;

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use airlock_tests::{
-    Intercepted as Env, Running, TempDir, TestCgroup, TestPki, TlsUpstream, WAIT, finish,
+    FakeImds, Intercepted as Env, Running, TempDir, TestCgroup, TestPki, TlsUpstream, WAIT, finish,
     privileged,
 };
 use serde_json::Value;
@@ -938,4 +938,137 @@ async fn directory_changes_through_graph_are_held() {
         assert_eq!(v["outcome"], "expired", "{path}: {v}");
     }
     assert_eq!(env.up.requests(), 0, "nothing reached the directory");
+}
+
+/// A user-assigned identity the agent may not use.
+const DENIED_IDENTITY: &str = "7e57d0e5-0000-4000-8000-00000000dead";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_identity_tokens_are_judged_and_kept_out_of_the_trail() {
+    if !privileged("managed_identity_tokens_are_judged_and_kept_out_of_the_trail") {
+        return;
+    }
+    let tmp = TempDir::new("hostile-imds");
+    // 127.0.0.77 stands in for 169.254.169.254: plain HTTP, no TLS.
+    let imds = FakeImds::on("127.0.0.77").await;
+    let policies = tmp.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("10-imds.toml"),
+        format!(
+            "[defaults]\naction = \"allow\"\n\n\
+             [[rule]]\nname = \"no-deploy-identity\"\naction = \"deny\"\n\
+             reason = \"the deployment identity is not for agents\"\n\
+             request.operation = \"imds.token\"\nidentity.app_id = \"{DENIED_IDENTITY}\"\n"
+        ),
+    )
+    .unwrap();
+    let cg = TestCgroup::new("hostile-imds");
+    // Port 443 is captured for TLS; the metadata address whatever its port.
+    let airlock = Running::start_with(Running::capture(&cg, &[443]), |c| {
+        c.capture.imds = vec![imds.addr()];
+        c.policy.dir = Some(policies.clone());
+    })
+    .await;
+    let arm = "resource=https%3A%2F%2Fmanagement.azure.com%2F";
+    let token_url = |query: &str| {
+        format!(
+            "http://{}/metadata/identity/oauth2/token?api-version=2018-02-01&{query}",
+            imds.addr()
+        )
+    };
+    let ask = |url: String, extra: &[&str]| {
+        let mut cmd = curl_as(&cg, AGENT_UID);
+        cmd.args(["-H", "Metadata: true"]).args(extra).arg(url);
+        finish(cmd)
+    };
+    let split = |out: &airlock_tests::Finished| {
+        assert!(out.status.success(), "{out:?}");
+        let (body, status) = out.stdout.rsplit_once('\n').unwrap();
+        let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        (status.parse::<u16>().unwrap(), body)
+    };
+
+    // The host's own identity: the agent gets its token intact; the trail
+    // names the request and the identity, and keeps no token.
+    let (status, body) = split(&ask(token_url(arm), &[]).await);
+    assert_eq!(status, 200, "{body}");
+    let token = airlock_tests::imds::token_for("https://management.azure.com/");
+    assert_eq!(body["access_token"], token.as_str());
+    assert_eq!(imds.requests(), 1);
+    let rec = airlock.exchanges(1).await.remove(0);
+    assert_eq!(rec["request"]["operation"]["name"], "imds.token", "{rec}");
+    assert_eq!(rec["request"]["operation"]["service"], "imds");
+    assert_eq!(
+        rec["request"]["operation"]["audience"],
+        "https://management.azure.com/"
+    );
+    assert_eq!(rec["identity"]["kind"], "managed_identity", "{rec}");
+    assert_eq!(rec["process"]["uid"], AGENT_UID);
+    assert_eq!(rec["response"]["status"], 200);
+    let trail = std::fs::read_to_string(&airlock.audit_path).unwrap();
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(!trail.contains(signature), "the token is in the trail");
+    assert!(
+        rec["response"]["body"]["excerpt"]
+            .as_str()
+            .is_some_and(|e| e.contains("access_token")),
+        "{rec}"
+    );
+
+    // An identity policy keeps from the agent: refused before the service
+    // is asked, by client id, whatever else the request says.
+    let before = imds.requests();
+    let (status, body) = split(
+        &ask(
+            token_url(&format!("{arm}&client_id={DENIED_IDENTITY}")),
+            &[],
+        )
+        .await,
+    );
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["source"], "airlock");
+    // Named twice, two ways: which one the service reads is not a guess
+    // airlock makes.
+    let (status, body) = split(
+        &ask(
+            token_url(&format!(
+                "{arm}&client_id={DENIED_IDENTITY}&client_id=0f6c5a2e-0000-4000-8000-0000000000aa"
+            )),
+            &[],
+        )
+        .await,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "AmbiguousCredential");
+    // Another host named on the metadata connection.
+    let (status, body) = split(&ask(token_url(arm), &["-H", "Host: management.azure.com"]).await);
+    assert_eq!(status, 421, "{body}");
+    assert_eq!(imds.requests(), before, "the service saw a refused request");
+    let recs = airlock.exchanges(4).await;
+    let denied = recs
+        .iter()
+        .find(|r| r["decision"]["action"] == "deny")
+        .unwrap_or_else(|| panic!("{recs:#?}"));
+    assert_eq!(denied["identity"]["app_id"], DENIED_IDENTITY);
+    assert_eq!(denied["decision"]["rule"], "no-deploy-identity");
+
+    // The rest of the service is named too.
+    let (status, body) = split(
+        &ask(
+            format!(
+                "http://{}/metadata/instance?api-version=2021-02-01",
+                imds.addr()
+            ),
+            &[],
+        )
+        .await,
+    );
+    assert_eq!(status, 200, "{body}");
+    let recs = airlock.exchanges(5).await;
+    assert!(
+        recs.iter()
+            .any(|r| r["request"]["operation"]["name"] == "imds.instance"),
+        "{recs:#?}"
+    );
 }

@@ -1,5 +1,5 @@
 //! The maps that say who is captured — the config array (flags, proxy
-//! addresses, depth), ports, process names, uids. Filled at attach and
+//! addresses, depth), ports, destinations, process names, uids. Filled at attach and
 //! updated in place on a config reload, in an order that never captures
 //! less than the new selection while it changes: new entries first, then
 //! the flags and the epoch (no remembered "not selected" from before the
@@ -8,10 +8,11 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
-use airlock_ebpf::{flags, maps};
+use airlock_ebpf::{AddrKey, flags, maps};
 use aya::Ebpf;
 use aya::maps::{Array, HashMap, MapData};
 
+use super::table::addr_key;
 use super::{CaptureError, Targets, take_map as take};
 use crate::config::CaptureConfig;
 
@@ -40,6 +41,8 @@ impl Remember {
 pub(crate) struct Selectors {
     config: Array<MapData, airlock_ebpf::Config>,
     ports: HashMap<MapData, u16, u8>,
+    /// Destinations captured whatever their port (`capture.imds`).
+    dests: HashMap<MapData, AddrKey, u8>,
     comms: HashMap<MapData, [u8; 16], u8>,
     uids: HashMap<MapData, u32, u8>,
     /// Moves when the selection changes: what the programs remembered
@@ -64,6 +67,35 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> CaptureError {
     move |source| CaptureError::Map { map, source }
 }
 
+/// Puts every key of `wanted` in the set map `map` (named `name`).
+fn add_all<K: aya::Pod + Eq + std::hash::Hash>(
+    map: &mut HashMap<MapData, K, u8>,
+    wanted: &HashSet<K>,
+    name: &'static str,
+) -> Result<(), CaptureError> {
+    for k in wanted {
+        map.insert(k, 1, 0).map_err(map_err(name))?;
+    }
+    Ok(())
+}
+
+/// Takes every key that is not in `wanted` out of the set map `map`.
+fn remove_stale<K: aya::Pod + Eq + std::hash::Hash>(
+    map: &mut HashMap<MapData, K, u8>,
+    wanted: &HashSet<K>,
+    name: &'static str,
+) -> Result<(), CaptureError> {
+    let stale: Vec<K> = map
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| !wanted.contains(k))
+        .collect();
+    for k in stale {
+        map.remove(&k).map_err(map_err(name))?;
+    }
+    Ok(())
+}
+
 impl Selectors {
     /// Takes the selection maps out of the loaded object (before its
     /// programs load: they keep referring to the same kernel maps).
@@ -71,6 +103,7 @@ impl Selectors {
         Ok(Self {
             config: Array::try_from(take(ebpf, maps::CONFIG)?).map_err(map_err(maps::CONFIG))?,
             ports: HashMap::try_from(take(ebpf, maps::PORTS)?).map_err(map_err(maps::PORTS))?,
+            dests: HashMap::try_from(take(ebpf, maps::DESTS)?).map_err(map_err(maps::DESTS))?,
             comms: HashMap::try_from(take(ebpf, maps::COMMS)?).map_err(map_err(maps::COMMS))?,
             uids: HashMap::try_from(take(ebpf, maps::UIDS)?).map_err(map_err(maps::UIDS))?,
             epoch: Array::try_from(take(ebpf, maps::EPOCH)?).map_err(map_err(maps::EPOCH))?,
@@ -80,7 +113,7 @@ impl Selectors {
         })
     }
 
-    /// Makes the kernel select by `config` (its comm, uid, ports,
+    /// Makes the kernel select by `config` (its comm, uid, ports, imds,
     /// follow_children and follow_depth).
     pub(crate) fn apply(&mut self, config: &CaptureConfig) -> Result<(), CaptureError> {
         let comm_key = |c: &String| {
@@ -89,17 +122,13 @@ impl Selectors {
             key
         };
         let new_ports: HashSet<u16> = config.ports.iter().copied().collect();
+        let new_dests: HashSet<AddrKey> = config.imds.iter().map(|a| addr_key(*a)).collect();
         let new_comms: HashSet<[u8; 16]> = config.comm.iter().map(comm_key).collect();
         let new_uids: HashSet<u32> = config.uid.iter().copied().collect();
-        for &p in &new_ports {
-            self.ports.insert(p, 1, 0).map_err(map_err(maps::PORTS))?;
-        }
-        for c in &new_comms {
-            self.comms.insert(c, 1, 0).map_err(map_err(maps::COMMS))?;
-        }
-        for &u in &new_uids {
-            self.uids.insert(u, 1, 0).map_err(map_err(maps::UIDS))?;
-        }
+        add_all(&mut self.ports, &new_ports, maps::PORTS)?;
+        add_all(&mut self.dests, &new_dests, maps::DESTS)?;
+        add_all(&mut self.comms, &new_comms, maps::COMMS)?;
+        add_all(&mut self.uids, &new_uids, maps::UIDS)?;
         self.config
             .set(0, self.kernel_config(config), 0)
             .map_err(map_err(maps::CONFIG))?;
@@ -111,33 +140,10 @@ impl Selectors {
         self.epoch
             .set(0, epoch.wrapping_add(1 << 32), 0)
             .map_err(map_err(maps::EPOCH))?;
-        let stale_ports: Vec<u16> = self
-            .ports
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|p| !new_ports.contains(p))
-            .collect();
-        for p in stale_ports {
-            self.ports.remove(&p).map_err(map_err(maps::PORTS))?;
-        }
-        let stale_comms: Vec<[u8; 16]> = self
-            .comms
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|c| !new_comms.contains(c))
-            .collect();
-        for c in stale_comms {
-            self.comms.remove(&c).map_err(map_err(maps::COMMS))?;
-        }
-        let stale_uids: Vec<u32> = self
-            .uids
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|u| !new_uids.contains(u))
-            .collect();
-        for u in stale_uids {
-            self.uids.remove(&u).map_err(map_err(maps::UIDS))?;
-        }
+        remove_stale(&mut self.ports, &new_ports, maps::PORTS)?;
+        remove_stale(&mut self.dests, &new_dests, maps::DESTS)?;
+        remove_stale(&mut self.comms, &new_comms, maps::COMMS)?;
+        remove_stale(&mut self.uids, &new_uids, maps::UIDS)?;
         self.current = Some(config.clone());
         Ok(())
     }

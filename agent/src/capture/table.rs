@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
-use airlock_ebpf::{Orig, PeerKey};
+use airlock_ebpf::{AddrKey, Orig};
 use aya::maps::{HashMap, MapData, MapError};
 
 use crate::core::addrs::{ClientAddr, OrigDstAddr, from_mapped_bytes, to_mapped_bytes};
@@ -32,14 +32,14 @@ impl Captured {
 /// fine on async threads.
 #[derive(Debug)]
 pub struct OrigDstTable {
-    by_peer: Mutex<HashMap<MapData, PeerKey, Orig>>,
+    by_peer: Mutex<HashMap<MapData, AddrKey, Orig>>,
     by_cookie: HashMap<MapData, u64, Orig>,
     tracked: HashMap<MapData, u32, u8>,
 }
 
 impl OrigDstTable {
     pub(super) fn new(
-        by_peer: HashMap<MapData, PeerKey, Orig>,
+        by_peer: HashMap<MapData, AddrKey, Orig>,
         by_cookie: HashMap<MapData, u64, Orig>,
         tracked: HashMap<MapData, u32, u8>,
     ) -> Self {
@@ -53,7 +53,7 @@ impl OrigDstTable {
     /// Takes the record of the connection whose client is `peer`: each
     /// entry is handed out once, so the map does not grow with traffic.
     pub fn take(&self, peer: ClientAddr) -> Option<Captured> {
-        let key = peer_key(peer.0);
+        let key = addr_key(peer.0);
         let mut map = lock(&self.by_peer);
         let orig = match map.get(&key, 0) {
             Ok(orig) => orig,
@@ -86,10 +86,11 @@ impl OrigDstTable {
     }
 }
 
-fn peer_key(peer: SocketAddr) -> PeerKey {
-    PeerKey {
-        addr: to_mapped_bytes(peer.ip()),
-        port: peer.port(),
+/// `addr` as the programs key it (IPv4 as `::ffff:a.b.c.d`).
+pub(super) fn addr_key(addr: SocketAddr) -> AddrKey {
+    AddrKey {
+        addr: to_mapped_bytes(addr.ip()),
+        port: addr.port(),
         _pad: 0,
     }
 }

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 /// Destination ports captured by default: HTTPS.
 pub(super) const DEFAULT_CAPTURE_PORTS: &[u16] = &[443];
+/// The instance metadata service: plain HTTP, captured by address.
+pub(super) const DEFAULT_IMDS: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(169, 254, 169, 254), 80));
 /// IPv4 listener the eBPF programs redirect to.
 pub(super) const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 15443));
@@ -55,6 +58,7 @@ pub(super) const MAX_COMM_LEN: usize = 15;
 pub(super) const MAX_FOLLOW_DEPTH: u32 = 32;
 /// Entries the kernel maps hold (ports, comm and uid selectors).
 const MAX_PORTS: usize = 64;
+const MAX_IMDS: usize = 16;
 const MAX_SELECTORS: usize = 256;
 
 /// `[capture]`: which processes' connections are redirected.
@@ -80,6 +84,10 @@ pub struct CaptureConfig {
     pub follow_depth: u32,
     /// Destination ports captured (TCP redirected, UDP refused).
     pub ports: Vec<u16>,
+    /// Instance metadata services (`address:port`), captured whatever
+    /// `ports` says and served as plain HTTP: their token requests are
+    /// judged and recorded (`imds.token`).
+    pub imds: Vec<SocketAddr>,
     /// `closed`: the programs are pinned in bpffs and outlive a crash of
     /// airlock (captured processes then cannot connect at all, and a
     /// restarted airlock takes over); `open`: they detach with the process.
@@ -111,6 +119,7 @@ impl Default for CaptureConfig {
             follow_children: true,
             follow_depth: 16,
             ports: DEFAULT_CAPTURE_PORTS.to_vec(),
+            imds: vec![DEFAULT_IMDS],
             fail_mode: FailMode::Closed,
             pin_dir: PathBuf::from(DEFAULT_PIN_DIR),
         }
@@ -149,6 +158,19 @@ impl CaptureConfig {
         }
         if self.ports.contains(&0) {
             return Err(("capture.ports", "port 0 cannot be captured".to_owned()));
+        }
+        if self.imds.len() > MAX_IMDS {
+            return Err(("capture.imds", format!("at most {MAX_IMDS} addresses")));
+        }
+        if let Some(a) = self
+            .imds
+            .iter()
+            .find(|a| a.port() == 0 || a.ip().is_unspecified())
+        {
+            return Err((
+                "capture.imds",
+                format!("{a} is not an address a client connects to"),
+            ));
         }
         if self.follow_depth == 0 || self.follow_depth > MAX_FOLLOW_DEPTH {
             return Err((

@@ -15,6 +15,7 @@ fn empty_file_gives_working_defaults() {
     let c = parse("").unwrap();
     assert_eq!(c, Config::default());
     assert_eq!(c.capture.ports, vec![443]);
+    assert_eq!(c.capture.imds[0].to_string(), "169.254.169.254:80");
     assert!(c.capture.follow_children);
     assert_eq!(c.proxy.listen.to_string(), "127.0.0.1:15443");
     assert_eq!(c.proxy.listen6.unwrap().to_string(), "[::1]:15443");
@@ -76,6 +77,16 @@ fn semantic_errors_name_key_and_line() {
 
     let e = error("[proxy]\nlisten = \"[::1]:15443\"\n");
     assert!(e.contains("IPv4"), "{e}");
+
+    let e = error("[capture]\nimds = [\"0.0.0.0:80\"]\n");
+    assert!(e.starts_with("/etc/airlock/test.toml:2:"), "{e}");
+    assert!(e.contains("capture.imds"), "{e}");
+    let e = error("[capture]\nimds = [\"169.254.169.254\"]\n");
+    assert!(e.starts_with("/etc/airlock/test.toml:2:"), "{e}");
+    assert_eq!(
+        parse("[capture]\nimds = []\n").unwrap().capture.imds,
+        vec![]
+    );
 
     let e = error("[capture]\ncgroup = \"relative/dir\"\n");
     assert!(e.contains("absolute"), "{e}");

@@ -21,6 +21,9 @@ pub enum CredentialKind {
     Sas,
     /// HTTP Basic.
     Basic,
+    /// A managed identity's token asked of an instance metadata service:
+    /// no credential in the request, the host's identity is the caller.
+    ManagedIdentity,
 }
 
 impl CredentialKind {
@@ -32,6 +35,7 @@ impl CredentialKind {
             Self::SharedKey => "shared_key",
             Self::Sas => "sas",
             Self::Basic => "basic",
+            Self::ManagedIdentity => "managed_identity",
         }
     }
 }
@@ -73,6 +77,11 @@ pub struct Identity {
     /// Entra directory role template ids.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub wids: Vec<String>,
+    /// Managed identity: the user-assigned identity asked for by its ARM
+    /// resource id (`msi_res_id`); its client id is `app_id`, its object
+    /// id `oid`, and none of the three is the system-assigned identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msi_resource: Option<String>,
     /// Storage account named by a SharedKey header.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,

@@ -22,6 +22,9 @@ pub enum Service {
     Graph,
     /// The GitHub REST API (`api.github.com`): Copilot token exchange.
     Github,
+    /// An instance metadata service (`capture.imds`): managed identities'
+    /// tokens.
+    Imds,
     /// An AI model API (GitHub Copilot, OpenAI-compatible endpoints): named
     /// by [`crate::model`], which knows the configured model hosts.
     Model,
@@ -67,6 +70,10 @@ pub struct Operation {
     /// Entra: the tenant id or alias (`common`, `organizations`) in the path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// Metadata service: the resource a token is asked for (`resource`,
+    /// decoded): `https://management.azure.com/`, a vault, Storage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
     /// Kubernetes: the API server's reading of a resource request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<KubeRef>,
@@ -137,6 +144,7 @@ impl Operation {
             object: None,
             function: None,
             tenant: None,
+            audience: None,
             kubernetes: None,
         }
     }

@@ -38,6 +38,8 @@ pub(crate) struct ConnCtx {
     /// `proxy.tunnel_idle_ms`, for upgraded connections; None: never.
     pub tunnel_idle: Option<Duration>,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// A plain HTTP connection to an instance metadata service.
+    pub imds: bool,
 }
 
 /// What airlock saw in one body beyond its size and digest.
@@ -179,6 +181,7 @@ impl Exchange {
             path: req.uri().path(),
             query: req.uri().query(),
             headers: req.headers(),
+            imds: self.ctx.imds,
         };
         self.ctx.gate.assess(asked, &self.ctx.process).await
     }

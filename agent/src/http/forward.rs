@@ -125,6 +125,7 @@ async fn forward(
         path: parts.uri.path(),
         query: parts.uri.query(),
         headers: &parts.headers,
+        imds: exchange.ctx().imds,
     };
     let (body, new_length) =
         match inspect::request_body(body, &parts.headers, asked, &exchange, &mut verdict).await {

@@ -27,6 +27,8 @@ use crate::operation::github;
 /// Entra's token endpoint, where a GitHub OIDC assertion becomes an Azure
 /// token (see [`crate::identity::Links`]).
 const TOKEN_OPERATION: &str = "entra.token";
+/// A metadata service's token endpoint: a managed identity's token.
+const IMDS_TOKEN: &str = "imds.token";
 /// Token requests and responses are a few KiB; they are read whole.
 const MAX_TOKEN_MESSAGE: usize = 64 * 1024;
 
@@ -43,7 +45,7 @@ pub(super) enum Refusal {
 /// token it issues to who obtained it.
 pub(super) fn is_token_request(verdict: &Verdict) -> bool {
     let name = verdict.operation.name.as_str();
-    name == TOKEN_OPERATION || name == github::COPILOT_TOKEN
+    name == TOKEN_OPERATION || name == IMDS_TOKEN || name == github::COPILOT_TOKEN
 }
 
 fn header(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {

@@ -37,6 +37,18 @@ const SAS_PARAMS: &[&str] = &[
     "skt", "ske", "sks", "skv", "saoid", "suoid", "scid", "ses",
 ];
 
+/// Query parameters of a metadata service's token request: which identity,
+/// for which audience. Given twice, the service and airlock could read two
+/// different identities.
+const IMDS_PARAMS: &[&str] = &[
+    "client_id",
+    "object_id",
+    "principal_id",
+    "msi_res_id",
+    "mi_res_id",
+    "resource",
+];
+
 /// Checks `req`, sent on a connection to `dst` whose ClientHello named
 /// `sni`.
 pub(super) fn check<B>(
@@ -154,7 +166,8 @@ pub(super) fn path(raw: &str) -> Result<(), Misshapen> {
     Ok(())
 }
 
-/// One `Authorization`, and one value for each SAS parameter.
+/// One `Authorization`, and one value for each SAS or managed-identity
+/// parameter.
 fn credentials(headers: &HeaderMap, query: Option<&str>) -> Result<(), Misshapen> {
     let refuse = |why: String| {
         Err(Misshapen::new(
@@ -174,14 +187,14 @@ fn credentials(headers: &HeaderMap, query: Option<&str>) -> Result<(), Misshapen
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         // Names compared as a lenient server would read them.
         let k = crate::core::percent_decode(k).to_ascii_lowercase();
-        if !SAS_PARAMS.contains(&k.as_str()) {
+        if !SAS_PARAMS.contains(&k.as_str()) && !IMDS_PARAMS.contains(&k.as_str()) {
             continue;
         }
         let v = crate::core::percent_decode(v);
         match seen.iter().find(|(name, _)| *name == k) {
             Some((_, first)) if *first != v => {
                 return refuse(format!(
-                    "the query gives the SAS parameter {k:?} twice, with different values"
+                    "the query gives the parameter {k:?} twice, with different values"
                 ));
             }
             Some(_) => {}

@@ -1,4 +1,5 @@
-//! The upstream side: TCP + verified TLS to the original destination, and
+//! The upstream side: TCP + verified TLS to the original destination (plain
+//! TCP only to an instance metadata service, which speaks nothing else), and
 //! an HTTP client connection over it — started on the first request, so an
 //! idle client costs no HTTP client state — re-dialled when the upstream
 //! closes it (HTTP/1.1 keep-alive ends, HTTP/2 GOAWAY), and parked in the
@@ -17,7 +18,7 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -62,13 +63,15 @@ impl UpstreamError {
 pub(crate) struct Dialer {
     pub dst: SocketAddr,
     pub name: ServerName<'static>,
-    pub config: Arc<ClientConfig>,
+    /// TLS verified against the configured roots; `None` only for an
+    /// instance metadata service (plain HTTP on a link-local address).
+    pub config: Option<Arc<ClientConfig>>,
     pub connect_timeout: Duration,
 }
 
 impl Dialer {
-    /// TCP then TLS, verified against the configured roots.
-    pub(crate) async fn tls(&self) -> Result<TlsStream<TcpStream>, UpstreamError> {
+    /// TCP, then TLS unless the upstream is a metadata service.
+    pub(crate) async fn connect(&self) -> Result<Stream, UpstreamError> {
         let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.dst))
             .await
             .map_err(|_| UpstreamError::Timeout(self.dst))?
@@ -77,16 +80,102 @@ impl Dialer {
                 source,
             })?;
         let _ = tcp.set_nodelay(true);
-        tokio::time::timeout(
+        let Some(config) = &self.config else {
+            return Ok(Stream::Plain(tcp));
+        };
+        let tls = tokio::time::timeout(
             self.connect_timeout,
-            TlsConnector::from(self.config.clone()).connect(self.name.clone(), tcp),
+            TlsConnector::from(config.clone()).connect(self.name.clone(), tcp),
         )
         .await
         .map_err(|_| UpstreamError::Timeout(self.dst))?
         .map_err(|source| UpstreamError::Tls {
             name: self.name.to_str().into_owned(),
             source,
-        })
+        })?;
+        Ok(Stream::Tls(Box::new(tls)))
+    }
+}
+
+/// A connection to the upstream: TLS, or plain TCP to a metadata service.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Tls(Box<TlsStream<TcpStream>>),
+    Plain(TcpStream),
+}
+
+impl Stream {
+    /// The protocol the upstream chose in its TLS handshake.
+    pub(crate) fn alpn(&self) -> Option<Vec<u8>> {
+        match self {
+            Self::Tls(s) => s.get_ref().1.alpn_protocol().map(<[u8]>::to_vec),
+            Self::Plain(_) => None,
+        }
+    }
+}
+
+/// Both variants are `Unpin`: each call goes to the one inside.
+macro_rules! delegate {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self.get_mut() {
+            Stream::Tls($s) => {
+                let $s = Pin::new($s.as_mut());
+                $call
+            }
+            Stream::Plain($s) => {
+                let $s = Pin::new($s);
+                $call
+            }
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        delegate!(self, s => s.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        delegate!(self, s => s.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        delegate!(self, s => s.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Tls(s) => s.is_write_vectored(),
+            Self::Plain(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        delegate!(self, s => s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        delegate!(self, s => s.poll_shutdown(cx))
     }
 }
 
@@ -133,7 +222,7 @@ pub(super) enum Link {
     /// TLS is up (its ALPN chose the protocol the client was offered); HTTP
     /// starts with the first request. hyper's client state (its request
     /// channel, buffers, connection task: about 24 KiB) waits until then.
-    Fresh(Box<TlsStream<TcpStream>>),
+    Fresh(Stream),
     Ready(Sender),
     /// Lost (a failed handshake): the next request dials again.
     Gone,
@@ -173,18 +262,26 @@ pub(crate) struct UpstreamConn {
 impl UpstreamConn {
     /// HTTP over an established TLS stream, started on the first request;
     /// parked in `home` when dropped, if it can be used again.
-    pub(crate) fn start(
-        dialer: Dialer,
-        stream: TlsStream<TcpStream>,
-        alpn: Option<Vec<u8>>,
-        home: Home,
-    ) -> Self {
+    pub(crate) fn start(dialer: Dialer, stream: Stream, home: Home) -> Self {
+        let alpn = stream.alpn();
         Self {
             dialer,
             proto: Proto::from_alpn(alpn.as_deref()),
             alpn,
-            link: tokio::sync::Mutex::new(Link::Fresh(Box::new(stream))),
+            link: tokio::sync::Mutex::new(Link::Fresh(stream)),
             home: Some(home),
+        }
+    }
+
+    /// HTTP/1.1 to a metadata service, dialled at the first request and
+    /// never parked: each client connection has its own.
+    pub(crate) fn metadata(dialer: Dialer) -> Self {
+        Self {
+            dialer,
+            proto: Proto::Http1,
+            alpn: None,
+            link: tokio::sync::Mutex::new(Link::Gone),
+            home: None,
         }
     }
 
@@ -227,7 +324,7 @@ impl UpstreamConn {
                     Link::Ready(s) if !s.is_closed() => Some(s),
                     Link::Fresh(mut stream) => {
                         if still_open(&mut stream) {
-                            Some(handshake(*stream, self.proto).await?)
+                            Some(handshake(stream, self.proto).await?)
                         } else {
                             None
                         }
@@ -237,7 +334,7 @@ impl UpstreamConn {
                 let reused = reusable.is_some();
                 let mut sender = match reusable {
                     Some(s) => s,
-                    None => handshake(self.dialer.tls().await?, self.proto).await?,
+                    None => handshake(self.dialer.connect().await?, self.proto).await?,
                 };
                 let ready = match &mut sender {
                     Sender::Http1(s) => s.ready().await,
@@ -296,14 +393,14 @@ impl Drop for UpstreamConn {
 /// consumed inside rustls); end of stream (the upstream's close_notify or
 /// FIN, as an idle timeout sends), an error, or bytes before any request
 /// mean it cannot. Never waits.
-fn still_open(stream: &mut TlsStream<TcpStream>) -> bool {
+fn still_open(stream: &mut Stream) -> bool {
     let mut byte = [0u8; 1];
-    let mut buf = tokio::io::ReadBuf::new(&mut byte);
+    let mut buf = ReadBuf::new(&mut byte);
     let mut cx = Context::from_waker(Waker::noop());
     Pin::new(stream).poll_read(&mut cx, &mut buf).is_pending()
 }
 
-async fn handshake(stream: TlsStream<TcpStream>, proto: Proto) -> Result<Sender, UpstreamError> {
+async fn handshake(stream: Stream, proto: Proto) -> Result<Sender, UpstreamError> {
     let io = TokioIo::new(stream);
     Ok(match proto {
         Proto::Http1 => {

@@ -1391,3 +1391,50 @@ fn microsoft_graph_credentials_and_roles_are_named() {
         "entra.token"
     );
 }
+
+#[test]
+fn metadata_requests_are_named_by_path_and_carry_their_audience() {
+    use super::imds::{ManagedIdentity, asked_identity, classify};
+    let token = "/metadata/identity/oauth2/token";
+    let op = classify(
+        token,
+        Some("api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net"),
+    );
+    assert_eq!(
+        (op.service, op.name.as_str()),
+        (Service::Imds, "imds.token")
+    );
+    assert_eq!(op.audience.as_deref(), Some("https://vault.azure.net"));
+    for (path, want) in [
+        ("/metadata/identity/oauth2/token/", "imds.token"),
+        ("/METADATA/Identity/OAuth2/Token", "imds.token"),
+        ("/msi/token", "imds.token"),
+        ("/metadata/identity/info", "imds.identity"),
+        ("/metadata/instance/compute", "imds.instance"),
+        ("/metadata/attested/document", "imds.attested"),
+        ("/metadata/scheduledevents", "imds.scheduled_events"),
+        ("/metadata/versions", "imds.request"),
+        ("/", "imds.request"),
+    ] {
+        assert_eq!(classify(path, None).name, want, "{path}");
+    }
+    assert_eq!(
+        classify("/metadata/instance", Some("resource=x")).audience,
+        None
+    );
+    assert_eq!(asked_identity(None), ManagedIdentity::default());
+    let user = asked_identity(Some(
+        "resource=x&client_id=c1&object_id=&msi_res_id=%2Fsubscriptions%2Fs%2Fid1",
+    ));
+    assert_eq!(user.client_id.as_deref(), Some("c1"));
+    assert_eq!(user.object_id, None, "an empty value names no identity");
+    assert_eq!(user.resource_id.as_deref(), Some("/subscriptions/s/id1"));
+    assert_eq!(
+        asked_identity(Some("principal_id=p1&mi_res_id=r1")),
+        ManagedIdentity {
+            client_id: None,
+            object_id: Some("p1".into()),
+            resource_id: Some("r1".into()),
+        }
+    );
+}

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 
 use super::hello::{self, ClientHelloInfo, Sniffed};
 use super::prefixed::PrefixedIo;
-use super::{mitm, splice};
+use super::{metadata, mitm, splice};
 use crate::audit::AuditLog;
 use crate::capture::{Captured, OrigDstTable};
 use crate::core::addrs::{ClientAddr, Endpoint, OrigDstAddr};
@@ -37,6 +37,8 @@ pub(crate) struct Proxy {
     pub intercept_without_sni: bool,
     /// `proxy.non_tls`: whether plain TCP is relayed or refused.
     pub non_tls: crate::config::NonTls,
+    /// `capture.imds`: destinations served as plain HTTP.
+    pub imds: Vec<SocketAddr>,
     /// Replaced on a config reload.
     pub intercept: Arc<std::sync::RwLock<InterceptList>>,
     pub on_audit_failure: crate::config::OnAuditFailure,
@@ -181,6 +183,9 @@ impl Proxy {
             started: Instant::now(),
         };
         let _ = client.set_nodelay(true);
+        if self.is_imds(orig_dst) {
+            return Box::pin(metadata::serve(self, &conn, client)).await;
+        }
 
         let mut first = BytesMut::new();
         let sniffed = match tokio::time::timeout(
@@ -245,6 +250,39 @@ impl Proxy {
                 }
             }
         }
+    }
+
+    /// Whether `dst` is an instance metadata service (`capture.imds`).
+    fn is_imds(&self, dst: OrigDstAddr) -> bool {
+        let canonical = |a: SocketAddr| (a.ip().to_canonical(), a.port());
+        self.imds.iter().any(|a| canonical(*a) == canonical(dst.0))
+    }
+
+    /// What every exchange on an inspected connection shares.
+    pub(super) fn conn_ctx(
+        &self,
+        conn: &Conn,
+        sni: Option<String>,
+        alpn: Option<String>,
+        imds: bool,
+    ) -> Arc<crate::http::ConnCtx> {
+        Arc::new(crate::http::ConnCtx {
+            process: conn.process.clone(),
+            src: Endpoint::from(conn.peer.0),
+            dst: Endpoint::from(conn.orig_dst.0),
+            sni,
+            alpn,
+            audit: self.audit.clone(),
+            on_audit_failure: self.on_audit_failure,
+            gate: self.gate.clone(),
+            masker: self.masker.clone(),
+            approvals: self.approvals.clone(),
+            excerpt_bytes: self.excerpt_bytes,
+            scan_before_forward: self.scan_before_forward,
+            tunnel_idle: self.tunnel_idle,
+            telemetry: self.telemetry.clone(),
+            imds,
+        })
     }
 
     /// TLS for a host that is not intercepted goes, byte for byte, only to

@@ -2,8 +2,6 @@
 //! what the client gets), then TLS to the client with a minted leaf, then
 //! HTTP relayed between the two.
 
-use std::sync::Arc;
-
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -11,9 +9,8 @@ use tokio_rustls::TlsAcceptor;
 use super::connection::{Conn, Proxy};
 use super::hello::ClientHelloInfo;
 use super::prefixed::PrefixedIo;
-use crate::core::addrs::Endpoint;
 use crate::core::record::{RecordKind, TlsRefusedRecord};
-use crate::http::{ConnCtx, Dialer, Home, PoolKey, Proto, UpstreamConn};
+use crate::http::{Dialer, Home, PoolKey, Proto, UpstreamConn};
 use crate::tls::{ALPN_H2, ALPN_HTTP11};
 
 const CA_HINT: &str = "the client does not trust airlock's CA: run `airlock ca install`, and for Node/Python/az add the lines from `airlock ca env` to the agent's environment";
@@ -55,7 +52,7 @@ pub(super) async fn intercept(
     let dialer = Dialer {
         dst: conn.orig_dst.0,
         name,
-        config,
+        config: Some(config),
         connect_timeout: proxy.connect_timeout,
     };
     let traffic = &proxy.telemetry.traffic;
@@ -66,21 +63,18 @@ pub(super) async fn intercept(
         traffic.upstream_connection(true);
         (parked.alpn.clone(), Ok(UpstreamConn::resume(parked, home)))
     } else {
-        match Box::pin(dialer.tls()).await {
+        match Box::pin(dialer.connect()).await {
             Ok(stream) => {
                 traffic.upstream_connection(false);
-                let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+                let alpn = stream.alpn();
                 // Later re-dials offer only what was agreed (nothing, if
                 // nothing was), so a re-dial cannot switch HTTP versions.
                 let mut redial = dialer.clone();
                 let agreed: &[Vec<u8>] = alpn.as_slice();
                 if let Ok(c) = proxy.upstream_tls.config(agreed) {
-                    redial.config = c;
+                    redial.config = Some(c);
                 }
-                (
-                    alpn.clone(),
-                    Ok(UpstreamConn::start(redial, stream, alpn, home)),
-                )
+                (alpn, Ok(UpstreamConn::start(redial, stream, home)))
             }
             Err(e) => {
                 tracing::warn!(pid = conn.process.pid, sni = ?hello.sni, dst = %conn.orig_dst, error = %e, "upstream failed; answering the client with 502");
@@ -118,22 +112,8 @@ pub(super) async fn intercept(
         Ok(Err(e)) => return unfinished(proxy, conn, hello.sni, &e.to_string()),
         Err(_) => return unfinished(proxy, conn, hello.sni, "timed out"),
     };
-    let ctx = Arc::new(ConnCtx {
-        process: conn.process.clone(),
-        src: Endpoint::from(conn.peer.0),
-        dst: Endpoint::from(conn.orig_dst.0),
-        sni: hello.sni,
-        alpn: alpn.map(|a| String::from_utf8_lossy(&a).into_owned()),
-        audit: proxy.audit.clone(),
-        on_audit_failure: proxy.on_audit_failure,
-        gate: proxy.gate.clone(),
-        masker: proxy.masker.clone(),
-        approvals: proxy.approvals.clone(),
-        excerpt_bytes: proxy.excerpt_bytes,
-        scan_before_forward: proxy.scan_before_forward,
-        tunnel_idle: proxy.tunnel_idle,
-        telemetry: proxy.telemetry.clone(),
-    });
+    let alpn = alpn.map(|a| String::from_utf8_lossy(&a).into_owned());
+    let ctx = proxy.conn_ctx(conn, hello.sni, alpn, false);
     let proto = Proto::from_alpn(client.get_ref().1.alpn_protocol());
     // An idle client costs no HTTP server state (hyper's connection and
     // buffers, about 24 KiB): HTTP starts once the client sends, or at

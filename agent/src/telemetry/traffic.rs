@@ -29,6 +29,8 @@ pub(crate) enum ConnPath {
     Intercepted,
     /// TLS to a host outside `proxy.intercept`, relayed encrypted.
     Passthrough,
+    /// Plain HTTP to an instance metadata service, inspected.
+    Imds,
     /// Not TLS, relayed as bytes.
     Tcp,
     /// Closed: no capture record, audit down, or no usable ClientHello.
@@ -36,9 +38,10 @@ pub(crate) enum ConnPath {
 }
 
 impl ConnPath {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 5] = [
         Self::Intercepted,
         Self::Passthrough,
+        Self::Imds,
         Self::Tcp,
         Self::Refused,
     ];
@@ -47,6 +50,7 @@ impl ConnPath {
         match self {
             Self::Intercepted => "intercepted",
             Self::Passthrough => "tls_passthrough",
+            Self::Imds => "imds",
             Self::Tcp => "tcp",
             Self::Refused => "refused",
         }

@@ -124,6 +124,9 @@ fn a_credential_given_twice_two_ways_is_refused() {
         "sig=a&SIG=b",
         "se=2026-01-01&se=2099-01-01&sig=a",
         "sig=a&s%69g=b",
+        "resource=https://vault.azure.net&client_id=a&client_id=b",
+        "mi_res_id=/x&MI_RES_ID=/y",
+        "resource=https://management.azure.com/&resource=https://vault.azure.net",
     ] {
         assert_eq!(code(creds(&[host], q)), Some("AmbiguousCredential"), "{q}");
     }
