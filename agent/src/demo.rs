@@ -5,6 +5,7 @@
 
 mod azure;
 mod entra;
+mod imds;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -70,9 +71,17 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
             why,
         })?;
 
+    let imds = imds::start(&mut servers, azure.signer.clone())
+        .await
+        .map_err(|why| DemoError::Step {
+            step: "starting the simulated instance metadata service",
+            why,
+        })?;
+
     let mut config = Config::default();
     config.capture.cgroup = Some(cgroup.path().to_owned());
     config.capture.ports = vec![443, azure.addr.port()];
+    config.capture.imds = vec![imds];
     config.proxy.listen = "127.0.0.1:0".parse().expect("literal");
     config.proxy.listen6 = Some("[::1]:0".parse().expect("literal"));
     config.audit.path = audit.clone();
@@ -101,7 +110,7 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         cgroup.path().display()
     );
     println!(
-        "simulated Entra ID, Resource Manager, Blob Storage, Key Vault, Functions and AKS on {} (TLS, their own CA)",
+        "simulated Entra ID, Resource Manager, Blob Storage, Key Vault, Functions and AKS on {} (TLS, their own CA); the instance metadata service on {imds} (plain HTTP)",
         azure.addr
     );
     println!(
@@ -115,6 +124,7 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         audit: &audit,
         ca: &airlock_ca,
         port: azure.addr.port(),
+        imds,
     };
     let script = tokio::select! {
         r = agent.session(&azure) => r,
@@ -164,6 +174,8 @@ struct Agent<'a> {
     audit: &'a std::path::Path,
     ca: &'a std::path::Path,
     port: u16,
+    /// The simulated instance metadata service.
+    imds: std::net::SocketAddr,
 }
 
 impl Agent<'_> {
@@ -195,6 +207,20 @@ impl Agent<'_> {
             .await?;
         let bearer = |t: &str| vec!["-H".to_owned(), format!("Authorization: Bearer {t}")];
         let rg = format!("/subscriptions/{sub}/resourcegroups");
+        // The host's managed identity: no secret in the request, a token in
+        // the answer — judged and recorded as imds.token, the token masked
+        // in the trail.
+        let argv = ["curl", "-sS", "--max-time", "10", "-H", "Metadata: true"].map(str::to_owned);
+        let url = format!(
+            "http://{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F",
+            self.imds
+        );
+        self.run(
+            "az login --identity (managed identity)",
+            &[argv.to_vec(), vec![url]].concat(),
+            ALLOW,
+        )
+        .await?;
 
         self.curl(
             "az group list",
@@ -478,8 +504,8 @@ impl Agent<'_> {
             })
     }
 
-    /// curl `method https://host{path}` with `extra` arguments; prints the
-    /// audited row and checks it against `expect`. Returns curl's stdout.
+    /// curl `method https://host{path}` with `extra` arguments, run as
+    /// [`Agent::run`] runs a command.
     async fn curl(
         &self,
         title: &'static str,
@@ -497,8 +523,19 @@ impl Agent<'_> {
         argv.push(format!("{host}:{}:127.0.0.1", self.port));
         argv.extend_from_slice(extra);
         argv.push(format!("https://{host}:{}{path}", self.port));
+        self.run(title, &argv, expect).await
+    }
+
+    /// Runs `argv` as the agent; prints the audited row and checks it
+    /// against `expect`. Returns the command's stdout.
+    async fn run(
+        &self,
+        title: &'static str,
+        argv: &[String],
+        expect: Expect,
+    ) -> Result<String, DemoError> {
         let before = exchanges(self.audit).len();
-        let out = self.spawn(title, &argv).await?;
+        let out = self.spawn(title, argv).await?;
         let rec = wait_for_exchange(self.audit, before)
             .await
             .ok_or(DemoError::Step {
