@@ -9,6 +9,7 @@ pub mod query;
 mod queue;
 mod recover;
 mod stats;
+pub(crate) mod summary;
 pub(crate) mod verify;
 mod writer;
 

@@ -214,6 +214,26 @@ pub enum AuditCommand {
         #[command(flatten)]
         filter: FilterArgs,
     },
+    /// What a CI job or a session did: operations by how they ended, what
+    /// was held and who decided, what was blocked and which command tried
+    /// it, secrets masked. Markdown is ready for `$GITHUB_STEP_SUMMARY`.
+    Summary {
+        /// From this time: RFC 3339, or a duration ago such as 45m (the
+        /// job's start).
+        #[arg(long)]
+        since: Option<String>,
+        /// Until this time (same forms).
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value_t = SummaryFormat::Markdown)]
+        format: SummaryFormat,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    Markdown,
+    Json,
 }
 
 /// Filters shared by `audit tail` and `audit search`.

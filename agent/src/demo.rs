@@ -154,6 +154,22 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         "airlock audit verify: OK, {} records, hash chain intact",
         verified.records
     );
+    // What a CI job's summary page would say (`airlock audit summary`).
+    let mut summary = crate::audit::summary::Summary::default();
+    for r in read_records(&audit) {
+        summary.add(&r);
+    }
+    let markdown = summary.markdown();
+    let totals = markdown.lines().nth(2).unwrap_or_default();
+    println!("airlock audit summary: {}", totals.replace("**", ""));
+    for b in &summary.blocked {
+        println!(
+            "  blocked: {:<56} pid {:<7} {}",
+            crate::core::truncate(&b.what, 56),
+            b.pid.unwrap_or(0),
+            crate::core::truncate(&b.why, 70)
+        );
+    }
     Ok(())
 }
 

@@ -41,6 +41,7 @@ pub use app::{App, AppError, BoundAddrs, build};
 pub use audit::checkpoint::public_key as checkpoint_public_key;
 pub use audit::files::trail;
 pub use audit::query;
+pub use audit::summary::Summary;
 pub use audit::verify::verify_signed;
 pub use capture::OrigDstTable;
 pub use capture::cgroup::{OwnedCgroup, cgroup2_mount};

@@ -13,7 +13,7 @@ use airlock::Identifier;
 use airlock::PolicySource;
 use airlock::cli::{
     ApprovalsCommand, AuditCommand, CaCommand, Cli, Command, ConfigCommand, ExplainArgs,
-    FilterArgs, LogArgs, LogFormat, PolicyCommand,
+    FilterArgs, LogArgs, LogFormat, PolicyCommand, SummaryFormat,
 };
 use airlock::query::{self, Filter};
 use airlock::{AdminClient, approvals_table, grants_table, held_details};
@@ -243,6 +243,34 @@ fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
             let (filter, json) = filter_from(filter)?;
             print_records(&trail, &filter, json, None)
         }
+        AuditCommand::Summary {
+            since,
+            until,
+            format,
+        } => {
+            anyhow::ensure!(
+                !trail.is_empty(),
+                "no audit files at {}",
+                config.audit.path.display()
+            );
+            let window = Filter {
+                since: time_arg(since)?,
+                until: time_arg(until)?,
+                ..Filter::default()
+            };
+            let mut summary = airlock::Summary::default();
+            query::each_record(&trail, |_, record| {
+                if window.matches(&record) {
+                    summary.add(&record);
+                }
+                Ok(())
+            })?;
+            match format {
+                SummaryFormat::Markdown => print!("{}", summary.markdown()),
+                SummaryFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+            }
+            Ok(())
+        }
         AuditCommand::Tail {
             lines,
             follow,
@@ -277,12 +305,14 @@ fn verify(paths: &[std::path::PathBuf], key: Option<&str>) -> anyhow::Result<()>
     Ok(())
 }
 
+/// `--since`/`--until` as given, read.
+fn time_arg(s: Option<String>) -> anyhow::Result<Option<std::time::SystemTime>> {
+    s.map(|s| query::parse_time(&s))
+        .transpose()
+        .map_err(anyhow::Error::msg)
+}
+
 fn filter_from(a: FilterArgs) -> anyhow::Result<(Filter, bool)> {
-    let time = |s: Option<String>| {
-        s.map(|s| query::parse_time(&s))
-            .transpose()
-            .map_err(anyhow::Error::msg)
-    };
     let host = a
         .host
         .map(|h| airlock::HostPattern::parse(&h))
@@ -290,8 +320,8 @@ fn filter_from(a: FilterArgs) -> anyhow::Result<(Filter, bool)> {
         .map_err(anyhow::Error::msg)?;
     Ok((
         Filter {
-            since: time(a.since)?,
-            until: time(a.until)?,
+            since: time_arg(a.since)?,
+            until: time_arg(a.until)?,
             kind: a.kind,
             comm: a.comm,
             uid: a.uid,

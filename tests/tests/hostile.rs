@@ -532,6 +532,49 @@ async fn in_block_mode_only_listed_endpoints_are_reached() {
         .find(|r| r["decision"]["action"] == "allow")
         .unwrap();
     assert_eq!(allowed["decision"]["rule"], "runner-tools");
+
+    // The job's summary names what was blocked and the command that tried.
+    let config = tmp.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[audit]\npath = {:?}\n",
+            airlock.audit_path.display().to_string()
+        ),
+    )
+    .unwrap();
+    let summary = |format: &str| {
+        let out = std::process::Command::new(airlock_tests::daemon::airlock_bin())
+            .arg("audit")
+            .arg("--config")
+            .arg(&config)
+            .args(["summary", "--since", "1h", "--format", format])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: Value = serde_json::from_str(&summary("json")).unwrap();
+    let blocked = json["blocked"].as_array().unwrap();
+    assert_eq!(blocked.len(), 1, "{json:#}");
+    assert_eq!(blocked[0]["what"], "TLS to localhost");
+    assert_eq!(blocked[0]["user"], "nobody");
+    assert!(
+        blocked[0]["command"].as_str().unwrap().starts_with("curl "),
+        "{json:#}"
+    );
+    assert!(
+        blocked[0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("not an allowed endpoint")
+    );
+    let markdown = summary("markdown");
+    assert!(markdown.contains("**1 blocked**"), "{markdown}");
+    assert!(
+        markdown.contains("| TLS to localhost | refused by policy"),
+        "{markdown}"
+    );
 }
 
 /// A private key, as an upload would carry it.
