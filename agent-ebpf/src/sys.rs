@@ -1,5 +1,6 @@
-//! The project's only `unsafe`, kept to the two places where airlock hands
-//! the kernel's memory or descriptors to a library that cannot check them.
+//! The project's only `unsafe`, kept to the three places where airlock
+//! hands the kernel's memory or descriptors to a library that cannot check
+//! them, or takes a descriptor from the kernel.
 //!
 //! 1. The shared structs are plain old data, so aya may copy them
 //!    byte-for-byte in and out of BPF maps. Sound because every type here is
@@ -11,7 +12,13 @@
 //!    tokio requires that the descriptor stay open and the same for the
 //!    registration's lifetime: it does, because the `AsyncFd` owns the
 //!    `RingBuf`, which owns the map's descriptor and never replaces it.
+//! 3. `getsockopt(SO_PEERPIDFD)` on a connected Unix socket: the kernel
+//!    writes one `int` into the buffer it is given (the exact size is
+//!    passed), and on success that int is a new descriptor this process
+//!    owns and nothing else refers to, so it may become an `OwnedFd`.
 #![allow(unsafe_code)]
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
@@ -24,6 +31,37 @@ unsafe impl aya::Pod for Config {}
 unsafe impl aya::Pod for Orig {}
 // SAFETY: (1) above.
 unsafe impl aya::Pod for AddrKey {}
+
+/// `SO_PEERPIDFD` (asm-generic/socket.h, Linux 6.5): a pidfd for the
+/// process that connected a Unix socket.
+const SO_PEERPIDFD: libc::c_int = 77;
+
+/// A pidfd for the peer of the connected Unix socket `socket`: it keeps
+/// naming that process (never a later one reusing its pid). Fails with
+/// `ENOPROTOOPT` on kernels before 6.5.
+pub fn peer_pidfd(socket: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
+    let mut fd: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: (3) above: `fd` and `len` are live locals of the sizes the
+    // kernel is told.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PEERPIDFD,
+            (&raw mut fd).cast(),
+            &raw mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if fd < 0 {
+        return Err(std::io::Error::other("SO_PEERPIDFD gave no descriptor"));
+    }
+    // SAFETY: (3) above: a new descriptor, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
 
 /// Registers the ring buffer for readiness polling on the current tokio
 /// runtime (must be called from within one).

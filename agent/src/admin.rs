@@ -1,11 +1,12 @@
 //! The admin API, beside the approvals it drives: the Unix-socket server
-//! (`server`: kernel-identified callers, routes, the JSON error shape; also
+//! (`server`: kernel-identified callers (`peer`), routes, the JSON error shape; also
 //! `/metrics` on TCP), what it reports (`report`: `status` and the
 //! Prometheus metrics, composed from their owners when asked), the client
 //! the CLI and tests use (`client`), and the text `airlock status` prints
 //! (`view`).
 
 mod client;
+mod peer;
 mod report;
 mod server;
 #[cfg(test)]

@@ -38,6 +38,9 @@ pub enum AppError {
     Mask(#[from] crate::mask::MaskError),
     #[error(transparent)]
     Admin(#[from] crate::admin::AdminError),
+    /// `[approval]` could not be set up (its webhook key).
+    #[error("{0}")]
+    Approval(String),
 }
 
 /// The addresses airlock actually bound (tests bind port 0 and read these).
@@ -96,7 +99,8 @@ pub async fn build(config: Config) -> Result<App, AppError> {
     let client_tls = ClientTls::new(leaves)?;
     let upstream_tls = Arc::new(UpstreamTls::new(&config.tls.upstream_roots)?);
     let approvals =
-        crate::approval::Approvals::new(&config.approval, audit.clone(), upstream_tls.clone());
+        crate::approval::Approvals::new(&config.approval, audit.clone(), upstream_tls.clone())
+            .map_err(|e| AppError::Approval(e.to_string()))?;
     // Bound now: a second airlock (a live socket) is an error before
     // anything is attached.
     let telemetry = Arc::new(crate::telemetry::Telemetry::default());
@@ -206,7 +210,7 @@ impl App {
         if let Some(hup) = hup {
             tasks.spawn(crate::reload::on_hup(reloader, hup));
         }
-        tasks.spawn(self.admin.run());
+        tasks.spawn(self.admin.run(Some(self.capture.membership())));
         if let Some(events) = self.capture.take_events() {
             tasks.spawn(events.run());
         }

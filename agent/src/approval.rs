@@ -1,12 +1,13 @@
 //! Just-in-time approval of high-risk requests. A request whose policy
 //! action is `approve` is held here — its HTTP exchange simply waits —
 //! until an approver releases it (once, or with a time-boxed grant for the
-//! same identity, rule and operation), denies it, it times out, or its
-//! client goes away. Owns the registry of held requests and grants, who may
-//! decide (kernel-identified approvers, never oneself unless allowed), and
-//! the `approval` audit records of every step. The admin API
-//! ([`crate::admin`]) drives it over a Unix socket; [`webhook`] announces
-//! new holds.
+//! same identity, rule and operation within a resource scope), denies it,
+//! it times out, or its client goes away. Owns the registry of held
+//! requests and grants (bounded: `approval.max_held`, per identity too),
+//! who may decide (kernel-identified approvers; never a process airlock
+//! captures; never oneself unless allowed), and the `approval` audit
+//! records of every step. The admin API ([`crate::admin`]) drives it over
+//! a Unix socket; [`webhook`] announces new holds, signed.
 
 #[cfg(test)]
 pub(crate) mod fixture;
@@ -55,12 +56,19 @@ pub(crate) enum ApprovalError {
     NotApprover(String),
     #[error("{0} cannot approve a request made by a process running under their own uid")]
     SelfApproval(String),
+    #[error("{who} cannot decide: the calling process is one airlock captures ({why})")]
+    CapturedApprover { who: String, why: String },
     #[error("{0}")]
     BadRequest(String),
     #[error("the audit log cannot be written: nothing is decided unrecorded")]
     AuditUnavailable,
     #[error("reading the user database: {0}")]
     Users(#[source] std::io::Error),
+    #[error("approval.webhook_secret_file {path}: {why}")]
+    WebhookKey {
+        path: std::path::PathBuf,
+        why: String,
+    },
 }
 
 impl ApprovalError {
@@ -71,6 +79,7 @@ impl ApprovalError {
             Self::AlreadyDecided { .. } => (409, "already_decided"),
             Self::NotApprover(_) => (403, "not_approver"),
             Self::SelfApproval(_) => (403, "self_approval"),
+            Self::CapturedApprover { .. } => (403, "captured_approver"),
             Self::BadRequest(_) => (400, "bad_request"),
             Self::AuditUnavailable => (503, "audit_unavailable"),
             _ => (500, "internal"),
@@ -91,10 +100,47 @@ pub(crate) struct HeldRequest {
     pub operation: String,
     pub method: String,
     pub url: String,
+    /// The host the request will go to.
+    pub target_host: String,
+    /// The resource it acts on ([`crate::operation::scope`]): what a
+    /// window grant from it covers unless given another scope.
+    pub resource: String,
     pub identity: Arc<Identity>,
     pub process: Arc<ProcessInfo>,
+    /// The request body as the trail keeps it (masked), when it was read
+    /// before the hold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_excerpt: Option<String>,
+}
+
+/// Who is deciding: the admin socket's peer, as the kernel identified it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Caller {
+    pub uid: u32,
+    /// Why the calling process is one airlock captures (the agent, or
+    /// something it started): such a caller decides nothing.
+    pub captured: Option<String>,
+}
+
+impl Caller {
+    /// A caller airlock does not capture.
+    pub(crate) fn uid(uid: u32) -> Self {
+        Self {
+            uid,
+            captured: None,
+        }
+    }
+}
+
+/// An approval as the approver gave it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Release {
+    /// A window grant for this long; `None`: this request only.
+    pub window: Option<Duration>,
+    /// What the grant covers (`--scope`); `None`: the held request's own
+    /// resource.
+    pub scope: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// Who a grant covers. A verified token's claims (object id, else UPN,
@@ -134,6 +180,8 @@ pub(crate) struct Approvals {
     approvers: Approvers,
     allow_self: bool,
     default_timeout: Duration,
+    max_held: usize,
+    max_held_per_identity: usize,
     users: Users,
     webhook: Option<webhook::Webhook>,
 }
@@ -162,6 +210,8 @@ struct Grant {
     key: String,
     rule: String,
     operation: String,
+    /// The resources it covers ([`crate::operation::scope`]).
+    scope: String,
     by: Approver,
     reason: Option<String>,
     request_id: String,
@@ -202,17 +252,21 @@ impl State {
 
 impl Approvals {
     /// The registry, with its webhook task when `approval.webhook_url` is
-    /// set (call inside the tokio runtime).
+    /// set (call inside the tokio runtime); the webhook's key is read now.
     pub(crate) fn new(
         config: &ApprovalConfig,
         audit: AuditLog,
         tls: Arc<UpstreamTls>,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, ApprovalError> {
+        let secret = match &config.webhook_secret_file {
+            None => None,
+            Some(path) => Some(webhook_key(path)?),
+        };
         let webhook = config
             .webhook_url
             .as_ref()
-            .map(|url| webhook::Webhook::spawn(url.clone(), tls));
-        Arc::new(Self::build(config, audit, Users::System, webhook))
+            .map(|url| webhook::Webhook::spawn(url.clone(), tls, secret));
+        Ok(Arc::new(Self::build(config, audit, Users::System, webhook)))
     }
 
     fn build(
@@ -227,6 +281,8 @@ impl Approvals {
             approvers: Approvers::new(&config.approvers),
             allow_self: config.allow_self,
             default_timeout: config.timeout(),
+            max_held: config.max_held,
+            max_held_per_identity: config.max_held_per_identity,
             users,
             webhook,
         }
@@ -252,17 +308,29 @@ impl Approvals {
             return Outcome::AuditUnavailable;
         }
         let (reply, mut wait) = oneshot::channel();
-        self.lock().held.insert(
-            request.id.clone(),
-            Slot {
-                request: request.clone(),
-                key: key.clone(),
-                since: Instant::now(),
-                at: SystemTime::now(),
-                timeout,
-                reply,
-            },
-        );
+        {
+            let mut st = self.lock();
+            if let Some(limit) = self.full(&st, &key) {
+                st.count(Event::Overflow);
+                drop(st);
+                let mut rec = self.request_record(Event::Overflow, &request);
+                rec.reason = Some(format!("not held: {limit}"));
+                rec.identity_key = Some(key);
+                let _ = self.write(&rec);
+                return Outcome::TooManyHeld { limit };
+            }
+            st.held.insert(
+                request.id.clone(),
+                Slot {
+                    request: request.clone(),
+                    key: key.clone(),
+                    since: Instant::now(),
+                    at: SystemTime::now(),
+                    timeout,
+                    reply,
+                },
+            );
+        }
         // Armed before anything can be awaited, so from here a dropped
         // future always leaves an `abandoned` record and no entry.
         let mut guard = Abandon {
@@ -293,13 +361,32 @@ impl Approvals {
         outcome
     }
 
+    /// Which bound holding one more request for `key` would pass, if any.
+    fn full(&self, st: &State, key: &str) -> Option<String> {
+        if st.held.len() >= self.max_held {
+            return Some(format!(
+                "{} requests are held already (approval.max_held)",
+                st.held.len()
+            ));
+        }
+        let mine = st.held.values().filter(|s| s.key == key).count();
+        (mine >= self.max_held_per_identity).then(|| {
+            format!(
+                "{mine} requests of this identity are held already (approval.max_held_per_identity)"
+            )
+        })
+    }
+
     /// A live grant's approval for this request, if there is one.
     fn use_grant(&self, request: &HeldRequest, key: &str) -> Option<Outcome> {
         let (gid, by) = {
             let mut st = self.lock();
             st.prune(Instant::now());
             let g = st.grants.values_mut().find(|g| {
-                g.key == key && g.rule == request.rule && g.operation == request.operation
+                g.key == key
+                    && g.rule == request.rule
+                    && g.operation == request.operation
+                    && crate::operation::scope::covers(&g.scope, &request.resource)
             })?;
             g.uses += 1;
             let found = (g.id.clone(), g.by.clone());
@@ -341,15 +428,19 @@ impl Approvals {
         Outcome::Expired
     }
 
-    /// Approves held request `id` as the kernel-identified `uid`: once, or
-    /// with a grant for `window`.
+    /// Approves held request `id` as `caller`: once, or with a grant for
+    /// `release.window` over `release.scope`.
     pub(crate) fn approve(
         &self,
         id: &str,
-        uid: u32,
-        window: Option<Duration>,
-        reason: Option<String>,
+        caller: &Caller,
+        release: Release,
     ) -> Result<Outcome, ApprovalError> {
+        let Release {
+            window,
+            scope,
+            reason,
+        } = release;
         if let Some(w) = window
             && (w.is_zero() || w > MAX_GRANT)
         {
@@ -358,10 +449,20 @@ impl Approvals {
                 humantime::format_duration(MAX_GRANT)
             )));
         }
-        let by = self.authorize(uid, Some(id), None, "approve")?;
+        if scope.is_some() && window.is_none() {
+            return Err(ApprovalError::BadRequest(
+                "a scope is for a window grant: give a window too".into(),
+            ));
+        }
+        let by = self.authorize(caller, Some(id), None, "approve")?;
         let mut st = self.lock();
         let slot = st.held.get(id).ok_or_else(|| st.missing(id))?;
-        if slot.request.process.uid == uid && !self.allow_self {
+        let scope = match scope {
+            None => slot.request.resource.clone(),
+            Some(s) => crate::operation::scope::parse_scope(&s, &slot.request.resource)
+                .map_err(ApprovalError::BadRequest)?,
+        };
+        if slot.request.process.uid == caller.uid && !self.allow_self {
             drop(st);
             let mut rec = ApprovalRecord::new(Event::Refused);
             rec.request_id = Some(id.to_owned());
@@ -379,6 +480,7 @@ impl Approvals {
             key: slot.key.clone(),
             rule: slot.request.rule.clone(),
             operation: slot.request.operation.clone(),
+            scope,
             by: by.clone(),
             reason: reason.clone(),
             request_id: id.to_owned(),
@@ -413,6 +515,7 @@ impl Approvals {
             rec.by = Some(by);
             rec.reason = reason;
             rec.identity_key = Some(g.key);
+            rec.scope = Some(g.scope);
             rec.duration_s = Some(g.window.as_secs());
             let _ = self.write(&rec);
         }
@@ -421,11 +524,16 @@ impl Approvals {
 
     /// Denies held request `id`; `reason` is required. Denying one's own
     /// agent's request is allowed: it only makes things stricter.
-    pub(crate) fn deny(&self, id: &str, uid: u32, reason: &str) -> Result<Outcome, ApprovalError> {
+    pub(crate) fn deny(
+        &self,
+        id: &str,
+        caller: &Caller,
+        reason: &str,
+    ) -> Result<Outcome, ApprovalError> {
         if reason.trim().is_empty() {
             return Err(ApprovalError::BadRequest("a denial needs a reason".into()));
         }
-        let by = self.authorize(uid, Some(id), None, "deny")?;
+        let by = self.authorize(caller, Some(id), None, "deny")?;
         self.audit
             .check()
             .map_err(|_| ApprovalError::AuditUnavailable)?;
@@ -451,10 +559,10 @@ impl Approvals {
     pub(crate) fn revoke(
         &self,
         grant_id: &str,
-        uid: u32,
+        caller: &Caller,
         reason: Option<String>,
     ) -> Result<GrantView, ApprovalError> {
-        let by = self.authorize(uid, None, Some(grant_id), "revoke")?;
+        let by = self.authorize(caller, None, Some(grant_id), "revoke")?;
         self.audit
             .check()
             .map_err(|_| ApprovalError::AuditUnavailable)?;
@@ -480,12 +588,13 @@ impl Approvals {
         Ok(view::grant(&grant, Instant::now()))
     }
 
-    /// The approver behind `uid`, or a refusal (audited) when `uid` is not
-    /// one. Checked before anything is looked up, so outsiders learn
-    /// nothing about what is held.
+    /// The approver behind `caller`, or a refusal (audited) when it is a
+    /// process airlock captures (the agent deciding for itself, whatever
+    /// its uid) or its uid is not an approver. Checked before anything is
+    /// looked up, so outsiders learn nothing about what is held.
     fn authorize(
         &self,
-        uid: u32,
+        caller: &Caller,
         request_id: Option<&str>,
         grant_id: Option<&str>,
         action: &str,
@@ -495,18 +604,29 @@ impl Approvals {
             #[cfg(test)]
             Users::Fixed(db) => db.clone(),
         };
-        let by = Approver::new(uid, &db);
-        if self.approvers.admits(uid, &db) {
-            return Ok(by);
-        }
+        let by = Approver::new(caller.uid, &db);
+        let (why, error) = match &caller.captured {
+            Some(why) => (
+                format!("{action}: the caller is a captured process ({why})"),
+                ApprovalError::CapturedApprover {
+                    who: by.describe(),
+                    why: why.clone(),
+                },
+            ),
+            None if self.approvers.admits(caller.uid, &db) => return Ok(by),
+            None => (
+                format!("{action}: not in approval.approvers"),
+                ApprovalError::NotApprover(by.describe()),
+            ),
+        };
         self.lock().count(Event::Refused);
         let mut rec = ApprovalRecord::new(Event::Refused);
         rec.request_id = request_id.map(str::to_owned);
         rec.grant_id = grant_id.map(str::to_owned);
-        rec.by = Some(by.clone());
-        rec.reason = Some(format!("{action}: not in approval.approvers"));
+        rec.by = Some(by);
+        rec.reason = Some(why);
         let _ = self.write(&rec);
-        Err(ApprovalError::NotApprover(by.describe()))
+        Err(error)
     }
 
     /// Every held request, longest waiting first.
@@ -584,6 +704,25 @@ impl Approvals {
         // mutation is a single insert/remove), so poisoning is ignored.
         lock(&self.state)
     }
+}
+
+/// The webhook's HMAC key, from its file (trailing whitespace is not part
+/// of it). An empty or unreadable file stops the start: notices signed
+/// with nothing would look signed.
+fn webhook_key(path: &std::path::Path) -> Result<ring::hmac::Key, ApprovalError> {
+    let bad = |why: String| ApprovalError::WebhookKey {
+        path: path.to_owned(),
+        why,
+    };
+    let text = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let end = text
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    if end < 16 {
+        return Err(bad("the key is shorter than 16 bytes".into()));
+    }
+    Ok(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &text[..end]))
 }
 
 /// Ends a hold whose future was dropped before it returned: removes the

@@ -4,6 +4,7 @@
 
 pub(crate) mod cgroup;
 mod events;
+mod membership;
 mod pin;
 mod privileges;
 pub(crate) mod process;
@@ -11,6 +12,7 @@ mod selectors;
 mod table;
 
 pub(crate) use events::{EventCounts, EventReader};
+pub(crate) use membership::Membership;
 pub(crate) use process::ProcessCache;
 pub(crate) use table::Captured;
 pub use table::OrigDstTable;
@@ -212,6 +214,18 @@ impl Capture {
     /// The table the proxy consults on accept.
     pub(crate) fn table(&self) -> std::sync::Arc<OrigDstTable> {
         self.table.clone()
+    }
+
+    /// Who is captured, for checks made after the fact (the admin API's
+    /// approvers).
+    pub(crate) fn membership(&self) -> Membership {
+        let mount = cgroup::cgroup2_mount().unwrap_or_default();
+        Membership::new(
+            &self.cgroup,
+            &mount,
+            self.table.clone(),
+            self.selectors.clone(),
+        )
     }
 
     /// The kernel event reader; taken once by whoever logs events.

@@ -116,11 +116,17 @@ pub enum ApprovalsCommand {
     /// Everything about one held request.
     Show { id: String },
     /// Release a held request (`--for 30m`: and the same identity, rule and
-    /// operation for that long — a grant).
+    /// operation on the same resource for that long — a grant; `--scope`
+    /// widens what it covers).
     Approve {
         id: String,
         #[arg(long, value_name = "DURATION")]
         r#for: Option<String>,
+        /// What the grant covers: `/subscriptions/ID`, a resource group or
+        /// resource id under it, or `namespace/NAME` (Kubernetes); it must
+        /// contain the held request's resource. Default: that resource.
+        #[arg(long, requires = "for")]
+        scope: Option<String>,
         #[arg(long)]
         reason: Option<String>,
     },

@@ -474,7 +474,7 @@ impl Agent<'_> {
             if let Some(id) = held.iter().find_map(|h| h["id"].as_str()) {
                 if approve {
                     self.admin
-                        .approve(id, None, Some(reason))
+                        .approve(id, None, None, Some(reason))
                         .await
                         .map_err(err)?;
                 } else {

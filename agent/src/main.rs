@@ -141,9 +141,14 @@ async fn approvals(
             let v = client.show(&id).await?;
             print(&v, held_details(&v));
         }
-        ApprovalsCommand::Approve { id, r#for, reason } => {
+        ApprovalsCommand::Approve {
+            id,
+            r#for,
+            scope,
+            reason,
+        } => {
             let v = client
-                .approve(&id, r#for.as_deref(), reason.as_deref())
+                .approve(&id, r#for.as_deref(), scope.as_deref(), reason.as_deref())
                 .await?;
             print(&v, format!("{id}: approved\n"));
         }

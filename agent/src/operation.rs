@@ -110,6 +110,7 @@ pub(crate) mod graph;
 pub(crate) mod imds;
 mod keyvault;
 mod kube;
+pub(crate) mod scope;
 mod storage;
 #[cfg(test)]
 mod tests;

@@ -49,13 +49,16 @@ impl AdminClient {
     }
 
     /// Approves once, or for `window` (`"30m"`).
+    /// Releases held request `id`; with `window`, a grant over `scope`
+    /// (default: the held request's own resource).
     pub async fn approve(
         &self,
         id: &str,
         window: Option<&str>,
+        scope: Option<&str>,
         reason: Option<&str>,
     ) -> Result<Value, AdminError> {
-        let body = json!({ "for": window, "reason": reason });
+        let body = json!({ "for": window, "scope": scope, "reason": reason });
         let body = strip_nulls(body);
         self.json(
             Method::POST,
@@ -281,6 +284,7 @@ pub fn grants_table(grants: &[Value]) -> String {
                 s(g, "id").to_owned(),
                 human(g["remaining_s"].as_u64().unwrap_or(0)),
                 s(g, "operation").to_owned(),
+                s(g, "scope").to_owned(),
                 s(g, "identity_key").to_owned(),
                 s(g, "rule").to_owned(),
                 g["by"]["user"]
@@ -295,6 +299,7 @@ pub fn grants_table(grants: &[Value]) -> String {
             "ID",
             "REMAINING",
             "OPERATION",
+            "SCOPE",
             "IDENTITY",
             "RULE",
             "BY",
@@ -308,13 +313,15 @@ pub fn grants_table(grants: &[Value]) -> String {
 pub fn held_details(v: &Value) -> String {
     let p = &v["process"];
     let mut out = format!(
-        "id:        {}\nwaiting:   {} ({} left)\noperation: {}\nrequest:   {} {}\nidentity:  {} ({})\nprocess:   {} pid {} uid {}\n",
+        "id:        {}\nwaiting:   {} ({} left)\noperation: {}\nrequest:   {} {}\ngoes to:   {}\nresource:  {}\nidentity:  {} ({})\nprocess:   {} pid {} uid {}\n",
         s(v, "id"),
         human(v["waiting_s"].as_u64().unwrap_or(0)),
         human(v["remaining_s"].as_u64().unwrap_or(0)),
         s(v, "operation"),
         s(v, "method"),
         s(v, "url"),
+        s(v, "target_host"),
+        s(v, "resource"),
         who(v),
         s(v, "identity_key"),
         p["comm"].as_str().unwrap_or("?"),

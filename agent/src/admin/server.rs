@@ -1,7 +1,8 @@
 //! The admin API's server: HTTP/1.1 + JSON on a Unix socket
 //! (docs/admin-api.md). Owns binding the socket safely (0660, optional group, a stale socket
-//! replaced but a live one never), the caller's uid from the kernel
-//! (SO_PEERCRED) for every request, routing, and the JSON error shape.
+//! replaced but a live one never), the caller from the kernel for every
+//! request (uid, and whether it is a process airlock captures: such a
+//! caller decides nothing), routing, and the JSON error shape.
 //! Status and metrics are composed by [`super::report`]; `/metrics` alone may
 //! also be served on TCP (`admin.metrics_listen`) for a Prometheus scraper.
 
@@ -19,8 +20,10 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::net::{UnixListener, UnixStream};
 
+use super::peer::Peer;
 use super::{AdminError, report};
-use crate::approval::{ApprovalError, Approvals};
+use crate::approval::{ApprovalError, Approvals, Caller, Release};
+use crate::capture::Membership;
 use crate::config::AdminConfig;
 use crate::core::Outcome;
 use crate::telemetry::Telemetry;
@@ -41,7 +44,8 @@ pub(crate) struct AdminServer {
     /// `admin.metrics_listen`: `GET /metrics` only, no uid, no decisions.
     metrics: Option<tokio::net::TcpListener>,
     path: PathBuf,
-    api: Arc<Api>,
+    approvals: Arc<Approvals>,
+    telemetry: Arc<Telemetry>,
 }
 
 /// What the routes read and act on.
@@ -49,6 +53,8 @@ pub(crate) struct AdminServer {
 struct Api {
     approvals: Arc<Approvals>,
     telemetry: Arc<Telemetry>,
+    /// Who airlock captures; `None` without capture (unit tests).
+    membership: Option<Membership>,
 }
 
 impl AdminServer {
@@ -105,10 +111,8 @@ impl AdminServer {
             listener,
             metrics,
             path: path.clone(),
-            api: Arc::new(Api {
-                approvals,
-                telemetry,
-            }),
+            approvals,
+            telemetry,
         };
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(SOCKET_MODE))
             .map_err(err("chmod"))?;
@@ -119,20 +123,29 @@ impl AdminServer {
     }
 
     /// Serves connections until this future is dropped (which also ends
-    /// the connections being served).
-    pub(crate) async fn run(self) {
+    /// the connections being served). Decisions from processes in
+    /// `membership` are refused.
+    pub(crate) async fn run(self, membership: Option<Membership>) {
+        if membership.as_ref().is_some_and(|m| !m.tells_agent_apart()) {
+            tracing::warn!("{UNTOLD}");
+        }
+        let api = Arc::new(Api {
+            approvals: self.approvals.clone(),
+            telemetry: self.telemetry.clone(),
+            membership,
+        });
         let mut conns = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, _)) => {
-                        conns.spawn(serve(self.api.clone(), stream));
+                        conns.spawn(serve(api.clone(), stream));
                     }
                     Err(e) => backoff("admin socket", &e).await,
                 },
                 accepted = accept_tcp(self.metrics.as_ref()) => match accepted {
                     Ok(stream) => {
-                        conns.spawn(serve_metrics(self.api.clone(), stream));
+                        conns.spawn(serve_metrics(api.clone(), stream));
                     }
                     Err(e) => backoff("admin.metrics_listen", &e).await,
                 },
@@ -231,18 +244,20 @@ async fn serve_metrics(api: Arc<Api>, stream: tokio::net::TcpStream) {
 /// Prometheus text format 0.0.4.
 const METRICS_TYPE: &str = "text/plain; version=0.0.4";
 
-/// One connection: every request on it acts as the peer's uid.
+/// Said at start and in `status` when capture spans the whole host and
+/// selects by uid or nothing.
+pub(super) const UNTOLD: &str = "capture spans the whole host (the cgroup2 root) and selects no process by name: airlock cannot tell the agent from its developer, so an agent running as an approver could approve its own requests; select the agent's programs (capture.comm with follow_children) or give it a cgroup of its own";
+
+/// One connection: every request on it acts as the peer process.
 async fn serve(api: Arc<Api>, stream: UnixStream) {
-    let uid = match stream.peer_cred() {
-        Ok(c) => c.uid(),
-        Err(e) => {
-            tracing::warn!(error = %e, "admin socket: no peer credentials; closing");
-            return;
-        }
+    let Some(peer) = Peer::of(&stream) else {
+        tracing::warn!("admin socket: no peer credentials; closing");
+        return;
     };
+    let peer = Arc::new(peer);
     let service = hyper::service::service_fn(move |req| {
-        let api = api.clone();
-        async move { Ok::<_, Infallible>(handle(&api, uid, req).await) }
+        let (api, peer) = (api.clone(), peer.clone());
+        async move { Ok::<_, Infallible>(handle(&api, &peer, req).await) }
     });
     if let Err(e) = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
@@ -258,6 +273,9 @@ struct ApproveBody {
     /// Window grant (`"30m"`); absent: this request only.
     #[serde(rename = "for")]
     window: Option<String>,
+    /// What the grant covers (`/subscriptions/…`, `namespace/NAME`, a
+    /// resource path); absent: the held request's own resource.
+    scope: Option<String>,
     reason: Option<String>,
 }
 
@@ -279,7 +297,30 @@ enum Reply {
     Text(String),
 }
 
-async fn handle(api: &Api, uid: u32, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Who is asking: the peer's uid, and why it is a captured process if it
+/// is one (read now, in a blocking task: /proc). A peer that changed while
+/// it was read (gone, its pid reused) is treated as captured.
+async fn caller(api: &Arc<Api>, peer: &Arc<Peer>) -> Caller {
+    let uid = peer.uid;
+    let (api, peer) = (api.clone(), peer.clone());
+    let captured = tokio::task::spawn_blocking(move || {
+        let membership = api.membership.as_ref()?;
+        let Some(pid) = peer.pid else {
+            return Some("the kernel names no process for the caller".to_owned());
+        };
+        let why = membership.why_captured(pid);
+        if peer.unchanged() {
+            why
+        } else {
+            Some("the calling process exited while it was checked".to_owned())
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Some("the check of the caller failed".to_owned()));
+    Caller { uid, captured }
+}
+
+async fn handle(api: &Arc<Api>, peer: &Arc<Peer>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
@@ -291,7 +332,14 @@ async fn handle(api: &Api, uid: u32, req: Request<Incoming>) -> Response<Full<By
         }
     };
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match route(api, uid, &method, &segments, &body) {
+    // Only decisions need to know whether the caller is captured.
+    let caller = if method == Method::POST {
+        caller(api, peer).await
+    } else {
+        Caller::uid(peer.uid)
+    };
+    let uid = caller.uid;
+    match route(api, &caller, &method, &segments, &body) {
         Ok(Reply::Json(status, v)) => respond(status, "application/json", v.to_string()),
         Ok(Reply::Text(t)) => respond(StatusCode::OK, METRICS_TYPE, t),
         Err(e) => {
@@ -303,7 +351,7 @@ async fn handle(api: &Api, uid: u32, req: Request<Incoming>) -> Response<Full<By
 
 fn route(
     api: &Api,
-    uid: u32,
+    caller: &Caller,
     method: &Method,
     segments: &[&str],
     body: &[u8],
@@ -311,7 +359,17 @@ fn route(
     let ok = |v| Ok(Reply::Json(StatusCode::OK, v));
     let a = &*api.approvals;
     match (method, segments) {
-        (&Method::GET, ["v1", "status"]) => ok(report::status(&api.telemetry, a)),
+        (&Method::GET, ["v1", "status"]) => {
+            let mut v = report::status(&api.telemetry, a);
+            if let Some(m) = &api.membership {
+                let apart = m.tells_agent_apart();
+                v["approvals"]["captured_approvers_refused"] = json!(apart);
+                if !apart {
+                    v["approvals"]["warning"] = json!(UNTOLD);
+                }
+            }
+            ok(v)
+        }
         (&Method::GET, ["metrics"]) => Ok(Reply::Text(report::metrics(&api.telemetry, a))),
         (&Method::GET, ["v1", "approvals"]) => ok(json!({ "approvals": a.list() })),
         (&Method::GET, ["v1", "approvals", id]) => ok(json!(a.get(id)?)),
@@ -326,7 +384,13 @@ fn route(
                     })
                 })
                 .transpose()?;
-            let outcome = a.approve(id, uid, window, b.reason)?;
+            let release = Release {
+                window,
+                scope: b.scope,
+                reason: b.reason,
+            };
+            let outcome = a.approve(id, caller, release)?;
+            let uid = caller.uid;
             let grant = match &outcome {
                 Outcome::Approved { grant: Some(g), .. } => {
                     a.grants().into_iter().find(|v| v.id == *g)
@@ -341,8 +405,8 @@ fn route(
         }
         (&Method::POST, ["v1", "approvals", id, "deny"]) => {
             let b: DenyBody = parse(body)?;
-            let outcome = a.deny(id, uid, &b.reason)?;
-            tracing::info!(id, uid, "denied");
+            let outcome = a.deny(id, caller, &b.reason)?;
+            tracing::info!(id, uid = caller.uid, "denied");
             let mut v = json!(outcome);
             v["id"] = json!(id);
             ok(v)
@@ -350,8 +414,8 @@ fn route(
         (&Method::GET, ["v1", "grants"]) => ok(json!({ "grants": a.grants() })),
         (&Method::POST, ["v1", "grants", id, "revoke"]) => {
             let b: RevokeBody = parse(body)?;
-            let grant = a.revoke(id, uid, b.reason)?;
-            tracing::info!(grant = id, uid, "grant revoked");
+            let grant = a.revoke(id, caller, b.reason)?;
+            tracing::info!(grant = id, uid = caller.uid, "grant revoked");
             ok(json!({ "id": id, "outcome": "revoked", "grant": grant }))
         }
         (_, ["v1", "status"] | ["metrics"] | ["v1", "approvals" | "grants", ..]) => {

@@ -27,7 +27,7 @@ async fn admin_socket_end_to_end() {
         std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
         0o750
     );
-    let serving = tokio::spawn(server.run());
+    let serving = tokio::spawn(server.run(None));
     // A live socket: a second airlock must not take it over.
     assert!(matches!(
         AdminServer::bind(f.approvals.clone(), &config, Default::default()).await,
@@ -60,12 +60,12 @@ async fn admin_socket_end_to_end() {
     assert!(approvals_table(&list).contains("dev@contoso.com"));
 
     // SO_PEERCRED says the request's process runs as us: refused.
-    let e = c.approve("r1", Some("10m"), None).await.unwrap_err();
+    let e = c.approve("r1", Some("10m"), None, None).await.unwrap_err();
     assert!(
         matches!(&e, AdminError::Api { status: 403, code, .. } if code == "self_approval"),
         "{e}"
     );
-    let e = c.approve("r1", Some("soon"), None).await.unwrap_err();
+    let e = c.approve("r1", Some("soon"), None, None).await.unwrap_err();
     assert!(matches!(e, AdminError::Api { status: 400, .. }), "{e}");
     let e = c.show("zzz").await.unwrap_err();
     assert!(matches!(e, AdminError::Api { status: 404, .. }), "{e}");
@@ -121,12 +121,12 @@ async fn admin_socket_self_approval_with_allow_self() {
     let server = AdminServer::bind(f.approvals.clone(), &config, Default::default())
         .await
         .unwrap();
-    let serving = tokio::spawn(server.run());
+    let serving = tokio::spawn(server.run(None));
     let c = AdminClient::new(&config.socket);
     let h = f.spawn_hold(request("r1", OP, uid), LONG);
     f.held("r1").await;
     let v = c
-        .approve("r1", Some("30m"), Some("incident 42"))
+        .approve("r1", Some("30m"), None, Some("incident 42"))
         .await
         .unwrap();
     assert_eq!(v["outcome"], "approved");

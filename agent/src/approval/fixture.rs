@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Approvals, HeldRequest, Users};
+use super::{Approvals, HeldRequest, Release, Users};
 use crate::audit::AuditLog;
 use crate::config::{ApprovalConfig, AuditConfig, Durability};
 use crate::core::{Identity, Outcome, ProcessInfo};
@@ -38,6 +38,15 @@ pub(crate) struct Fixture {
 
 impl Fixture {
     pub(crate) fn new(tag: &str, approvers: &[&str], allow_self: bool, db: UserDb) -> Self {
+        let config = ApprovalConfig {
+            approvers: approvers.iter().map(|s| (*s).to_owned()).collect(),
+            allow_self,
+            ..ApprovalConfig::default()
+        };
+        Self::with_config(tag, config, db)
+    }
+
+    pub(crate) fn with_config(tag: &str, config: ApprovalConfig, db: UserDb) -> Self {
         let dir = crate::scratch_dir(&format!("approval-{tag}"));
         let path = dir.join("audit.jsonl");
         let audit = AuditLog::open(&AuditConfig {
@@ -46,11 +55,6 @@ impl Fixture {
             ..AuditConfig::default()
         })
         .unwrap();
-        let config = ApprovalConfig {
-            approvers: approvers.iter().map(|s| (*s).to_owned()).collect(),
-            allow_self,
-            ..ApprovalConfig::default()
-        };
         let approvals = Arc::new(Approvals::build(
             &config,
             audit.clone(),
@@ -121,6 +125,8 @@ pub(crate) fn request(id: &str, operation: &str, uid: u32) -> HeldRequest {
         operation: operation.to_owned(),
         method: "DELETE".into(),
         url: "https://management.azure.com/subscriptions/s/resourcegroups/rg1".into(),
+        target_host: "management.azure.com".into(),
+        resource: "/subscriptions/s/resourcegroups/rg1".into(),
         identity: Arc::new(Identity {
             kind: crate::core::CredentialKind::Jwt,
             verified: true,
@@ -137,6 +143,22 @@ pub(crate) fn request(id: &str, operation: &str, uid: u32) -> HeldRequest {
         }),
         body_excerpt: None,
     }
+}
+
+/// An approval as an approver gives it (no scope: the request's own).
+pub(crate) fn rel(window: Option<Duration>, reason: Option<String>) -> Release {
+    Release {
+        window,
+        scope: None,
+        reason,
+    }
+}
+
+/// `request`, made with a token for object id `oid` (another identity).
+pub(crate) fn request_by(id: &str, oid: &str) -> HeldRequest {
+    let mut r = request(id, OP, 1001);
+    Arc::make_mut(&mut r.identity).oid = Some(oid.to_owned());
+    r
 }
 
 pub(crate) const OP: &str = "Microsoft.Resources/subscriptions/resourceGroups/delete";

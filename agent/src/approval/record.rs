@@ -28,6 +28,8 @@ pub(crate) enum Event {
     Revoked,
     /// Someone not allowed to decide tried to.
     Refused,
+    /// Not held: too many requests were held already (answered 429).
+    Overflow,
 }
 
 impl Event {
@@ -42,6 +44,7 @@ impl Event {
             Self::Used => "used",
             Self::Revoked => "revoked",
             Self::Refused => "refused",
+            Self::Overflow => "overflow",
         }
     }
 }
@@ -71,6 +74,9 @@ pub(crate) struct ApprovalRecord {
     /// Grant key: who the grant covers (see `approval::identity_key`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_key: Option<String>,
+    /// `granted`: the resources the grant covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// `requested`: how long it may wait; `granted`: the window. Seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<u64>,
@@ -91,6 +97,7 @@ impl ApprovalRecord {
             rule: None,
             operation: None,
             identity_key: None,
+            scope: None,
             duration_s: None,
             waited_ms: None,
         }

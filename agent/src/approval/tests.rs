@@ -16,7 +16,7 @@ async fn approve_once_then_the_next_request_is_held_again() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].identity_key, "oid:oid-1");
     f.approvals
-        .approve("r1", 1000, None, Some("ok".into()))
+        .approve("r1", &Caller::uid(1000), rel(None, Some("ok".into())))
         .unwrap();
     let out = h.await.unwrap();
     assert!(
@@ -26,7 +26,9 @@ async fn approve_once_then_the_next_request_is_held_again() {
     assert!(f.approvals.list().is_empty());
     let h = f.spawn_hold(request("r2", OP, 1001), LONG);
     f.held("r2").await;
-    f.approvals.deny("r2", 1000, "not now").unwrap();
+    f.approvals
+        .deny("r2", &Caller::uid(1000), "not now")
+        .unwrap();
     h.await.unwrap();
     let recs = f.records().await;
     let approved = recs.iter().find(|r| r["event"] == "approved").unwrap();
@@ -49,7 +51,11 @@ async fn a_window_grant_lets_identical_requests_through_until_revoked() {
     f.held("r1").await;
     let out = f
         .approvals
-        .approve("r1", 1000, Some(Duration::from_secs(600)), None)
+        .approve(
+            "r1",
+            &Caller::uid(1000),
+            rel(Some(Duration::from_secs(600)), None),
+        )
         .unwrap();
     let Outcome::Approved {
         grant: Some(gid), ..
@@ -68,17 +74,21 @@ async fn a_window_grant_lets_identical_requests_through_until_revoked() {
     // Another operation is still held.
     let h = f.spawn_hold(request("r3", "k8s.pods.exec", 1001), LONG);
     f.held("r3").await;
-    f.approvals.deny("r3", 1000, "no exec").unwrap();
+    f.approvals
+        .deny("r3", &Caller::uid(1000), "no exec")
+        .unwrap();
     h.await.unwrap();
     // Revoked: held again.
-    f.approvals.revoke(&gid, 1002, Some("done".into())).unwrap();
+    f.approvals
+        .revoke(&gid, &Caller::uid(1002), Some("done".into()))
+        .unwrap();
     assert!(f.approvals.grants().is_empty());
     let h = f.spawn_hold(request("r4", OP, 1001), LONG);
     f.held("r4").await;
-    f.approvals.deny("r4", 1000, "over").unwrap();
+    f.approvals.deny("r4", &Caller::uid(1000), "over").unwrap();
     h.await.unwrap();
     assert!(matches!(
-        f.approvals.revoke(&gid, 1000, None),
+        f.approvals.revoke(&gid, &Caller::uid(1000), None),
         Err(ApprovalError::NoGrant(_))
     ));
     let recs = f.records().await;
@@ -123,22 +133,26 @@ async fn deny_needs_a_reason_and_carries_it() {
     let h = f.spawn_hold(request("r1", OP, 1001), LONG);
     f.held("r1").await;
     assert!(matches!(
-        f.approvals.deny("r1", 1000, "  "),
+        f.approvals.deny("r1", &Caller::uid(1000), "  "),
         Err(ApprovalError::BadRequest(_))
     ));
-    f.approvals.deny("r1", 1000, "too risky").unwrap();
+    f.approvals
+        .deny("r1", &Caller::uid(1000), "too risky")
+        .unwrap();
     let out = h.await.unwrap();
     assert!(matches!(&out, Outcome::Denied { reason, .. } if reason == "too risky"));
     // A second decision: already decided, not "unknown".
     assert!(matches!(
-        f.approvals.approve("r1", 1000, None, None),
+        f.approvals
+            .approve("r1", &Caller::uid(1000), rel(None, None)),
         Err(ApprovalError::AlreadyDecided {
             outcome: "denied",
             ..
         })
     ));
     assert!(matches!(
-        f.approvals.approve("nope", 1000, None, None),
+        f.approvals
+            .approve("nope", &Caller::uid(1000), rel(None, None)),
         Err(ApprovalError::NotFound(_))
     ));
 }
@@ -167,7 +181,8 @@ async fn dropping_the_hold_is_abandoned() {
     let _ = h.await;
     assert!(f.approvals.list().is_empty());
     assert!(matches!(
-        f.approvals.approve("r1", 1000, None, None),
+        f.approvals
+            .approve("r1", &Caller::uid(1000), rel(None, None)),
         Err(ApprovalError::AlreadyDecided {
             outcome: "abandoned",
             ..
@@ -183,8 +198,14 @@ async fn dropping_the_hold_is_abandoned() {
 #[tokio::test]
 async fn many_holds_are_decided_independently() {
     let f = Fixture::simple("many");
+    // Four identities, five each: within the per-identity bound.
     let handles: Vec<_> = (0..20)
-        .map(|i| f.spawn_hold(request(&format!("r{i}"), OP, 1001), LONG))
+        .map(|i| {
+            f.spawn_hold(
+                request_by(&format!("r{i}"), &format!("oid-{}", i % 4)),
+                LONG,
+            )
+        })
         .collect();
     for i in 0..20 {
         f.held(&format!("r{i}")).await;
@@ -193,9 +214,11 @@ async fn many_holds_are_decided_independently() {
     for i in 0..20 {
         let id = format!("r{i}");
         if i % 2 == 0 {
-            f.approvals.approve(&id, 1000, None, None).unwrap();
+            f.approvals
+                .approve(&id, &Caller::uid(1000), rel(None, None))
+                .unwrap();
         } else {
-            f.approvals.deny(&id, 1000, "odd").unwrap();
+            f.approvals.deny(&id, &Caller::uid(1000), "odd").unwrap();
         }
     }
     for (i, h) in handles.into_iter().enumerate() {
@@ -215,11 +238,14 @@ async fn self_approval_is_refused_unless_allowed() {
     let h = f.spawn_hold(request("r1", OP, 1000), LONG);
     f.held("r1").await;
     assert!(matches!(
-        f.approvals.approve("r1", 1000, None, None),
+        f.approvals
+            .approve("r1", &Caller::uid(1000), rel(None, None)),
         Err(ApprovalError::SelfApproval(_))
     ));
     // Still held; denying one's own agent is allowed.
-    f.approvals.deny("r1", 1000, "my mistake").unwrap();
+    f.approvals
+        .deny("r1", &Caller::uid(1000), "my mistake")
+        .unwrap();
     h.await.unwrap();
     let recs = f.records().await;
     assert_eq!(recs[1]["event"], "refused");
@@ -234,7 +260,9 @@ async fn self_approval_is_refused_unless_allowed() {
     let f = Fixture::new("self-ok", &["alice"], true, UserDb::parse(PASSWD, GROUP));
     let h = f.spawn_hold(request("r1", OP, 1000), LONG);
     f.held("r1").await;
-    f.approvals.approve("r1", 1000, None, None).unwrap();
+    f.approvals
+        .approve("r1", &Caller::uid(1000), rel(None, None))
+        .unwrap();
     assert!(matches!(h.await.unwrap(), Outcome::Approved { .. }));
 }
 
@@ -246,20 +274,23 @@ async fn outsiders_are_refused_and_audited() {
     // bob is not listed; root is not listed; an unknown uid has no name.
     for uid in [1001, 0, 4321] {
         assert!(matches!(
-            f.approvals.approve("r1", uid, None, None),
+            f.approvals
+                .approve("r1", &Caller::uid(uid), rel(None, None)),
             Err(ApprovalError::NotApprover(_))
         ));
     }
     assert!(matches!(
-        f.approvals.deny("r1", 1001, "x"),
+        f.approvals.deny("r1", &Caller::uid(1001), "x"),
         Err(ApprovalError::NotApprover(_))
     ));
     assert!(matches!(
-        f.approvals.revoke("g-1", 1001, None),
+        f.approvals.revoke("g-1", &Caller::uid(1001), None),
         Err(ApprovalError::NotApprover(_))
     ));
     // dave is in sre by primary gid, carol as a listed member.
-    f.approvals.approve("r1", 1003, None, None).unwrap();
+    f.approvals
+        .approve("r1", &Caller::uid(1003), rel(None, None))
+        .unwrap();
     h.await.unwrap();
     let recs = f.records().await;
     let refused: Vec<&Value> = recs.iter().filter(|r| r["event"] == "refused").collect();
@@ -316,7 +347,8 @@ async fn grant_windows_are_bounded() {
     let f = Fixture::simple("window");
     for w in [Duration::ZERO, MAX_GRANT + Duration::from_secs(1)] {
         assert!(matches!(
-            f.approvals.approve("r1", 1000, Some(w), None),
+            f.approvals
+                .approve("r1", &Caller::uid(1000), rel(Some(w), None)),
             Err(ApprovalError::BadRequest(_))
         ));
     }
@@ -343,4 +375,208 @@ async fn webhook_retries_with_backoff_then_gives_up() {
     };
     assert!(!deliver(&notice, down, Duration::from_millis(1)).await);
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn holds_past_the_bounds_are_refused_at_once_and_others_still_held() {
+    let config = ApprovalConfig {
+        approvers: vec!["alice".into()],
+        max_held: 3,
+        max_held_per_identity: 2,
+        ..ApprovalConfig::default()
+    };
+    let f = Fixture::with_config("bounds", config, UserDb::parse(PASSWD, GROUP));
+    let _a = f.spawn_hold(request_by("a1", "oid-a"), LONG);
+    let _b = f.spawn_hold(request_by("a2", "oid-a"), LONG);
+    f.held("a1").await;
+    f.held("a2").await;
+    // The agent floods as one identity: refused at once, nothing held.
+    let out = f.approvals.hold(request_by("a3", "oid-a"), LONG).await;
+    let Outcome::TooManyHeld { limit } = out else {
+        panic!("{out:?}")
+    };
+    assert!(limit.contains("approval.max_held_per_identity"), "{limit}");
+    // Someone else is still heard, until the total bound.
+    let _c = f.spawn_hold(request_by("b1", "oid-b"), LONG);
+    f.held("b1").await;
+    let out = f.approvals.hold(request_by("c1", "oid-c"), LONG).await;
+    assert!(
+        matches!(&out, Outcome::TooManyHeld { limit } if limit.contains("approval.max_held")),
+        "{out:?}"
+    );
+    assert_eq!(f.approvals.status().held, 3);
+    let recs = f.records().await;
+    let overflow: Vec<&Value> = recs.iter().filter(|r| r["event"] == "overflow").collect();
+    assert_eq!(overflow.len(), 2);
+    assert_eq!(overflow[0]["request_id"], "a3");
+    assert_eq!(overflow[0]["identity_key"], "oid:oid-a");
+    assert_eq!(
+        serde_json::to_value(&out).unwrap()["outcome"],
+        "too_many_held"
+    );
+}
+
+#[tokio::test]
+async fn a_captured_process_decides_nothing_whatever_its_uid() {
+    let f = Fixture::simple("captured");
+    let h = f.spawn_hold(request("r1", OP, 1001), LONG);
+    f.held("r1").await;
+    // alice is an approver, but this call comes from the agent's cgroup.
+    let agent = Caller {
+        uid: 1000,
+        captured: Some("it runs in the capture cgroup /agent".into()),
+    };
+    for e in [
+        f.approvals
+            .approve("r1", &agent, rel(Some(Duration::from_secs(60)), None)),
+        f.approvals.deny("r1", &agent, "noise"),
+    ] {
+        let e = e.unwrap_err();
+        assert!(matches!(e, ApprovalError::CapturedApprover { .. }), "{e}");
+        assert_eq!(e.http(), (403, "captured_approver"));
+    }
+    assert!(matches!(
+        f.approvals.revoke("g-1", &agent, None),
+        Err(ApprovalError::CapturedApprover { .. })
+    ));
+    assert_eq!(f.approvals.status().held, 1, "still held");
+    f.approvals
+        .approve("r1", &Caller::uid(1000), rel(None, None))
+        .unwrap();
+    h.await.unwrap();
+    let recs = f.records().await;
+    let refused: Vec<&Value> = recs.iter().filter(|r| r["event"] == "refused").collect();
+    assert_eq!(refused.len(), 3);
+    assert_eq!(refused[0]["by"]["user"], "alice");
+    assert!(
+        refused[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("captured process (it runs in the capture cgroup /agent)"),
+        "{}",
+        refused[0]
+    );
+}
+
+#[tokio::test]
+async fn a_window_grant_covers_its_scope_only() {
+    let f = Fixture::simple("scope");
+    let in_rg = |id: &str, rg: &str| {
+        let mut r = request(id, OP, 1001);
+        r.resource = format!("/subscriptions/s/resourceGroups/{rg}");
+        r
+    };
+    // Default scope: the held request's own resource.
+    let h = f.spawn_hold(in_rg("r1", "rg1"), LONG);
+    f.held("r1").await;
+    f.approvals
+        .approve(
+            "r1",
+            &Caller::uid(1000),
+            rel(Some(Duration::from_secs(600)), None),
+        )
+        .unwrap();
+    h.await.unwrap();
+    let grants = f.approvals.grants();
+    assert_eq!(grants[0].scope, "/subscriptions/s/resourceGroups/rg1");
+    let out = f.approvals.hold(in_rg("r2", "RG1"), LONG).await;
+    assert!(
+        matches!(out, Outcome::Approved { grant: Some(_), .. }),
+        "the same resource (case ignored) goes through: {out:?}"
+    );
+    let other = f.spawn_hold(in_rg("r3", "rg2"), LONG);
+    f.held("r3").await;
+    // A scope must cover the request it is given for, and be a scope.
+    for (scope, why) in [
+        ("/subscriptions/t", "does not cover"),
+        ("namespace/payments", "Kubernetes"),
+        ("rg2", "is not a scope"),
+    ] {
+        let e = f
+            .approvals
+            .approve(
+                "r3",
+                &Caller::uid(1000),
+                Release {
+                    window: Some(Duration::from_secs(600)),
+                    scope: Some(scope.into()),
+                    reason: None,
+                },
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains(why), "{scope}: {e}");
+    }
+    let e = f
+        .approvals
+        .approve(
+            "r3",
+            &Caller::uid(1000),
+            Release {
+                window: None,
+                scope: Some("/subscriptions/s".into()),
+                reason: None,
+            },
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("window"), "{e}");
+    // A subscription-wide grant from it covers every group in it.
+    f.approvals
+        .approve(
+            "r3",
+            &Caller::uid(1000),
+            Release {
+                window: Some(Duration::from_secs(600)),
+                scope: Some("/subscriptions/s/".into()),
+                reason: Some("cleanup day".into()),
+            },
+        )
+        .unwrap();
+    other.await.unwrap();
+    let out = f.approvals.hold(in_rg("r4", "rg9"), LONG).await;
+    assert!(
+        matches!(out, Outcome::Approved { grant: Some(_), .. }),
+        "{out:?}"
+    );
+    let recs = f.records().await;
+    let granted: Vec<&Value> = recs.iter().filter(|r| r["event"] == "granted").collect();
+    assert_eq!(granted[1]["scope"], "/subscriptions/s");
+}
+
+#[test]
+fn webhook_notices_are_signed_as_github_signs_and_name_the_target() {
+    // RFC 4231 test case 2: key "Jefe".
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"Jefe");
+    let headers = super::webhook::signature(b"what do ya want for nothing?", Some(&key));
+    assert_eq!(
+        headers,
+        [(
+            "X-Airlock-Signature-256",
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843".to_owned()
+        )]
+    );
+    assert!(super::webhook::signature(b"x", None).is_empty());
+    let notice = Notice::new(&request("r1", OP, 1001), LONG);
+    let v = serde_json::to_value(&notice).unwrap();
+    assert_eq!(v["target_host"], "management.azure.com");
+    assert_eq!(v["resource"], "/subscriptions/s/resourcegroups/rg1");
+    assert!(v.get("body_excerpt").is_none(), "no body to a third party");
+}
+
+#[test]
+fn the_webhook_key_must_be_a_key() {
+    let dir = crate::scratch_dir("webhook-key");
+    std::fs::create_dir_all(&dir).unwrap();
+    let short = dir.join("short");
+    std::fs::write(&short, "abc\n").unwrap();
+    assert!(
+        webhook_key(&short)
+            .unwrap_err()
+            .to_string()
+            .contains("shorter than 16")
+    );
+    assert!(webhook_key(&dir.join("missing")).is_err());
+    let good = dir.join("good");
+    std::fs::write(&good, "0123456789abcdef0123\n").unwrap();
+    assert!(webhook_key(&good).is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -32,6 +32,8 @@ pub(crate) struct GrantView {
     pub identity_key: String,
     pub rule: String,
     pub operation: String,
+    /// The resources it covers (a prefix of their paths).
+    pub scope: String,
     pub by: Approver,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -73,6 +75,7 @@ pub(super) fn grant(g: &Grant, now: Instant) -> GrantView {
         identity_key: g.key.clone(),
         rule: g.rule.clone(),
         operation: g.operation.clone(),
+        scope: g.scope.clone(),
         by: g.by.clone(),
         reason: g.reason.clone(),
         request_id: g.request_id.clone(),

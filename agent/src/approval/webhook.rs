@@ -1,12 +1,17 @@
 //! Announcing new holds: a JSON POST per held request to
 //! `approval.webhook_url` (a Slack/Teams relay), from one spawned task fed
 //! by a bounded queue, so the data path never waits for it. Failures are
-//! retried with exponential backoff, then logged and dropped.
+//! retried with exponential backoff, then logged and dropped. With
+//! `approval.webhook_secret_file`, each POST is signed as GitHub signs its
+//! webhooks: `X-Airlock-Signature-256: sha256=<hex HMAC-SHA256 of the
+//! body>`, so the relay can tell airlock's notices from forged ones.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use ring::hmac;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -21,6 +26,9 @@ const QUEUE: usize = 256;
 /// (doubled each time: 1s, 2s, 4s, 8s).
 const TRIES: u32 = 5;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The header carrying the body's signature.
+pub(super) const SIGNATURE_HEADER: &str = "X-Airlock-Signature-256";
 
 /// The POST body. The body excerpt is left out: it goes to a third party.
 #[derive(Clone, Debug, Serialize)]
@@ -37,6 +45,10 @@ pub(super) struct Notice {
     pub operation: String,
     pub method: String,
     pub url: String,
+    /// The host the request will go to.
+    pub target_host: String,
+    /// The resource it acts on (what a grant's scope covers).
+    pub resource: String,
     pub identity_key: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub github_actor: Option<String>,
@@ -65,9 +77,18 @@ impl Notice {
             operation: r.operation.clone(),
             method: r.method.clone(),
             url: r.url.clone(),
+            target_host: r.target_host.clone(),
+            resource: r.resource.clone(),
             text: format!(
-                "airlock holds {} ({}) by {key} from {} (pid {}): rule {} — {}. Approve: airlock approvals approve {}",
-                r.operation, r.method, r.process.comm, r.process.pid, r.rule, r.reason, r.id
+                "airlock holds {} ({} {}) by {key} from {} (pid {}): rule {} — {}. Approve: airlock approvals approve {}",
+                r.operation,
+                r.method,
+                r.target_host,
+                r.process.comm,
+                r.process.pid,
+                r.rule,
+                r.reason,
+                r.id
             ),
             identity_key: key,
             github_actor: github.and_then(|g| g.actor.clone()),
@@ -87,16 +108,24 @@ pub(super) struct Webhook {
 }
 
 impl Webhook {
-    /// Starts the delivery task (inside the tokio runtime).
-    pub(super) fn spawn(url: String, tls: Arc<UpstreamTls>) -> Self {
+    /// Starts the delivery task (inside the tokio runtime); notices are
+    /// signed with `secret` when there is one.
+    pub(super) fn spawn(url: String, tls: Arc<UpstreamTls>, secret: Option<hmac::Key>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Notice>(QUEUE);
         let fetcher = Fetcher::new(tls);
         tokio::spawn(async move {
             while let Some(notice) = rx.recv().await {
                 let send = |n: &Notice| {
-                    let n = n.clone();
-                    let (fetcher, url) = (&fetcher, &url);
-                    async move { fetcher.post_json(url, &n).await.map_err(|e| e.to_string()) }
+                    let body = serde_json::to_vec(n).map(Bytes::from);
+                    let (fetcher, url, secret) = (&fetcher, &url, &secret);
+                    async move {
+                        let body = body.map_err(|e| e.to_string())?;
+                        let headers = signature(&body, secret.as_ref());
+                        fetcher
+                            .post_json(url, body, &headers)
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
                 };
                 deliver(&notice, send, FIRST_BACKOFF).await;
             }
@@ -113,6 +142,19 @@ impl Webhook {
             );
         }
     }
+}
+
+/// The signature header for `body` (none without a key).
+pub(super) fn signature(body: &[u8], key: Option<&hmac::Key>) -> Vec<(&'static str, String)> {
+    key.map(|k| {
+        let tag = hmac::sign(k, body);
+        (
+            SIGNATURE_HEADER,
+            format!("sha256={}", crate::core::hex(tag.as_ref())),
+        )
+    })
+    .into_iter()
+    .collect()
 }
 
 /// Sends `notice` up to [`TRIES`] times, waiting `backoff`, then twice as

@@ -84,6 +84,11 @@ impl OrigDstTable {
     pub fn tracked_processes(&self) -> usize {
         self.tracked.keys().count()
     }
+
+    /// Whether process `tgid` is tracked as a descendant of a match.
+    pub(crate) fn is_tracked(&self, tgid: u32) -> bool {
+        self.tracked.get(&tgid, 0).is_ok()
+    }
 }
 
 /// `addr` as the programs key it (IPv4 as `::ffff:a.b.c.d`).

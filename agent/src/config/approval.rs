@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 /// How long a held request waits for a human when its rule names no
 /// timeout.
 pub(crate) const DEFAULT_APPROVAL_TIMEOUT: &str = "5m";
+/// Requests held at once, in all and per identity: an agent that floods
+/// holds is refused at once (429) instead of growing memory and burying
+/// the approvers' queue.
+pub(crate) const DEFAULT_MAX_HELD: usize = 100;
+pub(crate) const DEFAULT_MAX_HELD_PER_IDENTITY: usize = 10;
 /// Where the admin API listens.
 pub(crate) const DEFAULT_ADMIN_SOCKET: &str = "/run/airlock/admin.sock";
 
@@ -29,6 +34,15 @@ pub struct ApprovalConfig {
     /// `https://` URL that receives a JSON POST for every new hold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<String>,
+    /// File holding the webhook's HMAC-SHA256 key: each POST is signed
+    /// (`X-Airlock-Signature-256: sha256=<hex>`). Read at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Requests held at once, in all; past it, one more that would be
+    /// held is refused at once (429 `TooManyHeld`).
+    pub max_held: usize,
+    /// Requests held at once for one identity (the grant key).
+    pub max_held_per_identity: usize,
 }
 
 impl Default for ApprovalConfig {
@@ -38,6 +52,9 @@ impl Default for ApprovalConfig {
             timeout: DEFAULT_APPROVAL_TIMEOUT.to_owned(),
             allow_self: false,
             webhook_url: None,
+            webhook_secret_file: None,
+            max_held: DEFAULT_MAX_HELD,
+            max_held_per_identity: DEFAULT_MAX_HELD_PER_IDENTITY,
         }
     }
 }
@@ -48,6 +65,11 @@ impl ApprovalConfig {
         if self.allow_self {
             out.push(
                 "approval.allow_self = true: an approver may release requests made by processes running under their own uid, so an agent running as its developer can approve its own requests",
+            );
+        }
+        if self.webhook_url.is_some() && self.webhook_secret_file.is_none() {
+            out.push(
+                "approval.webhook_url without approval.webhook_secret_file: notices are not signed, so the relay cannot tell them from forged ones",
             );
         }
     }
@@ -78,6 +100,30 @@ impl ApprovalConfig {
                     format!("{a:?} is not a user name or group:NAME"),
                 ));
             }
+        }
+        if self.max_held == 0 || self.max_held_per_identity == 0 {
+            return Err((
+                if self.max_held == 0 {
+                    "approval.max_held"
+                } else {
+                    "approval.max_held_per_identity"
+                },
+                "must be at least 1".to_owned(),
+            ));
+        }
+        if self.webhook_secret_file.is_some() && self.webhook_url.is_none() {
+            return Err((
+                "approval.webhook_secret_file",
+                "signs webhook notices: set approval.webhook_url too".to_owned(),
+            ));
+        }
+        if let Some(f) = &self.webhook_secret_file
+            && !f.is_absolute()
+        {
+            return Err((
+                "approval.webhook_secret_file",
+                "must be an absolute path".to_owned(),
+            ));
         }
         if let Some(url) = &self.webhook_url {
             let ok = url

@@ -85,6 +85,8 @@ pub(crate) enum Outcome {
     Expired,
     /// The hold could not be recorded: answer 503, forward nothing.
     AuditUnavailable,
+    /// Not held: `limit` says which bound was reached. Answer 429.
+    TooManyHeld { limit: String },
 }
 
 /// Whoever acted through the admin socket; `by` in approval records.

@@ -300,6 +300,12 @@ impl Exchange {
         *lock(&self.seen[usize::from(response)]) = seen;
     }
 
+    /// The request body's excerpt as the trail keeps it (masked), if the
+    /// body was read before now.
+    pub(super) fn request_excerpt(&self) -> Option<String> {
+        lock(&self.seen[0]).excerpt.clone()
+    }
+
     /// What was seen in the request's (false) or response's body: taken
     /// out for the response record, which is the last to need it.
     fn seen(&self, response: bool, take: bool) -> Seen {

@@ -326,16 +326,23 @@ async fn hold(
         .query()
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
+    let scheme = if exchange.ctx().imds { "http" } else { "https" };
     let held = crate::approval::HeldRequest {
         id: exchange.id().to_owned(),
         rule: decision.rule.clone().unwrap_or_default(),
         reason: decision.reason.clone(),
         operation: verdict.operation.name.clone(),
         method: method.to_string(),
-        url: format!("https://{}{path}{query}", exchange.host()),
+        url: format!("{scheme}://{}{path}{query}", exchange.host()),
+        target_host: exchange.host().to_owned(),
+        resource: crate::operation::scope::resource_path(
+            &verdict.operation,
+            exchange.host(),
+            &verdict.path,
+        ),
         identity: verdict.identity.clone(),
         process: exchange.ctx().process.clone(),
-        body_excerpt: None,
+        body_excerpt: exchange.request_excerpt(),
     };
     let outcome = approvals
         .hold(held, approvals.timeout(decision.timeout))
@@ -367,6 +374,13 @@ async fn hold(
             StatusCode::SERVICE_UNAVAILABLE,
             "AuditUnavailable",
             "the hold could not be audited: the request was not forwarded",
+        )),
+        Outcome::TooManyHeld { limit } => Err(refuse_with(
+            exchange,
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyHeld",
+            &format!("{}: not held for approval, {limit}", decision.reason),
+            extra("too_many_held"),
         )),
     }
 }

@@ -49,41 +49,41 @@ impl Fetcher {
         &self,
         url: &str,
     ) -> Result<T, FetchError> {
-        let body = tokio::time::timeout(FETCH_TIMEOUT, self.send(http::Method::GET, url, None))
-            .await
-            .map_err(|_| FetchError::Timeout { url: url.into() })??;
+        let body =
+            tokio::time::timeout(FETCH_TIMEOUT, self.send(http::Method::GET, url, None, &[]))
+                .await
+                .map_err(|_| FetchError::Timeout { url: url.into() })??;
         serde_json::from_slice(&body).map_err(|e| FetchError::NotJson {
             url: url.into(),
             why: e.to_string(),
         })
     }
 
-    /// POSTs `body` as JSON to `url`; any 2xx is success.
-    pub(crate) async fn post_json<T: serde::Serialize>(
+    /// POSTs `body` (JSON, already serialised) to `url` with `headers`
+    /// besides the usual ones; any 2xx is success.
+    pub(crate) async fn post_json(
         &self,
         url: &str,
-        body: &T,
+        body: Bytes,
+        headers: &[(&'static str, String)],
     ) -> Result<(), FetchError> {
-        let body = serde_json::to_vec(body).map_err(|e| FetchError::Failed {
-            url: url.into(),
-            why: e.to_string(),
-        })?;
         tokio::time::timeout(
             FETCH_TIMEOUT,
-            self.send(http::Method::POST, url, Some(body.into())),
+            self.send(http::Method::POST, url, Some(body), headers),
         )
         .await
         .map_err(|_| FetchError::Timeout { url: url.into() })?
         .map(drop)
     }
 
-    /// One request (`body`: JSON); the response body when the status is
-    /// 2xx.
+    /// One request (`body`: JSON; `headers` added); the response body when
+    /// the status is 2xx.
     async fn send(
         &self,
         method: http::Method,
         url: &str,
         body: Option<Bytes>,
+        headers: &[(&'static str, String)],
     ) -> Result<Bytes, FetchError> {
         let failed = |why: String| FetchError::Failed {
             url: url.into(),
@@ -128,6 +128,9 @@ impl Fetcher {
             );
         if body.is_some() {
             request = request.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
         }
         let request = request
             .body(Full::new(body.unwrap_or_default()))

@@ -1438,3 +1438,77 @@ fn metadata_requests_are_named_by_path_and_carry_their_audience() {
         }
     );
 }
+
+#[test]
+fn grant_scopes_are_prefixes_of_resource_paths() {
+    use super::scope::{covers, parse_scope, resource_path};
+    let aks = "aks1-dns.hcp.westeurope.azmk8s.io";
+    let exec = op(
+        aks,
+        "POST",
+        "/api/v1/namespaces/payments/pods/api-7d9f/exec",
+    );
+    let pod = resource_path(&exec, aks, "/api/v1/namespaces/payments/pods/api-7d9f/exec");
+    assert_eq!(
+        pod,
+        format!("k8s://{aks}/namespaces/payments/pods/api-7d9f")
+    );
+    let deploy = op(
+        aks,
+        "PATCH",
+        "/apis/apps/v1/namespaces/payments/deployments/web",
+    );
+    let deploy = resource_path(
+        &deploy,
+        aks,
+        "/apis/apps/v1/namespaces/payments/deployments/web",
+    );
+    let ns = parse_scope("namespace/payments", &pod).unwrap();
+    assert_eq!(ns, format!("k8s://{aks}/namespaces/payments"));
+    assert!(
+        covers(&ns, &deploy),
+        "a namespace covers every API group's objects"
+    );
+    assert!(!covers(
+        &ns,
+        &format!("k8s://{aks}/namespaces/payments-prod/pods/x")
+    ));
+    assert!(!covers(
+        &ns,
+        "k8s://other-dns.hcp.westeurope.azmk8s.io/namespaces/payments/pods/x"
+    ));
+
+    let arm = "management.azure.com";
+    let path =
+        "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/st1";
+    let st = resource_path(&op(arm, "DELETE", path), arm, path);
+    assert_eq!(st, path);
+    assert!(covers("/subscriptions/S1/resourcegroups/RG1", &st));
+    assert!(
+        !covers("/subscriptions/s1/resourceGroups/rg", &st),
+        "whole segments only"
+    );
+    assert!(!covers("/", &st));
+    assert!(
+        parse_scope("namespace/x", &st)
+            .unwrap_err()
+            .contains("Kubernetes")
+    );
+    assert_eq!(
+        parse_scope("/subscriptions/s1/", &st).unwrap(),
+        "/subscriptions/s1"
+    );
+
+    let blob = "acct1.blob.core.windows.net";
+    let b = resource_path(
+        &op(blob, "DELETE", "/logs/2026/a.txt"),
+        blob,
+        "/logs/2026/a.txt",
+    );
+    assert_eq!(b, format!("https://{blob}/logs/2026/a.txt"));
+    assert!(covers(&format!("https://{blob}/logs"), &b));
+    assert!(!covers(
+        &format!("https://{blob}/logs"),
+        "https://acct2.blob.core.windows.net/logs/a"
+    ));
+}

@@ -1,0 +1,122 @@
+//! Whether a given process is one airlock captures, asked after the fact:
+//! the admin API refuses decisions from the agent (or anything it started),
+//! whatever uid it runs as. Inside a capture cgroup that is not the whole
+//! host, every process counts; at the cgroup2 root, processes selected by
+//! name (`capture.comm`, an ancestor's name with `follow_children`) and
+//! the descendants the kernel tracks. With neither — the whole host,
+//! selected by uid or not at all — the agent cannot be told from the
+//! developer, and [`Membership::tells_agent_apart`] says so.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::cgroup::cgroup_of;
+use super::process::parse_ppid;
+use super::{OrigDstTable, Selectors};
+use crate::config::CaptureConfig;
+use crate::core::lock;
+
+/// Answers "is this process captured?" from the capture in force.
+#[derive(Clone, Debug)]
+pub(crate) struct Membership {
+    /// The capture cgroup relative to the cgroup2 root (`/x/y`); `None`:
+    /// the root itself, the whole host.
+    cgroup: Option<String>,
+    table: Arc<OrigDstTable>,
+    selectors: Arc<Mutex<Selectors>>,
+    /// airlock itself: never the agent, and never anyone's reason to be.
+    self_pid: u32,
+}
+
+impl Membership {
+    pub(super) fn new(
+        cgroup: &Path,
+        mount: &Path,
+        table: Arc<OrigDstTable>,
+        selectors: Arc<Mutex<Selectors>>,
+    ) -> Self {
+        let relative = cgroup
+            .strip_prefix(mount)
+            .ok()
+            .map(|r| format!("/{}", r.display()))
+            .filter(|r| r != "/");
+        Self {
+            cgroup: relative,
+            table,
+            selectors,
+            self_pid: std::process::id(),
+        }
+    }
+
+    /// Whether captured processes can be told from the others at all.
+    pub(crate) fn tells_agent_apart(&self) -> bool {
+        self.cgroup.is_some() || self.selection().is_some_and(|c| !c.comm.is_empty())
+    }
+
+    fn selection(&self) -> Option<CaptureConfig> {
+        lock(&self.selectors).current().cloned()
+    }
+
+    /// Why process `pid` is one airlock captures, or `None` if it is not
+    /// (or airlock cannot tell). Reads /proc: a few small files.
+    pub(crate) fn why_captured(&self, pid: u32) -> Option<String> {
+        if let Some(root) = &self.cgroup {
+            let Some(cg) = cgroup_of(pid) else {
+                return Some("the process is gone: its cgroup cannot be checked".into());
+            };
+            let inside = cg == *root || cg.starts_with(&format!("{root}/"));
+            return inside.then(|| format!("it runs in the capture cgroup {root}"));
+        }
+        let selection = self.selection()?;
+        if selection.comm.is_empty() {
+            return None;
+        }
+        if selection.follow_children && self.table.is_tracked(pid) {
+            return Some("it descends from a process capture.comm selects".into());
+        }
+        let depth = if selection.follow_children {
+            selection.follow_depth
+        } else {
+            0
+        };
+        let mut at = pid;
+        for step in 0..=depth {
+            if at <= 1 {
+                break;
+            }
+            if at != self.self_pid
+                && let Some((comm, uid)) = comm_and_uid(at)
+            {
+                let named = selection.comm.contains(&comm);
+                let uid_ok = selection.uid.is_empty() || selection.uid.contains(&uid);
+                if named && uid_ok {
+                    return Some(if step == 0 {
+                        format!("capture.comm selects it ({comm})")
+                    } else {
+                        format!("capture.comm selects its ancestor {comm} (pid {at})")
+                    });
+                }
+            }
+            let Some(parent) = std::fs::read_to_string(format!("/proc/{at}/stat"))
+                .ok()
+                .and_then(|s| parse_ppid(&s))
+            else {
+                break;
+            };
+            at = parent;
+        }
+        None
+    }
+}
+
+/// The kernel's name for `pid` and its real uid.
+fn comm_and_uid(pid: u32) -> Option<(String, u32)> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())?;
+    Some((comm.trim_end_matches('\n').to_owned(), uid))
+}
