@@ -314,7 +314,11 @@ impl Agent<'_> {
                 &auth,
                 approved,
             ),
-            self.decide(true, "planned cleanup of a legacy resource group"),
+            async {
+                self.approve_itself().await?;
+                self.decide(true, "planned cleanup of a legacy resource group")
+                    .await
+            },
         );
         decided?;
         step?;
@@ -461,6 +465,69 @@ impl Agent<'_> {
         self.quic().await
     }
 
+    /// The prompt-injected agent approves its own held request over the
+    /// admin socket (it runs as root here, an approver): refused, because
+    /// the caller is a process airlock captures.
+    async fn approve_itself(&self) -> Result<(), DemoError> {
+        let title = "the agent approves its own request";
+        let id = self.held_id(title).await?;
+        let argv: Vec<String> = [
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            "-X",
+            "POST",
+            "--unix-socket",
+        ]
+        .map(str::to_owned)
+        .into_iter()
+        .chain([
+            self.admin.socket().display().to_string(),
+            format!("http://airlock/v1/approvals/{id}/approve"),
+        ])
+        .collect();
+        let out = self.spawn(title, &argv).await?;
+        let answer: Value = serde_json::from_str(&out).unwrap_or_default();
+        let code = answer["error"]["code"].as_str().unwrap_or("");
+        println!(
+            "{title:<40} {:<12} {:>6} {:<8} {:<30} {:<56} {:<9} {:<6} -  [captured_approver]",
+            "",
+            "-",
+            "curl",
+            "(admin socket)",
+            format!("approve {id}"),
+            "refused",
+            403
+        );
+        if code != "captured_approver" {
+            return Err(DemoError::Step {
+                step: title,
+                why: format!("expected captured_approver, got {out}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The id of the request held now (waiting for one to be).
+    async fn held_id(&self, step: &'static str) -> Result<String, DemoError> {
+        let err = |e: crate::admin::AdminError| DemoError::Step {
+            step,
+            why: e.to_string(),
+        };
+        for _ in 0..400 {
+            let held = self.admin.list().await.map_err(err)?;
+            if let Some(id) = held.iter().find_map(|h| h["id"].as_str()) {
+                return Ok(id.to_owned());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Err(DemoError::Step {
+            step,
+            why: "nothing was held".into(),
+        })
+    }
+
     /// The approver: waits for the next held request and approves or
     /// denies it through the admin API, as `airlock approvals` would.
     async fn decide(&self, approve: bool, reason: &str) -> Result<(), DemoError> {
@@ -469,25 +536,16 @@ impl Agent<'_> {
             step,
             why: e.to_string(),
         };
-        for _ in 0..400 {
-            let held = self.admin.list().await.map_err(err)?;
-            if let Some(id) = held.iter().find_map(|h| h["id"].as_str()) {
-                if approve {
-                    self.admin
-                        .approve(id, None, None, Some(reason))
-                        .await
-                        .map_err(err)?;
-                } else {
-                    self.admin.deny(id, reason).await.map_err(err)?;
-                }
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        let id = self.held_id(step).await?;
+        if approve {
+            self.admin
+                .approve(&id, None, None, Some(reason))
+                .await
+                .map_err(err)?;
+        } else {
+            self.admin.deny(&id, reason).await.map_err(err)?;
         }
-        Err(DemoError::Step {
-            step,
-            why: "nothing was held".into(),
-        })
+        Ok(())
     }
 
     /// A token from the simulated Entra token endpoint (client credentials).
