@@ -60,13 +60,10 @@ impl Default for ApprovalConfig {
 }
 
 impl ApprovalConfig {
-    /// Settings here that weaken a security default, said out loud.
+    /// Settings here that weaken a security default, said out loud
+    /// (`allow_self` weakens only with some capture selections: see
+    /// `Config::weakened`).
     pub(super) fn weakened(&self, out: &mut Vec<&'static str>) {
-        if self.allow_self {
-            out.push(
-                "approval.allow_self = true: an approver may release requests made by processes running under their own uid, so an agent running as its developer can approve its own requests",
-            );
-        }
         if self.webhook_url.is_some() && self.webhook_secret_file.is_none() {
             out.push(
                 "approval.webhook_url without approval.webhook_secret_file: notices are not signed, so the relay cannot tell them from forged ones",

@@ -219,6 +219,19 @@ fn weakened_settings_are_each_named() {
             "approval.allow_self"
         ]
     );
+    // With the agent selected by name, a captured process decides nothing:
+    // allow_self no longer lets the agent approve itself.
+    let named = parse("[capture]\ncomm = [\"copilot\"]\n[approval]\nallow_self = true\n")
+        .unwrap()
+        .weakened();
+    assert!(named.is_empty(), "{named:?}");
+    let hooks = parse("[approval]\nwebhook_url = \"https://hooks.example.com/a\"\n")
+        .unwrap()
+        .weakened();
+    assert!(
+        hooks[0].starts_with("approval.webhook_url without"),
+        "{hooks:?}"
+    );
     let off = parse("[audit]\ndurability = \"off\"\n").unwrap().weakened();
     assert!(off[0].starts_with("audit.durability = \"off\""), "{off:?}");
     assert!(
