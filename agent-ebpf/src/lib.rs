@@ -5,7 +5,7 @@ mod shared;
 mod sys;
 
 pub use shared::{AddrKey, Config, Event, EventKind, Orig, flags};
-pub use sys::{async_ring_buf, peer_pidfd};
+pub use sys::{async_ring_buf, peer_pidfd, raise_nofile_limit};
 
 /// The compiled capture object (`bpf/capture.bpf.c`), aligned for the ELF
 /// parser.

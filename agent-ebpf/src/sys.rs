@@ -1,6 +1,6 @@
-//! The project's only `unsafe`, kept to the three places where airlock
+//! The project's only `unsafe`, kept to the four places where airlock
 //! hands the kernel's memory or descriptors to a library that cannot check
-//! them, or takes a descriptor from the kernel.
+//! them, takes a descriptor from the kernel, or asks it for a limit.
 //!
 //! 1. The shared structs are plain old data, so aya may copy them
 //!    byte-for-byte in and out of BPF maps. Sound because every type here is
@@ -16,6 +16,8 @@
 //!    writes one `int` into the buffer it is given (the exact size is
 //!    passed), and on success that int is a new descriptor this process
 //!    owns and nothing else refers to, so it may become an `OwnedFd`.
+//! 4. `getrlimit`/`setrlimit(RLIMIT_NOFILE)`: each is passed a pointer to
+//!    a live, initialised `rlimit` local.
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -61,6 +63,31 @@ pub fn peer_pidfd(socket: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
     }
     // SAFETY: (3) above: a new descriptor, owned by nothing else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Raises the soft limit on open descriptors to the hard limit (each
+/// proxied connection holds two); returns the limit now in force.
+pub fn raise_nofile_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: (4) above.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: (4) above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const raised) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        limit = raised;
+    }
+    Ok(limit.rlim_cur)
 }
 
 /// Registers the ring buffer for readiness polling on the current tokio

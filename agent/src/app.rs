@@ -75,6 +75,17 @@ pub struct App {
 /// attaches capture pointing at the addresses actually bound.
 pub async fn build(config: Config) -> Result<App, AppError> {
     crate::capture::preflight(&config.capture)?;
+    match airlock_ebpf::raise_nofile_limit() {
+        Ok(n) if (n as usize) < 2 * config.proxy.max_connections + 256 => {
+            tracing::warn!(
+                limit = n,
+                max_connections = config.proxy.max_connections,
+                "the open-file limit is below what proxy.max_connections needs (two per connection): raise LimitNOFILE or lower max_connections"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let policy = Arc::new(LivePolicy::new(PolicySource::configured(&config.policy))?);
     let masker = crate::mask::Masker::load_or_create(&config.masking.key_file)?;
     let listeners = Listeners::bind(&config.proxy).await?;
@@ -221,6 +232,11 @@ impl App {
             audit: self.audit.clone(),
             connect_timeout: Duration::from_millis(self.config.proxy.connect_timeout_ms),
             handshake_timeout: Duration::from_millis(self.config.proxy.handshake_timeout_ms),
+            first_request_timeout: Duration::from_millis(
+                self.config.proxy.first_request_timeout_ms,
+            ),
+            max_connections: self.config.proxy.max_connections,
+            body_budget: crate::http::BodyBudget::new(self.config.proxy.body_buffer_bytes),
             tunnel_idle: Some(Duration::from_millis(self.config.proxy.tunnel_idle_ms))
                 .filter(|d| !d.is_zero()),
             intercept_without_sni: self.config.proxy.intercept_without_sni,

@@ -109,7 +109,7 @@ pub fn kubeconfig(text: &str) -> (String, u32) {
 /// A model's answer (SSE or JSON) reassembled from `chunks`: its text and
 /// how many tool calls it made.
 pub fn model_answer(chunks: &[&[u8]]) -> (String, usize) {
-    let mut r = crate::model::Reassembler::default();
+    let mut r = crate::model::Reassembler::new(1 << 20);
     for c in chunks {
         r.feed(c);
     }

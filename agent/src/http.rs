@@ -3,6 +3,7 @@
 //! relayed after the 101, one audit record per request.
 
 mod body;
+mod budget;
 pub(crate) mod decode;
 mod exchange;
 mod forward;
@@ -14,6 +15,7 @@ mod shape;
 mod tap;
 mod upstream;
 
+pub(crate) use budget::BodyBudget;
 pub(crate) use exchange::ConnCtx;
 pub(crate) use forward::serve;
 pub(crate) use forward::stopped;

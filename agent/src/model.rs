@@ -24,6 +24,7 @@ use crate::host::InterceptList;
 pub(crate) struct ModelHosts {
     hosts: InterceptList,
     text_bytes: usize,
+    stream_text_bytes: usize,
 }
 
 impl ModelHosts {
@@ -31,6 +32,7 @@ impl ModelHosts {
         Self {
             hosts: InterceptList::parse(&config.hosts).expect("validated at load"),
             text_bytes: config.text_bytes,
+            stream_text_bytes: config.stream_text_bytes,
         }
     }
 
@@ -56,6 +58,12 @@ impl ModelHosts {
     /// Bytes of prompt and output text a record keeps.
     pub(crate) fn text_bytes(&self) -> usize {
         self.text_bytes
+    }
+
+    /// A reassembly for one streamed answer, its memory bounded by
+    /// `model.stream_text_bytes`.
+    pub(crate) fn reassembler(&self) -> Reassembler {
+        Reassembler::new(self.stream_text_bytes)
     }
 }
 

@@ -112,8 +112,14 @@ impl Reloader {
                 "proxy timeouts",
                 a.proxy.connect_timeout_ms == b.proxy.connect_timeout_ms
                     && a.proxy.handshake_timeout_ms == b.proxy.handshake_timeout_ms
+                    && a.proxy.first_request_timeout_ms == b.proxy.first_request_timeout_ms
                     && a.proxy.upstream_idle_ms == b.proxy.upstream_idle_ms
                     && a.proxy.tunnel_idle_ms == b.proxy.tunnel_idle_ms,
+            ),
+            (
+                "proxy limits",
+                a.proxy.max_connections == b.proxy.max_connections
+                    && a.proxy.body_buffer_bytes == b.proxy.body_buffer_bytes,
             ),
             (
                 "proxy.intercept_without_sni",
@@ -158,6 +164,9 @@ impl Reloader {
         kept.proxy.handshake_timeout_ms = current.proxy.handshake_timeout_ms;
         kept.proxy.upstream_idle_ms = current.proxy.upstream_idle_ms;
         kept.proxy.tunnel_idle_ms = current.proxy.tunnel_idle_ms;
+        kept.proxy.first_request_timeout_ms = current.proxy.first_request_timeout_ms;
+        kept.proxy.max_connections = current.proxy.max_connections;
+        kept.proxy.body_buffer_bytes = current.proxy.body_buffer_bytes;
         kept.proxy.intercept_without_sni = current.proxy.intercept_without_sni;
         kept.proxy.non_tls = current.proxy.non_tls;
         kept.tls = current.tls.clone();

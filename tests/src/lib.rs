@@ -3,6 +3,7 @@
 //! CA, an OIDC issuer, an in-process airlock, and the daemon and helper
 //! binaries.
 
+pub mod agent;
 pub mod body;
 pub mod cgroup;
 pub mod curl;

@@ -3,9 +3,9 @@
 //! judgement. Each must be refused with a JSON error, recorded, and never
 //! reach the upstream (which counts what it receives).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
+use airlock_tests::agent::{AGENT_UID, curl_as, public, published, readable};
 use airlock_tests::{
     FakeImds, Intercepted as Env, Running, TempDir, TestCgroup, TestPki, TlsUpstream, WAIT, finish,
     privileged,
@@ -18,8 +18,6 @@ const VAULT: &str = "kv1.vault.azure.net";
 const AKS: &str = "aks1-dns.hcp.westeurope.azmk8s.io";
 const GRAPH: &str = "graph.microsoft.com";
 const RG: &str = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg1";
-/// The agent's uid: `nobody`, no root, no sudo.
-const AGENT_UID: u32 = 65534;
 
 async fn setup(tag: &str) -> (Env, PathBuf) {
     setup_with(tag, |_| {}).await
@@ -29,36 +27,8 @@ async fn setup(tag: &str) -> (Env, PathBuf) {
 /// in front of it; airlock's CA where the agent's uid can read it.
 async fn setup_with(tag: &str, adjust: impl FnOnce(&mut airlock::Config)) -> (Env, PathBuf) {
     let env = Env::start(tag, &[ARM, BLOB, VAULT, AKS, GRAPH], adjust).await;
-    let ca = public(env.tmp.path()).join("airlock-ca.pem");
-    std::fs::copy(env.airlock.ca_cert(), &ca).unwrap();
-    readable(&ca);
+    let ca = published(env.tmp.path(), &env.airlock.ca_cert());
     (env, ca)
-}
-
-/// `dir/public`, a directory the agent's uid can read (as `dir` itself).
-fn public(dir: &std::path::Path) -> PathBuf {
-    let public = dir.join("public");
-    std::fs::create_dir_all(&public).unwrap();
-    for d in [dir, &public] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    public
-}
-
-/// A file anyone may read.
-fn readable(file: &std::path::Path) {
-    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
-}
-
-/// curl started in `cg` (entered as root), then running as `uid` with no
-/// supplementary groups; it prints the status on a last line of its own.
-fn curl_as(cg: &TestCgroup, uid: u32) -> tokio::process::Command {
-    let mut cmd = cg.command("setpriv");
-    cmd.arg(format!("--reuid={uid}"))
-        .arg(format!("--regid={uid}"))
-        .args(["--clear-groups", "curl", "-sS", "--max-time", "20"])
-        .args(["-w", "\n%{http_code}"]);
-    cmd
 }
 
 /// curl as the agent, from the cgroup, to `https://{host}{path}` (the name

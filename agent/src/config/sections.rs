@@ -40,6 +40,15 @@ pub(super) const DEFAULT_INTERCEPT: &[&str] = &[
 ];
 /// How long a client may take to send its ClientHello, milliseconds.
 pub(super) const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// How long a client may take, after its TLS handshake, to begin its first
+/// request, milliseconds (real clients send it at once).
+pub(super) const DEFAULT_FIRST_REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// Client connections open at once: each costs two descriptors (client
+/// and upstream) and its buffers; past it, new ones are refused.
+pub(super) const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Memory all request bodies read whole before forwarding may hold at
+/// once (scan-before-forward, envelopes, token forms, model prompts).
+pub(super) const DEFAULT_BODY_BUFFER_BYTES: usize = 128 * 1024 * 1024;
 /// How long an upstream connection is kept for reuse after its client is
 /// done with it, milliseconds: below the idle timeouts of common servers
 /// (nginx 60 s, Kestrel 120 s, Azure's load balancers 4 min).
@@ -207,6 +216,16 @@ pub struct ProxyConfig {
     pub intercept: Vec<String>,
     /// Time a client has to send its TLS ClientHello, milliseconds.
     pub handshake_timeout_ms: u64,
+    /// Time an intercepted client has, once its TLS handshake is done, to
+    /// begin its first request, milliseconds; then it is closed.
+    pub first_request_timeout_ms: u64,
+    /// Client connections open at once; past it, new ones are closed at
+    /// once and counted.
+    pub max_connections: usize,
+    /// Bytes of request bodies held in memory at once, in all, while they
+    /// are read whole to be judged before forwarding; a body that would
+    /// pass it is refused (503 `Overloaded`).
+    pub body_buffer_bytes: usize,
     /// How long an upstream connection whose client closed is kept for the
     /// next client connection to the same destination, milliseconds; 0
     /// keeps none.
@@ -247,6 +266,9 @@ impl Default for ProxyConfig {
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             intercept: DEFAULT_INTERCEPT.iter().map(|s| (*s).to_owned()).collect(),
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+            first_request_timeout_ms: DEFAULT_FIRST_REQUEST_TIMEOUT_MS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            body_buffer_bytes: DEFAULT_BODY_BUFFER_BYTES,
             upstream_idle_ms: DEFAULT_UPSTREAM_IDLE_MS,
             tunnel_idle_ms: DEFAULT_TUNNEL_IDLE_MS,
             intercept_without_sni: true,
@@ -292,8 +314,18 @@ impl ProxyConfig {
         if self.connect_timeout_ms == 0 {
             return Err(("proxy.connect_timeout_ms", "must be positive".to_owned()));
         }
-        if self.handshake_timeout_ms == 0 {
-            return Err(("proxy.handshake_timeout_ms", "must be positive".to_owned()));
+        for (key, value) in [
+            ("proxy.handshake_timeout_ms", self.handshake_timeout_ms),
+            (
+                "proxy.first_request_timeout_ms",
+                self.first_request_timeout_ms,
+            ),
+            ("proxy.max_connections", self.max_connections as u64),
+            ("proxy.body_buffer_bytes", self.body_buffer_bytes as u64),
+        ] {
+            if value == 0 {
+                return Err((key, "must be positive".to_owned()));
+            }
         }
         crate::host::InterceptList::parse(&self.intercept).map_err(|e| ("proxy.intercept", e))?;
         Ok(())

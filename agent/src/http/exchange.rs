@@ -40,6 +40,8 @@ pub(crate) struct ConnCtx {
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// A plain HTTP connection to an instance metadata service.
     pub imds: bool,
+    /// `proxy.body_buffer_bytes`, shared by every connection.
+    pub body_budget: Arc<super::BodyBudget>,
 }
 
 /// What airlock saw in one body beyond its size and digest.

@@ -134,6 +134,15 @@ async fn forward(
                 exchange.set_verdict(verdict);
                 return refuse(&exchange, StatusCode::BAD_REQUEST, "BadRequestBody", &why);
             }
+            Err(Refusal::Overloaded(why)) => {
+                exchange.set_verdict(verdict);
+                return refuse(
+                    &exchange,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Overloaded",
+                    &why,
+                );
+            }
         };
     // What the body carries (secrets, the requests an envelope holds) may
     // have made the decision stricter. A held request's record is written

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use http::HeaderMap;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http_body::Body as _;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::Body;
 use super::body::{Counted, Side};
+use super::budget::Buffered;
 use super::decode::{Decoded, Decoder, Encoded, Encoder};
 use super::exchange::{Exchange, Seen};
 use super::scan::{Scan, Scanned};
@@ -38,6 +39,8 @@ const MAX_TOKEN_MESSAGE: usize = 64 * 1024;
 pub(super) enum Refusal {
     /// The body could not be read, or opened.
     Unreadable(String),
+    /// Reading it whole would pass `proxy.body_buffer_bytes`.
+    Overloaded(String),
 }
 
 /// A token endpoint: its response reaches the client intact (the client
@@ -130,6 +133,13 @@ pub(super) async fn request_body(
     } else {
         ctx.scan_before_forward
     };
+    // Reserved before a byte is read: the most this body can take.
+    let want = length.map_or(limit, |l| l.min(limit));
+    let Some(reservation) = ctx.body_budget.reserve(want) else {
+        return Err(Refusal::Overloaded(format!(
+            "airlock is holding as many request bodies as proxy.body_buffer_bytes allows; this one ({want} bytes to read before forwarding) is not forwarded: retry later"
+        )));
+    };
     let bytes = Limited::new(body, limit)
         .collect()
         .await
@@ -216,7 +226,12 @@ pub(super) async fn request_body(
         exchange.set_inner(judged);
     }
     Ok((
-        Counted::new(Full::new(bytes), exchange.clone(), Side::Request).boxed(),
+        Counted::new(
+            Buffered::new(bytes, reservation),
+            exchange.clone(),
+            Side::Request,
+        )
+        .boxed(),
         new_length,
     ))
 }

@@ -64,7 +64,7 @@ impl<B> Tap<B> {
 
     /// Also reassembles a model's output from the bytes passing through.
     pub(super) fn reassembling(mut self) -> Self {
-        self.model = Some(crate::model::Reassembler::default());
+        self.model = Some(self.exchange.gate().models().reassembler());
         self
     }
 

@@ -16,13 +16,19 @@ use crate::mask::Masker;
 /// many small events; a line bigger than this is skipped, not buffered).
 const MAX_LINE: usize = 1 << 20;
 
+/// Tool calls kept per answer (a model emits a handful).
+const MAX_TOOLS: usize = 128;
+
 /// The reassembly, fed with the bytes the client receives.
-#[derive(Debug, Default)]
 pub(crate) struct Reassembler {
     /// An incomplete line, or the whole body when it is not SSE.
     pending: Vec<u8>,
     sse: Option<bool>,
+    /// The text, up to `cap` bytes; `total` and `digest` cover all of it.
     text: String,
+    cap: usize,
+    total: u64,
+    digest: ring::digest::Context,
     tools: BTreeMap<u64, ToolCall>,
     usage: Option<Value>,
     model: Option<String>,
@@ -63,7 +69,50 @@ pub(crate) struct Output {
     pub model: Option<String>,
 }
 
+impl std::fmt::Debug for Reassembler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reassembler")
+            .field("total", &self.total)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Appends `more` to `to`, keeping `to` within `cap` bytes (cut at a
+/// character boundary).
+fn push_capped(to: &mut String, more: &str, cap: usize) {
+    let room = cap.saturating_sub(to.len());
+    to.push_str(truncate(more, room));
+}
+
 impl Reassembler {
+    /// A reassembly keeping at most `cap` bytes of text (and of each tool
+    /// call's arguments).
+    pub(crate) fn new(cap: usize) -> Self {
+        Self {
+            pending: Vec::new(),
+            sse: None,
+            text: String::new(),
+            cap,
+            total: 0,
+            digest: ring::digest::Context::new(&ring::digest::SHA256),
+            tools: BTreeMap::new(),
+            usage: None,
+            model: None,
+            finish_reason: None,
+            events: 0,
+            error: None,
+        }
+    }
+
+    /// More of the answer's text: counted and hashed whole, kept up to
+    /// the cap.
+    fn push_text(&mut self, t: &str) {
+        self.total += t.len() as u64;
+        self.digest.update(t.as_bytes());
+        push_capped(&mut self.text, t, self.cap);
+    }
+
     pub(crate) fn feed(&mut self, bytes: &[u8]) {
         let sse = *self.sse.get_or_insert_with(|| {
             let start = bytes
@@ -115,7 +164,7 @@ impl Reassembler {
         // Responses API events.
         match v["type"].as_str() {
             Some("response.output_text.delta") => {
-                self.text.push_str(v["delta"].as_str().unwrap_or(""));
+                self.push_text(v["delta"].as_str().unwrap_or(""));
                 return;
             }
             Some("response.completed") => {
@@ -136,7 +185,7 @@ impl Reassembler {
                 &choice["message"]
             };
             if let Some(t) = delta["content"].as_str().or(choice["text"].as_str()) {
-                self.text.push_str(t);
+                self.push_text(t);
             }
             for (i, call) in delta["tool_calls"]
                 .as_array()
@@ -145,12 +194,16 @@ impl Reassembler {
                 .enumerate()
             {
                 let index = call["index"].as_u64().unwrap_or(i as u64);
+                if self.tools.len() >= MAX_TOOLS && !self.tools.contains_key(&index) {
+                    continue;
+                }
+                let cap = self.cap;
                 let entry = self.tools.entry(index).or_default();
                 if let Some(n) = call["function"]["name"].as_str() {
-                    entry.name.push_str(n);
+                    push_capped(&mut entry.name, n, 256);
                 }
                 if let Some(a) = call["function"]["arguments"].as_str() {
-                    entry.arguments.push_str(a);
+                    push_capped(&mut entry.arguments, a, cap);
                 }
             }
             if let Some(r) = choice["finish_reason"].as_str() {
@@ -170,13 +223,13 @@ impl Reassembler {
             let rest = std::mem::take(&mut self.pending);
             self.line(&rest);
         }
-        let digest = ring::digest::digest(&ring::digest::SHA256, self.text.as_bytes());
+        let digest = self.digest.finish();
         let (masked, _) = masker.mask_text(&self.text);
         let kept = truncate(&masked, cap);
         Output {
-            truncated: kept.len() < masked.len(),
+            truncated: kept.len() < masked.len() || (self.text.len() as u64) < self.total,
             text: kept.to_owned(),
-            bytes: self.text.len() as u64,
+            bytes: self.total,
             sha256: crate::core::hex(digest.as_ref()),
             tool_calls: self
                 .tools

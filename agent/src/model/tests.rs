@@ -27,7 +27,7 @@ fn a_stream_split_anywhere_reassembles_the_same() {
     let m = Masker::ephemeral();
     let stream = chat_stream();
     let whole = {
-        let mut r = Reassembler::default();
+        let mut r = Reassembler::new(1 << 20);
         r.feed(stream.as_bytes());
         r.finish(&m, 1 << 20)
     };
@@ -39,7 +39,7 @@ fn a_stream_split_anywhere_reassembles_the_same() {
     assert_eq!(whole.model.as_deref(), Some("gpt-4o-2024-08-06"));
     assert_eq!(whole.events, 6);
     for split in 1..stream.len() {
-        let mut r = Reassembler::default();
+        let mut r = Reassembler::new(1 << 20);
         r.feed(&stream.as_bytes()[..split]);
         r.feed(&stream.as_bytes()[split..]);
         let out = r.finish(&m, 1 << 20);
@@ -52,21 +52,53 @@ fn a_stream_split_anywhere_reassembles_the_same() {
 }
 
 #[test]
+fn a_long_answer_costs_the_cap_in_memory_and_is_still_counted_whole() {
+    let m = Masker::ephemeral();
+    let stream = chat_stream();
+    let whole = {
+        let mut r = Reassembler::new(1 << 20);
+        r.feed(stream.as_bytes());
+        r.finish(&m, 1 << 20)
+    };
+    // Ten bytes assembled: the rest is counted and hashed, not kept.
+    let mut r = Reassembler::new(10);
+    r.feed(stream.as_bytes());
+    let out = r.finish(&m, 1 << 20);
+    assert_eq!(out.text, "fn main() ");
+    assert!(out.truncated);
+    assert_eq!(
+        (out.bytes, out.sha256.as_str()),
+        (whole.bytes, whole.sha256.as_str())
+    );
+    assert_eq!(
+        out.tool_calls[0].arguments, "{\"cmd\":\"ca",
+        "arguments are capped too"
+    );
+    // A flood of tool calls keeps a bounded number of them.
+    let mut r = Reassembler::new(10);
+    for i in 0..1000 {
+        let event = json!({"choices":[{"delta":{"tool_calls":[{"index":i,"function":{"name":"t","arguments":"x"}}]}}]});
+        r.feed(format!("data: {event}\n\n").as_bytes());
+    }
+    assert_eq!(r.finish(&m, 100).tool_calls.len(), 128);
+}
+
+#[test]
 fn plain_json_and_responses_api_and_errors() {
     let m = Masker::ephemeral();
-    let mut r = Reassembler::default();
+    let mut r = Reassembler::new(1 << 20);
     r.feed(br#"{"model":"gpt-4o","choices":[{"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"total_tokens":3}}"#);
     let out = r.finish(&m, 100);
     assert_eq!((out.text.as_str(), out.events), ("ok", 0));
 
-    let mut r = Reassembler::default();
+    let mut r = Reassembler::new(1 << 20);
     r.feed(b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"He\"}\n\n");
     r.feed(b"data: {\"type\":\"response.output_text.delta\",\"delta\":\"llo\"}\n\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"total_tokens\":9}}}\n\n");
     let out = r.finish(&m, 100);
     assert_eq!(out.text, "Hello");
     assert_eq!(out.usage.unwrap()["total_tokens"], 9);
 
-    let mut r = Reassembler::default();
+    let mut r = Reassembler::new(1 << 20);
     r.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"par\"}}]}\n\ndata: {\"error\":{\"message\":\"upstream overloaded\"}}\n\n");
     let out = r.finish(&m, 100);
     assert_eq!(
@@ -79,7 +111,7 @@ fn plain_json_and_responses_api_and_errors() {
 fn emitted_secrets_are_masked_in_the_record_and_text_is_capped() {
     let m = Masker::ephemeral();
     let key = "ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8";
-    let mut r = Reassembler::default();
+    let mut r = Reassembler::new(1 << 20);
     r.feed(sse(&[json!({"choices":[{"delta":{"content":format!("token = \"{key}\"\n{}", "x".repeat(100))}}]})]).as_bytes());
     let out = r.finish(&m, 40);
     assert!(!out.text.contains(key) && out.text.contains("airlock:masked:github-token:"));

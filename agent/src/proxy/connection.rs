@@ -30,6 +30,12 @@ pub(crate) struct Proxy {
     pub audit: AuditLog,
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
+    /// `proxy.first_request_timeout_ms`.
+    pub first_request_timeout: Duration,
+    /// `proxy.max_connections`.
+    pub max_connections: usize,
+    /// `proxy.body_buffer_bytes`.
+    pub body_budget: Arc<crate::http::BodyBudget>,
     /// `proxy.tunnel_idle_ms`; None: never.
     pub tunnel_idle: Option<Duration>,
     /// `proxy.intercept_without_sni`: TLS that names no server is
@@ -156,6 +162,13 @@ impl Proxy {
     pub(crate) async fn handle(&self, mut client: TcpStream, peer: ClientAddr) {
         let traffic = &self.telemetry.traffic;
         let _open = traffic.open();
+        if traffic.open_connections() > self.max_connections as u64 {
+            // Its kernel record is taken all the same: handed out once.
+            let _ = self.table.take(peer);
+            traffic.connection(ConnPath::OverLimit);
+            tracing::warn!(%peer, max = self.max_connections, "connection refused: proxy.max_connections are open");
+            return;
+        }
         let Some(captured) = self.table.take(peer) else {
             traffic.connection(ConnPath::Refused);
             // Not redirected by our programs (someone dialled the listener
@@ -282,6 +295,7 @@ impl Proxy {
             tunnel_idle: self.tunnel_idle,
             telemetry: self.telemetry.clone(),
             imds,
+            body_budget: self.body_budget.clone(),
         })
     }
 

@@ -121,7 +121,22 @@ pub(super) async fn intercept(
     let mut stopping = proxy.stopping.clone();
     if client.get_ref().1.wants_read() {
         tokio::select! {
-            _ = client.get_ref().0.get_ref().readable() => {}
+            r = tokio::time::timeout(
+                proxy.first_request_timeout,
+                client.get_ref().0.get_ref().readable(),
+            ) => {
+                if r.is_err() {
+                    // A handshake and then silence holds a connection (and
+                    // its descriptors) for nothing: close it.
+                    let why = format!(
+                        "no request within {} ms of the TLS handshake (proxy.first_request_timeout_ms)",
+                        proxy.first_request_timeout.as_millis()
+                    );
+                    tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, dst = %conn.orig_dst, "{why}");
+                    proxy.write(&conn.record(RecordKind::Connection, ctx.sni.clone(), (0, 0), Some(why)));
+                    return;
+                }
+            }
             // Nothing asked yet, nothing to finish: close.
             () = crate::http::stopped(&mut stopping) => return,
         }

@@ -35,15 +35,18 @@ pub(crate) enum ConnPath {
     Tcp,
     /// Closed: no capture record, audit down, or no usable ClientHello.
     Refused,
+    /// Closed at once: `proxy.max_connections` were open.
+    OverLimit,
 }
 
 impl ConnPath {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::Intercepted,
         Self::Passthrough,
         Self::Imds,
         Self::Tcp,
         Self::Refused,
+        Self::OverLimit,
     ];
 
     fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl ConnPath {
             Self::Imds => "imds",
             Self::Tcp => "tcp",
             Self::Refused => "refused",
+            Self::OverLimit => "over_limit",
         }
     }
 }
