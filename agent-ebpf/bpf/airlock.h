@@ -25,6 +25,9 @@
 #define AIRLOCK_EV_REDIRECT     1 /* a TCP connect was redirected to the proxy */
 #define AIRLOCK_EV_UDP_REFUSED  2 /* a UDP connect/sendmsg to a captured port was refused */
 #define AIRLOCK_EV_V6_REFUSED   3 /* an IPv6 connect was refused: no IPv6 listener */
+#define AIRLOCK_EV_UNTRACKED    4 /* a child of a tracked or selected process could
+				   * not be tracked (the map is full): from now on
+				   * every process in the cgroup is captured */
 
 /* Single-entry array map written by userspace before the programs attach. */
 struct airlock_config {

@@ -46,6 +46,7 @@ struct task_struct {
 	int pid;
 	int tgid;
 	__u64 start_time;
+	__u64 start_boottime;
 	__u64 self_exec_id;
 	struct task_struct *real_parent;
 	struct task_struct *group_leader;
@@ -99,15 +100,35 @@ struct {
 	__type(value, struct airlock_orig);
 } AIRLOCK_BY_COOKIE SEC(".maps");
 
-/* Processes descended from a match (follow_children), by tgid: filled at
- * fork, emptied at exit. Survives re-parenting, which the ancestry walk
- * does not (a backgrounded `az` whose shell exited belongs to init). */
+/* Processes descended from a match (follow_children), by tgid, with when
+ * each started (start_boottime, ns: what /proc/PID/stat says in ticks, so
+ * a reused pid is told from the process tracked): filled at fork, emptied
+ * at exit. Survives re-parenting, which the ancestry walk does not (a
+ * backgrounded `az` whose shell exited belongs to init). Not an LRU: an
+ * entry is never evicted to make room, so a process flood cannot release
+ * a tracked process; when it is full, AIRLOCK_UNTRACKED says so. Its size
+ * is `capture.max_tracked`; with fail_mode = "closed" userspace pins it,
+ * so it outlives an airlock restart. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
+	/* Memory as entries come, not all of it up front (it may be pinned
+	 * for a cgroup long after its processes are gone). */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, __u64);
 } AIRLOCK_TRACKED SEC(".maps");
+
+/* Children of tracked or selected processes that could not be tracked
+ * because AIRLOCK_TRACKED was full. While non-zero, every process in the
+ * cgroup is captured (fail closed): such a child can no longer be told
+ * from the others. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} AIRLOCK_UNTRACKED SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -235,6 +256,12 @@ static __always_inline int selected(const struct airlock_config *cfg)
 		return 0;
 	if (!(cfg->flags & (AIRLOCK_F_FILTER_COMM | AIRLOCK_F_FILTER_UID)))
 		return 1;
+	if (cfg->flags & AIRLOCK_F_FOLLOW_CHILDREN) {
+		volatile __u64 *untracked = bpf_map_lookup_elem(&AIRLOCK_UNTRACKED, &zero);
+
+		if (untracked && *untracked)
+			return 1; /* a descendant may have gone untracked: fail closed */
+	}
 	/* A process judged with this uid and epoch was neither a match itself
 	 * nor tracked (tracking starts at fork, before any judging), and no
 	 * process (itself included) has taken a selected name or uid since:
@@ -591,8 +618,8 @@ int airlock_fork(__u64 *ctx)
 	struct task_struct *child = (struct task_struct *)ctx[1];
 	const struct airlock_config *cfg = config();
 	char comm[AIRLOCK_COMM_LEN] = {};
-	__u32 ptgid, ctgid;
-	__u8 one = 1;
+	__u32 ptgid, ctgid, zero = 0;
+	__u64 born, *untracked;
 
 	if (!cfg || !(cfg->flags & AIRLOCK_F_FOLLOW_CHILDREN) ||
 	    !(cfg->flags & (AIRLOCK_F_FILTER_COMM | AIRLOCK_F_FILTER_UID)))
@@ -608,7 +635,18 @@ int airlock_fork(__u64 *ctx)
 		if (!matches(cfg, comm, BPF_CORE_READ(parent, cred, uid.val)))
 			return 0;
 	}
-	bpf_map_update_elem(&AIRLOCK_TRACKED, &ctgid, &one, BPF_ANY);
+	born = BPF_CORE_READ(child, start_boottime);
+	if (bpf_map_update_elem(&AIRLOCK_TRACKED, &ctgid, &born, BPF_ANY)) {
+		struct airlock_orig rec = {};
+
+		untracked = bpf_map_lookup_elem(&AIRLOCK_UNTRACKED, &zero);
+		if (untracked)
+			__sync_fetch_and_add(untracked, 1);
+		rec.tgid = ctgid;
+		rec.pid = ctgid;
+		process_comm(parent, rec.comm);
+		emit(AIRLOCK_EV_UNTRACKED, &rec);
+	}
 	return 0;
 }
 

@@ -43,5 +43,6 @@ int main(void)
 	printf("pub(crate) const EV_REDIRECT: u32 = %u;\n", AIRLOCK_EV_REDIRECT);
 	printf("pub(crate) const EV_UDP_REFUSED: u32 = %u;\n", AIRLOCK_EV_UDP_REFUSED);
 	printf("pub(crate) const EV_V6_REFUSED: u32 = %u;\n", AIRLOCK_EV_V6_REFUSED);
+	printf("pub(crate) const EV_UNTRACKED: u32 = %u;\n", AIRLOCK_EV_UNTRACKED);
 	return 0;
 }

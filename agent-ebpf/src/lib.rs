@@ -38,6 +38,7 @@ pub mod maps {
     pub const BY_COOKIE: &str = "AIRLOCK_BY_COOKIE";
     pub const BY_PEER: &str = "AIRLOCK_BY_PEER";
     pub const TRACKED: &str = "AIRLOCK_TRACKED";
+    pub const UNTRACKED: &str = "AIRLOCK_UNTRACKED";
     pub const EPOCH: &str = "AIRLOCK_EPOCH";
     pub const EVENTS: &str = "AIRLOCK_EVENTS";
 }

@@ -71,6 +71,9 @@ pub enum EventKind {
     UdpRefused,
     /// An IPv6 connect was refused because there is no IPv6 listener.
     V6Refused,
+    /// A child of a tracked or selected process could not be tracked (the
+    /// tracking map is full): every process in the cgroup is captured now.
+    Untracked,
     /// A kind this build does not know (a newer object).
     Unknown(u32),
 }
@@ -95,6 +98,7 @@ impl Event {
             1 => EventKind::Redirect,
             2 => EventKind::UdpRefused,
             3 => EventKind::V6Refused,
+            4 => EventKind::Untracked,
             k => EventKind::Unknown(k),
         };
         Some(Self {
@@ -217,6 +221,7 @@ mod tests {
             (c::EV_REDIRECT, EventKind::Redirect),
             (c::EV_UDP_REFUSED, EventKind::UdpRefused),
             (c::EV_V6_REFUSED, EventKind::V6Refused),
+            (c::EV_UNTRACKED, EventKind::Untracked),
         ];
         for (raw, kind) in kinds {
             let mut bytes = vec![0u8; Event::SIZE];

@@ -10,6 +10,7 @@ mod privileges;
 pub(crate) mod process;
 mod selectors;
 mod table;
+mod tracking;
 
 pub(crate) use events::{EventCounts, EventReader};
 pub(crate) use membership::Membership;
@@ -141,7 +142,20 @@ impl Capture {
             FailMode::Closed => Some(Pins::prepare(&config.pin_dir, &cgroup)?),
             FailMode::Open => None,
         };
-        let mut ebpf = EbpfLoader::new().load(airlock_ebpf::CAPTURE_OBJECT)?;
+        let mut loader = EbpfLoader::new();
+        loader.map_max_entries(maps::TRACKED, config.max_tracked);
+        // fail_mode = "closed": the descendants map is pinned too, and an
+        // earlier airlock's is reused (checked below).
+        let tracked_pin = match pins.as_mut() {
+            Some(p) => Some(p.map_path(maps::TRACKED)?),
+            None => None,
+        };
+        if let Some(path) = &tracked_pin {
+            tracking::keep_compatible(path, config.max_tracked);
+            loader.map_pin_path(maps::TRACKED, path.as_path());
+        }
+        let reused = tracked_pin.as_ref().is_some_and(|p| p.exists());
+        let mut ebpf = loader.load(airlock_ebpf::CAPTURE_OBJECT)?;
         let mut selectors = Selectors::take(&mut ebpf, targets.clone())?;
         selectors.apply(config)?;
         let remember = attach_process_tracking(&mut ebpf, pins.as_mut())?;
@@ -189,7 +203,15 @@ impl Capture {
 
         let by_peer = take_hash(&mut ebpf, maps::BY_PEER)?;
         let by_cookie = take_hash(&mut ebpf, maps::BY_COOKIE)?;
-        let tracked = take_hash(&mut ebpf, maps::TRACKED)?;
+        let mut tracked = take_hash(&mut ebpf, maps::TRACKED)?;
+        if reused {
+            let (removed, added) = tracking::reconcile(&mut tracked);
+            tracing::info!(
+                removed,
+                added,
+                "descendants tracked before the restart kept (gone ones removed, children started meanwhile added)"
+            );
+        }
         let ring = RingBuf::try_from(take_map(&mut ebpf, maps::EVENTS)?).map_err(|source| {
             CaptureError::Map {
                 map: maps::EVENTS,

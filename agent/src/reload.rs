@@ -105,6 +105,10 @@ impl Reloader {
             ),
             ("capture.pin_dir", a.capture.pin_dir == b.capture.pin_dir),
             (
+                "capture.max_tracked",
+                a.capture.max_tracked == b.capture.max_tracked,
+            ),
+            (
                 "proxy.listen",
                 a.proxy.listen == b.proxy.listen && a.proxy.listen6 == b.proxy.listen6,
             ),
@@ -158,6 +162,7 @@ impl Reloader {
         kept.capture.cgroup = current.capture.cgroup.clone();
         kept.capture.fail_mode = current.capture.fail_mode;
         kept.capture.pin_dir = current.capture.pin_dir.clone();
+        kept.capture.max_tracked = current.capture.max_tracked;
         kept.proxy.listen = current.proxy.listen;
         kept.proxy.listen6 = current.proxy.listen6;
         kept.proxy.connect_timeout_ms = current.proxy.connect_timeout_ms;

@@ -640,3 +640,52 @@ async fn a_connection_still_open_at_shutdown_is_recorded() {
     assert_eq!(records.last().unwrap()["event"], "stop");
     let _ = client.child.kill().await;
 }
+
+/// A process flood cannot release a tracked process: the tracking map
+/// evicts nothing, and when it is full every process in the cgroup is
+/// captured (fail closed) and airlock says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_tracking_map_captures_everything_in_the_cgroup() {
+    if !privileged("a_full_tracking_map_captures_everything_in_the_cgroup") {
+        return;
+    }
+    let tmp = TempDir::new("flood");
+    let agent = tmp.alias("fakeagent", "/bin/sh");
+    let up = Upstream::on("127.0.0.1").await;
+    let cg = TestCgroup::new("flood");
+    let mut capture = Running::capture(&cg, &[up.port()]);
+    capture.comm = vec!["fakeagent".into()];
+    capture.max_tracked = 8;
+    let airlock = Running::start_plain(capture).await;
+    let url = format!("http://{}/", up.addr());
+    // Not selected, not a descendant: goes direct.
+    let before = Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await);
+    assert!(!before.proxied(), "{before:?}");
+
+    // The agent starts more children than can be tracked, and they stay.
+    let mut flood = cg.command(&agent);
+    flood
+        .arg("-c")
+        .arg("for i in $(seq 12); do sleep 3 & done; wait")
+        .kill_on_drop(true);
+    let flood = flood.spawn().unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while airlock.tracked_processes() < 8 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        airlock.tracked_processes(),
+        8,
+        "nothing evicted, nothing more added"
+    );
+
+    // Four children went untracked: now nothing in the cgroup goes direct.
+    let after = Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await);
+    assert!(
+        after.proxied(),
+        "fail closed once tracking is incomplete: {after:?}"
+    );
+    drop(flood);
+    airlock.stop().await;
+}

@@ -751,6 +751,67 @@ async fn fail_closed_survives_a_crash_and_a_restart_takes_over() {
     );
 }
 
+/// With `fail_mode = "closed"`, what follow_children tracked survives a
+/// crash and the restart that takes over: a double-forked process that
+/// connects only afterwards — when nothing in /proc says where it came
+/// from — is still captured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracked_descendants_survive_a_restart() {
+    if !privileged("tracked_descendants_survive_a_restart") {
+        return;
+    }
+    let cg = TestCgroup::new("retrack");
+    let dir = TempDir::new("retrack");
+    let up = Upstream::on("127.0.0.1").await;
+    let audit = dir.path().join("audit.jsonl");
+    let agent = dir.alias("fakeagent", "/bin/sh");
+    let config = write_config(
+        &dir,
+        &DaemonConfig {
+            port: up.port(),
+            listen: free_ports(),
+            capture: "comm = [\"fakeagent\"]\nfollow_children = true\n",
+            proxy: PLAIN,
+            ..DaemonConfig::default()
+        }
+        .text(dir.path(), cg.path()),
+    );
+    let mut first = started(&config, &audit).await;
+    // The agent double-forks a process that waits, then connects; the
+    // agent and the middle shell exit at once, so it is re-parented.
+    let out = dir.path().join("late.out");
+    let script = format!(
+        r#"sh -c "sleep 4; curl -sS --max-time 10 -w '\n%{{local_port}} %{{remote_ip}} %{{remote_port}}' http://{} > {o}.tmp; mv {o}.tmp {o}" </dev/null >/dev/null 2>&1 &"#,
+        up.addr(),
+        o = out.display()
+    );
+    let mut cmd = cg.command(&agent);
+    cmd.arg("-c").arg(&script);
+    // Its output goes elsewhere, so the agent is waited for, not it.
+    assert!(finish(cmd).await.status.success());
+    assert!(!out.exists(), "it connects only after the restart");
+    assert!(signal(first.id().unwrap(), "KILL"));
+    first.wait().await.unwrap();
+    let mut second = started(&config, &audit).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !out.exists() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let stdout = std::fs::read_to_string(&out).expect("the late process connected");
+    let got = Fetched::parse(&airlock_tests::Finished {
+        pid: 0,
+        status: std::process::ExitStatus::default(),
+        stdout,
+        stderr: String::new(),
+    });
+    assert!(
+        got.proxied(),
+        "tracked before the restart, captured after it: {got:?}"
+    );
+    assert!(signal(second.id().unwrap(), "TERM"));
+    assert!(second.wait().await.unwrap().success());
+}
+
 /// The daemon on `config`, once it has written a new start record.
 async fn started(
     config: &std::path::Path,

@@ -44,6 +44,9 @@ pub(super) fn status(telemetry: &Telemetry, approvals: &Approvals) -> serde_json
             "tracked_sockets": sockets,
             "awaiting_accept": handed_over,
             "redirects": s.events.redirects.load(Ordering::Relaxed),
+            // Children that could not be tracked: every process in the
+            // cgroup is captured since (fail closed).
+            "untracked_children": s.events.untracked.load(Ordering::Relaxed),
         });
         v["proxy"] = serde_json::json!({
             "listen": s.listen,
@@ -106,6 +109,7 @@ fn sources_metrics(s: &Sources, out: &mut Exposition) {
         (&[("event", "redirect")], e.redirects.load(Ordering::Relaxed)),
         (&[("event", "udp_refused")], e.udp_refused.load(Ordering::Relaxed)),
         (&[("event", "ipv6_refused")], e.v6_refused.load(Ordering::Relaxed)),
+        (&[("event", "untracked")], e.untracked.load(Ordering::Relaxed)),
     ],
 );
     let (sockets, handed_over) = s.table.entries();

@@ -20,6 +20,8 @@ pub(crate) struct EventCounts {
     pub redirects: AtomicU64,
     pub udp_refused: AtomicU64,
     pub v6_refused: AtomicU64,
+    /// Children that could not be tracked (the tracking map was full).
+    pub untracked: AtomicU64,
 }
 
 impl EventCounts {
@@ -28,6 +30,7 @@ impl EventCounts {
             EventKind::Redirect => &self.redirects,
             EventKind::UdpRefused => &self.udp_refused,
             EventKind::V6Refused => &self.v6_refused,
+            EventKind::Untracked => &self.untracked,
             EventKind::Unknown(_) => return,
         };
         c.fetch_add(1, Ordering::Relaxed);
@@ -108,6 +111,9 @@ fn log(ev: &Event) {
         }
         EventKind::V6Refused => {
             tracing::warn!(pid = p.pid, uid = p.uid, comm = %p.comm, exe, %dst, "IPv6 connect refused: no IPv6 listener")
+        }
+        EventKind::Untracked => {
+            tracing::error!(pid = p.pid, parent = %p.comm, "capture.max_tracked processes are tracked already: this child of a captured process could not be tracked, so every process in the capture cgroup is captured from now on (fail closed) until airlock restarts; raise capture.max_tracked")
         }
         EventKind::Unknown(kind) => tracing::debug!(kind, "unknown kernel event"),
     }

@@ -5,7 +5,10 @@
 //! retires the pins a previous process left. A graceful stop unpins (an
 //! operator stopping airlock is deciding to let traffic through).
 //!
-//! Layout: `{pin_dir}/{cgroup inode}/{airlock pid}/{program}`.
+//! Layout: `{pin_dir}/{cgroup inode}/{airlock pid}/{program}`, and the
+//! descendants map, shared by every generation, at
+//! `{pin_dir}/{cgroup inode}/maps/AIRLOCK_TRACKED`: it outlives a graceful
+//! stop too (unless empty), so a restart keeps what it tracked.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -14,11 +17,16 @@ use aya::programs::links::{FdLink, PinnedLink};
 
 use super::CaptureError;
 
+/// The directory, beside the generations, of maps every generation shares.
+const MAPS: &str = "maps";
+
 /// This process's pins; unpinned (and so detached) when dropped.
 #[derive(Debug)]
 pub(super) struct Pins {
     dir: PathBuf,
     links: Vec<PinnedLink>,
+    /// Maps pinned for every generation (see the module doc).
+    maps: Vec<PathBuf>,
     /// Generations left by earlier processes, retired once ours is attached.
     previous: Vec<PathBuf>,
 }
@@ -39,6 +47,7 @@ impl Pins {
             .into_iter()
             .flatten()
             .filter_map(Result::ok)
+            .filter(|e| e.file_name() != MAPS)
             .map(|e| e.path())
             .collect();
         let dir = base.join(std::process::id().to_string());
@@ -49,8 +58,26 @@ impl Pins {
         Ok(Self {
             dir,
             links: Vec::new(),
+            maps: Vec::new(),
             previous,
         })
+    }
+
+    /// Where map `name` is pinned for every generation on this cgroup
+    /// (its directory made if missing).
+    pub(super) fn map_path(&mut self, name: &str) -> Result<PathBuf, CaptureError> {
+        let dir = self.base().join(MAPS);
+        std::fs::create_dir_all(&dir).map_err(|io_error| CaptureError::Io {
+            what: "create the bpffs map directory",
+            io_error,
+        })?;
+        let path = dir.join(name);
+        self.maps.push(path.clone());
+        Ok(path)
+    }
+
+    fn base(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
     }
 
     /// Pins `link` as `name`.
@@ -99,10 +126,21 @@ impl Drop for Pins {
             }
         }
         let _ = std::fs::remove_dir(&self.dir);
-        if let Some(base) = self.dir.parent() {
-            // Empty once no generation is left; not an error otherwise.
-            let _ = std::fs::remove_dir(base);
+        // A map that tracks nothing has nothing to hand on.
+        for path in &self.maps {
+            let empty = aya::maps::MapData::from_pin(path)
+                .ok()
+                .and_then(|m| {
+                    aya::maps::HashMap::<_, u32, u64>::try_from(aya::maps::Map::HashMap(m)).ok()
+                })
+                .is_some_and(|m| m.keys().next().is_none());
+            if empty {
+                let _ = std::fs::remove_file(path);
+            }
         }
+        let _ = std::fs::remove_dir(self.base().join(MAPS));
+        // Empty once no generation is left; not an error otherwise.
+        let _ = std::fs::remove_dir(self.base());
     }
 }
 

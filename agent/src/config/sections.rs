@@ -63,6 +63,10 @@ pub(super) const DEFAULT_CA_DIR: &str = "/var/lib/airlock/ca";
 pub(super) const DEFAULT_AUDIT_PATH: &str = "/var/log/airlock/audit.jsonl";
 /// Longest process name the kernel keeps (`TASK_COMM_LEN` less the NUL).
 pub(super) const MAX_COMM_LEN: usize = 15;
+/// Descendants tracked at once by default (the tracking map's size).
+pub(super) const DEFAULT_MAX_TRACKED: u32 = 65_536;
+/// Bounds of `capture.max_tracked`.
+const MAX_TRACKED_RANGE: std::ops::RangeInclusive<u32> = 8..=(1 << 22);
 /// Most ancestors examined by `follow_children` (the eBPF loop's bound).
 pub(super) const MAX_FOLLOW_DEPTH: u32 = 32;
 /// Entries the kernel maps hold (ports, comm and uid selectors).
@@ -91,6 +95,10 @@ pub struct CaptureConfig {
     pub follow_children: bool,
     /// How many ancestors `follow_children` examines.
     pub follow_depth: u32,
+    /// Descendants of selected processes tracked at once
+    /// (`follow_children`). When a child cannot be tracked because this
+    /// many are, every process in the cgroup is captured (fail closed).
+    pub max_tracked: u32,
     /// Destination ports captured (TCP redirected, UDP refused).
     pub ports: Vec<u16>,
     /// Instance metadata services (`address:port`), captured whatever
@@ -127,6 +135,7 @@ impl Default for CaptureConfig {
             uid: Vec::new(),
             follow_children: true,
             follow_depth: 16,
+            max_tracked: DEFAULT_MAX_TRACKED,
             ports: DEFAULT_CAPTURE_PORTS.to_vec(),
             imds: vec![DEFAULT_IMDS],
             fail_mode: FailMode::Closed,
@@ -167,6 +176,16 @@ impl CaptureConfig {
         }
         if self.ports.contains(&0) {
             return Err(("capture.ports", "port 0 cannot be captured".to_owned()));
+        }
+        if !MAX_TRACKED_RANGE.contains(&self.max_tracked) {
+            return Err((
+                "capture.max_tracked",
+                format!(
+                    "must be {} to {}",
+                    MAX_TRACKED_RANGE.start(),
+                    MAX_TRACKED_RANGE.end()
+                ),
+            ));
         }
         if self.imds.len() > MAX_IMDS {
             return Err(("capture.imds", format!("at most {MAX_IMDS} addresses")));

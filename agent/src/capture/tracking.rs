@@ -1,0 +1,118 @@
+//! The descendants map (`AIRLOCK_TRACKED`) across airlock restarts: with
+//! `fail_mode = "closed"` it is pinned beside the links, one per capture
+//! cgroup, and the next airlock reuses it — after a restart `/proc` cannot
+//! tell where a double-forked process came from, the map can. What the
+//! map says is checked first: entries whose process is gone (or whose pid
+//! now names another process: its start time differs) are removed, and
+//! children that tracked processes started while no airlock was running
+//! are added. A child re-parented in that window cannot be found.
+
+use std::path::Path;
+
+use aya::maps::{HashMap, MapData, MapInfo, MapType};
+
+/// /proc reports start times in clock ticks of 1/100 s (`USER_HZ`); the
+/// map keeps nanoseconds since boot.
+const NS_PER_TICK: u64 = 10_000_000;
+
+/// Whether a map pinned at `path` can serve as a tracking map of
+/// `max_entries`; one that cannot (an older layout, another size) is
+/// unpinned, so a fresh one is made.
+pub(super) fn keep_compatible(path: &Path, max_entries: u32) {
+    let Ok(info) = MapInfo::from_pin(path) else {
+        return;
+    };
+    let fits = matches!(info.map_type(), Ok(MapType::Hash))
+        && info.key_size() == 4
+        && info.value_size() == 8
+        && info.max_entries() == max_entries;
+    if !fits {
+        tracing::warn!(pin = %path.display(), "a pinned tracking map of another layout or size is replaced: descendants tracked before are not");
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Removes what no longer holds and adds what was missed; returns how
+/// many entries were (removed, added).
+pub(super) fn reconcile(map: &mut HashMap<MapData, u32, u64>) -> (usize, usize) {
+    let entries: Vec<(u32, u64)> = map.iter().filter_map(Result::ok).collect();
+    let mut removed = 0;
+    let mut tracked = std::collections::HashSet::new();
+    for (tgid, born) in entries {
+        if started_ticks(tgid) == Some(born / NS_PER_TICK) {
+            tracked.insert(tgid);
+        } else if map.remove(&tgid).is_ok() {
+            removed += 1;
+        }
+    }
+    let mut added = 0;
+    if tracked.is_empty() {
+        return (removed, added);
+    }
+    // Children, grandchildren…: a few passes over /proc, each adopting the
+    // children of what the last one tracked.
+    for _ in 0..8 {
+        let mut adopted = Vec::new();
+        for (pid, ppid, ticks) in processes() {
+            if !tracked.contains(&pid) && tracked.contains(&ppid) {
+                adopted.push((pid, ticks));
+            }
+        }
+        if adopted.is_empty() {
+            break;
+        }
+        for (pid, ticks) in adopted {
+            if map.insert(pid, ticks * NS_PER_TICK, 0).is_ok() {
+                tracked.insert(pid);
+                added += 1;
+            }
+        }
+    }
+    (removed, added)
+}
+
+/// Every process now: (pid, ppid, start ticks).
+fn processes() -> Vec<(u32, u32, u64)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let (ppid, ticks) = stat(pid)?;
+            Some((pid, ppid, ticks))
+        })
+        .collect()
+}
+
+fn started_ticks(pid: u32) -> Option<u64> {
+    stat(pid).map(|(_, ticks)| ticks)
+}
+
+/// `ppid` (field 4) and `starttime` (field 22) of /proc/PID/stat.
+fn stat(pid: u32) -> Option<(u32, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name (field 2) may hold anything: count from its last ')'.
+    let mut rest = text[text.rfind(')')? + 1..].split_whitespace();
+    let ppid = rest.nth(1)?.parse().ok()?;
+    let ticks = rest.nth(17)?.parse().ok()?;
+    Some((ppid, ticks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_reads_as_itself() {
+        let (ppid, ticks) = stat(std::process::id()).unwrap();
+        assert_eq!(ppid, std::os::unix::process::parent_id());
+        assert!(ticks > 0);
+        assert!(
+            processes()
+                .iter()
+                .any(|(pid, ..)| *pid == std::process::id())
+        );
+        assert_eq!(stat(u32::MAX), None);
+    }
+}
