@@ -689,3 +689,101 @@ async fn a_full_tracking_map_captures_everything_in_the_cgroup() {
     drop(flood);
     airlock.stop().await;
 }
+
+/// An agent can hand a command to a server started earlier and not by it
+/// (a tmux session, an IDE terminal): selected by name, that server and
+/// what it runs are not the agent's descendants and are not captured
+/// (docs/developer-hosts.md says so); selected by uid, they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_handed_to_an_earlier_server_is_captured_by_uid_only() {
+    if !privileged("a_command_handed_to_an_earlier_server_is_captured_by_uid_only") {
+        return;
+    }
+    let up = Upstream::on("127.0.0.1").await;
+    for by_uid in [false, true] {
+        let tmp = TempDir::new("handoff");
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        let agent = tmp.alias("fakeagent", "/bin/sh");
+        let fifo = tmp.path().join("commands");
+        let out = tmp.path().join("server.out");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .unwrap();
+        let cg = TestCgroup::new("handoff");
+        let mut capture = Running::capture(&cg, &[up.port()]);
+        if by_uid {
+            capture.uid = vec![65534];
+        } else {
+            capture.comm = vec!["fakeagent".into()];
+        }
+        let airlock = Running::start_plain(capture).await;
+        // The "tmux server": started first, by nobody, not by the agent;
+        // it runs whatever line arrives.
+        let mut server = cg.command("setpriv");
+        server
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sh",
+                "-c",
+            ])
+            .arg(format!(
+                "read -r script < {f}; sh \"$script\" > {o}.tmp 2>&1; mv {o}.tmp {o}",
+                f = fifo.display(),
+                o = out.display()
+            ))
+            .kill_on_drop(true);
+        let server = server.spawn().unwrap();
+        // The agent hands it a script that runs curl.
+        let script = tmp.path().join("job.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "curl -sS --max-time 10 -w '\\n%{{local_port}} %{{remote_ip}} %{{remote_port}}' http://{}\n",
+                up.addr()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let mut hand = cg.command("setpriv");
+        hand.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&agent)
+            .arg("-c")
+            .arg(format!(
+                "printf '%s\\n' {} > {}",
+                script.display(),
+                fifo.display()
+            ));
+        assert!(finish(hand).await.status.success());
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !out.exists() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let stdout = std::fs::read_to_string(&out).expect("the server ran the command");
+        let got = Fetched::parse(&airlock_tests::Finished {
+            pid: 0,
+            status: std::process::ExitStatus::default(),
+            stdout,
+            stderr: String::new(),
+        });
+        assert_eq!(
+            got.proxied(),
+            by_uid,
+            "by uid: captured; by name: the server is not the agent's descendant: {got:?}"
+        );
+        drop(server);
+        airlock.stop().await;
+    }
+}
