@@ -307,6 +307,15 @@ fn verify(paths: &[std::path::PathBuf], key: Option<&str>) -> anyhow::Result<()>
         v.files,
         v.head.unwrap_or_default()
     );
+    match v.starts_after {
+        Some((seq, Some(at))) => println!(
+            "the chain starts at seq {seq}: older files were removed by audit.retain_bytes (retention record seq {at})"
+        ),
+        Some((seq, None)) => println!(
+            "note: the chain starts at seq {seq}; no retention record in these files explains the records before it (a segment?)"
+        ),
+        None => {}
+    }
     Ok(())
 }
 

@@ -66,7 +66,7 @@ pub(super) fn resume(
 }
 
 /// Hash and seq of the last complete, parseable record in `path`.
-fn last_head(path: &Path) -> std::io::Result<Option<Head>> {
+pub(super) fn last_head(path: &Path) -> std::io::Result<Option<Head>> {
     let parse = |t: &[u8], whole: bool| {
         let mut lines = t.split(|b| *b == b'\n');
         // Unless the window starts the file, its first line is cut.

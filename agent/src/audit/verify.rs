@@ -23,6 +23,9 @@ pub enum VerifyError {
     },
 }
 
+/// How a retention record's event reads on its line.
+const RETENTION: &[u8] = b"\"event\":\"retention\"";
+
 /// What a successful verification covered.
 #[derive(Debug, Default)]
 pub struct Verified {
@@ -34,6 +37,10 @@ pub struct Verified {
     /// With a key: the last seq a verified checkpoint covers, when records
     /// follow it that no signature covers.
     pub unsigned_after: Option<u64>,
+    /// Where the chain starts when not at its first record: the seq of
+    /// the first record, and the `retention` record (its seq) that removed
+    /// the file before it, if one in these files does.
+    pub starts_after: Option<(u64, Option<u64>)>,
 }
 
 /// Verifies `files` as one chain, oldest first.
@@ -48,6 +55,10 @@ pub fn verify_signed(files: &[PathBuf], trusted: Option<&str>) -> Result<Verifie
     let mut records = 0;
     let mut checkpoints = 0;
     let mut signed_through = None;
+    // The first record's seq and prev, and every (last_seq, last_hash)
+    // a retention record says was removed, with that record's seq.
+    let mut first: Option<(u64, String)> = None;
+    let mut retained: Vec<(u64, String, u64)> = Vec::new();
     for file in files {
         let bytes = read(file)?;
         let broken = |line: usize, reason: String| VerifyError::Broken {
@@ -62,10 +73,32 @@ pub fn verify_signed(files: &[PathBuf], trusted: Option<&str>) -> Result<Verifie
             .enumerate()
         {
             records += 1;
-            let Some(key) = trusted else { continue };
+            // Cheap filter first: only the first record and retention
+            // records are parsed unless checkpoints are checked too.
+            let wanted = first.is_none()
+                || trusted.is_some()
+                || line.windows(RETENTION.len()).any(|w| w == RETENTION);
+            if !wanted {
+                continue;
+            }
             let Ok(record) = serde_json::from_slice::<serde_json::Value>(line) else {
                 continue;
             };
+            if first.is_none() {
+                first = record["seq"]
+                    .as_u64()
+                    .zip(record["prev"].as_str().map(str::to_owned));
+            }
+            if record["event"] == "retention"
+                && let (Some(seq), Some(hash), Some(at)) = (
+                    record["last_seq"].as_u64(),
+                    record["last_hash"].as_str(),
+                    record["seq"].as_u64(),
+                )
+            {
+                retained.push((seq, hash.to_owned(), at));
+            }
+            let Some(key) = trusted else { continue };
             if record["event"] == "checkpoint" {
                 checkpoint::check(&record, key).map_err(|why| broken(i + 1, why))?;
                 checkpoints += 1;
@@ -85,12 +118,20 @@ pub fn verify_signed(files: &[PathBuf], trusted: Option<&str>) -> Result<Verifie
         (Some(_), Some(h), Some(s)) if h.seq > s => Some(s),
         _ => None,
     };
+    let starts_after = first.filter(|(seq, _)| *seq > 1).map(|(seq, prev)| {
+        let why = retained
+            .iter()
+            .find(|(last, hash, _)| *last + 1 == seq && *hash == prev)
+            .map(|(.., at)| *at);
+        (seq, why)
+    });
     Ok(Verified {
         files: files.len(),
         records,
         head: head.map(|h| h.hash),
         checkpoints,
         unsigned_after,
+        starts_after,
     })
 }
 

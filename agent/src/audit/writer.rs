@@ -140,6 +140,7 @@ impl AuditLog {
                 seq: 0,
             }),
             rotate_bytes: config.rotate_bytes,
+            retain_bytes: config.retain_bytes,
             access,
             signer,
             checkpoint_every: config.checkpoint_every,
@@ -336,6 +337,8 @@ struct Writer {
     len: u64,
     head: Head,
     rotate_bytes: u64,
+    /// `audit.retain_bytes`; 0: keep everything.
+    retain_bytes: u64,
     access: Access,
     signer: Option<Signer>,
     checkpoint_every: u64,
@@ -491,10 +494,66 @@ impl Writer {
                 self.len = 0;
                 self.published.rotated();
                 tracing::info!(rotated = %aside.display(), "audit log rotated");
+                self.retain();
             }
             Err(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "audit rotation failed; continuing in the same file")
             }
+        }
+    }
+}
+
+impl Writer {
+    /// Keeps the trail within `audit.retain_bytes`: removes the oldest
+    /// rotated files (never the current one), each only once a
+    /// `retention` record naming it — its last seq and hash, where the
+    /// chain now starts — is written and synced, so what remains still
+    /// verifies and says why it starts there.
+    fn retain(&mut self) {
+        if self.retain_bytes == 0 {
+            return;
+        }
+        let size = |p: &std::path::Path| p.metadata().map_or(0, |m| m.len());
+        let rotated = files::rotated(&self.path);
+        let mut total: u64 = rotated.iter().map(|p| size(p)).sum::<u64>() + self.len;
+        for old in rotated {
+            if total <= self.retain_bytes {
+                break;
+            }
+            let bytes = size(&old);
+            let last = match super::recover::last_head(&old) {
+                Ok(Some(h)) => h,
+                other => {
+                    tracing::error!(file = %old.display(), error = ?other.err(), "audit retention: cannot read the file's last record; it is kept");
+                    return;
+                }
+            };
+            let note = serde_json::json!({
+                "kind": "agent", "event": "retention",
+                "file": old.display().to_string(), "last_seq": last.seq,
+                "last_hash": last.hash, "bytes": bytes,
+            });
+            let mut buf = Vec::new();
+            let mut head = self.head.clone();
+            seal_note(&mut buf, &mut head, &note);
+            if let Err(e) = self
+                .file
+                .write_all(&buf)
+                .and_then(|()| self.file.sync_data())
+            {
+                let _ = self.file.set_len(self.len);
+                tracing::error!(error = %e, "audit retention: the record could not be written; nothing is removed");
+                return;
+            }
+            self.len += buf.len() as u64;
+            self.published.committed(&head, 1, buf.len() as u64);
+            self.head = head;
+            if let Err(e) = std::fs::remove_file(&old) {
+                tracing::error!(file = %old.display(), error = %e, "audit retention: cannot remove the file");
+                return;
+            }
+            tracing::info!(file = %old.display(), last_seq = last.seq, bytes, "audit retention: oldest file removed");
+            total -= bytes;
         }
     }
 }

@@ -424,6 +424,10 @@ pub struct AuditConfig {
     /// Bytes of each body kept in the record (masked) as `body.excerpt`;
     /// 0 keeps none.
     pub body_excerpt_bytes: usize,
+    /// A size budget for the whole trail: past it, the oldest rotated
+    /// files are removed (each recorded in the chain first); 0 keeps
+    /// everything.
+    pub retain_bytes: u64,
 }
 
 impl Default for AuditConfig {
@@ -437,6 +441,7 @@ impl Default for AuditConfig {
             checkpoint_key: None,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             body_excerpt_bytes: DEFAULT_BODY_EXCERPT_BYTES,
+            retain_bytes: 0,
         }
     }
 }
@@ -469,6 +474,15 @@ impl AuditConfig {
         }
         if self.rotate_bytes < 4096 {
             return Err(("audit.rotate_bytes", "must be at least 4096".to_owned()));
+        }
+        if self.retain_bytes != 0 && self.retain_bytes < 2 * self.rotate_bytes {
+            return Err((
+                "audit.retain_bytes",
+                format!(
+                    "must be 0 (keep everything) or at least twice audit.rotate_bytes ({})",
+                    2 * self.rotate_bytes
+                ),
+            ));
         }
         Ok(())
     }

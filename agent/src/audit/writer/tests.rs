@@ -76,6 +76,71 @@ async fn chain_survives_rotation_and_restart() {
 }
 
 #[tokio::test]
+async fn retention_keeps_the_trail_in_its_budget_and_says_where_the_chain_starts() {
+    let (dir, mut config) = config("retain", 4096);
+    config.retain_bytes = 3 * 4096;
+    let log = AuditLog::open(&config).unwrap();
+    // A flood of records: many more bytes than the budget.
+    for n in 0..200 {
+        let id = log.new_id();
+        log.write_durable(
+            &id,
+            &json!({ "kind": "http", "n": n, "pad": "x".repeat(200) }),
+        )
+        .await
+        .unwrap();
+    }
+    let trail = files::trail(&config.path);
+    let total: u64 = trail.iter().map(|p| p.metadata().unwrap().len()).sum();
+    assert!(
+        total <= config.retain_bytes + config.rotate_bytes,
+        "{total} bytes kept"
+    );
+    assert!(log.check().is_ok(), "still writable: the flood was served");
+    // What remains verifies, and says why it starts where it does.
+    let v = verify(&trail).unwrap();
+    let (start, Some(explained_by)) = v.starts_after.unwrap() else {
+        panic!("no retention record explains the start")
+    };
+    assert!(start > 1);
+    let records: Vec<Value> = trail
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let note = records.iter().find(|r| r["seq"] == explained_by).unwrap();
+    assert_eq!(note["event"], "retention");
+    assert_eq!(note["last_seq"], start - 1);
+    assert_eq!(note["last_hash"], records[0]["prev"]);
+    assert!(!std::path::Path::new(note["file"].as_str().unwrap()).exists());
+    // Without the budget, nothing is removed.
+    let (dir2, config2) = self::config("retain-off", 4096);
+    let log2 = AuditLog::open(&config2).unwrap();
+    for n in 0..60 {
+        let id = log2.new_id();
+        log2.write_durable(
+            &id,
+            &json!({ "kind": "http", "n": n, "pad": "x".repeat(200) }),
+        )
+        .await
+        .unwrap();
+    }
+    assert!(
+        verify(&files::trail(&config2.path))
+            .unwrap()
+            .starts_after
+            .is_none()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&dir2).unwrap();
+}
+
+#[tokio::test]
 async fn a_partial_last_line_is_moved_aside_recorded_and_chained_past() {
     let (dir, config) = config("partial", 1 << 30);
     {
