@@ -4,6 +4,10 @@
 //! types. No input may make one panic, hang or grow without bound. The
 //! parsers themselves stay `pub(crate)`; this is their only public door.
 
+mod targets;
+
+pub use targets::{TARGETS, run};
+
 use std::path::PathBuf;
 
 use bytes::Bytes;

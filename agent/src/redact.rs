@@ -57,7 +57,12 @@ pub(crate) fn redact_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
             redact_subprotocols(&value)
         } else if secret_header(name) {
             match (name, value.split_once(' ')) {
-                ("authorization" | "proxy-authorization", Some((scheme, _))) => {
+                // Only a scheme's name is kept: what comes before the
+                // first space may be the credential itself
+                // (`Authorization: <token> x`).
+                ("authorization" | "proxy-authorization", Some((scheme, _)))
+                    if is_scheme(scheme) =>
+                {
                     format!("{scheme} {REDACTED}")
                 }
                 _ => REDACTED.to_owned(),
@@ -73,6 +78,12 @@ pub(crate) fn redact_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
             .or_insert(shown);
     }
     out
+}
+
+/// An HTTP authentication scheme's name (`Bearer`, `SharedKey`, `PoP`):
+/// a short word of letters, never a credential.
+fn is_scheme(word: &str) -> bool {
+    (1..=16).contains(&word.len()) && word.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 /// A WebSocket subprotocol list with a Kubernetes bearer token in it
@@ -372,6 +383,14 @@ mod tests {
         assert_eq!(r["ocp-apim-subscription-key"], REDACTED);
         assert_eq!(r["accept"], "a, b");
         assert!(!format!("{r:?}").contains("secret"));
+        // What stands before the first space is kept only if it is a
+        // scheme's name: a token followed by a space is not one.
+        let mut h = HeaderMap::new();
+        h.append(
+            HeaderName::from_static("authorization"),
+            HeaderValue::from_static("c2VjcmV0LXRva2Vu-0123456789 x"),
+        );
+        assert_eq!(redact_headers(&h)["authorization"], REDACTED);
         let mut h = HeaderMap::new();
         h.insert(
             HeaderName::from_static("sec-websocket-protocol"),

@@ -12,6 +12,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 mod bench;
+mod fuzz;
 
 /// Debian packages the build and the tests need, keyed by what shows the
 /// package is there: a command on PATH, or a file.
@@ -66,6 +67,7 @@ fn main() -> anyhow::Result<()> {
     match task.as_str() {
         "test" | "ci" => test(&rest),
         "demo" => demo(&rest),
+        "fuzz" => fuzz::fuzz(&root, &rest),
         "bench" => {
             let plan = match rest.as_slice() {
                 [] => bench::Plan::FULL,
@@ -95,7 +97,7 @@ fn main() -> anyhow::Result<()> {
             bench::bench(&build_release()?, plan)
         }
         _ => {
-            eprintln!("usage: cargo xtask <test|ci|demo|bench> [args]");
+            eprintln!("usage: cargo xtask <test|ci|demo|bench|fuzz> [args]");
             bail!("unknown task {task:?}")
         }
     }
