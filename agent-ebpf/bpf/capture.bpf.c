@@ -32,6 +32,18 @@
  * for these ctx fields. volatile keeps them separate. */
 #define CTX_U32(field) (*(volatile __u32 *)&(field))
 
+/* An IPv6 address from a context's four u32 fields into `dst` (16 bytes),
+ * each field read on its own (see CTX_U32). */
+#define CTX_IP6(dst, fields)                             \
+	do {                                             \
+		__u32 ip6_[4];                           \
+		ip6_[0] = CTX_U32((fields)[0]);          \
+		ip6_[1] = CTX_U32((fields)[1]);          \
+		ip6_[2] = CTX_U32((fields)[2]);          \
+		ip6_[3] = CTX_U32((fields)[3]);          \
+		__builtin_memcpy((dst), ip6_, 16);       \
+	} while (0)
+
 /* Minimal CO-RE views of kernel types; relocated against the running
  * kernel's BTF at load time, so no vmlinux.h is needed. */
 typedef struct { __u32 val; } kuid_t;
@@ -353,13 +365,7 @@ static __always_inline void orig4(struct bpf_sock_addr *ctx, struct airlock_orig
 
 static __always_inline void orig6(struct bpf_sock_addr *ctx, struct airlock_orig *rec)
 {
-	__u32 ip6[4];
-
-	ip6[0] = CTX_U32(ctx->user_ip6[0]);
-	ip6[1] = CTX_U32(ctx->user_ip6[1]);
-	ip6[2] = CTX_U32(ctx->user_ip6[2]);
-	ip6[3] = CTX_U32(ctx->user_ip6[3]);
-	__builtin_memcpy(rec->addr, ip6, 16);
+	CTX_IP6(rec->addr, ctx->user_ip6);
 	rec->port = bpf_ntohs((__u16)ctx->user_port);
 	rec->family = AF_INET6;
 	fill_caller(rec);
@@ -378,13 +384,7 @@ static __always_inline int captured_dest(struct bpf_sock_addr *ctx, __u16 port, 
 	if (!v6) {
 		v4_mapped(key.addr, ctx->user_ip4);
 	} else {
-		__u32 ip6[4];
-
-		ip6[0] = CTX_U32(ctx->user_ip6[0]);
-		ip6[1] = CTX_U32(ctx->user_ip6[1]);
-		ip6[2] = CTX_U32(ctx->user_ip6[2]);
-		ip6[3] = CTX_U32(ctx->user_ip6[3]);
-		__builtin_memcpy(key.addr, ip6, 16);
+		CTX_IP6(key.addr, ctx->user_ip6);
 	}
 	key.port = port;
 	return bpf_map_lookup_elem(&AIRLOCK_DESTS, &key) != 0;
@@ -564,13 +564,7 @@ static __always_inline void peer_key(struct bpf_sock_ops *skops,
 	if (skops->family == AF_INET) {
 		v4_mapped(key->addr, skops->local_ip4);
 	} else {
-		__u32 ip6[4];
-
-		ip6[0] = CTX_U32(skops->local_ip6[0]);
-		ip6[1] = CTX_U32(skops->local_ip6[1]);
-		ip6[2] = CTX_U32(skops->local_ip6[2]);
-		ip6[3] = CTX_U32(skops->local_ip6[3]);
-		__builtin_memcpy(key->addr, ip6, 16);
+		CTX_IP6(key->addr, skops->local_ip6);
 	}
 	key->port = (__u16)skops->local_port; /* host order already */
 	key->_pad = 0;

@@ -23,6 +23,16 @@ pub fn curl_in(
     cmd
 }
 
+/// The curl options for a script to run curl itself (a process the test
+/// does not wait for) and leave what it saw in `out`: it writes
+/// `{out}.tmp` and renames it, so [`Fetched::from_file`] never reads half.
+pub fn curl_to_file(url: &str, out: &std::path::Path) -> String {
+    format!(
+        "curl -sS --max-time 10 -w '\\n%{{local_port}} %{{remote_ip}} %{{remote_port}}' {url} > {o}.tmp; mv {o}.tmp {o}",
+        o = out.display()
+    )
+}
+
 /// What one curl run saw.
 #[derive(Debug)]
 pub struct Fetched {
@@ -37,6 +47,23 @@ pub struct Fetched {
 }
 
 impl Fetched {
+    /// What a curl run by a script ([`curl_to_file`]) saw, once its file
+    /// is there (waited for up to [`crate::WAIT`]).
+    pub async fn from_file(out: &std::path::Path) -> Self {
+        let deadline = tokio::time::Instant::now() + crate::WAIT;
+        while !out.exists() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let stdout = std::fs::read_to_string(out)
+            .unwrap_or_else(|e| panic!("{}: the curl never finished: {e}", out.display()));
+        Self::parse(&Finished {
+            pid: 0,
+            status: std::process::ExitStatus::default(),
+            stdout,
+            stderr: String::new(),
+        })
+    }
+
     pub fn parse(out: &Finished) -> Self {
         assert!(out.status.success(), "curl failed: {out:?}");
         let (body, tail) = out.stdout.rsplit_once('\n').expect("curl -w line");

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 
+use airlock_tests::curl::curl_to_file;
 use airlock_tests::{
     Fetched, Running, Talking, TempDir, TestCgroup, Upstream, WAIT, curl_in, finish, privileged,
 };
@@ -145,26 +146,13 @@ async fn follow_children_survives_reparenting() {
     let airlock = Running::start_plain(capture).await;
     // The agent backgrounds a shell and exits at once: by the time curl
     // connects, its ancestors are gone and it belongs to init.
-    let out = out_file.display();
-    let script = format!(
-        r#"sh -c "sleep 0.5; curl -sS --max-time 10 -w '\n%{{local_port}} %{{remote_ip}} %{{remote_port}}' http://{} > {out}.tmp; mv {out}.tmp {out}" &"#,
-        up.addr()
-    );
+    let curl = curl_to_file(&format!("http://{}", up.addr()), &out_file);
+    let script = format!(r#"sh -c "sleep 0.5; {curl}" &"#);
     let mut cmd = cg.command(&agent);
     cmd.arg("-c").arg(&script);
     let agent_run = finish(cmd).await;
     assert!(agent_run.status.success(), "{agent_run:?}");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !out_file.exists() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    let stdout = std::fs::read_to_string(&out_file).expect("orphaned curl finished");
-    let got = Fetched::parse(&airlock_tests::Finished {
-        pid: 0,
-        status: agent_run.status,
-        stdout,
-        stderr: String::new(),
-    });
+    let got = Fetched::from_file(&out_file).await;
     assert!(
         got.proxied(),
         "re-parented descendant not captured: {got:?}"
@@ -739,9 +727,8 @@ async fn a_command_handed_to_an_earlier_server_is_captured_by_uid_only() {
                 "-c",
             ])
             .arg(format!(
-                "read -r script < {f}; sh \"$script\" > {o}.tmp 2>&1; mv {o}.tmp {o}",
+                "read -r script < {f}; sh \"$script\"",
                 f = fifo.display(),
-                o = out.display()
             ))
             .kill_on_drop(true);
         let server = server.spawn().unwrap();
@@ -749,10 +736,7 @@ async fn a_command_handed_to_an_earlier_server_is_captured_by_uid_only() {
         let script = tmp.path().join("job.sh");
         std::fs::write(
             &script,
-            format!(
-                "curl -sS --max-time 10 -w '\\n%{{local_port}} %{{remote_ip}} %{{remote_port}}' http://{}\n",
-                up.addr()
-            ),
+            curl_to_file(&format!("http://{}", up.addr()), &out) + "\n",
         )
         .unwrap();
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o644))
@@ -767,17 +751,7 @@ async fn a_command_handed_to_an_earlier_server_is_captured_by_uid_only() {
                 fifo.display()
             ));
         assert!(finish(hand).await.status.success());
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !out.exists() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        let stdout = std::fs::read_to_string(&out).expect("the server ran the command");
-        let got = Fetched::parse(&airlock_tests::Finished {
-            pid: 0,
-            status: std::process::ExitStatus::default(),
-            stdout,
-            stderr: String::new(),
-        });
+        let got = Fetched::from_file(&out).await;
         assert_eq!(
             got.proxied(),
             by_uid,

@@ -780,11 +780,8 @@ async fn tracked_descendants_survive_a_restart() {
     // The agent double-forks a process that waits, then connects; the
     // agent and the middle shell exit at once, so it is re-parented.
     let out = dir.path().join("late.out");
-    let script = format!(
-        r#"sh -c "sleep 4; curl -sS --max-time 10 -w '\n%{{local_port}} %{{remote_ip}} %{{remote_port}}' http://{} > {o}.tmp; mv {o}.tmp {o}" </dev/null >/dev/null 2>&1 &"#,
-        up.addr(),
-        o = out.display()
-    );
+    let curl = airlock_tests::curl::curl_to_file(&format!("http://{}", up.addr()), &out);
+    let script = format!(r#"sh -c "sleep 4; {curl}" </dev/null >/dev/null 2>&1 &"#);
     let mut cmd = cg.command(&agent);
     cmd.arg("-c").arg(&script);
     // Its output goes elsewhere, so the agent is waited for, not it.
@@ -793,17 +790,7 @@ async fn tracked_descendants_survive_a_restart() {
     assert!(signal(first.id().unwrap(), "KILL"));
     first.wait().await.unwrap();
     let mut second = started(&config, &audit).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !out.exists() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let stdout = std::fs::read_to_string(&out).expect("the late process connected");
-    let got = Fetched::parse(&airlock_tests::Finished {
-        pid: 0,
-        status: std::process::ExitStatus::default(),
-        stdout,
-        stderr: String::new(),
-    });
+    let got = Fetched::from_file(&out).await;
     assert!(
         got.proxied(),
         "tracked before the restart, captured after it: {got:?}"

@@ -112,7 +112,10 @@ fn masking_target(data: &[u8]) {
         plain.as_bytes(),
         chunk,
     ) {
-        assert!(!contains(&out, PLANTED.as_bytes()), "the key survived in text");
+        assert!(
+            !contains(&out, PLANTED.as_bytes()),
+            "the key survived in text"
+        );
     }
 }
 
@@ -129,7 +132,11 @@ fn model_stream_target(data: &[u8]) {
     let at = usize::from(cut).min(rest.len());
     let (text, tools) = model_answer(&[&rest[..at], &rest[at..]]);
     let (whole, whole_tools) = model_answer(&[rest]);
-    assert_eq!((text, tools), (whole, whole_tools), "split anywhere, same answer");
+    assert_eq!(
+        (text, tools),
+        (whole, whole_tools),
+        "split anywhere, same answer"
+    );
 }
 
 fn decode_target(data: &[u8]) {
@@ -150,8 +157,9 @@ fn redaction_target(data: &[u8]) {
             for one in value.split(", ") {
                 let scheme = one.strip_suffix("[REDACTED]").map(str::trim_end);
                 assert!(
-                    scheme.is_some_and(|s| s.len() <= 16
-                        && s.bytes().all(|b| b.is_ascii_alphabetic())),
+                    scheme.is_some_and(
+                        |s| s.len() <= 16 && s.bytes().all(|b| b.is_ascii_alphabetic())
+                    ),
                     "{value}"
                 );
             }

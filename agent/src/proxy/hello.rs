@@ -169,6 +169,14 @@ fn client_hello(body: &[u8]) -> Result<ClientHelloInfo, HelloError> {
                     if name_type == 0 && info.sni.is_none() {
                         let name = std::str::from_utf8(name)
                             .map_err(|_| HelloError::Malformed("SNI is not text"))?;
+                        // A host name (RFC 6066), or the IP literal some
+                        // clients send anyway: nothing else reaches the
+                        // intercept list, the resolver or a log line.
+                        let host = name.parse::<std::net::IpAddr>().is_ok()
+                            || rustls_pki_types::DnsName::try_from(name).is_ok();
+                        if !host {
+                            return Err(HelloError::Malformed("SNI is not a host name"));
+                        }
                         info.sni = Some(name.to_ascii_lowercase());
                     }
                 }

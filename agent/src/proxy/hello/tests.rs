@@ -67,3 +67,23 @@ async fn truncated_and_malformed_hellos_are_errors() {
     let (r, _) = sniff_all(&not_hello, 64).await;
     assert!(matches!(r, Err(HelloError::Malformed(_))), "{r:?}");
 }
+
+/// Found by the `client_hello` fuzz target: a server name with a NUL in
+/// it was handed on. Only host names (and IP literals) are.
+#[tokio::test]
+async fn a_server_name_that_is_no_host_name_is_malformed() {
+    let hello = real_hello("management.azure.com", &[]);
+    let at = hello
+        .windows(20)
+        .position(|w| w == b"management.azure.com")
+        .unwrap();
+    for bad in [b'\0', b' ', b'\n', b'/'] {
+        let mut forged = hello.clone();
+        forged[at + 10] = bad;
+        let (r, _) = sniff_all(&forged, 64).await;
+        assert!(
+            matches!(r, Err(HelloError::Malformed("SNI is not a host name"))),
+            "{bad:?}: {r:?}"
+        );
+    }
+}
