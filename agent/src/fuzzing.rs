@@ -6,7 +6,7 @@
 
 mod targets;
 
-pub use targets::{TARGETS, run};
+pub use targets::{TARGETS, Target, run};
 
 use std::path::PathBuf;
 

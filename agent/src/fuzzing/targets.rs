@@ -7,8 +7,11 @@
 
 use super::*;
 
+/// A target's body: any bytes in, a panic on a broken property.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("client_hello", client_hello_target),
     ("names", names_target),
     ("credentials", credentials_target),
