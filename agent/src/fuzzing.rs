@@ -43,6 +43,11 @@ pub fn operation(host: &str, method: &str, path: &str, query: Option<&str>) -> O
     Some(crate::operation::classify(host, &method, path, query).name)
 }
 
+/// Whether a request path gets past the shape check (else 400).
+pub fn path_accepted(path: &str) -> bool {
+    crate::http::shape::path(path).is_ok()
+}
+
 /// A request path with unreserved percent-escapes decoded, as rules see it.
 pub fn normalize_path(path: &str) -> String {
     crate::operation::normalize_path(path).into_owned()

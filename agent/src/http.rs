@@ -11,7 +11,7 @@ mod headers;
 mod inspect;
 mod pool;
 mod scan;
-mod shape;
+pub(crate) mod shape;
 mod tap;
 mod upstream;
 

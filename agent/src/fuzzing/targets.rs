@@ -64,8 +64,12 @@ fn names_target(data: &[u8]) {
     let _ = intercept(&entries, &f[1]);
     let query = (!f[4].is_empty()).then_some(f[4].as_str());
     let _ = operation(&f[1], &f[2], &f[3], query);
-    let normal = normalize_path(&f[3]);
-    assert_eq!(normalize_path(&normal), normal, "normalising is idempotent");
+    // A path the shape check lets through reads the same however many
+    // times it is decoded: rules and servers see one path.
+    if path_accepted(&f[3]) {
+        let normal = normalize_path(&f[3]);
+        assert_eq!(normalize_path(&normal), normal, "normalising is idempotent");
+    }
 }
 
 fn credentials_target(data: &[u8]) {

@@ -13,7 +13,7 @@ use crate::core::addrs::Endpoint;
 
 /// Why a request is refused before it is judged.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Misshapen {
+pub(crate) struct Misshapen {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
@@ -144,7 +144,7 @@ fn split_port(authority: &str) -> (&str, Option<u16>) {
 /// Windows servers). Rewriting it would break the request's signature
 /// (SharedKey signs the path as sent), so it is refused; real clients
 /// normalise paths before they send them.
-pub(super) fn path(raw: &str) -> Result<(), Misshapen> {
+pub(crate) fn path(raw: &str) -> Result<(), Misshapen> {
     let refuse = |why: &str| {
         Err(Misshapen::new(
             StatusCode::BAD_REQUEST,
@@ -162,6 +162,11 @@ pub(super) fn path(raw: &str) -> Result<(), Misshapen> {
     let decoded = crate::operation::normalize_path(raw);
     if decoded.split('/').any(|s| s == "." || s == "..") {
         return refuse("has a '.' or '..' segment");
+    }
+    // `%4%62` decodes to `%4b`, which a server decoding twice reads as
+    // `K`: the path rules see must be the one every reader sees.
+    if crate::operation::normalize_path(&decoded) != decoded {
+        return refuse("has an escape that decodes into another escape");
     }
     Ok(())
 }

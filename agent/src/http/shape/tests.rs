@@ -88,6 +88,7 @@ fn paths_a_server_would_resolve_differently_are_refused() {
         "/",
         "/blob.name.with.dots/..a/a..",
         "/%41b",
+        "/100%25",
         &format!("{rg}/providers/Microsoft.Web/sites/a%20b"),
     ] {
         assert_eq!(path(p), Ok(()), "{p}");
@@ -102,6 +103,10 @@ fn paths_a_server_would_resolve_differently_are_refused() {
         "/a%5Cb",
         "/a\\..\\b",
         "/a%00b",
+        // Found by the `names` fuzz target: an escape that decodes into
+        // another (`%4%62` → `%4b` → `K`; `%%37%33ubscriptions`).
+        "/x/%4%62",
+        "/%%37%33ubscriptions/s/resourceGroups/rg",
     ] {
         assert_eq!(code(path(p)), Some("NonCanonicalPath"), "{p}");
     }
