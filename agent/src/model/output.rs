@@ -114,13 +114,16 @@ impl Reassembler {
     }
 
     pub(crate) fn feed(&mut self, bytes: &[u8]) {
-        let sse = *self.sse.get_or_insert_with(|| {
-            let start = bytes
-                .iter()
-                .position(|c| !c.is_ascii_whitespace())
-                .unwrap_or(0);
-            !matches!(bytes.get(start), Some(b'{'))
-        });
+        // SSE or a JSON body: told by the first byte that is not white
+        // space, however the body is cut (an empty or blank first frame
+        // decides nothing).
+        let sse = match self.sse {
+            Some(sse) => sse,
+            None => match bytes.iter().find(|c| !c.is_ascii_whitespace()) {
+                Some(first) => *self.sse.insert(*first != b'{'),
+                None => return,
+            },
+        };
         if self.pending.len() < MAX_LINE {
             self.pending
                 .extend_from_slice(&bytes[..bytes.len().min(MAX_LINE)]);

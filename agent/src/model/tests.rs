@@ -83,6 +83,20 @@ fn a_long_answer_costs_the_cap_in_memory_and_is_still_counted_whole() {
     assert_eq!(r.finish(&m, 100).tool_calls.len(), 128);
 }
 
+/// Found by the `model_stream` fuzz target: an empty (or blank) first
+/// frame made a JSON answer read as SSE, and lost it.
+#[test]
+fn an_empty_or_blank_first_frame_decides_nothing() {
+    let m = Masker::ephemeral();
+    let json = br#"{"model":"gpt-4o","choices":[{"message":{"content":"ok"}}]}"#;
+    for first in [&b""[..], b"\n", b"  \r\n"] {
+        let mut r = Reassembler::new(1 << 20);
+        r.feed(first);
+        r.feed(json);
+        assert_eq!(r.finish(&m, 100).text, "ok", "{first:?}");
+    }
+}
+
 #[test]
 fn plain_json_and_responses_api_and_errors() {
     let m = Masker::ephemeral();
