@@ -45,7 +45,7 @@ pub(super) const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 pub(super) const DEFAULT_FIRST_REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// Client connections open at once: each costs two descriptors (client
 /// and upstream) and its buffers; past it, new ones are refused.
-pub(super) const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub(super) const DEFAULT_MAX_CONNECTIONS: usize = 8_192;
 /// Memory all request bodies read whole before forwarding may hold at
 /// once (scan-before-forward, envelopes, token forms, model prompts).
 pub(super) const DEFAULT_BODY_BUFFER_BYTES: usize = 128 * 1024 * 1024;
