@@ -44,8 +44,12 @@ pub struct TlsUpstream {
     requests: Arc<AtomicU64>,
     bodies: Arc<AtomicU64>,
     hang_up: Arc<std::sync::atomic::AtomicBool>,
+    seen: Seen,
     _tasks: JoinSet<()>,
 }
+
+/// `METHOD path?query` of every request received, in order.
+type Seen = Arc<std::sync::Mutex<Vec<String>>>;
 
 /// Shared by every connection of one upstream.
 #[derive(Clone)]
@@ -54,6 +58,7 @@ struct Shared {
     accepted: Arc<AtomicUsize>,
     requests: Arc<AtomicU64>,
     bodies: Arc<AtomicU64>,
+    seen: Seen,
     slow: Arc<SlowGauge>,
     /// Close the next connection right after its TLS handshake.
     hang_up: Arc<std::sync::atomic::AtomicBool>,
@@ -74,6 +79,7 @@ struct Conn {
     alpn: Option<String>,
     requests: Arc<AtomicU64>,
     bodies: Arc<AtomicU64>,
+    seen: Seen,
     slow: Arc<SlowGauge>,
     /// A WebSocket request hands its upgrade to the connection task, which
     /// runs the echo once hyper releases the socket (and is aborted with it).
@@ -90,6 +96,7 @@ impl TlsUpstream {
             accepted: Arc::default(),
             requests: Arc::default(),
             bodies: Arc::default(),
+            seen: Arc::default(),
             slow: Arc::default(),
             hang_up: Arc::default(),
         };
@@ -105,6 +112,7 @@ impl TlsUpstream {
             requests: shared.requests,
             bodies: shared.bodies,
             hang_up: shared.hang_up,
+            seen: shared.seen,
             _tasks: tasks,
         }
     }
@@ -126,6 +134,11 @@ impl TlsUpstream {
     /// handshake counts once; its messages do not).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// `METHOD path?query` of every request received so far, in order.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
     }
 
     /// Request bodies `/count` read to a clean end: what a server would
@@ -173,6 +186,7 @@ async fn connection(tcp: TcpStream, shared: Shared) {
         alpn,
         requests: shared.requests,
         bodies: shared.bodies,
+        seen: shared.seen,
         slow: shared.slow,
         upgrades: tx,
     };
@@ -192,6 +206,11 @@ async fn connection(tcp: TcpStream, shared: Shared) {
 async fn route(mut req: Request<Incoming>, conn: Conn) -> Result<Resp, Infallible> {
     // Counted on arrival, so a request still in flight already shows.
     let n = conn.requests.fetch_add(1, Ordering::SeqCst);
+    conn.seen.lock().unwrap().push(format!(
+        "{} {}",
+        req.method(),
+        req.uri().path_and_query().map_or("", |p| p.as_str())
+    ));
     let path = req.uri().path().to_owned();
     if req.headers().contains_key("x-test-echo") {
         // What arrived, body and all: a test sees what airlock forwarded.

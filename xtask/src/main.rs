@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 
 mod bench;
 mod fuzz;
+mod soak;
 
 /// Debian packages the build and the tests need, keyed by what shows the
 /// package is there: a command on PATH, or a file.
@@ -68,6 +69,7 @@ fn main() -> anyhow::Result<()> {
         "test" | "ci" => test(&rest),
         "demo" => demo(&rest),
         "fuzz" => fuzz::fuzz(&root, &rest),
+        "soak" => soak::soak(&rest),
         "bench" => {
             let plan = match rest.as_slice() {
                 [] => bench::Plan::FULL,
@@ -97,7 +99,7 @@ fn main() -> anyhow::Result<()> {
             bench::bench(&build_release()?, plan)
         }
         _ => {
-            eprintln!("usage: cargo xtask <test|ci|demo|bench|fuzz> [args]");
+            eprintln!("usage: cargo xtask <test|ci|demo|bench|fuzz|soak> [args]");
             bail!("unknown task {task:?}")
         }
     }
