@@ -261,6 +261,40 @@ async fn a_rotated_key_is_fetched_on_unknown_kid_and_last_good_keys_survive_an_o
     assert_eq!(r.status, 200, "last good keys kept: {:?}", r.body);
 }
 
+/// The issuer's key endpoint is down from the start: tokens cannot be
+/// verified, so they are refused (fail closed) and the record says why;
+/// once it is back, the same token passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_down_from_the_start_refuses_until_it_is_back() {
+    if !privileged("jwks_down_from_the_start_refuses_until_it_is_back") {
+        return;
+    }
+    let k1 = SigningKey::ec("k1");
+    let env = setup(
+        "idjwksdown",
+        &k1,
+        Options {
+            min_refresh_s: 0,
+            ..Options::default()
+        },
+    )
+    .await;
+    env.idp.set_jwks_failing(true);
+    let token = TokenBuilder::entra(&env.idp.entra_issuer(), AUDIENCE).sign(&k1);
+    let r = bearer(&env, "GET", RG, &token).await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    let rec = last_exchange(&env, 1).await;
+    assert_eq!(rec["identity"]["verified"], false, "{rec}");
+    assert!(rec["identity"]["error"].is_string(), "{rec}");
+    env.idp.set_jwks_failing(false);
+    let r = bearer(&env, "GET", RG, &token).await;
+    assert_eq!(
+        r.status, 200,
+        "keys fetched once the endpoint is back: {:?}",
+        r.body
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_kid_refreshes_are_rate_limited() {
     if !privileged("unknown_kid_refreshes_are_rate_limited") {
