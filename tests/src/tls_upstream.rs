@@ -254,6 +254,7 @@ async fn route(mut req: Request<Incoming>, conn: Conn) -> Result<Resp, Infallibl
             json(StatusCode::OK, body)
         }
         (&Method::GET, p) if p.starts_with("/bytes/") => bytes(&p["/bytes/".len()..]),
+        (&Method::GET, p) if p.starts_with("/truncated/") => truncated(&p["/truncated/".len()..]),
         (&Method::GET, _) => json(StatusCode::OK, info(&req, &conn)),
         _ => error(StatusCode::METHOD_NOT_ALLOWED, "unsupported method"),
     };
@@ -374,6 +375,28 @@ async fn count(mut body: Incoming, bodies: &AtomicU64) -> Resp {
     }
     bodies.fetch_add(1, Ordering::SeqCst);
     json(StatusCode::OK, json!({ "bytes": n }))
+}
+
+/// `/truncated/{n}`: a response that promises `2n` bytes, sends `n` and
+/// ends: the connection is cut mid-body, as an upstream that resets.
+fn truncated(len: &str) -> Resp {
+    let Ok(len) = len.parse::<u64>() else {
+        return error(StatusCode::BAD_REQUEST, "length must be a number");
+    };
+    // A stream, so the body promises no length of its own; its end comes
+    // after a pause, once the headers and the half have left.
+    let half = Bytes::from(vec![b'a'; usize::try_from(len).unwrap_or(0)]);
+    let stream = futures_util::stream::iter([half, Bytes::new()]).then(|part| async move {
+        if part.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok::<_, Infallible>(http_body::Frame::data(part))
+    });
+    Response::builder()
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .header(CONTENT_LENGTH, 2 * len)
+        .body(BodyExt::boxed(http_body_util::StreamBody::new(stream)))
+        .unwrap()
 }
 
 fn bytes(len: &str) -> Resp {

@@ -727,3 +727,43 @@ async fn clients_resume_their_tls_sessions_with_and_without_a_server_name() {
     );
     env.airlock.stop().await;
 }
+
+/// An upstream that cuts its answer mid-body: the client's response ends
+/// with an error too (never a clean, shorter body), the record says so,
+/// and the next request is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_cut_mid_body_fails_the_response_and_is_recorded() {
+    if !privileged("an_upstream_cut_mid_body_fails_the_response_and_is_recorded") {
+        return;
+    }
+    let (env, _pki) = setup("cutbody", AZURE, true).await;
+    let ca = env.airlock.ca_cert();
+    for http in ["--http1.1", "--http2"] {
+        let out = curl(
+            &env,
+            AZURE,
+            "/truncated/100000",
+            Some(&ca),
+            &[http, "-o", "/dev/null"],
+        )
+        .await;
+        let rec = env
+            .airlock
+            .exchanges(1)
+            .await
+            .into_iter()
+            .rfind(|r| r["request"]["path"] == "/truncated/100000")
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{http}: a cut body must fail the client: {out:?} {rec}"
+        );
+        assert!(rec["error"].is_string(), "{http}: {rec}");
+        assert!(
+            rec["response"]["body"]["sha256"].is_null(),
+            "{http}: no digest of a cut body: {rec}"
+        );
+        let next = curl(&env, AZURE, "/info", Some(&ca), &[http]).await;
+        assert!(next.status.success(), "{http}: {next:?}");
+    }
+}
