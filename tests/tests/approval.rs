@@ -261,3 +261,41 @@ async fn the_agent_cannot_approve_itself_and_approvers_see_what_they_approve() {
         "{records:#?}"
     );
 }
+
+/// The admin socket is 0660 and owned by `admin.group`: a caller outside
+/// the group cannot even connect; one in it can read (and, not being an
+/// approver, decides nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_socket_refuses_callers_outside_its_group() {
+    if !privileged("the_admin_socket_refuses_callers_outside_its_group") {
+        return;
+    }
+    let Intercepted { cg, airlock, .. } = Intercepted::start("admin-group", &[ARM], |c| {
+        c.admin.group = Some("root".into());
+    })
+    .await;
+    let socket = airlock.admin_socket();
+    let status_as = |groups: &str| {
+        let mut cmd = cg.command("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534"]);
+        if groups.is_empty() {
+            cmd.arg("--clear-groups");
+        } else {
+            cmd.arg(format!("--groups={groups}"));
+        }
+        cmd.args(["curl", "-sS", "-w", "\n%{http_code}", "--unix-socket"])
+            .arg(&socket)
+            .arg("http://airlock/v1/status");
+        finish(cmd)
+    };
+    let outside = status_as("").await;
+    assert!(!outside.status.success(), "{outside:?}");
+    assert!(
+        outside.stderr.contains("Permission denied") || outside.stderr.contains("Couldn't connect"),
+        "{outside:?}"
+    );
+    let inside = status_as("0").await;
+    let (status, body) = status_and_body(&inside);
+    assert_eq!(status, 200, "{inside:?}");
+    assert!(body["approvals"].is_object(), "{body}");
+}
