@@ -237,6 +237,8 @@ impl App {
             ),
             max_connections: self.config.proxy.max_connections,
             body_budget: crate::http::BodyBudget::new(self.config.proxy.body_buffer_bytes),
+            response_idle: Some(Duration::from_millis(self.config.proxy.response_idle_ms))
+                .filter(|d| !d.is_zero()),
             tunnel_idle: Some(Duration::from_millis(self.config.proxy.tunnel_idle_ms))
                 .filter(|d| !d.is_zero()),
             intercept_without_sni: self.config.proxy.intercept_without_sni,

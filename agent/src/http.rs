@@ -8,6 +8,7 @@ pub(crate) mod decode;
 mod exchange;
 mod forward;
 mod headers;
+mod idle;
 mod inspect;
 mod pool;
 mod scan;

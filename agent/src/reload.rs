@@ -117,6 +117,7 @@ impl Reloader {
                 a.proxy.connect_timeout_ms == b.proxy.connect_timeout_ms
                     && a.proxy.handshake_timeout_ms == b.proxy.handshake_timeout_ms
                     && a.proxy.first_request_timeout_ms == b.proxy.first_request_timeout_ms
+                    && a.proxy.response_idle_ms == b.proxy.response_idle_ms
                     && a.proxy.upstream_idle_ms == b.proxy.upstream_idle_ms
                     && a.proxy.tunnel_idle_ms == b.proxy.tunnel_idle_ms,
             ),
@@ -170,6 +171,7 @@ impl Reloader {
         kept.proxy.upstream_idle_ms = current.proxy.upstream_idle_ms;
         kept.proxy.tunnel_idle_ms = current.proxy.tunnel_idle_ms;
         kept.proxy.first_request_timeout_ms = current.proxy.first_request_timeout_ms;
+        kept.proxy.response_idle_ms = current.proxy.response_idle_ms;
         kept.proxy.max_connections = current.proxy.max_connections;
         kept.proxy.body_buffer_bytes = current.proxy.body_buffer_bytes;
         kept.proxy.intercept_without_sni = current.proxy.intercept_without_sni;

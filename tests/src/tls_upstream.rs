@@ -255,6 +255,7 @@ async fn route(mut req: Request<Incoming>, conn: Conn) -> Result<Resp, Infallibl
         }
         (&Method::GET, p) if p.starts_with("/bytes/") => bytes(&p["/bytes/".len()..]),
         (&Method::GET, p) if p.starts_with("/truncated/") => truncated(&p["/truncated/".len()..]),
+        (&Method::GET, p) if p.starts_with("/stall/") => stall(&p["/stall/".len()..]),
         (&Method::GET, _) => json(StatusCode::OK, info(&req, &conn)),
         _ => error(StatusCode::METHOD_NOT_ALLOWED, "unsupported method"),
     };
@@ -395,6 +396,25 @@ fn truncated(len: &str) -> Resp {
     Response::builder()
         .header(CONTENT_TYPE, "application/octet-stream")
         .header(CONTENT_LENGTH, 2 * len)
+        .body(BodyExt::boxed(http_body_util::StreamBody::new(stream)))
+        .unwrap()
+}
+
+/// `/stall/{n}`: `n` bytes of a longer body, then silence for a minute.
+fn stall(len: &str) -> Resp {
+    let Ok(len) = len.parse::<usize>() else {
+        return error(StatusCode::BAD_REQUEST, "length must be a number");
+    };
+    let stream = futures_util::stream::iter([Bytes::from(vec![b'a'; len]), Bytes::new()]).then(
+        |part| async move {
+            if part.is_empty() {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+            Ok::<_, Infallible>(http_body::Frame::data(part))
+        },
+    );
+    Response::builder()
+        .header(CONTENT_TYPE, "application/octet-stream")
         .body(BodyExt::boxed(http_body_util::StreamBody::new(stream)))
         .unwrap()
 }

@@ -767,3 +767,51 @@ async fn an_upstream_cut_mid_body_fails_the_response_and_is_recorded() {
         assert!(next.status.success(), "{http}: {next:?}");
     }
 }
+
+/// An upstream that goes silent — before its answer, or in the middle of
+/// its body — is given up on after `proxy.response_idle_ms`: 504 before
+/// the headers, a cut response after; both recorded; the next request is
+/// served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_upstream_is_given_up_on() {
+    if !privileged("a_silent_upstream_is_given_up_on") {
+        return;
+    }
+    let (env, _pki) = setup_with("stall", AZURE, true, |c| {
+        c.proxy.response_idle_ms = 500;
+    })
+    .await;
+    let ca = env.airlock.ca_cert();
+    let started = std::time::Instant::now();
+    let out = curl(
+        &env,
+        AZURE,
+        "/slow?ms=5000",
+        Some(&ca),
+        &["-w", "\n%{http_code}"],
+    )
+    .await;
+    assert!(out.stdout.ends_with("\n504"), "{out:?}");
+    assert!(out.stdout.contains("UpstreamTimeout"), "{out:?}");
+    let out = curl(&env, AZURE, "/stall/1000", Some(&ca), &["-o", "/dev/null"]).await;
+    assert!(
+        !out.status.success(),
+        "a stalled body must fail the client: {out:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "given up on after the idle limit, not the upstream's pace"
+    );
+    let recs = env.airlock.exchanges(2).await;
+    for path in ["/slow", "/stall/1000"] {
+        let rec = recs.iter().find(|r| r["request"]["path"] == path).unwrap();
+        assert!(
+            rec["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("proxy.response_idle_ms")),
+            "{rec}"
+        );
+    }
+    let next = curl(&env, AZURE, "/info", Some(&ca), &[]).await;
+    assert!(next.status.success(), "{next:?}");
+}

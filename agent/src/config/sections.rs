@@ -46,6 +46,10 @@ pub(super) const DEFAULT_FIRST_REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// Client connections open at once: each costs two descriptors (client
 /// and upstream) and its buffers; past it, new ones are refused.
 pub(super) const DEFAULT_MAX_CONNECTIONS: usize = 8_192;
+/// How long an upstream may send nothing while its response is awaited
+/// or streams, milliseconds: five minutes, as Envoy's stream idle timeout
+/// (a Kubernetes watch or a model stream may pause, not for that long).
+pub(super) const DEFAULT_RESPONSE_IDLE_MS: u64 = 300_000;
 /// Memory all request bodies read whole before forwarding may hold at
 /// once (scan-before-forward, envelopes, token forms, model prompts).
 pub(super) const DEFAULT_BODY_BUFFER_BYTES: usize = 128 * 1024 * 1024;
@@ -241,6 +245,10 @@ pub struct ProxyConfig {
     /// Client connections open at once; past it, new ones are closed at
     /// once and counted.
     pub max_connections: usize,
+    /// How long the upstream may send nothing while its response is
+    /// awaited (then 504 `UpstreamTimeout`) or its body streams (then the
+    /// client's response is cut), milliseconds; 0 never gives up.
+    pub response_idle_ms: u64,
     /// Bytes of request bodies held in memory at once, in all, while they
     /// are read whole to be judged before forwarding; a body that would
     /// pass it is refused (503 `Overloaded`).
@@ -288,6 +296,7 @@ impl Default for ProxyConfig {
             first_request_timeout_ms: DEFAULT_FIRST_REQUEST_TIMEOUT_MS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             body_buffer_bytes: DEFAULT_BODY_BUFFER_BYTES,
+            response_idle_ms: DEFAULT_RESPONSE_IDLE_MS,
             upstream_idle_ms: DEFAULT_UPSTREAM_IDLE_MS,
             tunnel_idle_ms: DEFAULT_TUNNEL_IDLE_MS,
             intercept_without_sni: true,

@@ -42,6 +42,8 @@ pub(crate) struct ConnCtx {
     pub imds: bool,
     /// `proxy.body_buffer_bytes`, shared by every connection.
     pub body_budget: Arc<super::BodyBudget>,
+    /// `proxy.response_idle_ms`; None: never.
+    pub response_idle: Option<Duration>,
 }
 
 /// What airlock saw in one body beyond its size and digest.

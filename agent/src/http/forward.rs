@@ -200,7 +200,26 @@ async fn forward(
             }
         }
     }
-    let mut response = match upstream.send(Request::from_parts(parts, body)).await {
+    let idle = exchange.ctx().response_idle;
+    let sent = upstream.send(Request::from_parts(parts, body));
+    let sent = match idle {
+        Some(limit) => match tokio::time::timeout(limit, sent).await {
+            Ok(sent) => sent,
+            Err(_) => {
+                // The request may be half-sent or being answered: this
+                // connection carries nothing more.
+                upstream.discard().await;
+                return refuse(
+                    &exchange,
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "UpstreamTimeout",
+                    &super::idle::silence(limit),
+                );
+            }
+        },
+        None => sent.await,
+    };
+    let mut response = match sent {
         Ok(r) => r,
         Err(e) => {
             if let Some(decision) = exchange.refused_midstream().cloned() {
@@ -224,6 +243,7 @@ async fn forward(
         return Response::from_parts(parts, empty());
     }
     let (mut parts, body) = response.into_parts();
+    let body = super::idle::Idle::new(body, idle);
     strip_hop_by_hop(&mut parts.headers, false);
     match inspect::response_body(body, parts.status, &mut parts.headers, &exchange, &verdict) {
         Ok(body) => Response::from_parts(parts, body),

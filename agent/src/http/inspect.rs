@@ -17,6 +17,7 @@ use super::body::{Counted, Side};
 use super::budget::Buffered;
 use super::decode::{Decoded, Decoder, Encoded, Encoder};
 use super::exchange::{Exchange, Seen};
+use super::idle::Idle;
 use super::scan::{Scan, Scanned};
 use super::tap::Tap;
 use crate::core::Findings;
@@ -243,7 +244,7 @@ pub(super) async fn request_body(
 /// refused (`Err`) if it is one of the secret-bearing operations, else it
 /// passes and the record says it was not scanned.
 pub(super) fn response_body(
-    body: Incoming,
+    body: Idle<Incoming>,
     status: http::StatusCode,
     headers: &mut HeaderMap,
     exchange: &Arc<Exchange>,

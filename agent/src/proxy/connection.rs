@@ -36,6 +36,8 @@ pub(crate) struct Proxy {
     pub max_connections: usize,
     /// `proxy.body_buffer_bytes`.
     pub body_budget: Arc<crate::http::BodyBudget>,
+    /// `proxy.response_idle_ms`; None: never.
+    pub response_idle: Option<Duration>,
     /// `proxy.tunnel_idle_ms`; None: never.
     pub tunnel_idle: Option<Duration>,
     /// `proxy.intercept_without_sni`: TLS that names no server is
@@ -296,6 +298,7 @@ impl Proxy {
             telemetry: self.telemetry.clone(),
             imds,
             body_budget: self.body_budget.clone(),
+            response_idle: self.response_idle,
         })
     }
 
