@@ -184,7 +184,7 @@ pub fn audit_chain(bytes: &[u8]) -> Result<Option<u64>, usize> {
 
 /// `/proc/PID/stat`: the parent pid.
 pub fn proc_stat_ppid(stat: &str) -> Option<u32> {
-    crate::capture::process::parse_ppid(stat)
+    crate::capture::process::parse_stat(stat).map(|s| s.ppid)
 }
 
 /// `/proc/PID/cmdline` (NUL-separated) as the trail records it.

@@ -381,41 +381,33 @@ async fn count(mut body: Incoming, bodies: &AtomicU64) -> Resp {
 /// `/truncated/{n}`: a response that promises `2n` bytes, sends `n` and
 /// ends: the connection is cut mid-body, as an upstream that resets.
 fn truncated(len: &str) -> Resp {
-    let Ok(len) = len.parse::<u64>() else {
-        return error(StatusCode::BAD_REQUEST, "length must be a number");
-    };
-    // A stream, so the body promises no length of its own; its end comes
-    // after a pause, once the headers and the half have left.
-    let half = Bytes::from(vec![b'a'; usize::try_from(len).unwrap_or(0)]);
-    let stream = futures_util::stream::iter([half, Bytes::new()]).then(|part| async move {
-        if part.is_empty() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        Ok::<_, Infallible>(http_body::Frame::data(part))
-    });
-    Response::builder()
-        .header(CONTENT_TYPE, "application/octet-stream")
-        .header(CONTENT_LENGTH, 2 * len)
-        .body(BodyExt::boxed(http_body_util::StreamBody::new(stream)))
-        .unwrap()
+    half_then(len, Duration::from_millis(200), true)
 }
 
 /// `/stall/{n}`: `n` bytes of a longer body, then silence for a minute.
 fn stall(len: &str) -> Resp {
+    half_then(len, Duration::from_secs(60), false)
+}
+
+/// `n` bytes, then a `pause` before the body ends; with `promise`, a
+/// `Content-Length` of twice as many (so the end comes too early). A
+/// stream, so the body promises no length of its own.
+fn half_then(len: &str, pause: Duration, promise: bool) -> Resp {
     let Ok(len) = len.parse::<usize>() else {
         return error(StatusCode::BAD_REQUEST, "length must be a number");
     };
-    let stream = futures_util::stream::iter([Bytes::from(vec![b'a'; len]), Bytes::new()]).then(
-        |part| async move {
-            if part.is_empty() {
-                tokio::time::sleep(Duration::from_secs(60)).await;
-            }
-            Ok::<_, Infallible>(http_body::Frame::data(part))
-        },
-    );
-    Response::builder()
-        .header(CONTENT_TYPE, "application/octet-stream")
-        .body(BodyExt::boxed(http_body_util::StreamBody::new(stream)))
+    let parts = [Bytes::from(vec![b'a'; len]), Bytes::new()];
+    let stream = futures_util::stream::iter(parts).then(move |part| async move {
+        if part.is_empty() {
+            tokio::time::sleep(pause).await;
+        }
+        Ok::<_, Infallible>(http_body::Frame::data(part))
+    });
+    let mut resp = Response::builder().header(CONTENT_TYPE, "application/octet-stream");
+    if promise {
+        resp = resp.header(CONTENT_LENGTH, 2 * len);
+    }
+    resp.body(BodyExt::boxed(http_body_util::StreamBody::new(stream)))
         .unwrap()
 }
 

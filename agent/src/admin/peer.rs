@@ -66,13 +66,9 @@ fn pidfd_pid(fd: &OwnedFd) -> Option<u32> {
         .and_then(|p| u32::try_from(p).ok())
 }
 
-/// When process `pid` started (field 22 of /proc/PID/stat).
+/// When process `pid` started (clock ticks since boot).
 fn started(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The name (field 2) may hold spaces and parentheses: count from the
-    // last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    crate::capture::process::stat(pid)?.started
 }
 
 #[cfg(test)]
@@ -84,26 +80,15 @@ mod tests {
         let (a, b) = UnixStream::pair().unwrap();
         let peer = Peer::of(&a).unwrap();
         assert_eq!(peer.pid, Some(std::process::id()));
-        assert_eq!(peer.uid, unsafe_free_uid());
+        assert_eq!(
+            Some(peer.uid),
+            crate::capture::process::real_uid(std::process::id())
+        );
         assert!(peer.unchanged());
         assert!(
             matches!(peer.pin, Pin::PidFd(_)),
             "this kernel has SO_PEERPIDFD"
         );
         drop(b);
-        assert!(started(std::process::id()).is_some());
-        assert_eq!(started(u32::MAX), None);
-    }
-
-    /// This process's real uid, from /proc (no libc call).
-    fn unsafe_free_uid() -> u32 {
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|v| v.split_whitespace().next())
-            .unwrap()
-            .parse()
-            .unwrap()
     }
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::cgroup::cgroup_of;
-use super::process::parse_ppid;
+use super::process::{real_uid, stat};
 use super::{OrigDstTable, Selectors};
 use crate::config::CaptureConfig;
 use crate::core::lock;
@@ -97,13 +97,10 @@ impl Membership {
                     });
                 }
             }
-            let Some(parent) = std::fs::read_to_string(format!("/proc/{at}/stat"))
-                .ok()
-                .and_then(|s| parse_ppid(&s))
-            else {
+            let Some(parent) = stat(at) else {
                 break;
             };
-            at = parent;
+            at = parent.ppid;
         }
         None
     }
@@ -112,11 +109,5 @@ impl Membership {
 /// The kernel's name for `pid` and its real uid.
 fn comm_and_uid(pid: u32) -> Option<(String, u32)> {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())?;
-    Some((comm.trim_end_matches('\n').to_owned(), uid))
+    Some((comm.trim_end_matches('\n').to_owned(), real_uid(pid)?))
 }

@@ -61,9 +61,7 @@ impl ProcessInfo {
             .ok()
             .filter(|b| !b.is_empty())
             .map(|b| render_cmdline(&b));
-        self.ppid = std::fs::read_to_string(format!("{base}/stat"))
-            .ok()
-            .and_then(|s| parse_ppid(&s));
+        self.ppid = stat(self.pid).map(|s| s.ppid);
         if let Some(cg) = cgroup::cgroup_of(self.pid) {
             self.cgroup = cg;
         }
@@ -165,11 +163,40 @@ pub(crate) fn render_cmdline(raw: &[u8]) -> String {
     crate::mask::redact(&crate::redact::redact_cmdline(&joined))
 }
 
-/// Field 4 of /proc/PID/stat; the comm in field 2 may contain spaces and
-/// parentheses, so parse after the last ')'.
-pub(crate) fn parse_ppid(stat: &str) -> Option<u32> {
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(1)?.parse().ok()
+/// What airlock reads of /proc/PID/stat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stat {
+    /// Field 4.
+    pub ppid: u32,
+    /// Field 22: when the process started, clock ticks (1/100 s) since
+    /// boot (`start_boottime`); `None` in a text cut before it.
+    pub started: Option<u64>,
+}
+
+/// Fields 4 and 22 of a /proc/PID/stat text (counted after the comm's
+/// last ')', since the comm may hold spaces and parentheses).
+pub(crate) fn parse_stat(stat: &str) -> Option<Stat> {
+    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let ppid = rest.nth(1)?.parse().ok()?;
+    let started = rest.nth(17).and_then(|t| t.parse().ok());
+    Some(Stat { ppid, started })
+}
+
+/// /proc/`pid`/stat read now; `None` once the process is gone.
+pub(crate) fn stat(pid: u32) -> Option<Stat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The real uid of `pid` (the first `Uid:` field of /proc/PID/status).
+pub(crate) fn real_uid(pid: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -178,7 +205,21 @@ mod tests {
 
     #[test]
     fn ppid_survives_odd_comm() {
-        assert_eq!(parse_ppid("123 (a) b (c)) S 77 123 123 0"), Some(77));
+        let cut = parse_stat("123 (a) b (c)) S 77 123 123 0").unwrap();
+        assert_eq!((cut.ppid, cut.started), (77, None));
+    }
+
+    #[test]
+    fn this_process_reads_as_itself() {
+        let me = stat(std::process::id()).unwrap();
+        assert_eq!(me.ppid, std::os::unix::process::parent_id());
+        assert!(me.started.is_some_and(|t| t > 0));
+        assert_eq!(stat(u32::MAX), None);
+        let status = std::fs::metadata("/proc/self").unwrap();
+        assert_eq!(
+            real_uid(std::process::id()),
+            Some(std::os::unix::fs::MetadataExt::uid(&status))
+        );
     }
 
     #[test]

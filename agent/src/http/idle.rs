@@ -18,7 +18,11 @@ use super::BoxError;
 pub(super) struct Idle<B> {
     inner: B,
     limit: Option<Duration>,
+    /// Made at the first wait and reset for each later one: a long
+    /// stream of frames costs one timer, not one per frame.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The timer runs: the inner body was pending when last polled.
+    waiting: bool,
 }
 
 impl<B> std::fmt::Debug for Idle<B> {
@@ -36,6 +40,7 @@ impl<B> Idle<B> {
             inner,
             limit,
             timer: None,
+            waiting: false,
         }
     }
 }
@@ -61,18 +66,22 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
-            self.timer = None;
+            self.waiting = false;
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         let Some(limit) = self.limit else {
             return Poll::Pending;
         };
-        let timer = self
+        let this = &mut *self;
+        let timer = this
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if !std::mem::replace(&mut this.waiting, true) {
+            timer.as_mut().reset(tokio::time::Instant::now() + limit);
+        }
         match timer.as_mut().poll(cx) {
             Poll::Ready(()) => {
-                self.timer = None;
+                this.waiting = false;
                 Poll::Ready(Some(Err(silence(limit).into())))
             }
             Poll::Pending => Poll::Pending,
