@@ -5,7 +5,9 @@ mod shared;
 mod sys;
 
 pub use shared::{AddrKey, Config, Event, EventKind, Orig, flags};
-pub use sys::{async_ring_buf, peer_pidfd, raise_nofile_limit};
+pub use sys::{
+    async_ring_buf, install_seccomp_filter, keep_only_capabilities, peer_pidfd, raise_nofile_limit,
+};
 
 /// The compiled capture object (`bpf/capture.bpf.c`), aligned for the ELF
 /// parser.

@@ -1,6 +1,7 @@
-//! The project's only `unsafe`, kept to the four places where airlock
-//! hands the kernel's memory or descriptors to a library that cannot check
-//! them, takes a descriptor from the kernel, or asks it for a limit.
+//! The project's only `unsafe`, kept to the places where airlock hands the
+//! kernel's memory or descriptors to a library that cannot check them,
+//! takes a descriptor from the kernel, asks it for a limit, or gives up
+//! privileges.
 //!
 //! 1. The shared structs are plain old data, so aya may copy them
 //!    byte-for-byte in and out of BPF maps. Sound because every type here is
@@ -18,6 +19,11 @@
 //!    owns and nothing else refers to, so it may become an `OwnedFd`.
 //! 4. `getrlimit`/`setrlimit(RLIMIT_NOFILE)`: each is passed a pointer to
 //!    a live, initialised `rlimit` local.
+//! 5. `prctl`, `capget`/`capset` and `seccomp`: integer arguments, or
+//!    pointers to live, initialised locals of the layout the kernel reads
+//!    (`CapHeader`/`CapData` mirror linux/capability.h's version 3 structs;
+//!    the filter is a borrowed slice the kernel copies before returning).
+//!    None of them touches Rust-owned memory afterwards.
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -97,4 +103,112 @@ pub fn async_ring_buf(ring: RingBuf<MapData>) -> std::io::Result<AsyncFd<RingBuf
     // into the AsyncFd and lives exactly as long as the registration.
     unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| e.into_parts().1)
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// `struct __user_cap_header_struct`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct`, one per 32 capabilities.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+fn prctl(option: libc::c_int, arg: libc::c_ulong) -> std::io::Result<libc::c_int> {
+    // SAFETY: (5) above: every option passed here takes integers only.
+    let rc = unsafe {
+        libc::prctl(
+            option,
+            arg,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(rc)
+}
+
+/// Reduces the calling thread's capabilities to `keep` (a mask of
+/// capability numbers): the bounding set (so no later `execve` regains
+/// one), the ambient set, and the permitted and effective sets. Threads
+/// carry their own capabilities: each thread must call this itself; the
+/// threads it starts afterwards inherit the result. Capabilities in
+/// `keep` that the thread does not hold are not gained.
+pub fn keep_only_capabilities(keep: u64, last_cap: u32) -> std::io::Result<()> {
+    for cap in 0..=last_cap {
+        if keep & (1 << cap) == 0 && prctl(libc::PR_CAPBSET_READ, cap.into())? == 1 {
+            match prctl(libc::PR_CAPBSET_DROP, cap.into()) {
+                // Without CAP_SETPCAP (a non-root airlock given ambient
+                // capabilities) the bounding set stays; the permitted set
+                // below still goes, and nothing it may exec gains more
+                // than its own file capabilities.
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => break,
+                other => other.map(drop)?,
+            }
+        }
+    }
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+    )?;
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: (5) above.
+    if unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    for (i, d) in data.iter_mut().enumerate() {
+        let word = (keep >> (32 * i)) as u32;
+        d.permitted &= word;
+        d.effective = d.permitted;
+        d.inheritable = 0;
+    }
+    // SAFETY: (5) above.
+    if unsafe { libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets `no_new_privs` and installs `filter` as a seccomp filter on every
+/// thread of the process (`SECCOMP_FILTER_FLAG_TSYNC`). Irrevocable.
+pub fn install_seccomp_filter(filter: &[libc::sock_filter]) -> std::io::Result<()> {
+    prctl(libc::PR_SET_NO_NEW_PRIVS, 1)?;
+    let program = libc::sock_fprog {
+        len: u16::try_from(filter.len())
+            .map_err(|_| std::io::Error::other("seccomp filter too long"))?,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: (5) above: `program` points at `filter`, live for the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_TSYNC,
+            &raw const program,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        rc if rc < 0 => Err(std::io::Error::last_os_error()),
+        tid => Err(std::io::Error::other(format!(
+            "thread {tid} could not take the filter"
+        ))),
+    }
 }

@@ -117,6 +117,18 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         "policies: the shipped ones; tokens validated against the simulated Entra ID; the agent trusts airlock's CA ({})\n",
         airlock_ca.display()
     );
+    // The demo itself keeps root's privileges: it creates and removes its
+    // cgroup and starts the agent's programs.
+    let demo_privileges = crate::confine::Privileges::read().map_err(|e| DemoError::Step {
+        step: "reading airlock's privileges",
+        why: e.to_string(),
+    })?;
+    println!(
+        "least privilege: `airlock run`, once attached, keeps only {} in every thread and denies {} system calls (execve, ptrace, mount, …); `airlock status` reads it back from /proc. This demo keeps {} capabilities: it manages its cgroup and starts the agent itself.\n",
+        crate::confine::kept_when_running().join(", "),
+        crate::confine::DENIED.len(),
+        demo_privileges.capabilities.len()
+    );
     println!("{HEADER}");
     let agent = Agent {
         cgroup: &cgroup,

@@ -37,8 +37,12 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run { config: path } => {
             let config = load(&path)?;
+            // Every thread the runtime starts keeps only what the running
+            // proxy needs; this one, which attaches, drops last (seal).
+            airlock::arm_confinement(config.audit.group.is_some())?;
             runtime()?.block_on(async {
                 let app = airlock::build(config).await?;
+                airlock::seal_confinement()?;
                 // Without a file (built-in defaults) SIGHUP reloads policies only.
                 let app = if path.exists() {
                     app.with_config_file(path)
@@ -499,6 +503,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("airlock")
+        .on_thread_start(airlock::enter_thread)
         .build()
         .context("starting the async runtime")
 }

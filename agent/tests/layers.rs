@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     // The vocabulary every stage shares (ARCHITECTURE.md, "Layers").
     &["core"],
     // Leaves: no stage of their own.
-    &["host", "redact", "users", "notify", "pipe"],
+    &["host", "redact", "users", "notify", "pipe", "confine"],
     &["config"],
     // Services the stages use.
     &["tls", "audit", "mask", "operation"],

@@ -115,6 +115,15 @@ impl Running {
         crate::daemon::records(&self.audit_path)
     }
 
+    /// Every record of the whole trail: the rotated files, oldest first,
+    /// then the current one.
+    pub fn trail_records(&self) -> Vec<Value> {
+        airlock::trail(&self.audit_path)
+            .iter()
+            .flat_map(|file| crate::daemon::records(file))
+            .collect()
+    }
+
     /// Completed HTTP exchanges (`kind: http`, `phase: response`), waiting
     /// until there are at least `n`.
     pub async fn exchanges(&self, n: usize) -> Vec<Value> {

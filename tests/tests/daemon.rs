@@ -363,6 +363,13 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
         "{}",
         out.stdout
     );
+    assert!(
+        out.stdout.contains(
+            "`airlock run`, once attached, keeps only CAP_NET_ADMIN, CAP_SYS_PTRACE, CAP_BPF"
+        ),
+        "{}",
+        out.stdout
+    );
 
     let all = records(&audit);
     let requests: Vec<&Value> = all
@@ -542,6 +549,260 @@ async fn sighup_reloads_the_policy_and_a_broken_one_is_refused() {
         stderr.contains("10-rules.toml:3:") && stderr.contains("sometimes"),
         "{stderr}"
     );
+}
+
+/// Least privilege: once attached, every thread of the daemon holds
+/// CAP_BPF, CAP_NET_ADMIN and CAP_SYS_PTRACE and nothing else, its bounding
+/// set is the same (no exec could regain more), and a seccomp filter denies
+/// the calls it never makes; it still serves a non-root agent and records
+/// its program. Without CAP_DAC_OVERRIDE it reads files as their owner
+/// would: a policy file made unreadable is refused at a reload with why,
+/// and the live policy stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_daemon_keeps_only_what_it_needs() {
+    if !privileged("the_running_daemon_keeps_only_what_it_needs") {
+        return;
+    }
+    let arm = ArmSetup::new("privs").await;
+    let rules = arm.policy("[defaults]\naction = \"allow\"\n");
+    let daemon = arm.start().await;
+    let pid = daemon.id().unwrap();
+
+    let kept: u64 = 1 << 39 | 1 << 19 | 1 << 12; // BPF, SYS_PTRACE, NET_ADMIN
+    let field = |status: &str, name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let caps = |status: &str, name: &str| u64::from_str_radix(&field(status, name), 16).unwrap();
+    let mut threads = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let Ok(status) = std::fs::read_to_string(task.unwrap().path().join("status")) else {
+            continue;
+        };
+        threads += 1;
+        let name = field(&status, "Name");
+        for set in ["CapEff", "CapPrm", "CapBnd"] {
+            assert_eq!(caps(&status, set), kept, "{name}: {set}");
+        }
+        assert_eq!(caps(&status, "CapAmb"), 0, "{name}");
+        assert_eq!(field(&status, "NoNewPrivs"), "1", "{name}");
+        assert_eq!(field(&status, "Seccomp"), "2", "{name}");
+    }
+    assert!(threads >= 3, "{threads} threads");
+
+    // A non-root agent is served, and its program is recorded: reading
+    // another user's /proc/PID/exe is what CAP_SYS_PTRACE is kept for.
+    let ca = airlock_tests::agent::published(arm.dir.path(), &arm.dir.path().join("ca/ca.crt"));
+    let call = || {
+        let mut cmd = airlock_tests::agent::curl_as(&arm.cg, airlock_tests::agent::AGENT_UID);
+        cmd.args(["-o", "/dev/null", "--resolve"])
+            .arg(format!("{ARM}:{}:127.0.0.1", arm.up.port()))
+            .arg("--cacert")
+            .arg(&ca)
+            .arg(format!("https://{ARM}:{}/subscriptions", arm.up.port()));
+        cmd
+    };
+    assert!(finish(call()).await.stdout.ends_with("200"));
+    let recs = wait_for(&arm.audit, |r| r.iter().any(|r| r["phase"] == "request")).await;
+    let request = recs.iter().find(|r| r["phase"] == "request").unwrap();
+    assert_eq!(request["process"]["uid"], 65534, "{request}");
+    assert_eq!(request["process"]["exe"], "/usr/bin/curl", "{request}");
+
+    // Status says the same, with what each capability is for.
+    let out = std::process::Command::new(airlock_bin())
+        .args(["status", "--json", "--socket"])
+        .arg(arm.dir.path().join("admin.sock"))
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let privileges = &status["privileges"];
+    assert_eq!(
+        privileges["capabilities"],
+        serde_json::json!(["CAP_NET_ADMIN", "CAP_SYS_PTRACE", "CAP_BPF"]),
+        "{privileges:#}"
+    );
+    assert_eq!(privileges["bounding"], privileges["capabilities"]);
+    assert_eq!(privileges["seccomp"], true);
+    let denied = privileges["denied_syscalls"].as_array().unwrap();
+    for call in ["execve", "ptrace", "mount", "init_module", "setns"] {
+        assert!(denied.contains(&Value::from(call)), "{call}: {denied:?}");
+    }
+    assert_eq!(privileges["kept_for"].as_array().unwrap().len(), 3);
+
+    // Root without CAP_DAC_OVERRIDE cannot read a file mode 000: the new
+    // rules are refused with why, and the old ones stay live.
+    std::fs::write(
+        &rules,
+        "[defaults]\naction = \"deny\"\nreason = \"unreadable anyway\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&rules, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    assert!(signal(pid, "HUP"));
+    let recs = wait_for(&arm.audit, |r| {
+        r.iter().any(|r| r["event"] == "policy_rejected")
+    })
+    .await;
+    let rejected = recs
+        .iter()
+        .find(|r| r["event"] == "policy_rejected")
+        .expect("rejection audited");
+    let detail = rejected["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("10-rules.toml") && detail.contains("ermission denied"),
+        "{rejected}"
+    );
+    assert!(
+        finish(call()).await.stdout.ends_with("200"),
+        "the old policy stays live"
+    );
+}
+
+/// `airlock run` in a mount namespace of its own where `/sys/fs/bpf` is
+/// not mounted; `Output` when it exits.
+fn run_without_bpffs(config: &std::path::Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg("umount /sys/fs/bpf 2>/dev/null; exec \"$0\" run --log-level error --config \"$1\"")
+        .arg(airlock_bin())
+        .arg(config)
+        .kill_on_drop(true);
+    cmd
+}
+
+/// A host where bpffs is not mounted: with `fail_mode = "closed"` airlock
+/// mounts one at /sys/fs/bpf (as systemd does at boot) and pins there; a
+/// `pin_dir` elsewhere that is not on a bpffs stops the start with the fix
+/// named, nothing attached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_bpffs_airlock_mounts_it_or_names_the_fix() {
+    if !privileged("without_bpffs_airlock_mounts_it_or_names_the_fix") {
+        return;
+    }
+    let cg = TestCgroup::new("nobpffs");
+    let dir = TempDir::new("nobpffs");
+    let up = Upstream::on("127.0.0.1").await;
+    let audit = dir.path().join("audit.jsonl");
+    let listen = free_ports();
+    let config = |capture: &str| {
+        write_config(
+            &dir,
+            &DaemonConfig {
+                port: up.port(),
+                listen,
+                capture,
+                proxy: PLAIN,
+                ..DaemonConfig::default()
+            }
+            .text(dir.path(), cg.path()),
+        )
+    };
+    let url = format!("http://{}/", up.addr());
+    let fetch = || finish(curl_in(&cg, "curl", &url));
+
+    let elsewhere = format!("pin_dir = {:?}\n", dir.path().join("pins"));
+    let out = tokio::time::timeout(WAIT, run_without_bpffs(&config(&elsewhere)).output())
+        .await
+        .expect("airlock exits")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("is not on a bpffs") && stderr.contains("mount -t bpf bpf /sys/fs/bpf"),
+        "{stderr}"
+    );
+    let direct = Fetched::parse(&fetch().await);
+    assert!(!direct.proxied(), "nothing attached: {direct:?}");
+
+    let mut daemon = run_without_bpffs(&config("")).spawn().unwrap();
+    let started = wait_for(&audit, |r| r.iter().any(|r| r["event"] == "start")).await;
+    assert!(
+        started.iter().any(|r| r["event"] == "start"),
+        "did not start"
+    );
+    let pid = daemon.id().unwrap();
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.contains(" /sys/fs/bpf ") && l.contains(" - bpf ")),
+        "{mounts}"
+    );
+    assert!(Fetched::parse(&fetch().await).proxied());
+    assert!(signal(pid, "TERM"));
+    tokio::time::timeout(WAIT, daemon.wait())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// Files airlock cannot read stop the start with the file and the reason
+/// (it reads as their owner would: root without CAP_DAC_OVERRIDE), and
+/// nothing is attached: the captured cgroup goes direct.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_policy_or_ca_directory_stops_the_start_with_why() {
+    if !privileged("an_unreadable_policy_or_ca_directory_stops_the_start_with_why") {
+        return;
+    }
+    let cg = TestCgroup::new("unreadable");
+    let dir = TempDir::new("unreadable");
+    let up = Upstream::on("127.0.0.1").await;
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("10-rules.toml"),
+        "[defaults]\naction = \"allow\"\n",
+    )
+    .unwrap();
+    let mut text = DaemonConfig {
+        port: up.port(),
+        listen: free_ports(),
+        proxy: PLAIN,
+        ..DaemonConfig::default()
+    }
+    .text(dir.path(), cg.path());
+    text.push_str(&format!("[policy]\ndir = {policies:?}\n"));
+    let config = write_config(&dir, &text);
+    let fails = || async {
+        let out = tokio::time::timeout(
+            WAIT,
+            tokio::process::Command::new(airlock_bin())
+                .args(["run", "--log-level", "error", "--config"])
+                .arg(&config)
+                .output(),
+        )
+        .await
+        .expect("airlock exits")
+        .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    };
+
+    mode(&policies, 0o000);
+    let stderr = fails().await;
+    assert!(
+        stderr.contains(&policies.display().to_string()) && stderr.contains("ermission denied"),
+        "{stderr}"
+    );
+    mode(&policies, 0o700);
+
+    let ca = dir.path().join("ca");
+    std::fs::create_dir_all(&ca).unwrap();
+    mode(&ca, 0o000);
+    let stderr = fails().await;
+    assert!(
+        stderr.contains(&ca.display().to_string()) && stderr.contains("ermission denied"),
+        "{stderr}"
+    );
+    let url = format!("http://{}/", up.addr());
+    let direct = Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await);
+    assert!(!direct.proxied(), "nothing attached: {direct:?}");
+    mode(&ca, 0o700);
 }
 
 #[tokio::test]

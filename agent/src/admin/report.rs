@@ -68,6 +68,10 @@ pub(super) fn status(telemetry: &Telemetry, approvals: &Approvals) -> serde_json
         audit["path"] = serde_json::json!(s.audit.path());
         v["audit"] = audit;
     }
+    v["privileges"] = match crate::confine::Privileges::read() {
+        Ok(p) => serde_json::json!(p),
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    };
     v
 }
 

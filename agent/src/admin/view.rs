@@ -112,6 +112,23 @@ pub fn render(v: &Value) -> String {
         s(&v["traffic"]["requests"]),
         s(&v["traffic"]["connections_open"])
     );
+    let pr = &v["privileges"];
+    if pr.is_object() {
+        let seccomp = if pr["seccomp"] == Value::Bool(true) {
+            format!(
+                "{} system calls denied",
+                pr["denied_syscalls"].as_array().map_or(0, Vec::len)
+            )
+        } else {
+            "no seccomp filter".to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "privilege uid {}, capabilities [{}]; {seccomp}",
+            s(&pr["uid"]),
+            list(&pr["capabilities"])
+        );
+    }
     out
 }
 

@@ -347,6 +347,8 @@ fn fate(r: &Value) -> Fate {
         .map(|e| e.split(':').next().unwrap_or(""));
     match r["approval"]["outcome"].as_str() {
         Some("approved") => return Fate::Approved,
+        // Never held: the queue was full, so it was refused at once.
+        Some("too_many_held") => return Fate::Refused,
         Some(_) => return Fate::HeldRefused,
         None => {}
     }

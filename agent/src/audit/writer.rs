@@ -160,7 +160,10 @@ impl AuditLog {
         };
         std::thread::Builder::new()
             .name("airlock-audit".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || {
+                crate::confine::enter_thread();
+                writer.run(rx)
+            })
             .map_err(err("start its writer thread"))?;
         let boot = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -2,12 +2,7 @@
 //! so a missing capability is one clear sentence, not a verifier dump.
 
 use super::CaptureError;
-
-/// Capability bits (linux/capability.h).
-const CAP_NET_ADMIN: u32 = 12;
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
+use crate::confine::{CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN, capability_set};
 
 /// Ok if the effective capabilities allow loading cgroup programs (root, or
 /// CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON, with CAP_SYS_ADMIN standing in for
@@ -18,11 +13,7 @@ pub(super) fn check() -> Result<(), CaptureError> {
             what: "read /proc/self/status",
             io_error,
         })?;
-    let cap_eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0);
+    let cap_eff = capability_set(&status, "CapEff");
     let has = |cap: u32| cap_eff & (1u64 << cap) != 0;
     let bpf = has(CAP_BPF) || has(CAP_SYS_ADMIN);
     let perfmon = has(CAP_PERFMON) || has(CAP_SYS_ADMIN);

@@ -179,6 +179,21 @@ fn what_a_command_line_carries_cannot_break_the_table() {
 }
 
 #[test]
+fn a_request_refused_because_the_queue_was_full_was_never_held() {
+    let s = summary(&[http(
+        "2026-12-06T10:00:00Z",
+        json!({
+            "response": { "status": 429 },
+            "decision": { "action": "approve", "rule": "resource-group-delete", "reason": "r" },
+            "approval": { "outcome": "too_many_held" },
+            "error": "TooManyHeld: approval.max_held (100) requests are held"
+        }),
+    )]);
+    let delete = &s.operations[0];
+    assert_eq!((delete.refused, delete.held_refused), (1, 0));
+}
+
+#[test]
 fn an_empty_window_says_so() {
     let md = Summary::default().markdown();
     assert!(md.contains("0 request(s) · **0 blocked**"), "{md}");

@@ -52,6 +52,7 @@ impl Syncer {
         let thread = std::thread::Builder::new()
             .name("airlock-fsync".into())
             .spawn(move || {
+                crate::confine::enter_thread();
                 while !run.stop.load(Ordering::Acquire) {
                     std::thread::park_timeout(interval);
                     run.sync();
