@@ -337,6 +337,63 @@ async fn client_that_distrusts_the_ca_is_recorded() {
     env.airlock.stop().await;
 }
 
+/// Completes the handshake without judging the certificate, then closes
+/// without a request — with a close_notify (`notify`) or without: what
+/// .NET does when it checks the certificate only after the handshake and
+/// does not trust it.
+const CLOSE_AFTER_HANDSHAKE: &str = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+t = ctx.wrap_socket(s, server_hostname=sys.argv[1])
+print(t.version(), flush=True)
+if sys.argv[3] == "notify":
+    try:
+        t.unwrap()  # sends close_notify; airlock just closes
+    except ssl.SSLError:
+        pass
+t.close()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_closes_after_the_handshake_without_a_request_is_recorded_as_refusing() {
+    if !privileged(
+        "a_client_that_closes_after_the_handshake_without_a_request_is_recorded_as_refusing",
+    ) {
+        return;
+    }
+    let (env, _) = setup("closeafter", AZURE, true).await;
+    let mut pids = Vec::new();
+    for how in ["notify", "fin"] {
+        let mut cmd = env.cg.command("python3");
+        cmd.args(["-c", CLOSE_AFTER_HANDSHAKE, AZURE])
+            .arg(env.up.port().to_string())
+            .arg(how);
+        let out = finish(cmd).await;
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(out.stdout.trim(), "TLSv1.3", "{how}");
+        pids.push(out.pid);
+    }
+    let recs = env.airlock.records_of("tls_client_refused", 2).await;
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    for (rec, pid) in recs.iter().zip(&pids) {
+        assert_eq!(rec["process"]["pid"], *pid);
+        assert_eq!(rec["sni"], AZURE);
+        let error = rec["error"].as_str().unwrap();
+        assert!(
+            error.contains(
+                "closed the connection after the TLS handshake without sending a request"
+            ),
+            "{error}"
+        );
+        assert!(rec["hint"].as_str().unwrap().contains("airlock ca env"));
+    }
+    assert_eq!(env.up.requests(), 0);
+    env.airlock.stop().await;
+}
+
 /// Sends a ClientHello for `AZURE`, reads airlock's answer (its certificate
 /// among it), then resets the connection without a word: what a client
 /// killed mid-handshake, or a load generator stopping, looks like.

@@ -22,6 +22,7 @@ pub(super) fn status(telemetry: &Telemetry, approvals: &Approvals) -> serde_json
         "traffic": {
             "requests": telemetry.traffic.requests(),
             "connections_open": telemetry.traffic.open_connections(),
+            "tls_client_refused": telemetry.traffic.clients_refused(),
         },
     });
     if let Some(s) = telemetry.sources() {

@@ -3,8 +3,10 @@
 //! HTTP relayed between the two.
 
 use rustls_pki_types::ServerName;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 use super::connection::{Conn, Proxy};
 use super::hello::ClientHelloInfo;
@@ -12,6 +14,9 @@ use super::prefixed::PrefixedIo;
 use crate::core::record::{RecordKind, TlsRefusedRecord};
 use crate::http::{Dialer, Home, PoolKey, Proto, UpstreamConn};
 use crate::tls::{ALPN_H2, ALPN_HTTP11};
+
+/// The first read's buffer: a request line and headers usually fit.
+const FIRST_READ: usize = 4096;
 
 const CA_HINT: &str = "the client does not trust airlock's CA: run `airlock ca install`, and for Node/Python/az add the lines from `airlock ca env` to the agent's environment";
 
@@ -115,33 +120,88 @@ pub(super) async fn intercept(
     let alpn = alpn.map(|a| String::from_utf8_lossy(&a).into_owned());
     let ctx = proxy.conn_ctx(conn, hello.sni, alpn, false);
     let proto = Proto::from_alpn(client.get_ref().1.alpn_protocol());
-    // An idle client costs no HTTP server state (hyper's connection and
-    // buffers, about 24 KiB): HTTP starts once the client sends, or at
-    // once if rustls already holds what it sent with its handshake.
     let mut stopping = proxy.stopping.clone();
-    if client.get_ref().1.wants_read() {
-        tokio::select! {
-            r = tokio::time::timeout(
-                proxy.first_request_timeout,
-                client.get_ref().0.get_ref().readable(),
-            ) => {
-                if r.is_err() {
-                    // A handshake and then silence holds a connection (and
-                    // its descriptors) for nothing: close it.
-                    let why = format!(
-                        "no request within {} ms of the TLS handshake (proxy.first_request_timeout_ms)",
-                        proxy.first_request_timeout.as_millis()
-                    );
-                    tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, dst = %conn.orig_dst, "{why}");
-                    proxy.write(&conn.record(RecordKind::Connection, ctx.sni.clone(), (0, 0), Some(why)));
-                    return;
-                }
-            }
-            // Nothing asked yet, nothing to finish: close.
-            () = crate::http::stopped(&mut stopping) => return,
+    let first = tokio::select! {
+        first = first_bytes(client, proxy.first_request_timeout) => first,
+        // Nothing asked yet, nothing to finish: close.
+        () = crate::http::stopped(&mut stopping) => return,
+    };
+    let client = match first {
+        First::Sent(client) => client,
+        First::Silent => {
+            // A handshake and then silence holds a connection (and its
+            // descriptors) for nothing: close it.
+            let why = format!(
+                "no request within {} ms of the TLS handshake (proxy.first_request_timeout_ms)",
+                proxy.first_request_timeout.as_millis()
+            );
+            tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, dst = %conn.orig_dst, "{why}");
+            proxy.write(&conn.record(RecordKind::Connection, ctx.sni.clone(), (0, 0), Some(why)));
+            return;
         }
-    }
+        First::Closed(how) => {
+            // .NET on Linux checks the certificate only once the TLS 1.3
+            // handshake is over, then closes without an alert: for a
+            // client that came to make requests, this is a refusal.
+            let error = format!(
+                "the client closed the connection after the TLS handshake without sending a request ({how}): clients that check the certificate only after the handshake (.NET) do this when they do not trust airlock's CA"
+            );
+            return refused(proxy, conn, ctx.sni.clone(), error);
+        }
+        First::Failed(e) => {
+            let error = format!("reading the client's first request: {e}");
+            proxy.write(&conn.record(RecordKind::Connection, ctx.sni.clone(), (0, 0), Some(error)));
+            return;
+        }
+    };
     Box::pin(crate::http::serve(client, proto, upstream, ctx, stopping)).await;
+}
+
+/// The client's side of an intercepted connection.
+type ClientTls = TlsStream<PrefixedIo<TcpStream>>;
+
+/// How an intercepted client began after its handshake.
+enum First<S> {
+    /// It sent something: the stream, replaying what was read.
+    Sent(PrefixedIo<S>),
+    /// Nothing within `proxy.first_request_timeout_ms`.
+    Silent,
+    /// It closed (or reset) the connection without a byte of request.
+    Closed(String),
+    /// The TLS layer failed after the handshake.
+    Failed(std::io::Error),
+}
+
+/// The first plaintext the client sends. An idle client costs no buffer
+/// and no HTTP server state (hyper's connection and buffers, about 24 KiB)
+/// until it sends: the buffer is made once its socket is readable, or at
+/// once if rustls already holds what it sent with its handshake.
+async fn first_bytes(mut client: ClientTls, wait: std::time::Duration) -> First<ClientTls> {
+    let deadline = tokio::time::Instant::now() + wait;
+    if client.get_ref().1.wants_read()
+        && tokio::time::timeout_at(deadline, client.get_ref().0.get_ref().readable())
+            .await
+            .is_err()
+    {
+        return First::Silent;
+    }
+    let mut first = bytes::BytesMut::with_capacity(FIRST_READ);
+    match tokio::time::timeout_at(deadline, client.read_buf(&mut first)).await {
+        Err(_) => First::Silent,
+        Ok(Ok(0)) => First::Closed("closed".into()),
+        Ok(Ok(_)) => First::Sent(PrefixedIo::new(first.freeze(), client)),
+        Ok(Err(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+            ) =>
+        {
+            First::Closed(e.to_string())
+        }
+        Ok(Err(e)) => First::Failed(e),
+    }
 }
 
 /// airlock could not set up its side (a local TLS configuration error).
@@ -180,6 +240,7 @@ fn unfinished(proxy: &Proxy, conn: &Conn, sni: Option<String>, why: &str) {
 }
 
 fn refused(proxy: &Proxy, conn: &Conn, sni: Option<String>, error: String) {
+    proxy.telemetry.traffic.client_refused();
     tracing::warn!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?sni, error = %error, hint = CA_HINT, "client refused airlock's certificate");
     proxy.write(&TlsRefusedRecord {
         kind: RecordKind::TlsClientRefused,

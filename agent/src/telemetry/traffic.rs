@@ -81,6 +81,8 @@ pub(crate) struct Traffic {
     /// Upstream connections intercepted connections started with:
     /// dialled for them, reused from the pool.
     upstream: [AtomicU64; 2],
+    /// Intercepted clients that refused airlock's certificate.
+    client_refused: AtomicU64,
 }
 
 impl Traffic {
@@ -169,6 +171,17 @@ impl Traffic {
     /// with: `reused` from the pool, or dialled for it.
     pub(crate) fn upstream_connection(&self, reused: bool) {
         self.upstream[usize::from(reused)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a client that refused airlock's certificate (an alert, or a
+    /// close after the handshake without a request).
+    pub(crate) fn client_refused(&self) {
+        self.client_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Clients that refused airlock's certificate so far.
+    pub(crate) fn clients_refused(&self) -> u64 {
+        self.client_refused.load(Ordering::Relaxed)
     }
 
     /// Open connections: counted while the returned guard lives.
@@ -275,6 +288,13 @@ impl Traffic {
         for (how, c) in ["dialled", "reused"].iter().zip(&self.upstream) {
             out.sample(name, &[("how", how)], c.load(Ordering::Relaxed));
         }
+        let name = "airlock_tls_client_refused_total";
+        out.header(
+            name,
+            "Intercepted clients that refused airlock's certificate: with an alert, or by closing after the handshake without a request (.NET checks the certificate only then).",
+            "counter",
+        );
+        out.sample(name, &[], self.clients_refused());
         out.gauge(
             "airlock_connections_open",
             "Captured connections being served now.",
