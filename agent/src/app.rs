@@ -59,6 +59,8 @@ pub struct App {
     audit: AuditLog,
     config: Config,
     client_tls: ClientTls,
+    /// The CA's leaves, for a reload to switch CA after a rotation.
+    leaves: Arc<LeafCache>,
     upstream_tls: Arc<UpstreamTls>,
     gate: Arc<Gate>,
     masker: crate::mask::Masker,
@@ -98,16 +100,13 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         tracing::warn!(?uncovered, ca = %config.tls.ca_dir.display(),
             "intercepted names outside the CA's name constraints will be refused by clients: run `airlock ca init --force` and reinstall the CA");
     }
-    let ca_status = crate::telemetry::CaStatus {
-        cert: ca.files().cert(),
-        fingerprint: ca.fingerprint(),
-        not_after: ca.not_after(),
-    };
+    // Published at every start: the system roots in the bundle change.
+    let published = crate::tls::publish(&config.tls.public_dir, &ca)?.cert();
     let leaves = Arc::new(LeafCache::new(
         Arc::new(ca),
         crate::tls::DEFAULT_LEAF_CACHE,
     )?);
-    let client_tls = ClientTls::new(leaves)?;
+    let client_tls = ClientTls::new(leaves.clone())?;
     let upstream_tls = Arc::new(UpstreamTls::new(&config.tls.upstream_roots)?);
     let approvals =
         crate::approval::Approvals::new(&config.approval, audit.clone(), upstream_tls.clone())
@@ -141,7 +140,8 @@ pub async fn build(config: Config) -> Result<App, AppError> {
             .chain(listen6.map(|a| a.0))
             .collect(),
         intercept: intercept.clone(),
-        ca: ca_status,
+        leaves: leaves.clone(),
+        published,
         policy: gate.policy().clone(),
         audit: audit.clone(),
     });
@@ -152,6 +152,7 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         audit,
         config,
         client_tls,
+        leaves,
         upstream_tls,
         gate,
         masker,
@@ -216,6 +217,7 @@ impl App {
             selectors: self.capture.selectors(),
             intercept: self.intercept.clone(),
             tls: self.upstream_tls.clone(),
+            leaves: self.leaves.clone(),
             audit: self.audit.clone(),
         });
         if let Some(hup) = hup {

@@ -297,12 +297,20 @@ pub enum CaCommand {
     },
     /// Print the CA certificate (PEM).
     Export,
-    /// Add the CA to the system trust store (update-ca-certificates or
-    /// update-ca-trust).
+    /// Publish the CA and the bundle in `tls.public_dir` and add the CA to
+    /// the system trust store (update-ca-certificates or update-ca-trust).
     Install,
-    /// Print the environment lines for runtimes that ignore the system
-    /// store (Node, Python/az, OpenSSL).
+    /// Print the environment lines, with the published files, for runtimes
+    /// that ignore the system store (Node, Python/az, OpenSSL, curl).
     Env,
+    /// Replace the CA: a new one mints from the next reload of the daemon
+    /// (`systemctl reload airlock`) while the published files trust both,
+    /// until `--finish`.
+    Rotate {
+        /// End the rotation: stop trusting the previous CA.
+        #[arg(long)]
+        finish: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -86,6 +86,7 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
     config.proxy.listen6 = Some("[::1]:0".parse().expect("literal"));
     config.audit.path = audit.clone();
     config.tls.ca_dir = dir.join("ca");
+    config.tls.public_dir = dir.join("public");
     config.masking.key_file = dir.join("masking.key");
     config.admin.socket = dir.join("admin.sock");
     // The demo approves its own agent's requests; on a real host the
@@ -98,7 +99,8 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         audiences: AUDIENCES.iter().map(|a| (*a).to_owned()).collect(),
         jwks_uri: Some(azure.jwks_uri()),
     }];
-    let airlock_ca = config.tls.ca_dir.join("ca.crt");
+    // What `airlock ca env` points the agent at: the published certificate.
+    let airlock_ca = crate::tls::PublicFiles::new(&config.tls.public_dir).cert();
     let app = crate::app::build(config).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(app.run(async {
@@ -474,7 +476,8 @@ impl Agent<'_> {
             denied,
         )
         .await?;
-        self.quic().await
+        self.quic().await?;
+        self.distrusting_client().await
     }
 
     /// The prompt-injected agent approves its own held request over the
@@ -657,6 +660,47 @@ impl Agent<'_> {
                 why: e.to_string(),
             })?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// A client that does not trust airlock and says so only by closing
+    /// after the handshake, as .NET does: recorded, never silent.
+    async fn distrusting_client(&self) -> Result<(), DemoError> {
+        let title = "a .NET-like client without the CA";
+        let code = format!(
+            "import socket, ssl\nctx = ssl.create_default_context()\nctx.check_hostname = False\nctx.verify_mode = ssl.CERT_NONE\ns = socket.create_connection(('127.0.0.1', {port}))\nctx.wrap_socket(s, server_hostname='{host}').close()",
+            port = self.port,
+            host = azure::ARM,
+        );
+        let before = read_records(self.audit)
+            .iter()
+            .filter(|r| r["kind"] == "tls_client_refused")
+            .count();
+        self.spawn(title, &["python3".into(), "-c".into(), code])
+            .await?;
+        let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+        loop {
+            let refused: Vec<Value> = read_records(self.audit)
+                .into_iter()
+                .filter(|r| r["kind"] == "tls_client_refused")
+                .collect();
+            if refused.len() > before {
+                println!(
+                    "{title:<40} {:<12} {:>6} {:<8} {:<30} tls_client_refused: closed after the handshake, no request (the CA hint is logged)",
+                    "",
+                    refused[before]["process"]["pid"].as_u64().unwrap_or(0),
+                    "python3",
+                    "-"
+                );
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(DemoError::Step {
+                    step: title,
+                    why: "no tls_client_refused record".into(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// QUIC (UDP/443) is refused, so clients fall back to TCP, which is captured.

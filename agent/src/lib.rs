@@ -55,7 +55,9 @@ pub use identity::Identifier;
 pub use mask::Masker;
 pub use policy::PolicySource;
 pub use policy::explain::{Question, explain};
-pub use tls::{CaFiles, CertificateAuthority, UpstreamTls, install_system, runtime_env};
+pub use tls::{
+    CaFiles, CertificateAuthority, PublicFiles, UpstreamTls, install_system, publish, runtime_env,
+};
 
 /// A fresh, empty scratch directory for one unit test (`tag` keeps tests
 /// apart; the pid keeps concurrent runs apart).

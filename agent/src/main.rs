@@ -17,7 +17,7 @@ use airlock::cli::{
 };
 use airlock::query::{self, Filter};
 use airlock::{AdminClient, approvals_table, grants_table, held_details};
-use airlock::{CaFiles, CertificateAuthority, UpstreamTls};
+use airlock::{CaFiles, CertificateAuthority, PublicFiles, UpstreamTls};
 use airlock::{Question, explain};
 
 fn main() -> ExitCode {
@@ -452,6 +452,7 @@ fn follow_file(path: &std::path::Path, filter: &Filter, json: bool) -> anyhow::R
 
 fn ca(config: &Config, command: CaCommand) -> anyhow::Result<()> {
     let dir = &config.tls.ca_dir;
+    let public = &config.tls.public_dir;
     match command {
         CaCommand::Init { force } => {
             let exists = CaFiles::new(dir).key().exists();
@@ -467,10 +468,14 @@ fn ca(config: &Config, command: CaCommand) -> anyhow::Result<()> {
             };
             println!("CA {verb}: {}", ca.files().cert().display());
             println!("SHA-256 fingerprint: {}", ca.fingerprint());
+            println!(
+                "published in {}",
+                airlock::publish(public, &ca)?.dir.display()
+            );
             let uncovered = ca.uncovered(&config.intercept());
             if !uncovered.is_empty() {
                 println!(
-                    "warning: not covered by its name constraints: {} (use --force)",
+                    "warning: not covered by its name constraints: {} (use --force, or `airlock ca rotate`)",
                     uncovered.join(", ")
                 );
             }
@@ -478,11 +483,35 @@ fn ca(config: &Config, command: CaCommand) -> anyhow::Result<()> {
         CaCommand::Export => print!("{}", CertificateAuthority::load(dir)?.cert_pem()),
         CaCommand::Install => {
             let ca = CertificateAuthority::load(dir)?;
-            println!("{}", airlock::install_system(ca.files())?);
+            let files = airlock::publish(public, &ca)?;
+            println!("{}", airlock::install_system(&files)?);
         }
-        CaCommand::Env => {
-            let ca = CertificateAuthority::load(dir)?;
-            print!("{}", airlock::runtime_env(ca.files()));
+        // Only paths: the developer who runs it cannot read the CA itself.
+        CaCommand::Env => print!("{}", airlock::runtime_env(&PublicFiles::new(public))),
+        CaCommand::Rotate { finish } => {
+            let ca = if finish {
+                CertificateAuthority::finish_rotation(dir)?
+            } else {
+                CertificateAuthority::rotate(dir, &config.intercept())?
+            };
+            let files = airlock::publish(public, &ca)?;
+            if finish {
+                println!(
+                    "rotation finished: only {} is trusted now ({})",
+                    ca.fingerprint(),
+                    files.cert().display()
+                );
+            } else {
+                println!("new CA: {}", ca.fingerprint());
+                println!(
+                    "{} and {} trust the new and the previous CA until `airlock ca rotate --finish`",
+                    files.cert().display(),
+                    files.bundle().display()
+                );
+                println!(
+                    "next: `systemctl reload airlock` (the daemon mints with the new CA), `airlock ca install` where the system store is used, then --finish once clients have restarted"
+                );
+            }
         }
     }
     Ok(())

@@ -1,7 +1,9 @@
 //! SIGHUP (`systemctl reload airlock`): the config file is read again and
 //! what can change without a restart is applied — the `[capture]` selection
 //! (comm, uid, ports, follow_children, follow_depth), `proxy.intercept`,
-//! `[identity]`, `[policy]` — then the policies are reloaded. A file that
+//! `[identity]`, `[policy]` — then the policies are reloaded, and the CA
+//! is read again (after `airlock ca rotate`: the new one mints, and the
+//! published files are rebuilt). A file that
 //! fails to load is rejected (`FILE:LINE:COL: reason`, logged and audited)
 //! and nothing changes. Changed settings that need a restart (listeners,
 //! the CA, the audit trail, the capture cgroup and fail mode, upstream
@@ -20,7 +22,7 @@ use crate::gate::Gate;
 use crate::host::InterceptList;
 use crate::identity::Identifier;
 use crate::policy::{LivePolicy, Reloaded};
-use crate::tls::UpstreamTls;
+use crate::tls::{CertificateAuthority, LeafCache, UpstreamTls};
 
 /// Everything a reload may touch.
 #[derive(Debug)]
@@ -32,6 +34,7 @@ pub(crate) struct Reloader {
     pub selectors: Arc<Mutex<Selectors>>,
     pub intercept: Arc<RwLock<InterceptList>>,
     pub tls: Arc<UpstreamTls>,
+    pub leaves: Arc<LeafCache>,
     pub audit: AuditLog,
 }
 
@@ -54,6 +57,52 @@ impl Reloader {
         }
         let outcome = self.gate.policy().reload();
         report_policy(&outcome, &self.audit);
+        self.reload_ca();
+    }
+
+    /// Switches to the CA now in `tls.ca_dir` if it changed (a rotation
+    /// started or finished); one that fails to load changes nothing.
+    fn reload_ca(&self) {
+        let (dir, public) = {
+            let c = lock(&self.current);
+            (c.tls.ca_dir.clone(), c.tls.public_dir.clone())
+        };
+        let running = self.leaves.ca();
+        let ca = match CertificateAuthority::load(&dir) {
+            Ok(ca) => ca,
+            Err(e) => {
+                tracing::error!(error = %e, "the CA could not be read again; the running one stays");
+                let mut record = AgentRecord::new("ca_rejected", None);
+                record.detail = Some(e.to_string());
+                self.write(&record);
+                return;
+            }
+        };
+        if ca.fingerprint() == running.fingerprint() && ca.rotating() == running.rotating() {
+            return;
+        }
+        let detail = format!(
+            "minting with {}; {}",
+            ca.fingerprint(),
+            if ca.rotating() {
+                "the previous CA is still trusted (rotation under way)"
+            } else {
+                "only it is trusted"
+            }
+        );
+        // Clients must be able to trust it before it mints.
+        if let Err(e) = crate::tls::publish(&public, &ca) {
+            tracing::error!(error = %e, "the new CA could not be published; the running one stays");
+            let mut record = AgentRecord::new("ca_rejected", None);
+            record.detail = Some(e.to_string());
+            self.write(&record);
+            return;
+        }
+        self.leaves.replace_ca(ca);
+        tracing::info!("{detail}");
+        let mut record = AgentRecord::new("ca_reload", None);
+        record.detail = Some(detail);
+        self.write(&record);
     }
 
     fn apply(&self, mut new: Config) {

@@ -19,6 +19,7 @@ use crate::audit::AuditLog;
 use crate::capture::{EventCounts, OrigDstTable, Selectors};
 use crate::host::InterceptList;
 use crate::policy::LivePolicy;
+use crate::tls::LeafCache;
 
 /// Shared by the proxy (which feeds it) and the admin server (which reads
 /// it). The live parts are attached once airlock is built.
@@ -42,7 +43,10 @@ pub(crate) struct Sources {
     pub events: Arc<EventCounts>,
     pub listen: Vec<std::net::SocketAddr>,
     pub intercept: Arc<RwLock<InterceptList>>,
-    pub ca: CaStatus,
+    /// The CA minting now (replaced by a reload after `airlock ca rotate`).
+    pub leaves: Arc<LeafCache>,
+    /// The published `ca.crt`, what clients are told to trust.
+    pub published: PathBuf,
     pub policy: Arc<LivePolicy>,
     pub audit: AuditLog,
 }
@@ -54,6 +58,21 @@ pub(crate) struct CaStatus {
     pub fingerprint: String,
     #[serde(serialize_with = "rfc3339_opt")]
     pub not_after: Option<SystemTime>,
+    /// A rotation is under way: the previous CA is still trusted.
+    pub rotating: bool,
+}
+
+impl Sources {
+    /// The CA as it is now.
+    pub(crate) fn ca(&self) -> CaStatus {
+        let ca = self.leaves.ca();
+        CaStatus {
+            cert: self.published.clone(),
+            fingerprint: ca.fingerprint(),
+            not_after: ca.not_after(),
+            rotating: ca.rotating(),
+        }
+    }
 }
 
 impl Default for Telemetry {

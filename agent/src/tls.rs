@@ -9,7 +9,7 @@ mod validity;
 
 pub use ca::{CaFiles, CertificateAuthority};
 pub(crate) use mint::{ClientTls, DEFAULT_LEAF_CACHE, LeafCache};
-pub use trust::{install_system, runtime_env};
+pub use trust::{PublicFiles, install_system, publish, runtime_env};
 pub use upstream::UpstreamTls;
 
 use std::path::PathBuf;

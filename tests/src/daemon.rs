@@ -62,7 +62,8 @@ pub async fn wait_for(path: &Path, what: impl Fn(&[Value]) -> bool) -> Vec<Value
 }
 
 /// A test daemon's config: capturing `port` in `cgroup`, listening on
-/// `listen` (IPv4, IPv6 ports), with its CA (`dir/ca`), audit trail
+/// `listen` (IPv4, IPv6 ports), with its CA (`dir/ca`, published in
+/// `dir/public`), audit trail
 /// (`dir/audit.jsonl`), admin socket and masking key all in `dir`.
 /// `capture`, `proxy` and `tls` are extra lines for those sections.
 #[derive(Clone, Copy, Debug, Default)]
@@ -79,13 +80,14 @@ impl DaemonConfig<'_> {
     pub fn text(&self, dir: &Path, cgroup: &Path) -> String {
         format!(
             "[capture]\ncgroup = {cgroup:?}\nports = [{}]\n{}[proxy]\nlisten = \"127.0.0.1:{}\"\nlisten6 = \"[::1]:{}\"\n{}\
-             [tls]\nca_dir = {:?}\n{}[audit]\npath = {:?}\n{}",
+             [tls]\nca_dir = {:?}\npublic_dir = {:?}\n{}[audit]\npath = {:?}\n{}",
             self.port,
             self.capture,
             self.listen.0,
             self.listen.1,
             self.proxy,
             dir.join("ca"),
+            dir.join("public"),
             self.tls,
             dir.join("audit.jsonl"),
             private_state(dir),

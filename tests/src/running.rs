@@ -50,6 +50,7 @@ impl Running {
         config.proxy.listen6 = Some("[::1]:0".parse().unwrap());
         config.audit.path = dir.path().join("audit.jsonl");
         config.tls.ca_dir = dir.path().join("ca");
+        config.tls.public_dir = dir.path().join("public");
         config.masking.key_file = dir.path().join("masking.key");
         config.admin.socket = dir.path().join("admin.sock");
         adjust(&mut config);

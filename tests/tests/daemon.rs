@@ -220,9 +220,10 @@ async fn port_in_use_is_a_clear_error() {
     let config = write_config(
         &dir,
         &format!(
-            "[capture]\ncgroup = {:?}\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n[tls]\nca_dir = {:?}\n[audit]\npath = {:?}\n",
+            "[capture]\ncgroup = {:?}\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n[tls]\nca_dir = {:?}\npublic_dir = {:?}\n[audit]\npath = {:?}\n",
             cg.path(),
             dir.path().join("ca"),
+            dir.path().join("public"),
             dir.path().join("audit.jsonl")
         ),
     );
@@ -364,6 +365,12 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
         out.stdout
     );
     assert!(
+        out.stdout
+            .contains("tls_client_refused: closed after the handshake, no request"),
+        "{}",
+        out.stdout
+    );
+    assert!(
         out.stdout.contains(
             "`airlock run`, once attached, keeps only CAP_NET_ADMIN, CAP_SYS_PTRACE, CAP_BPF"
         ),
@@ -405,9 +412,12 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
 async fn ca_commands_create_export_and_explain_the_ca() {
     let dir = TempDir::new("ca-cli");
     let ca_dir = dir.path().join("ca");
+    let public = dir.path().join("public");
     let config = write_config(
         &dir,
-        &format!("[tls]\nca_dir = {ca_dir:?}\n[proxy]\nintercept = [\"*.azure.com\"]\n"),
+        &format!(
+            "[tls]\nca_dir = {ca_dir:?}\npublic_dir = {public:?}\n[proxy]\nintercept = [\"*.azure.com\"]\n"
+        ),
     );
     let ca = |args: &[&str]| {
         let mut cmd = tokio::process::Command::new(airlock_bin());
@@ -455,29 +465,63 @@ async fn ca_commands_create_export_and_explain_the_ca() {
     );
     assert!(export.stdout.starts_with("-----BEGIN CERTIFICATE-----"));
 
+    // Published for every user; the key stays private.
+    let mode_of = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode_of(&ca_dir), 0o700);
+    assert_eq!(mode_of(&public), 0o755);
+    assert_eq!(mode_of(&public.join("ca.crt")), 0o644);
+    assert_eq!(mode_of(&public.join("bundle.pem")), 0o644);
+    assert_eq!(
+        std::fs::read_to_string(public.join("ca.crt")).unwrap(),
+        export.stdout
+    );
     let env = ca(&["env"]).await;
-    let lines: Vec<&str> = env.stdout.lines().collect();
+    let (cert, bundle) = (public.join("ca.crt"), public.join("bundle.pem"));
     assert_eq!(
-        lines[0],
-        format!("NODE_EXTRA_CA_CERTS={}", ca_dir.join("ca.crt").display())
+        env.stdout,
+        format!(
+            "NODE_EXTRA_CA_CERTS={}\nREQUESTS_CA_BUNDLE={b}\nSSL_CERT_FILE={b}\nCURL_CA_BUNDLE={b}\n",
+            cert.display(),
+            b = bundle.display()
+        )
     );
-    assert_eq!(
-        lines[1],
-        format!("REQUESTS_CA_BUNDLE={}", ca_dir.join("bundle.pem").display())
-    );
-    assert_eq!(
-        lines[2],
-        format!("SSL_CERT_FILE={}", ca_dir.join("bundle.pem").display())
-    );
-    let bundle = std::fs::read_to_string(ca_dir.join("bundle.pem")).unwrap();
+    let published = std::fs::read_to_string(&bundle).unwrap();
     assert!(
-        bundle.ends_with(&export.stdout),
-        "the bundle ends with airlock's CA"
+        published.ends_with(&export.stdout) && published.len() > export.stdout.len(),
+        "the bundle: the system roots, then airlock's CA"
     );
+
+    // A rotation: the new CA is the one exported; both are published until
+    // it is finished; one rotation at a time.
+    let rotate = ca(&["rotate"]).await;
+    assert!(rotate.status.success(), "{rotate:?}");
+    let new = ca(&["export"]).await.stdout;
+    assert_ne!(new, export.stdout);
+    let trusted = std::fs::read_to_string(&cert).unwrap();
+    assert!(trusted.contains(&new) && trusted.contains(&export.stdout));
+    let both = std::fs::read_to_string(&bundle).unwrap();
+    assert!(both.contains(&new) && both.contains(&export.stdout));
+    let twice = ca(&["rotate"]).await;
+    assert!(!twice.status.success());
+    assert!(twice.stderr.contains("--finish"), "{}", twice.stderr);
+    let finish = ca(&["rotate", "--finish"]).await;
+    assert!(finish.status.success(), "{finish:?}");
+    assert_eq!(std::fs::read_to_string(&cert).unwrap(), new);
+    assert!(
+        !std::fs::read_to_string(&bundle)
+            .unwrap()
+            .contains(&export.stdout)
+    );
+    let nothing = ca(&["rotate", "--finish"]).await;
+    assert!(!nothing.status.success());
+    assert!(nothing.stderr.contains("no rotation"), "{}", nothing.stderr);
 
     let forced = ca(&["init", "--force"]).await;
     assert_ne!(
-        fp(&init.stdout),
+        fp(&again.stdout),
         fp(&forced.stdout),
         "--force replaces the CA"
     );
@@ -803,6 +847,145 @@ async fn an_unreadable_policy_or_ca_directory_stops_the_start_with_why() {
     let direct = Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await);
     assert!(!direct.proxied(), "nothing attached: {direct:?}");
     mode(&ca, 0o700);
+}
+
+/// Python's requests (REQUESTS_CA_BUNDLE) to `https://{name}:{port}/subscriptions`,
+/// the name resolved to loopback (no DNS here); prints the status.
+const REQUESTS_GET: &str = r#"
+import socket, sys, requests
+name, port = sys.argv[1], int(sys.argv[2])
+real = socket.getaddrinfo
+socket.getaddrinfo = lambda host, *a, **k: real("127.0.0.1" if host == name else host, *a, **k)
+print(requests.get(f"https://{name}:{port}/subscriptions", timeout=20).status_code)
+"#;
+
+/// Node's https (NODE_EXTRA_CA_CERTS), the same request; prints the status.
+const NODE_GET: &str = r#"
+const [name, port] = process.argv.slice(1);
+require("https").get({ hostname: name, port, path: "/subscriptions",
+  lookup: (h, o, cb) => o.all ? cb(null, [{ address: "127.0.0.1", family: 4 }]) : cb(null, "127.0.0.1", 4) },
+  (res) => { console.log(res.statusCode); res.resume(); })
+  .on("error", (e) => { console.log("error " + e.code); });
+"#;
+
+/// A developer's agent runs as its own user with exactly the lines
+/// `airlock ca env` prints — curl, Python requests and Node all trust
+/// airlock through the published files, no `--cacert` — and keeps working
+/// across a CA rotation (the daemon switches at a reload, the published
+/// files trust both until it is finished); a client that trusts only the
+/// old CA is refused once the new one mints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_root_agent_trusts_what_ca_env_prints_across_a_rotation() {
+    if !privileged("a_non_root_agent_trusts_what_ca_env_prints_across_a_rotation") {
+        return;
+    }
+    let arm = ArmSetup::new("caenv").await;
+    arm.policy("[defaults]\naction = \"allow\"\n");
+    // The agent's user reaches the published directory, nothing else.
+    std::fs::set_permissions(
+        arm.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .unwrap();
+    let daemon = arm.start().await;
+    let pid = daemon.id().unwrap();
+    let airlock = |args: &[&str]| {
+        let out = std::process::Command::new(airlock_bin())
+            .args(args)
+            .arg("--config")
+            .arg(&arm.config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let env: Vec<(String, String)> = airlock(&["ca", "env"])
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let port = arm.up.port().to_string();
+    let clients = || {
+        let mut curl =
+            airlock_tests::agent::as_user(&arm.cg, airlock_tests::agent::AGENT_UID, "curl");
+        curl.args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg("--resolve")
+        .arg(format!("{ARM}:{port}:127.0.0.1"))
+        .arg(format!("https://{ARM}:{port}/subscriptions"));
+        let mut python =
+            airlock_tests::agent::as_user(&arm.cg, airlock_tests::agent::AGENT_UID, "python3");
+        python.args(["-c", REQUESTS_GET, ARM, &port]);
+        let mut node =
+            airlock_tests::agent::as_user(&arm.cg, airlock_tests::agent::AGENT_UID, "node");
+        node.args(["-e", NODE_GET, ARM, &port]);
+        [("curl", curl), ("python requests", python), ("node", node)].map(|(name, mut cmd)| {
+            cmd.env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .envs(env.iter().cloned());
+            (name, cmd)
+        })
+    };
+    let all_served = |when: &'static str| async move {
+        for (name, cmd) in clients() {
+            let out = finish(cmd).await;
+            assert_eq!(out.stdout.trim(), "200", "{name} {when}: {out:?}");
+        }
+    };
+    all_served("before the rotation").await;
+    let old_ca = arm.dir.path().join("old-ca.pem");
+    std::fs::copy(arm.dir.path().join("public/ca.crt"), &old_ca).unwrap();
+    airlock_tests::agent::readable(&old_ca);
+
+    let reloads = |n: usize| {
+        wait_for(&arm.audit, move |r| {
+            r.iter().filter(|r| r["event"] == "ca_reload").count() >= n
+        })
+    };
+    airlock(&["ca", "rotate"]);
+    assert!(signal(pid, "HUP"));
+    reloads(1).await;
+    all_served("during the rotation").await;
+    let mut pinned =
+        airlock_tests::agent::as_user(&arm.cg, airlock_tests::agent::AGENT_UID, "curl");
+    pinned
+        .args(["-sS", "--max-time", "20", "-o", "/dev/null", "--cacert"])
+        .arg(&old_ca)
+        .arg("--resolve")
+        .arg(format!("{ARM}:{port}:127.0.0.1"))
+        .arg(format!("https://{ARM}:{port}/subscriptions"));
+    let refused = finish(pinned).await;
+    assert!(!refused.status.success(), "the new CA mints: {refused:?}");
+    let status: Value = serde_json::from_str(
+        &std::process::Command::new(airlock_bin())
+            .args(["status", "--json", "--socket"])
+            .arg(arm.dir.path().join("admin.sock"))
+            .output()
+            .map(|o| String::from_utf8(o.stdout).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status["ca"]["rotating"], true, "{status:#}");
+
+    airlock(&["ca", "rotate", "--finish"]);
+    assert!(signal(pid, "HUP"));
+    reloads(2).await;
+    all_served("after the rotation").await;
+    let recs = records(&arm.audit);
+    let refusals = recs
+        .iter()
+        .filter(|r| r["kind"] == "tls_client_refused")
+        .count();
+    assert_eq!(refusals, 1, "only the client pinned to the old CA");
 }
 
 #[tokio::test]

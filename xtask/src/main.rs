@@ -22,6 +22,13 @@ const PACKAGES: &[(&str, Probe)] = &[
     ("libbpf-dev", Probe::File("/usr/include/bpf/bpf_helpers.h")),
     ("curl", Probe::Command("curl")),
     ("python3", Probe::Command("python3")),
+    // Real clients with nothing but `airlock ca env`'s lines: requests
+    // (REQUESTS_CA_BUNDLE) in the system Python, and Node.
+    (
+        "python3-requests",
+        Probe::File("/usr/lib/python3/dist-packages/requests/__init__.py"),
+    ),
+    ("nodejs", Probe::Command("node")),
     // RSA keys for the test OIDC issuer (ring cannot generate them).
     ("openssl", Probe::Command("openssl")),
     // `systemd-analyze verify` of packaging/airlock.service.

@@ -54,7 +54,7 @@ pub(super) fn status(telemetry: &Telemetry, approvals: &Approvals) -> serde_json
             "intercept": read_lock(&s.intercept)
                 .patterns().iter().map(ToString::to_string).collect::<Vec<_>>(),
         });
-        v["ca"] = serde_json::json!(s.ca);
+        v["ca"] = serde_json::json!(s.ca());
         v["policy"] = serde_json::json!({
             "source": match s.policy.source() {
                 crate::policy::PolicySource::Embedded => "embedded".to_owned(),
@@ -179,7 +179,7 @@ fn sources_metrics(s: &Sources, out: &mut Exposition) {
         "Rules in the policy in force.",
         policy.rules().len() as u64,
     );
-    if let Some(t) = s.ca.not_after
+    if let Some(t) = s.ca().not_after
         && let Ok(d) = t.duration_since(SystemTime::UNIX_EPOCH)
     {
         out.gauge(

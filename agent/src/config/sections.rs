@@ -63,6 +63,8 @@ pub(super) const DEFAULT_UPSTREAM_IDLE_MS: u64 = 30_000;
 pub(super) const DEFAULT_TUNNEL_IDLE_MS: u64 = 3_600_000;
 /// Where the CA lives.
 pub(super) const DEFAULT_CA_DIR: &str = "/var/lib/airlock/ca";
+/// Where the CA certificate and the bundle are published for every user.
+pub(super) const DEFAULT_PUBLIC_DIR: &str = "/var/lib/airlock/public";
 /// Where audit records go.
 pub(super) const DEFAULT_AUDIT_PATH: &str = "/var/log/airlock/audit.jsonl";
 /// Longest process name the kernel keeps (`TASK_COMM_LEN` less the NUL).
@@ -501,9 +503,13 @@ impl AuditConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
-    /// Directory of the CA (`ca.crt`, `ca.key` 0600, `bundle.pem`); created
-    /// on first start.
+    /// Directory of the CA (`ca.crt`, `ca.key` 0600, during a rotation
+    /// `previous.crt`), 0700; created on first start.
     pub ca_dir: PathBuf,
+    /// Where what clients need is published, readable by every user:
+    /// `ca.crt` (the CA, and during a rotation the previous one too) and
+    /// `bundle.pem` (the system roots and those), rebuilt at every start.
+    pub public_dir: PathBuf,
     /// Extra PEM files trusted for upstream connections, besides the
     /// system roots (verification is never turned off).
     pub upstream_roots: Vec<PathBuf>,
@@ -513,6 +519,7 @@ impl Default for TlsConfig {
     fn default() -> Self {
         Self {
             ca_dir: PathBuf::from(DEFAULT_CA_DIR),
+            public_dir: PathBuf::from(DEFAULT_PUBLIC_DIR),
             upstream_roots: Vec::new(),
         }
     }
@@ -522,6 +529,16 @@ impl TlsConfig {
     pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
         if !self.ca_dir.is_absolute() {
             return Err(("tls.ca_dir", "must be an absolute path".to_owned()));
+        }
+        if !self.public_dir.is_absolute() {
+            return Err(("tls.public_dir", "must be an absolute path".to_owned()));
+        }
+        if self.public_dir == self.ca_dir {
+            return Err((
+                "tls.public_dir",
+                "must not be tls.ca_dir: the CA key stays in a directory only root can read"
+                    .to_owned(),
+            ));
         }
         Ok(())
     }

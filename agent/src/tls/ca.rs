@@ -1,6 +1,8 @@
 //! The local CA: created once in `tls.ca_dir` (key 0600), reused after.
 //! It is name-constrained to the intercepted domains, so its key cannot
-//! vouch for the rest of the internet even if stolen.
+//! vouch for the rest of the internet even if stolen. Rotated in two steps:
+//! a new CA mints at once while the previous certificate stays trusted
+//! (published beside it) until the rotation is finished.
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
@@ -46,10 +48,9 @@ impl CaFiles {
     pub fn constraints(&self) -> PathBuf {
         self.dir.join("ca.constraints")
     }
-    /// System roots plus the CA, for runtimes whose variable replaces the
-    /// store (`REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`).
-    pub fn bundle(&self) -> PathBuf {
-        self.dir.join("bundle.pem")
+    /// During a rotation: the previous CA's certificate, still trusted.
+    pub fn previous(&self) -> PathBuf {
+        self.dir.join("previous.crt")
     }
 }
 
@@ -60,6 +61,8 @@ pub struct CertificateAuthority {
     cert_pem: String,
     issuer: Issuer<'static, KeyPair>,
     constrained_to: Vec<String>,
+    /// During a rotation, the previous CA's certificate (PEM).
+    previous_pem: Option<String>,
 }
 
 impl std::fmt::Debug for CertificateAuthority {
@@ -89,10 +92,18 @@ impl CertificateAuthority {
             let path = path.to_owned();
             move |source| TlsError::Io { path, op, source }
         };
+        // Only the CA's own directory is private: its parent usually also
+        // holds `tls.public_dir`, which every user must reach.
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+        }
         DirBuilder::new()
-            .recursive(true)
             .mode(0o700)
             .create(dir)
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Ok(()),
+                _ => Err(e),
+            })
             .map_err(io("create", dir))?;
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| bad(dir, e))?;
         let mut params = ca_params();
@@ -110,9 +121,44 @@ impl CertificateAuthority {
             .map(|p| format!("{p}\n"))
             .collect();
         std::fs::write(files.constraints(), patterns).map_err(io("write", &files.constraints()))?;
-        super::trust::write_bundle(&files, &cert.pem())?;
         tracing::info!(dir = %dir.display(), "created a new CA");
         Self::load(dir)
+    }
+
+    /// Starts a rotation: a new CA (constrained to `intercept`) replaces the
+    /// current one for minting, and the current certificate is kept as
+    /// `previous.crt`, still published, so clients that trust either keep
+    /// working until [`finish_rotation`](Self::finish_rotation). The old
+    /// key is deleted: nothing is signed with it again.
+    pub fn rotate(dir: &Path, intercept: &InterceptList) -> Result<Self, TlsError> {
+        let files = CaFiles::new(dir);
+        let current = Self::load(dir)?;
+        if current.previous_pem.is_some() {
+            return Err(bad(
+                dir,
+                "a rotation is already under way: finish it first (`airlock ca rotate --finish`)",
+            ));
+        }
+        let io = |op, path: PathBuf| move |source| TlsError::Io { path, op, source };
+        std::fs::write(files.previous(), current.cert_pem.as_bytes())
+            .map_err(io("write", files.previous()))?;
+        Self::create(dir, intercept)
+    }
+
+    /// Ends a rotation: the previous certificate is no longer trusted.
+    pub fn finish_rotation(dir: &Path) -> Result<Self, TlsError> {
+        let files = CaFiles::new(dir);
+        match std::fs::remove_file(files.previous()) {
+            Ok(()) => Self::load(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(bad(dir, "no rotation is under way"))
+            }
+            Err(source) => Err(TlsError::Io {
+                path: files.previous(),
+                op: "remove",
+                source,
+            }),
+        }
     }
 
     /// Loads the CA in `dir` and checks that its key and certificate belong
@@ -138,12 +184,21 @@ impl CertificateAuthority {
             .lines()
             .map(str::to_owned)
             .collect();
+        let previous_pem = if files.previous().exists() {
+            let pem = read(files.previous())?;
+            CertificateDer::from_pem_slice(pem.as_bytes())
+                .map_err(|e| bad(dir, format!("previous.crt: {e}")))?;
+            Some(pem)
+        } else {
+            None
+        };
         let ca = Self {
             files,
             cert_der,
             cert_pem,
             issuer: Issuer::new(ca_params(), key),
             constrained_to,
+            previous_pem,
         };
         ca.self_check()?;
         Ok(ca)
@@ -155,6 +210,24 @@ impl CertificateAuthority {
 
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
+    }
+
+    /// What clients must trust, PEM: this CA, and during a rotation the
+    /// previous one after it.
+    pub fn trusted_pem(&self) -> String {
+        let mut pem = self.cert_pem.clone();
+        if let Some(previous) = &self.previous_pem {
+            if !pem.ends_with('\n') {
+                pem.push('\n');
+            }
+            pem.push_str(previous);
+        }
+        pem
+    }
+
+    /// Whether a rotation is under way.
+    pub fn rotating(&self) -> bool {
+        self.previous_pem.is_some()
     }
 
     pub fn cert_der(&self) -> &CertificateDer<'static> {

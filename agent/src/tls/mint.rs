@@ -4,7 +4,7 @@
 //! written anywhere: minting is then one signature, not a key generation.
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use lru::LruCache;
@@ -19,7 +19,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::sync::OnceCell;
 
 use super::{ALPN_H2, ALPN_HTTP11, CertificateAuthority, TlsError};
-use crate::core::lock;
+use crate::core::{lock, read_lock, write_lock};
 
 /// Minted leaves kept.
 pub(crate) const DEFAULT_LEAF_CACHE: usize = 4096;
@@ -32,7 +32,8 @@ type Slot = Arc<OnceCell<(Arc<CertifiedKey>, SystemTime)>>;
 
 /// The cache of minted leaves.
 pub(crate) struct LeafCache {
-    ca: Arc<CertificateAuthority>,
+    /// Replaced when the CA is rotated (at a reload).
+    ca: RwLock<Arc<CertificateAuthority>>,
     leaf_key: KeyPair,
     signing: Arc<dyn rustls::sign::SigningKey>,
     slots: Mutex<LruCache<String, Slot>>,
@@ -59,7 +60,7 @@ impl LeafCache {
             .map_err(|e| mint_err(e.to_string()))?;
         let capacity = NonZeroUsize::new(capacity.max(1)).expect("max(1)");
         Ok(Self {
-            ca,
+            ca: RwLock::new(ca),
             leaf_key,
             signing,
             slots: Mutex::new(LruCache::new(capacity)),
@@ -86,6 +87,18 @@ impl LeafCache {
         }
     }
 
+    /// The CA that mints now.
+    pub(crate) fn ca(&self) -> Arc<CertificateAuthority> {
+        read_lock(&self.ca).clone()
+    }
+
+    /// Mints with `ca` from now on; leaves of the previous CA are dropped
+    /// (clients that already hold one keep their connection).
+    pub(crate) fn replace_ca(&self, ca: CertificateAuthority) {
+        *write_lock(&self.ca) = Arc::new(ca);
+        lock(&self.slots).clear();
+    }
+
     /// An already-minted leaf, without waiting (for the SNI resolver).
     fn cached(&self, name: &str) -> Option<Arc<CertifiedKey>> {
         let mut slots = lock(&self.slots);
@@ -101,8 +114,9 @@ impl LeafCache {
     }
 
     fn mint(&self, name: &str) -> Result<(Arc<CertifiedKey>, SystemTime), TlsError> {
-        let leaf = sign_leaf(&self.ca, name, &self.leaf_key)?;
-        let chain = vec![leaf, self.ca.cert_der().clone()];
+        let ca = self.ca();
+        let leaf = sign_leaf(&ca, name, &self.leaf_key)?;
+        let chain = vec![leaf, ca.cert_der().clone()];
         tracing::debug!(name, "minted leaf certificate");
         Ok((
             Arc::new(CertifiedKey::new(chain, self.signing.clone())),

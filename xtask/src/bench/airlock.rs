@@ -188,10 +188,11 @@ fn config(
         c,
         "[proxy]\nlisten = \"127.0.0.1:0\"\nlisten6 = \"[::1]:0\"\n\
          intercept = [\"127.0.0.1\", \"*.{}\"]\n\
-         [tls]\nca_dir = {ca_dir:?}\nupstream_roots = [{:?}]\n\
+         [tls]\nca_dir = {ca_dir:?}\npublic_dir = {:?}\nupstream_roots = [{:?}]\n\
          [audit]\npath = {audit:?}\ndurability = \"{}\"\n\
          [masking]\nkey_file = {:?}\n[admin]\nsocket = {:?}\n",
         super::handshakes::DOMAIN,
+        work.join("airlock-public"),
         work.join("ca.crt"),
         s.durability,
         work.join("masking.key"),
