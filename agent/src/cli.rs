@@ -311,6 +311,16 @@ pub enum CaCommand {
         #[arg(long)]
         finish: bool,
     },
+    /// Probe each runtime on this host (curl, Python, Node, Java, .NET,
+    /// Go) as a user, with exactly the lines of `ca env`: which trust
+    /// airlock, and what to set for the others. Exits 1 if any does not.
+    /// Needs the CA key (root).
+    Check {
+        /// The user to probe as (name or uid; default: the one `sudo` was
+        /// run by, else the caller).
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -56,7 +56,8 @@ pub use mask::Masker;
 pub use policy::PolicySource;
 pub use policy::explain::{Question, explain};
 pub use tls::{
-    CaFiles, CertificateAuthority, PublicFiles, UpstreamTls, install_system, publish, runtime_env,
+    CaFiles, CertificateAuthority, Probe, ProbeOutcome, ProbeUser, PublicFiles, UpstreamTls,
+    check_runtimes, install_system, publish, runtime_env,
 };
 
 /// A fresh, empty scratch directory for one unit test (`tag` keeps tests

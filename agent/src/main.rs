@@ -488,6 +488,7 @@ fn ca(config: &Config, command: CaCommand) -> anyhow::Result<()> {
         }
         // Only paths: the developer who runs it cannot read the CA itself.
         CaCommand::Env => print!("{}", airlock::runtime_env(&PublicFiles::new(public))),
+        CaCommand::Check { user } => ca_check(config, user)?,
         CaCommand::Rotate { finish } => {
             let ca = if finish {
                 CertificateAuthority::finish_rotation(dir)?
@@ -513,6 +514,60 @@ fn ca(config: &Config, command: CaCommand) -> anyhow::Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// `airlock ca check`: the table, and exit 1 if a runtime refuses.
+fn ca_check(config: &Config, user: Option<String>) -> anyhow::Result<()> {
+    let ca = CertificateAuthority::load(&config.tls.ca_dir)
+        .context("the probe server needs the CA key: run as root")?;
+    let user = match user.or_else(|| std::env::var("SUDO_USER").ok()) {
+        Some(u) => u,
+        None => String::from_utf8(std::process::Command::new("id").arg("-un").output()?.stdout)?
+            .trim()
+            .to_owned(),
+    };
+    let user = airlock::ProbeUser::resolve(&user)?;
+    let public = PublicFiles::new(&config.tls.public_dir);
+    let (name, probes) = runtime()?.block_on(airlock::check_runtimes(
+        ca,
+        &config.intercept(),
+        &public,
+        &user,
+    ))?;
+    println!(
+        "as {} (uid {}), with only the lines of `airlock ca env`, against a loopback server presenting a certificate airlock's CA signed for {name}:\n",
+        user.name, user.uid
+    );
+    let mut refusing = 0;
+    for p in &probes {
+        let version: String = p
+            .version
+            .as_deref()
+            .unwrap_or("-")
+            .chars()
+            .take(28)
+            .collect();
+        let said = match &p.outcome {
+            airlock::ProbeOutcome::Trusts => "trusts airlock".to_owned(),
+            airlock::ProbeOutcome::NotInstalled => "not installed".to_owned(),
+            airlock::ProbeOutcome::NotProbed(what) => format!("not probed; {what}"),
+            airlock::ProbeOutcome::Refuses { why, fix } => {
+                refusing += 1;
+                format!(
+                    "DOES NOT TRUST airlock ({why})\n{:<20} {:<28} set: {fix}",
+                    "", ""
+                )
+            }
+        };
+        println!("{:<20} {version:<28} {said}", p.runtime);
+    }
+    if refusing > 0 {
+        anyhow::bail!(
+            "{refusing} runtime(s) do not trust airlock's CA as {}",
+            user.name
+        );
     }
     Ok(())
 }

@@ -2,12 +2,14 @@
 //! for clients, and verified client configs for upstreams.
 
 mod ca;
+mod check;
 mod mint;
 mod trust;
 mod upstream;
 mod validity;
 
 pub use ca::{CaFiles, CertificateAuthority};
+pub use check::{Outcome as ProbeOutcome, Probe, ProbeUser, check as check_runtimes};
 pub(crate) use mint::{ClientTls, DEFAULT_LEAF_CACHE, LeafCache};
 pub use trust::{PublicFiles, install_system, publish, runtime_env};
 pub use upstream::UpstreamTls;
@@ -59,6 +61,8 @@ pub enum TlsError {
     Mint { name: String, why: String },
     #[error("upstream roots {}: {why}", path.display())]
     Roots { path: PathBuf, why: String },
+    #[error("airlock ca check: {0}")]
+    Check(String),
     #[error(transparent)]
     Rustls(#[from] rustls::Error),
 }

@@ -988,6 +988,81 @@ async fn a_non_root_agent_trusts_what_ca_env_prints_across_a_rotation() {
     assert_eq!(refusals, 1, "only the client pinned to the old CA");
 }
 
+/// `airlock ca check --user nobody`: each runtime present fetches a page,
+/// as that user with only `ca env`'s lines, from a server whose certificate
+/// the CA signed; what refuses is named with what to set, and the exit
+/// status says whether all trust. With the published files out of the
+/// user's reach, the same runtimes refuse: it probes as the user.
+#[tokio::test]
+async fn ca_check_probes_each_runtime_as_the_user() {
+    if !privileged("ca_check_probes_each_runtime_as_the_user") {
+        return;
+    }
+    let dir = TempDir::new("cacheck");
+    let config = write_config(
+        &dir,
+        &format!(
+            "[tls]\nca_dir = {:?}\npublic_dir = {:?}\n",
+            dir.path().join("ca"),
+            dir.path().join("public")
+        ),
+    );
+    let ca = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(airlock_bin());
+        cmd.arg("ca").args(args).arg("--config").arg(&config);
+        finish(cmd)
+    };
+    assert!(ca(&["init"]).await.status.success());
+    let mode = |m: u32| {
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(m))
+            .unwrap();
+    };
+    let line = |out: &str, runtime: &str| {
+        out.lines()
+            .find(|l| l.starts_with(runtime))
+            .unwrap_or_else(|| panic!("no {runtime} line: {out}"))
+            .to_owned()
+    };
+
+    mode(0o755);
+    let out = ca(&["check", "--user", "nobody"]).await;
+    assert!(out.stdout.contains("as nobody (uid 65534)"), "{out:?}");
+    for runtime in ["curl", "python3 (ssl)", "python3 requests", "node"] {
+        assert!(
+            line(&out.stdout, runtime).ends_with("trusts airlock"),
+            "{runtime}: {}",
+            out.stdout
+        );
+    }
+    let java = line(&out.stdout, "java");
+    if !java.ends_with("not installed") {
+        // Java keeps its own store: the CA is not in it here.
+        assert!(java.contains("DOES NOT TRUST"), "{java}");
+        assert!(out.stdout.contains("JAVA_TOOL_OPTIONS"), "{}", out.stdout);
+    }
+    assert_eq!(
+        out.status.success(),
+        !out.stdout.contains("DOES NOT TRUST"),
+        "{out:?}"
+    );
+
+    mode(0o700);
+    let out = ca(&["check", "--user", "nobody"]).await;
+    assert!(!out.status.success());
+    for runtime in ["curl", "python3 (ssl)", "node"] {
+        assert!(
+            line(&out.stdout, runtime).contains("DOES NOT TRUST"),
+            "{runtime}: {}",
+            out.stdout
+        );
+    }
+    assert!(
+        out.stderr.contains("do not trust airlock's CA as nobody"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[tokio::test]
 async fn policy_explain_names_the_deciding_rule() {
     let out = std::process::Command::new(airlock_bin())

@@ -191,12 +191,24 @@ fn pem_certificates(pem: &str) -> Vec<String> {
 /// OpenSSL-based tools and curl (also the Copilot CLI's native
 /// networking) replace theirs, hence the bundle.
 pub fn runtime_env(files: &PublicFiles) -> String {
+    env_pairs(files)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect()
+}
+
+/// The variables of [`runtime_env`], as pairs.
+pub(super) fn env_pairs(files: &PublicFiles) -> Vec<(String, String)> {
     let (cert, bundle) = (files.cert(), files.bundle());
-    format!(
-        "NODE_EXTRA_CA_CERTS={}\nREQUESTS_CA_BUNDLE={b}\nSSL_CERT_FILE={b}\nCURL_CA_BUNDLE={b}\n",
-        cert.display(),
-        b = bundle.display(),
-    )
+    [
+        ("NODE_EXTRA_CA_CERTS", &cert),
+        ("REQUESTS_CA_BUNDLE", &bundle),
+        ("SSL_CERT_FILE", &bundle),
+        ("CURL_CA_BUNDLE", &bundle),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.display().to_string()))
+    .collect()
 }
 
 fn which(tool: &str) -> bool {
