@@ -268,6 +268,20 @@ impl App {
             audit = %self.audit.path().display(), "airlock ready");
 
         crate::notify::notify("READY=1");
+        let (telemetry, audit, captured) =
+            (self.telemetry.clone(), self.audit.clone(), cgroup.clone());
+        tasks.spawn(crate::notify::heartbeat(move || {
+            format!(
+                "capturing {captured}: {} requests, {} connections open, audit {}",
+                telemetry.traffic.requests(),
+                telemetry.traffic.open_connections(),
+                if audit.stats().healthy {
+                    "writable"
+                } else {
+                    "NOT WRITABLE (requests refused)"
+                }
+            )
+        }));
 
         shutdown.await;
         crate::notify::notify("STOPPING=1");

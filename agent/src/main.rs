@@ -108,7 +108,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         } if !paths.is_empty() => verify(&paths, key.as_deref()),
         Command::Audit { config, command } => audit(&load(&config)?, command),
         Command::Config(ConfigCommand::Check { file }) => {
-            let config = Config::load(&file)?;
+            // As `run` does: the default path may be absent (a fresh install).
+            let config = load(&file)?;
             println!("# {}: OK; effective configuration:", file.display());
             print!("{}", config.to_toml());
             Ok(())
@@ -618,9 +619,11 @@ fn init_logging(args: &LogArgs, default_level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let writer = airlock::LogWriter::stderr();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(writer.ansi())
+        .with_writer(writer);
     match args.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

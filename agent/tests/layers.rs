@@ -14,7 +14,9 @@ const LAYERS: &[&[&str]] = &[
     // The vocabulary every stage shares (ARCHITECTURE.md, "Layers").
     &["core"],
     // Leaves: no stage of their own.
-    &["host", "redact", "users", "notify", "pipe", "confine"],
+    &[
+        "host", "redact", "users", "notify", "pipe", "confine", "journal",
+    ],
     &["config"],
     // Services the stages use.
     &["tls", "audit", "mask", "operation"],

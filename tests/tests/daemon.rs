@@ -194,6 +194,21 @@ async fn config_check_reports_file_line_and_reason() {
             out.stdout
         );
     }
+
+    // The unit's ExecStartPre on a fresh install (no file at the default
+    // path): the built-in defaults check out, as `run` uses them.
+    if !std::path::Path::new("/etc/airlock/airlock.toml").exists() {
+        let mut cmd = tokio::process::Command::new(airlock_bin());
+        cmd.args(["config", "check", "/etc/airlock/airlock.toml"]);
+        let out = finish(cmd).await;
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            out.stderr.contains("using the built-in defaults"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stdout.contains("[capture]"), "{}", out.stdout);
+    }
 }
 
 #[tokio::test]
@@ -1148,36 +1163,73 @@ async fn readiness_is_notified_once_capture_works() {
     );
     let socket_path = dir.path().join("notify.sock");
     let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    // Standard error is "the journal": a file whose device and inode
+    // JOURNAL_STREAM names, as systemd sets them.
+    let log = dir.path().join("stderr.log");
+    let stderr = std::fs::File::create(&log).unwrap();
+    let meta = stderr.metadata().unwrap();
+    let stream = format!(
+        "{}:{}",
+        std::os::unix::fs::MetadataExt::dev(&meta),
+        std::os::unix::fs::MetadataExt::ino(&meta)
+    );
     let mut daemon = tokio::process::Command::new(airlock_bin())
-        .args(["run", "--log-level", "error", "--config"])
+        .args(["run", "--log-level", "info", "--config"])
         .arg(&config)
         .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env("JOURNAL_STREAM", &stream)
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut buf = [0u8; 64];
-    let n = tokio::time::timeout(WAIT, socket.recv(&mut buf))
-        .await
-        .expect("READY=1 within the wait")
-        .unwrap();
-    assert_eq!(&buf[..n], b"READY=1");
+    let next = || async {
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(WAIT, socket.recv(&mut buf))
+            .await
+            .expect("a notification within the wait")
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(next().await, "READY=1");
     // Ready means ready: the very next connect is captured.
     let got =
         Fetched::parse(&finish(curl_in(&cg, "curl", &format!("http://{}/", up.addr()))).await);
     assert!(got.proxied(), "not captured right after READY=1");
     assert!(records(&audit).iter().any(|r| r["event"] == "start"));
 
+    // Watchdog pings at half WATCHDOG_USEC, with what `systemctl status`
+    // shows.
+    for _ in 0..3 {
+        let state = next().await;
+        assert!(
+            state.starts_with("WATCHDOG=1\nSTATUS=capturing ")
+                && state.ends_with("connections open, audit writable"),
+            "{state}"
+        );
+    }
+
     assert!(signal(daemon.id().unwrap(), "TERM"));
-    let n = tokio::time::timeout(WAIT, socket.recv(&mut buf))
-        .await
-        .expect("STOPPING=1")
-        .unwrap();
-    assert_eq!(&buf[..n], b"STOPPING=1");
+    loop {
+        let state = next().await;
+        if state == "STOPPING=1" {
+            break;
+        }
+        assert!(state.starts_with("WATCHDOG=1"), "{state}");
+    }
     let status = tokio::time::timeout(WAIT, daemon.wait())
         .await
         .unwrap()
         .unwrap();
     assert!(status.success());
+    // Every line carries its priority for the journal, no colour codes.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("<6>")), "{text}");
+    assert!(
+        text.lines()
+            .all(|l| l.starts_with('<') && !l.contains('\x1b')),
+        "{text}"
+    );
 }
 
 /// `fail_mode = "closed"` (the default): a crashed airlock leaves its

@@ -397,7 +397,9 @@ impl Exchange {
             .traffic
             .exchange(&record, self.started.elapsed());
         let r = &record.request;
-        tracing::info!(id = %self.id, pid = record.ends.process.pid, comm = %record.ends.process.comm, method = %r.method,
+        // The trail records every exchange: at the default level the log
+        // (the journal, with its rate limit) does not repeat it.
+        tracing::debug!(id = %self.id, pid = record.ends.process.pid, comm = %record.ends.process.comm, method = %r.method,
             host = %r.host, path = %r.path, status = self.status.load(Ordering::Relaxed), "http");
         if let Err(e) = self.ctx.audit.write_as(&self.id, &record) {
             tracing::error!(id = %self.id, error = %e, "audit record lost");

@@ -230,7 +230,7 @@ impl Proxy {
             ),
             Sniffed::NotTls => {
                 traffic.connection(ConnPath::Tcp);
-                tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, dst = %orig_dst, "relaying TCP");
+                tracing::debug!(pid = conn.process.pid, comm = %conn.process.comm, dst = %orig_dst, "relaying TCP");
                 self.relay(
                     &conn,
                     client,
@@ -331,7 +331,7 @@ impl Proxy {
             Err(why) => return self.refuse_passthrough(conn, hello.sni, why, decision),
         };
         self.telemetry.traffic.connection(ConnPath::Passthrough);
-        tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?hello.sni, dst = %conn.orig_dst, %to, "TLS passthrough");
+        tracing::debug!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?hello.sni, dst = %conn.orig_dst, %to, "TLS passthrough");
         self.relay(
             conn,
             client,

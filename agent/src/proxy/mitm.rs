@@ -135,7 +135,7 @@ pub(super) async fn intercept(
                 "no request within {} ms of the TLS handshake (proxy.first_request_timeout_ms)",
                 proxy.first_request_timeout.as_millis()
             );
-            tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, dst = %conn.orig_dst, "{why}");
+            tracing::debug!(pid = conn.process.pid, comm = %conn.process.comm, dst = %conn.orig_dst, "{why}");
             proxy.write(&conn.record(RecordKind::Connection, ctx.sni.clone(), (0, 0), Some(why)));
             return;
         }
@@ -235,7 +235,7 @@ fn refuses_certificate(e: &std::io::Error) -> bool {
 /// why, no CA hint.
 fn unfinished(proxy: &Proxy, conn: &Conn, sni: Option<String>, why: &str) {
     let error = format!("TLS handshake with the client not completed: {why}");
-    tracing::info!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?sni, %error, "connection ended");
+    tracing::debug!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?sni, %error, "connection ended");
     proxy.write(&conn.record(RecordKind::Connection, sni, (0, 0), Some(error)));
 }
 
