@@ -6,7 +6,8 @@ mod sys;
 
 pub use shared::{AddrKey, Config, Event, EventKind, Orig, flags};
 pub use sys::{
-    async_ring_buf, install_seccomp_filter, keep_only_capabilities, peer_pidfd, raise_nofile_limit,
+    async_ring_buf, group_by_name, group_ids_of, install_seccomp_filter, keep_only_capabilities,
+    peer_pidfd, raise_nofile_limit, user_by_uid,
 };
 
 /// The compiled capture object (`bpf/capture.bpf.c`), aligned for the ELF

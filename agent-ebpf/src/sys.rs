@@ -24,6 +24,11 @@
 //!    (`CapHeader`/`CapData` mirror linux/capability.h's version 3 structs;
 //!    the filter is a borrowed slice the kernel copies before returning).
 //!    None of them touches Rust-owned memory afterwards.
+//! 6. `getpwuid_r`, `getgrnam_r`, `getgrouplist` (NSS: local files, LDAP,
+//!    SSSD alike): each is given a live buffer and its exact length, grown
+//!    and retried on `ERANGE`/-1; the strings read back point into that
+//!    buffer, which outlives the reads; the name passed in is a
+//!    NUL-terminated `CString`.
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -210,5 +215,97 @@ pub fn install_seccomp_filter(filter: &[libc::sock_filter]) -> std::io::Result<(
         tid => Err(std::io::Error::other(format!(
             "thread {tid} could not take the filter"
         ))),
+    }
+}
+
+/// Calls `lookup` with a growing buffer until it fits (`ERANGE`).
+fn with_buffer<T>(
+    mut lookup: impl FnMut(&mut [libc::c_char]) -> Result<T, libc::c_int>,
+) -> std::io::Result<T> {
+    let mut buf = vec![0 as libc::c_char; 1024];
+    loop {
+        match lookup(&mut buf) {
+            Ok(found) => return Ok(found),
+            Err(libc::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            Err(errno) => return Err(std::io::Error::from_raw_os_error(errno)),
+        }
+    }
+}
+
+/// The name and primary group of `uid`, through NSS; none if unknown.
+pub fn user_by_uid(uid: u32) -> std::io::Result<Option<(String, u32)>> {
+    with_buffer(|buf| {
+        // SAFETY: (6) above: all-zero is a valid `passwd` (null pointers).
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: (6) above.
+        let rc = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &raw mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &raw mut found,
+            )
+        };
+        if rc != 0 {
+            return Err(rc);
+        }
+        if found.is_null() || pwd.pw_name.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: (6) above: NUL-terminated, inside `buf`.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        Ok(Some((name.to_string_lossy().into_owned(), pwd.pw_gid)))
+    })
+}
+
+/// The gid of group `name`, through NSS; none if unknown.
+pub fn group_by_name(name: &str) -> std::io::Result<Option<u32>> {
+    let Ok(cname) = std::ffi::CString::new(name) else {
+        return Ok(None);
+    };
+    with_buffer(|buf| {
+        // SAFETY: (6) above: all-zero is a valid `group` (null pointers).
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: (6) above.
+        let rc = unsafe {
+            libc::getgrnam_r(
+                cname.as_ptr(),
+                &raw mut grp,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &raw mut found,
+            )
+        };
+        if rc != 0 {
+            return Err(rc);
+        }
+        Ok((!found.is_null()).then_some(grp.gr_gid))
+    })
+}
+
+/// Every group `user` (primary group `primary`) belongs to, through NSS:
+/// what `id USER` lists, directory groups included.
+pub fn group_ids_of(user: &str, primary: u32) -> std::io::Result<Vec<u32>> {
+    let Ok(cname) = std::ffi::CString::new(user) else {
+        return Ok(vec![primary]);
+    };
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut n = libc::c_int::try_from(groups.len()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: (6) above: `groups` holds `n` entries.
+        let rc =
+            unsafe { libc::getgrouplist(cname.as_ptr(), primary, groups.as_mut_ptr(), &raw mut n) };
+        let n = usize::try_from(n).unwrap_or(0);
+        if rc >= 0 {
+            groups.truncate(n);
+            return Ok(groups);
+        }
+        if n <= groups.len() || n > 1 << 16 {
+            return Err(std::io::Error::other("getgrouplist failed"));
+        }
+        groups.resize(n, 0);
     }
 }

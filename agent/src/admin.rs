@@ -21,8 +21,6 @@ pub use view::render as render_status;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("reading the user database: {0}")]
-    Users(#[source] std::io::Error),
     #[error("{}: cannot {op}: {source}", path.display())]
     Socket {
         path: PathBuf,

@@ -201,10 +201,7 @@ pub fn mountinfo_cgroup2(text: &str) -> Option<PathBuf> {
 /// is in `group`.
 pub fn users(passwd: &str, group_file: &str, uid: u32, group: &str) -> (Option<String>, bool) {
     let db = crate::users::UserDb::parse(passwd, group_file);
-    (
-        db.user_name(uid).map(str::to_owned),
-        db.in_group(uid, group),
-    )
+    (db.user_name(uid), db.in_group(uid, group))
 }
 
 /// One policy file's text: how many rules it compiles to, or the error

@@ -73,7 +73,7 @@ impl AdminServer {
         let gid = match &config.group {
             None => None,
             Some(g) => {
-                let db = UserDb::system().map_err(AdminError::Users)?;
+                let db = UserDb::system();
                 Some(
                     db.group_id(g)
                         .ok_or_else(|| AdminError::NoGroup(g.clone()))?,

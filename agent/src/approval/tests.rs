@@ -307,7 +307,7 @@ async fn outsiders_are_refused_and_audited() {
 #[test]
 fn groups_and_names_from_file_text() {
     let db = UserDb::parse(PASSWD, GROUP);
-    assert_eq!(db.user_name(1000), Some("alice"));
+    assert_eq!(db.user_name(1000).as_deref(), Some("alice"));
     assert_eq!(db.user_name(99), None);
     assert!(db.in_group(1002, "sre"));
     assert!(db.in_group(1003, "sre"));

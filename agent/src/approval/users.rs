@@ -8,7 +8,7 @@ impl Approver {
     pub(crate) fn new(uid: u32, db: &UserDb) -> Self {
         Self {
             uid,
-            user: db.user_name(uid).map(str::to_owned),
+            user: db.user_name(uid),
         }
     }
 
@@ -47,6 +47,6 @@ impl Approvers {
         let Some(name) = db.user_name(uid) else {
             return false;
         };
-        self.users.iter().any(|u| u == name) || self.groups.iter().any(|g| db.in_group(uid, g))
+        self.users.contains(&name) || self.groups.iter().any(|g| db.in_group(uid, g))
     }
 }

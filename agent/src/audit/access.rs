@@ -38,21 +38,11 @@ impl Access {
     }
 }
 
-/// A group's id from /etc/group (a number is taken as is).
+/// A group's id through NSS (a number is taken as is).
 fn group_id(name: &str) -> std::io::Result<u32> {
-    if let Ok(gid) = name.parse() {
-        return Ok(gid);
-    }
-    std::fs::read_to_string("/etc/group")?
-        .lines()
-        .find_map(|l| {
-            let mut f = l.split(':');
-            (f.next() == Some(name)).then(|| f.nth(1)?.parse().ok())?
-        })
+    crate::users::UserDb::system()
+        .group_id(name)
         .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("no group {name:?} in /etc/group"),
-            )
+            std::io::Error::new(std::io::ErrorKind::NotFound, format!("no group {name:?}"))
         })
 }
