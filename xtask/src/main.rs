@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 
 mod bench;
 mod fuzz;
+mod package;
 mod soak;
 
 /// Debian packages the build and the tests need, keyed by what shows the
@@ -39,6 +40,12 @@ const PACKAGES: &[(&str, Probe)] = &[
 ];
 
 /// What the benchmark adds: an upstream and a load generator.
+/// `cargo xtask package`: splitting debug info, building the .deb.
+const PACKAGE_TOOLS: &[(&str, Probe)] = &[
+    ("binutils", Probe::Command("objcopy")),
+    ("dpkg", Probe::Command("dpkg-deb")),
+];
+
 const BENCH_PACKAGES: &[(&str, Probe)] = &[
     ("clang", Probe::Command("clang")),
     ("libbpf-dev", Probe::File("/usr/include/bpf/bpf_helpers.h")),
@@ -77,6 +84,14 @@ fn main() -> anyhow::Result<()> {
         "demo" => demo(&rest),
         "fuzz" => fuzz::fuzz(&root, &rest),
         "soak" => soak::soak(&rest),
+        "package" => match rest.as_slice() {
+            [] => {
+                ensure_packages(PACKAGE_TOOLS)?;
+                package::package(&build_release()?).map(drop)
+            }
+            [flag] if flag == "--check" => package_check(),
+            _ => bail!("usage: cargo xtask package [--check]"),
+        },
         "bench" => {
             let plan = match rest.as_slice() {
                 [] => bench::Plan::FULL,
@@ -106,7 +121,7 @@ fn main() -> anyhow::Result<()> {
             bench::bench(&build_release()?, plan)
         }
         _ => {
-            eprintln!("usage: cargo xtask <test|ci|demo|bench|fuzz|soak> [args]");
+            eprintln!("usage: cargo xtask <test|ci|demo|bench|fuzz|soak|package> [args]");
             bail!("unknown task {task:?}")
         }
     }
@@ -142,7 +157,18 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     if passed == 0 {
         bail!("no test ran");
     }
+    package_check()?;
     smoke_bench()
+}
+
+/// Builds the package and installs, runs and purges it (root).
+fn package_check() -> anyhow::Result<()> {
+    if !is_root() {
+        println!("package check: skipped (not root)");
+        return Ok(());
+    }
+    ensure_packages(PACKAGE_TOOLS)?;
+    package::check(&package::package(&build_release()?)?)
 }
 
 /// The benchmark's smoke run: does the harness still work end to end
