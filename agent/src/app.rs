@@ -246,6 +246,7 @@ impl App {
             intercept_without_sni: self.config.proxy.intercept_without_sni,
             non_tls: self.config.proxy.non_tls,
             imds: self.config.capture.imds.clone(),
+            proxy_ports: self.config.capture.proxy_ports.clone(),
             intercept: self.intercept.clone(),
             on_audit_failure: self.config.audit.on_failure,
             client_tls: self.client_tls,

@@ -115,6 +115,11 @@ impl Reloader {
             restart.push("capture.imds");
             new.capture.imds = current.capture.imds.clone();
         }
+        // Likewise the proxy ports it answers CONNECT on.
+        if new.capture.proxy_ports != current.capture.proxy_ports {
+            restart.push("capture.proxy_ports");
+            new.capture.proxy_ports = current.capture.proxy_ports.clone();
+        }
         let selection_changed = {
             let (a, b) = (&current.capture, &new.capture);
             (&a.comm, &a.uid, &a.ports, a.follow_children, a.follow_depth)

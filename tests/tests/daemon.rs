@@ -1078,6 +1078,220 @@ async fn ca_check_probes_each_runtime_as_the_user() {
     );
 }
 
+/// A loopback stand-in for a corporate proxy: it answers every plain
+/// request with 200 `corporate proxy` (a CONNECT would get the same, which
+/// no client could use); returns its port.
+async fn corporate_proxy() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 15\r\nconnection: close\r\n\r\ncorporate proxy")
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+/// Python requests through HTTPS_PROXY to `https://{name}:{port}/subscriptions`.
+const REQUESTS_VIA_PROXY: &str = r#"
+import sys, requests
+print(requests.get(f"https://{sys.argv[1]}:{sys.argv[2]}/subscriptions", timeout=20).status_code)
+"#;
+
+/// Node: CONNECT through the proxy in HTTPS_PROXY, then TLS to the name.
+const NODE_VIA_PROXY: &str = r#"
+const [name, port] = process.argv.slice(1);
+const proxy = new URL(process.env.HTTPS_PROXY);
+require("http").request({ host: proxy.hostname, port: proxy.port, method: "CONNECT", path: `${name}:${port}` })
+  .on("connect", (res, socket) => {
+    require("https").get({ host: name, port, path: "/subscriptions", createConnection: () =>
+      require("tls").connect({ socket, servername: name }) },
+      (r) => { console.log(r.statusCode); r.resume(); socket.end(); })
+      .on("error", (e) => console.log("error " + e.message));
+  }).on("error", (e) => console.log("error " + e.message)).end();
+"#;
+
+/// CONNECT to one name, then TLS naming another: domain fronting through
+/// the proxy. Prints how it ended.
+const FRONTED_CONNECT: &str = r#"
+import socket, ssl, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(f"CONNECT harmless.example:{sys.argv[2]} HTTP/1.1\r\nHost: harmless.example\r\n\r\n".encode())
+print(s.recv(100).split(b"\r\n")[0].decode())
+try:
+    ssl.create_default_context().wrap_socket(s, server_hostname="management.azure.com")
+    print("handshake completed")
+except (ssl.SSLError, OSError) as e:
+    print("refused")
+"#;
+
+/// Clients configured with `HTTPS_PROXY` (curl, Python requests, Node) dial
+/// the proxy's port, which airlock captures (`capture.proxy_ports`): it
+/// answers the CONNECT itself and judges the tunnel as a direct connection
+/// to the authority (policy applies, the record names the proxy). A TLS
+/// name other than the authority is refused; a plain `GET http://…` goes
+/// to the proxy it was sent to, recorded without its query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_behind_a_corporate_proxy_are_judged_as_if_direct() {
+    if !privileged("clients_behind_a_corporate_proxy_are_judged_as_if_direct") {
+        return;
+    }
+    let arm = ArmSetup::new("proxyports").await;
+    arm.policy(
+        "[defaults]\naction = \"allow\"\n[[rule]]\nname = \"no-deletes\"\naction = \"deny\"\nreason = \"no deletes\"\nrequest.method = [\"DELETE\"]\n",
+    );
+    let proxy = corporate_proxy().await;
+    let mut text = std::fs::read_to_string(&arm.config).unwrap();
+    text = text.replacen(
+        "[capture]\n",
+        &format!("[capture]\nproxy_ports = [{proxy}]\n"),
+        1,
+    );
+    std::fs::write(&arm.config, text).unwrap();
+    // airlock resolves the CONNECT authority itself: in a mount namespace
+    // of its own, /etc/hosts names the loopback upstream.
+    let hosts = arm.dir.path().join("hosts");
+    std::fs::write(
+        &hosts,
+        "127.0.0.1 localhost management.azure.com harmless.example\n",
+    )
+    .unwrap();
+    let mut cmd = tokio::process::Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg("mount --bind \"$2\" /etc/hosts && exec \"$0\" run --log-level error --config \"$1\"")
+        .arg(airlock_bin())
+        .arg(&arm.config)
+        .arg(&hosts)
+        .stderr(std::fs::File::create(arm.dir.path().join("stderr")).unwrap())
+        .kill_on_drop(true);
+    let mut daemon = cmd.spawn().unwrap();
+    let started = wait_for(&arm.audit, |r| r.iter().any(|r| r["event"] == "start")).await;
+    assert!(
+        started.iter().any(|r| r["event"] == "start"),
+        "{}",
+        std::fs::read_to_string(arm.dir.path().join("stderr")).unwrap()
+    );
+
+    std::fs::set_permissions(
+        arm.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .unwrap();
+    let proxy_url = format!("http://127.0.0.1:{proxy}");
+    let port = arm.up.port().to_string();
+    let url = format!("https://{ARM}:{port}/subscriptions");
+    let agent = |program: &str| {
+        let mut cmd =
+            airlock_tests::agent::as_user(&arm.cg, airlock_tests::agent::AGENT_UID, program);
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HTTPS_PROXY", &proxy_url)
+            .env("https_proxy", &proxy_url)
+            .env("http_proxy", &proxy_url)
+            .env("NODE_EXTRA_CA_CERTS", arm.dir.path().join("public/ca.crt"))
+            .env(
+                "REQUESTS_CA_BUNDLE",
+                arm.dir.path().join("public/bundle.pem"),
+            )
+            .env("CURL_CA_BUNDLE", arm.dir.path().join("public/bundle.pem"));
+        cmd
+    };
+    let curl = |method: &str| {
+        let mut cmd = agent("curl");
+        cmd.args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            method,
+        ])
+        .arg(&url);
+        cmd
+    };
+    let got = finish(curl("GET")).await;
+    assert_eq!(got.stdout, "200", "{got:?} {:#?}", records(&arm.audit));
+    let before = arm.up.requests();
+    assert_eq!(finish(curl("DELETE")).await.stdout, "403", "policy applies");
+    assert_eq!(arm.up.requests(), before, "a denied request never left");
+    let mut python = agent("python3");
+    python.args(["-c", REQUESTS_VIA_PROXY, ARM, &port]);
+    assert_eq!(finish(python).await.stdout.trim(), "200");
+    let mut node = agent("node");
+    node.args(["-e", NODE_VIA_PROXY, ARM, &port]);
+    assert_eq!(finish(node).await.stdout.trim(), "200");
+
+    let exchange = |r: &Value| r["kind"] == "http" && r["phase"] == "response";
+    let recs = wait_for(&arm.audit, |r| {
+        r.iter().filter(|r| exchange(r)).count() >= 4
+    })
+    .await;
+    let exchanges: Vec<&Value> = recs.iter().filter(|r| exchange(r)).collect();
+    assert_eq!(exchanges.len(), 4, "{exchanges:?}");
+    for r in &exchanges {
+        assert_eq!(r["proxy"]["port"], proxy, "{r}");
+        assert_eq!(r["dst"]["port"], arm.up.port(), "{r}");
+        assert_eq!(r["tls"]["sni"], ARM, "{r}");
+        assert_eq!(r["process"]["uid"], 65534, "{r}");
+    }
+
+    let mut fronted = agent("python3");
+    fronted.args(["-c", FRONTED_CONNECT, &proxy.to_string(), &port]);
+    let out = finish(fronted).await;
+    assert_eq!(
+        out.stdout.trim(),
+        "HTTP/1.1 200 Connection established\nrefused",
+        "{out:?}"
+    );
+    let refusal = wait_for(&arm.audit, |r| {
+        r.iter().any(|r| {
+            r["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("is not the CONNECT authority"))
+        })
+    })
+    .await;
+    assert!(refusal.iter().any(|r| r["proxy"]["port"] == proxy));
+
+    let mut plain = agent("curl");
+    plain.args([
+        "-sS",
+        "--max-time",
+        "20",
+        "http://example.test/page?sig=secret",
+    ]);
+    assert_eq!(finish(plain).await.stdout, "corporate proxy");
+    let relayed = wait_for(&arm.audit, |r| {
+        r.iter().any(|r| r["proxied_request"].is_string())
+    })
+    .await;
+    let rec = relayed
+        .iter()
+        .find(|r| r["proxied_request"].is_string())
+        .unwrap();
+    assert_eq!(
+        rec["proxied_request"], "GET http://example.test/page",
+        "{rec}"
+    );
+    assert!(!rec.to_string().contains("secret"));
+
+    assert!(signal(daemon.id().unwrap(), "TERM"));
+    tokio::time::timeout(WAIT, daemon.wait())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 #[tokio::test]
 async fn policy_explain_names_the_deciding_rule() {
     let out = std::process::Command::new(airlock_bin())

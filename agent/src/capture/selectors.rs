@@ -121,7 +121,7 @@ impl Selectors {
             key[..c.len()].copy_from_slice(c.as_bytes());
             key
         };
-        let new_ports: HashSet<u16> = config.ports.iter().copied().collect();
+        let new_ports: HashSet<u16> = config.captured_ports().collect();
         let new_dests: HashSet<AddrKey> = config.imds.iter().map(|a| addr_key(*a)).collect();
         let new_comms: HashSet<[u8; 16]> = config.comm.iter().map(comm_key).collect();
         let new_uids: HashSet<u32> = config.uid.iter().copied().collect();

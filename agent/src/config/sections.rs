@@ -107,6 +107,11 @@ pub struct CaptureConfig {
     pub max_tracked: u32,
     /// Destination ports captured (TCP redirected, UDP refused).
     pub ports: Vec<u16>,
+    /// Ports of explicit HTTP proxies clients are configured with
+    /// (`HTTPS_PROXY`), captured too: airlock answers their `CONNECT`
+    /// itself and treats the tunnel as a direct connection to the
+    /// authority it names.
+    pub proxy_ports: Vec<u16>,
     /// Instance metadata services (`address:port`), captured whatever
     /// `ports` says and served as plain HTTP: their token requests are
     /// judged and recorded (`imds.token`).
@@ -143,6 +148,7 @@ impl Default for CaptureConfig {
             follow_depth: 16,
             max_tracked: DEFAULT_MAX_TRACKED,
             ports: DEFAULT_CAPTURE_PORTS.to_vec(),
+            proxy_ports: Vec::new(),
             imds: vec![DEFAULT_IMDS],
             fail_mode: FailMode::Closed,
             pin_dir: PathBuf::from(DEFAULT_PIN_DIR),
@@ -151,6 +157,11 @@ impl Default for CaptureConfig {
 }
 
 impl CaptureConfig {
+    /// Every destination port the kernel redirects.
+    pub(crate) fn captured_ports(&self) -> impl Iterator<Item = u16> + '_ {
+        self.ports.iter().chain(&self.proxy_ports).copied()
+    }
+
     /// Settings here that weaken a security default, said out loud.
     pub(super) fn weakened(&self, out: &mut Vec<&'static str>) {
         if self.fail_mode == FailMode::Open {
@@ -182,6 +193,18 @@ impl CaptureConfig {
         }
         if self.ports.contains(&0) {
             return Err(("capture.ports", "port 0 cannot be captured".to_owned()));
+        }
+        if self.proxy_ports.contains(&0) || self.ports.len() + self.proxy_ports.len() > MAX_PORTS {
+            return Err((
+                "capture.proxy_ports",
+                format!("ports 1 to 65535, at most {MAX_PORTS} with capture.ports"),
+            ));
+        }
+        if let Some(p) = self.proxy_ports.iter().find(|p| self.ports.contains(p)) {
+            return Err((
+                "capture.proxy_ports",
+                format!("{p} is also in capture.ports: a port is a proxy's or not"),
+            ));
         }
         if !MAX_TRACKED_RANGE.contains(&self.max_tracked) {
             return Err((

@@ -35,8 +35,13 @@ pub(crate) struct ConnEnds {
     pub process: std::sync::Arc<ProcessInfo>,
     /// The client's address (its local port identifies the socket).
     pub src: Endpoint,
-    /// The original destination.
+    /// The original destination; for a tunnel through a proxy port, the
+    /// address airlock resolved the `CONNECT` authority to.
     pub dst: Endpoint,
+    /// The explicit proxy the client dialled (`capture.proxy_ports`),
+    /// whose `CONNECT` airlock answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<Endpoint>,
 }
 
 /// One captured TCP connection, written when it ends.
@@ -55,6 +60,10 @@ pub(crate) struct ConnectionRecord {
     /// What policy decided about a passed-through TLS connection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<crate::core::Decision>,
+    /// A plain request sent to a proxy port (`capture.proxy_ports`): its
+    /// method and absolute URL, without the query.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxied_request: Option<String>,
     /// Bytes client → upstream.
     pub bytes_out: u64,
     /// Bytes upstream → client.

@@ -24,6 +24,8 @@ pub(crate) struct ConnCtx {
     pub process: Arc<ProcessInfo>,
     pub src: Endpoint,
     pub dst: Endpoint,
+    /// The proxy port the client dialled, when it came through `CONNECT`.
+    pub proxy: Option<Endpoint>,
     pub sni: Option<String>,
     pub alpn: Option<String>,
     pub audit: AuditLog,
@@ -485,6 +487,7 @@ impl Exchange {
                 process: self.ctx.process.clone(),
                 src: self.ctx.src,
                 dst: self.ctx.dst,
+                proxy: self.ctx.proxy,
             },
             tls: TlsInfo {
                 sni: self.ctx.sni.clone(),

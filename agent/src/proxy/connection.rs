@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 
 use super::hello::{self, ClientHelloInfo, Sniffed};
 use super::prefixed::PrefixedIo;
-use super::{metadata, mitm, splice};
+use super::{connect, metadata, mitm, splice};
 use crate::audit::AuditLog;
 use crate::capture::{Captured, OrigDstTable};
 use crate::core::addrs::{ClientAddr, Endpoint, OrigDstAddr};
@@ -47,6 +47,8 @@ pub(crate) struct Proxy {
     pub non_tls: crate::config::NonTls,
     /// `capture.imds`: destinations served as plain HTTP.
     pub imds: Vec<SocketAddr>,
+    /// `capture.proxy_ports`: connections to them speak to a proxy.
+    pub proxy_ports: Vec<u16>,
     /// Replaced on a config reload.
     pub intercept: Arc<std::sync::RwLock<InterceptList>>,
     pub on_audit_failure: crate::config::OnAuditFailure,
@@ -70,8 +72,20 @@ pub(crate) struct Proxy {
 pub(super) struct Conn {
     pub process: Arc<ProcessInfo>,
     pub peer: ClientAddr,
+    /// Where the client is going: what it dialled, or, through a proxy
+    /// port, the `CONNECT` authority resolved.
     pub orig_dst: OrigDstAddr,
+    /// Through a proxy port: the proxy it dialled, and the authority (the
+    /// name) it asked for.
+    pub via: Option<Via>,
     pub started: Instant,
+}
+
+/// A tunnel a client asked a proxy port for.
+#[derive(Clone, Debug)]
+pub(super) struct Via {
+    pub proxy: SocketAddr,
+    pub authority: String,
 }
 
 impl Conn {
@@ -81,6 +95,7 @@ impl Conn {
             process: self.process.clone(),
             src: Endpoint::from(self.peer.0),
             dst: Endpoint::from(self.orig_dst.0),
+            proxy: self.via.as_ref().map(|v| Endpoint::from(v.proxy)),
         }
     }
 
@@ -98,6 +113,7 @@ impl Conn {
             sni,
             relayed_to: None,
             decision: None,
+            proxied_request: None,
             bytes_out: bytes.0,
             bytes_in: bytes.1,
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -118,6 +134,7 @@ struct Spliced<'a> {
     /// Where it was relayed, when that is not the original destination.
     relayed_to: Option<Endpoint>,
     decision: Option<Decision>,
+    proxied_request: Option<String>,
     /// `None` while running; `Some(error)` once ended.
     ended: Option<Option<String>>,
 }
@@ -132,6 +149,7 @@ impl<'a> Spliced<'a> {
             counts: splice::Counts::default(),
             relayed_to: None,
             decision: None,
+            proxied_request: None,
             ended: None,
         }
     }
@@ -155,13 +173,14 @@ impl Drop for Spliced<'_> {
         let mut rec = self.conn.record(self.kind, self.sni.take(), bytes, error);
         rec.relayed_to = self.relayed_to.take();
         rec.decision = self.decision.take();
+        rec.proxied_request = self.proxied_request.take();
         self.proxy.write(&rec);
     }
 }
 
 impl Proxy {
     /// Handles one accepted connection to the end.
-    pub(crate) async fn handle(&self, mut client: TcpStream, peer: ClientAddr) {
+    pub(crate) async fn handle(&self, client: TcpStream, peer: ClientAddr) {
         let traffic = &self.telemetry.traffic;
         let _open = traffic.open();
         if traffic.open_connections() > self.max_connections as u64 {
@@ -195,14 +214,30 @@ impl Proxy {
             process: Arc::new(process),
             peer,
             orig_dst,
+            via: None,
             started: Instant::now(),
         };
         let _ = client.set_nodelay(true);
         if self.is_imds(orig_dst) {
             return Box::pin(metadata::serve(self, &conn, client)).await;
         }
+        if self.proxy_ports.contains(&orig_dst.0.port()) {
+            return Box::pin(connect::serve(self, conn, client)).await;
+        }
+        self.serve_stream(conn, client, BytesMut::new()).await;
+    }
 
-        let mut first = BytesMut::new();
+    /// A connection to where `conn` says, its first bytes already read in
+    /// `first` (after a `CONNECT`, what the client sent beyond it): TLS is
+    /// intercepted or spliced, anything else relayed or refused.
+    pub(super) async fn serve_stream(
+        &self,
+        conn: Conn,
+        mut client: TcpStream,
+        mut first: BytesMut,
+    ) {
+        let traffic = &self.telemetry.traffic;
+        let orig_dst = conn.orig_dst;
         let sniffed = match tokio::time::timeout(
             self.handshake_timeout,
             hello::sniff(&mut client, &mut first),
@@ -242,6 +277,19 @@ impl Proxy {
                 .await;
             }
             Sniffed::Tls(hello) => {
+                // Through a proxy: the name is the authority asked for, or
+                // nothing is checked against what the tunnel reaches.
+                if let (Some(via), Some(name)) = (&conn.via, hello.server_name())
+                    && !name.eq_ignore_ascii_case(&via.authority)
+                {
+                    return self.reject(
+                        &conn,
+                        format!(
+                            "the TLS server name {name:?} is not the CONNECT authority {:?}",
+                            via.authority
+                        ),
+                    );
+                }
                 let intercepted = {
                     let intercept = read_lock(&self.intercept);
                     match hello.server_name() {
@@ -285,6 +333,7 @@ impl Proxy {
             process: conn.process.clone(),
             src: Endpoint::from(conn.peer.0),
             dst: Endpoint::from(conn.orig_dst.0),
+            proxy: conn.via.as_ref().map(|v| Endpoint::from(v.proxy)),
             sni,
             alpn,
             audit: self.audit.clone(),
@@ -386,7 +435,26 @@ impl Proxy {
         rec.ended(error);
     }
 
-    fn reject(&self, conn: &Conn, why: String) {
+    /// A plain request to a proxy port, relayed to that proxy and recorded
+    /// with its request line.
+    pub(super) async fn relay_plain_request<C>(&self, conn: &Conn, client: C, line: String)
+    where
+        C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let mut rec = Spliced::new(self, conn, RecordKind::Connection, None);
+        rec.proxied_request = Some(line);
+        let error = Box::pin(splice::splice(
+            client,
+            conn.orig_dst.0,
+            self.connect_timeout,
+            self.tunnel_idle,
+            &rec.counts,
+        ))
+        .await;
+        rec.ended(error);
+    }
+
+    pub(super) fn reject(&self, conn: &Conn, why: String) {
         self.telemetry.traffic.connection(ConnPath::Refused);
         tracing::warn!(pid = conn.process.pid, dst = %conn.orig_dst, error = %why, "connection dropped");
         self.write(&conn.record(RecordKind::Connection, None, (0, 0), Some(why)));
