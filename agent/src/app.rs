@@ -32,6 +32,8 @@ pub enum AppError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Egress(#[from] crate::egress::EgressError),
     #[error("policy: {0}")]
     Policy(#[from] PolicyError),
     #[error(transparent)]
@@ -72,6 +74,13 @@ pub struct App {
     config_file: Option<std::path::PathBuf>,
 }
 
+/// How airlock reaches upstreams: verified against the system roots and
+/// `tls.upstream_roots`, through `proxy.upstream_proxy` where it applies.
+pub fn upstream_tls(config: &Config) -> Result<UpstreamTls, AppError> {
+    Ok(UpstreamTls::new(&config.tls.upstream_roots)?
+        .with_route(crate::egress::Route::from_config(&config.proxy)?))
+}
+
 /// Checks privileges and the capture cgroup, binds the listeners (a busy
 /// port fails before anything is attached), opens the audit log, then
 /// attaches capture pointing at the addresses actually bound.
@@ -107,7 +116,7 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         crate::tls::DEFAULT_LEAF_CACHE,
     )?);
     let client_tls = ClientTls::new(leaves.clone())?;
-    let upstream_tls = Arc::new(UpstreamTls::new(&config.tls.upstream_roots)?);
+    let upstream_tls = Arc::new(upstream_tls(&config)?);
     let approvals =
         crate::approval::Approvals::new(&config.approval, audit.clone(), upstream_tls.clone())
             .map_err(|e| AppError::Approval(e.to_string()))?;

@@ -18,7 +18,7 @@ pub(crate) use masking::MaskingConfig;
 pub(crate) use model::ModelConfig;
 pub(crate) use policy::PolicyConfig;
 pub(crate) use sections::{
-    AuditConfig, Durability, FailMode, OnAuditFailure, ProxyConfig, TlsConfig,
+    AuditConfig, Durability, FailMode, OnAuditFailure, ProxyConfig, ProxyUrl, TlsConfig,
     WRITTEN_SYNC_INTERVAL_MS,
 };
 pub use sections::{CaptureConfig, NonTls};

@@ -15,6 +15,7 @@ mod config;
 mod confine;
 mod core;
 mod demo;
+mod egress;
 pub mod fuzzing;
 mod gate;
 mod host;
@@ -39,7 +40,7 @@ mod users;
 pub use admin::{
     AdminClient, AdminError, approvals_table, grants_table, held_details, render_status,
 };
-pub use app::{App, AppError, BoundAddrs, build};
+pub use app::{App, AppError, BoundAddrs, build, upstream_tls};
 pub use audit::checkpoint::public_key as checkpoint_public_key;
 pub use audit::files::trail;
 pub use audit::query;

@@ -17,7 +17,7 @@ use airlock::cli::{
 };
 use airlock::query::{self, Filter};
 use airlock::{AdminClient, approvals_table, grants_table, held_details};
-use airlock::{CaFiles, CertificateAuthority, PublicFiles, UpstreamTls};
+use airlock::{CaFiles, CertificateAuthority, PublicFiles};
 use airlock::{Question, explain};
 
 fn main() -> ExitCode {
@@ -216,7 +216,7 @@ fn policy_explain(config: &Config, a: ExplainArgs) -> anyhow::Result<()> {
         process,
     };
     let explanation = runtime()?.block_on(async {
-        let tls = std::sync::Arc::new(UpstreamTls::new(&config.tls.upstream_roots)?);
+        let tls = std::sync::Arc::new(airlock::upstream_tls(config)?);
         let identifier = Identifier::new(&config.identity, tls, Default::default());
         anyhow::Ok(explain(question, &policy, &identifier).await?)
     })?;

@@ -6,8 +6,8 @@
 //! published files are rebuilt). A file that
 //! fails to load is rejected (`FILE:LINE:COL: reason`, logged and audited)
 //! and nothing changes. Changed settings that need a restart (listeners,
-//! the CA, the audit trail, the capture cgroup and fail mode, upstream
-//! roots, approvals and the admin socket, masking, model hosts) are named
+//! the audit trail, the capture cgroup and fail mode, upstream roots and
+//! the upstream proxy, approvals and the admin socket, masking, model hosts) are named
 //! in the record and the log.
 
 use std::path::PathBuf;
@@ -185,6 +185,12 @@ impl Reloader {
                 a.proxy.intercept_without_sni == b.proxy.intercept_without_sni,
             ),
             ("proxy.non_tls", a.proxy.non_tls == b.proxy.non_tls),
+            (
+                "proxy.upstream_proxy",
+                a.proxy.upstream_proxy == b.proxy.upstream_proxy
+                    && a.proxy.upstream_proxy_password_file == b.proxy.upstream_proxy_password_file
+                    && a.proxy.no_proxy == b.proxy.no_proxy,
+            ),
             ("tls", a.tls == b.tls),
             ("audit", a.audit == b.audit),
             ("policy.poll_ms", a.policy.poll_ms == b.policy.poll_ms),
@@ -230,6 +236,10 @@ impl Reloader {
         kept.proxy.body_buffer_bytes = current.proxy.body_buffer_bytes;
         kept.proxy.intercept_without_sni = current.proxy.intercept_without_sni;
         kept.proxy.non_tls = current.proxy.non_tls;
+        kept.proxy.upstream_proxy = current.proxy.upstream_proxy.clone();
+        kept.proxy.upstream_proxy_password_file =
+            current.proxy.upstream_proxy_password_file.clone();
+        kept.proxy.no_proxy = current.proxy.no_proxy.clone();
         kept.tls = current.tls.clone();
         kept.audit = current.audit.clone();
         kept.policy.poll_ms = current.policy.poll_ms;

@@ -18,6 +18,8 @@ const LAYERS: &[&[&str]] = &[
         "host", "redact", "users", "notify", "pipe", "confine", "journal",
     ],
     &["config"],
+    // How airlock itself reaches upstreams.
+    &["egress"],
     // Services the stages use.
     &["tls", "audit", "mask", "operation"],
     // Stages that only read a request.

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod body;
 pub mod cgroup;
+pub mod connect_proxy;
 pub mod curl;
 pub mod daemon;
 pub mod fs;
@@ -20,6 +21,7 @@ pub mod tls_upstream;
 pub mod upstream;
 
 pub use cgroup::TestCgroup;
+pub use connect_proxy::ConnectProxy;
 pub use curl::{Fetched, curl_in};
 pub use fs::TempDir;
 pub use imds::FakeImds;

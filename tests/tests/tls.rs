@@ -872,3 +872,96 @@ async fn a_silent_upstream_is_given_up_on() {
     let next = curl(&env, AZURE, "/info", Some(&ca), &[]).await;
     assert!(next.status.success(), "{next:?}");
 }
+
+/// A host whose only way out is a corporate proxy: with
+/// `proxy.upstream_proxy` airlock dials its upstreams through it with
+/// `CONNECT name:port` and the password from its file, intercepted and
+/// passed-through connections alike; `proxy.no_proxy` hosts go direct; a
+/// proxy that refuses airlock is a 502 that names the refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstreams_are_reached_through_the_configured_proxy() {
+    if !privileged("upstreams_are_reached_through_the_configured_proxy") {
+        return;
+    }
+    const OTHER: &str = "other.example";
+    let tmp = TempDir::new("upproxy");
+    let pki = TestPki::new("upstream proxy test CA");
+    let up = TlsUpstream::start(
+        pki.server_config(&[AZURE, OTHER], &[b"http/1.1"]),
+        &["127.0.0.1:0".parse().unwrap()],
+    )
+    .await;
+    let corporate = airlock_tests::ConnectProxy::start(
+        &[(AZURE, up.addr()), (OTHER, up.addr())],
+        Some("airlock:s3cret"),
+    )
+    .await;
+    let roots = pki.write_ca(tmp.path());
+    let good = tmp.path().join("password");
+    std::fs::write(&good, "s3cret\n").unwrap();
+    let bad = tmp.path().join("wrong");
+    std::fs::write(&bad, "guess\n").unwrap();
+    let cg = TestCgroup::new("upproxy");
+    let start = |no_proxy: &[&str], password: &Path| {
+        let (roots, password) = (roots.clone(), password.to_owned());
+        let no_proxy: Vec<String> = no_proxy.iter().map(|s| (*s).to_owned()).collect();
+        let proxy = format!("http://airlock@127.0.0.1:{}", corporate.port());
+        Running::start_with(Running::capture(&cg, &[up.port()]), move |c| {
+            c.tls.upstream_roots = vec![roots];
+            c.proxy.upstream_proxy = Some(proxy);
+            c.proxy.upstream_proxy_password_file = Some(password);
+            c.proxy.no_proxy = no_proxy;
+        })
+    };
+    let fetch = |name: &str, ca: &Path| {
+        let mut cmd = cg.command("curl");
+        cmd.args(["-sS", "--max-time", "20", "--resolve"])
+            .arg(format!("{name}:{}:127.0.0.1", up.port()))
+            .arg("--cacert")
+            .arg(ca)
+            .arg(format!("https://{name}:{}/info", up.port()));
+        finish(cmd)
+    };
+    let via = |name: &str| format!("{name}:{}", up.port());
+
+    let airlock = start(&[], &good).await;
+    let out = fetch(AZURE, &airlock.ca_cert()).await;
+    assert_eq!(json(&out)["host"], format!("{AZURE}:{}", up.port()));
+    // Not intercepted: spliced, through the proxy too.
+    let spliced = fetch(OTHER, &roots).await;
+    assert!(spliced.status.success(), "{spliced:?}");
+    assert_eq!(corporate.seen(), [via(AZURE), via(OTHER)]);
+    airlock.stop().await;
+
+    let airlock = start(&[AZURE], &good).await;
+    let out = fetch(AZURE, &airlock.ca_cert()).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(corporate.seen().len(), 2, "no_proxy: direct");
+    airlock.stop().await;
+
+    let airlock = start(&[], &bad).await;
+    let before = up.requests();
+    let mut cmd = cg.command("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "20",
+        "-w",
+        "\n%{http_code}",
+        "--resolve",
+    ])
+    .arg(format!("{AZURE}:{}:127.0.0.1", up.port()))
+    .arg("--cacert")
+    .arg(airlock.ca_cert())
+    .arg(format!("https://{AZURE}:{}/info", up.port()));
+    let out = finish(cmd).await;
+    let (body, status) = out.stdout.rsplit_once('\n').unwrap();
+    assert_eq!(status, "502", "{out:?}");
+    assert!(body.contains("407 Proxy Authentication Required"), "{body}");
+    assert_eq!(
+        up.requests(),
+        before,
+        "refused by the proxy: nothing reached the upstream"
+    );
+    airlock.stop().await;
+}

@@ -296,6 +296,64 @@ pub struct ProxyConfig {
     /// and records it; `relay` relays it as TCP (a weakened setting: its
     /// content is neither judged nor recorded).
     pub non_tls: NonTls,
+    /// An HTTP proxy airlock itself goes through to reach upstreams
+    /// (`http://[user@]host:port`, `CONNECT`): intercepted and
+    /// passed-through connections, issuers' keys, the approval webhook.
+    /// None: directly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_proxy: Option<String>,
+    /// A file holding the password of `upstream_proxy`'s user (keep it
+    /// 0600); sent as `Proxy-Authorization: Basic`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_proxy_password_file: Option<PathBuf>,
+    /// Hosts reached directly even with `upstream_proxy` (patterns as in
+    /// `intercept`: `*.domain`, names, IP literals).
+    pub no_proxy: Vec<String>,
+}
+
+/// `proxy.upstream_proxy`, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ProxyUrl {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: u16,
+}
+
+impl ProxyUrl {
+    /// `http://[user@]host:port` (an IPv6 host in brackets).
+    pub(crate) fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or("must be http://[user@]host:port (airlock speaks CONNECT to it)")?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let (user, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) if !u.is_empty() && !u.contains(':') => (Some(u.to_owned()), h),
+            Some(_) => {
+                return Err(
+                    "a password does not go in the URL: use proxy.upstream_proxy_password_file"
+                        .into(),
+                );
+            }
+            None => (None, rest),
+        };
+        let (host, port) = hostport
+            .rsplit_once(':')
+            .ok_or("needs a port: http://host:port")?;
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or("the port is not 1 to 65535")?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.contains(['/', '?', '#', ' ']) {
+            return Err("not a host".into());
+        }
+        Ok(Self {
+            user,
+            host: host.to_owned(),
+            port,
+        })
+    }
 }
 
 /// What happens to plain TCP on a captured port.
@@ -326,6 +384,9 @@ impl Default for ProxyConfig {
             tunnel_idle_ms: DEFAULT_TUNNEL_IDLE_MS,
             intercept_without_sni: true,
             non_tls: NonTls::Deny,
+            upstream_proxy: None,
+            upstream_proxy_password_file: None,
+            no_proxy: Vec::new(),
         }
     }
 }
@@ -346,6 +407,27 @@ impl ProxyConfig {
     }
 
     pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Some(url) = &self.upstream_proxy {
+            ProxyUrl::parse(url).map_err(|e| ("proxy.upstream_proxy", e))?;
+        }
+        if self.upstream_proxy_password_file.is_some()
+            && self
+                .upstream_proxy
+                .as_deref()
+                .is_none_or(|u| ProxyUrl::parse(u).is_ok_and(|p| p.user.is_none()))
+        {
+            return Err((
+                "proxy.upstream_proxy_password_file",
+                "needs a user in proxy.upstream_proxy (http://user@host:port)".to_owned(),
+            ));
+        }
+        if let Some(bad) = self
+            .no_proxy
+            .iter()
+            .find_map(|p| crate::host::HostPattern::parse(p).err())
+        {
+            return Err(("proxy.no_proxy", bad));
+        }
         if !self.listen.is_ipv4() {
             return Err(("proxy.listen", "must be an IPv4 address".to_owned()));
         }

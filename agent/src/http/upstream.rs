@@ -25,6 +25,7 @@ use tokio_rustls::client::TlsStream;
 
 use super::pool::{Parked, PoolKey, UpstreamPool};
 use super::{Body, Proto};
+use crate::egress::Route;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum UpstreamError {
@@ -67,12 +68,31 @@ pub(crate) struct Dialer {
     /// instance metadata service (plain HTTP on a link-local address).
     pub config: Option<Arc<ClientConfig>>,
     pub connect_timeout: Duration,
+    /// How TLS upstreams are reached (`proxy.upstream_proxy`).
+    pub route: Arc<Route>,
 }
 
 impl Dialer {
     /// TCP, then TLS unless the upstream is a metadata service.
     pub(crate) async fn connect(&self) -> Result<Stream, UpstreamError> {
-        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.dst))
+        let connect = async {
+            match (&self.config, &self.name) {
+                // A metadata service is link-local: never through a proxy.
+                (None, _) => TcpStream::connect(self.dst).await,
+                (Some(_), ServerName::DnsName(name)) => {
+                    self.route
+                        .connect(name.as_ref(), self.dst.port(), Some(self.dst))
+                        .await
+                }
+                (Some(_), _) => {
+                    let ip = self.dst.ip().to_canonical().to_string();
+                    self.route
+                        .connect(&ip, self.dst.port(), Some(self.dst))
+                        .await
+                }
+            }
+        };
+        let tcp = tokio::time::timeout(self.connect_timeout, connect)
             .await
             .map_err(|_| UpstreamError::Timeout(self.dst))?
             .map_err(|source| UpstreamError::Connect {

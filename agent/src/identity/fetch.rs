@@ -9,7 +9,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::tls::{ALPN_HTTP11, UpstreamTls};
@@ -105,7 +104,10 @@ impl Fetcher {
             .tls
             .config(&[ALPN_HTTP11.to_vec()])
             .map_err(|e| failed(e.to_string()))?;
-        let tcp = TcpStream::connect((host.as_str(), port))
+        let tcp = self
+            .tls
+            .route()
+            .connect(&host, port, None)
             .await
             .map_err(|e| failed(format!("connect: {e}")))?;
         let tls = TlsConnector::from(config)

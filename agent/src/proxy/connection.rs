@@ -373,6 +373,8 @@ impl Proxy {
         }
         let to = match hello.server_name() {
             None => Ok(conn.orig_dst.0),
+            // The upstream proxy connects to the name's own server.
+            Some(name) if self.upstream_tls.route().proxies(name) => Ok(conn.orig_dst.0),
             Some(name) => splice::resolve(name, conn.orig_dst, self.connect_timeout).await,
         };
         let to = match to {
@@ -421,12 +423,17 @@ impl Proxy {
     ) where
         C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
-        let mut rec = Spliced::new(self, conn, kind, sni);
+        let mut rec = Spliced::new(self, conn, kind, sni.clone());
         rec.relayed_to = (to != conn.orig_dst.0).then(|| Endpoint::from(to));
         rec.decision = decision;
+        // TLS to a named server takes airlock's route upstream; plain TCP
+        // goes where it was going.
+        let route = self.upstream_tls.route();
+        let named = sni.as_deref().map(|name| (route.as_ref(), name));
         let error = Box::pin(splice::splice(
             client,
             to,
+            named,
             self.connect_timeout,
             self.tunnel_idle,
             &rec.counts,
@@ -446,6 +453,7 @@ impl Proxy {
         let error = Box::pin(splice::splice(
             client,
             conn.orig_dst.0,
+            None,
             self.connect_timeout,
             self.tunnel_idle,
             &rec.counts,

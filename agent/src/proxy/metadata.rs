@@ -19,6 +19,7 @@ pub(super) async fn serve(proxy: &Proxy, conn: &Conn, client: TcpStream) {
         name: ServerName::IpAddress(conn.orig_dst.0.ip().to_canonical().into()),
         config: None,
         connect_timeout: proxy.connect_timeout,
+        route: proxy.upstream_tls.route().clone(),
     };
     let ctx = proxy.conn_ctx(conn, None, None, true);
     let upstream = Ok(UpstreamConn::metadata(dialer));

@@ -59,6 +59,7 @@ pub(super) async fn intercept(
         name,
         config: Some(config),
         connect_timeout: proxy.connect_timeout,
+        route: proxy.upstream_tls.route().clone(),
     };
     let traffic = &proxy.telemetry.traffic;
     // Futures that run once (handshakes) or long (the HTTP service) are

@@ -9,13 +9,17 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::core::addrs::OrigDstAddr;
+use crate::egress::Route;
 
 /// Copies both ways until both sides close (or nothing crosses for
 /// `idle`), adding to `counts` (client → upstream, upstream → client) as
-/// bytes pass; returns the error that ended it, if any.
+/// bytes pass; returns the error that ended it, if any. `named`: the
+/// upstream is the server of that name at `dst`, reached by `route`
+/// (through `proxy.upstream_proxy` where it applies); else `dst` directly.
 pub(super) async fn splice<C>(
     client: C,
     dst: SocketAddr,
+    named: Option<(&Route, &str)>,
     connect_timeout: Duration,
     idle: Option<Duration>,
     counts: &Counts,
@@ -23,7 +27,13 @@ pub(super) async fn splice<C>(
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
-    let upstream = match tokio::time::timeout(connect_timeout, TcpStream::connect(dst)).await {
+    let connect = async {
+        match named {
+            Some((route, name)) => route.connect(name, dst.port(), Some(dst)).await,
+            None => TcpStream::connect(dst).await,
+        }
+    };
+    let upstream = match tokio::time::timeout(connect_timeout, connect).await {
         Err(_) => return Some(format!("connect to {dst} timed out")),
         Ok(Err(e)) => return Some(format!("connect to {dst}: {e}")),
         Ok(Ok(s)) => s,

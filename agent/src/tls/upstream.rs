@@ -1,6 +1,7 @@
 //! Client configs for upstream connections: always verified, against the
 //! system roots plus `tls.upstream_roots`. One config per ALPN offer, so
-//! session resumption is shared across connections.
+//! session resumption is shared across connections. With them, the route
+//! upstream connections take ([`crate::egress`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,11 +13,13 @@ use rustls_pki_types::pem::PemObject;
 
 use super::TlsError;
 use crate::core::lock;
+use crate::egress::Route;
 
 #[derive(Debug)]
 pub struct UpstreamTls {
     roots: Arc<RootCertStore>,
     configs: Mutex<HashMap<Vec<Vec<u8>>, Arc<ClientConfig>>>,
+    route: Arc<Route>,
 }
 
 impl UpstreamTls {
@@ -61,7 +64,19 @@ impl UpstreamTls {
         Ok(Self {
             roots: Arc::new(roots),
             configs: Mutex::new(HashMap::new()),
+            route: Arc::new(Route::default()),
         })
+    }
+
+    /// Upstream connections take `route` (`proxy.upstream_proxy`).
+    pub fn with_route(mut self, route: Route) -> Self {
+        self.route = Arc::new(route);
+        self
+    }
+
+    /// How upstream connections are made.
+    pub(crate) fn route(&self) -> &Arc<Route> {
+        &self.route
     }
 
     /// The config offering `alpn` (in the client's order) to the upstream.
