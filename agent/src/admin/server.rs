@@ -298,13 +298,10 @@ enum Reply {
 }
 
 /// Who is asking: the peer's uid, and why it is a captured process if it
-/// is one (read now, in a blocking task: /proc). A peer that changed while
+/// is one (/proc: call from a blocking task). A peer that changed while
 /// it was read (gone, its pid reused) is treated as captured.
-async fn caller(api: &Arc<Api>, peer: &Arc<Peer>) -> Caller {
-    let uid = peer.uid;
-    let (api, peer) = (api.clone(), peer.clone());
-    let captured = tokio::task::spawn_blocking(move || {
-        let membership = api.membership.as_ref()?;
+fn caller(api: &Api, peer: &Peer) -> Caller {
+    let captured = api.membership.as_ref().and_then(|membership| {
         let Some(pid) = peer.pid else {
             return Some("the kernel names no process for the caller".to_owned());
         };
@@ -314,10 +311,11 @@ async fn caller(api: &Arc<Api>, peer: &Arc<Peer>) -> Caller {
         } else {
             Some("the calling process exited while it was checked".to_owned())
         }
-    })
-    .await
-    .unwrap_or_else(|_| Some("the check of the caller failed".to_owned()));
-    Caller { uid, captured }
+    });
+    Caller {
+        uid: peer.uid,
+        captured,
+    }
 }
 
 async fn handle(api: &Arc<Api>, peer: &Arc<Peer>, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -331,15 +329,27 @@ async fn handle(api: &Arc<Api>, peer: &Arc<Peer>, req: Request<Incoming>) -> Res
             )));
         }
     };
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    // Only decisions need to know whether the caller is captured.
-    let caller = if method == Method::POST {
-        caller(api, peer).await
+    let uid = peer.uid;
+    let reply = if method == Method::POST {
+        // Decisions read /proc (is the caller captured?) and ask NSS who
+        // the caller is (a directory server may be slow): off the async
+        // workers.
+        let (api, peer, method, path) = (api.clone(), peer.clone(), method.clone(), path.clone());
+        tokio::task::spawn_blocking(move || {
+            let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+            route(&api, &caller(&api, &peer), &method, &segments, &body)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(ApprovalError::BadRequest(format!(
+                "the decision failed: {e}"
+            )))
+        })
     } else {
-        Caller::uid(peer.uid)
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        route(api, &Caller::uid(uid), &method, &segments, &body)
     };
-    let uid = caller.uid;
-    match route(api, &caller, &method, &segments, &body) {
+    match reply {
         Ok(Reply::Json(status, v)) => respond(status, "application/json", v.to_string()),
         Ok(Reply::Text(t)) => respond(StatusCode::OK, METRICS_TYPE, t),
         Err(e) => {
