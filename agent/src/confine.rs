@@ -5,11 +5,12 @@
 //! threads). `status` reads back what the kernel says each thread holds
 //! ([`Privileges::read`]), so it reports the fact, not the intent.
 //!
-//! Capabilities belong to threads, not processes: [`arm`] records the set
-//! before the runtime starts, every thread airlock starts calls
-//! [`enter_thread`] first (tokio's through `on_thread_start`, the audit
-//! writer's itself) and so starts with no more, and [`seal`] drops the main
-//! thread, which did the privileged work, last.
+//! Capabilities belong to threads, not processes: [`arm`], before the
+//! runtime starts, records the running set and drops the main thread to
+//! what starting needs; every thread airlock starts calls [`enter_thread`]
+//! first (tokio's through `on_thread_start`, the audit writer's itself) and
+//! so starts with no more than the running set; and [`seal`] drops the
+//! main thread, which did the privileged work, last.
 
 use std::sync::OnceLock;
 
