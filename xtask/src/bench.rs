@@ -107,7 +107,12 @@ pub(crate) const MITMPROXY: &str = "mitmproxy";
 /// records, to show each stage's cost.
 pub(crate) const AIRLOCK_CONFIGS: &[(&str, &str, &str, bool)] = &[
     ("fsync", "airlock, `fsync`", "fsync", true),
-    ("written", "airlock, `written`", "written", true),
+    (
+        "written",
+        "airlock, `written` (the default)",
+        "written",
+        true,
+    ),
     (
         "queued",
         "airlock, `queued` (audit not waited for)",

@@ -153,7 +153,7 @@ impl AuditLog {
                 file_for_syncer,
                 path.clone(),
                 published.clone(),
-                std::time::Duration::from_millis(WRITTEN_SYNC_INTERVAL_MS),
+                std::time::Duration::from_millis(config.fsync_interval_ms),
             )
             .map_err(err("start its fsync thread"))?,
             published: published.clone(),
@@ -353,7 +353,7 @@ struct Writer {
     lost: Arc<AtomicU64>,
     /// A crash fragment moved aside at start, to be recorded first.
     recovered: Option<Recovered>,
-    /// fsyncs what nobody waited on, every `WRITTEN_SYNC_INTERVAL_MS`.
+    /// fsyncs what nobody waited on, every `audit.fsync_interval_ms`.
     syncer: Syncer,
     published: Arc<Published>,
 }

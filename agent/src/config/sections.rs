@@ -490,10 +490,11 @@ pub(super) const DEFAULT_CHECKPOINT_EVERY: u64 = 1000;
 #[serde(rename_all = "snake_case")]
 pub enum Durability {
     /// Written and fsynced (group commit): survives a power loss.
-    #[default]
     Fsync,
-    /// Written to the kernel: survives airlock crashing or `kill -9`, not
-    /// a power loss; fsynced every [`WRITTEN_SYNC_INTERVAL_MS`].
+    /// Written to the kernel: survives airlock crashing, `kill -9` and the
+    /// OOM killer; a power loss or kernel crash can cut what was written
+    /// in the last `audit.fsync_interval_ms` (as auditd's default flush).
+    #[default]
     Written,
     /// Queued for the writer; the request is forwarded without waiting.
     /// A crash can lose the records of requests already forwarded (said in
@@ -508,8 +509,11 @@ pub enum Durability {
 /// Bytes of a body kept, masked, in its record.
 pub(super) const DEFAULT_BODY_EXCERPT_BYTES: usize = 4096;
 
-/// How often `durability = "written"` fsyncs, milliseconds.
+/// How often `durability = "written"` fsyncs, milliseconds (the default
+/// of `audit.fsync_interval_ms`).
 pub(crate) const WRITTEN_SYNC_INTERVAL_MS: u64 = 50;
+/// The longest `audit.fsync_interval_ms`: the window a power loss can cut.
+const MAX_FSYNC_INTERVAL_MS: u64 = 10_000;
 
 /// `[audit]`: where records are written.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -523,10 +527,14 @@ pub struct AuditConfig {
     /// `deny` (default) or `allow` intercepted requests while the log
     /// cannot be written.
     pub on_failure: OnAuditFailure,
-    /// `fsync` (default), `written` or `queued`: what must have happened
+    /// `written` (default), `fsync` or `queued`: what must have happened
     /// to a request's record before the request is forwarded; `off`: no
     /// records of traffic.
     pub durability: Durability,
+    /// With `written`: how often what was written is fsynced, at most
+    /// (milliseconds): the window of records a power loss or a kernel
+    /// crash can cut.
+    pub fsync_interval_ms: u64,
     /// A group (name or gid) that may read the trail: files 0640 and
     /// group-owned instead of 0600.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -552,7 +560,8 @@ impl Default for AuditConfig {
             path: PathBuf::from(DEFAULT_AUDIT_PATH),
             rotate_bytes: DEFAULT_AUDIT_ROTATE_BYTES,
             on_failure: OnAuditFailure::Deny,
-            durability: Durability::Fsync,
+            durability: Durability::Written,
+            fsync_interval_ms: WRITTEN_SYNC_INTERVAL_MS,
             group: None,
             checkpoint_key: None,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
@@ -590,6 +599,12 @@ impl AuditConfig {
         }
         if self.rotate_bytes < 4096 {
             return Err(("audit.rotate_bytes", "must be at least 4096".to_owned()));
+        }
+        if !(1..=MAX_FSYNC_INTERVAL_MS).contains(&self.fsync_interval_ms) {
+            return Err((
+                "audit.fsync_interval_ms",
+                format!("must be 1 to {MAX_FSYNC_INTERVAL_MS}"),
+            ));
         }
         if self.retain_bytes != 0 && self.retain_bytes < 2 * self.rotate_bytes {
             return Err((
