@@ -52,6 +52,7 @@ const ALLOW: Expect = Expect {
 pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
     let cgroup_name = format!("airlock-demo-{}", std::process::id());
     crate::capture::preflight(&Default::default())?;
+    let own_dir = audit.is_none();
     let audit =
         audit.unwrap_or_else(|| std::env::temp_dir().join(format!("{cgroup_name}/audit.jsonl")));
     let dir = audit
@@ -62,6 +63,16 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         what: format!("creating {}", dir.display()),
         source,
     })?;
+    // The demo's own directory is reachable by the unprivileged user `ca
+    // check` runs as (the CA itself stays in its 0700 directory, the trail
+    // in 0600 files); a directory given with --audit is left as it is.
+    if own_dir {
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(|source| DemoError::Io {
+                what: format!("opening {} to other users", dir.display()),
+                source,
+            })?;
+    }
     let cgroup = OwnedCgroup::create(&cgroup_name)?;
     let mut servers = JoinSet::new();
     let azure = azure::start(&mut servers, &dir)
@@ -100,7 +111,9 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         jwks_uri: Some(azure.jwks_uri()),
     }];
     // What `airlock ca env` points the agent at: the published certificate.
-    let airlock_ca = crate::tls::PublicFiles::new(&config.tls.public_dir).cert();
+    let public = crate::tls::PublicFiles::new(&config.tls.public_dir);
+    let airlock_ca = public.cert();
+    let (ca_dir, intercept) = (config.tls.ca_dir.clone(), config.intercept());
     let app = crate::app::build(config).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(app.run(async {
@@ -131,6 +144,7 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         crate::confine::DENIED.len(),
         demo_privileges.capabilities.len()
     );
+    ca_check(&ca_dir, &intercept, &public).await;
     println!("{HEADER}");
     let agent = Agent {
         cgroup: &cgroup,
@@ -732,6 +746,37 @@ impl Agent<'_> {
             })
         }
     }
+}
+
+/// `airlock ca check --user nobody` in one line: which runtimes on this
+/// host trust airlock as an unprivileged user with `ca env`'s lines.
+async fn ca_check(
+    ca_dir: &std::path::Path,
+    intercept: &crate::host::InterceptList,
+    public: &crate::tls::PublicFiles,
+) {
+    use crate::tls::ProbeOutcome;
+    let checked = async {
+        let ca = crate::tls::CertificateAuthority::load(ca_dir)?;
+        let user = crate::tls::ProbeUser::resolve("nobody")?;
+        crate::tls::check_runtimes(ca, intercept, public, &user).await
+    };
+    let said = match checked.await {
+        Ok((_, probes)) => probes
+            .iter()
+            .filter_map(|p| match &p.outcome {
+                ProbeOutcome::Trusts => Some(format!("{} trusts it", p.runtime)),
+                ProbeOutcome::Refuses { .. } => Some(format!(
+                    "{} does not (`airlock ca check` says what to set)",
+                    p.runtime
+                )),
+                ProbeOutcome::NotInstalled | ProbeOutcome::NotProbed(_) => None,
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(e) => format!("not run: {e}"),
+    };
+    println!("airlock ca check --user nobody (only `airlock ca env`'s lines): {said}\n");
 }
 
 /// A throwaway key shaped like an OpenSSH private key (never a real one).

@@ -293,6 +293,13 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
         return;
     }
     let dir = TempDir::new("demo");
+    // The published CA must be reachable by `nobody` for the demo's
+    // `ca check` line.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let audit = dir.path().join("demo-audit.jsonl");
     let mut cmd = tokio::process::Command::new(airlock_bin());
     cmd.args(["demo", "--audit"]).arg(&audit);
@@ -376,6 +383,12 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
     );
     assert!(
         out.stdout.contains("airlock audit verify: OK"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("airlock ca check --user nobody (only `airlock ca env`'s lines): curl (OpenSSL) trusts it"),
         "{}",
         out.stdout
     );
