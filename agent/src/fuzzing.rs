@@ -30,6 +30,25 @@ pub fn client_hello(data: &[u8]) -> Option<(Option<String>, Vec<Vec<u8>>)> {
     }
 }
 
+/// What a client sent to a proxy port (`capture.proxy_ports`), as airlock
+/// reads its request head: `Ok((Some(host), port))` for `CONNECT`,
+/// `Ok((None, 0))` for a plain absolute-form request; `Err`: why refused.
+pub fn proxy_request(head: &[u8]) -> Result<(Option<String>, u16), String> {
+    match crate::proxy::connect::parse(head)? {
+        crate::proxy::connect::Ask::Connect { host, port } => Ok((Some(host), port)),
+        crate::proxy::connect::Ask::Plain { line } => {
+            // Recorded: never the query, which may hold a credential.
+            assert!(!line.contains('?'), "{line}");
+            Ok((None, 0))
+        }
+    }
+}
+
+/// `proxy.upstream_proxy`, parsed: (user, host, port); `Err`: why refused.
+pub fn upstream_proxy_url(url: &str) -> Result<(Option<String>, String, u16), String> {
+    crate::config::ProxyUrl::parse(url).map(|p| (p.user, p.host, p.port))
+}
+
 /// `proxy.intercept` entries, then whether `host` matches them; `Err`:
 /// why the list is refused.
 pub fn intercept(entries: &[&str], host: &str) -> Result<bool, String> {

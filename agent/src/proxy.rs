@@ -2,7 +2,7 @@
 //! destination and caller, sniff TLS, then splice it, or decrypt it and
 //! relay HTTP; serve an instance metadata service's plain HTTP.
 
-mod connect;
+pub(crate) mod connect;
 mod connection;
 pub(crate) mod hello;
 mod listener;

@@ -24,6 +24,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("audit_chain", audit_chain_target),
     ("host_files", host_files_target),
     ("policy_config", policy_config_target),
+    ("proxy_requests", proxy_requests_target),
 ];
 
 /// Runs target `name` on `data`; `false` if there is no such target.
@@ -69,6 +70,21 @@ fn names_target(data: &[u8]) {
     if path_accepted(&f[3]) {
         let normal = normalize_path(&f[3]);
         assert_eq!(normalize_path(&normal), normal, "normalising is idempotent");
+    }
+}
+
+fn proxy_requests_target(data: &[u8]) {
+    if let Ok((Some(host), port)) = proxy_request(data) {
+        // An authority handed on is one a resolver can be asked about.
+        assert!(port != 0 && !host.is_empty());
+        assert!(!host.contains(['/', ' ', '\r', '\n', '@']), "{host:?}");
+    }
+    if let Ok((user, host, port)) = upstream_proxy_url(&String::from_utf8_lossy(data)) {
+        assert!(port != 0 && !host.is_empty());
+        assert!(
+            user.is_none_or(|u| !u.contains(':')),
+            "no password in the URL"
+        );
     }
 }
 

@@ -120,6 +120,18 @@ pub(crate) fn parse(head: &[u8]) -> Result<Ask, String> {
     if !matches!(version, "HTTP/1.1" | "HTTP/1.0") {
         return Err(format!("unsupported HTTP version {version:?}"));
     }
+    // A method is a token (RFC 9110 §5.6.2): it goes into the record.
+    if method.is_empty()
+        || method.len() > 32
+        || !method
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
+        return Err(format!(
+            "not an HTTP method: {:?}",
+            crate::core::truncate(method, 32)
+        ));
+    }
     if method == "CONNECT" {
         let (host, port) = split_authority(target).ok_or_else(|| {
             format!(
@@ -236,5 +248,8 @@ mod tests {
         assert!(parse(b"GET /relative HTTP/1.1\r\n\r\n").is_err());
         assert!(parse(b"CONNECT x:443 HTTP/2\r\n\r\n").is_err());
         assert!(parse(b"CONNECT  x:443 HTTP/1.1\r\n\r\n").is_err());
+        // Found by fuzzing: a method that is not a token carried a query
+        // into the record.
+        assert!(parse(b"?ET http://x/?sig=s HTTP/1.1\r\n\r\n").is_err());
     }
 }
