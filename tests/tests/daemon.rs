@@ -98,29 +98,60 @@ impl ArmSetup {
     }
 }
 
+/// A plain-HTTP upstream, and the test's own cgroup and directory: the
+/// usual setup of the tests of the daemon itself.
+struct PlainSetup {
+    cg: TestCgroup,
+    dir: TempDir,
+    up: Upstream,
+    audit: std::path::PathBuf,
+    /// Fixed for the test: a restarted daemon binds the same ports.
+    listen: (u16, u16),
+}
+
+impl PlainSetup {
+    async fn new(tag: &str) -> Self {
+        let dir = TempDir::new(tag);
+        let audit = dir.path().join("audit.jsonl");
+        Self {
+            cg: TestCgroup::new(tag),
+            dir,
+            up: Upstream::on("127.0.0.1").await,
+            audit,
+            listen: free_ports(),
+        }
+    }
+
+    /// The config text capturing the upstream's port, plain TCP relayed,
+    /// with `capture` lines added to `[capture]`.
+    fn text(&self, capture: &str) -> String {
+        DaemonConfig {
+            port: self.up.port(),
+            listen: self.listen,
+            capture,
+            proxy: PLAIN,
+            ..DaemonConfig::default()
+        }
+        .text(self.dir.path(), self.cg.path())
+    }
+
+    /// Writes [`PlainSetup::text`] as the daemon's config; its path.
+    fn config(&self, capture: &str) -> std::path::PathBuf {
+        write_config(&self.dir, &self.text(capture))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_never_captures_itself_and_detaches_on_sigterm() {
     if !privileged("daemon_never_captures_itself_and_detaches_on_sigterm") {
         return;
     }
-    let cg = TestCgroup::new("daemon");
-    let dir = TempDir::new("daemon");
-    let up = Upstream::on("127.0.0.1").await;
-    let audit = dir.path().join("audit.jsonl");
+    let setup = PlainSetup::new("daemon").await;
+    let (cg, dir, up, audit) = (&setup.cg, &setup.dir, &setup.up, &setup.audit);
     // airlock runs inside the captured cgroup and matches the comm
     // selector itself: its own upstream connections must still go direct,
     // or the relay would loop back into itself.
-    let config = write_config(
-        &dir,
-        &DaemonConfig {
-            port: up.port(),
-            listen: free_ports(),
-            capture: "comm = [\"curl\", \"airlock\"]\n",
-            proxy: PLAIN,
-            ..DaemonConfig::default()
-        }
-        .text(dir.path(), cg.path()),
-    );
+    let config = setup.config("comm = [\"curl\", \"airlock\"]\n");
     let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
     let mut cmd = cg.command(airlock_bin());
     cmd.args(["run", "--config"])
@@ -128,7 +159,7 @@ async fn daemon_never_captures_itself_and_detaches_on_sigterm() {
         .stderr(stderr)
         .kill_on_drop(true);
     let mut daemon = cmd.spawn().unwrap();
-    let started = wait_for(&audit, |r| r.iter().any(|r| r["event"] == "start")).await;
+    let started = wait_for(audit, |r| r.iter().any(|r| r["event"] == "start")).await;
     assert!(
         started.iter().any(|r| r["event"] == "start"),
         "daemon did not start: {}",
@@ -136,9 +167,9 @@ async fn daemon_never_captures_itself_and_detaches_on_sigterm() {
     );
 
     let url = format!("http://{}/", up.addr());
-    let got = Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await);
+    let got = Fetched::parse(&finish(curl_in(cg, "curl", &url)).await);
     assert!(got.proxied(), "curl not captured by the daemon: {got:?}");
-    let conns = wait_for(&audit, |r| r.iter().any(|r| r["kind"] == "connection")).await;
+    let conns = wait_for(audit, |r| r.iter().any(|r| r["kind"] == "connection")).await;
     let conn: Vec<&Value> = conns.iter().filter(|r| r["kind"] == "connection").collect();
     assert_eq!(conn.len(), 1, "{conns:#?}");
     assert_eq!(conn[0]["process"]["comm"], "curl");
@@ -153,10 +184,10 @@ async fn daemon_never_captures_itself_and_detaches_on_sigterm() {
         status.success(),
         "airlock exited with {status} after SIGTERM"
     );
-    let all = records(&audit);
+    let all = records(audit);
     assert_eq!(all.last().unwrap()["event"], "stop", "{all:#?}");
 
-    let after = Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await);
+    let after = Fetched::parse(&finish(curl_in(cg, "curl", &url)).await);
     assert!(
         !after.proxied(),
         "programs still attached after the daemon stopped"
@@ -753,26 +784,11 @@ async fn without_bpffs_airlock_mounts_it_or_names_the_fix() {
     if !privileged("without_bpffs_airlock_mounts_it_or_names_the_fix") {
         return;
     }
-    let cg = TestCgroup::new("nobpffs");
-    let dir = TempDir::new("nobpffs");
-    let up = Upstream::on("127.0.0.1").await;
-    let audit = dir.path().join("audit.jsonl");
-    let listen = free_ports();
-    let config = |capture: &str| {
-        write_config(
-            &dir,
-            &DaemonConfig {
-                port: up.port(),
-                listen,
-                capture,
-                proxy: PLAIN,
-                ..DaemonConfig::default()
-            }
-            .text(dir.path(), cg.path()),
-        )
-    };
+    let setup = PlainSetup::new("nobpffs").await;
+    let (cg, dir, up, audit) = (&setup.cg, &setup.dir, &setup.up, &setup.audit);
+    let config = |capture: &str| setup.config(capture);
     let url = format!("http://{}/", up.addr());
-    let fetch = || finish(curl_in(&cg, "curl", &url));
+    let fetch = || finish(curl_in(cg, "curl", &url));
 
     let elsewhere = format!("pin_dir = {:?}\n", dir.path().join("pins"));
     let out = tokio::time::timeout(WAIT, run_without_bpffs(&config(&elsewhere)).output())
@@ -789,7 +805,7 @@ async fn without_bpffs_airlock_mounts_it_or_names_the_fix() {
     assert!(!direct.proxied(), "nothing attached: {direct:?}");
 
     let mut daemon = run_without_bpffs(&config("")).spawn().unwrap();
-    let started = wait_for(&audit, |r| r.iter().any(|r| r["event"] == "start")).await;
+    let started = wait_for(audit, |r| r.iter().any(|r| r["event"] == "start")).await;
     assert!(
         started.iter().any(|r| r["event"] == "start"),
         "did not start"
@@ -818,9 +834,8 @@ async fn an_unreadable_policy_or_ca_directory_stops_the_start_with_why() {
     if !privileged("an_unreadable_policy_or_ca_directory_stops_the_start_with_why") {
         return;
     }
-    let cg = TestCgroup::new("unreadable");
-    let dir = TempDir::new("unreadable");
-    let up = Upstream::on("127.0.0.1").await;
+    let setup = PlainSetup::new("unreadable").await;
+    let (cg, dir, up) = (&setup.cg, &setup.dir, &setup.up);
     let policies = dir.path().join("policies");
     std::fs::create_dir_all(&policies).unwrap();
     std::fs::write(
@@ -828,15 +843,9 @@ async fn an_unreadable_policy_or_ca_directory_stops_the_start_with_why() {
         "[defaults]\naction = \"allow\"\n",
     )
     .unwrap();
-    let mut text = DaemonConfig {
-        port: up.port(),
-        listen: free_ports(),
-        proxy: PLAIN,
-        ..DaemonConfig::default()
-    }
-    .text(dir.path(), cg.path());
+    let mut text = setup.text("");
     text.push_str(&format!("[policy]\ndir = {policies:?}\n"));
-    let config = write_config(&dir, &text);
+    let config = write_config(dir, &text);
     let fails = || async {
         let out = tokio::time::timeout(
             WAIT,
@@ -872,7 +881,7 @@ async fn an_unreadable_policy_or_ca_directory_stops_the_start_with_why() {
         "{stderr}"
     );
     let url = format!("http://{}/", up.addr());
-    let direct = Fetched::parse(&finish(curl_in(&cg, "curl", &url)).await);
+    let direct = Fetched::parse(&finish(curl_in(cg, "curl", &url)).await);
     assert!(!direct.proxied(), "nothing attached: {direct:?}");
     mode(&ca, 0o700);
 }
@@ -1374,20 +1383,9 @@ async fn readiness_is_notified_once_capture_works() {
     if !privileged("readiness_is_notified_once_capture_works") {
         return;
     }
-    let cg = TestCgroup::new("notify");
-    let dir = TempDir::new("notify");
-    let up = Upstream::on("127.0.0.1").await;
-    let audit = dir.path().join("audit.jsonl");
-    let config = write_config(
-        &dir,
-        &DaemonConfig {
-            port: up.port(),
-            listen: free_ports(),
-            proxy: PLAIN,
-            ..DaemonConfig::default()
-        }
-        .text(dir.path(), cg.path()),
-    );
+    let setup = PlainSetup::new("notify").await;
+    let (cg, dir, up, audit) = (&setup.cg, &setup.dir, &setup.up, &setup.audit);
+    let config = setup.config("");
     let socket_path = dir.path().join("notify.sock");
     let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
     // Standard error is "the journal": a file whose device and inode
@@ -1420,10 +1418,9 @@ async fn readiness_is_notified_once_capture_works() {
     };
     assert_eq!(next().await, "READY=1");
     // Ready means ready: the very next connect is captured.
-    let got =
-        Fetched::parse(&finish(curl_in(&cg, "curl", &format!("http://{}/", up.addr()))).await);
+    let got = Fetched::parse(&finish(curl_in(cg, "curl", &format!("http://{}/", up.addr()))).await);
     assert!(got.proxied(), "not captured right after READY=1");
-    assert!(records(&audit).iter().any(|r| r["event"] == "start"));
+    assert!(records(audit).iter().any(|r| r["event"] == "start"));
 
     // Watchdog pings at half WATCHDOG_USEC, with what `systemctl status`
     // shows.
@@ -1468,31 +1465,16 @@ async fn fail_closed_survives_a_crash_and_a_restart_takes_over() {
     if !privileged("fail_closed_survives_a_crash_and_a_restart_takes_over") {
         return;
     }
-    let cg = TestCgroup::new("failmode");
-    let dir = TempDir::new("failmode");
-    let up = Upstream::on("127.0.0.1").await;
-    let audit = dir.path().join("audit.jsonl");
-    let listen = free_ports();
-    let config = |mode: &str| {
-        write_config(
-            &dir,
-            &DaemonConfig {
-                port: up.port(),
-                listen,
-                capture: &format!("fail_mode = \"{mode}\"\n"),
-                proxy: PLAIN,
-                ..DaemonConfig::default()
-            }
-            .text(dir.path(), cg.path()),
-        )
-    };
+    let setup = PlainSetup::new("failmode").await;
+    let (cg, _dir, up, audit) = (&setup.cg, &setup.dir, &setup.up, &setup.audit);
+    let config = |mode: &str| setup.config(&format!("fail_mode = \"{mode}\"\n"));
     let url = format!("http://{}/", up.addr());
     let kill = |sig: &str, pid: u32| assert!(signal(pid, sig));
-    let fetch = || finish(curl_in(&cg, "curl", &url));
+    let fetch = || finish(curl_in(cg, "curl", &url));
     let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(cg.path()).unwrap());
     let pins = std::path::Path::new("/sys/fs/bpf/airlock").join(inode.to_string());
 
-    let mut first = started(&config("closed"), &audit).await;
+    let mut first = started(&config("closed"), audit).await;
     assert!(Fetched::parse(&fetch().await).proxied());
     let first_pid = first.id().unwrap();
     assert!(
@@ -1514,7 +1496,7 @@ async fn fail_closed_survives_a_crash_and_a_restart_takes_over() {
         crashed.stderr
     );
 
-    let mut second = started(&config("closed"), &audit).await;
+    let mut second = started(&config("closed"), audit).await;
     assert!(
         Fetched::parse(&fetch().await).proxied(),
         "the restarted airlock serves"
@@ -1531,9 +1513,9 @@ async fn fail_closed_survives_a_crash_and_a_restart_takes_over() {
     );
     assert!(!pins.exists(), "nothing left pinned");
 
-    let mut open = started(&config("open"), &audit).await;
+    let mut open = started(&config("open"), audit).await;
     assert!(Fetched::parse(&fetch().await).proxied());
-    let start_record = records(&audit)
+    let start_record = records(audit)
         .into_iter()
         .rfind(|r| r["event"] == "start")
         .unwrap();
@@ -1558,23 +1540,11 @@ async fn tracked_descendants_survive_a_restart() {
     if !privileged("tracked_descendants_survive_a_restart") {
         return;
     }
-    let cg = TestCgroup::new("retrack");
-    let dir = TempDir::new("retrack");
-    let up = Upstream::on("127.0.0.1").await;
-    let audit = dir.path().join("audit.jsonl");
+    let setup = PlainSetup::new("retrack").await;
+    let (cg, dir, up, audit) = (&setup.cg, &setup.dir, &setup.up, &setup.audit);
     let agent = dir.alias("fakeagent", "/bin/sh");
-    let config = write_config(
-        &dir,
-        &DaemonConfig {
-            port: up.port(),
-            listen: free_ports(),
-            capture: "comm = [\"fakeagent\"]\nfollow_children = true\n",
-            proxy: PLAIN,
-            ..DaemonConfig::default()
-        }
-        .text(dir.path(), cg.path()),
-    );
-    let mut first = started(&config, &audit).await;
+    let config = setup.config("comm = [\"fakeagent\"]\nfollow_children = true\n");
+    let mut first = started(&config, audit).await;
     // The agent double-forks a process that waits, then connects; the
     // agent and the middle shell exit at once, so it is re-parented.
     let out = dir.path().join("late.out");
@@ -1587,7 +1557,7 @@ async fn tracked_descendants_survive_a_restart() {
     assert!(!out.exists(), "it connects only after the restart");
     assert!(signal(first.id().unwrap(), "KILL"));
     first.wait().await.unwrap();
-    let mut second = started(&config, &audit).await;
+    let mut second = started(&config, audit).await;
     let got = Fetched::from_file(&out).await;
     assert!(
         got.proxied(),
