@@ -1466,7 +1466,7 @@ async fn fail_closed_survives_a_crash_and_a_restart_takes_over() {
         return;
     }
     let setup = PlainSetup::new("failmode").await;
-    let (cg, _dir, up, audit) = (&setup.cg, &setup.dir, &setup.up, &setup.audit);
+    let (cg, up, audit) = (&setup.cg, &setup.up, &setup.audit);
     let config = |mode: &str| setup.config(&format!("fail_mode = \"{mode}\"\n"));
     let url = format!("http://{}/", up.addr());
     let kill = |sig: &str, pid: u32| assert!(signal(pid, sig));
