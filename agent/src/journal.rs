@@ -1,10 +1,16 @@
 //! Where log lines go and how they are marked: standard error, each line
 //! written whole, prefixed with its syslog priority (`<3>` error … `<7>`
 //! debug, sd-daemon(3)) when standard error is the journal, so `journalctl
-//! -p warning` finds airlock's warnings; colours only on a terminal.
+//! -p warning` finds airlock's warnings; colours only on a terminal. And
+//! how often a line a client can cause at will is written ([`Throttle`]):
+//! the trail records every event, the log must not become the agent's
+//! megaphone (or spend journald's rate limit on it).
 
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::MetadataExt;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
@@ -90,9 +96,65 @@ impl<'a> MakeWriter<'a> for LogWriter {
     }
 }
 
+/// Lets a log line through at most once per interval, counting the ones
+/// held back (a static per call site).
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    every_ms: u64,
+    /// When a line last went through, milliseconds since [`epoch`] + 1
+    /// (0: never).
+    last: AtomicU64,
+    held: AtomicU64,
+}
+
+/// The process's clock origin for throttles.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+impl Throttle {
+    pub(crate) const fn new(every: Duration) -> Self {
+        Self {
+            every_ms: every.as_millis() as u64,
+            last: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines held back since the last one)` when this one may be
+    /// written; `None` (and counted) when it must not.
+    pub(crate) fn admit(&self) -> Option<u64> {
+        let now = u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < self.every_ms
+            || self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            self.held.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(self.held.swap(0, Ordering::Relaxed))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_throttle_lets_one_line_through_per_interval_and_counts_the_rest() {
+        let t = Throttle::new(Duration::from_millis(200));
+        assert_eq!(t.admit(), Some(0));
+        for _ in 0..1000 {
+            assert_eq!(t.admit(), None);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(t.admit(), Some(1000));
+        assert_eq!(t.admit(), None);
+    }
 
     #[test]
     fn only_the_stream_systemd_connected_is_the_journal() {

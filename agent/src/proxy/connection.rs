@@ -18,6 +18,7 @@ use crate::core::read_lock;
 use crate::core::record::{ConnEnds, ConnectionRecord, RecordKind};
 use crate::core::{Decision, ProcessInfo};
 use crate::host::InterceptList;
+use crate::journal::Throttle;
 use crate::telemetry::ConnPath;
 use crate::tls::{ClientTls, UpstreamTls};
 
@@ -187,14 +188,22 @@ impl Proxy {
             // Its kernel record is taken all the same: handed out once.
             let _ = self.table.take(peer);
             traffic.connection(ConnPath::OverLimit);
-            tracing::warn!(%peer, max = self.max_connections, "connection refused: proxy.max_connections are open");
+            // A client can cause this at will: at most a line a second.
+            static OVER_LIMIT: Throttle = Throttle::new(Duration::from_secs(1));
+            if let Some(held) = OVER_LIMIT.admit() {
+                tracing::warn!(%peer, max = self.max_connections, held, "connection refused: proxy.max_connections are open");
+            }
             return;
         }
         let Some(captured) = self.table.take(peer) else {
             traffic.connection(ConnPath::Refused);
             // Not redirected by our programs (someone dialled the listener
             // directly): we do not know where it was going, so it goes nowhere.
-            tracing::warn!(%peer, "connection without a capture record refused");
+            // A client can cause this at will: at most a line a second.
+            static UNRECORDED: Throttle = Throttle::new(Duration::from_secs(1));
+            if let Some(held) = UNRECORDED.admit() {
+                tracing::warn!(%peer, held, "connection without a capture record refused");
+            }
             return;
         };
         let Captured {
@@ -404,7 +413,11 @@ impl Proxy {
         decision: Decision,
     ) {
         self.telemetry.traffic.connection(ConnPath::Refused);
-        tracing::warn!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?sni, dst = %conn.orig_dst, error = %why, "TLS passthrough refused");
+        // A client can cause this at will: at most a line a second.
+        static PASSTHROUGH_REFUSED: Throttle = Throttle::new(Duration::from_secs(1));
+        if let Some(held) = PASSTHROUGH_REFUSED.admit() {
+            tracing::warn!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?sni, dst = %conn.orig_dst, error = %why, held, "TLS passthrough refused");
+        }
         let mut rec = conn.record(RecordKind::TlsPassthrough, sni, (0, 0), Some(why));
         rec.decision = Some(decision);
         self.write(&rec);
@@ -464,7 +477,11 @@ impl Proxy {
 
     pub(super) fn reject(&self, conn: &Conn, why: String) {
         self.telemetry.traffic.connection(ConnPath::Refused);
-        tracing::warn!(pid = conn.process.pid, dst = %conn.orig_dst, error = %why, "connection dropped");
+        // A client can cause this at will: at most a line a second.
+        static DROPPED: Throttle = Throttle::new(Duration::from_secs(1));
+        if let Some(held) = DROPPED.admit() {
+            tracing::warn!(pid = conn.process.pid, dst = %conn.orig_dst, error = %why, held, "connection dropped");
+        }
         self.write(&conn.record(RecordKind::Connection, None, (0, 0), Some(why)));
     }
 

@@ -2,6 +2,8 @@
 //! what the client gets), then TLS to the client with a minted leaf, then
 //! HTTP relayed between the two.
 
+use std::time::Duration;
+
 use rustls_pki_types::ServerName;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -13,6 +15,7 @@ use super::hello::ClientHelloInfo;
 use super::prefixed::PrefixedIo;
 use crate::core::record::{RecordKind, TlsRefusedRecord};
 use crate::http::{Dialer, Home, PoolKey, Proto, UpstreamConn};
+use crate::journal::Throttle;
 use crate::tls::{ALPN_H2, ALPN_HTTP11};
 
 /// The first read's buffer: a request line and headers usually fit.
@@ -242,7 +245,11 @@ fn unfinished(proxy: &Proxy, conn: &Conn, sni: Option<String>, why: &str) {
 
 fn refused(proxy: &Proxy, conn: &Conn, sni: Option<String>, error: String) {
     proxy.telemetry.traffic.client_refused();
-    tracing::warn!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?sni, error = %error, hint = CA_HINT, "client refused airlock's certificate");
+    // A client can cause this at will: at most a line a second.
+    static REFUSED: Throttle = Throttle::new(Duration::from_secs(1));
+    if let Some(held) = REFUSED.admit() {
+        tracing::warn!(pid = conn.process.pid, comm = %conn.process.comm, sni = ?sni, error = %error, hint = CA_HINT, held, "client refused airlock's certificate");
+    }
     proxy.write(&TlsRefusedRecord {
         kind: RecordKind::TlsClientRefused,
         ends: conn.ends(),
