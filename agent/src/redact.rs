@@ -222,6 +222,43 @@ const SECRET_PAIR_OPTIONS: &[&str] = &[
     "--parameters",
 ];
 
+/// Programs whose `-p` takes no secret: the Copilot CLI's is the prompt
+/// (recorded, and masked by shape like any argument), the others' a
+/// port, a parent directory or a mode. For any other program `-p` is
+/// taken for a password (`az login -p`, `docker login -p`, `sshpass -p`).
+const P_IS_NO_SECRET: &[&str] = &[
+    "copilot", "mkdir", "ssh", "psql", "pg_dump", "tar", "cp", "install",
+];
+
+/// Interpreters whose script, not themselves, is the program.
+const INTERPRETERS: &[&str] = &["node", "nodejs", "python", "python3", "sh", "bash"];
+
+/// The program a command line runs: its first word's file name, or for an
+/// interpreter, the script's (`node …/@github/copilot/index.js` is
+/// `copilot`: a package directory names it better than `index.js`).
+fn program(cmdline: &str) -> &str {
+    let mut words = cmdline.split(' ').filter(|w| !w.is_empty());
+    let first = words.next().map_or("", program_name);
+    if INTERPRETERS.contains(&first) {
+        return words
+            .find(|w| !w.starts_with('-'))
+            .map_or(first, program_name);
+    }
+    first
+}
+
+/// A program path's name: the file without `.js`/`.py`, or its
+/// directory's for an `index`/`main`/`cli` entry point.
+fn program_name(path: &str) -> &str {
+    let path = path.trim_end_matches('/');
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let stem = file.trim_end_matches(".js").trim_end_matches(".py");
+    match stem {
+        "index" | "main" | "cli" => path.rsplit('/').nth(1).unwrap_or(stem),
+        _ => stem,
+    }
+}
+
 /// A process command line with credentials replaced: values of secret
 /// options, `Authorization:`/`Bearer` values, and secret query parameters
 /// inside URLs.
@@ -229,6 +266,8 @@ pub(crate) fn redact_cmdline(cmdline: &str) -> String {
     let mut out = Vec::new();
     let mut hide_next = false;
     let mut hide_values = false;
+    let p_is_secret = !P_IS_NO_SECRET.contains(&program(cmdline));
+    let secret_option = |opt: &str| SECRET_OPTIONS.contains(&opt) && (opt != "-p" || p_is_secret);
     for word in cmdline.split(' ') {
         let lower = word.to_ascii_lowercase();
         if hide_values {
@@ -269,15 +308,12 @@ pub(crate) fn redact_cmdline(cmdline: &str) -> String {
             continue;
         }
         if let Some((opt, _)) = word.split_once('=')
-            && SECRET_OPTIONS.contains(&opt.to_ascii_lowercase().as_str())
+            && secret_option(opt.to_ascii_lowercase().as_str())
         {
             out.push(format!("{opt}={REDACTED}"));
             continue;
         }
-        if SECRET_OPTIONS.contains(&lower.as_str())
-            || lower == "bearer"
-            || lower.ends_with("authorization:")
-        {
+        if secret_option(lower.as_str()) || lower == "bearer" || lower.ends_with("authorization:") {
             hide_next = true;
             out.push(word.to_owned());
             continue;
@@ -434,6 +470,33 @@ mod tests {
         }
         assert!(!got.iter().any(|g| g.contains("2023-11-03")), "{got:?}");
         assert!(credentials(&HeaderMap::new(), Some("sig=short")).is_empty());
+    }
+
+    #[test]
+    fn a_p_is_a_password_unless_the_program_says_otherwise() {
+        for (c, want) in [
+            (
+                "az login -u app -p s3cret",
+                "az login -u [REDACTED] -p [REDACTED]",
+            ),
+            (
+                "sshpass -p s3cret ssh host",
+                "sshpass -p [REDACTED] ssh host",
+            ),
+            ("copilot -p deploy", "copilot -p deploy"),
+            (
+                "node /usr/lib/node_modules/@github/copilot/index.js -p deploy",
+                "node /usr/lib/node_modules/@github/copilot/index.js -p deploy",
+            ),
+            ("mkdir -p /tmp/x", "mkdir -p /tmp/x"),
+            ("/usr/bin/ssh -p 2222 host", "/usr/bin/ssh -p 2222 host"),
+            (
+                "python3 -m something -p s3cret",
+                "python3 -m something -p [REDACTED]",
+            ),
+        ] {
+            assert_eq!(redact_cmdline(c), want, "{c}");
+        }
     }
 
     #[test]
