@@ -224,8 +224,36 @@ async fn copilot_calls_name_the_github_account_behind_them() {
         oauth_fingerprint.as_str()
     );
     assert_eq!(model["process"]["user"], "root");
+
+    // The Copilot CLI: no exchange; it asks `copilot_internal/user` and
+    // sends its OAuth token to the model API as is.
+    let cli = format!("gho_{}", "Z9y8X7w6V5".repeat(4).get(..36).unwrap());
+    let me = call(
+        GITHUB,
+        "GET",
+        "/copilot_internal/user",
+        format!("Bearer {cli}"),
+        json!({"login": "hubot", "endpoints": {"api": "https://api.individual.githubcopilot.com"}})
+            .to_string(),
+    )
+    .await;
+    assert!(me.status.success(), "{me:?}");
+    let chat = call(
+        COPILOT,
+        "POST",
+        "/chat/completions",
+        format!("Bearer {cli}"),
+        answer.to_string(),
+    )
+    .await;
+    assert!(chat.status.success(), "{chat:?}");
+    let models = airlock.records_of("model", 2).await;
+    let model = &models[1];
+    assert_eq!(model["identity"]["github"]["actor"], "hubot", "{model}");
+
     let trail = std::fs::read_to_string(&airlock.audit_path).unwrap();
     assert!(!trail.contains(&oauth), "the OAuth token in the trail");
+    assert!(!trail.contains(&cli), "the CLI's OAuth token in the trail");
     assert!(
         !trail.contains("5d1e0f4c2b7a9d8e6f1a3c5b7d9e0f21"),
         "the session token in the trail"

@@ -258,7 +258,7 @@ impl Exchange {
                 tracing::info!(id = %self.id, oauth,
                     "Copilot session token linked to the GitHub token that obtained it");
             }
-            github::USER => {
+            github::USER | github::COPILOT_USER => {
                 links.account_seen(oauth, body);
             }
             _ => {}

@@ -341,9 +341,10 @@ pub(super) fn response_body(
     } else {
         tapped
     };
-    // `/user` names the account behind an OAuth token: kept (it is masked
-    // as usual) for the Copilot token link.
-    let keep = token || verdict.operation.name == github::USER;
+    // `/user` and `/copilot_internal/user` name the account behind an
+    // OAuth token: kept (masked as usual) for the Copilot links.
+    let keep =
+        token || [github::USER, github::COPILOT_USER].contains(&verdict.operation.name.as_str());
     Ok(counted(Encoded::new(tapped, encoder), exchange, keep).boxed())
 }
 

@@ -128,15 +128,27 @@ impl Links {
         true
     }
 
+    /// What a token is linked to: the run or account a token it was
+    /// exchanged for names, or — for a GitHub OAuth token itself, which
+    /// the Copilot CLI sends straight to the model API — the account
+    /// `/user` or `/copilot_internal/user` named for it.
     pub fn get(&self, fingerprint: &str) -> Option<GithubInfo> {
-        let mut map = lock(&self.by_fingerprint);
-        match map.get(fingerprint) {
-            Some((run, until)) if SystemTime::now() < *until => Some(run.clone()),
-            Some(_) => {
-                map.pop(fingerprint);
-                None
+        {
+            let mut map = lock(&self.by_fingerprint);
+            match map.get(fingerprint) {
+                Some((run, until)) if SystemTime::now() < *until => return Some(run.clone()),
+                Some(_) => {
+                    map.pop(fingerprint);
+                }
+                None => {}
             }
-            None => None,
+        }
+        match lock(&self.accounts).get(fingerprint) {
+            Some((login, until)) if SystemTime::now() < *until => Some(GithubInfo {
+                actor: Some(login.clone()),
+                ..GithubInfo::default()
+            }),
+            _ => None,
         }
     }
 }

@@ -233,6 +233,24 @@ fn copilot_session_tokens_link_to_the_oauth_token_and_its_account() {
     assert_eq!(links.get(&fingerprint("old")), None);
 }
 
+#[test]
+fn an_oauth_token_sent_to_the_model_itself_names_its_account() {
+    // The Copilot CLI: no token exchange; `copilot_internal/user` names
+    // the account, then the OAuth token goes to the model API as is.
+    let links = Links::default();
+    let oauth = fingerprint("gho_cli");
+    assert_eq!(links.get(&oauth), None);
+    assert!(links.account_seen(
+        &oauth,
+        br#"{"login":"octocat","endpoints":{"api":"https://api.individual.githubcopilot.com"}}"#
+    ));
+    assert_eq!(
+        links.get(&oauth).and_then(|g| g.actor).as_deref(),
+        Some("octocat")
+    );
+    assert_eq!(links.get(&fingerprint("gho_other")), None);
+}
+
 #[tokio::test]
 async fn every_credential_the_upstream_receives_is_identified() {
     use base64::Engine;

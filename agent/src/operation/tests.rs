@@ -1336,6 +1336,10 @@ fn github_copilot_token_exchange_and_user_are_named() {
         "github.copilot.token"
     );
     assert_eq!(name("api.github.com", "GET", "/user"), "github.user");
+    assert_eq!(
+        name("api.github.com", "GET", "/copilot_internal/user"),
+        "github.copilot.user"
+    );
     assert_eq!(name("api.github.com", "GET", "/repos/o/r"), "github.read");
     assert_eq!(name("api.github.com", "POST", "/user"), "github.write");
     assert_eq!(
