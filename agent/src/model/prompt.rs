@@ -1,5 +1,8 @@
 //! What was asked of the model: model name, parameters, and the messages,
-//! masked and capped, with the SHA-256 of the whole request body.
+//! masked and capped, with the SHA-256 of the whole request body. The cap
+//! is spent newest first, so the last turn (what the user and the tools
+//! just said) is always what stays; the system prompt, often most of the
+//! request (the Copilot CLI's is ~40 KB), is summarised apart.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -26,6 +29,9 @@ pub(crate) struct Prompt {
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub params: serde_json::Map<String, Value>,
     pub messages: Vec<Message>,
+    /// The system (or developer) prompt and `instructions`, summarised.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<SystemPrompt>,
     /// Tools offered to the model.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
@@ -42,6 +48,21 @@ pub(crate) struct Message {
     pub role: String,
     pub content: String,
 }
+
+/// The system prompt, which repeats on every call: its size, the SHA-256
+/// of its masked text (equal prompts, equal digests), and how it begins.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct SystemPrompt {
+    pub bytes: u64,
+    pub sha256: String,
+    pub head: String,
+}
+
+/// Bytes of the system prompt's beginning kept in `system.head`.
+const SYSTEM_HEAD: usize = 256;
+
+/// Roles whose messages are the system prompt.
+const SYSTEM_ROLES: &[&str] = &["system", "developer"];
 
 impl Prompt {
     /// Reads a chat/completions/responses request body; text is masked and
@@ -71,35 +92,54 @@ impl Prompt {
                     .collect()
             })
             .unwrap_or_default();
-        let mut budget = cap;
-        let mut push = |p: &mut Prompt, role: &str, text: &str| {
+        let mut said: Vec<(String, String)> = Vec::new();
+        let mut system: Vec<String> = Vec::new();
+        let mut add = |role: &str, text: &str| {
             let (masked, _) = masker.mask_text(text);
-            let kept = crate::core::truncate(&masked, budget);
-            budget -= kept.len();
-            p.truncated |= kept.len() < masked.len();
-            p.messages.push(Message {
-                role: role.to_owned(),
-                content: kept.to_owned(),
-            });
+            if SYSTEM_ROLES.contains(&role) {
+                system.push(masked);
+            } else {
+                said.push((role.to_owned(), masked));
+            }
         };
         // chat/completions: messages; responses: input (+ instructions);
         // completions: prompt.
         if let Some(msgs) = v["messages"].as_array().or(v["input"].as_array()) {
             for m in msgs {
-                push(
-                    &mut p,
-                    m["role"].as_str().unwrap_or("?"),
-                    &text_of(&m["content"]),
-                );
+                add(m["role"].as_str().unwrap_or("?"), &text_of(&m["content"]));
             }
         } else if let Some(input) = v["input"].as_str() {
-            push(&mut p, "user", input);
+            add("user", input);
         }
         if let Some(instructions) = v["instructions"].as_str() {
-            push(&mut p, "system", instructions);
+            add("system", instructions);
         }
         if let Some(prompt) = v["prompt"].as_str() {
-            push(&mut p, "user", prompt);
+            add("user", prompt);
+        }
+        if !system.is_empty() {
+            let text = system.join("\n");
+            let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+            p.system = Some(SystemPrompt {
+                bytes: text.len() as u64,
+                sha256: crate::core::hex(digest.as_ref()),
+                head: crate::core::truncate(&text, SYSTEM_HEAD).to_owned(),
+            });
+        }
+        // Newest first: the last turn is kept before anything older.
+        let mut budget = cap;
+        let mut kept = vec![0; said.len()];
+        for (i, (_, text)) in said.iter().enumerate().rev() {
+            kept[i] = crate::core::truncate(text, budget).len();
+            budget -= kept[i];
+        }
+        for ((role, mut text), keep) in said.into_iter().zip(kept) {
+            p.truncated |= keep < text.len();
+            text.truncate(keep);
+            p.messages.push(Message {
+                role,
+                content: text,
+            });
         }
         p
     }

@@ -148,10 +148,11 @@ fn prompts_are_masked_capped_and_hashed_whole() {
     assert_eq!(p.model.as_deref(), Some("gpt-4o"));
     assert_eq!(p.params["temperature"], 0.1);
     assert_eq!(p.tools, ["run_in_terminal"]);
-    assert_eq!(p.messages.len(), 2);
+    assert_eq!(p.messages.len(), 1, "the system prompt is summarised apart");
+    assert_eq!(p.system.as_ref().unwrap().head, "You are a coding agent.");
     assert!(
-        !p.messages[1].content.contains("c2VjcmV0")
-            && p.messages[1].content.contains("airlock:masked:")
+        !p.messages[0].content.contains("c2VjcmV0")
+            && p.messages[0].content.contains("airlock:masked:")
     );
     assert_eq!(p.bytes, body.len() as u64);
     let capped = Prompt::parse(body.as_bytes(), &m, 10);
@@ -164,6 +165,38 @@ fn prompts_are_masked_capped_and_hashed_whole() {
                 .sum::<usize>()
                 <= 10
     );
+}
+
+#[test]
+fn the_last_turn_is_kept_whatever_the_system_prompt_and_history_cost() {
+    // The Copilot CLI's shape: ~40 KB of system prompt, a long history,
+    // then the user's message and a tool's answer.
+    let m = Masker::ephemeral();
+    let system = "You are the GitHub Copilot CLI. ".repeat(1300);
+    let history: Vec<_> = (0..20)
+        .flat_map(|i| {
+            [
+                json!({"role": "user", "content": format!("step {i}: {}", "x".repeat(900))}),
+                json!({"role": "assistant", "content": "y".repeat(900)}),
+            ]
+        })
+        .collect();
+    let mut messages = vec![json!({"role": "system", "content": system})];
+    messages.extend(history);
+    messages.push(json!({"role": "user", "content": "delete the staging resource group"}));
+    messages.push(json!({"role": "tool", "content": "az group list: rg-staging, rg-prod"}));
+    let body = json!({"model": "claude-sonnet-4", "messages": messages}).to_string();
+    assert!(body.len() > 50_000);
+    let p = Prompt::parse(body.as_bytes(), &m, 16 * 1024);
+    let last = &p.messages[p.messages.len() - 2..];
+    assert_eq!(last[0].content, "delete the staging resource group");
+    assert_eq!(last[1].content, "az group list: rg-staging, rg-prod");
+    assert!(p.truncated);
+    assert!(p.messages.iter().map(|x| x.content.len()).sum::<usize>() <= 16 * 1024);
+    let sys = p.system.unwrap();
+    assert_eq!(sys.bytes as usize, system.len());
+    assert!(sys.head.starts_with("You are the GitHub Copilot CLI.") && sys.head.len() <= 256);
+    assert!(!p.messages.iter().any(|x| x.role == "system"));
 }
 
 #[test]
