@@ -72,8 +72,10 @@ impl Airlock {
         let config = config(work, &audit, &ca_dir, cgroup, ports, settings)?;
         let path = work.join(format!("airlock-{name}.toml"));
         std::fs::write(&path, config)?;
+        // The default log level, as shipped: the trail records every
+        // exchange, so the log has no line per request to cost anything.
         let child = Command::new(bin)
-            .args(["run", "--log-level", "warn", "--config"])
+            .args(["run", "--config"])
             .arg(&path)
             .spawn()
             .context("starting airlock")?;
