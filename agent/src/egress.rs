@@ -19,6 +19,8 @@ const MAX_ANSWER: usize = 8 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EgressError {
+    #[error("proxy.upstream_proxy: {0}")]
+    Url(String),
     #[error("proxy.upstream_proxy_password_file {}: {source}", path.display())]
     Password {
         path: PathBuf,
@@ -59,9 +61,9 @@ impl Route {
         let Some(url) = config.upstream_proxy.as_deref() else {
             return Ok(Self::default());
         };
-        let Ok(url) = ProxyUrl::parse(url) else {
-            return Ok(Self::default());
-        };
+        // Validated with the config; never fall back to direct on a
+        // host whose only way out is the proxy.
+        let url = ProxyUrl::parse(url).map_err(EgressError::Url)?;
         let password = match &config.upstream_proxy_password_file {
             None => String::new(),
             Some(path) => std::fs::read_to_string(path)
