@@ -227,6 +227,15 @@ async fn route(mut req: Request<Incoming>, conn: Conn) -> Result<Resp, Infallibl
         }
         return Ok(resp);
     }
+    if let Some(command) = req.headers().get("x-test-tool-command").cloned() {
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Ok(agent_turn(&command, &body));
+    }
     if let Some(answer) = req.headers().get("x-test-respond") {
         let content_type = req
             .headers()
@@ -263,6 +272,53 @@ async fn route(mut req: Request<Incoming>, conn: Conn) -> Result<Resp, Infallibl
     resp.headers_mut()
         .insert("x-ms-request-id", HeaderValue::from_str(&id).unwrap());
     Ok(resp)
+}
+
+/// A model that drives an agent (an OpenAI-shaped chat completion): until
+/// a tool has answered, it asks the `bash` tool the request offers to run
+/// `x-test-tool-command` (base64); then it says what the tool said.
+fn agent_turn(command: &HeaderValue, body: &[u8]) -> Resp {
+    use base64::Engine as _;
+    let request: Value = serde_json::from_slice(body).unwrap_or_default();
+    let messages = request["messages"].as_array().cloned().unwrap_or_default();
+    let answered = messages.iter().rev().find(|m| m["role"] == "tool");
+    let message = match answered {
+        Some(tool) => json!({
+            "role": "assistant",
+            "content": format!("done: {}", tool["content"].as_str().unwrap_or_default()),
+        }),
+        None => {
+            let command = base64::engine::general_purpose::STANDARD
+                .decode(command.as_bytes())
+                .map(|c| String::from_utf8_lossy(&c).into_owned())
+                .unwrap_or_default();
+            json!({
+                "role": "assistant",
+                "content": null,
+                "tool_calls": [{
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {
+                        "name": "bash",
+                        "arguments": json!({"command": command, "description": "list subscriptions"}).to_string(),
+                    },
+                }],
+            })
+        }
+    };
+    let finish = if answered.is_some() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    json(
+        StatusCode::OK,
+        json!({
+            "id": "chatcmpl-test", "object": "chat.completion", "model": request["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }),
+    )
 }
 
 /// `x-test-respond: <base64>`: the decoded bytes are the response body,

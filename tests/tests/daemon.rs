@@ -1314,6 +1314,173 @@ async fn clients_behind_a_corporate_proxy_are_judged_as_if_direct() {
         .unwrap();
 }
 
+/// The real GitHub Copilot CLI (from npm, installed by `cargo xtask test`)
+/// as a non-root developer runs it, behind a proxy, pointed at a loopback
+/// model (`COPILOT_OFFLINE`, a custom provider on a Copilot model host)
+/// that asks its `bash` tool to list subscriptions: the model calls are
+/// recorded with the last turn kept and the ~40 KB system prompt
+/// summarised, and the Azure call its tool made is judged and recorded
+/// as the tool's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_copilot_cli_and_the_azure_calls_its_tools_make_are_recorded() {
+    if !privileged("the_copilot_cli_and_the_azure_calls_its_tools_make_are_recorded") {
+        return;
+    }
+    let Some(cli) = std::env::var_os("AIRLOCK_COPILOT_CLI") else {
+        assert!(
+            std::env::var("AIRLOCK_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+            "the Copilot CLI is installed by `cargo xtask test` (AIRLOCK_COPILOT_CLI)"
+        );
+        eprintln!("skipped: no AIRLOCK_COPILOT_CLI (run through cargo xtask test)");
+        return;
+    };
+    const MODEL_HOST: &str = "api.individual.githubcopilot.com";
+    let arm = ArmSetup::new("copilotcli").await;
+    arm.policy("[defaults]\naction = \"allow\"\n");
+    let pki = airlock_tests::TestPki::new("copilot model stand-in CA");
+    let model = airlock_tests::TlsUpstream::start(
+        pki.server_config(&[MODEL_HOST], &[b"http/1.1"]),
+        &["127.0.0.1:0".parse().unwrap()],
+    )
+    .await;
+    // Not beside the Resource Manager stand-in's CA: same file name.
+    let model_dir = arm.dir.path().join("model");
+    std::fs::create_dir_all(&model_dir).unwrap();
+    let model_ca = pki.write_ca(&model_dir);
+    let proxy = corporate_proxy().await;
+    let mut text = std::fs::read_to_string(&arm.config).unwrap();
+    text = text.replacen(
+        "[capture]\n",
+        &format!("[capture]\nproxy_ports = [{proxy}]\n"),
+        1,
+    );
+    text = text.replacen(
+        "upstream_roots = [",
+        &format!("upstream_roots = [{model_ca:?}, "),
+        1,
+    );
+    std::fs::write(&arm.config, text).unwrap();
+    let hosts = arm.dir.path().join("hosts");
+    std::fs::write(&hosts, format!("127.0.0.1 localhost {ARM} {MODEL_HOST}\n")).unwrap();
+    let mut cmd = tokio::process::Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg("mount --bind \"$2\" /etc/hosts && exec \"$0\" run --log-level error --config \"$1\"")
+        .arg(airlock_bin())
+        .arg(&arm.config)
+        .arg(&hosts)
+        .kill_on_drop(true);
+    let mut daemon = cmd.spawn().unwrap();
+    wait_for(&arm.audit, |r| r.iter().any(|r| r["event"] == "start")).await;
+
+    // The developer: nobody, a home of its own, `ca env`'s lines, a proxy.
+    std::fs::set_permissions(
+        arm.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .unwrap();
+    let home = arm.dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    let env_out = std::process::Command::new(airlock_bin())
+        .args(["ca", "env", "--config"])
+        .arg(&arm.config)
+        .output()
+        .unwrap();
+    let proxy_url = format!("http://127.0.0.1:{proxy}");
+    let list = format!(
+        "curl -sS --max-time 20 https://{ARM}:{}/subscriptions",
+        arm.up.port()
+    );
+    use base64::Engine as _;
+    let mut copilot =
+        airlock_tests::agent::as_user(&arm.cg, airlock_tests::agent::AGENT_UID, "node");
+    copilot
+        .arg(&cli)
+        .args(["-p", "list my subscriptions", "--allow-all-tools", "-s"])
+        .current_dir(&home)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &home)
+        .env("COPILOT_OFFLINE", "true")
+        .env("COPILOT_AUTO_UPDATE", "false")
+        .env("NO_COLOR", "1")
+        .env("COPILOT_MODEL", "gpt-4o")
+        .env(
+            "COPILOT_PROVIDER_BASE_URL",
+            format!("https://{MODEL_HOST}:{}/v1", model.port()),
+        )
+        .env(
+            "COPILOT_PROVIDER_HEADERS",
+            format!(
+                "x-test-tool-command: {}",
+                base64::engine::general_purpose::STANDARD.encode(&list)
+            ),
+        )
+        .env("HTTPS_PROXY", &proxy_url)
+        .env("https_proxy", &proxy_url);
+    for line in String::from_utf8(env_out.stdout).unwrap().lines() {
+        let (k, v) = line.split_once('=').unwrap();
+        copilot.env(k, v);
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), finish(copilot))
+        .await
+        .expect("the CLI finishes");
+    assert!(out.stdout.contains("done:"), "{out:?}");
+
+    let recs = wait_for(&arm.audit, |r| {
+        r.iter().filter(|r| r["kind"] == "model").count() >= 2
+            && r.iter().any(|r| {
+                r["kind"] == "http" && r["request"]["host"] == ARM && r["phase"] == "response"
+            })
+    })
+    .await;
+    let models: Vec<&Value> = recs.iter().filter(|r| r["kind"] == "model").collect();
+    assert!(models.len() >= 2, "{recs:#?}");
+    let first = models[0];
+    assert_eq!(first["process"]["uid"], 65534, "{first}");
+    assert!(
+        first["process"]["exe"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("copilot"),
+        "the native executable under node: {first}"
+    );
+    assert!(
+        first["prompt"]["system"]["bytes"].as_u64().unwrap_or(0) > 20_000,
+        "{first}"
+    );
+    let said = first["prompt"]["messages"].as_array().unwrap();
+    let last = said.last().unwrap();
+    assert_eq!(last["role"], "user", "{first}");
+    assert!(
+        last["content"]
+            .as_str()
+            .unwrap()
+            .ends_with("list my subscriptions"),
+        "the user's message is kept: {first}"
+    );
+    assert_eq!(first["output"]["tool_calls"][0]["name"], "bash", "{first}");
+    let azure = recs
+        .iter()
+        .find(|r| r["kind"] == "http" && r["request"]["host"] == ARM && r["phase"] == "response")
+        .unwrap();
+    assert_eq!(azure["process"]["comm"], "curl", "{azure}");
+    assert_eq!(azure["process"]["uid"], 65534);
+    assert_eq!(
+        azure["request"]["operation"]["name"], "Microsoft.Resources/subscriptions/read",
+        "{azure}"
+    );
+    assert_eq!(
+        azure["proxy"]["port"], proxy,
+        "the tool's curl went through the proxy port"
+    );
+    assert!(signal(daemon.id().unwrap(), "TERM"));
+    tokio::time::timeout(WAIT, daemon.wait())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 #[tokio::test]
 async fn policy_explain_names_the_deciding_rule() {
     let out = std::process::Command::new(airlock_bin())

@@ -150,7 +150,8 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     let mut cmd = Command::new("cargo");
     cmd.args(["test", "--workspace"])
         .args(extra)
-        .env("AIRLOCK_BIN", bin);
+        .env("AIRLOCK_BIN", bin)
+        .env("AIRLOCK_COPILOT_CLI", copilot_cli()?);
     let (passed, failed) = run_counting(&mut cmd)?;
     // One closing line for the whole run (cargo prints one per test binary).
     println!("tests: {passed} passed, {failed} failed");
@@ -159,6 +160,23 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     }
     package_check()?;
     smoke_bench()
+}
+
+/// The GitHub Copilot CLI the tests drive (its npm loader), installed from
+/// npm into the target directory when missing: the tests themselves stay
+/// on loopback. Pinned, so its request shapes do not change under them.
+fn copilot_cli() -> anyhow::Result<PathBuf> {
+    const PACKAGE: &str = "@github/copilot@1.0.102";
+    let prefix = target_dir().join("copilot-cli");
+    let loader = prefix.join("node_modules/@github/copilot/npm-loader.js");
+    if !loader.exists() {
+        ensure_packages(&[("npm", Probe::Command("npm"))])?;
+        run(Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&prefix)
+            .arg(PACKAGE))?;
+    }
+    Ok(loader)
 }
 
 /// Builds the package and installs, runs and purges it (root).
