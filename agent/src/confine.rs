@@ -167,17 +167,7 @@ const STARTING: [u32; 6] = [
 /// keeps no more, and drops the calling (main) thread at once to what
 /// starting needs.
 pub fn arm(audit_group: bool) -> Result<(), ConfineError> {
-    let bpf = if last_cap() >= CAP_BPF {
-        CAP_BPF
-    } else {
-        // Before Linux 5.8 CAP_SYS_ADMIN stands in for CAP_BPF.
-        CAP_SYS_ADMIN
-    };
-    let keep = KEPT
-        .iter()
-        .map(|&(cap, _)| if cap == CAP_BPF { bpf } else { cap })
-        .filter(|&cap| cap != CAP_CHOWN || audit_group)
-        .fold(0u64, |mask, cap| mask | 1 << cap);
+    let keep = running_set(audit_group, last_cap());
     let starting = STARTING.iter().fold(keep, |mask, cap| mask | 1 << cap);
     airlock_ebpf::keep_only_capabilities(starting, last_cap())
         .map_err(ConfineError::Capabilities)?;
@@ -213,13 +203,24 @@ pub fn seal() -> Result<(), ConfineError> {
     Ok(())
 }
 
+/// [`KEPT`] as a mask, on a kernel whose highest capability is
+/// `last_cap`: `CAP_CHOWN` only with `audit_group`, and before Linux 5.8
+/// (no `CAP_BPF`) `CAP_SYS_ADMIN` standing in for `CAP_BPF`.
+fn running_set(audit_group: bool, last_cap: u32) -> u64 {
+    let bpf = if last_cap >= CAP_BPF {
+        CAP_BPF
+    } else {
+        CAP_SYS_ADMIN
+    };
+    KEPT.iter()
+        .map(|&(cap, _)| if cap == CAP_BPF { bpf } else { cap })
+        .filter(|&cap| cap != CAP_CHOWN || audit_group)
+        .fold(0u64, |mask, cap| mask | 1 << cap)
+}
+
 /// What `airlock run` keeps once attached, for the demo to say.
 pub(crate) fn kept_when_running() -> Vec<&'static str> {
-    let keep = KEPT
-        .iter()
-        .filter(|&&(cap, _)| cap != CAP_CHOWN)
-        .fold(0u64, |mask, &(cap, _)| mask | 1 << cap);
-    names(keep)
+    names(running_set(false, last_cap()))
 }
 
 /// `AUDIT_ARCH_*` of this build (linux/audit.h): the filter refuses calls
@@ -295,11 +296,15 @@ fn names(mask: u64) -> Vec<&'static str> {
 
 /// A capability set from a `/proc/…/status` text (`CapEff:`, `CapBnd:`…).
 pub(crate) fn capability_set(status: &str, field: &str) -> u64 {
+    u64::from_str_radix(status_field(status, field), 16).unwrap_or(0)
+}
+
+/// A field of a `/proc/…/status` text, trimmed; empty when absent.
+fn status_field<'a>(status: &'a str, field: &str) -> &'a str {
     status
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0)
+        .map_or("", str::trim)
 }
 
 /// What the kernel says this process's threads hold, as `status` shows it.
@@ -341,14 +346,7 @@ impl Privileges {
             threads += 1;
             held |= capability_set(&status, "CapEff") | capability_set(&status, "CapPrm");
             bounding |= capability_set(&status, "CapBnd");
-            let field = |name: &str| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                    .map(str::trim)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
+            let field = |name| status_field(&status, name);
             seccomp &= field("NoNewPrivs") == "1" && field("Seccomp") == "2";
             // Real uid: the first of `Uid:`'s four ids.
             uid = uid.or_else(|| field("Uid").split_whitespace().next()?.parse().ok());

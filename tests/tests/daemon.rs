@@ -73,6 +73,37 @@ impl ArmSetup {
         file
     }
 
+    /// Captures `port` as a proxy port too (`capture.proxy_ports`).
+    fn proxy_port(&self, port: u16) {
+        let text = std::fs::read_to_string(&self.config).unwrap().replacen(
+            "[capture]\n",
+            &format!("[capture]\nproxy_ports = [{port}]\n"),
+            1,
+        );
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    /// Starts the daemon where its resolver (`/etc/hosts`, in a mount
+    /// namespace of its own: there is no DNS here) gives 127.0.0.1 for
+    /// `names`, as it resolves a `CONNECT` authority; waits for its
+    /// `start` record.
+    async fn start_resolving(&self, names: &[&str]) -> tokio::process::Child {
+        let hosts = self.dir.path().join("hosts");
+        std::fs::write(&hosts, format!("127.0.0.1 localhost {}\n", names.join(" "))).unwrap();
+        let stderr = self.dir.path().join("stderr");
+        let daemon = run_in_own_mounts("mount --bind \"$2\" /etc/hosts &&", &self.config, &hosts)
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let started = wait_for(&self.audit, |r| r.iter().any(|r| r["event"] == "start")).await;
+        assert!(
+            started.iter().any(|r| r["event"] == "start"),
+            "{}",
+            std::fs::read_to_string(&stderr).unwrap()
+        );
+        daemon
+    }
+
     /// Starts the daemon and waits for its `start` record.
     async fn start(&self) -> airlock_tests::daemon::Daemon {
         let daemon = airlock_tests::daemon::spawn(&self.config);
@@ -763,16 +794,32 @@ async fn the_running_daemon_keeps_only_what_it_needs() {
     );
 }
 
-/// `airlock run` in a mount namespace of its own where `/sys/fs/bpf` is
-/// not mounted; `Output` when it exits.
-fn run_without_bpffs(config: &std::path::Path) -> tokio::process::Command {
+/// `airlock run --config config` in a mount namespace of its own, once
+/// `prepare` (shell, `$2` is `arg`) changed what it sees there.
+fn run_in_own_mounts(
+    prepare: &str,
+    config: &std::path::Path,
+    arg: &std::path::Path,
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-        .arg("umount /sys/fs/bpf 2>/dev/null; exec \"$0\" run --log-level error --config \"$1\"")
+        .arg(format!(
+            "{prepare} exec \"$0\" run --log-level error --config \"$1\""
+        ))
         .arg(airlock_bin())
         .arg(config)
+        .arg(arg)
         .kill_on_drop(true);
     cmd
+}
+
+/// `airlock run` where `/sys/fs/bpf` is not mounted.
+fn run_without_bpffs(config: &std::path::Path) -> tokio::process::Command {
+    run_in_own_mounts(
+        "umount /sys/fs/bpf 2>/dev/null;",
+        config,
+        std::path::Path::new(""),
+    )
 }
 
 /// A host where bpffs is not mounted: with `fail_mode = "closed"` airlock
@@ -1170,36 +1217,10 @@ async fn clients_behind_a_corporate_proxy_are_judged_as_if_direct() {
         "[defaults]\naction = \"allow\"\n[[rule]]\nname = \"no-deletes\"\naction = \"deny\"\nreason = \"no deletes\"\nrequest.method = [\"DELETE\"]\n",
     );
     let proxy = corporate_proxy().await;
-    let mut text = std::fs::read_to_string(&arm.config).unwrap();
-    text = text.replacen(
-        "[capture]\n",
-        &format!("[capture]\nproxy_ports = [{proxy}]\n"),
-        1,
-    );
-    std::fs::write(&arm.config, text).unwrap();
-    // airlock resolves the CONNECT authority itself: in a mount namespace
-    // of its own, /etc/hosts names the loopback upstream.
-    let hosts = arm.dir.path().join("hosts");
-    std::fs::write(
-        &hosts,
-        "127.0.0.1 localhost management.azure.com harmless.example\n",
-    )
-    .unwrap();
-    let mut cmd = tokio::process::Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-        .arg("mount --bind \"$2\" /etc/hosts && exec \"$0\" run --log-level error --config \"$1\"")
-        .arg(airlock_bin())
-        .arg(&arm.config)
-        .arg(&hosts)
-        .stderr(std::fs::File::create(arm.dir.path().join("stderr")).unwrap())
-        .kill_on_drop(true);
-    let mut daemon = cmd.spawn().unwrap();
-    let started = wait_for(&arm.audit, |r| r.iter().any(|r| r["event"] == "start")).await;
-    assert!(
-        started.iter().any(|r| r["event"] == "start"),
-        "{}",
-        std::fs::read_to_string(arm.dir.path().join("stderr")).unwrap()
-    );
+    arm.proxy_port(proxy);
+    let mut daemon = arm
+        .start_resolving(&["management.azure.com", "harmless.example"])
+        .await;
 
     std::fs::set_permissions(
         arm.dir.path(),
@@ -1348,29 +1369,14 @@ async fn the_copilot_cli_and_the_azure_calls_its_tools_make_are_recorded() {
     std::fs::create_dir_all(&model_dir).unwrap();
     let model_ca = pki.write_ca(&model_dir);
     let proxy = corporate_proxy().await;
-    let mut text = std::fs::read_to_string(&arm.config).unwrap();
-    text = text.replacen(
-        "[capture]\n",
-        &format!("[capture]\nproxy_ports = [{proxy}]\n"),
-        1,
-    );
-    text = text.replacen(
+    arm.proxy_port(proxy);
+    let text = std::fs::read_to_string(&arm.config).unwrap().replacen(
         "upstream_roots = [",
         &format!("upstream_roots = [{model_ca:?}, "),
         1,
     );
     std::fs::write(&arm.config, text).unwrap();
-    let hosts = arm.dir.path().join("hosts");
-    std::fs::write(&hosts, format!("127.0.0.1 localhost {ARM} {MODEL_HOST}\n")).unwrap();
-    let mut cmd = tokio::process::Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-        .arg("mount --bind \"$2\" /etc/hosts && exec \"$0\" run --log-level error --config \"$1\"")
-        .arg(airlock_bin())
-        .arg(&arm.config)
-        .arg(&hosts)
-        .kill_on_drop(true);
-    let mut daemon = cmd.spawn().unwrap();
-    wait_for(&arm.audit, |r| r.iter().any(|r| r["event"] == "start")).await;
+    let mut daemon = arm.start_resolving(&[ARM, MODEL_HOST]).await;
 
     // The developer: nobody, a home of its own, `ca env`'s lines, a proxy.
     std::fs::set_permissions(
