@@ -1306,6 +1306,29 @@ async fn clients_behind_a_corporate_proxy_are_judged_as_if_direct() {
     .await;
     assert!(refusal.iter().any(|r| r["proxy"]["port"] == proxy));
 
+    // The instance metadata service through the proxy, to skip its
+    // judgement: a tunnel carrying plain HTTP is refused as on any port.
+    let mut imds = agent("curl");
+    imds.args(["-sS", "--max-time", "20", "-p", "-H", "Metadata: true"])
+        .arg("http://169.254.169.254/metadata/identity/oauth2/token?resource=https://management.azure.com/");
+    let out = finish(imds).await;
+    assert!(!out.status.success(), "{out:?}");
+    let refused = wait_for(&arm.audit, |r| {
+        r.iter().any(|r| {
+            r["dst"]["ip"] == "169.254.169.254"
+                && r["error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("not TLS"))
+        })
+    })
+    .await;
+    assert!(
+        refused
+            .iter()
+            .any(|r| r["dst"]["ip"] == "169.254.169.254" && r["proxy"]["port"] == proxy),
+        "{refused:#?}"
+    );
+
     let mut plain = agent("curl");
     plain.args([
         "-sS",
