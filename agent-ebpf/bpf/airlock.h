@@ -28,6 +28,11 @@
 #define AIRLOCK_EV_UNTRACKED    4 /* a child of a tracked or selected process could
 				   * not be tracked (the map is full): from now on
 				   * every process in the cgroup is captured */
+#define AIRLOCK_EV_NETNS_REFUSED 5 /* a connect from another network namespace was
+				    * refused: no listener for containers (or an
+				    * IPv6 destination: that listener is IPv4) */
+#define AIRLOCK_EV_CGROUP       6 /* a cgroup was made: userspace looks for new
+				   * capture cgroups (orig is empty) */
 
 /* Single-entry array map written by userspace before the programs attach. */
 struct airlock_config {
@@ -38,6 +43,13 @@ struct airlock_config {
 	__u16 proxy_port4;         /* host order */
 	__u16 proxy_port6;         /* host order */
 	__u32 max_depth;           /* ancestors examined for follow_children */
+	__u8  containers_ip4[4];   /* listener for other network namespaces
+				    * (proxy.listen_containers), network order */
+	__u16 containers_port4;    /* host order; 0: none, their connects refused */
+	__u16 _pad;
+	__u32 _pad2;
+	__u64 host_netns;          /* airlock's network namespace (cookie); 0:
+				    * unknown, every namespace is treated as it */
 };
 
 /* What connect4/6 rewrote, and who asked: the unit the proxy recovers. */
@@ -53,6 +65,7 @@ struct airlock_orig {
 	__u64 cgroup_id;           /* cgroup v2 id of the caller */
 	__u64 start_time;          /* the process's start, ns since boot */
 	__u64 exec_id;             /* its self_exec_id: moves at every exec */
+	__u64 netns;               /* the socket's network namespace (cookie) */
 	char  comm[AIRLOCK_COMM_LEN];
 };
 

@@ -4,7 +4,9 @@
  * captured ports (QUIC must fall back to TCP, which is captured).
  *
  * Flow of one connection:
- *   connect4/6   rewrite dst to the proxy, store airlock_orig by socket cookie
+ *   connect4/6   rewrite dst to the proxy (from another network namespace:
+ *                its listener for containers), store airlock_orig by socket
+ *                cookie
  *   sockops      on ACTIVE_ESTABLISHED copy it to by_peer keyed by the
  *                client's local address (what the proxy sees on accept)
  *   proxy        looks up by_peer with the peer address, deletes the entry
@@ -360,6 +362,7 @@ static __always_inline void orig4(struct bpf_sock_addr *ctx, struct airlock_orig
 	v4_mapped(rec->addr, ctx->user_ip4);
 	rec->port = bpf_ntohs((__u16)ctx->user_port);
 	rec->family = AF_INET;
+	rec->netns = bpf_get_netns_cookie(ctx);
 	fill_caller(rec);
 }
 
@@ -368,7 +371,45 @@ static __always_inline void orig6(struct bpf_sock_addr *ctx, struct airlock_orig
 	CTX_IP6(rec->addr, ctx->user_ip6);
 	rec->port = bpf_ntohs((__u16)ctx->user_port);
 	rec->family = AF_INET6;
+	rec->netns = bpf_get_netns_cookie(ctx);
 	fill_caller(rec);
+}
+
+/* Is the socket in a network namespace other than airlock's (a container)?
+ * There 127.0.0.1 is not airlock: such connects go to the containers
+ * listener, an address of airlock's the namespace can reach. */
+static __always_inline int foreign_netns(const struct airlock_config *cfg, __u64 netns)
+{
+	return cfg->host_netns && netns != cfg->host_netns;
+}
+
+/* 127.0.0.0/8 or ::1 (in `addr`, IPv4 mapped): in another namespace, that
+ * namespace's own loopback. Left alone: airlock cannot reach it, and
+ * dialling the host's loopback in its place would hand a container the
+ * host's local services. */
+static __always_inline int loopback(const __u8 addr[16])
+{
+	__u32 ip6[4];
+
+	__builtin_memcpy(ip6, addr, 16);
+	if (ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0xffff))
+		return addr[12] == 127;
+	return ip6[0] == 0 && ip6[1] == 0 && ip6[2] == 0 && ip6[3] == bpf_htonl(1);
+}
+
+/* For a connect from another namespace: 1 to redirect it to the containers
+ * listener, 0 to leave it alone (its own loopback), -1 to refuse it (no
+ * such listener, or an IPv6 destination: that listener is IPv4). */
+static __always_inline int containers_route(const struct airlock_config *cfg,
+					    const struct airlock_orig *rec, int v6_dest)
+{
+	if (loopback(rec->addr))
+		return 0;
+	if (!cfg->containers_port4 || v6_dest) {
+		emit(AIRLOCK_EV_NETNS_REFUSED, rec);
+		return -1;
+	}
+	return 1;
 }
 
 /* Is this destination captured: its port, or the address and port? `v6`
@@ -414,6 +455,7 @@ int airlock_connect4(struct bpf_sock_addr *ctx)
 {
 	const struct airlock_config *cfg = captured(ctx, 0);
 	struct airlock_orig rec = {};
+	int container = 0;
 	__u64 cookie;
 
 	if (!cfg)
@@ -425,12 +467,26 @@ int airlock_connect4(struct bpf_sock_addr *ctx)
 	}
 	if (ctx->protocol != IPPROTO_TCP)
 		return 1;
+	if (foreign_netns(cfg, rec.netns)) {
+		int route = containers_route(cfg, &rec, 0);
+
+		if (route <= 0)
+			return route == 0; /* its own loopback: allowed; else refused */
+		container = 1;
+	} else {
+		rec.netns = 0; /* records name only other namespaces */
+	}
 
 	cookie = bpf_get_socket_cookie(ctx);
 	if (bpf_map_update_elem(&AIRLOCK_BY_COOKIE, &cookie, &rec, BPF_ANY))
 		return 0; /* cannot attribute it: refuse rather than pass unseen */
-	__builtin_memcpy(&ctx->user_ip4, cfg->proxy_ip4, 4);
-	ctx->user_port = bpf_htons(cfg->proxy_port4);
+	if (container) {
+		__builtin_memcpy(&ctx->user_ip4, cfg->containers_ip4, 4);
+		ctx->user_port = bpf_htons(cfg->containers_port4);
+	} else {
+		__builtin_memcpy(&ctx->user_ip4, cfg->proxy_ip4, 4);
+		ctx->user_port = bpf_htons(cfg->proxy_port4);
+	}
 	emit(AIRLOCK_EV_REDIRECT, &rec);
 	return 1;
 }
@@ -442,7 +498,7 @@ int airlock_connect6(struct bpf_sock_addr *ctx)
 	struct airlock_orig rec = {};
 	__u32 ip6[4];
 	__u64 cookie;
-	int mapped;
+	int mapped, container = 0;
 
 	if (!cfg)
 		return 1;
@@ -456,6 +512,15 @@ int airlock_connect6(struct bpf_sock_addr *ctx)
 
 	__builtin_memcpy(ip6, rec.addr, 16);
 	mapped = ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0xffff);
+	if (foreign_netns(cfg, rec.netns)) {
+		int route = containers_route(cfg, &rec, !mapped);
+
+		if (route <= 0)
+			return route == 0; /* its own loopback: allowed; else refused */
+		container = 1;
+	} else {
+		rec.netns = 0; /* records name only other namespaces */
+	}
 	if (!mapped && !(cfg->flags & AIRLOCK_F_HAVE_V6)) {
 		emit(AIRLOCK_EV_V6_REFUSED, &rec);
 		return 0; /* nowhere to send it: refuse rather than bypass */
@@ -464,7 +529,14 @@ int airlock_connect6(struct bpf_sock_addr *ctx)
 	cookie = bpf_get_socket_cookie(ctx);
 	if (bpf_map_update_elem(&AIRLOCK_BY_COOKIE, &cookie, &rec, BPF_ANY))
 		return 0;
-	if (mapped) {
+	if (container) {
+		/* mapped (containers_route refused the rest): its IPv4 listener */
+		__u32 ip4;
+
+		__builtin_memcpy(&ip4, cfg->containers_ip4, 4);
+		CTX_U32(ctx->user_ip6[3]) = ip4;
+		ctx->user_port = bpf_htons(cfg->containers_port4);
+	} else if (mapped) {
 		/* dual-stack socket to an IPv4 peer: go to the IPv4 listener */
 		__u32 ip4;
 
@@ -514,7 +586,9 @@ static __always_inline int peer_is_proxy(__u16 port)
 {
 	const struct airlock_config *cfg = config();
 
-	return cfg && port && (port == cfg->proxy_port4 || port == cfg->proxy_port6);
+	return cfg && port &&
+	       (port == cfg->proxy_port4 || port == cfg->proxy_port6 ||
+		port == cfg->containers_port4);
 }
 
 SEC("cgroup/getpeername4")
@@ -730,6 +804,18 @@ int airlock_creds(__u64 *ctx)
 	uid = BPF_CORE_READ(new, uid.val);
 	if (bpf_map_lookup_elem(&AIRLOCK_UIDS, &uid))
 		move_epoch();
+	return 0;
+}
+
+/* A cgroup was made: userspace looks for capture cgroups among the new
+ * ones (`capture.cgroup` globs), and attaches to them at once. Attached
+ * only when the capture cgroups include a glob. */
+SEC("tp_btf/cgroup_mkdir")
+int airlock_cgroup_mkdir(__u64 *ctx)
+{
+	struct airlock_orig rec = {};
+
+	emit(AIRLOCK_EV_CGROUP, &rec);
 	return 0;
 }
 

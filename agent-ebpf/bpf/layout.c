@@ -17,6 +17,9 @@ int main(void)
 	OFF(airlock_config, proxy_port4);
 	OFF(airlock_config, proxy_port6);
 	OFF(airlock_config, max_depth);
+	OFF(airlock_config, containers_ip4);
+	OFF(airlock_config, containers_port4);
+	OFF(airlock_config, host_netns);
 	SIZE(airlock_orig);
 	OFF(airlock_orig, addr);
 	OFF(airlock_orig, port);
@@ -28,6 +31,7 @@ int main(void)
 	OFF(airlock_orig, cgroup_id);
 	OFF(airlock_orig, start_time);
 	OFF(airlock_orig, exec_id);
+	OFF(airlock_orig, netns);
 	OFF(airlock_orig, comm);
 	SIZE(airlock_addr_key);
 	OFF(airlock_addr_key, addr);
@@ -44,5 +48,7 @@ int main(void)
 	printf("pub(crate) const EV_UDP_REFUSED: u32 = %u;\n", AIRLOCK_EV_UDP_REFUSED);
 	printf("pub(crate) const EV_V6_REFUSED: u32 = %u;\n", AIRLOCK_EV_V6_REFUSED);
 	printf("pub(crate) const EV_UNTRACKED: u32 = %u;\n", AIRLOCK_EV_UNTRACKED);
+	printf("pub(crate) const EV_NETNS_REFUSED: u32 = %u;\n", AIRLOCK_EV_NETNS_REFUSED);
+	printf("pub(crate) const EV_CGROUP: u32 = %u;\n", AIRLOCK_EV_CGROUP);
 	return 0;
 }

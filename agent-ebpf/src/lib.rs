@@ -7,7 +7,7 @@ mod sys;
 pub use shared::{AddrKey, Config, Event, EventKind, Orig, flags};
 pub use sys::{
     async_ring_buf, group_by_name, group_ids_of, install_seccomp_filter, keep_only_capabilities,
-    peer_pidfd, raise_nofile_limit, user_by_uid,
+    netns_cookie, peer_pidfd, raise_nofile_limit, set_freebind, user_by_uid,
 };
 
 /// The compiled capture object (`bpf/capture.bpf.c`), aligned for the ELF
@@ -29,6 +29,7 @@ pub mod programs {
     pub const RENAME: &str = "airlock_rename";
     pub const EXEC: &str = "airlock_exec";
     pub const CREDS: &str = "airlock_creds";
+    pub const CGROUP_MKDIR: &str = "airlock_cgroup_mkdir";
 }
 
 /// Names of the maps in [`CAPTURE_OBJECT`].

@@ -27,6 +27,16 @@ pub struct Config {
     pub proxy_port4: u16,
     pub proxy_port6: u16,
     pub max_depth: u32,
+    /// Listener for other network namespaces (`proxy.listen_containers`),
+    /// network order.
+    pub containers_ip4: [u8; 4],
+    /// Its port; 0: none (connects from other namespaces are refused).
+    pub containers_port4: u16,
+    pub _pad: u16,
+    pub _pad2: u32,
+    /// airlock's network namespace (its cookie); 0: unknown, every
+    /// namespace is treated as airlock's.
+    pub host_netns: u64,
 }
 
 /// `struct airlock_orig`: the original destination and the caller.
@@ -47,6 +57,8 @@ pub struct Orig {
     pub start_time: u64,
     /// The kernel's `self_exec_id`: moves at every exec.
     pub exec_id: u64,
+    /// The socket's network namespace (its cookie).
+    pub netns: u64,
     pub comm: [u8; 16],
 }
 
@@ -74,6 +86,12 @@ pub enum EventKind {
     /// A child of a tracked or selected process could not be tracked (the
     /// tracking map is full): every process in the cgroup is captured now.
     Untracked,
+    /// A connect from another network namespace was refused: no listener
+    /// for containers, or an IPv6 destination.
+    NetnsRefused,
+    /// A cgroup was made (the record is empty): new capture cgroups may
+    /// have appeared.
+    Cgroup,
     /// A kind this build does not know (a newer object).
     Unknown(u32),
 }
@@ -99,6 +117,8 @@ impl Event {
             2 => EventKind::UdpRefused,
             3 => EventKind::V6Refused,
             4 => EventKind::Untracked,
+            5 => EventKind::NetnsRefused,
+            6 => EventKind::Cgroup,
             k => EventKind::Unknown(k),
         };
         Some(Self {
@@ -128,6 +148,7 @@ impl Orig {
             cgroup_id: u64_at(b, offset_of!(Orig, cgroup_id)),
             start_time: u64_at(b, offset_of!(Orig, start_time)),
             exec_id: u64_at(b, offset_of!(Orig, exec_id)),
+            netns: u64_at(b, offset_of!(Orig, netns)),
             comm,
         }
     }
@@ -182,6 +203,18 @@ mod tests {
             offset_of!(Config, max_depth),
             c::OFF_airlock_config_max_depth
         );
+        assert_eq!(
+            offset_of!(Config, containers_ip4),
+            c::OFF_airlock_config_containers_ip4
+        );
+        assert_eq!(
+            offset_of!(Config, containers_port4),
+            c::OFF_airlock_config_containers_port4
+        );
+        assert_eq!(
+            offset_of!(Config, host_netns),
+            c::OFF_airlock_config_host_netns
+        );
     }
 
     #[test]
@@ -197,6 +230,7 @@ mod tests {
         assert_eq!(offset_of!(Orig, cgroup_id), c::OFF_airlock_orig_cgroup_id);
         assert_eq!(offset_of!(Orig, start_time), c::OFF_airlock_orig_start_time);
         assert_eq!(offset_of!(Orig, exec_id), c::OFF_airlock_orig_exec_id);
+        assert_eq!(offset_of!(Orig, netns), c::OFF_airlock_orig_netns);
         assert_eq!(offset_of!(Orig, comm), c::OFF_airlock_orig_comm);
     }
 
@@ -222,6 +256,8 @@ mod tests {
             (c::EV_UDP_REFUSED, EventKind::UdpRefused),
             (c::EV_V6_REFUSED, EventKind::V6Refused),
             (c::EV_UNTRACKED, EventKind::Untracked),
+            (c::EV_NETNS_REFUSED, EventKind::NetnsRefused),
+            (c::EV_CGROUP, EventKind::Cgroup),
         ];
         for (raw, kind) in kinds {
             let mut bytes = vec![0u8; Event::SIZE];
@@ -244,6 +280,7 @@ mod tests {
             cgroup_id: 0x1122_3344_5566_7788,
             start_time: 0x0102_0304_0506_0708,
             exec_id: 3,
+            netns: 0x4000_0000_0000_0009,
             comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
         };
         let mut bytes = vec![0u8; Event::SIZE];
@@ -259,7 +296,8 @@ mod tests {
         bytes[o + 40..o + 48].copy_from_slice(&orig.cgroup_id.to_ne_bytes());
         bytes[o + 48..o + 56].copy_from_slice(&orig.start_time.to_ne_bytes());
         bytes[o + 56..o + 64].copy_from_slice(&orig.exec_id.to_ne_bytes());
-        bytes[o + 64..o + 80].copy_from_slice(&orig.comm);
+        bytes[o + 64..o + 72].copy_from_slice(&orig.netns.to_ne_bytes());
+        bytes[o + 72..o + 88].copy_from_slice(&orig.comm);
         let ev = Event::decode(&bytes).unwrap();
         assert_eq!(ev.kind, EventKind::Redirect);
         assert_eq!(ev.orig, orig);

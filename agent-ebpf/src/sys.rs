@@ -29,6 +29,9 @@
 //!    and retried on `ERANGE`/-1; the strings read back point into that
 //!    buffer, which outlives the reads; the name passed in is a
 //!    NUL-terminated `CString`.
+//! 7. `getsockopt(SO_NETNS_COOKIE)` and `setsockopt(IP_FREEBIND)` on a
+//!    socket the caller borrows: a live `u64`/`c_int` local and its exact
+//!    size.
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -74,6 +77,50 @@ pub fn peer_pidfd(socket: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
     }
     // SAFETY: (3) above: a new descriptor, owned by nothing else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `SO_NETNS_COOKIE` (asm-generic/socket.h, Linux 5.14).
+const SO_NETNS_COOKIE: libc::c_int = 71;
+
+/// The cookie of the network namespace `socket` lives in: what the eBPF
+/// programs read with `bpf_get_netns_cookie` (its inode number is not).
+pub fn netns_cookie(socket: BorrowedFd<'_>) -> std::io::Result<u64> {
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: (7) above.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&raw mut cookie).cast(),
+            &raw mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cookie)
+}
+
+/// Lets `socket` bind an IPv4 address the host does not have yet (a
+/// container bridge made after airlock started).
+pub fn set_freebind(socket: BorrowedFd<'_>) -> std::io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: (7) above.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_FREEBIND,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Raises the soft limit on open descriptors to the hard limit (each

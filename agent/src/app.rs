@@ -134,12 +134,15 @@ pub async fn build(config: Config) -> Result<App, AppError> {
     let targets = Targets {
         listen4: listen.0,
         listen6: listen6.map(|a| a.0),
+        containers: listeners.containers().map(|a| a.0),
         self_tgid: std::process::id(),
+        host_netns: listeners.netns_cookie(),
     };
     let capture = Capture::attach(&config.capture, &targets)?;
     let intercept = Arc::new(std::sync::RwLock::new(intercept));
     telemetry.attach(crate::telemetry::Sources {
-        cgroup: capture.cgroup().to_owned(),
+        cgroup: capture.scope().describe(),
+        cgroups: capture.attached_cgroups(),
         fail_closed: capture.fail_closed(),
         programs: capture.programs(),
         selectors: capture.selectors(),
@@ -147,6 +150,7 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         events: capture.event_counts(),
         listen: std::iter::once(listen.0)
             .chain(listen6.map(|a| a.0))
+            .chain(listeners.containers().map(|a| a.0))
             .collect(),
         intercept: intercept.clone(),
         leaves: leaves.clone(),
@@ -200,7 +204,7 @@ impl App {
     /// connections to close once their requests are done, and gives them
     /// [`DEFAULT_DRAIN_TIMEOUT`] to finish.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
-        let cgroup = self.capture.cgroup().display().to_string();
+        let cgroup = self.capture.scope().describe();
         let mut start = AgentRecord::new("start", Some(cgroup.clone()));
         start.weakened = self.config.weakened();
         for setting in &start.weakened {
@@ -235,6 +239,9 @@ impl App {
         tasks.spawn(self.admin.run(Some(self.capture.membership())));
         if let Some(events) = self.capture.take_events() {
             tasks.spawn(events.run());
+        }
+        if let Some(watch) = self.capture.watch() {
+            tasks.spawn(watch);
         }
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let proxy = Arc::new(Proxy {

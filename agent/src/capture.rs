@@ -1,6 +1,7 @@
 //! The eBPF side of the data path: load the capture object, fill its maps
-//! from the config, attach it to the capture cgroup, and hand the proxy the
-//! original destination and caller of each redirected connection.
+//! from the config, attach it to the capture cgroups (and to those that
+//! appear later, `scope`), and hand the proxy the original destination and
+//! caller of each redirected connection.
 
 pub(crate) mod cgroup;
 mod events;
@@ -8,6 +9,7 @@ mod membership;
 mod pin;
 mod privileges;
 pub(crate) mod process;
+mod scope;
 mod selectors;
 mod table;
 mod tracking;
@@ -15,21 +17,28 @@ mod tracking;
 pub(crate) use events::{EventCounts, EventReader};
 pub(crate) use membership::Membership;
 pub(crate) use process::ProcessCache;
+pub(crate) use scope::Scope;
 pub(crate) use table::Captured;
 pub use table::OrigDstTable;
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use airlock_ebpf::{maps, programs};
 use aya::maps::{HashMap, RingBuf};
+use aya::programs::links::FdLink;
 use aya::programs::{
     BtfTracePoint, CgroupAttachMode, CgroupSockAddr, FExit, ProgramError, SockOps,
 };
 use aya::{Ebpf, EbpfLoader};
 
 use crate::config::{CaptureConfig, FailMode};
+use crate::core::lock;
 use pin::Pins;
 use selectors::Remember;
 pub(crate) use selectors::Selectors;
@@ -88,24 +97,61 @@ pub enum CaptureError {
 }
 
 /// What the programs need to know beyond the config: the addresses the
-/// proxy actually bound and airlock's own process (never captured).
+/// proxy actually bound, airlock's own process (never captured) and
+/// network namespace (connects from any other go to `containers`).
 #[derive(Clone, Debug)]
 pub(crate) struct Targets {
     pub listen4: SocketAddr,
     pub listen6: Option<SocketAddr>,
+    /// `proxy.listen_containers` as bound.
+    pub containers: Option<SocketAddr>,
     pub self_tgid: u32,
+    /// airlock's network namespace cookie; 0 if the kernel cannot say.
+    pub host_netns: u64,
+}
+
+/// How often the capture cgroups are looked for again when they include a
+/// glob, besides each time the kernel reports a new cgroup: a report the
+/// ring buffer had no room for, and cgroups removed, are caught then.
+const RESCAN_EVERY: Duration = Duration::from_secs(2);
+
+/// The loaded object and the cgroups its programs are attached to: what a
+/// rescan changes. Fields drop in order: links first.
+#[derive(Debug)]
+struct Attached {
+    /// Attached cgroups by inode: the path, and (fail_mode = "open") the
+    /// links, detached when dropped.
+    cgroups: BTreeMap<u64, (PathBuf, Vec<FdLink>)>,
+    /// With `fail_mode = "closed"`, the links pinned in bpffs (unpinned,
+    /// detached, when dropped).
+    pins: Option<Pins>,
+    /// Owns the programs (and, fail_mode = "open", the tracepoints' links).
+    ebpf: Ebpf,
+}
+
+/// The capture cgroups attached now, for status.
+#[derive(Clone, Debug)]
+pub(crate) struct AttachedCgroups(Weak<Mutex<Attached>>);
+
+impl AttachedCgroups {
+    pub(crate) fn paths(&self) -> Vec<PathBuf> {
+        self.0
+            .upgrade()
+            .map(|a| lock(&a).cgroups.values().map(|(p, _)| p.clone()).collect())
+            .unwrap_or_default()
+    }
 }
 
 /// Loaded and attached programs; dropping it detaches and unloads them.
 #[derive(Debug)]
 pub(crate) struct Capture {
-    /// With `fail_mode = "closed"`, the links (pinned in bpffs); dropped —
-    /// unpinned, detached — first.
-    pins: Option<Pins>,
-    /// Owns the programs and (with `fail_mode = "open"`) their links:
-    /// detached when dropped.
-    ebpf: Ebpf,
-    cgroup: PathBuf,
+    /// The only strong reference: dropping it detaches (the rescan task
+    /// and status hold weak ones).
+    attached: Arc<Mutex<Attached>>,
+    scope: Scope,
+    /// Woken by the kernel's report of a new cgroup.
+    cgroup_events: Arc<tokio::sync::Notify>,
+    fail_closed: bool,
     table: std::sync::Arc<OrigDstTable>,
     events: Option<EventReader>,
     event_counts: std::sync::Arc<EventCounts>,
@@ -117,8 +163,7 @@ pub(crate) struct Capture {
 /// multi-attach: airlock coexists with other cgroup programs (`Single` only
 /// means "no attach flags" on the link path).
 ///
-/// Attach order: getpeername and sockops before connect, so no redirected
-/// socket ever exists without the programs that complete its story.
+/// Attach order: getpeername before connect (see [`cgroup_programs`]).
 const SOCK_ADDR_PROGRAMS: &[&str] = &[
     programs::GETPEERNAME4,
     programs::GETPEERNAME6,
@@ -130,16 +175,16 @@ const SOCK_ADDR_PROGRAMS: &[&str] = &[
 
 impl Capture {
     /// Loads the object, fills its maps and attaches every program to the
-    /// configured cgroup (default: the cgroup2 root).
+    /// capture cgroups (default: the cgroup2 root).
     pub(crate) fn attach(config: &CaptureConfig, targets: &Targets) -> Result<Self, CaptureError> {
-        let cgroup = preflight(config)?;
-        let cgroup_fd = File::open(&cgroup).map_err(|io_error| CaptureError::Io {
-            what: "open capture cgroup",
-            io_error,
-        })?;
+        let scope = preflight(config)?;
+        let cgroups = scope.expand();
+        if cgroups.is_empty() {
+            tracing::warn!(cgroup = %scope.describe(), "no capture cgroup exists yet: they are attached as they appear");
+        }
 
         let mut pins = match config.fail_mode {
-            FailMode::Closed => Some(Pins::prepare(&config.pin_dir, &cgroup)?),
+            FailMode::Closed => Some(Pins::prepare(&config.pin_dir, &pin_key(&scope, &cgroups)?)?),
             FailMode::Open => None,
         };
         let mut loader = EbpfLoader::new();
@@ -160,38 +205,20 @@ impl Capture {
         selectors.apply(config)?;
         let remember = attach_process_tracking(&mut ebpf, pins.as_mut())?;
         selectors.remember_verdicts(remember)?;
-
-        let sockops: &mut SockOps = program(&mut ebpf, programs::SOCKOPS)?;
-        sockops.load().map_err(|source| CaptureError::Program {
-            program: programs::SOCKOPS,
-            source,
-        })?;
-        let id = sockops
-            .attach(&cgroup_fd, CgroupAttachMode::Single)
-            .map_err(|source| attach_error(programs::SOCKOPS, &cgroup, source))?;
-        if let Some(pins) = pins.as_mut() {
-            let link = sockops
-                .take_link(id)
-                .map_err(|source| attach_error(programs::SOCKOPS, &cgroup, source))?;
-            pins.pin(programs::SOCKOPS, fd_link(programs::SOCKOPS, link)?)?;
+        if scope.is_dynamic() {
+            watch_cgroups(&mut ebpf, pins.as_mut())?;
         }
-        for &name in SOCK_ADDR_PROGRAMS {
-            let prog: &mut CgroupSockAddr = program(&mut ebpf, name)?;
-            prog.load().map_err(|source| CaptureError::Program {
-                program: name,
-                source,
-            })?;
-            let id = prog
-                .attach(&cgroup_fd, CgroupAttachMode::Single)
-                .map_err(|source| attach_error(name, &cgroup, source))?;
-            if let Some(pins) = pins.as_mut() {
-                let link = prog
-                    .take_link(id)
-                    .map_err(|source| attach_error(name, &cgroup, source))?;
-                pins.pin(name, fd_link(name, link)?)?;
-            }
+        load_cgroup_programs(&mut ebpf)?;
+        let mut attached = Attached {
+            cgroups: BTreeMap::new(),
+            pins,
+            ebpf,
+        };
+        for dir in &cgroups {
+            attached.attach_cgroup(dir)?;
         }
-        if let Some(pins) = pins.as_mut() {
+        let ebpf = &mut attached.ebpf;
+        if let Some(pins) = attached.pins.as_mut() {
             let retired = pins.retire_previous();
             if retired > 0 {
                 tracing::info!(
@@ -201,9 +228,9 @@ impl Capture {
             }
         }
 
-        let by_peer = take_hash(&mut ebpf, maps::BY_PEER)?;
-        let by_cookie = take_hash(&mut ebpf, maps::BY_COOKIE)?;
-        let mut tracked = take_hash(&mut ebpf, maps::TRACKED)?;
+        let by_peer = take_hash(ebpf, maps::BY_PEER)?;
+        let by_cookie = take_hash(ebpf, maps::BY_COOKIE)?;
+        let mut tracked = take_hash(ebpf, maps::TRACKED)?;
         if reused {
             let (removed, added) = tracking::reconcile(&mut tracked);
             tracing::info!(
@@ -212,22 +239,24 @@ impl Capture {
                 "descendants tracked before the restart kept (gone ones removed, children started meanwhile added)"
             );
         }
-        let ring = RingBuf::try_from(take_map(&mut ebpf, maps::EVENTS)?).map_err(|source| {
+        let ring = RingBuf::try_from(take_map(ebpf, maps::EVENTS)?).map_err(|source| {
             CaptureError::Map {
                 map: maps::EVENTS,
                 source,
             }
         })?;
         let event_counts = std::sync::Arc::new(EventCounts::default());
-        tracing::info!(cgroup = %cgroup.display(), ports = ?config.ports,
+        let cgroup_events = Arc::new(tokio::sync::Notify::new());
+        tracing::info!(cgroup = %scope.describe(), attached = cgroups.len(), ports = ?config.ports,
             comm = ?config.comm, uid = ?config.uid,
             follow_children = config.follow_children, "capture attached");
         Ok(Self {
-            pins,
-            ebpf,
-            cgroup,
+            fail_closed: attached.pins.is_some(),
+            attached: Arc::new(Mutex::new(attached)),
+            scope,
+            cgroup_events: cgroup_events.clone(),
             table: std::sync::Arc::new(OrigDstTable::new(by_peer, by_cookie, tracked)),
-            events: Some(EventReader::new(ring, event_counts.clone())),
+            events: Some(EventReader::new(ring, event_counts.clone(), cgroup_events)),
             event_counts,
             selectors: std::sync::Arc::new(std::sync::Mutex::new(selectors)),
         })
@@ -241,13 +270,33 @@ impl Capture {
     /// Who is captured, for checks made after the fact (the admin API's
     /// approvers).
     pub(crate) fn membership(&self) -> Membership {
-        let mount = cgroup::cgroup2_mount().unwrap_or_default();
         Membership::new(
-            &self.cgroup,
-            &mount,
+            self.scope.clone(),
             self.table.clone(),
             self.selectors.clone(),
         )
+    }
+
+    /// With a glob among the capture cgroups, the task that attaches to
+    /// matching cgroups as they appear (woken by the kernel's report of a
+    /// new cgroup) and lets go of those removed; `None` without.
+    pub(crate) fn watch(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        let events = self.cgroup_events.clone();
+        let scope = self.scope.clone();
+        let attached = Arc::downgrade(&self.attached);
+        self.scope.is_dynamic().then_some(async move {
+            loop {
+                let _ = tokio::time::timeout(RESCAN_EVERY, events.notified()).await;
+                let (scope, attached) = (scope.clone(), attached.clone());
+                let rescanned = tokio::task::spawn_blocking(move || {
+                    attached.upgrade().map(|a| lock(&a).rescan(&scope))
+                })
+                .await;
+                if !matches!(rescanned, Ok(Some(()))) {
+                    return; // detached: airlock is stopping
+                }
+            }
+        })
     }
 
     /// The kernel event reader; taken once by whoever logs events.
@@ -262,12 +311,17 @@ impl Capture {
 
     /// Whether the programs outlive this process (`fail_mode = "closed"`).
     pub(crate) fn fail_closed(&self) -> bool {
-        self.pins.is_some()
+        self.fail_closed
     }
 
-    /// The cgroup the programs are attached to.
-    pub(crate) fn cgroup(&self) -> &std::path::Path {
-        &self.cgroup
+    /// The capture cgroups as configured.
+    pub(crate) fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// The cgroups attached now.
+    pub(crate) fn attached_cgroups(&self) -> AttachedCgroups {
+        AttachedCgroups(Arc::downgrade(&self.attached))
     }
 
     /// Kernel ids of the loaded programs (for status and tests).
@@ -277,7 +331,8 @@ impl Capture {
 
     /// Names and kernel ids of the loaded programs.
     pub(crate) fn programs(&self) -> Vec<(String, u32)> {
-        let mut programs: Vec<_> = self
+        let attached = lock(&self.attached);
+        let mut programs: Vec<_> = attached
             .ebpf
             .programs()
             .filter_map(|(name, p)| p.info().ok().map(|i| (name.to_owned(), i.id())))
@@ -401,7 +456,7 @@ where
     prog.load_for(target, btf).map_err(err)?;
     if let Some(link) = prog.attach_hook(pins.is_some()).map_err(err)? {
         pins.expect("a link is taken only to be pinned")
-            .pin(name, link)?;
+            .pin(name, None, link)?;
     }
     Ok(())
 }
@@ -420,14 +475,148 @@ where
 
 /// Checks, before anything is bound or opened, that capture can start:
 /// privileges, and the cgroup to attach to (returned).
-pub(crate) fn preflight(config: &CaptureConfig) -> Result<PathBuf, CaptureError> {
+pub(crate) fn preflight(config: &CaptureConfig) -> Result<Scope, CaptureError> {
     privileges::check()?;
-    let cgroup = match &config.cgroup {
-        Some(dir) => dir.clone(),
-        None => cgroup::cgroup2_mount()?,
+    let scope = Scope::new(&config.cgroup, &cgroup::cgroup2_mount()?);
+    scope.check()?;
+    Ok(scope)
+}
+
+/// The pins' directory name for `scope`: one fixed cgroup is named by its
+/// inode (however its path is spelled), anything else by a digest of the
+/// configured paths, so airlocks on different cgroups never retire each
+/// other's links while the next airlock on the same ones does.
+fn pin_key(scope: &Scope, now: &[PathBuf]) -> Result<String, CaptureError> {
+    match now {
+        [one] if !scope.is_dynamic() => Ok(inode(one)?.to_string()),
+        _ => {
+            let digest = ring::digest::digest(&ring::digest::SHA256, scope.describe().as_bytes());
+            Ok(format!("set-{}", crate::core::hex(&digest.as_ref()[..8])))
+        }
+    }
+}
+
+fn inode(dir: &Path) -> Result<u64, CaptureError> {
+    std::fs::metadata(dir)
+        .map(|m| m.ino())
+        .map_err(|io_error| CaptureError::Io {
+            what: "stat capture cgroup",
+            io_error,
+        })
+}
+
+/// Programs attached to every capture cgroup, in order: getpeername and
+/// sockops before connect, so no redirected socket ever exists without
+/// the programs that complete its story.
+fn cgroup_programs() -> impl Iterator<Item = &'static str> {
+    std::iter::once(programs::SOCKOPS).chain(SOCK_ADDR_PROGRAMS.iter().copied())
+}
+
+/// Loads the cgroup programs once, before any attach.
+fn load_cgroup_programs(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
+    let sockops: &mut SockOps = program(ebpf, programs::SOCKOPS)?;
+    sockops.load().map_err(|source| CaptureError::Program {
+        program: programs::SOCKOPS,
+        source,
+    })?;
+    for &name in SOCK_ADDR_PROGRAMS {
+        let prog: &mut CgroupSockAddr = program(ebpf, name)?;
+        prog.load().map_err(|source| CaptureError::Program {
+            program: name,
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// The kernel's report of each new cgroup, which wakes [`Capture::watch`].
+/// Without it (no BTF tracepoints) new cgroups are found by the periodic
+/// rescan alone, which is said once.
+fn watch_cgroups(ebpf: &mut Ebpf, pins: Option<&mut Pins>) -> Result<(), CaptureError> {
+    let btf = match aya::Btf::from_sys_fs() {
+        Ok(btf) => btf,
+        Err(e) => {
+            tracing::warn!(error = %e, every = ?RESCAN_EVERY, "no kernel BTF: new capture cgroups are found by looking for them periodically");
+            return Ok(());
+        }
     };
-    cgroup::check_cgroup_dir(&cgroup)?;
-    Ok(cgroup)
+    attach_btf::<BtfTracePoint>(ebpf, &btf, pins, programs::CGROUP_MKDIR, "cgroup_mkdir")
+}
+
+impl Attached {
+    /// Attaches every cgroup program to `dir`.
+    fn attach_cgroup(&mut self, dir: &Path) -> Result<(), CaptureError> {
+        let fd = File::open(dir).map_err(|io_error| CaptureError::Io {
+            what: "open capture cgroup",
+            io_error,
+        })?;
+        let ino = inode(dir)?;
+        let mut links = Vec::new();
+        for name in cgroup_programs() {
+            let link = if name == programs::SOCKOPS {
+                let prog: &mut SockOps = program(&mut self.ebpf, name)?;
+                let id = prog
+                    .attach(&fd, CgroupAttachMode::Single)
+                    .map_err(|source| attach_error(name, dir, source))?;
+                fd_link(
+                    name,
+                    prog.take_link(id).map_err(|e| attach_error(name, dir, e))?,
+                )?
+            } else {
+                let prog: &mut CgroupSockAddr = program(&mut self.ebpf, name)?;
+                let id = prog
+                    .attach(&fd, CgroupAttachMode::Single)
+                    .map_err(|source| attach_error(name, dir, source))?;
+                fd_link(
+                    name,
+                    prog.take_link(id).map_err(|e| attach_error(name, dir, e))?,
+                )?
+            };
+            match self.pins.as_mut() {
+                Some(pins) => pins.pin(name, Some(ino), link)?,
+                None => links.push(link),
+            }
+        }
+        self.cgroups.insert(ino, (dir.to_owned(), links));
+        Ok(())
+    }
+
+    /// Attaches to the capture cgroups that appeared since the last look,
+    /// and lets go of the links of those removed (the kernel detached them
+    /// with the cgroup; their descriptors and pins remain until then).
+    fn rescan(&mut self, scope: &Scope) {
+        let now: BTreeMap<u64, PathBuf> = scope
+            .expand()
+            .into_iter()
+            .filter_map(|dir| inode(&dir).ok().map(|i| (i, dir)))
+            .collect();
+        let gone: Vec<u64> = self
+            .cgroups
+            .keys()
+            .filter(|i| !now.contains_key(i))
+            .copied()
+            .collect();
+        for ino in gone {
+            if let Some((dir, _links)) = self.cgroups.remove(&ino) {
+                tracing::debug!(cgroup = %dir.display(), "capture cgroup removed");
+            }
+            if let Some(pins) = self.pins.as_mut() {
+                pins.release(ino);
+            }
+        }
+        for (ino, dir) in now {
+            if self.cgroups.contains_key(&ino) {
+                continue;
+            }
+            match self.attach_cgroup(&dir) {
+                Ok(()) => tracing::info!(cgroup = %dir.display(), "capture cgroup attached"),
+                // Removed meanwhile, most often: the next look settles it.
+                Err(e) => {
+                    tracing::warn!(cgroup = %dir.display(), error = %e, "could not attach to a capture cgroup")
+                }
+            }
+        }
+    }
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, CaptureError>

@@ -102,7 +102,9 @@ impl Config {
         // requests, and nothing tells the agent from them — capture spans
         // the whole host (no cgroup: the cgroup2 root) and selects no
         // process by name. With either, a captured process decides nothing.
-        if self.approval.allow_self && self.capture.comm.is_empty() && self.capture.cgroup.is_none()
+        if self.approval.allow_self
+            && self.capture.comm.is_empty()
+            && self.capture.cgroup.is_empty()
         {
             out.push(
                 "approval.allow_self = true with capture spanning the whole host and selecting no process by name: the agent cannot be told from its developer, so an agent running as an approver can approve its own requests (select it with capture.comm and follow_children, or give it a cgroup)",

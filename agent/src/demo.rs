@@ -90,7 +90,7 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         })?;
 
     let mut config = Config::default();
-    config.capture.cgroup = Some(cgroup.path().to_owned());
+    config.capture.cgroup = vec![cgroup.path().to_owned()];
     config.capture.ports = vec![443, azure.addr.port()];
     config.capture.imds = vec![imds];
     config.proxy.listen = "127.0.0.1:0".parse().expect("literal");

@@ -16,7 +16,7 @@ pub(crate) use exposition::Exposition;
 pub(crate) use traffic::{ConnPath, Traffic};
 
 use crate::audit::AuditLog;
-use crate::capture::{EventCounts, OrigDstTable, Selectors};
+use crate::capture::{AttachedCgroups, EventCounts, OrigDstTable, Selectors};
 use crate::host::InterceptList;
 use crate::policy::LivePolicy;
 use crate::tls::LeafCache;
@@ -34,7 +34,10 @@ pub(crate) struct Telemetry {
 /// The running parts `status` and `metrics` read from.
 #[derive(Debug)]
 pub(crate) struct Sources {
-    pub cgroup: PathBuf,
+    /// The capture cgroups as configured.
+    pub cgroup: String,
+    /// Those attached now.
+    pub cgroups: AttachedCgroups,
     pub fail_closed: bool,
     /// Names and kernel ids of the attached programs.
     pub programs: Vec<(String, u32)>,

@@ -19,6 +19,14 @@ impl TestCgroup {
         Self(OwnedCgroup::create(&name).unwrap_or_else(|e| panic!("cgroup {name}: {e}")))
     }
 
+    /// A cgroup `name` made now under this one (a container's, a job's).
+    pub fn child(&self, name: &str) -> Self {
+        Self(
+            OwnedCgroup::create_under(self.path(), name)
+                .unwrap_or_else(|e| panic!("cgroup {name}: {e}")),
+        )
+    }
+
     pub fn path(&self) -> &Path {
         self.0.path()
     }

@@ -9,7 +9,7 @@ use crate::{Finished, TestCgroup};
 
 /// `-w` suffix: curl's local port, and the peer address curl got from
 /// getpeername() (which airlock's hook rewrites to the original destination).
-const WRITE_OUT: &str = "\n%{local_port} %{remote_ip} %{remote_port}";
+pub const WRITE_OUT: &str = "\n%{local_port} %{remote_ip} %{remote_port}";
 
 /// `program` (curl, or curl under another name) fetching `url` from inside
 /// `cgroup`.

@@ -105,7 +105,7 @@ impl Running {
     /// Capture config for `cgroup` capturing `ports`, everything else default.
     pub fn capture(cgroup: &crate::TestCgroup, ports: &[u16]) -> CaptureConfig {
         CaptureConfig {
-            cgroup: Some(cgroup.path().to_owned()),
+            cgroup: vec![cgroup.path().to_owned()],
             ports: ports.to_vec(),
             ..CaptureConfig::default()
         }

@@ -761,3 +761,168 @@ async fn a_command_handed_to_an_earlier_server_is_captured_by_uid_only() {
         airlock.stop().await;
     }
 }
+
+/// airlock's status, read from its admin socket (as root).
+async fn status(airlock: &Running) -> Value {
+    let mut cmd = tokio::process::Command::new("curl");
+    cmd.args(["-sS", "--unix-socket"])
+        .arg(airlock.admin_socket())
+        .arg("http://airlock/v1/status");
+    let out = finish(cmd).await;
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("status {out:?}: {e}"))
+}
+
+/// Waits until `status.capture.cgroups` says whether `dir` is attached.
+async fn attached(airlock: &Running, dir: &std::path::Path, want: bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let s = status(airlock).await;
+        let listed = s["capture"]["cgroups"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|c| c == dir.to_str().unwrap()));
+        if listed == want || tokio::time::Instant::now() > deadline {
+            return s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_in_a_cgroup_made_later_and_its_own_network_namespace_is_captured() {
+    if !privileged("a_container_in_a_cgroup_made_later_and_its_own_network_namespace_is_captured") {
+        return;
+    }
+    // A container runtime's layout: jobs' cgroups appear under a parent
+    // (`docker-*.scope` under system.slice), each job in a network
+    // namespace of its own behind a bridge.
+    let parent = TestCgroup::new("containers");
+    let net = airlock_tests::ContainerNet::new();
+    let gateway = net.gateway.to_string();
+    // "Azure", reachable from the host at the bridge's address; and a
+    // service on the host's loopback a container must never reach.
+    let up = Upstream::on(&gateway).await;
+    let host_only = Upstream::on("127.0.0.1").await;
+    let capture = airlock::CaptureConfig {
+        cgroup: vec![parent.path().join("job-*")],
+        ports: vec![up.port(), host_only.port()],
+        ..airlock::CaptureConfig::default()
+    };
+    let airlock = Running::start_with(capture, |c| {
+        c.proxy.non_tls = airlock::NonTls::Relay;
+        c.proxy.listen_containers = Some(format!("{gateway}:0").parse().unwrap());
+    })
+    .await;
+    let before = status(&airlock).await;
+    assert_eq!(
+        before["capture"]["cgroups"],
+        serde_json::json!([]),
+        "{before}"
+    );
+
+    // The job's cgroup is made after airlock started: attached as it appears.
+    let job_cg = parent.child("job-1");
+    let job = job_cg.path().to_owned();
+    let s = attached(&airlock, &job, true).await;
+    assert_eq!(s["capture"]["cgroups"], serde_json::json!([job]), "{s}");
+
+    let url = format!("http://{}/", up.addr());
+    let mut curl = net.command(&job_cg, 65534, "curl");
+    curl.args([
+        "-sS",
+        "-g",
+        "--max-time",
+        "10",
+        "-w",
+        airlock_tests::curl::WRITE_OUT,
+        &url,
+    ]);
+    let got = Fetched::parse(&finish(curl).await);
+    assert!(got.proxied(), "the container's curl went direct: {got:?}");
+    assert_eq!(
+        got.remote,
+        up.addr(),
+        "getpeername shows where it was going"
+    );
+    let rec = only(airlock.connections(1).await);
+    let p = &rec["process"];
+    assert_eq!(p["pid"], got.pid, "{rec}");
+    assert_eq!(p["uid"], 65534);
+    assert_eq!(p["exe"], "/usr/bin/curl");
+    assert!(p["cgroup"].as_str().unwrap().ends_with("/job-1"), "{p}");
+    assert!(
+        p["netns"].as_u64().is_some_and(|n| n > 0),
+        "another namespace is named: {p}"
+    );
+    assert_eq!(rec["dst"]["ip"], gateway);
+    assert_eq!(rec["dst"]["port"], up.port());
+    assert_eq!(rec["src"]["ip"], net.addr.to_string());
+
+    // Attacks. The container's own loopback is its own: not redirected,
+    // so the host's loopback service is never reached on its behalf.
+    let mut lo = net.command(&job_cg, 65534, "curl");
+    lo.args(["-sS", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{}/", host_only.port()));
+    let lo = finish(lo).await;
+    assert!(!lo.status.success(), "{lo:?}");
+    assert_eq!(
+        host_only.accepted(),
+        0,
+        "a container reached the host's loopback"
+    );
+    // A process of the namespace that airlock does not capture (in the
+    // parent cgroup, which no glob matches) dials the containers' listener
+    // itself: no kernel record says where it was going, so it goes nowhere.
+    let listener = before["proxy"]["listen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a.as_str().unwrap().starts_with(&gateway))
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut direct = net.command(&parent, 65534, "curl");
+    direct
+        .args(["-sS", "--max-time", "5"])
+        .arg(format!("http://{listener}/"));
+    let direct = finish(direct).await;
+    assert!(!direct.status.success(), "{direct:?}");
+    assert_eq!(
+        up.accepted(),
+        1,
+        "only the captured curl reached the upstream"
+    );
+
+    // The job ends, its cgroup goes: airlock lets go of it.
+    drop(job_cg);
+    let s = attached(&airlock, &job, false).await;
+    assert_eq!(s["capture"]["cgroups"], serde_json::json!([]), "{s}");
+    let records = airlock.stop().await;
+    assert_eq!(
+        records.iter().filter(|r| r["kind"] == "connection").count(),
+        1,
+        "{records:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_listener_for_containers_their_connects_are_refused_not_let_through() {
+    if !privileged("without_a_listener_for_containers_their_connects_are_refused_not_let_through") {
+        return;
+    }
+    let cg = TestCgroup::new("nolisten");
+    let net = airlock_tests::ContainerNet::new();
+    let up = Upstream::on(&net.gateway.to_string()).await;
+    let airlock = Running::start_plain(Running::capture(&cg, &[up.port()])).await;
+    // In the namespace, 127.0.0.1 is not airlock: redirecting there would
+    // fail anyway, and going direct would go unaudited.
+    let mut curl = net.command(&cg, 65534, "curl");
+    curl.args(["-sS", "--max-time", "5"])
+        .arg(format!("http://{}/", up.addr()));
+    let out = finish(curl).await;
+    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(up.accepted(), 0, "a container's connect went direct");
+    let s = status(&airlock).await;
+    assert_eq!(s["capture"]["netns_refused"], 1, "{s}");
+    airlock.stop().await;
+}

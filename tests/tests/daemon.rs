@@ -1675,9 +1675,9 @@ async fn fail_closed_survives_a_crash_and_a_restart_takes_over() {
     let first_pid = first.id().unwrap();
     assert!(
         pins.join(first_pid.to_string())
-            .join("airlock_connect4")
+            .join(format!("airlock_connect4@{inode}"))
             .exists(),
-        "links pinned"
+        "links pinned, each named after its cgroup"
     );
     kill("KILL", first_pid);
     first.wait().await.unwrap();

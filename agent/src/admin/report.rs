@@ -36,6 +36,7 @@ pub(super) fn status(telemetry: &Telemetry, approvals: &Approvals) -> serde_json
         let policy = s.policy.current();
         v["capture"] = serde_json::json!({
             "cgroup": s.cgroup,
+            "cgroups": s.cgroups.paths(),
             "fail_mode": if s.fail_closed { "closed" } else { "open" },
             "programs": s.programs.iter()
                 .map(|(name, id)| serde_json::json!({ "name": name, "id": id }))
@@ -48,6 +49,7 @@ pub(super) fn status(telemetry: &Telemetry, approvals: &Approvals) -> serde_json
             // Children that could not be tracked: every process in the
             // cgroup is captured since (fail closed).
             "untracked_children": s.events.untracked.load(Ordering::Relaxed),
+            "netns_refused": s.events.netns_refused.load(Ordering::Relaxed),
         });
         v["proxy"] = serde_json::json!({
             "listen": s.listen,
@@ -109,12 +111,13 @@ fn sources_metrics(s: &Sources, out: &mut Exposition) {
     let e = &s.events;
     out.counter(
     "airlock_kernel_events_total",
-    "Events from the capture programs: connects redirected to airlock, UDP and IPv6 connects refused.",
+    "Events from the capture programs: connects redirected to airlock; UDP, IPv6 and other network namespaces' connects refused.",
     &[
         (&[("event", "redirect")], e.redirects.load(Ordering::Relaxed)),
         (&[("event", "udp_refused")], e.udp_refused.load(Ordering::Relaxed)),
         (&[("event", "ipv6_refused")], e.v6_refused.load(Ordering::Relaxed)),
         (&[("event", "untracked")], e.untracked.load(Ordering::Relaxed)),
+        (&[("event", "netns_refused")], e.netns_refused.load(Ordering::Relaxed)),
     ],
 );
     let (sockets, handed_over) = s.table.entries();

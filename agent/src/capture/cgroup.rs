@@ -24,7 +24,12 @@ pub struct OwnedCgroup {
 impl OwnedCgroup {
     /// Creates `name` directly under the cgroup2 mount.
     pub fn create(name: &str) -> Result<Self, CaptureError> {
-        let dir = cgroup2_mount()?.join(name);
+        Self::create_under(&cgroup2_mount()?, name)
+    }
+
+    /// Creates `name` under the cgroup directory `parent`.
+    pub fn create_under(parent: &Path, name: &str) -> Result<Self, CaptureError> {
+        let dir = parent.join(name);
         std::fs::create_dir(&dir).map_err(|io_error| CaptureError::Io {
             what: "create cgroup",
             io_error,

@@ -22,6 +22,9 @@ pub(crate) struct EventCounts {
     pub v6_refused: AtomicU64,
     /// Children that could not be tracked (the tracking map was full).
     pub untracked: AtomicU64,
+    /// Connects from other network namespaces refused: no listener for
+    /// containers, or an IPv6 destination.
+    pub netns_refused: AtomicU64,
 }
 
 impl EventCounts {
@@ -31,7 +34,8 @@ impl EventCounts {
             EventKind::UdpRefused => &self.udp_refused,
             EventKind::V6Refused => &self.v6_refused,
             EventKind::Untracked => &self.untracked,
-            EventKind::Unknown(_) => return,
+            EventKind::NetnsRefused => &self.netns_refused,
+            EventKind::Cgroup | EventKind::Unknown(_) => return,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -41,6 +45,8 @@ impl EventCounts {
 pub(crate) struct EventReader {
     ring: RingBuf<MapData>,
     counts: Arc<EventCounts>,
+    /// Told of each new cgroup (capture cgroups may have appeared).
+    cgroups: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for EventReader {
@@ -50,8 +56,16 @@ impl std::fmt::Debug for EventReader {
 }
 
 impl EventReader {
-    pub(super) fn new(ring: RingBuf<MapData>, counts: Arc<EventCounts>) -> Self {
-        Self { ring, counts }
+    pub(super) fn new(
+        ring: RingBuf<MapData>,
+        counts: Arc<EventCounts>,
+        cgroups: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        Self {
+            ring,
+            counts,
+            cgroups,
+        }
     }
 
     /// Logs every event until the task is dropped. Redirects are debug
@@ -82,6 +96,10 @@ impl EventReader {
             let redirects_logged = tracing::enabled!(tracing::Level::DEBUG);
             while let Some(item) = ring.next() {
                 if let Some(ev) = Event::decode(&item) {
+                    if ev.kind == EventKind::Cgroup {
+                        self.cgroups.notify_one();
+                        continue;
+                    }
                     self.counts.count(&ev.kind);
                     if redirects_logged || !matches!(ev.kind, EventKind::Redirect) {
                         batch.push(ev);
@@ -115,6 +133,9 @@ fn log(ev: &Event) {
         EventKind::Untracked => {
             tracing::error!(pid = p.pid, parent = %p.comm, "capture.max_tracked processes are tracked already: this child of a captured process could not be tracked, so every process in the capture cgroup is captured from now on (fail closed) until airlock restarts; raise capture.max_tracked")
         }
-        EventKind::Unknown(kind) => tracing::debug!(kind, "unknown kernel event"),
+        EventKind::NetnsRefused => {
+            tracing::warn!(pid = p.pid, uid = p.uid, comm = %p.comm, exe, %dst, netns = ev.orig.netns, "connect from another network namespace (a container) refused: set proxy.listen_containers to an address of this host it reaches (its listener is IPv4)")
+        }
+        EventKind::Cgroup | EventKind::Unknown(_) => {}
     }
 }

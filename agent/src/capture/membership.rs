@@ -7,21 +7,19 @@
 //! selected by uid or not at all — the agent cannot be told from the
 //! developer, and [`Membership::tells_agent_apart`] says so.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::cgroup::cgroup_of;
 use super::process::{real_uid, stat};
-use super::{OrigDstTable, Selectors};
+use super::{OrigDstTable, Scope, Selectors};
 use crate::config::CaptureConfig;
 use crate::core::lock;
 
 /// Answers "is this process captured?" from the capture in force.
 #[derive(Clone, Debug)]
 pub(crate) struct Membership {
-    /// The capture cgroup relative to the cgroup2 root (`/x/y`); `None`:
-    /// the root itself, the whole host.
-    cgroup: Option<String>,
+    /// The capture cgroups; `None`: the root itself, the whole host.
+    scope: Option<Scope>,
     table: Arc<OrigDstTable>,
     selectors: Arc<Mutex<Selectors>>,
     /// airlock itself: never the agent, and never anyone's reason to be.
@@ -30,18 +28,12 @@ pub(crate) struct Membership {
 
 impl Membership {
     pub(super) fn new(
-        cgroup: &Path,
-        mount: &Path,
+        scope: Scope,
         table: Arc<OrigDstTable>,
         selectors: Arc<Mutex<Selectors>>,
     ) -> Self {
-        let relative = cgroup
-            .strip_prefix(mount)
-            .ok()
-            .map(|r| format!("/{}", r.display()))
-            .filter(|r| r != "/");
         Self {
-            cgroup: relative,
+            scope: Some(scope).filter(|s| !s.whole_host()),
             table,
             selectors,
             self_pid: std::process::id(),
@@ -50,7 +42,7 @@ impl Membership {
 
     /// Whether captured processes can be told from the others at all.
     pub(crate) fn tells_agent_apart(&self) -> bool {
-        self.cgroup.is_some() || self.selection().is_some_and(|c| !c.comm.is_empty())
+        self.scope.is_some() || self.selection().is_some_and(|c| !c.comm.is_empty())
     }
 
     fn selection(&self) -> Option<CaptureConfig> {
@@ -60,12 +52,13 @@ impl Membership {
     /// Why process `pid` is one airlock captures, or `None` if it is not
     /// (or airlock cannot tell). Reads /proc: a few small files.
     pub(crate) fn why_captured(&self, pid: u32) -> Option<String> {
-        if let Some(root) = &self.cgroup {
+        if let Some(scope) = &self.scope {
             let Some(cg) = cgroup_of(pid) else {
                 return Some("the process is gone: its cgroup cannot be checked".into());
             };
-            let inside = cg == *root || cg.starts_with(&format!("{root}/"));
-            return inside.then(|| format!("it runs in the capture cgroup {root}"));
+            return scope
+                .contains(&cg)
+                .then(|| format!("it runs in the capture cgroup {cg}"));
         }
         let selection = self.selection()?;
         if selection.comm.is_empty() {

@@ -5,12 +5,12 @@
 //! retires the pins a previous process left. A graceful stop unpins (an
 //! operator stopping airlock is deciding to let traffic through).
 //!
-//! Layout: `{pin_dir}/{cgroup inode}/{airlock pid}/{program}`, and the
+//! Layout: `{pin_dir}/{key}/{airlock pid}/{program}[@{cgroup inode}]`
+//! (`key`: the capture cgroups', see `capture::pin_key`), and the
 //! descendants map, shared by every generation, at
-//! `{pin_dir}/{cgroup inode}/maps/AIRLOCK_TRACKED`: it outlives a graceful
-//! stop too (unless empty), so a restart keeps what it tracked.
+//! `{pin_dir}/{key}/maps/AIRLOCK_TRACKED`: it outlives a graceful stop too
+//! (unless empty), so a restart keeps what it tracked.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use aya::programs::links::{FdLink, PinnedLink};
@@ -24,7 +24,8 @@ const MAPS: &str = "maps";
 #[derive(Debug)]
 pub(super) struct Pins {
     dir: PathBuf,
-    links: Vec<PinnedLink>,
+    /// With the cgroup each is attached to (none: a tracepoint's).
+    links: Vec<(Option<u64>, PinnedLink)>,
     /// Maps pinned for every generation (see the module doc).
     maps: Vec<PathBuf>,
     /// Generations left by earlier processes, retired once ours is attached.
@@ -34,15 +35,9 @@ pub(super) struct Pins {
 impl Pins {
     /// Makes sure `root` is on a bpffs (mounting one at the standard place
     /// if none is), and creates this process's generation directory.
-    pub(super) fn prepare(root: &Path, cgroup: &Path) -> Result<Self, CaptureError> {
+    pub(super) fn prepare(root: &Path, key: &str) -> Result<Self, CaptureError> {
         ensure_bpffs(root)?;
-        let inode = std::fs::metadata(cgroup)
-            .map_err(|io_error| CaptureError::Io {
-                what: "stat capture cgroup",
-                io_error,
-            })?
-            .ino();
-        let base = root.join(inode.to_string());
+        let base = root.join(key);
         let previous = std::fs::read_dir(&base)
             .into_iter()
             .flatten()
@@ -80,16 +75,36 @@ impl Pins {
         self.dir.parent().unwrap_or(&self.dir)
     }
 
-    /// Pins `link` as `name`.
-    pub(super) fn pin(&mut self, name: &'static str, link: FdLink) -> Result<(), CaptureError> {
+    /// Pins `link` of program `name`, attached to the cgroup of inode
+    /// `cgroup` (none: a tracepoint's).
+    pub(super) fn pin(
+        &mut self,
+        name: &'static str,
+        cgroup: Option<u64>,
+        link: FdLink,
+    ) -> Result<(), CaptureError> {
+        let file = match cgroup {
+            Some(ino) => format!("{name}@{ino}"),
+            None => name.to_owned(),
+        };
         let pinned = link
-            .pin(self.dir.join(name))
+            .pin(self.dir.join(file))
             .map_err(|e| CaptureError::Pin {
                 program: name,
                 why: e.to_string(),
             })?;
-        self.links.push(pinned);
+        self.links.push((cgroup, pinned));
         Ok(())
+    }
+
+    /// Unpins the links attached to the cgroup of inode `cgroup` (removed:
+    /// the kernel detached them with it).
+    pub(super) fn release(&mut self, cgroup: u64) {
+        let (gone, kept) = std::mem::take(&mut self.links)
+            .into_iter()
+            .partition(|(c, _)| *c == Some(cgroup));
+        self.links = kept;
+        unpin_all(gone);
     }
 
     /// Detaches what earlier processes left pinned; returns how many links.
@@ -120,11 +135,7 @@ impl Pins {
 
 impl Drop for Pins {
     fn drop(&mut self) {
-        for link in self.links.drain(..) {
-            if let Err(e) = link.unpin() {
-                tracing::warn!(error = %e, "could not unpin a capture link");
-            }
-        }
+        unpin_all(std::mem::take(&mut self.links));
         let _ = std::fs::remove_dir(&self.dir);
         // A map that tracks nothing has nothing to hand on.
         for path in &self.maps {
@@ -141,6 +152,14 @@ impl Drop for Pins {
         let _ = std::fs::remove_dir(self.base().join(MAPS));
         // Empty once no generation is left; not an error otherwise.
         let _ = std::fs::remove_dir(self.base());
+    }
+}
+
+fn unpin_all(links: Vec<(Option<u64>, PinnedLink)>) {
+    for (_, link) in links {
+        if let Err(e) = link.unpin() {
+            tracing::warn!(error = %e, "could not unpin a capture link");
+        }
     }
 }
 

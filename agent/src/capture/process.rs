@@ -41,6 +41,7 @@ impl ProcessInfo {
             cmdline: None,
             cgroup: String::new(),
             cgroup_id: orig.cgroup_id,
+            netns: (orig.netns != 0).then_some(orig.netns),
             image: Image {
                 started: orig.start_time,
                 execs: orig.exec_id,

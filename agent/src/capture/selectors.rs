@@ -188,6 +188,10 @@ impl Selectors {
             SocketAddr::V4(a) => a.ip().octets(),
             SocketAddr::V6(_) => [0; 4],
         };
+        let (containers_ip4, containers_port4) = match self.targets.containers {
+            Some(SocketAddr::V4(a)) => (a.ip().octets(), a.port()),
+            _ => ([0; 4], 0),
+        };
         airlock_ebpf::Config {
             self_tgid: self.targets.self_tgid,
             flags: bits,
@@ -196,6 +200,11 @@ impl Selectors {
             proxy_port4: self.targets.listen4.port(),
             proxy_port6,
             max_depth: config.follow_depth,
+            containers_ip4,
+            containers_port4,
+            _pad: 0,
+            _pad2: 0,
+            host_netns: self.targets.host_netns,
         }
     }
 }

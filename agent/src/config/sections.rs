@@ -79,6 +79,26 @@ pub(super) const MAX_FOLLOW_DEPTH: u32 = 32;
 const MAX_PORTS: usize = 64;
 const MAX_IMDS: usize = 16;
 const MAX_SELECTORS: usize = 256;
+/// Paths and globs in `capture.cgroup`.
+const MAX_CGROUP_PATTERNS: usize = 64;
+
+/// A setting given as one value or a list of them.
+fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        One(T),
+        Many(Vec<T>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(v) => vec![v],
+        OneOrMany::Many(v) => v,
+    })
+}
 
 /// `[capture]`: which processes' connections are redirected.
 ///
@@ -88,10 +108,16 @@ const MAX_SELECTORS: usize = 256;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CaptureConfig {
-    /// cgroup v2 directory the programs attach to; default: the cgroup2
-    /// root found in /proc/self/mountinfo.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<PathBuf>,
+    /// cgroup v2 directories the programs attach to: one path or a list,
+    /// each a directory (`/sys/fs/cgroup/ci-runner`) or a path relative to
+    /// the cgroup2 root (`/system.slice/docker-*.scope`) whose components
+    /// may be globs (`*`, `?`); cgroups a glob matches are attached as they
+    /// appear. Empty (the default): the cgroup2 root, the whole host.
+    #[serde(
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub cgroup: Vec<PathBuf>,
     /// Process names (`comm`, at most 15 bytes) to capture.
     pub comm: Vec<String>,
     /// Real uids to capture.
@@ -141,7 +167,7 @@ pub(super) const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/airlock";
 impl Default for CaptureConfig {
     fn default() -> Self {
         Self {
-            cgroup: None,
+            cgroup: Vec::new(),
             comm: Vec::new(),
             uid: Vec::new(),
             follow_children: true,
@@ -235,10 +261,17 @@ impl CaptureConfig {
                 format!("must be 1 to {MAX_FOLLOW_DEPTH}"),
             ));
         }
-        if let Some(c) = &self.cgroup
-            && !c.is_absolute()
-        {
-            return Err(("capture.cgroup", "must be an absolute path".to_owned()));
+        if let Some(c) = self.cgroup.iter().find(|c| !c.is_absolute()) {
+            return Err((
+                "capture.cgroup",
+                format!("{} must be an absolute path", c.display()),
+            ));
+        }
+        if self.cgroup.len() > MAX_CGROUP_PATTERNS {
+            return Err((
+                "capture.cgroup",
+                format!("at most {MAX_CGROUP_PATTERNS} paths"),
+            ));
         }
         if !self.pin_dir.is_absolute() {
             return Err(("capture.pin_dir", "must be an absolute path".to_owned()));
@@ -257,6 +290,13 @@ pub struct ProxyConfig {
     /// captured processes are refused rather than let through.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen6: Option<SocketAddr>,
+    /// IPv4 listener for captured processes in other network namespaces
+    /// (containers), where 127.0.0.1 is not airlock: an address of the
+    /// host they can reach, such as a bridge's gateway (`172.17.0.1:15443`
+    /// for Docker's default bridge). It may be bound before the bridge
+    /// exists. None: their connects to captured ports are refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen_containers: Option<SocketAddr>,
     /// Upstream TCP connect timeout in milliseconds.
     pub connect_timeout_ms: u64,
     /// Host patterns (`*.domain`, exact names, IP literals) whose TLS is
@@ -373,6 +413,7 @@ impl Default for ProxyConfig {
         Self {
             listen: DEFAULT_LISTEN,
             listen6: Some(DEFAULT_LISTEN6),
+            listen_containers: None,
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             intercept: DEFAULT_INTERCEPT.iter().map(|s| (*s).to_owned()).collect(),
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -444,6 +485,14 @@ impl ProxyConfig {
             return Err((
                 "proxy.listen6",
                 "must be a concrete IPv6 address such as \"[::1]:15443\"".to_owned(),
+            ));
+        }
+        if let Some(c) = self.listen_containers
+            && (!c.is_ipv4() || c.ip().is_unspecified() || c.ip().is_loopback())
+        {
+            return Err((
+                "proxy.listen_containers",
+                "must be an IPv4 address of the host that containers reach, such as \"172.17.0.1:15443\" (not loopback: in a container, that is the container)".to_owned(),
             ));
         }
         if self.connect_timeout_ms == 0 {

@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::*;
 
@@ -90,6 +90,31 @@ fn semantic_errors_name_key_and_line() {
 
     let e = error("[capture]\ncgroup = \"relative/dir\"\n");
     assert!(e.contains("absolute"), "{e}");
+    let e = error("[capture]\ncgroup = [\"/ok\", \"relative/*\"]\n");
+    assert!(e.contains("relative/* must be an absolute path"), "{e}");
+}
+
+#[test]
+fn capture_cgroups_are_one_path_or_a_list() {
+    let one = parse("[capture]\ncgroup = \"/sys/fs/cgroup/ci\"\n").unwrap();
+    assert_eq!(one.capture.cgroup, vec![PathBuf::from("/sys/fs/cgroup/ci")]);
+    let many = parse("[capture]\ncgroup = [\"/ci\", \"/system.slice/docker-*.scope\"]\n").unwrap();
+    assert_eq!(many.capture.cgroup.len(), 2);
+    assert_eq!(parse(&many.to_toml()).unwrap(), many);
+}
+
+#[test]
+fn the_containers_listener_is_an_address_they_can_reach() {
+    let ok = parse("[proxy]\nlisten_containers = \"172.17.0.1:15443\"\n").unwrap();
+    assert_eq!(
+        ok.proxy.listen_containers,
+        Some("172.17.0.1:15443".parse().unwrap())
+    );
+    for bad in ["127.0.0.1:15443", "0.0.0.0:15443", "[fd00::1]:15443"] {
+        let e = error(&format!("[proxy]\nlisten_containers = \"{bad}\"\n"));
+        assert!(e.contains("proxy.listen_containers"), "{bad}: {e}");
+        assert!(e.contains("not loopback"), "{bad}: {e}");
+    }
 }
 
 #[test]
@@ -126,7 +151,7 @@ fn the_example_config_documents_every_key() {
     let text = include_str!("../../../packaging/airlock.toml.example");
     Config::parse(text, Path::new("airlock.toml.example")).expect("example parses");
     let mut full = Config::default();
-    full.capture.cgroup = Some("/x".into());
+    full.capture.cgroup = vec!["/x".into()];
     full.audit.group = Some("g".into());
     full.audit.checkpoint_key = Some("/k".into());
     full.policy.dir = Some("/p".into());

@@ -25,6 +25,10 @@ pub struct ProcessInfo {
     /// cgroup v2 path (`/a/b`) when the process is still there, else empty.
     pub cgroup: String,
     pub cgroup_id: u64,
+    /// The network namespace (its cookie) when it is not airlock's: a
+    /// container's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<u64>,
     /// Which run of which program this is (not recorded: it only keys the
     /// cache).
     #[serde(skip)]

@@ -28,6 +28,9 @@ pub enum ProxyError {
 pub(crate) struct Listeners {
     v4: TcpListener,
     v6: Option<TcpListener>,
+    /// `proxy.listen_containers`: for captured processes in other network
+    /// namespaces.
+    containers: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -48,14 +51,34 @@ impl Listeners {
                 Err(e) => return Err(e),
             },
         };
-        Ok(Self { v4, v6 })
+        let containers = match config.listen_containers {
+            Some(addr) => Some(bind_freely(addr).map_err(|source| bind_error(addr, source))?),
+            None => None,
+        };
+        Ok(Self { v4, v6, containers })
     }
 
     /// The addresses actually bound (port 0 resolved).
     pub(crate) fn addrs(&self) -> (ListenAddr, Option<ListenAddr>) {
-        let local =
-            |l: &TcpListener| ListenAddr(l.local_addr().expect("bound listener has an address"));
         (local(&self.v4), self.v6.as_ref().map(local))
+    }
+
+    /// The containers' listener as bound.
+    pub(crate) fn containers(&self) -> Option<ListenAddr> {
+        self.containers.as_ref().map(local)
+    }
+
+    /// The cookie of the network namespace the listeners are in (airlock's);
+    /// 0 if the kernel cannot say (before Linux 5.14), when every
+    /// namespace is taken for airlock's.
+    pub(crate) fn netns_cookie(&self) -> u64 {
+        use std::os::fd::AsFd;
+        airlock_ebpf::netns_cookie(self.v4.as_fd()).unwrap_or_else(|e| {
+            if self.containers.is_some() {
+                tracing::warn!(error = %e, "the kernel cannot name network namespaces: proxy.listen_containers is not used");
+            }
+            0
+        })
     }
 
     /// Accepts on every listener until the returned tasks are aborted; each
@@ -66,7 +89,10 @@ impl Listeners {
         tasks: &mut JoinSet<()>,
         conns: Arc<tokio::sync::Mutex<JoinSet<()>>>,
     ) {
-        for listener in std::iter::once(self.v4).chain(self.v6) {
+        for listener in std::iter::once(self.v4)
+            .chain(self.v6)
+            .chain(self.containers)
+        {
             let proxy = proxy.clone();
             let conns = conns.clone();
             tasks.spawn(accept_loop(listener, proxy, conns));
@@ -74,14 +100,33 @@ impl Listeners {
     }
 }
 
+fn local(l: &TcpListener) -> ListenAddr {
+    ListenAddr(l.local_addr().expect("bound listener has an address"))
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
-    TcpListener::bind(addr).await.map_err(|source| {
-        if source.kind() == std::io::ErrorKind::AddrInUse {
-            ProxyError::InUse { addr }
-        } else {
-            ProxyError::Bind { addr, source }
-        }
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| bind_error(addr, source))
+}
+
+fn bind_error(addr: SocketAddr, source: std::io::Error) -> ProxyError {
+    if source.kind() == std::io::ErrorKind::AddrInUse {
+        ProxyError::InUse { addr }
+    } else {
+        ProxyError::Bind { addr, source }
+    }
+}
+
+/// Binds `addr` (IPv4) even if the host does not have it yet: a container
+/// bridge (`docker0`) may come up after airlock.
+fn bind_freely(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use std::os::fd::AsFd;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    airlock_ebpf::set_freebind(socket.as_fd())?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 async fn accept_loop(
