@@ -6,6 +6,7 @@
 pub(crate) mod cgroup;
 mod events;
 mod membership;
+pub(crate) mod network;
 mod pin;
 mod privileges;
 pub(crate) mod process;
@@ -80,6 +81,8 @@ pub enum CaptureError {
         #[source]
         source: ProgramError,
     },
+    #[error("making a container network: {0}")]
+    Network(String),
     #[error(
         "{} is not on a bpffs and none could be mounted: mount one (mount -t bpf bpf /sys/fs/bpf) \
          or set capture.fail_mode = \"open\"", .0.display()

@@ -74,8 +74,16 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
             })?;
     }
     let cgroup = OwnedCgroup::create(&cgroup_name)?;
+    // A job's containers: their cgroups appear under this one once airlock
+    // runs, each in a network namespace of its own behind a bridge (made
+    // first: the simulated Azure listens on its gateway too).
+    let jobs = OwnedCgroup::create(&format!("{cgroup_name}-jobs"))?;
+    let network = crate::capture::network::ContainerNetwork::create()
+        .inspect_err(|e| println!("(the container step is skipped: {e})"))
+        .ok();
+    let gateway = network.as_ref().map(|n| std::net::IpAddr::V4(n.gateway()));
     let mut servers = JoinSet::new();
-    let azure = azure::start(&mut servers, &dir)
+    let azure = azure::start(&mut servers, &dir, gateway)
         .await
         .map_err(|why| DemoError::Step {
             step: "starting the simulated Azure endpoints",
@@ -90,7 +98,8 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         })?;
 
     let mut config = Config::default();
-    config.capture.cgroup = vec![cgroup.path().to_owned()];
+    config.capture.cgroup = vec![cgroup.path().to_owned(), jobs.path().join("job-*")];
+    config.proxy.listen_containers = gateway.map(|ip| std::net::SocketAddr::new(ip, 0));
     config.capture.ports = vec![443, azure.addr.port()];
     config.capture.imds = vec![imds];
     config.proxy.listen = "127.0.0.1:0".parse().expect("literal");
@@ -153,6 +162,7 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         ca: &airlock_ca,
         port: azure.addr.port(),
         imds,
+        containers: network.as_ref().map(|n| (n, &jobs)),
     };
     let script = tokio::select! {
         r = agent.session(&azure) => r,
@@ -164,6 +174,8 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         why: e.to_string(),
     })?;
     drop(cgroup);
+    drop(jobs);
+    drop(network);
     script?;
     stopped?;
     let count = read_records(&audit).len();
@@ -220,6 +232,11 @@ struct Agent<'a> {
     port: u16,
     /// The simulated instance metadata service.
     imds: std::net::SocketAddr,
+    /// A container's network, and the parent its cgroups appear under.
+    containers: Option<(
+        &'a crate::capture::network::ContainerNetwork,
+        &'a OwnedCgroup,
+    )>,
 }
 
 impl Agent<'_> {
@@ -275,6 +292,8 @@ impl Agent<'_> {
             ALLOW,
         )
         .await?;
+        self.container(&format!("{rg}?api-version=2021-04-01"), &bearer(&arm))
+            .await?;
         self.curl(
             "az storage blob list",
             azure::BLOB,
@@ -637,8 +656,21 @@ impl Agent<'_> {
         argv: &[String],
         expect: Expect,
     ) -> Result<String, DemoError> {
+        let mut cmd = self.cgroup.command(&argv[0]);
+        cmd.args(&argv[1..]);
+        self.judged(title, cmd, expect).await
+    }
+
+    /// Runs `cmd`; prints the audited row of its request and checks it
+    /// against `expect`. Returns the command's stdout.
+    async fn judged(
+        &self,
+        title: &'static str,
+        cmd: tokio::process::Command,
+        expect: Expect,
+    ) -> Result<String, DemoError> {
         let before = exchanges(self.audit).len();
-        let out = self.spawn(title, argv).await?;
+        let out = output(title, cmd).await?;
         let rec = wait_for_exchange(self.audit, before)
             .await
             .ok_or(DemoError::Step {
@@ -662,18 +694,56 @@ impl Agent<'_> {
 
     async fn spawn(&self, title: &'static str, argv: &[String]) -> Result<String, DemoError> {
         let mut cmd = self.cgroup.command(&argv[0]);
-        cmd.args(&argv[1..]).kill_on_drop(true);
-        let out = tokio::time::timeout(STEP_TIMEOUT, cmd.output())
-            .await
-            .map_err(|_| DemoError::Step {
-                step: title,
-                why: "timed out".into(),
-            })?
-            .map_err(|e| DemoError::Step {
+        cmd.args(&argv[1..]);
+        output(title, cmd).await
+    }
+
+    /// The agent's `az group list` from a container: its cgroup is made now
+    /// (airlock attaches to it as it appears: `capture.cgroup` has a glob),
+    /// its network namespace is its own (redirected to
+    /// `proxy.listen_containers`, the bridge's gateway).
+    async fn container(&self, path: &str, auth: &[String]) -> Result<(), DemoError> {
+        let Some((net, jobs)) = self.containers else {
+            return Ok(());
+        };
+        let title = "container: az group list (own netns)";
+        let job = OwnedCgroup::create_under(jobs.path(), "job-1")?;
+        let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+        loop {
+            let status = self.admin.status().await.map_err(|e| DemoError::Step {
                 step: title,
                 why: e.to_string(),
             })?;
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            let attached = status["capture"]["cgroups"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c.as_str() == job.path().to_str()));
+            if attached {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(DemoError::Step {
+                    step: title,
+                    why: format!("{} was never attached", job.path().display()),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut cmd = net.command(&job, 0, "curl");
+        cmd.args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(self.ca)
+            .arg("--resolve")
+            .arg(format!("{}:{}:{}", azure::ARM, self.port, net.gateway()))
+            .args(auth)
+            .arg(format!("https://{}:{}{path}", azure::ARM, self.port));
+        self.judged(title, cmd, ALLOW).await?;
+        let rec = exchanges(self.audit).pop().unwrap_or_default();
+        println!(
+            "{:<40} cgroup {} attached as it appeared; namespace {} redirected to proxy.listen_containers",
+            "",
+            rec["process"]["cgroup"].as_str().unwrap_or("?"),
+            rec["process"]["netns"],
+        );
+        Ok(())
     }
 
     /// A client that does not trust airlock and says so only by closing
@@ -746,6 +816,25 @@ impl Agent<'_> {
             })
         }
     }
+}
+
+/// Runs `cmd` (killed if it outlives the step); its stdout.
+async fn output(
+    title: &'static str,
+    mut cmd: tokio::process::Command,
+) -> Result<String, DemoError> {
+    cmd.kill_on_drop(true);
+    let out = tokio::time::timeout(STEP_TIMEOUT, cmd.output())
+        .await
+        .map_err(|_| DemoError::Step {
+            step: title,
+            why: "timed out".into(),
+        })?
+        .map_err(|e| DemoError::Step {
+            step: title,
+            why: e.to_string(),
+        })?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// `airlock ca check --user nobody` in one line: which runtimes on this

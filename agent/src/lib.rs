@@ -48,6 +48,7 @@ pub use audit::summary::Summary;
 pub use audit::verify::verify_signed;
 pub use capture::OrigDstTable;
 pub use capture::cgroup::{OwnedCgroup, cgroup2_mount};
+pub use capture::network::ContainerNetwork;
 pub use config::{CaptureConfig, Config, DEFAULT_CONFIG_PATH, IssuerConfig, NonTls};
 pub use confine::{ConfineError, arm as arm_confinement, enter_thread, seal as seal_confinement};
 pub use core::{Glob, ProcessInfo};

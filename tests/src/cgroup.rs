@@ -27,6 +27,11 @@ impl TestCgroup {
         )
     }
 
+    /// The cgroup itself, for what starts processes in it.
+    pub fn owned(&self) -> &OwnedCgroup {
+        &self.0
+    }
+
     pub fn path(&self) -> &Path {
         self.0.path()
     }

@@ -1,6 +1,6 @@
 //! Harness for airlock's integration tests: privilege gating, throwaway
 //! cgroups, loopback upstreams (plain and TLS, a metadata service), a test
-//! CA, an OIDC issuer, a container's network, an in-process airlock, and the daemon and helper
+//! CA, an OIDC issuer, an in-process airlock, and the daemon and helper
 //! binaries.
 
 pub mod agent;
@@ -13,7 +13,6 @@ pub mod fs;
 pub mod https;
 pub mod imds;
 pub mod intercepted;
-pub mod netns;
 pub mod oidc;
 pub mod pki;
 pub mod privileged;
@@ -27,7 +26,6 @@ pub use curl::{Fetched, curl_in};
 pub use fs::TempDir;
 pub use imds::FakeImds;
 pub use intercepted::Intercepted;
-pub use netns::ContainerNet;
 pub use oidc::{Attack, OidcIssuer, SigningKey, TokenBuilder};
 pub use pki::TestPki;
 pub use privileged::privileged;

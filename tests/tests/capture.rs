@@ -796,8 +796,8 @@ async fn a_container_in_a_cgroup_made_later_and_its_own_network_namespace_is_cap
     // (`docker-*.scope` under system.slice), each job in a network
     // namespace of its own behind a bridge.
     let parent = TestCgroup::new("containers");
-    let net = airlock_tests::ContainerNet::new();
-    let gateway = net.gateway.to_string();
+    let net = airlock::ContainerNetwork::create().unwrap();
+    let gateway = net.gateway().to_string();
     // "Azure", reachable from the host at the bridge's address; and a
     // service on the host's loopback a container must never reach.
     let up = Upstream::on(&gateway).await;
@@ -826,7 +826,7 @@ async fn a_container_in_a_cgroup_made_later_and_its_own_network_namespace_is_cap
     assert_eq!(s["capture"]["cgroups"], serde_json::json!([job]), "{s}");
 
     let url = format!("http://{}/", up.addr());
-    let mut curl = net.command(&job_cg, 65534, "curl");
+    let mut curl = net.command(job_cg.owned(), 65534, "curl");
     curl.args([
         "-sS",
         "-g",
@@ -855,11 +855,11 @@ async fn a_container_in_a_cgroup_made_later_and_its_own_network_namespace_is_cap
     );
     assert_eq!(rec["dst"]["ip"], gateway);
     assert_eq!(rec["dst"]["port"], up.port());
-    assert_eq!(rec["src"]["ip"], net.addr.to_string());
+    assert_eq!(rec["src"]["ip"], net.addr().to_string());
 
     // Attacks. The container's own loopback is its own: not redirected,
     // so the host's loopback service is never reached on its behalf.
-    let mut lo = net.command(&job_cg, 65534, "curl");
+    let mut lo = net.command(job_cg.owned(), 65534, "curl");
     lo.args(["-sS", "--max-time", "5"])
         .arg(format!("http://127.0.0.1:{}/", host_only.port()));
     let lo = finish(lo).await;
@@ -881,7 +881,7 @@ async fn a_container_in_a_cgroup_made_later_and_its_own_network_namespace_is_cap
         .as_str()
         .unwrap()
         .to_owned();
-    let mut direct = net.command(&parent, 65534, "curl");
+    let mut direct = net.command(parent.owned(), 65534, "curl");
     direct
         .args(["-sS", "--max-time", "5"])
         .arg(format!("http://{listener}/"));
@@ -911,12 +911,12 @@ async fn without_a_listener_for_containers_their_connects_are_refused_not_let_th
         return;
     }
     let cg = TestCgroup::new("nolisten");
-    let net = airlock_tests::ContainerNet::new();
-    let up = Upstream::on(&net.gateway.to_string()).await;
+    let net = airlock::ContainerNetwork::create().unwrap();
+    let up = Upstream::on(&net.gateway().to_string()).await;
     let airlock = Running::start_plain(Running::capture(&cg, &[up.port()])).await;
     // In the namespace, 127.0.0.1 is not airlock: redirecting there would
     // fail anyway, and going direct would go unaudited.
-    let mut curl = net.command(&cg, 65534, "curl");
+    let mut curl = net.command(cg.owned(), 65534, "curl");
     curl.args(["-sS", "--max-time", "5"])
         .arg(format!("http://{}/", up.addr()));
     let out = finish(curl).await;

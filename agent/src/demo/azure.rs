@@ -84,8 +84,14 @@ impl Azure {
     }
 }
 
-/// Binds 127.0.0.1 on a free port and serves until the task set is dropped.
-pub(super) async fn start(tasks: &mut JoinSet<()>, dir: &Path) -> Result<Azure, String> {
+/// Binds 127.0.0.1 on a free port (and the same port on `also`: where a
+/// container's network reaches the host) and serves until the task set is
+/// dropped.
+pub(super) async fn start(
+    tasks: &mut JoinSet<()>,
+    dir: &Path,
+    also: Option<std::net::IpAddr>,
+) -> Result<Azure, String> {
     let (acceptor, ca_pem) = tls().map_err(|e| format!("demo certificates: {e}"))?;
     let ca = dir.join("demo-azure-ca.pem");
     std::fs::write(&ca, ca_pem).map_err(|e| format!("{}: {e}", ca.display()))?;
@@ -94,28 +100,35 @@ pub(super) async fn start(tasks: &mut JoinSet<()>, dir: &Path) -> Result<Azure, 
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let signer = Arc::new(Signer::new()?);
-    let shared = signer.clone();
-    tasks.spawn(async move {
-        let mut conns = JoinSet::new();
-        while let Ok((s, _)) = listener.accept().await {
-            while conns.try_join_next().is_some() {}
-            let (acceptor, signer) = (acceptor.clone(), shared.clone());
-            conns.spawn(async move {
-                let Ok(tls) = acceptor.accept(s).await else {
-                    return;
-                };
-                let service = hyper::service::service_fn(move |req| {
-                    let signer = signer.clone();
-                    async move { Ok::<_, Infallible>(route(req, &signer).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), service)
-                    .with_upgrades()
-                    .await;
-            });
-        }
-    });
+    if let Some(ip) = also {
+        let other = TcpListener::bind(SocketAddr::new(ip, addr.port()))
+            .await
+            .map_err(|e| format!("{ip}:{}: {e}", addr.port()))?;
+        tasks.spawn(serve(other, acceptor.clone(), signer.clone()));
+    }
+    tasks.spawn(serve(listener, acceptor, signer.clone()));
     Ok(Azure { addr, ca, signer })
+}
+
+async fn serve(listener: TcpListener, acceptor: TlsAcceptor, signer: Arc<Signer>) {
+    let mut conns = JoinSet::new();
+    while let Ok((s, _)) = listener.accept().await {
+        while conns.try_join_next().is_some() {}
+        let (acceptor, signer) = (acceptor.clone(), signer.clone());
+        conns.spawn(async move {
+            let Ok(tls) = acceptor.accept(s).await else {
+                return;
+            };
+            let service = hyper::service::service_fn(move |req| {
+                let signer = signer.clone();
+                async move { Ok::<_, Infallible>(route(req, &signer).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .with_upgrades()
+                .await;
+        });
+    }
 }
 
 /// A throwaway CA and one leaf for every simulated host (and 127.0.0.1,
