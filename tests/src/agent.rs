@@ -1,6 +1,7 @@
 //! The agent as the attack tests run it: inside the captured cgroup, as an
 //! unprivileged user (`nobody`: no root, no sudo, no supplementary
-//! groups), trusting airlock's CA from a file that user can read.
+//! groups), trusting airlock's CA as `airlock ca env` says: the files
+//! airlock publishes for every user.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -25,14 +26,6 @@ pub fn readable(file: &Path) {
     std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
 }
 
-/// A copy of `ca` in `dir/public` the agent's uid can read.
-pub fn published(dir: &Path, ca: &Path) -> PathBuf {
-    let copy = public(dir).join("airlock-ca.pem");
-    std::fs::copy(ca, &copy).unwrap();
-    readable(&copy);
-    copy
-}
-
 /// `program` started in `cg` (entered as root), then running as `uid`
 /// with no supplementary groups.
 pub fn as_user(cg: &TestCgroup, uid: u32, program: &str) -> tokio::process::Command {
@@ -40,6 +33,24 @@ pub fn as_user(cg: &TestCgroup, uid: u32, program: &str) -> tokio::process::Comm
     cmd.arg(format!("--reuid={uid}"))
         .arg(format!("--regid={uid}"))
         .args(["--clear-groups", program]);
+    cmd
+}
+
+/// The environment `airlock ca env` prints for the files airlock
+/// publishes in `public_dir` (`tls.public_dir`).
+pub fn ca_env(public_dir: &Path) -> Vec<(String, String)> {
+    airlock::runtime_env(&airlock::PublicFiles::new(public_dir))
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// `program` in `cg` as the agent runs it: as `nobody`, trusting airlock
+/// with exactly the environment `airlock ca env` prints for `public_dir`.
+pub fn client(cg: &TestCgroup, public_dir: &Path, program: &str) -> tokio::process::Command {
+    let mut cmd = as_user(cg, AGENT_UID, program);
+    cmd.envs(ca_env(public_dir));
     cmd
 }
 

@@ -19,6 +19,7 @@ pub struct Running {
     pub program_ids: Vec<u32>,
     pub audit_path: PathBuf,
     pub ca_dir: PathBuf,
+    public_dir: PathBuf,
     admin_socket: PathBuf,
     table: Arc<OrigDstTable>,
     stop: oneshot::Sender<()>,
@@ -42,6 +43,10 @@ impl Running {
     /// As [`Running::start`], with `adjust` applied to the config last.
     pub async fn start_with(capture: CaptureConfig, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = TempDir::new("run");
+        // Reachable by the agent's uid, as /var/lib/airlock is: it reads
+        // the published CA under it (the CA key, the trail and the admin
+        // socket keep their own modes).
+        crate::agent::public(dir.path());
         let mut config = Config {
             capture,
             ..Config::default()
@@ -69,6 +74,7 @@ impl Running {
             program_ids,
             audit_path: config.audit.path,
             ca_dir: config.tls.ca_dir,
+            public_dir: config.tls.public_dir,
             admin_socket: config.admin.socket,
             table,
             stop,
@@ -82,9 +88,21 @@ impl Running {
         self.admin_socket.clone()
     }
 
-    /// airlock's CA certificate (PEM), for clients to trust.
+    /// airlock's CA certificate (PEM) as published for clients to trust
+    /// (`tls.public_dir`, readable by every user).
     pub fn ca_cert(&self) -> PathBuf {
-        self.ca_dir.join("ca.crt")
+        airlock::PublicFiles::new(&self.public_dir).cert()
+    }
+
+    /// `tls.public_dir`: what `airlock ca env` points clients at.
+    pub fn public_dir(&self) -> &std::path::Path {
+        &self.public_dir
+    }
+
+    /// `program` in `cg` as the agent runs it: as `nobody`, trusting
+    /// airlock with exactly the environment `airlock ca env` prints.
+    pub fn client(&self, cg: &crate::TestCgroup, program: &str) -> tokio::process::Command {
+        crate::agent::client(cg, &self.public_dir, program)
     }
 
     /// Records of one `kind`, waiting until there are at least `n`.

@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use airlock::AdminClient;
 use airlock_tests::tls_upstream::TlsUpstream;
-use airlock_tests::{Finished, Intercepted, TestCgroup, WAIT, finish, privileged};
+use airlock_tests::{Finished, Intercepted, Running, TestCgroup, WAIT, finish, privileged};
 use serde_json::Value;
 
 const ARM: &str = "management.azure.com";
 const RG: &str = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourcegroups/rg-old?api-version=2021-04-01";
 
-async fn delete(cg: &TestCgroup, up: &TlsUpstream, ca: &std::path::Path) -> Finished {
-    let mut cmd = cg.command("curl");
+/// The agent's `az group delete`: curl as `nobody` with `airlock ca env`'s
+/// variables.
+async fn delete(cg: &TestCgroup, up: &TlsUpstream, airlock: &Running) -> Finished {
+    let mut cmd = airlock.client(cg, "curl");
     cmd.args([
         "-sS",
         "--max-time",
@@ -26,8 +28,6 @@ async fn delete(cg: &TestCgroup, up: &TlsUpstream, ca: &std::path::Path) -> Fini
         "--resolve",
     ])
     .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
-    .arg("--cacert")
-    .arg(ca)
     .arg(format!("https://{ARM}:{}{RG}", up.port()));
     finish(cmd).await
 }
@@ -65,19 +65,17 @@ async fn a_held_delete_is_forwarded_only_when_approved() {
     let Intercepted {
         cg, up, airlock, ..
     } = Intercepted::start("approve", &[ARM], |c| {
-        // The test is both the agent's user and the approver (root).
+        // The agent runs as nobody; the developer approving is root.
         c.approval.approvers = vec!["root".into()];
-        c.approval.allow_self = true;
         c.approval.timeout = "3s".into();
     })
     .await;
     let client = AdminClient::new(airlock.admin_socket());
-    let ca = airlock.ca_cert();
     let mut seen = Vec::new();
 
     // Approved: the request waits, then goes through — once.
     let before = up.requests();
-    let (out, id) = tokio::join!(delete(&cg, &up, &ca), async {
+    let (out, id) = tokio::join!(delete(&cg, &up, &airlock), async {
         let id = held(&client, &seen).await;
         let shown = client.show(&id).await.unwrap();
         assert_eq!(
@@ -101,7 +99,7 @@ async fn a_held_delete_is_forwarded_only_when_approved() {
     );
 
     // Denied: 403 naming the outcome; never forwarded.
-    let (out, id) = tokio::join!(delete(&cg, &up, &ca), async {
+    let (out, id) = tokio::join!(delete(&cg, &up, &airlock), async {
         let id = held(&client, &seen).await;
         client.deny(&id, "not during the freeze").await.unwrap();
         id
@@ -115,7 +113,7 @@ async fn a_held_delete_is_forwarded_only_when_approved() {
     assert_eq!(up.requests(), before + 1);
 
     // Nobody decides: expired after approval.timeout, 403.
-    let out = delete(&cg, &up, &ca).await;
+    let out = delete(&cg, &up, &airlock).await;
     let (status, body) = status_and_body(&out);
     assert_eq!(
         (status, body["outcome"].as_str()),
@@ -150,20 +148,20 @@ async fn the_agent_cannot_approve_itself_and_approvers_see_what_they_approve() {
     let Intercepted {
         cg, up, airlock, ..
     } = Intercepted::start("self-approve", &[ARM], |c| {
-        // root is the approver, and root is also who the agent runs as
-        // here: only where the call comes from tells them apart.
+        // root is the approver, and the agent's attempt to approve comes
+        // from root too (from inside its cgroup): only where the call
+        // comes from tells them apart.
         c.approval.approvers = vec!["root".into()];
         c.approval.allow_self = true;
         c.approval.max_held_per_identity = 1;
     })
     .await;
     let client = AdminClient::new(airlock.admin_socket());
-    let ca = airlock.ca_cert();
     let body = serde_json::json!({ "properties": {
         "roleDefinitionId": OWNER,
         "principalId": "7e57d0e5-0000-4000-8000-00000000beef" } })
     .to_string();
-    let mut put = cg.command("curl");
+    let mut put = airlock.client(&cg, "curl");
     put.args([
         "-sS",
         "--max-time",
@@ -181,8 +179,6 @@ async fn the_agent_cannot_approve_itself_and_approvers_see_what_they_approve() {
     ])
     .arg("--resolve")
     .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
-    .arg("--cacert")
-    .arg(&ca)
     .arg(format!("https://{ARM}:{}{ROLE_ASSIGNMENT}", up.port()));
     let before = up.requests();
     let agent = tokio::spawn(finish(put));
@@ -229,7 +225,7 @@ async fn the_agent_cannot_approve_itself_and_approvers_see_what_they_approve() {
 
     // A second hold for the same identity is past approval.max_held_per_identity:
     // refused at once, 429, never held or forwarded.
-    let out = delete(&cg, &up, &ca).await;
+    let out = delete(&cg, &up, &airlock).await;
     let (status, answer) = status_and_body(&out);
     assert_eq!(status, 429, "{out:?}");
     assert_eq!(answer["error"]["code"], "TooManyHeld");

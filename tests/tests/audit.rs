@@ -45,22 +45,15 @@ fn upstream_config(pki: &TestPki) -> std::sync::Arc<rustls::ServerConfig> {
     pki.server_config(&[NAME], &[b"http/1.1"])
 }
 
-/// One curl, `n` sequential requests on one keep-alive connection; prints
-/// each status code on its own line.
-fn curl_many(cg: &TestCgroup, port: u16, ca: &Path, n: usize) -> tokio::process::Command {
-    let mut cmd = cg.command("curl");
-    cmd.args([
-        "-sS",
-        "--max-time",
-        "60",
-        "-w",
-        "%{http_code}\n",
-        "--cacert",
-    ])
-    .arg(ca)
-    .args(["--resolve", &format!("{NAME}:{port}:127.0.0.1")])
-    // A fat header makes each record big, so the disk fills quickly.
-    .args(["-H", &format!("x-padding: {}", "p".repeat(1500))]);
+/// One curl as the agent (`nobody`, `airlock ca env`'s variables for the
+/// files published in `public`), `n` sequential requests on one keep-alive
+/// connection; prints each status code on its own line.
+fn curl_many(cg: &TestCgroup, port: u16, public: &Path, n: usize) -> tokio::process::Command {
+    let mut cmd = airlock_tests::agent::client(cg, public, "curl");
+    cmd.args(["-sS", "--max-time", "60", "-w", "%{http_code}\n"])
+        .args(["--resolve", &format!("{NAME}:{port}:127.0.0.1")])
+        // A fat header makes each record big, so the disk fills quickly.
+        .args(["-H", &format!("x-padding: {}", "p".repeat(1500))]);
     for i in 0..n {
         // -o applies to one URL: each needs its own.
         cmd.args(["-o", "/dev/null"])
@@ -99,7 +92,7 @@ async fn full_disk_fails_closed_with_503_and_forwards_nothing_unaudited() {
     })
     .await;
 
-    let out = finish(curl_many(&cg, up.port(), &airlock.ca_cert(), 150)).await;
+    let out = finish(curl_many(&cg, up.port(), airlock.public_dir(), 150)).await;
     let codes: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(codes.len(), 150, "{out:?}");
     let first_503 = codes.iter().position(|c| *c == "503").unwrap_or_else(|| {
@@ -150,11 +143,11 @@ async fn kill_9_under_load_then_restart_keeps_the_chain_and_every_forwarded_requ
 
     let mut daemon = start();
     wait_for(&audit, started(1)).await;
-    let ca = dir.path().join("ca/ca.crt");
+    let public = dir.path().join("public");
     // Load from four clients, then kill -9 in the middle of it.
     let mut load = tokio::task::JoinSet::new();
     for _ in 0..4 {
-        load.spawn(finish(curl_many(&cg, up.port(), &ca, 400)));
+        load.spawn(finish(curl_many(&cg, up.port(), &public, 400)));
     }
     let deadline = tokio::time::Instant::now() + airlock_tests::WAIT;
     while up.requests() < 200 {
@@ -172,7 +165,7 @@ async fn kill_9_under_load_then_restart_keeps_the_chain_and_every_forwarded_requ
     // Restart: the chain continues and a new request is recorded.
     let daemon = start();
     wait_for(&audit, started(2)).await;
-    let out = finish(curl_many(&cg, up.port(), &ca, 1)).await;
+    let out = finish(curl_many(&cg, up.port(), &public, 1)).await;
     assert_eq!(out.stdout.trim(), "200", "{out:?}");
     wait_for(&audit, |r| {
         r.iter().any(|r| {

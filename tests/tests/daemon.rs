@@ -115,15 +115,15 @@ impl ArmSetup {
         daemon
     }
 
-    /// curl from the cgroup to `https://{ARM}{path}`, trusting airlock's CA.
+    /// curl from the cgroup to `https://{ARM}{path}`, as the agent
+    /// (`nobody`, with `airlock ca env`'s variables).
     fn curl(&self, args: &[&str], path: &str) -> tokio::process::Command {
-        let mut cmd = self.cg.command("curl");
+        let mut cmd =
+            airlock_tests::agent::client(&self.cg, &self.dir.path().join("public"), "curl");
         cmd.args(["-s", "--max-time", "20"])
             .args(args)
             .arg("--resolve")
             .arg(format!("{ARM}:{}:127.0.0.1", self.up.port()))
-            .arg("--cacert")
-            .arg(self.dir.path().join("ca/ca.crt"))
             .arg(format!("https://{ARM}:{}{path}", self.up.port()));
         cmd
     }
@@ -729,16 +729,7 @@ async fn the_running_daemon_keeps_only_what_it_needs() {
 
     // A non-root agent is served, and its program is recorded: reading
     // another user's /proc/PID/exe is what CAP_SYS_PTRACE is kept for.
-    let ca = airlock_tests::agent::published(arm.dir.path(), &arm.dir.path().join("ca/ca.crt"));
-    let call = || {
-        let mut cmd = airlock_tests::agent::curl_as(&arm.cg, airlock_tests::agent::AGENT_UID);
-        cmd.args(["-o", "/dev/null", "--resolve"])
-            .arg(format!("{ARM}:{}:127.0.0.1", arm.up.port()))
-            .arg("--cacert")
-            .arg(&ca)
-            .arg(format!("https://{ARM}:{}/subscriptions", arm.up.port()));
-        cmd
-    };
+    let call = || arm.curl(&["-o", "/dev/null", "-w", "%{http_code}"], "/subscriptions");
     assert!(finish(call()).await.stdout.ends_with("200"));
     let recs = wait_for(&arm.audit, |r| r.iter().any(|r| r["phase"] == "request")).await;
     let request = recs.iter().find(|r| r["phase"] == "request").unwrap();

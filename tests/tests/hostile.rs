@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use airlock_tests::agent::{AGENT_UID, curl_as, public, published, readable};
+use airlock_tests::agent::{AGENT_UID, curl_as, public, readable};
 use airlock_tests::{
     FakeImds, Intercepted as Env, Running, TempDir, TestCgroup, TestPki, TlsUpstream, WAIT, finish,
     privileged,
@@ -27,7 +27,7 @@ async fn setup(tag: &str) -> (Env, PathBuf) {
 /// in front of it; airlock's CA where the agent's uid can read it.
 async fn setup_with(tag: &str, adjust: impl FnOnce(&mut airlock::Config)) -> (Env, PathBuf) {
     let env = Env::start(tag, &[ARM, BLOB, VAULT, AKS, GRAPH], adjust).await;
-    let ca = published(env.tmp.path(), &env.airlock.ca_cert());
+    let ca = env.airlock.ca_cert();
     (env, ca)
 }
 

@@ -92,7 +92,7 @@ struct Reply {
 
 /// curl `method https://host:port/path` from the cgroup with `headers`.
 async fn call(env: &Env, method: &str, host: &str, path: &str, headers: &[String]) -> Reply {
-    let mut cmd = env.cg.command("curl");
+    let mut cmd = env.airlock.client(&env.cg, "curl");
     cmd.args([
         "-sS",
         "-g",
@@ -104,9 +104,7 @@ async fn call(env: &Env, method: &str, host: &str, path: &str, headers: &[String
         "\n%{http_code}",
     ])
     .arg("--resolve")
-    .arg(format!("{host}:{}:127.0.0.1", env.up.port()))
-    .arg("--cacert")
-    .arg(env.airlock.ca_cert());
+    .arg(format!("{host}:{}:127.0.0.1", env.up.port()));
     for h in headers {
         cmd.arg("-H").arg(h);
     }
@@ -614,11 +612,9 @@ async fn an_azure_token_obtained_with_a_github_assertion_is_attributed_to_the_ru
     )
     .sign(&github);
     let tenant = airlock_tests::oidc::TENANT_ID;
-    let mut cmd = cg.command("curl");
+    let mut cmd = airlock.client(&cg, "curl");
     cmd.args(["-sS", "--max-time", "20", "--resolve"])
         .arg(format!("{ENTRA}:{}:127.0.0.1", entra.port()))
-        .arg("--cacert")
-        .arg(airlock.ca_cert())
         .args([
             "--data-urlencode",
             "client_id=3c9b1f7e-5a2d-4e8b-9c6f-1a0d7e4b2f58",
@@ -660,11 +656,9 @@ async fn an_azure_token_obtained_with_a_github_assertion_is_attributed_to_the_ru
     );
 
     // A later ARM call with that Azure token is attributed to the run.
-    let mut cmd = cg.command("curl");
+    let mut cmd = airlock.client(&cg, "curl");
     cmd.args(["-sS", "--max-time", "20", "--resolve"])
         .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
-        .arg("--cacert")
-        .arg(airlock.ca_cert())
         .arg("-H")
         .arg(format!("Authorization: Bearer {access_token}"))
         .arg(format!("https://{ARM}:{}{RG}", up.port()));

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use airlock_tests::agent::{AGENT_UID, as_user, curl_as, published};
+use airlock_tests::agent::{AGENT_UID, as_user, curl_as};
 use airlock_tests::{Intercepted, finish, privileged};
 
 const ARM: &str = "management.azure.com";
@@ -42,7 +42,7 @@ async fn connections_past_the_limit_are_refused_and_silent_ones_closed() {
         c.proxy.first_request_timeout_ms = 500;
     })
     .await;
-    let ca = published(env.tmp.path(), &env.airlock.ca_cert());
+    let ca = env.airlock.ca_cert();
     let port = env.up.port();
 
     // Three connections that say nothing hold every slot.
@@ -116,9 +116,9 @@ async fn bodies_read_whole_share_one_memory_budget() {
         c.proxy.body_buffer_bytes = 64 * 1024;
     })
     .await;
-    let ca = published(env.tmp.path(), &env.airlock.ca_cert());
+    let ca = env.airlock.ca_cert();
     let upload = |bytes: usize, rate: Option<&str>| {
-        let file = env.tmp.path().join(format!("public/body-{bytes}"));
+        let file = airlock_tests::agent::public(env.tmp.path()).join(format!("body-{bytes}"));
         std::fs::write(&file, "a".repeat(bytes)).unwrap();
         airlock_tests::agent::readable(&file);
         let mut cmd = curl(&env, &ca, "/count");

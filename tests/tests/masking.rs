@@ -13,14 +13,13 @@ async fn setup(tag: &str) -> Env {
     Env::start(tag, &[ARM, BLOB], |_| {}).await
 }
 
-/// curl from the cgroup to `https://{host}{path}` through airlock, trusting
-/// its CA; the caller adds the rest (curl takes options after the URL).
+/// curl from the cgroup to `https://{host}{path}` through airlock, as the
+/// agent (`nobody`, `airlock ca env`'s variables); the caller adds the rest
+/// (curl takes options after the URL).
 fn curl(env: &Env, host: &str, path: &str) -> tokio::process::Command {
-    let mut cmd = env.cg.command("curl");
+    let mut cmd = env.airlock.client(&env.cg, "curl");
     cmd.args(["-sS", "--max-time", "20", "--resolve"])
         .arg(format!("{host}:{}:127.0.0.1", env.up.port()))
-        .arg("--cacert")
-        .arg(env.airlock.ca_cert())
         .arg(format!("https://{host}:{}{path}", env.up.port()));
     cmd
 }
@@ -190,6 +189,12 @@ async fn call_coded(
 ) -> (String, Vec<u8>) {
     use base64::Engine;
     let dir = TempDir::new("coded");
+    // The agent writes what it received here.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     let (headers, out) = (dir.path().join("headers"), dir.path().join("body"));
     let mut cmd = curl(env, host, path);
     cmd.args(["-X", "POST", "--data-binary", "{}"])

@@ -28,23 +28,23 @@ async fn hundred_mib_each_way_with_bounded_daemon_memory() {
     let audit = dir.path().join("audit.jsonl");
     let daemon = spawn(&config);
     wait_for(&audit, |r| r.iter().any(|r| r["event"] == "start")).await;
-    let ca = dir.path().join("ca/ca.crt");
+    // The agent: nobody, trusting airlock through `airlock ca env`'s variables.
+    let public = dir.path().join("public");
     let url = format!("https://{NAME}:{}", up.port());
     let resolve = format!("{NAME}:{}:127.0.0.1", up.port());
 
     for http in ["--http1.1", "--http2"] {
         let script = format!(
-            "head -c {SIZE} /dev/zero | curl -sS {http} --max-time 120 --cacert {} --resolve {resolve} -T - -X POST {url}/count",
-            ca.display()
+            "head -c {SIZE} /dev/zero | curl -sS {http} --max-time 120 --resolve {resolve} -T - -X POST {url}/count",
         );
-        let mut upload = cg.command("sh");
+        let mut upload = airlock_tests::agent::client(&cg, &public, "sh");
         upload.arg("-c").arg(&script);
         let out = finish(upload).await;
         assert!(out.status.success(), "{out:?}");
         let body: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(body["bytes"], SIZE, "{http}");
 
-        let mut download = cg.command("curl");
+        let mut download = airlock_tests::agent::client(&cg, &public, "curl");
         download
             .args([
                 "-sS",
@@ -55,9 +55,7 @@ async fn hundred_mib_each_way_with_bounded_daemon_memory() {
                 "/dev/null",
                 "-w",
                 "%{size_download}",
-                "--cacert",
             ])
-            .arg(&ca)
             .args(["--resolve", &resolve])
             .arg(format!("{url}/bytes/{SIZE}"));
         let out = finish(download).await;

@@ -18,11 +18,9 @@ async fn prompts_leave_masked_and_streams_are_reassembled() {
         cg, up, airlock, ..
     } = Intercepted::start("model", &[COPILOT], |_| {}).await;
     let curl = |headers: Vec<String>, body: String, version: &str| {
-        let mut cmd = cg.command("curl");
+        let mut cmd = airlock.client(&cg, "curl");
         cmd.args(["-sS", "-N", "--max-time", "20", version, "--resolve"])
             .arg(format!("{COPILOT}:{}:127.0.0.1", up.port()))
-            .arg("--cacert")
-            .arg(airlock.ca_cert())
             .args([
                 "-H",
                 "content-type: application/json",
@@ -94,7 +92,7 @@ async fn prompts_leave_masked_and_streams_are_reassembled() {
         assert_eq!(rec["operation"], "model.chat.completions");
         assert_eq!(rec["model"], "gpt-4o-2024-08-06");
         assert_eq!(rec["process"]["comm"], "curl");
-        assert_eq!(rec["process"]["user"], "root", "uid 0, by name");
+        assert_eq!(rec["process"]["user"], "nobody", "uid 65534, by name");
         assert_eq!(
             rec["prompt"]["messages"][0]["content"],
             "how do I list blobs?"
@@ -148,11 +146,9 @@ async fn copilot_calls_name_the_github_account_behind_them() {
     let oauth = format!("gho_{}", "A1b2C3d4E5".repeat(4).get(..36).unwrap());
     let session = "tid=9f3c;exp=1795900000;sku=copilot_for_business_seat;proxy-ep=proxy.business.githubcopilot.com;8kp=1:5d1e0f4c2b7a9d8e6f1a3c5b7d9e0f21";
     let call = |host: &str, method: &str, path: &str, auth: String, answer: String| {
-        let mut cmd = cg.command("curl");
+        let mut cmd = airlock.client(&cg, "curl");
         cmd.args(["-sS", "--max-time", "20", "-X", method, "--resolve"])
             .arg(format!("{host}:{}:127.0.0.1", up.port()))
-            .arg("--cacert")
-            .arg(airlock.ca_cert())
             .args(["-H", &format!("authorization: {auth}")])
             .args(["-H", "content-type: application/json"])
             .args([
@@ -223,7 +219,7 @@ async fn copilot_calls_name_the_github_account_behind_them() {
         model["identity"]["github"]["via"],
         oauth_fingerprint.as_str()
     );
-    assert_eq!(model["process"]["user"], "root");
+    assert_eq!(model["process"]["user"], "nobody");
 
     // The Copilot CLI: no exchange; it asks `copilot_internal/user` and
     // sends its OAuth token to the model API as is.
@@ -293,11 +289,9 @@ async fn http2_streams_cut_anywhere_reach_the_client_unchanged_and_are_reassembl
     ];
     let cuts = cuts.map(|c| c.to_string()).join(",");
     let ask = json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "deploy"}]});
-    let mut cmd = cg.command("curl");
+    let mut cmd = airlock.client(&cg, "curl");
     cmd.args(["-sS", "-N", "--max-time", "20", "--http2", "--resolve"])
         .arg(format!("{COPILOT}:{}:127.0.0.1", up.port()))
-        .arg("--cacert")
-        .arg(airlock.ca_cert())
         .args(["-H", "content-type: application/json"])
         .args(["-H", "authorization: Bearer tid=h2;exp=1;sku=copilot"])
         .args(["-H", "x-test-content-type: text/event-stream"])

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use airlock::AdminClient;
-use airlock_tests::agent::{AGENT_UID, as_user, published};
+use airlock_tests::agent::{AGENT_UID, as_user};
 use airlock_tests::{Intercepted, TempDir, privileged};
 use serde_json::Value;
 
@@ -73,7 +73,7 @@ async fn mixed_traffic_reconciles_exactly_and_leaks_nothing() {
         c.policy.dir = Some(dir);
     })
     .await;
-    let ca = published(env.tmp.path(), &env.airlock.ca_cert());
+    let ca = env.airlock.ca_cert();
     let port = env.up.port();
     let fds_before = open_fds();
 

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use airlock_tests::agent::{AGENT_UID, as_user};
 use airlock_tests::pki::TestPki;
 use airlock_tests::tls_upstream::TlsUpstream;
 use airlock_tests::{Finished, Running, Talking, TempDir, TestCgroup, finish, privileged};
@@ -61,13 +62,18 @@ async fn setup_with(
     )
 }
 
-/// curl in the cgroup for `https://name:port/path`, trusting `ca`.
+/// curl in the cgroup, as the agent (`nobody`), for
+/// `https://name:port/path`, trusting `ca`: airlock's through exactly the
+/// variables `airlock ca env` prints, any other with `--cacert`.
 async fn curl(env: &Env, name: &str, path: &str, ca: Option<&Path>, extra: &[&str]) -> Finished {
-    let mut cmd = env.cg.command("curl");
+    let mut cmd = match ca {
+        Some(ca) if ca == env.airlock.ca_cert() => env.airlock.client(&env.cg, "curl"),
+        _ => as_user(&env.cg, AGENT_UID, "curl"),
+    };
     cmd.args(["-sS", "--max-time", "20", "--resolve"])
         .arg(format!("{name}:{}:127.0.0.1", env.up.port()))
         .args(extra);
-    if let Some(ca) = ca {
+    if let Some(ca) = ca.filter(|ca| *ca != env.airlock.ca_cert()) {
         cmd.arg("--cacert").arg(ca);
     }
     cmd.arg(format!("https://{name}:{}{path}", env.up.port()));
@@ -166,9 +172,8 @@ async fn http2_streams_stay_multiplexed_on_one_connection() {
         return;
     }
     let (env, _) = setup("mux", AZURE, true).await;
-    let ca = env.airlock.ca_cert();
     let base = format!("https://{AZURE}:{}", env.up.port());
-    let mut cmd = env.cg.command("curl");
+    let mut cmd = env.airlock.client(&env.cg, "curl");
     cmd.args([
         "-sS",
         "--http2",
@@ -177,9 +182,7 @@ async fn http2_streams_stay_multiplexed_on_one_connection() {
         "6",
         "--max-time",
         "20",
-        "--cacert",
     ])
-    .arg(&ca)
     .arg("--resolve")
     .arg(format!("{AZURE}:{}:127.0.0.1", env.up.port()))
     .args(["-w", "\n"]);
@@ -222,7 +225,7 @@ async fn websocket_upgrade_is_relayed_after_101() {
         return;
     }
     let (env, _) = setup("ws", AZURE, true).await;
-    let mut cmd = env.cg.command(env!("CARGO_BIN_EXE_ws-client"));
+    let mut cmd = as_user(&env.cg, AGENT_UID, env!("CARGO_BIN_EXE_ws-client"));
     cmd.env("WS_CONNECT", format!("127.0.0.1:{}", env.up.port()))
         .arg(format!("wss://{AZURE}:{}/ws", env.up.port()))
         .arg(env.airlock.ca_cert())
@@ -367,7 +370,7 @@ async fn a_client_that_closes_after_the_handshake_without_a_request_is_recorded_
     let (env, _) = setup("closeafter", AZURE, true).await;
     let mut pids = Vec::new();
     for how in ["notify", "fin"] {
-        let mut cmd = env.cg.command("python3");
+        let mut cmd = env.airlock.client(&env.cg, "/usr/bin/python3");
         cmd.args(["-c", CLOSE_AFTER_HANDSHAKE, AZURE])
             .arg(env.up.port().to_string())
             .arg(how);
@@ -419,7 +422,7 @@ async fn client_gone_mid_handshake_is_not_recorded_as_refusing_the_certificate()
         return;
     }
     let (env, _) = setup("abandon", AZURE, true).await;
-    let mut cmd = env.cg.command("python3");
+    let mut cmd = env.airlock.client(&env.cg, "/usr/bin/python3");
     cmd.args(["-c", ABANDON_HANDSHAKE, AZURE])
         .arg(env.up.port().to_string());
     let out = finish(cmd).await;
@@ -451,19 +454,11 @@ async fn unreachable_upstream_gets_a_502_naming_it() {
     let closed = airlock_tests::daemon::free_port("127.0.0.1");
     let cg = TestCgroup::new("unreachable");
     let airlock = Running::start(Running::capture(&cg, &[closed])).await;
-    let mut cmd = cg.command("curl");
-    cmd.args([
-        "-sS",
-        "--max-time",
-        "20",
-        "-w",
-        "\n%{http_code}",
-        "--cacert",
-    ])
-    .arg(airlock.ca_cert())
-    .arg("--resolve")
-    .arg(format!("{AZURE}:{closed}:127.0.0.1"))
-    .arg(format!("https://{AZURE}:{closed}/subscriptions"));
+    let mut cmd = airlock.client(&cg, "curl");
+    cmd.args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"])
+        .arg("--resolve")
+        .arg(format!("{AZURE}:{closed}:127.0.0.1"))
+        .arg(format!("https://{AZURE}:{closed}/subscriptions"));
     let out = finish(cmd).await;
     assert!(out.status.success(), "{out:?}");
     assert_eq!(out.stdout.lines().last(), Some("502"));
@@ -499,7 +494,7 @@ async fn an_upstream_that_hangs_up_on_an_idle_client_is_dialled_again() {
         port = env.up.port(),
         name = AZURE,
     );
-    let mut cmd = env.cg.command("python3");
+    let mut cmd = env.airlock.client(&env.cg, "/usr/bin/python3");
     cmd.args(["-c", &script])
         .stdin(std::process::Stdio::piped());
     let mut client = Talking::spawn(cmd);
@@ -588,7 +583,7 @@ async fn a_pooled_connection_the_upstream_closed_is_not_reused() {
         port = env.up.port(),
         name = AZURE,
     );
-    let mut cmd = env.cg.command("python3");
+    let mut cmd = env.airlock.client(&env.cg, "/usr/bin/python3");
     cmd.args(["-c", &script]);
     let out = finish(cmd).await;
     assert!(out.status.success(), "{out:?}");
@@ -616,7 +611,7 @@ async fn tls_without_a_server_name_is_decrypted_not_spliced() {
         return;
     }
     let dodge = |env: &Env| {
-        let mut cmd = env.cg.command("curl");
+        let mut cmd = as_user(&env.cg, AGENT_UID, "curl");
         cmd.args(["-sS", "-k", "--max-time", "20", "-H"])
             .arg(format!("Host: {AZURE}"))
             .args(["-w", "\n%{http_code}"])
@@ -628,7 +623,7 @@ async fn tls_without_a_server_name_is_decrypted_not_spliced() {
     assert_eq!(out.stdout.lines().last(), Some("421"), "{out:?}");
     let body: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(body["error"]["code"], "MisdirectedRequest", "{body}");
-    let mut direct = env.cg.command("curl");
+    let mut direct = as_user(&env.cg, AGENT_UID, "curl");
     direct
         .args(["-sS", "-k", "--max-time", "20", "-w", "\n%{http_code}"])
         .arg(format!("https://127.0.0.1:{}/subscriptions", env.up.port()));
@@ -703,7 +698,7 @@ async fn a_process_that_execs_is_attributed_to_its_new_command_line() {
         ),
     )
     .unwrap();
-    let mut cmd = env.cg.command("python3");
+    let mut cmd = env.airlock.client(&env.cg, "/usr/bin/python3");
     cmd.arg(&script).arg("before-exec");
     let out = finish(cmd).await;
     assert!(out.status.success(), "{out:?}");
@@ -770,7 +765,7 @@ async fn clients_resume_their_tls_sessions_with_and_without_a_server_name() {
         port = env.up.port(),
         host = AZURE,
     );
-    let mut cmd = env.cg.command("python3");
+    let mut cmd = env.airlock.client(&env.cg, "/usr/bin/python3");
     cmd.args(["-c", &script]);
     let out = finish(cmd).await;
     assert!(out.status.success(), "{out:?}");
@@ -914,7 +909,7 @@ async fn upstreams_are_reached_through_the_configured_proxy() {
         })
     };
     let fetch = |name: &str, ca: &Path| {
-        let mut cmd = cg.command("curl");
+        let mut cmd = as_user(&cg, AGENT_UID, "curl");
         cmd.args(["-sS", "--max-time", "20", "--resolve"])
             .arg(format!("{name}:{}:127.0.0.1", up.port()))
             .arg("--cacert")
@@ -941,7 +936,7 @@ async fn upstreams_are_reached_through_the_configured_proxy() {
 
     let airlock = start(&[], &bad).await;
     let before = up.requests();
-    let mut cmd = cg.command("curl");
+    let mut cmd = airlock.client(&cg, "curl");
     cmd.args([
         "-sS",
         "--max-time",
@@ -951,8 +946,6 @@ async fn upstreams_are_reached_through_the_configured_proxy() {
         "--resolve",
     ])
     .arg(format!("{AZURE}:{}:127.0.0.1", up.port()))
-    .arg("--cacert")
-    .arg(airlock.ca_cert())
     .arg(format!("https://{AZURE}:{}/info", up.port()));
     let out = finish(cmd).await;
     let (body, status) = out.stdout.rsplit_once('\n').unwrap();
