@@ -5,6 +5,7 @@ mod access;
 pub(crate) mod chain;
 pub(crate) mod checkpoint;
 pub(crate) mod files;
+mod join;
 pub mod query;
 mod queue;
 mod recover;

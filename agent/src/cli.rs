@@ -215,6 +215,13 @@ pub enum AuditCommand {
         #[command(flatten)]
         filter: FilterArgs,
     },
+    /// Print every exchange (its session, request and response records
+    /// joined into one object) and every other record as one JSON line
+    /// each: the whole trail, rotated files included, or the files given.
+    Export {
+        /// Files, oldest first.
+        paths: Vec<PathBuf>,
+    },
     /// Search the whole trail (rotated files included).
     Search {
         #[command(flatten)]

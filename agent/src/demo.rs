@@ -196,7 +196,7 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
     );
     // What a CI job's summary page would say (`airlock audit summary`).
     let mut summary = crate::audit::summary::Summary::default();
-    for r in read_records(&audit) {
+    for r in crate::audit::query::joined(std::slice::from_ref(&audit)).unwrap_or_default() {
         summary.add(&r);
     }
     let markdown = summary.markdown();
@@ -948,9 +948,11 @@ async fn wait_for_exchange(audit: &std::path::Path, before: usize) -> Option<Val
     None
 }
 
-/// Completed HTTP exchanges (`phase: response`).
+/// Completed HTTP exchanges, joined with their sessions (as `airlock
+/// audit export` prints them).
 fn exchanges(audit: &std::path::Path) -> Vec<Value> {
-    read_records(audit)
+    crate::audit::query::joined(&[audit.to_owned()])
+        .unwrap_or_default()
         .into_iter()
         .filter(|r| r["kind"] == "http" && r["phase"] == "response")
         .collect()

@@ -249,6 +249,20 @@ fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
             println!("{}", airlock::checkpoint_public_key(path)?);
             Ok(())
         }
+        AuditCommand::Export { paths } => {
+            use std::io::Write;
+            let paths = if paths.is_empty() { trail } else { paths };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let written = query::each_joined(&paths, |j| {
+                serde_json::to_writer(&mut out, &j.record)?;
+                out.write_all(b"\n")
+            })
+            .and_then(|()| out.flush());
+            match written {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                r => Ok(r?),
+            }
+        }
         AuditCommand::Search { filter } => {
             let (filter, json) = filter_from(filter)?;
             print_records(&trail, &filter, json, None)
@@ -269,9 +283,9 @@ fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
                 ..Filter::default()
             };
             let mut summary = airlock::Summary::default();
-            query::each_record(&trail, |_, record| {
-                if window.matches(&record) {
-                    summary.add(&record);
+            query::each_joined(&trail, |j| {
+                if window.matches(&j.record) {
+                    summary.add(&j.record);
                 }
                 Ok(())
             })?;
@@ -357,8 +371,9 @@ fn filter_from(a: FilterArgs) -> anyhow::Result<(Filter, bool)> {
     ))
 }
 
-/// Prints the matching records of the trail as they are read, or with
-/// `last`, only the last that many.
+/// Prints the matching exchanges and records of the trail as they are
+/// read, or with `last`, only the last that many: as table rows, or with
+/// `json` as the raw records they are made of (a session's once).
 fn print_records(
     trail: &[std::path::PathBuf],
     filter: &Filter,
@@ -367,37 +382,31 @@ fn print_records(
 ) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let show = |out: &mut std::io::BufWriter<_>, line: &str, record: &serde_json::Value| {
-        if json {
-            writeln!(out, "{line}")
-        } else {
-            writeln!(out, "{}", query::row(record))
-        }
-    };
+    let mut shown = RawShown::default();
     let mut kept = std::collections::VecDeque::new();
     let printed = (|| {
         if !json {
             writeln!(out, "{}", query::HEADER)?;
         }
-        query::each_record(trail, |line, record| {
-            if !filter.matches(&record) {
+        query::each_joined(trail, |joined| {
+            if !filter.matches(&joined.record) {
                 return Ok(());
             }
             match last {
-                None => show(&mut out, line, &record),
+                None => shown.show(&mut out, &joined, json),
                 Some(n) => {
                     if kept.len() == n {
                         kept.pop_front();
                     }
                     if n > 0 {
-                        kept.push_back((line.to_owned(), record));
+                        kept.push_back(joined);
                     }
                     Ok(())
                 }
             }
         })?;
-        for (line, record) in &kept {
-            show(&mut out, line, record)?;
+        for joined in &kept {
+            shown.show(&mut out, joined, json)?;
         }
         out.flush()
     })();
@@ -408,9 +417,40 @@ fn print_records(
     }
 }
 
+/// Prints joined items; as raw records, each session line once (the most
+/// recent sessions remembered: one printed long ago is printed again).
+struct RawShown(lru::LruCache<String, ()>);
+
+impl Default for RawShown {
+    fn default() -> Self {
+        Self(lru::LruCache::new(
+            std::num::NonZeroUsize::new(100_000).expect("non-zero"),
+        ))
+    }
+}
+
+impl RawShown {
+    fn show(
+        &mut self,
+        out: &mut impl std::io::Write,
+        joined: &query::Joined,
+        json: bool,
+    ) -> std::io::Result<()> {
+        if !json {
+            return writeln!(out, "{}", query::row(&joined.record));
+        }
+        if let Some((id, line)) = &joined.session
+            && self.0.put(id.clone(), ()).is_none()
+        {
+            writeln!(out, "{line}")?;
+        }
+        joined.lines.iter().try_for_each(|l| writeln!(out, "{l}"))
+    }
+}
+
 /// Follows the current file as it grows, reopening it after rotation.
 fn follow_file(path: &std::path::Path, filter: &Filter, json: bool) -> anyhow::Result<()> {
-    use std::io::{BufRead, Seek, Write};
+    use std::io::{BufRead, Seek};
     let open = || -> anyhow::Result<std::io::BufReader<std::fs::File>> {
         let mut f =
             std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -419,6 +459,7 @@ fn follow_file(path: &std::path::Path, filter: &Filter, json: bool) -> anyhow::R
     };
     let mut reader = open()?;
     let mut out = std::io::stdout();
+    let (mut joiner, mut shown) = (query::Joiner::default(), RawShown::default());
     // Bytes, not a String: the read can end inside a character still being
     // written.
     let mut line = Vec::new();
@@ -434,15 +475,12 @@ fn follow_file(path: &std::path::Path, filter: &Filter, json: bool) -> anyhow::R
             }
             continue;
         }
-        if let Ok(record) = serde_json::from_slice::<serde_json::Value>(&line)
-            && filter.matches(&record)
+        let text = String::from_utf8_lossy(line.trim_ascii_end()).into_owned();
+        if let Ok(record) = serde_json::from_str::<serde_json::Value>(&text)
+            && let Some(joined) = joiner.push(&text, record)
+            && filter.matches(&joined.record)
         {
-            let shown = if json {
-                String::from_utf8_lossy(line.trim_ascii_end()).into_owned()
-            } else {
-                query::row(&record)
-            };
-            match writeln!(out, "{shown}") {
+            match shown.show(&mut out, &joined, json) {
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
                 r => r?,
             }

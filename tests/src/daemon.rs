@@ -49,6 +49,35 @@ pub fn records(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The trail at `path` as `airlock audit export` prints it: every exchange
+/// joined with its session and both its records, every other record as is.
+pub fn exported(path: &Path) -> Vec<Value> {
+    airlock::query::joined(&airlock::trail(path)).unwrap_or_default()
+}
+
+/// Completed HTTP exchanges of [`exported`], once there are at least `n`
+/// (or at the deadline, whatever there is).
+pub async fn wait_for_exchanges(path: &Path, n: usize) -> Vec<Value> {
+    let done = |r: &Value| r["kind"] == "http" && r["phase"] == "response";
+    wait_for_exported(path, |all| all.iter().filter(|r| done(r)).count() >= n)
+        .await
+        .into_iter()
+        .filter(done)
+        .collect()
+}
+
+/// [`exported`] once `what` holds for it, or at the deadline.
+pub async fn wait_for_exported(path: &Path, what: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + crate::WAIT;
+    loop {
+        let all = exported(path);
+        if what(&all) || tokio::time::Instant::now() > deadline {
+            return all;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The records once `what` holds for them, or at the deadline.
 pub async fn wait_for(path: &Path, what: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + WAIT;

@@ -143,11 +143,11 @@ impl Running {
             .collect()
     }
 
-    /// Completed HTTP exchanges (`kind: http`, `phase: response`), waiting
-    /// until there are at least `n`.
+    /// Completed HTTP exchanges, each joined with its session and request
+    /// record as `airlock audit export` prints it, waiting until there are
+    /// at least `n`.
     pub async fn exchanges(&self, n: usize) -> Vec<Value> {
-        self.wait_for(n, |r| r["kind"] == "http" && r["phase"] == "response")
-            .await
+        crate::daemon::wait_for_exchanges(&self.audit_path, n).await
     }
 
     /// Connection records, waiting until there are at least `n`.

@@ -731,8 +731,8 @@ async fn the_running_daemon_keeps_only_what_it_needs() {
     // another user's /proc/PID/exe is what CAP_SYS_PTRACE is kept for.
     let call = || arm.curl(&["-o", "/dev/null", "-w", "%{http_code}"], "/subscriptions");
     assert!(finish(call()).await.stdout.ends_with("200"));
-    let recs = wait_for(&arm.audit, |r| r.iter().any(|r| r["phase"] == "request")).await;
-    let request = recs.iter().find(|r| r["phase"] == "request").unwrap();
+    let exchanges = airlock_tests::daemon::wait_for_exchanges(&arm.audit, 1).await;
+    let request = &exchanges[0];
     assert_eq!(request["process"]["uid"], 65534, "{request}");
     assert_eq!(request["process"]["exe"], "/usr/bin/curl", "{request}");
 
@@ -1265,12 +1265,7 @@ async fn clients_behind_a_corporate_proxy_are_judged_as_if_direct() {
     node.args(["-e", NODE_VIA_PROXY, ARM, &port]);
     assert_eq!(finish(node).await.stdout.trim(), "200");
 
-    let exchange = |r: &Value| r["kind"] == "http" && r["phase"] == "response";
-    let recs = wait_for(&arm.audit, |r| {
-        r.iter().filter(|r| exchange(r)).count() >= 4
-    })
-    .await;
-    let exchanges: Vec<&Value> = recs.iter().filter(|r| exchange(r)).collect();
+    let exchanges = airlock_tests::daemon::wait_for_exchanges(&arm.audit, 4).await;
     assert_eq!(exchanges.len(), 4, "{exchanges:?}");
     for r in &exchanges {
         assert_eq!(r["proxy"]["port"], proxy, "{r}");
@@ -1447,7 +1442,7 @@ async fn the_copilot_cli_and_the_azure_calls_its_tools_make_are_recorded() {
         .expect("the CLI finishes");
     assert!(out.stdout.contains("done:"), "{out:?}");
 
-    let recs = wait_for(&arm.audit, |r| {
+    let recs = airlock_tests::daemon::wait_for_exported(&arm.audit, |r| {
         r.iter().filter(|r| r["kind"] == "model").count() >= 2
             && r.iter().any(|r| {
                 r["kind"] == "http" && r["request"]["host"] == ARM && r["phase"] == "response"

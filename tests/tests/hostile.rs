@@ -63,13 +63,11 @@ async fn refused(env: &Env, cmd: tokio::process::Command) -> (u16, Value) {
     (status.parse().unwrap(), body)
 }
 
-/// The response record of the exchange airlock refused as `id`.
+/// The exchange airlock refused as `id`, as `airlock audit export` joins it.
 async fn record(env: &Env, id: &Value) -> Value {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let found = env
-            .airlock
-            .records()
+        let found = airlock_tests::daemon::exported(&env.airlock.audit_path)
             .into_iter()
             .find(|r| r["id"] == *id && r["phase"] == "response");
         if let Some(r) = found {

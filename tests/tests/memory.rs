@@ -74,9 +74,7 @@ async fn hundred_mib_each_way_with_bounded_daemon_memory() {
         peak_kib < PEAK_LIMIT_KIB,
         "airlock peaked at {peak_kib} KiB moving {SIZE} B bodies"
     );
-    let done = |r: &&serde_json::Value| r["kind"] == "http" && r["phase"] == "response";
-    let records = wait_for(&audit, |r| r.iter().filter(done).count() >= 4).await;
-    let http: Vec<_> = records.iter().filter(done).collect();
+    let http = airlock_tests::daemon::wait_for_exchanges(&audit, 4).await;
     assert_eq!(http.len(), 4);
     assert_eq!(http[0]["request"]["body"]["bytes"], SIZE);
     // The digest is of the whole body as sent: SIZE zero bytes.

@@ -1,6 +1,6 @@
-//! Reading the trail: its records streamed file by file, filters for
-//! `airlock audit search`/`tail`, and the compact one-line rendering a
-//! person scans.
+//! Reading the trail: its records streamed file by file, joined into
+//! whole exchanges (`join`), filters for `airlock audit search`/`tail`,
+//! and the compact one-line rendering a person scans.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -10,6 +10,8 @@ use serde_json::Value;
 
 use crate::core::Glob;
 use crate::host::HostPattern;
+
+pub use super::join::{Joined, Joiner};
 
 /// Calls `each` with every complete record of `files`, in order: its line
 /// (without the newline) and its JSON. Streamed, so a rotated file of any
@@ -42,6 +44,31 @@ pub fn each_record(
         }
     }
     Ok(())
+}
+
+/// Calls `each` with every exchange (joined with its session and both its
+/// records) and every other record of `files`, in order; exchanges whose
+/// response record never came last.
+pub fn each_joined(
+    files: &[PathBuf],
+    mut each: impl FnMut(Joined) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut joiner = Joiner::default();
+    each_record(files, |line, record| match joiner.push(line, record) {
+        Some(joined) => each(joined),
+        None => Ok(()),
+    })?;
+    joiner.finish().into_iter().try_for_each(each)
+}
+
+/// The whole of `files` as [`each_joined`] reads it.
+pub fn joined(files: &[PathBuf]) -> std::io::Result<Vec<Value>> {
+    let mut all = Vec::new();
+    each_joined(files, |j| {
+        all.push(j.record);
+        Ok(())
+    })?;
+    Ok(all)
 }
 
 fn in_file(file: &Path, e: std::io::Error) -> std::io::Error {

@@ -26,6 +26,9 @@ pub(crate) enum RecordKind {
     /// A step in a held request's approval, or in a grant's life
     /// (`crate::approval::ApprovalRecord`).
     Approval,
+    /// One intercepted client connection: who, from where, to where, and
+    /// its TLS — written once, before its first exchange, which names it.
+    Session,
 }
 
 /// Who was on each end of a captured connection: `process`, `src` and
@@ -109,7 +112,17 @@ impl AgentRecord {
     }
 }
 
-/// `tls` of an HTTP record.
+/// The context every exchange on one intercepted connection shares, said
+/// once: `http` records name it in `session` (its `id`).
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct SessionRecord {
+    pub kind: RecordKind,
+    #[serde(flatten)]
+    pub ends: ConnEnds,
+    pub tls: TlsInfo,
+}
+
+/// `tls` of a session record.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct TlsInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -196,36 +209,112 @@ pub(crate) enum Phase {
     Response,
 }
 
-/// One decrypted HTTP exchange. Both of its records share `id`.
-#[derive(Clone, Debug, Serialize)]
+/// One decrypted HTTP exchange, as airlock knows it when a record is
+/// written; [`HttpRecord::line`] is what the trail gets.
+#[derive(Clone, Debug)]
 pub(crate) struct HttpRecord {
-    pub kind: RecordKind,
     pub phase: Phase,
-    #[serde(flatten)]
-    pub ends: ConnEnds,
-    pub tls: TlsInfo,
+    /// The id of its connection's `session` record.
+    pub session: String,
     /// Who the credential says is calling (never the credential itself).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<std::sync::Arc<crate::core::Identity>>,
     pub request: RequestInfo,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<ResponseInfo>,
     /// What policy decided.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<crate::core::Decision>,
-    /// For a held request: how the hold ended (`approved` with the
-    /// approver and any grant, `denied`, `expired`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// For a held request: how the hold ended.
     pub approval: Option<crate::core::Outcome>,
     /// The connection was upgraded (WebSocket, SPDY) and relayed as bytes.
+    pub upgraded: bool,
+    pub duration_ms: Option<u64>,
+    /// Why airlock answered itself, or why the exchange broke off.
+    pub error: Option<String>,
+}
+
+/// An `http` record as written. Both of an exchange's records share `id`:
+/// the request record (before forwarding) says what was asked, by whom,
+/// and the verdict; the response record says only what is new — the
+/// response, the request body as it streamed, the approval, duration,
+/// error, and the decision if it changed (a body refused midstream). An
+/// exchange refused before any request record carries it all in its
+/// response record. `audit export` joins them with their session.
+#[derive(Debug, Serialize)]
+pub(crate) struct HttpLine<'a> {
+    pub kind: RecordKind,
+    pub phase: Phase,
+    pub session: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<&'a std::sync::Arc<crate::core::Identity>>,
+    pub request: RequestView<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<&'a ResponseInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<&'a crate::core::Decision>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<&'a crate::core::Outcome>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub upgraded: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
-    /// Why airlock answered itself (e.g. upstream unreachable), or why the
-    /// exchange broke off.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<&'a str>,
+}
+
+/// `request` of an [`HttpLine`]: whole, or what only its end tells.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum RequestView<'a> {
+    Whole(&'a RequestInfo),
+    End {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        body: Option<&'a BodyInfo>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        masked: Option<&'a crate::core::Findings>,
+    },
+}
+
+impl HttpRecord {
+    /// What the trail gets: after a request record (`told`: the request,
+    /// identity, decision and findings it said), a response record says
+    /// only what is new.
+    pub(crate) fn line(&self, told: Option<&Told>) -> HttpLine<'_> {
+        let lean = self.phase == Phase::Response && told.is_some();
+        HttpLine {
+            kind: RecordKind::Http,
+            phase: self.phase,
+            session: &self.session,
+            identity: if lean { None } else { self.identity.as_ref() },
+            request: if lean {
+                RequestView::End {
+                    body: self.request.body.as_ref(),
+                    masked: self
+                        .request
+                        .masked
+                        .as_ref()
+                        .filter(|m| told.is_none_or(|t| t.masked.as_ref() != Some(*m))),
+                }
+            } else {
+                RequestView::Whole(&self.request)
+            },
+            response: self.response.as_ref(),
+            decision: self
+                .decision
+                .as_ref()
+                .filter(|d| !lean || told.is_none_or(|t| t.decision.as_ref() != Some(*d))),
+            approval: self.approval.as_ref(),
+            upgraded: self.upgraded,
+            duration_ms: self.duration_ms,
+            error: self.error.as_deref(),
+        }
+    }
+}
+
+/// What an exchange's request record said, so its response record does
+/// not say it again.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Told {
+    pub decision: Option<crate::core::Decision>,
+    pub masked: Option<crate::core::Findings>,
 }
 
 /// A client that refused the minted certificate.

@@ -1,6 +1,7 @@
-//! One request/response exchange as the audit trail sees it: a `request`
-//! record made durable before forwarding, then a `response` record with the
-//! whole story once it ends (however it ends). Both share the exchange id.
+//! One request/response exchange as the audit trail sees it: its
+//! connection's `session` record (once per connection), a `request` record
+//! made durable before forwarding, then a `response` record with what only
+//! the end tells (however it ends). Both share the exchange id.
 
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -13,7 +14,8 @@ use crate::core::ProcessInfo;
 use crate::core::addrs::Endpoint;
 use crate::core::lock;
 use crate::core::record::{
-    BodyInfo, ConnEnds, HttpRecord, Phase, RecordKind, RequestInfo, ResponseInfo, TlsInfo,
+    BodyInfo, ConnEnds, HttpRecord, Phase, RecordKind, RequestInfo, ResponseInfo, SessionRecord,
+    TlsInfo, Told,
 };
 use crate::gate::{Asked, Gate, Verdict};
 use crate::redact::{redact_headers, redact_query};
@@ -46,6 +48,40 @@ pub(crate) struct ConnCtx {
     pub body_budget: Arc<super::BodyBudget>,
     /// `proxy.response_idle_ms`; None: never.
     pub response_idle: Option<Duration>,
+    /// The id of this connection's `session` record, once written.
+    pub session: Mutex<Option<String>>,
+}
+
+impl ConnCtx {
+    /// The id of this connection's `session` record, written now if no
+    /// exchange wrote it yet: queued before the exchange's own records, so
+    /// it is in the trail (and durable) before them.
+    fn session(&self) -> String {
+        let mut session = lock(&self.session);
+        if let Some(id) = session.as_ref() {
+            return id.clone();
+        }
+        let record = SessionRecord {
+            kind: RecordKind::Session,
+            ends: ConnEnds {
+                process: self.process.clone(),
+                src: self.src,
+                dst: self.dst,
+                proxy: self.proxy,
+            },
+            tls: TlsInfo {
+                sni: self.sni.clone(),
+                alpn: self.alpn.clone(),
+            },
+        };
+        let id = self.audit.new_id();
+        // If it cannot be written, neither can the records naming it: the
+        // exchange's own write fails (and with it, forwarding).
+        if let Err(e) = self.audit.write_as(&id, &record) {
+            tracing::debug!(error = %e, "session record not written");
+        }
+        session.insert(id).clone()
+    }
 }
 
 /// What airlock saw in one body beyond its size and digest.
@@ -84,6 +120,8 @@ pub(super) struct Exchange {
     own_credentials: Vec<String>,
     /// Policy refused the request once its streamed body was scanned.
     refused: OnceLock<crate::core::Decision>,
+    /// What the request record said, once it is written.
+    told: OnceLock<Told>,
     output: OnceLock<crate::model::Output>,
     error: Mutex<Option<String>>,
     done: AtomicBool,
@@ -146,6 +184,7 @@ impl Exchange {
             prompt: OnceLock::new(),
             approval: OnceLock::new(),
             refused: OnceLock::new(),
+            told: OnceLock::new(),
             own_credentials: crate::redact::credentials(req.headers(), req.uri().query()),
             inner: OnceLock::new(),
             output: OnceLock::new(),
@@ -385,7 +424,15 @@ impl Exchange {
     /// Makes the request record durable: called before forwarding.
     pub(super) async fn record_request(&self) -> Result<(), AuditError> {
         let record = self.record(Phase::Request);
-        self.ctx.audit.write_durable(&self.id, &record).await
+        self.ctx
+            .audit
+            .write_durable(&self.id, &record.line(None))
+            .await?;
+        let _ = self.told.set(Told {
+            decision: record.decision,
+            masked: record.request.masked,
+        });
+        Ok(())
     }
 
     /// Writes the response record; later calls do nothing.
@@ -401,9 +448,13 @@ impl Exchange {
         let r = &record.request;
         // The trail records every exchange: at the default level the log
         // (the journal, with its rate limit) does not repeat it.
-        tracing::debug!(id = %self.id, pid = record.ends.process.pid, comm = %record.ends.process.comm, method = %r.method,
+        tracing::debug!(id = %self.id, pid = self.ctx.process.pid, comm = %self.ctx.process.comm, method = %r.method,
             host = %r.host, path = %r.path, status = self.status.load(Ordering::Relaxed), "http");
-        if let Err(e) = self.ctx.audit.write_as(&self.id, &record) {
+        if let Err(e) = self
+            .ctx
+            .audit
+            .write_as(&self.id, &record.line(self.told.get()))
+        {
             tracing::error!(id = %self.id, error = %e, "audit record lost");
         }
         if let Some(prompt) = self.prompt.get() {
@@ -481,18 +532,8 @@ impl Exchange {
             }
         });
         HttpRecord {
-            kind: RecordKind::Http,
             phase,
-            ends: ConnEnds {
-                process: self.ctx.process.clone(),
-                src: self.ctx.src,
-                dst: self.ctx.dst,
-                proxy: self.ctx.proxy,
-            },
-            tls: TlsInfo {
-                sni: self.ctx.sni.clone(),
-                alpn: self.ctx.alpn.clone(),
-            },
+            session: self.ctx.session(),
             identity: verdict.map(|v| v.identity.clone()),
             request,
             response,

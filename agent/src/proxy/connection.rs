@@ -357,6 +357,7 @@ impl Proxy {
             imds,
             body_budget: self.body_budget.clone(),
             response_idle: self.response_idle,
+            session: Default::default(),
         })
     }
 
