@@ -204,3 +204,110 @@ async fn kill_9_under_load_then_restart_keeps_the_chain_and_every_forwarded_requ
     let err = String::from_utf8_lossy(&v.stderr);
     assert!(err.contains("audit.jsonl:3: hash mismatch"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_is_said_once_and_export_joins_it_across_rotation() {
+    if !privileged("a_connection_is_said_once_and_export_joins_it_across_rotation") {
+        return;
+    }
+    let tmp = TempDir::new("lean");
+    let pki = TestPki::new("lean trail upstream CA");
+    let roots = pki.write_ca(tmp.path());
+    let up = TlsUpstream::start(upstream_config(&pki), &["127.0.0.1:0".parse().unwrap()]).await;
+    let cg = TestCgroup::new("lean");
+    // Kept after airlock stops (its own directory goes with it).
+    let audit = tmp.path().join("audit.jsonl");
+    let airlock = Running::start_with(Running::capture(&cg, &[up.port()]), |c| {
+        c.tls.upstream_roots = vec![roots];
+        c.audit.path = audit.clone();
+        // Small files: the connection's session record is in an earlier
+        // file than most of its exchanges.
+        c.audit.rotate_bytes = 4096;
+    })
+    .await;
+    // Twelve requests on one keep-alive connection, by one curl.
+    let out = finish(curl_many(&cg, up.port(), airlock.public_dir(), 12)).await;
+    assert_eq!(
+        out.stdout.lines().filter(|l| *l == "200").count(),
+        12,
+        "{out:?}"
+    );
+    airlock.exchanges(12).await;
+    airlock.stop().await;
+
+    let files = airlock::trail(&audit);
+    assert!(files.len() >= 3, "rotated: {files:?}");
+    let raw: Vec<Value> = files.iter().flat_map(|f| records(f)).collect();
+    let sessions: Vec<&Value> = raw.iter().filter(|r| r["kind"] == "session").collect();
+    assert_eq!(sessions.len(), 1, "one connection, one session record");
+    let session = sessions[0];
+    assert_eq!(session["process"]["pid"], out.pid, "{session}");
+    assert_eq!(session["tls"]["sni"], NAME);
+    let http: Vec<&Value> = raw.iter().filter(|r| r["kind"] == "http").collect();
+    assert_eq!(http.len(), 24);
+    for r in &http {
+        assert_eq!(r["session"], session["id"], "{r}");
+        assert!(
+            r.get("process").is_none() && r.get("tls").is_none(),
+            "said once: {r}"
+        );
+    }
+    for r in http.iter().filter(|r| r["phase"] == "response") {
+        assert!(
+            r.get("identity").is_none() && r["request"].get("method").is_none(),
+            "a response record says only what is new: {r}"
+        );
+    }
+    let last = records(files.last().unwrap());
+    assert!(
+        last.iter().all(|r| r["kind"] != "session") && last.iter().any(|r| r["kind"] == "http"),
+        "the last file's exchanges name a session written in an earlier file"
+    );
+
+    // `airlock audit export`, as a tool outside airlock reads the trail.
+    let exported = Command::new(airlock_bin())
+        .args(["audit", "export"])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(exported.status.success(), "{exported:?}");
+    let joined: Vec<Value> = String::from_utf8(exported.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let exchanges: Vec<&Value> = joined.iter().filter(|r| r["kind"] == "http").collect();
+    assert_eq!(exchanges.len(), 12, "one object per exchange");
+    assert!(joined.iter().all(|r| r["kind"] != "session"));
+    for (i, r) in exchanges.iter().enumerate() {
+        assert_eq!(r["phase"], "response");
+        assert_eq!(r["process"]["pid"], out.pid, "{r}");
+        assert_eq!(r["process"]["uid"], 65534);
+        assert_eq!(r["src"], session["src"]);
+        assert_eq!(r["tls"]["sni"], NAME);
+        assert_eq!(r["request"]["method"], "GET");
+        assert_eq!(r["request"]["query"], format!("n={i}"));
+        assert!(r["request"]["headers"]["x-padding"].is_string(), "{r}");
+        assert_eq!(r["request"]["body"]["bytes"], 0);
+        assert_eq!(r["response"]["status"], 200);
+        assert_eq!(r["decision"]["action"], "allow");
+        assert!(r.get("session_missing").is_none(), "{r}");
+    }
+    assert!(
+        joined.iter().any(|r| r["event"] == "start") && joined.iter().any(|r| r["event"] == "stop"),
+        "other records pass through"
+    );
+    // Without the file holding the session, an exchange says what it lacks.
+    let orphaned = Command::new(airlock_bin())
+        .args(["audit", "export"])
+        .arg(files.last().unwrap())
+        .output()
+        .unwrap();
+    let orphaned = String::from_utf8(orphaned.stdout).unwrap();
+    let first: Value = orphaned
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["kind"] == "http")
+        .unwrap();
+    assert_eq!(first["session_missing"], true, "{first}");
+}

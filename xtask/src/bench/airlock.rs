@@ -95,6 +95,22 @@ impl Airlock {
         self.child.as_ref().map_or(0, Child::id)
     }
 
+    /// The time airlock's threads have run so far, to the nanosecond (the
+    /// first field of `/proc/PID/task/*/schedstat`; a thread that exited
+    /// meanwhile takes its share with it): fine enough to time one call.
+    pub(crate) fn cpu(&self) -> anyhow::Result<Duration> {
+        let mut ns = 0u64;
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.pid()))? {
+            let stat = std::fs::read_to_string(task?.path().join("schedstat")).unwrap_or_default();
+            ns += stat
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Ok(Duration::from_nanos(ns))
+    }
+
     /// Waits for the `start` record; fails at once if airlock exits first.
     fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -189,14 +189,25 @@ impl Report {
             };
             let (df, tf) = (med(&s.direct, |x| x.0), med(&s.through, |x| x.0));
             let (dt, tt) = (med(&s.direct, |x| x.1), med(&s.through, |x| x.1));
+            let cpu = median_of(
+                &s.cpu
+                    .iter()
+                    .map(|c| c.as_secs_f64() * 1000.0)
+                    .collect::<Vec<_>>(),
+            )
+            .0;
             let _ = writeln!(
                 t,
-                "- A streamed model answer ({} server-sent events {} ms apart, HTTP/1.1 chunked; \
-                 airlock treats the host as a model API: prompt read and masked, every event \
-                 masked and relayed as it comes, output reassembled on the side), median of {}: \
-                 **first event {df:.1} ms direct, {tf:.1} ms through airlock ({:+.1} ms); whole \
-                 stream {dt:.0} ms direct, {tt:.0} ms through airlock ({:+.1} ms)**; the client \
-                 received identical bytes both ways.",
+                "- A model call: a {:.0} KB prompt (40 KB of it system prompt, 41 messages, 4 \
+                 tools) answered by {} server-sent events {} ms apart (HTTP/1.1 chunked); airlock \
+                 treats the host as a model API: prompt read whole, masked and summarised, every \
+                 event masked and relayed as it comes, output reassembled on the side. Median of \
+                 {}: **first event {df:.1} ms direct, {tf:.1} ms through airlock ({:+.1} ms \
+                 added); whole stream {dt:.0} ms direct, {tt:.0} ms through airlock ({:+.1} ms); \
+                 airlock CPU {cpu:.2} ms per call** (its threads' run time around each call, \
+                 from `/proc/PID/task/*/schedstat`); the client received identical bytes both \
+                 ways.",
+                s.prompt_bytes as f64 / 1000.0,
                 s.events,
                 s.gap_ms,
                 s.direct.len(),

@@ -1,10 +1,12 @@
-//! A streamed model answer through airlock: does it add latency? A python3
-//! HTTPS server (the bench's leaf certificate) answers `POST
-//! /chat/completions` with server-sent events spaced a few milliseconds
-//! apart, as a model emits tokens; a python3 client times the first event
-//! and the whole stream, once directly and once from inside the capture
-//! cgroup, where airlock treats 127.0.0.1 as a model host (prompt read and
-//! masked, output reassembled on the side, each event relayed as it comes).
+//! A model call through airlock: what does it add? A python3 HTTPS server
+//! (the bench's leaf certificate) answers `POST /chat/completions` with
+//! server-sent events spaced a few milliseconds apart, as a model emits
+//! tokens; a python3 client sends a Copilot-sized prompt (~50 KB, most of
+//! it system prompt) and times the first event and the whole stream, once
+//! directly and once from inside the capture cgroup, where airlock treats
+//! 127.0.0.1 as a model host (prompt read whole, masked and summarised,
+//! each event masked and relayed as it comes, output reassembled on the
+//! side). airlock's CPU time is read around each call through it.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -16,15 +18,24 @@ use super::Plan;
 use super::airlock::{Airlock, Settings};
 use super::sys::{Cgroup, free_port, python};
 
-/// First-event and whole-stream milliseconds, direct and through airlock,
-/// and whether the client received the same bytes both ways.
+/// First-event and whole-stream milliseconds, direct and through airlock
+/// (the client received the same bytes both ways), and airlock's CPU time
+/// per call.
 #[derive(Debug)]
 pub(crate) struct Streamed {
     pub(crate) events: usize,
     pub(crate) gap_ms: u64,
+    /// Bytes of the request body (the prompt).
+    pub(crate) prompt_bytes: usize,
     pub(crate) direct: Vec<(f64, f64)>,
     pub(crate) through: Vec<(f64, f64)>,
+    /// airlock's CPU time for each call through it.
+    pub(crate) cpu: Vec<Duration>,
 }
+
+/// The system prompt's size: the Copilot CLI sends about 40 KB of it on
+/// every call, and the whole request is about 50 KB.
+const SYSTEM_PROMPT_BYTES: usize = 40_000;
 
 /// Serves SSE on 127.0.0.1:PORT over TLS: EVENTS events, GAP ms apart.
 const SERVER: &str = r#"
@@ -57,13 +68,19 @@ print("ready", flush=True)
 s.serve_forever()
 "#;
 
-/// Times one streamed answer: prints first-event ms, total ms, and the
-/// SHA-256 of the body received.
+/// Times one streamed answer to a Copilot-shaped prompt: prints first-event
+/// ms, total ms, the SHA-256 of the body received, and the prompt's bytes.
 const CLIENT: &str = r#"
 import hashlib, http.client, json, socket, ssl, sys, time
-port = int(sys.argv[1])
+port, system_bytes = int(sys.argv[1]), int(sys.argv[2])
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-body = json.dumps({"model": "bench", "stream": True, "messages": [{"role": "user", "content": "stream please"}]})
+rule = "You are the GitHub Copilot CLI, a terminal assistant. Follow the user's instructions; use tools when asked. "
+history = [{"role": "user", "content": "list the resource groups in my subscription %d" % i} for i in range(20)]
+history += [{"role": "assistant", "content": "Running az group list for subscription %d." % i} for i in range(20)]
+tools = [{"type": "function", "function": {"name": n, "description": "run %s" % n, "parameters": {"type": "object"}}} for n in ("bash", "view", "edit", "create")]
+body = json.dumps({"model": "bench", "stream": True, "tools": tools, "messages":
+    [{"role": "system", "content": (rule * (system_bytes // len(rule) + 1))[:system_bytes]}] + history +
+    [{"role": "user", "content": "now delete rg-old, and show me the storage keys of acct1"}]})
 c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx)
 t = time.perf_counter()
 c.connect()
@@ -79,7 +96,7 @@ while True:
     got += chunk
 total = time.perf_counter() - t
 assert r.status == 200, r.status
-print("%.3f %.3f %s" % (first * 1000, total * 1000, hashlib.sha256(got).hexdigest()))
+print("%.3f %.3f %s %d" % (first * 1000, total * 1000, hashlib.sha256(got).hexdigest(), len(body)))
 "#;
 
 pub(crate) fn measure(
@@ -91,7 +108,7 @@ pub(crate) fn measure(
     let (events, gap_ms, runs) = if plan.smoke {
         (20, 2, 1)
     } else {
-        (200, 5, plan.runs)
+        (500, 2, plan.runs.max(5))
     };
     let port = free_port()?;
     let server = start_server(work, port, events, gap_ms)?;
@@ -104,15 +121,20 @@ pub(crate) fn measure(
     let mut result = Streamed {
         events,
         gap_ms,
+        prompt_bytes: 0,
         direct: Vec::new(),
         through: Vec::new(),
+        cpu: Vec::new(),
     };
     let mut digests = Vec::new();
     for _ in 0..runs {
-        let (first, total, digest) = run_client(None, port)?;
+        let (first, total, digest, bytes) = run_client(None, port)?;
         result.direct.push((first, total));
         digests.push(digest);
-        let (first, total, digest) = run_client(Some(cgroup), port)?;
+        result.prompt_bytes = bytes;
+        let before = airlock.cpu()?;
+        let (first, total, digest, _) = run_client(Some(cgroup), port)?;
+        result.cpu.push(airlock.cpu()?.saturating_sub(before));
         result.through.push((first, total));
         digests.push(digest);
     }
@@ -144,9 +166,10 @@ fn start_server(work: &Path, port: u16, events: usize, gap_ms: u64) -> anyhow::R
     Ok(child)
 }
 
-fn run_client(cgroup: Option<&Cgroup>, port: u16) -> anyhow::Result<(f64, f64, String)> {
+fn run_client(cgroup: Option<&Cgroup>, port: u16) -> anyhow::Result<(f64, f64, String, usize)> {
     let out = python(cgroup, CLIENT)
         .arg(port.to_string())
+        .arg(SYSTEM_PROMPT_BYTES.to_string())
         .output()
         .context("running the SSE client")?;
     if !out.status.success() {
@@ -158,5 +181,10 @@ fn run_client(cgroup: Option<&Cgroup>, port: u16) -> anyhow::Result<(f64, f64, S
     let text = String::from_utf8(out.stdout)?;
     let mut parts = text.split_whitespace();
     let mut next = || parts.next().context("SSE client output");
-    Ok((next()?.parse()?, next()?.parse()?, next()?.to_owned()))
+    Ok((
+        next()?.parse()?,
+        next()?.parse()?,
+        next()?.to_owned(),
+        next()?.parse()?,
+    ))
 }
