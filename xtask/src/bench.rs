@@ -97,30 +97,72 @@ impl Plan {
 pub(crate) const CONNECT: &str = "connect";
 /// `--only handshakes`: new TLS connections, leaf cache warm and cold.
 pub(crate) const HANDSHAKES: &str = "handshakes";
+/// `--only model`: the model call (50 KB prompt, streamed answer) alone.
+pub(crate) const MODEL: &str = "model";
 /// `--only mitmproxy`: mitmproxy alone.
 pub(crate) const MITMPROXY: &str = "mitmproxy";
 
-/// The airlock configurations measured: (file name, report label,
-/// `audit.durability`, response masking). The first two are the full
-/// pipeline; `queued` takes the audit write off the request path,
-/// "masking off" relays responses unmasked and "audit off" writes no
-/// records, to show each stage's cost.
-pub(crate) const AIRLOCK_CONFIGS: &[(&str, &str, &str, bool)] = &[
-    ("fsync", "airlock, `fsync`", "fsync", true),
-    (
-        "written",
-        "airlock, `written` (the default)",
-        "written",
-        true,
-    ),
-    (
-        "queued",
-        "airlock, `queued` (audit not waited for)",
-        "queued",
-        true,
-    ),
-    ("nomask", "airlock, masking off (`fsync`)", "fsync", false),
-    ("off", "airlock, audit off", "off", true),
+/// One airlock configuration the bench measures.
+pub(crate) struct AirlockConfig {
+    /// Its files' name, and `--only`'s.
+    pub(crate) name: &'static str,
+    pub(crate) label: &'static str,
+    /// `audit.durability`.
+    durability: &'static str,
+    /// Response masking (the shipped policies), or everything passed.
+    masking: bool,
+    /// Body excerpts in the records (`audit.body_excerpt_bytes`), or none.
+    excerpts: bool,
+}
+
+/// The airlock configurations measured. The first two are the full
+/// pipeline; `queued` takes the audit write off the request path, "no
+/// excerpts" leaves the body excerpts out of the records, "masking off"
+/// relays responses unmasked and "audit off" writes no records, to show
+/// each stage's cost.
+pub(crate) const AIRLOCK_CONFIGS: &[AirlockConfig] = &[
+    AirlockConfig {
+        name: "fsync",
+        label: "airlock, `fsync`",
+        durability: "fsync",
+        masking: true,
+        excerpts: true,
+    },
+    AirlockConfig {
+        name: "written",
+        label: "airlock, `written` (the default)",
+        durability: "written",
+        masking: true,
+        excerpts: true,
+    },
+    AirlockConfig {
+        name: "queued",
+        label: "airlock, `queued` (audit not waited for)",
+        durability: "queued",
+        masking: true,
+        excerpts: true,
+    },
+    AirlockConfig {
+        name: "noexcerpt",
+        label: "airlock, `written`, no body excerpts",
+        durability: "written",
+        masking: true,
+        excerpts: false,
+    },
+    AirlockConfig {
+        name: "nomask",
+        label: "airlock, masking off (`fsync`)",
+        durability: "fsync",
+        masking: false,
+        excerpts: true,
+    },
+    AirlockConfig {
+        name: "off",
+        label: "airlock, audit off",
+        durability: "off",
+        masking: true,
+        excerpts: true,
+    },
 ];
 
 /// Everything one bench needs to reach the upstream.
@@ -166,16 +208,24 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
 
     let configs = AIRLOCK_CONFIGS
         .iter()
-        .filter(|c| plan.only.is_none_or(|only| only == c.0));
+        .filter(|c| plan.only.is_none_or(|only| only == c.name));
     // A focused run measures one scenario.
     let scenarios = if plan.only.is_some() {
         std::slice::from_ref(plan.scenario)
     } else {
         SCENARIOS
     };
-    for &(name, label, durability, masking) in configs {
+    for &AirlockConfig {
+        name,
+        label,
+        durability,
+        masking,
+        excerpts,
+    } in configs
+    {
         let settings = Settings {
             masking,
+            excerpts,
             ..Settings::full(durability, Some(&issuer))
         };
         let airlock = Airlock::start(airlock_bin, &work, name, &cgroup, &[port], &settings)?;
@@ -214,6 +264,7 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
                 report.handshakes = Some(handshakes(&setup, airlock_bin, &cgroup, &issuer)?);
             }
             MITMPROXY => mitmproxy(&setup, &bench_dir, &mut report),
+            MODEL => report.stream = Some(stream::measure(airlock_bin, &work, &cgroup, plan)?),
             // An airlock configuration: measured above.
             _ => {}
         }

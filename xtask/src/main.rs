@@ -108,8 +108,13 @@ fn main() -> anyhow::Result<()> {
                     only: Some(
                         bench::AIRLOCK_CONFIGS
                             .iter()
-                            .map(|c| c.0)
-                            .chain([bench::CONNECT, bench::HANDSHAKES, bench::MITMPROXY])
+                            .map(|c| c.name)
+                            .chain([
+                                bench::CONNECT,
+                                bench::HANDSHAKES,
+                                bench::MODEL,
+                                bench::MITMPROXY,
+                            ])
                             .find(|c| c == name)
                             .with_context(|| format!("no airlock configuration {name:?}"))?,
                     ),

@@ -31,6 +31,9 @@ pub(crate) struct Settings<'a> {
     pub(crate) masking: bool,
     /// Treat 127.0.0.1 as a model host (`[model] hosts`).
     pub(crate) model: bool,
+    /// Body excerpts in the records; off: `audit.body_excerpt_bytes = 0`,
+    /// to show what they cost.
+    pub(crate) excerpts: bool,
 }
 
 impl<'a> Settings<'a> {
@@ -43,6 +46,7 @@ impl<'a> Settings<'a> {
             issuer,
             masking: true,
             model: false,
+            excerpts: true,
         }
     }
 }
@@ -207,12 +211,17 @@ fn config(
         "[proxy]\nlisten = \"127.0.0.1:0\"\nlisten6 = \"[::1]:0\"\n\
          intercept = [\"127.0.0.1\", \"*.{}\"]\n\
          [tls]\nca_dir = {ca_dir:?}\npublic_dir = {:?}\nupstream_roots = [{:?}]\n\
-         [audit]\npath = {audit:?}\ndurability = \"{}\"\n\
+         [audit]\npath = {audit:?}\ndurability = \"{}\"\n{}\
          [masking]\nkey_file = {:?}\n[admin]\nsocket = {:?}\n",
         super::handshakes::DOMAIN,
         work.join("airlock-public"),
         work.join("ca.crt"),
         s.durability,
+        if s.excerpts {
+            ""
+        } else {
+            "body_excerpt_bytes = 0\n"
+        },
         work.join("masking.key"),
         work.join("admin.sock"),
     )?;

@@ -198,7 +198,7 @@ impl Report {
             .0;
             let _ = writeln!(
                 t,
-                "- A model call: a {:.0} KB prompt (40 KB of it system prompt, 41 messages, 4 \
+                "- A model call: a {:.0} KB prompt (40 KB of it system prompt, 61 messages, 4 \
                  tools) answered by {} server-sent events {} ms apart (HTTP/1.1 chunked); airlock \
                  treats the host as a model API: prompt read whole, masked and summarised, every \
                  event masked and relayed as it comes, output reassembled on the side. Median of \

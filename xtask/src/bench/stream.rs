@@ -75,8 +75,8 @@ import hashlib, http.client, json, socket, ssl, sys, time
 port, system_bytes = int(sys.argv[1]), int(sys.argv[2])
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 rule = "You are the GitHub Copilot CLI, a terminal assistant. Follow the user's instructions; use tools when asked. "
-history = [{"role": "user", "content": "list the resource groups in my subscription %d" % i} for i in range(20)]
-history += [{"role": "assistant", "content": "Running az group list for subscription %d." % i} for i in range(20)]
+history = [{"role": "user", "content": "list the resource groups in subscription %d with their tags, locations and the role assignments on each" % i} for i in range(30)]
+history += [{"role": "assistant", "content": "Running az group list --subscription %d --query '[].{name:name, location:location, tags:tags}' and az role assignment list for each group." % i} for i in range(30)]
 tools = [{"type": "function", "function": {"name": n, "description": "run %s" % n, "parameters": {"type": "object"}}} for n in ("bash", "view", "edit", "create")]
 body = json.dumps({"model": "bench", "stream": True, "tools": tools, "messages":
     [{"role": "system", "content": (rule * (system_bytes // len(rule) + 1))[:system_bytes]}] + history +
