@@ -273,13 +273,19 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
 
     let proxy_port = free_port()?;
     let proxy = Guard(upstream::start_proxy(&work, proxy_port, port)?);
-    report.rows.extend(measure(
-        &setup,
-        SCENARIOS,
-        "nginx reverse proxy",
-        None,
-        proxy_port,
-    )?);
+    let before = airlock::tree_cpu_time(proxy.0.id())?;
+    let rows = measure(&setup, SCENARIOS, "nginx reverse proxy", None, proxy_port)?;
+    // Measured as airlock's is: all its processes, over its scenarios.
+    report.nginx = Some(airlock::Trail {
+        cpu: airlock::tree_cpu_time(proxy.0.id())?.saturating_sub(before),
+        requests: rows
+            .iter()
+            .flat_map(|r| &r.measured)
+            .map(|f| f.requests as usize)
+            .sum(),
+        ..airlock::Trail::default()
+    });
+    report.rows.extend(rows);
     drop(proxy);
 
     if !plan.smoke {

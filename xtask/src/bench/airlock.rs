@@ -158,6 +158,30 @@ impl Airlock {
     }
 }
 
+/// User + system CPU time of `pid` and its children (nginx's master and
+/// workers) so far.
+pub(crate) fn tree_cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let mut total = cpu_time(pid)?;
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            total += cpu_time(child).unwrap_or_default();
+        }
+    }
+    Ok(total)
+}
+
 /// User + system CPU time of a process so far (`/proc/PID/stat` fields 14
 /// and 15, in USER_HZ clock ticks: 1/100 s on x86-64 and arm64).
 fn cpu_time(pid: u32) -> anyhow::Result<Duration> {

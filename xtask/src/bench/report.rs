@@ -10,7 +10,7 @@ use super::handshakes::Handshakes;
 use super::masking::MaskRate;
 use super::probes::{ConnectCost, Idle, median as median_of};
 use super::stream::Streamed;
-use super::wrk::{BIG, Figures, SMALL, Scenario, median};
+use super::wrk::{BIG, Figures, NEW, SMALL, Scenario, median};
 
 /// One scenario under one configuration, with its direct runs.
 pub(crate) struct Row {
@@ -39,6 +39,8 @@ pub(crate) struct Report {
     plan: Plan,
     pub(crate) rows: Vec<Row>,
     pub(crate) trails: Vec<(&'static str, Trail)>,
+    /// nginx re-encrypting: its CPU time and requests over its scenarios.
+    pub(crate) nginx: Option<Trail>,
     pub(crate) idle: Option<Idle>,
     pub(crate) connect: Option<ConnectCost>,
     pub(crate) handshakes: Option<Handshakes>,
@@ -51,10 +53,14 @@ pub(crate) struct Report {
     machine: String,
 }
 
-/// Targets from the issue.
-const SMALL_RATIO: f64 = 0.5;
+/// Targets from the issues. Small keep-alive requests: the default
+/// configuration at nginx's ratio in the same run, `fsync` at this much of
+/// it; airlock's CPU per request at most this many times nginx's.
+const VS_NGINX_FSYNC: f64 = 0.75;
+const CPU_VS_NGINX: f64 = 1.2;
+const NEW_CONN_RATIO: f64 = 0.85;
 const P99_RATIO: f64 = 3.0;
-const BIG_RATIO: f64 = 0.45;
+const BIG_RATIO: f64 = 0.5;
 const VS_MITMPROXY: f64 = 40.0;
 const IDLE_KIB: f64 = 20.0;
 /// MB/s per core on 1 MiB JSON bodies.
@@ -66,6 +72,7 @@ impl Report {
             plan,
             rows: Vec::new(),
             trails: Vec::new(),
+            nginx: None,
             idle: None,
             connect: None,
             handshakes: None,
@@ -310,17 +317,28 @@ impl Report {
     fn targets(&self) -> Vec<String> {
         let met = |ok: bool| if ok { "met" } else { "**missed**" };
         let mut out = Vec::new();
-        for durability in ["fsync", "written"] {
+        let nginx = self.row(SMALL, "nginx reverse proxy").map(Row::ratio);
+        for (durability, of_nginx) in [("written", 1.0), ("fsync", VS_NGINX_FSYNC)] {
             let cfg = format!("airlock, `{durability}`");
             if let Some(r) = self.row(SMALL, &cfg) {
                 let ratio = r.ratio();
-                out.push(format!(
-                    "small requests ≥ {SMALL_RATIO}× direct ({durability}): {ratio:.2}× — {}",
-                    met(ratio >= SMALL_RATIO)
-                ));
+                out.push(match nginx {
+                    Some(n) => format!(
+                        "small keep-alive requests ≥ {of_nginx}× nginx's ratio ({:.2}×) \
+                         ({durability}): {ratio:.2}× — {}",
+                        n * of_nginx,
+                        met(ratio >= n * of_nginx)
+                    ),
+                    None => format!(
+                        "small keep-alive requests ({durability}): {ratio:.2}× direct — against \
+                         nginx not evaluated (nginx not measured)"
+                    ),
+                });
                 let p99 = Row::latency(&r.measured).1 / Row::latency(&r.direct).1;
                 out.push(format!(
-                    "small-request p99 ≤ {P99_RATIO}× direct ({durability}): {p99:.1}× — {}",
+                    "small-request p99 ≤ {P99_RATIO}× direct ({durability}, closed-loop wrk at \
+                     saturation; the open-loop target at half the saturated rate is not measured: \
+                     no open-loop load generator here): {p99:.1}× — {}",
                     met(p99 <= P99_RATIO)
                 ));
                 if let Some(m) = self.row(SMALL, "mitmproxy") {
@@ -338,6 +356,27 @@ impl Report {
                     met(ratio >= BIG_RATIO)
                 ));
             }
+            if let Some(r) = self.row(NEW, &cfg) {
+                let ratio = r.ratio();
+                out.push(format!(
+                    "new TLS connection per request ≥ {NEW_CONN_RATIO}× direct ({durability}): \
+                     {ratio:.2}× — {}",
+                    met(ratio >= NEW_CONN_RATIO)
+                ));
+            }
+        }
+        let written = self.trails.iter().find(|(d, _)| *d == "written");
+        if let (Some((_, a)), Some(n)) = (written, &self.nginx) {
+            let (a, n) = (
+                a.cpu_per_request().as_secs_f64() * 1e6,
+                n.cpu_per_request().as_secs_f64() * 1e6,
+            );
+            out.push(format!(
+                "airlock's CPU per request ≤ {CPU_VS_NGINX}× nginx's (written; both over the \
+                 three scenarios): {a:.1} µs against nginx's {n:.1} µs ({:.1}×) — {}",
+                a / n,
+                met(a <= CPU_VS_NGINX * n)
+            ));
         }
         if self.row(SMALL, "mitmproxy").is_none() {
             out.push(format!(

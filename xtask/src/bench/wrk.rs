@@ -31,6 +31,7 @@ pub(crate) struct Scenario {
 
 pub(crate) const SMALL: &Scenario = &SCENARIOS[0];
 pub(crate) const BIG: &Scenario = &SCENARIOS[1];
+pub(crate) const NEW: &Scenario = &SCENARIOS[2];
 
 pub(crate) const SCENARIOS: &[Scenario] = &[
     Scenario {
