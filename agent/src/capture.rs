@@ -547,13 +547,24 @@ fn watch_cgroups(ebpf: &mut Ebpf, pins: Option<&mut Pins>) -> Result<(), Capture
 }
 
 impl Attached {
-    /// Attaches every cgroup program to `dir`.
+    /// Attaches every cgroup program to `dir`, or none: what a failure
+    /// left attached is let go (pins included), so a later look retries.
     fn attach_cgroup(&mut self, dir: &Path) -> Result<(), CaptureError> {
+        let ino = inode(dir)?;
+        let attached = self.attach_all(dir, ino);
+        if attached.is_err()
+            && let Some(pins) = self.pins.as_mut()
+        {
+            pins.release(ino);
+        }
+        attached
+    }
+
+    fn attach_all(&mut self, dir: &Path, ino: u64) -> Result<(), CaptureError> {
         let fd = File::open(dir).map_err(|io_error| CaptureError::Io {
             what: "open capture cgroup",
             io_error,
         })?;
-        let ino = inode(dir)?;
         let mut links = Vec::new();
         for name in cgroup_programs() {
             let link = if name == programs::SOCKOPS {

@@ -97,6 +97,8 @@ impl Plan {
 pub(crate) const CONNECT: &str = "connect";
 /// `--only handshakes`: new TLS connections, leaf cache warm and cold.
 pub(crate) const HANDSHAKES: &str = "handshakes";
+/// `--only idle`: idle intercepted connections' memory alone.
+pub(crate) const IDLE: &str = "idle";
 /// `--only model`: the model call (50 KB prompt, streamed answer) alone.
 pub(crate) const MODEL: &str = "model";
 /// `--only mitmproxy`: mitmproxy alone.
@@ -265,6 +267,16 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
             }
             MITMPROXY => mitmproxy(&setup, &bench_dir, &mut report),
             MODEL => report.stream = Some(stream::measure(airlock_bin, &work, &cgroup, plan)?),
+            IDLE => {
+                report.idle = Some(probes::idle(
+                    airlock_bin,
+                    &work,
+                    &cgroup,
+                    port,
+                    &issuer,
+                    plan.idle_conns,
+                )?);
+            }
             // An airlock configuration: measured above.
             _ => {}
         }

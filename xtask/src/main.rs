@@ -113,6 +113,7 @@ fn main() -> anyhow::Result<()> {
                                 bench::CONNECT,
                                 bench::HANDSHAKES,
                                 bench::MODEL,
+                                bench::IDLE,
                                 bench::MITMPROXY,
                             ])
                             .find(|c| c == name)
@@ -123,7 +124,13 @@ fn main() -> anyhow::Result<()> {
                 _ => bail!(BENCH_USAGE),
             };
             ensure_packages(BENCH_PACKAGES)?;
-            bench::bench(&build_release()?, plan)
+            // Another build of airlock (an earlier commit's) measured by
+            // this harness, for a before/after in the same session.
+            let binary = match std::env::var_os("AIRLOCK_BENCH_BINARY") {
+                Some(other) => PathBuf::from(other),
+                None => build_release()?,
+            };
+            bench::bench(&binary, plan)
         }
         _ => {
             eprintln!("usage: cargo xtask <test|ci|demo|bench|fuzz|soak|package> [args]");
