@@ -405,6 +405,38 @@ fn attach_process_tracking(
     }
 }
 
+/// What cgroup programs (sockops, sock_addr) have in common in aya, which
+/// has no trait for it: attach to a cgroup and hand the link over.
+trait CgroupHook {
+    /// Attaches program `name` to the cgroup `dir` (open as `cgroup`).
+    fn attach_link(
+        &mut self,
+        name: &'static str,
+        cgroup: &File,
+        dir: &Path,
+    ) -> Result<FdLink, CaptureError>;
+}
+
+macro_rules! cgroup_hook {
+    ($($program:ty),*) => {$(
+        impl CgroupHook for $program {
+            fn attach_link(
+                &mut self,
+                name: &'static str,
+                cgroup: &File,
+                dir: &Path,
+            ) -> Result<FdLink, CaptureError> {
+                let id = self
+                    .attach(cgroup, CgroupAttachMode::Single)
+                    .map_err(|e| attach_error(name, dir, e))?;
+                let link = self.take_link(id).map_err(|e| attach_error(name, dir, e))?;
+                fd_link(name, link)
+            }
+        }
+    )*};
+}
+cgroup_hook!(SockOps, CgroupSockAddr);
+
 /// What `fexit` and `tp_btf` programs have in common in aya (which has no
 /// trait for it), so one function attaches either.
 trait BtfHook {
@@ -568,23 +600,9 @@ impl Attached {
         let mut links = Vec::new();
         for name in cgroup_programs() {
             let link = if name == programs::SOCKOPS {
-                let prog: &mut SockOps = program(&mut self.ebpf, name)?;
-                let id = prog
-                    .attach(&fd, CgroupAttachMode::Single)
-                    .map_err(|source| attach_error(name, dir, source))?;
-                fd_link(
-                    name,
-                    prog.take_link(id).map_err(|e| attach_error(name, dir, e))?,
-                )?
+                program::<SockOps>(&mut self.ebpf, name)?.attach_link(name, &fd, dir)?
             } else {
-                let prog: &mut CgroupSockAddr = program(&mut self.ebpf, name)?;
-                let id = prog
-                    .attach(&fd, CgroupAttachMode::Single)
-                    .map_err(|source| attach_error(name, dir, source))?;
-                fd_link(
-                    name,
-                    prog.take_link(id).map_err(|e| attach_error(name, dir, e))?,
-                )?
+                program::<CgroupSockAddr>(&mut self.ebpf, name)?.attach_link(name, &fd, dir)?
             };
             match self.pins.as_mut() {
                 Some(pins) => pins.pin(name, Some(ino), link)?,

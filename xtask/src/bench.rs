@@ -259,6 +259,7 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
         );
         report.trails.push((name, trail));
     }
+    let idle = || probes::idle(airlock_bin, &work, &cgroup, port, &issuer, plan.idle_conns);
     if let Some(only) = plan.only {
         match only {
             CONNECT => report.connect = Some(connect_cost(airlock_bin, &work, &cgroup, plan)?),
@@ -267,16 +268,7 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
             }
             MITMPROXY => mitmproxy(&setup, &bench_dir, &mut report),
             MODEL => report.stream = Some(stream::measure(airlock_bin, &work, &cgroup, plan)?),
-            IDLE => {
-                report.idle = Some(probes::idle(
-                    airlock_bin,
-                    &work,
-                    &cgroup,
-                    port,
-                    &issuer,
-                    plan.idle_conns,
-                )?);
-            }
+            IDLE => report.idle = Some(idle()?),
             // An airlock configuration: measured above.
             _ => {}
         }
@@ -308,14 +300,7 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
         "xtask bench: {} idle TLS connections through airlock",
         plan.idle_conns
     );
-    report.idle = Some(probes::idle(
-        airlock_bin,
-        &work,
-        &cgroup,
-        port,
-        &issuer,
-        plan.idle_conns,
-    )?);
+    report.idle = Some(idle()?);
     report.connect = Some(connect_cost(airlock_bin, &work, &cgroup, plan)?);
     report.handshakes = Some(handshakes(&setup, airlock_bin, &cgroup, &issuer)?);
 
