@@ -4,11 +4,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use airlock_ebpf::{Event, EventKind};
 use aya::maps::{MapData, RingBuf};
 
 use crate::core::addrs::from_mapped_bytes;
+use crate::journal::Throttle;
 
 use crate::core::ProcessInfo;
 
@@ -115,7 +117,25 @@ impl EventReader {
     }
 }
 
+/// Refusals a captured process can cause at will (a connect loop): at most
+/// a line a second of each kind, with how many were held back, and no
+/// /proc reads for those held back. Counted in metrics whatever.
+static UDP_REFUSED: Throttle = Throttle::new(Duration::from_secs(1));
+static V6_REFUSED: Throttle = Throttle::new(Duration::from_secs(1));
+static NETNS_REFUSED: Throttle = Throttle::new(Duration::from_secs(1));
+
 fn log(ev: &Event) {
+    let throttle = match ev.kind {
+        EventKind::UdpRefused => Some(&UDP_REFUSED),
+        EventKind::V6Refused => Some(&V6_REFUSED),
+        EventKind::NetnsRefused => Some(&NETNS_REFUSED),
+        _ => None,
+    };
+    let held = match throttle.map(Throttle::admit) {
+        Some(None) => return,
+        Some(Some(held)) => held,
+        None => 0,
+    };
     let dst = SocketAddr::new(from_mapped_bytes(ev.orig.addr), ev.orig.port);
     let mut p = ProcessInfo::from_kernel(&ev.orig);
     p.enrich();
@@ -125,16 +145,16 @@ fn log(ev: &Event) {
             tracing::debug!(pid = p.pid, uid = p.uid, comm = %p.comm, exe, %dst, "connect redirected")
         }
         EventKind::UdpRefused => {
-            tracing::warn!(pid = p.pid, uid = p.uid, comm = %p.comm, exe, %dst, "UDP to a captured port refused (QUIC must use TCP)")
+            tracing::warn!(pid = p.pid, uid = p.uid, comm = %p.comm, exe, %dst, held, "UDP to a captured port refused (QUIC must use TCP)")
         }
         EventKind::V6Refused => {
-            tracing::warn!(pid = p.pid, uid = p.uid, comm = %p.comm, exe, %dst, "IPv6 connect refused: no IPv6 listener")
+            tracing::warn!(pid = p.pid, uid = p.uid, comm = %p.comm, exe, %dst, held, "IPv6 connect refused: no IPv6 listener")
         }
         EventKind::Untracked => {
             tracing::error!(pid = p.pid, parent = %p.comm, "capture.max_tracked processes are tracked already: this child of a captured process could not be tracked, so every process in the capture cgroup is captured from now on (fail closed) until airlock restarts; raise capture.max_tracked")
         }
         EventKind::NetnsRefused => {
-            tracing::warn!(pid = p.pid, uid = p.uid, comm = %p.comm, exe, %dst, netns = ev.orig.netns, "connect from another network namespace (a container) refused: set proxy.listen_containers to an address of this host it reaches (its listener is IPv4)")
+            tracing::warn!(pid = p.pid, uid = p.uid, comm = %p.comm, exe, %dst, netns = ev.orig.netns, held, "connect from another network namespace (a container) refused: set proxy.listen_containers to an address of this host it reaches (its listener is IPv4)")
         }
         EventKind::Cgroup | EventKind::Unknown(_) => {}
     }
