@@ -194,6 +194,15 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         "airlock audit verify: OK, {} records, hash chain intact",
         verified.records
     );
+    // Each connection's context is said once; `audit export` joins it back.
+    let records = read_records(&audit);
+    let count = |kind: &str| records.iter().filter(|r| r["kind"] == kind).count();
+    println!(
+        "airlock audit export: {} exchanges whole (process, identity, request, response, decision) from {} session and {} http records",
+        exchanges(&audit).len(),
+        count("session"),
+        count("http")
+    );
     // What a CI job's summary page would say (`airlock audit summary`).
     let mut summary = crate::audit::summary::Summary::default();
     for r in crate::audit::query::joined(std::slice::from_ref(&audit)).unwrap_or_default() {
