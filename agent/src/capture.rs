@@ -206,11 +206,25 @@ impl Capture {
         let mut ebpf = loader.load(airlock_ebpf::CAPTURE_OBJECT)?;
         let mut selectors = Selectors::take(&mut ebpf, targets.clone())?;
         selectors.apply(config)?;
-        let remember = attach_process_tracking(&mut ebpf, pins.as_mut())?;
+        // Parsed once (about 9 MB while it lives) for every BTF hook.
+        let btf = aya::Btf::from_sys_fs()
+            .inspect_err(|e| tracing::warn!(error = %e, "no kernel BTF: follow_children will not follow re-parented processes, and new capture cgroups are found by looking for them every few seconds"))
+            .ok();
+        let remember = match &btf {
+            Some(btf) => attach_process_tracking(&mut ebpf, btf, pins.as_mut())?,
+            None => Remember::Nothing,
+        };
         selectors.remember_verdicts(remember)?;
-        if scope.is_dynamic() {
-            watch_cgroups(&mut ebpf, pins.as_mut())?;
+        if let (true, Some(btf)) = (scope.is_dynamic(), &btf) {
+            attach_btf::<BtfTracePoint>(
+                &mut ebpf,
+                btf,
+                pins.as_mut(),
+                programs::CGROUP_MKDIR,
+                "cgroup_mkdir",
+            )?;
         }
+        drop(btf);
         load_cgroup_programs(&mut ebpf)?;
         let mut attached = Attached {
             cgroups: BTreeMap::new(),
@@ -357,25 +371,19 @@ impl Capture {
 /// ancestry walk alone decides, at every connect, which is said once.
 fn attach_process_tracking(
     ebpf: &mut Ebpf,
+    btf: &aya::Btf,
     mut pins: Option<&mut Pins>,
 ) -> Result<Remember, CaptureError> {
-    let btf = match aya::Btf::from_sys_fs() {
-        Ok(btf) => btf,
-        Err(e) => {
-            tracing::warn!(error = %e, "no kernel BTF: follow_children will not follow re-parented processes");
-            return Ok(Remember::Nothing);
-        }
-    };
     attach_btf::<BtfTracePoint>(
         ebpf,
-        &btf,
+        btf,
         pins.as_deref_mut(),
         programs::FORK,
         "sched_process_fork",
     )?;
     attach_btf::<BtfTracePoint>(
         ebpf,
-        &btf,
+        btf,
         pins.as_deref_mut(),
         programs::EXIT,
         "sched_process_exit",
@@ -388,7 +396,7 @@ fn attach_process_tracking(
     ]
     .into_iter()
     .try_for_each(|(name, tracepoint)| {
-        attach_btf::<BtfTracePoint>(ebpf, &btf, pins.as_deref_mut(), name, tracepoint)
+        attach_btf::<BtfTracePoint>(ebpf, btf, pins.as_deref_mut(), name, tracepoint)
     });
     if let Err(e) = renames {
         tracing::warn!(error = %e, "unselected processes are judged at every connect");
@@ -396,7 +404,7 @@ fn attach_process_tracking(
     }
     // fexit needs the kernel's function tracer (trampolines), which not
     // every kernel has.
-    match attach_btf::<FExit>(ebpf, &btf, pins, programs::CREDS, "commit_creds") {
+    match attach_btf::<FExit>(ebpf, btf, pins, programs::CREDS, "commit_creds") {
         Ok(()) => Ok(Remember::NamesAndUids),
         Err(e) => {
             tracing::info!(error = %e, "no fexit: with a uid selector, unselected processes are judged at every connect");
@@ -562,20 +570,6 @@ fn load_cgroup_programs(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
         })?;
     }
     Ok(())
-}
-
-/// The kernel's report of each new cgroup, which wakes [`Capture::watch`].
-/// Without it (no BTF tracepoints) new cgroups are found by the periodic
-/// rescan alone, which is said once.
-fn watch_cgroups(ebpf: &mut Ebpf, pins: Option<&mut Pins>) -> Result<(), CaptureError> {
-    let btf = match aya::Btf::from_sys_fs() {
-        Ok(btf) => btf,
-        Err(e) => {
-            tracing::warn!(error = %e, every = ?RESCAN_EVERY, "no kernel BTF: new capture cgroups are found by looking for them periodically");
-            return Ok(());
-        }
-    };
-    attach_btf::<BtfTracePoint>(ebpf, &btf, pins, programs::CGROUP_MKDIR, "cgroup_mkdir")
 }
 
 impl Attached {
