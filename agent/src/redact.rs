@@ -101,6 +101,16 @@ fn redact_subprotocols(value: &str) -> String {
         .join(", ")
 }
 
+/// Whether `text` holds `credential` (one [`credentials`] found): its first
+/// 8 bytes are searched for (a searcher that is cheap to build) and each
+/// place compared whole, instead of building a searcher over the whole
+/// token — often 500 bytes or more — for every excerpt.
+pub(crate) fn holds(text: &str, credential: &str) -> bool {
+    let (t, c) = (text.as_bytes(), credential.as_bytes());
+    let head = &c[..c.len().min(8)];
+    !c.is_empty() && memchr::memmem::find_iter(t, head).any(|at| t[at..].starts_with(c))
+}
+
 /// The credentials themselves that a request carries (bearer tokens,
 /// signatures, a SAS `sig`), so that an upstream echoing one back (an
 /// error message quoting the token it refused) cannot put it in the
@@ -438,6 +448,16 @@ mod tests {
             redact_headers(&h)["sec-websocket-protocol"],
             "v4.channel.k8s.io, base64url.bearer.authorization.k8s.io.[REDACTED]"
         );
+    }
+
+    #[test]
+    fn a_credential_is_found_where_its_first_bytes_recur() {
+        let token = "eyJhbGciOiJFUzI1NiJ9.payload.signature";
+        assert!(holds(&format!("error: {token} is expired"), token));
+        // Its first 8 bytes alone, or cut short, are not the credential.
+        assert!(!holds("eyJhbGciOi and eyJhbGciOiJFUzI1NiJ9.payl", token));
+        assert!(holds(&format!("eyJhbGciOiJFUzI1NiJ9.x {token}"), token));
+        assert!(!holds("", token) && !holds("anything", ""));
     }
 
     #[test]

@@ -328,7 +328,7 @@ impl Exchange {
                         .masker
                         .token("request-credential", credential.as_bytes())
                 };
-                if excerpt.contains(credential.as_str()) {
+                if crate::redact::holds(excerpt, credential) {
                     *excerpt = excerpt.replace(credential.as_str(), &token());
                 }
                 // Cut by the excerpt's end: its first 8 bytes or more (the
