@@ -416,6 +416,8 @@ fn attach_process_tracking(
 /// What cgroup programs (sockops, sock_addr) have in common in aya, which
 /// has no trait for it: attach to a cgroup and hand the link over.
 trait CgroupHook {
+    /// Loads program `name` into the kernel.
+    fn load_hook(&mut self, name: &'static str) -> Result<(), CaptureError>;
     /// Attaches program `name` to the cgroup `dir` (open as `cgroup`).
     fn attach_link(
         &mut self,
@@ -428,6 +430,11 @@ trait CgroupHook {
 macro_rules! cgroup_hook {
     ($($program:ty),*) => {$(
         impl CgroupHook for $program {
+            fn load_hook(&mut self, name: &'static str) -> Result<(), CaptureError> {
+                self.load()
+                    .map_err(|source| CaptureError::Program { program: name, source })
+            }
+
             fn attach_link(
                 &mut self,
                 name: &'static str,
@@ -444,6 +451,18 @@ macro_rules! cgroup_hook {
     )*};
 }
 cgroup_hook!(SockOps, CgroupSockAddr);
+
+/// Cgroup program `name`, whichever kind it is.
+fn cgroup_hook<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut dyn CgroupHook, CaptureError> {
+    Ok(if name == programs::SOCKOPS {
+        program::<SockOps>(ebpf, name)?
+    } else {
+        program::<CgroupSockAddr>(ebpf, name)?
+    })
+}
 
 /// What `fexit` and `tp_btf` programs have in common in aya (which has no
 /// trait for it), so one function attaches either.
@@ -557,19 +576,7 @@ fn cgroup_programs() -> impl Iterator<Item = &'static str> {
 
 /// Loads the cgroup programs once, before any attach.
 fn load_cgroup_programs(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
-    let sockops: &mut SockOps = program(ebpf, programs::SOCKOPS)?;
-    sockops.load().map_err(|source| CaptureError::Program {
-        program: programs::SOCKOPS,
-        source,
-    })?;
-    for &name in SOCK_ADDR_PROGRAMS {
-        let prog: &mut CgroupSockAddr = program(ebpf, name)?;
-        prog.load().map_err(|source| CaptureError::Program {
-            program: name,
-            source,
-        })?;
-    }
-    Ok(())
+    cgroup_programs().try_for_each(|name| cgroup_hook(ebpf, name)?.load_hook(name))
 }
 
 impl Attached {
@@ -593,11 +600,7 @@ impl Attached {
         })?;
         let mut links = Vec::new();
         for name in cgroup_programs() {
-            let link = if name == programs::SOCKOPS {
-                program::<SockOps>(&mut self.ebpf, name)?.attach_link(name, &fd, dir)?
-            } else {
-                program::<CgroupSockAddr>(&mut self.ebpf, name)?.attach_link(name, &fd, dir)?
-            };
+            let link = cgroup_hook(&mut self.ebpf, name)?.attach_link(name, &fd, dir)?;
             match self.pins.as_mut() {
                 Some(pins) => pins.pin(name, Some(ino), link)?,
                 None => links.push(link),

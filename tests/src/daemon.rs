@@ -196,6 +196,16 @@ pub fn signal(pid: u32, sig: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Stops `daemon` as an operator would (SIGTERM) and waits for it, at
+/// most [`WAIT`]; its exit status.
+pub async fn terminate(daemon: &mut tokio::process::Child) -> std::process::ExitStatus {
+    assert!(signal(daemon.id().expect("running"), "TERM"));
+    tokio::time::timeout(WAIT, daemon.wait())
+        .await
+        .expect("stops in time")
+        .expect("wait")
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let Some(pid) = self.0.id() else {

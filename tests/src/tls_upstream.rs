@@ -215,12 +215,7 @@ async fn route(mut req: Request<Incoming>, conn: Conn) -> Result<Resp, Infallibl
     if req.headers().contains_key("x-test-echo") {
         // What arrived, body and all: a test sees what airlock forwarded.
         let ct = req.headers().get(CONTENT_TYPE).cloned();
-        let body = req
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        let body = whole(req.into_body()).await;
         let mut resp = Response::new(Full::new(body).boxed());
         if let Some(ct) = ct {
             resp.headers_mut().insert(CONTENT_TYPE, ct);
@@ -228,12 +223,7 @@ async fn route(mut req: Request<Incoming>, conn: Conn) -> Result<Resp, Infallibl
         return Ok(resp);
     }
     if let Some(command) = req.headers().get("x-test-tool-command").cloned() {
-        let body = req
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        let body = whole(req.into_body()).await;
         return Ok(agent_turn(&command, &body));
     }
     if let Some(answer) = req.headers().get("x-test-respond") {
@@ -344,6 +334,14 @@ fn scripted(b64: &[u8], content_type: Option<&HeaderValue>, cuts: Option<Vec<usi
 /// Pause between the pieces of a cut body: long enough that each leaves
 /// as its own write (and frame), so a proxy sees the cuts.
 const PIECE_PAUSE: Duration = Duration::from_millis(15);
+
+/// A request body read whole (empty if the client broke off).
+async fn whole(body: Incoming) -> Bytes {
+    body.collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default()
+}
 
 /// `x-test-cuts`: byte offsets, in any order.
 fn cuts(v: &HeaderValue) -> Vec<usize> {

@@ -1,7 +1,9 @@
 //! The `airlock` binary as an operator runs it: config files, signals,
 //! errors a person can act on.
 
-use airlock_tests::daemon::{DaemonConfig, airlock_bin, free_ports, records, signal, wait_for};
+use airlock_tests::daemon::{
+    DaemonConfig, airlock_bin, free_ports, records, signal, terminate, wait_for,
+};
 use airlock_tests::{
     Fetched, Talking, TempDir, TestCgroup, Upstream, WAIT, curl_in, finish, privileged,
 };
@@ -206,11 +208,7 @@ async fn daemon_never_captures_itself_and_detaches_on_sigterm() {
     assert_eq!(conn[0]["process"]["comm"], "curl");
     assert!(conn[0]["error"].is_null(), "{:?}", conn[0]);
 
-    assert!(signal(daemon.id().unwrap(), "TERM"));
-    let status = tokio::time::timeout(WAIT, daemon.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = terminate(&mut daemon).await;
     assert!(
         status.success(),
         "airlock exited with {status} after SIGTERM"
@@ -857,11 +855,7 @@ async fn without_bpffs_airlock_mounts_it_or_names_the_fix() {
         "{mounts}"
     );
     assert!(Fetched::parse(&fetch().await).proxied());
-    assert!(signal(pid, "TERM"));
-    tokio::time::timeout(WAIT, daemon.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    terminate(&mut daemon).await;
 }
 
 /// Files airlock cannot read stop the start with the file and the reason
@@ -1337,11 +1331,7 @@ async fn clients_behind_a_corporate_proxy_are_judged_as_if_direct() {
     );
     assert!(!rec.to_string().contains("secret"));
 
-    assert!(signal(daemon.id().unwrap(), "TERM"));
-    tokio::time::timeout(WAIT, daemon.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    terminate(&mut daemon).await;
 }
 
 /// The real GitHub Copilot CLI (from npm, installed by `cargo xtask test`)
@@ -1489,11 +1479,7 @@ async fn the_copilot_cli_and_the_azure_calls_its_tools_make_are_recorded() {
         azure["proxy"]["port"], proxy,
         "the tool's curl went through the proxy port"
     );
-    assert!(signal(daemon.id().unwrap(), "TERM"));
-    tokio::time::timeout(WAIT, daemon.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    terminate(&mut daemon).await;
 }
 
 #[tokio::test]

@@ -34,10 +34,11 @@ pub struct Joined {
 #[derive(Debug)]
 pub struct Joiner {
     sessions: lru::LruCache<String, (std::sync::Arc<str>, Value)>,
-    /// Request records whose response record has not come yet, by id.
-    pending: HashMap<String, (Value, String)>,
-    /// Their ids in arrival order, for [`Joiner::finish`].
-    order: Vec<String>,
+    /// Request records whose response record has not come yet, by id,
+    /// with when each came (for [`Joiner::finish`]'s order).
+    pending: HashMap<String, (u64, Value, String)>,
+    /// Request records seen.
+    arrived: u64,
 }
 
 impl Default for Joiner {
@@ -45,7 +46,7 @@ impl Default for Joiner {
         Self {
             sessions: lru::LruCache::new(NonZeroUsize::new(SESSIONS).expect("non-zero")),
             pending: HashMap::new(),
-            order: Vec::new(),
+            arrived: 0,
         }
     }
 }
@@ -68,14 +69,15 @@ impl Joiner {
                 None
             }
             (Some("http"), Some("request")) => {
-                self.order.push(id.clone());
-                self.pending.insert(id, (record, line.to_owned()));
+                self.arrived += 1;
+                self.pending
+                    .insert(id, (self.arrived, record, line.to_owned()));
                 None
             }
             (Some("http"), _) => {
                 let mut lines = Vec::with_capacity(2);
                 let mut joined = match self.pending.remove(&id) {
-                    Some((request, request_line)) => {
+                    Some((_, request, request_line)) => {
                         lines.push(request_line);
                         let mut joined = request;
                         merge(&mut joined, record);
@@ -103,17 +105,16 @@ impl Joiner {
     /// the exchange is still open), in the order they came, joined with
     /// their sessions.
     pub fn finish(mut self) -> Vec<Joined> {
-        let order = std::mem::take(&mut self.order);
-        order
-            .into_iter()
-            .filter_map(|id| {
-                let (mut record, line) = self.pending.remove(&id)?;
+        let mut left: Vec<_> = std::mem::take(&mut self.pending).into_values().collect();
+        left.sort_unstable_by_key(|(arrived, ..)| *arrived);
+        left.into_iter()
+            .map(|(_, mut record, line)| {
                 let session = self.with_session(&mut record);
-                Some(Joined {
+                Joined {
                     record,
                     session,
                     lines: vec![line],
-                })
+                }
             })
             .collect()
     }
@@ -121,11 +122,6 @@ impl Joiner {
     /// Puts the context of the session `record` names into it (the
     /// exchange's own fields win); says so when the session is unknown.
     fn with_session(&mut self, record: &mut Value) -> Option<(String, std::sync::Arc<str>)> {
-        // Ids of answered requests leave the order list lazily, here.
-        if self.order.len() > 2 * self.pending.len() + 1024 {
-            let pending = &self.pending;
-            self.order.retain(|id| pending.contains_key(id));
-        }
         let id = record["session"].as_str()?.to_owned();
         let Some((line, context)) = self.sessions.get(&id) else {
             record["session_missing"] = Value::Bool(true);
@@ -215,13 +211,16 @@ mod tests {
     #[test]
     fn a_request_never_answered_and_an_unknown_session_are_said() {
         let mut j = Joiner::default();
-        push(
-            &mut j,
-            json!({"kind": "http", "phase": "request", "id": "e1",
-            "session": "gone", "request": {"method": "DELETE"}}),
-        );
+        for id in ["e9", "e1", "e5"] {
+            push(
+                &mut j,
+                json!({"kind": "http", "phase": "request", "id": id,
+                "session": "gone", "request": {"method": "DELETE"}}),
+            );
+        }
         let left = j.finish();
-        assert_eq!(left.len(), 1);
+        let ids: Vec<&Value> = left.iter().map(|l| &l.record["id"]).collect();
+        assert_eq!(ids, ["e9", "e1", "e5"], "in the order they came");
         assert_eq!(left[0].record["phase"], "request");
         assert_eq!(left[0].record["session_missing"], true);
     }

@@ -215,7 +215,7 @@ pub(crate) enum Phase {
 pub(crate) struct HttpRecord {
     pub phase: Phase,
     /// The id of its connection's `session` record.
-    pub session: String,
+    pub session: std::sync::Arc<str>,
     /// Who the credential says is calling (never the credential itself).
     pub identity: Option<std::sync::Arc<crate::core::Identity>>,
     pub request: RequestInfo,

@@ -49,18 +49,18 @@ pub(crate) struct ConnCtx {
     /// `proxy.response_idle_ms`; None: never.
     pub response_idle: Option<Duration>,
     /// The id of this connection's `session` record, once written.
-    pub session: Mutex<Option<String>>,
+    pub session: OnceLock<Arc<str>>,
 }
 
 impl ConnCtx {
     /// The id of this connection's `session` record, written now if no
     /// exchange wrote it yet: queued before the exchange's own records, so
     /// it is in the trail (and durable) before them.
-    fn session(&self) -> String {
-        let mut session = lock(&self.session);
-        if let Some(id) = session.as_ref() {
-            return id.clone();
-        }
+    fn session(&self) -> Arc<str> {
+        self.session.get_or_init(|| self.write_session()).clone()
+    }
+
+    fn write_session(&self) -> Arc<str> {
         let record = SessionRecord {
             kind: RecordKind::Session,
             ends: ConnEnds {
@@ -80,7 +80,7 @@ impl ConnCtx {
         if let Err(e) = self.audit.write_as(&id, &record) {
             tracing::debug!(error = %e, "session record not written");
         }
-        session.insert(id).clone()
+        id.into()
     }
 }
 
