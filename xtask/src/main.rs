@@ -32,6 +32,9 @@ const PACKAGES: &[(&str, Probe)] = &[
     ("nodejs", Probe::Command("node")),
     // RSA keys for the test OIDC issuer (ring cannot generate them).
     ("openssl", Probe::Command("openssl")),
+    // The container networks of the tests and the demo (network
+    // namespaces, veth pairs, bridges).
+    ("iproute2", Probe::Command("ip")),
     // `systemd-analyze verify` of packaging/airlock.service.
     ("systemd", Probe::Command("systemd-analyze")),
     // The smoke bench at the end of `test`: upstream and load generator.
