@@ -480,25 +480,7 @@ async fn an_upstream_that_hangs_up_on_an_idle_client_is_dialled_again() {
     }
     let (env, _) = setup("hangup", AZURE, true).await;
     env.up.hang_up_next();
-    let script = format!(
-        "import socket, ssl, sys\n\
-         ctx = ssl.create_default_context(cafile={ca:?})\n\
-         ctx.set_alpn_protocols(['http/1.1'])\n\
-         s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', {port})), server_hostname={name:?})\n\
-         print('up', flush=True); sys.stdin.readline()\n\
-         s.sendall(b'GET /after-idle HTTP/1.1\\r\\nHost: {name}\\r\\nConnection: close\\r\\n\\r\\n')\n\
-         data = b''\n\
-         while True:\n    chunk = s.recv(65536)\n    if not chunk: break\n    data += chunk\n\
-         print(data.split(b'\\r\\n')[0].decode(), flush=True)\n",
-        ca = env.airlock.ca_cert().display().to_string(),
-        port = env.up.port(),
-        name = AZURE,
-    );
-    let mut cmd = env.airlock.client(&env.cg, "/usr/bin/python3");
-    cmd.args(["-c", &script])
-        .stdin(std::process::Stdio::piped());
-    let mut client = Talking::spawn(cmd);
-    assert_eq!(client.line().await, "up");
+    let mut client = silent_client(&env, "/after-idle").await;
     // Both handshakes are done; the upstream counts its side once it has
     // read airlock's Finished, and then hangs up.
     let deadline = tokio::time::Instant::now() + airlock_tests::WAIT;
@@ -507,11 +489,7 @@ async fn an_upstream_that_hangs_up_on_an_idle_client_is_dialled_again() {
     }
     assert_eq!(env.up.connections(), 1);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let mut stdin = client.child.stdin.take().unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"go\n")
-        .await
-        .unwrap();
-    assert_eq!(client.line().await, "HTTP/1.1 200 OK");
+    assert_eq!(speak(&mut client).await, "HTTP/1.1 200 OK");
     assert_eq!(
         env.up.connections(),
         2,
@@ -557,6 +535,70 @@ async fn consecutive_client_connections_share_one_upstream_connection() {
     let recs = env.airlock.exchanges(5).await;
     for (i, r) in recs.iter().enumerate() {
         assert_eq!(r["request"]["path"], format!("/pooled/{i}"), "{r}");
+        assert_eq!(r["response"]["status"], 200, "{r}");
+    }
+    env.airlock.stop().await;
+}
+
+/// A python3 client (as the agent) that completes its TLS handshake with
+/// airlock for `AZURE`, offering HTTP/1.1, says `up`, and stays silent
+/// until [`speak`] tells it to send `GET path`.
+async fn silent_client(env: &Env, path: &str) -> Talking {
+    let script = format!(
+        "import socket, ssl, sys\n\
+         ctx = ssl.create_default_context(cafile={ca:?})\n\
+         ctx.set_alpn_protocols(['http/1.1'])\n\
+         s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', {port})), server_hostname={name:?})\n\
+         print('up', flush=True); sys.stdin.readline()\n\
+         s.sendall(b'GET {path} HTTP/1.1\\r\\nHost: {name}\\r\\nConnection: close\\r\\n\\r\\n')\n\
+         data = b''\n\
+         while True:\n    chunk = s.recv(65536)\n    if not chunk: break\n    data += chunk\n\
+         print(data.split(b'\\r\\n')[0].decode(), flush=True)\n",
+        ca = env.airlock.ca_cert().display().to_string(),
+        port = env.up.port(),
+        name = AZURE,
+    );
+    let mut cmd = env.airlock.client(&env.cg, "/usr/bin/python3");
+    cmd.args(["-c", &script])
+        .stdin(std::process::Stdio::piped());
+    let mut client = Talking::spawn(cmd);
+    assert_eq!(client.line().await, "up");
+    client
+}
+
+/// Lets a [`silent_client`] send its request; its response's status line.
+async fn speak(client: &mut Talking) -> String {
+    let mut stdin = client.child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"go\n")
+        .await
+        .unwrap();
+    client.line().await
+}
+
+/// A client that holds its connection open without asking anything holds
+/// no upstream connection: once it has been silent a moment, its upstream
+/// connection serves another client, and its own request, when it comes,
+/// still goes out (on a kept or a new connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_holds_no_upstream_connection() {
+    if !privileged("a_silent_client_holds_no_upstream_connection") {
+        return;
+    }
+    let (env, _) = setup("silent", AZURE, true).await;
+    let mut silent = silent_client(&env, "/late").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let ca = env.airlock.ca_cert();
+    let body = json(&curl(&env, AZURE, "/meanwhile", Some(&ca), &["--http1.1"]).await);
+    assert_eq!(
+        body["conn"], 1,
+        "the silent client's upstream connection served the other client: {body}"
+    );
+    assert_eq!(env.up.connections(), 1);
+    assert_eq!(speak(&mut silent).await, "HTTP/1.1 200 OK");
+    let recs = env.airlock.exchanges(2).await;
+    let paths: Vec<_> = recs.iter().map(|r| r["request"]["path"].clone()).collect();
+    assert_eq!(paths, [json!("/meanwhile"), json!("/late")]);
+    for r in &recs {
         assert_eq!(r["response"]["status"], 200, "{r}");
     }
     env.airlock.stop().await;

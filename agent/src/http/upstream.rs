@@ -316,6 +316,37 @@ impl UpstreamConn {
         }
     }
 
+    /// Lets go of the upstream connection while the client is silent: it
+    /// goes back to the pool (closed if the pool is full), and the first
+    /// request takes one from there or dials. A client that holds its
+    /// connection open without asking anything then holds no upstream
+    /// socket, TLS session or buffers, as with nginx, which dials (or takes
+    /// a kept connection) only when a request comes.
+    pub(crate) fn release(&mut self) {
+        if let Some(home) = &self.home {
+            let link = std::mem::replace(self.link.get_mut(), Link::Gone);
+            home.pool.put(home.key.clone(), self.parked(link));
+        }
+    }
+
+    fn parked(&self, link: Link) -> Parked {
+        Parked {
+            dialer: self.dialer.clone(),
+            alpn: self.alpn.clone(),
+            link,
+        }
+    }
+
+    /// A pooled connection for this client, if one is idle: only one that
+    /// speaks the protocol this client was given.
+    fn pooled(&self) -> Link {
+        self.home
+            .as_ref()
+            .and_then(|home| home.pool.take(&home.key))
+            .filter(|parked| parked.alpn == self.alpn)
+            .map_or(Link::Gone, |parked| parked.link)
+    }
+
     /// Drops the connection: the next request dials a new one, and it is
     /// never parked for another client.
     pub(crate) async fn discard(&self) {
@@ -339,7 +370,11 @@ impl UpstreamConn {
                 let mut guard = self.link.lock().await;
                 // Taken out while in use: if anything below fails, the link
                 // stays `Gone` and the next request dials afresh.
-                let reusable = match std::mem::replace(&mut *guard, Link::Gone) {
+                let link = match std::mem::replace(&mut *guard, Link::Gone) {
+                    Link::Gone if !redial => self.pooled(),
+                    link => link,
+                };
+                let reusable = match link {
                     _ if redial => None,
                     Link::Ready(s) if !s.is_closed() => Some(s),
                     Link::Fresh(mut stream) => {
@@ -396,14 +431,8 @@ impl Drop for UpstreamConn {
             return;
         };
         let link = std::mem::replace(self.link.get_mut(), Link::Gone);
-        home.pool.put(
-            home.key,
-            Parked {
-                dialer: self.dialer.clone(),
-                alpn: self.alpn.take(),
-                link,
-            },
-        );
+        let parked = self.parked(link);
+        home.pool.put(home.key, parked);
     }
 }
 

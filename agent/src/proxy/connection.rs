@@ -275,14 +275,17 @@ impl Proxy {
             Sniffed::NotTls => {
                 traffic.connection(ConnPath::Tcp);
                 tracing::debug!(pid = conn.process.pid, comm = %conn.process.comm, dst = %orig_dst, "relaying TCP");
-                self.relay(
+                // Boxed, as every long-lived path here: the connection's
+                // task is as large as its largest state, and an idle
+                // intercepted connection would otherwise carry a relay's.
+                Box::pin(self.relay(
                     &conn,
                     client,
                     RecordKind::Connection,
                     None,
                     orig_dst.0,
                     None,
-                )
+                ))
                 .await;
             }
             Sniffed::Tls(hello) => {
@@ -318,7 +321,7 @@ impl Proxy {
                     // Boxed: see `mitm::intercept`.
                     Box::pin(mitm::intercept(self, &conn, client, hello)).await;
                 } else {
-                    self.pass_through(&conn, client, hello).await;
+                    Box::pin(self.pass_through(&conn, client, hello)).await;
                 }
             }
         }

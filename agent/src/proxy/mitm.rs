@@ -20,6 +20,11 @@ use crate::tls::{ALPN_H2, ALPN_HTTP11};
 
 /// The first read's buffer: a request line and headers usually fit.
 const FIRST_READ: usize = 4096;
+/// How long a client may be silent after its handshake before its upstream
+/// connection is let go of. A client that came to ask sends its request
+/// with (TLS 1.3) or straight after the handshake's last flight; one
+/// silent for this long is holding a connection open for later.
+const RELEASE_AFTER: Duration = Duration::from_millis(100);
 
 const CA_HINT: &str = "the client does not trust airlock's CA: run `airlock ca install`, and for Node/Python/az add the lines from `airlock ca env` to the agent's environment";
 
@@ -96,7 +101,7 @@ pub(super) async fn intercept(
             }
         }
     };
-    let (alpn, upstream) = upstream;
+    let (alpn, mut upstream) = upstream;
     // A client that names no server is served by destination address.
     let server_config = match Box::pin(proxy.client_tls.config(
         hello.server_name(),
@@ -126,7 +131,7 @@ pub(super) async fn intercept(
     let proto = Proto::from_alpn(client.get_ref().1.alpn_protocol());
     let mut stopping = proxy.stopping.clone();
     let first = tokio::select! {
-        first = first_bytes(client, proxy.first_request_timeout) => first,
+        first = first_bytes(client, upstream.as_mut().ok(), proxy.first_request_timeout) => first,
         // Nothing asked yet, nothing to finish: close.
         () = crate::http::stopped(&mut stopping) => return,
     };
@@ -179,15 +184,33 @@ enum First<S> {
 /// The first plaintext the client sends. An idle client costs no buffer
 /// and no HTTP server state (hyper's connection and buffers, about 24 KiB)
 /// until it sends: the buffer is made once its socket is readable, or at
-/// once if rustls already holds what it sent with its handshake.
-async fn first_bytes(mut client: ClientTls, wait: std::time::Duration) -> First<ClientTls> {
-    let deadline = tokio::time::Instant::now() + wait;
-    if client.get_ref().1.wants_read()
-        && tokio::time::timeout_at(deadline, client.get_ref().0.get_ref().readable())
+/// once if rustls already holds what it sent with its handshake. A client
+/// still silent after `RELEASE_AFTER` lets go of its upstream connection
+/// (`UpstreamConn::release`): the request it sends later takes one again.
+async fn first_bytes(
+    mut client: ClientTls,
+    upstream: Option<&mut UpstreamConn>,
+    wait: Duration,
+) -> First<ClientTls> {
+    let now = tokio::time::Instant::now();
+    let deadline = now + wait;
+    if client.get_ref().1.wants_read() {
+        let socket = client.get_ref().0.get_ref();
+        let soon = deadline.min(now + RELEASE_AFTER);
+        if tokio::time::timeout_at(soon, socket.readable())
             .await
             .is_err()
-    {
-        return First::Silent;
+        {
+            if let Some(upstream) = upstream {
+                upstream.release();
+            }
+            if tokio::time::timeout_at(deadline, socket.readable())
+                .await
+                .is_err()
+            {
+                return First::Silent;
+            }
+        }
     }
     let mut first = bytes::BytesMut::with_capacity(FIRST_READ);
     match tokio::time::timeout_at(deadline, client.read_buf(&mut first)).await {
