@@ -30,6 +30,7 @@ mod handshakes;
 mod jwt;
 mod masking;
 mod mitm;
+mod openloop;
 mod probes;
 mod report;
 mod stream;
@@ -43,6 +44,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 
 use self::airlock::{Airlock, Settings, Trail, check_trail};
+pub(crate) use self::openloop::run as openload;
 use self::report::{Report, Row};
 use self::sys::{Cgroup, Guard, free_port};
 pub(crate) use self::wrk::SCENARIOS;
@@ -170,12 +172,14 @@ pub(crate) const AIRLOCK_CONFIGS: &[AirlockConfig] = &[
 /// Everything one bench needs to reach the upstream.
 struct Setup<'a> {
     work: &'a Path,
+    /// The open-loop load generator (`xtask openload`, release build).
+    load: &'a Path,
     port: u16,
     token: &'a str,
     plan: Plan,
 }
 
-pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
+pub(crate) fn bench(airlock_bin: &Path, load: &Path, plan: Plan) -> anyhow::Result<()> {
     let started = Instant::now();
     let target = airlock_bin
         .parent()
@@ -202,6 +206,7 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
     let cgroup = Cgroup::create()?;
     let setup = Setup {
         work: &work,
+        load,
         port,
         token: &token,
         plan,
@@ -232,9 +237,23 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
         };
         let airlock = Airlock::start(airlock_bin, &work, name, &cgroup, &[port], &settings)?;
         let audit = airlock.audit.clone();
-        let rows = measure(&setup, scenarios, label, Some(&cgroup), port);
+        let rows = measure(&setup, scenarios, label, Some(&cgroup), port, airlock.pid());
+        // The default's latency at a steady half of its saturated rate,
+        // while it runs (any configuration's, in a focused run).
+        let open = match &rows {
+            Ok(rows) if name == "written" || plan.only.is_some() => rows
+                .iter()
+                .find(|r| r.scenario.key == wrk::SMALL.key)
+                .map(|r| {
+                    let ca = airlock.ca_dir.join("ca.crt");
+                    open_loop(&setup, label, &ca, &cgroup, r.measured().0 / 2.0)
+                })
+                .transpose(),
+            _ => Ok(None),
+        };
         let cpu = airlock.stop()?;
         let rows = rows?;
+        report.open_loop = open?.or(report.open_loop.take());
         let trail = if durability == "off" {
             // No trail to count or check: wrk says how many requests went through.
             Trail {
@@ -278,7 +297,14 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
     let proxy_port = free_port()?;
     let proxy = Guard(upstream::start_proxy(&work, proxy_port, port)?);
     let before = airlock::tree_cpu_time(proxy.0.id())?;
-    let rows = measure(&setup, SCENARIOS, "nginx reverse proxy", None, proxy_port)?;
+    let rows = measure(
+        &setup,
+        SCENARIOS,
+        "nginx reverse proxy",
+        None,
+        proxy_port,
+        proxy.0.id(),
+    )?;
     // Measured as airlock's is: all its processes, over its scenarios.
     report.nginx = Some(airlock::Trail {
         cpu: airlock::tree_cpu_time(proxy.0.id())?.saturating_sub(before),
@@ -290,6 +316,23 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
         ..airlock::Trail::default()
     });
     report.rows.extend(rows);
+    // The yardstick for airlock's open-loop tail: nginx at the same rate.
+    if let Some(o) = &mut report.open_loop {
+        eprintln!("xtask bench: open-loop load through nginx");
+        let bench_ca = work.join("ca.crt");
+        for _ in 0..plan.runs {
+            o.nginx.push(openloop::measure(
+                load,
+                None,
+                proxy_port,
+                wrk::SMALL.path,
+                &token,
+                &[bench_ca.as_path()],
+                o.rate,
+                plan.seconds,
+            )?);
+        }
+    }
     drop(proxy);
 
     if !plan.smoke {
@@ -309,6 +352,45 @@ pub(crate) fn bench(airlock_bin: &Path, plan: Plan) -> anyhow::Result<()> {
     eprintln!("xtask bench: masking throughput on 1 MiB bodies");
     report.masking = masking::masking(airlock_bin, plan)?;
     write_report(&mut report, started, &work, plan)
+}
+
+/// Small requests at a constant `rate`, directly and through airlock
+/// (`config`, whose CA is `ca`) from the capture cgroup, interleaved run by
+/// run.
+fn open_loop(
+    setup: &Setup,
+    config: &'static str,
+    ca: &Path,
+    cgroup: &Cgroup,
+    rate: f64,
+) -> anyhow::Result<openloop::OpenLoop> {
+    eprintln!("xtask bench: open-loop load at {rate:.0} req/s, direct and through airlock");
+    let bench_ca = setup.work.join("ca.crt");
+    let cas = [bench_ca.as_path(), ca];
+    let run = |cgroup: Option<&Cgroup>| {
+        openloop::measure(
+            setup.load,
+            cgroup,
+            setup.port,
+            wrk::SMALL.path,
+            setup.token,
+            &cas,
+            rate,
+            setup.plan.seconds,
+        )
+    };
+    let mut o = openloop::OpenLoop {
+        config,
+        rate,
+        direct: Vec::new(),
+        through: Vec::new(),
+        nginx: Vec::new(),
+    };
+    for _ in 0..setup.plan.runs {
+        o.direct.push(run(None)?);
+        o.through.push(run(Some(cgroup))?);
+    }
+    Ok(o)
 }
 
 fn handshakes(
@@ -380,17 +462,19 @@ fn clean(work: &Path) -> anyhow::Result<()> {
 }
 
 /// Every scenario against `port` (inside `cgroup` when given), interleaved
-/// run by run with the same scenario sent straight to the upstream.
+/// run by run with the same scenario sent straight to the upstream; the
+/// CPU time of `proxy` (a process and its children) over each run.
 fn measure(
     setup: &Setup,
     scenarios: &'static [Scenario],
     config: &str,
     cgroup: Option<&Cgroup>,
     port: u16,
+    proxy: u32,
 ) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for s in scenarios {
-        let row = measure_one(setup, s, config, cgroup, port)
+        let row = measure_one(setup, s, config, cgroup, port, proxy)
             .with_context(|| format!("{config}: {}", s.name))?;
         eprintln!(
             "xtask bench: {} [{config}]: direct {:.0}, {:.0}",
@@ -409,6 +493,7 @@ fn measure_one(
     config: &str,
     cgroup: Option<&Cgroup>,
     port: u16,
+    proxy: u32,
 ) -> anyhow::Result<Row> {
     let url = |p: u16| format!("https://127.0.0.1:{p}{}", scenario.path);
     let seconds = setup.plan.seconds;
@@ -416,7 +501,10 @@ fn measure_one(
     let mut measured: Vec<Figures> = Vec::new();
     for _ in 0..setup.plan.runs {
         direct.push(wrk(None, scenario, &url(setup.port), setup.token, seconds)?);
-        measured.push(wrk(cgroup, scenario, &url(port), setup.token, seconds)?);
+        let before = airlock::tree_cpu_time(proxy)?;
+        let mut figures = wrk(cgroup, scenario, &url(port), setup.token, seconds)?;
+        figures.cpu = Some(airlock::tree_cpu_time(proxy)?.saturating_sub(before));
+        measured.push(figures);
     }
     Ok(Row {
         scenario,
@@ -433,10 +521,17 @@ fn mitmproxy(setup: &Setup, bench_dir: &Path, report: &mut Report) {
         let mitmdump = mitm::install(bench_dir).map_err(anyhow::Error::msg)?;
         report.mitm_mode = Some(mitm::local_mode(&mitmdump, setup.work));
         let port = free_port()?;
-        let _mitm = Guard(mitm::start(&mitmdump, setup.work, port, setup.port)?);
+        let mitm = Guard(mitm::start(&mitmdump, setup.work, port, setup.port)?);
         let mut rows = Vec::new();
         for s in SCENARIOS {
-            match measure_one(setup, s, "mitmproxy (reverse mode)", None, port) {
+            match measure_one(
+                setup,
+                s,
+                "mitmproxy (reverse mode)",
+                None,
+                port,
+                mitm.0.id(),
+            ) {
                 Ok(row) => rows.push(row),
                 Err(e) => report
                     .notes

@@ -87,6 +87,8 @@ fn main() -> anyhow::Result<()> {
         "demo" => demo(&rest),
         "fuzz" => fuzz::fuzz(&root, &rest),
         "soak" => soak::soak(&rest),
+        // The bench's open-loop load, run by the bench in a child process.
+        "openload" => bench::openload(&rest),
         "package" => match rest.as_slice() {
             [] => {
                 ensure_packages(PACKAGE_TOOLS)?;
@@ -133,7 +135,7 @@ fn main() -> anyhow::Result<()> {
                 Some(other) => PathBuf::from(other),
                 None => build_release()?,
             };
-            bench::bench(&binary, plan)
+            bench::bench(&binary, &build_load()?, plan)
         }
         _ => {
             eprintln!("usage: cargo xtask <test|ci|demo|bench|fuzz|soak|package> [args]");
@@ -216,7 +218,7 @@ fn smoke_bench() -> anyhow::Result<()> {
         println!("bench smoke: skipped (not root)");
         return Ok(());
     }
-    bench::bench(&build_release()?, bench::Plan::SMOKE)
+    bench::bench(&build_release()?, &build_load()?, bench::Plan::SMOKE)
 }
 
 /// Runs `cargo test`, passing its output through, and adds up its
@@ -272,6 +274,13 @@ fn build_release() -> anyhow::Result<PathBuf> {
         "mask_throughput",
     ]))?;
     Ok(target_dir().join("release/airlock"))
+}
+
+/// This binary built for speed, for the bench's open-loop load (a debug
+/// build would spend the cores the measurement shares).
+fn build_load() -> anyhow::Result<PathBuf> {
+    run(Command::new("cargo").args(["build", "--release", "--package", "xtask"]))?;
+    Ok(target_dir().join("release/xtask"))
 }
 
 fn target_dir() -> PathBuf {

@@ -16,6 +16,9 @@ pub(crate) struct Figures {
     pub(crate) p99_ms: f64,
     /// Requests completed in the run.
     pub(crate) requests: u64,
+    /// The proxy's CPU time (user + system, all its processes) during the
+    /// run; none for a direct run.
+    pub(crate) cpu: Option<std::time::Duration>,
 }
 
 #[derive(Debug)]
@@ -126,6 +129,7 @@ pub(crate) fn wrk(
             .find(|l| l.contains(" requests in "))
             .and_then(|l| l.split_whitespace().next()?.parse().ok())
             .unwrap_or(0),
+        cpu: None,
     };
     if figures.rps <= 0.0 {
         bail!("wrk completed no request:\n{text}");
