@@ -6,6 +6,7 @@ pub(crate) mod chain;
 pub(crate) mod checkpoint;
 pub(crate) mod files;
 mod join;
+pub(crate) mod origin;
 pub mod query;
 mod queue;
 mod recover;

@@ -203,6 +203,24 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         count("session"),
         count("http")
     );
+    // Copied off the host (a fleet store, a SIEM), a record still says
+    // where it was written: one trail id for the whole chain.
+    let trails: std::collections::BTreeSet<String> = records
+        .iter()
+        .filter_map(|r| r["origin"]["trail"].as_str().map(str::to_owned))
+        .collect();
+    if let (Some(first), [trail]) = (records.first(), Vec::from_iter(&trails).as_slice()) {
+        println!(
+            "origin: every record names host {} and trail {trail} (schema {})",
+            first["origin"]["host"].as_str().unwrap_or("?"),
+            first["schema"]
+        );
+    } else {
+        return Err(DemoError::Step {
+            step: "records name their origin",
+            why: format!("{} trail ids in one trail: {trails:?}", trails.len()),
+        });
+    }
     // What a CI job's summary page would say (`airlock audit summary`).
     let mut summary = crate::audit::summary::Summary::default();
     for r in crate::audit::query::joined(std::slice::from_ref(&audit)).unwrap_or_default() {

@@ -293,6 +293,16 @@ async fn a_connection_is_said_once_and_export_joins_it_across_rotation() {
         assert_eq!(r["decision"]["action"], "allow");
         assert!(r.get("session_missing").is_none(), "{r}");
     }
+    // Every item says where it was written, under one trail across the
+    // rotations: what a fleet store or a SIEM receiving it keys on.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let trail = &joined[0]["origin"]["trail"];
+    assert_eq!(trail.as_str().map(str::len), Some(32), "{}", joined[0]);
+    for r in &joined {
+        assert_eq!(r["origin"]["trail"], *trail, "{r}");
+        assert_eq!(r["origin"]["host"], host.trim(), "{r}");
+        assert_eq!(r["schema"], 1, "{r}");
+    }
     assert!(
         joined.iter().any(|r| r["event"] == "start") && joined.iter().any(|r| r["event"] == "stop"),
         "other records pass through"

@@ -69,9 +69,7 @@ impl Notice {
         Self {
             event: "approval_requested",
             id: r.id.clone(),
-            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned()),
+            host: crate::audit::origin::host_name(),
             rule: r.rule.clone(),
             reason: r.reason.clone(),
             operation: r.operation.clone(),

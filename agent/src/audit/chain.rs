@@ -23,17 +23,28 @@ pub(crate) fn hash(prev: &str, canonical: &[u8]) -> String {
 }
 
 /// Seals `body` (a serialised JSON object of the record's own members) as
-/// record `seq` after `prev`: appends the line (with its newline) to `out`
-/// and returns the new head hash of the chain.
-pub(crate) fn seal(out: &mut Vec<u8>, body: &[u8], seq: u64, prev: &str) -> String {
+/// record `seq` after `prev`, with `envelope` (members every record of the
+/// trail carries: `schema`, `origin`) after them: appends the line (with
+/// its newline) to `out` and returns the new head hash of the chain.
+pub(crate) fn seal(
+    out: &mut Vec<u8>,
+    envelope: &[u8],
+    body: &[u8],
+    seq: u64,
+    prev: &str,
+) -> String {
     use std::io::Write;
     let members = body
         .strip_prefix(b"{")
         .and_then(|b| b.strip_suffix(b"}"))
         .unwrap_or(b"");
     let start = out.len();
-    out.reserve(body.len() + 160);
+    out.reserve(body.len() + envelope.len() + 160);
     let _ = write!(out, "{{\"seq\":{seq},\"prev\":\"{prev}\"");
+    if !envelope.is_empty() {
+        out.push(b',');
+        out.extend_from_slice(envelope);
+    }
     if !members.is_empty() {
         out.push(b',');
         out.extend_from_slice(members);

@@ -10,6 +10,15 @@ use serde_json::Value;
 
 use super::chain::Head;
 use super::files;
+use super::origin::TrailId;
+
+/// The newest complete record: the chain's head, and the trail it names
+/// (none in a trail written before records carried `origin`).
+#[derive(Debug)]
+pub(super) struct Last {
+    pub(super) head: Head,
+    pub(super) trail: Option<TrailId>,
+}
 
 /// A partial record found at the end of the file after a crash.
 #[derive(Debug)]
@@ -20,12 +29,12 @@ pub(super) struct Recovered {
 
 /// Cuts a partial last line (a crash mid-write) off the file and keeps it
 /// beside it, so the chain stays verifiable; the writer then records that
-/// this happened. Returns the chain head from the newest file with a
-/// complete record.
+/// this happened. Returns the newest complete record's head and trail,
+/// from the newest file that has one.
 pub(super) fn resume(
     path: &Path,
     file: &mut File,
-) -> std::io::Result<(Option<Head>, Option<Recovered>)> {
+) -> std::io::Result<(Option<Last>, Option<Recovered>)> {
     let mut recovered = None;
     // Only the end of the file matters: from its last newline on.
     let (bytes, start) = tail_from(path, |t| t.contains(&b'\n'))?;
@@ -58,15 +67,15 @@ pub(super) fn resume(
     }
     for candidate in std::iter::once(path.to_owned()).chain(files::rotated(path).into_iter().rev())
     {
-        if let Some(head) = last_head(&candidate)? {
-            return Ok((Some(head), recovered));
+        if let Some(last) = last_record(&candidate)? {
+            return Ok((Some(last), recovered));
         }
     }
     Ok((None, recovered))
 }
 
-/// Hash and seq of the last complete, parseable record in `path`.
-pub(super) fn last_head(path: &Path) -> std::io::Result<Option<Head>> {
+/// The last complete, parseable record in `path`.
+pub(super) fn last_record(path: &Path) -> std::io::Result<Option<Last>> {
     let parse = |t: &[u8], whole: bool| {
         let mut lines = t.split(|b| *b == b'\n');
         // Unless the window starts the file, its first line is cut.
@@ -75,9 +84,12 @@ pub(super) fn last_head(path: &Path) -> std::io::Result<Option<Head>> {
         }
         lines.rev().find_map(|l| {
             let v: Value = serde_json::from_slice(l).ok()?;
-            Some(Head {
-                hash: v.get("hash")?.as_str()?.to_owned(),
-                seq: v.get("seq")?.as_u64()?,
+            Some(Last {
+                head: Head {
+                    hash: v.get("hash")?.as_str()?.to_owned(),
+                    seq: v.get("seq")?.as_u64()?,
+                },
+                trail: v["origin"]["trail"].as_str().and_then(TrailId::parse),
             })
         })
     };

@@ -2,8 +2,8 @@
 //! the metrics: the chain head on disk and counters. Updated once per
 //! committed batch, so it costs nothing per record.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use serde::Serialize;
 
@@ -14,6 +14,8 @@ use crate::core::lock;
 #[derive(Debug, Default)]
 pub(super) struct Published {
     head: Mutex<Option<Head>>,
+    /// The trail's id (`origin.trail` of its records), set once at open.
+    trail: OnceLock<String>,
     records: AtomicU64,
     bytes: AtomicU64,
     fsyncs: AtomicU64,
@@ -41,6 +43,10 @@ impl Published {
         self.rotations.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(super) fn named(&self, trail: &str) {
+        let _ = self.trail.set(trail.to_owned());
+    }
+
     pub(super) fn resumed(&self, head: &Head) {
         *lock(&self.head) = Some(head.clone());
     }
@@ -52,6 +58,7 @@ impl Published {
             healthy,
             seq: head.as_ref().map_or(0, |h| h.seq),
             head: head.map(|h| h.hash),
+            trail: self.trail.get().cloned(),
             records: load(&self.records),
             bytes: load(&self.bytes),
             fsyncs: load(&self.fsyncs),
@@ -70,6 +77,8 @@ pub(crate) struct AuditStats {
     /// an auditor can compare with `airlock audit verify`.
     pub seq: u64,
     pub head: Option<String>,
+    /// The trail's id, as its records' `origin.trail` says it.
+    pub trail: Option<String>,
     /// Since airlock started.
     pub records: u64,
     pub bytes: u64,

@@ -18,6 +18,7 @@ use super::access::Access;
 use super::chain::{self, GENESIS, Head};
 use super::checkpoint::Signer;
 use super::files;
+use super::origin::{Origin, TrailId};
 use super::queue::{PushError, Queue, Taken};
 use super::recover::{Recovered, resume};
 use super::stats::{AuditStats, Published};
@@ -120,7 +121,15 @@ impl AuditLog {
             std::os::unix::fs::chown(dir, None, Some(gid)).map_err(err("chown its directory"))?;
         }
         let mut file = access.open(&path).map_err(err("open"))?;
-        let (head, recovered) = resume(&path, &mut file).map_err(err("read its last record"))?;
+        let (last, recovered) = resume(&path, &mut file).map_err(err("read its last record"))?;
+        // The chain goes on under its own trail id; a new chain (or one
+        // written before records carried `origin`) gets a new one.
+        let trail = last
+            .as_ref()
+            .and_then(|l| l.trail.clone())
+            .unwrap_or_else(TrailId::new);
+        let origin = Origin::here(trail);
+        let head = last.map(|l| l.head);
         let len = file.metadata().map_err(err("stat"))?.len();
         let file_for_syncer = file.try_clone().map_err(err("open"))?;
         let healthy = Arc::new(AtomicBool::new(true));
@@ -128,6 +137,7 @@ impl AuditLog {
         let queue = Arc::new(Queue::new(QUEUE_DEPTH, WAKE_AT));
         let rx = queue.clone();
         let published = Arc::new(Published::default());
+        published.named(origin.trail.as_str());
         if let Some(h) = &head {
             published.resumed(h);
         }
@@ -157,6 +167,7 @@ impl AuditLog {
             )
             .map_err(err("start its fsync thread"))?,
             published: published.clone(),
+            envelope: origin.envelope(),
         };
         std::thread::Builder::new()
             .name("airlock-audit".into())
@@ -356,6 +367,8 @@ struct Writer {
     /// fsyncs what nobody waited on, every `audit.fsync_interval_ms`.
     syncer: Syncer,
     published: Arc<Published>,
+    /// `"schema":…,"origin":{…}`: in every record of this trail.
+    envelope: Vec<u8>,
 }
 
 impl Writer {
@@ -401,12 +414,12 @@ impl Writer {
         }
         let mut sealed = 0u64;
         for note in notes {
-            seal_note(buf, &mut head, &note);
+            seal_note(buf, &self.envelope, &mut head, &note);
         }
         for msg in batch.drain(..) {
             match msg {
                 Msg::Record { body, durable } => {
-                    let hash = chain::seal(buf, &body, head.seq + 1, &head.hash);
+                    let hash = chain::seal(buf, &self.envelope, &body, head.seq + 1, &head.hash);
                     sealed += 1;
                     head = Head {
                         hash,
@@ -425,7 +438,7 @@ impl Writer {
         let checkpointed = match &self.signer {
             Some(signer) if due || (force_checkpoint && self.since_checkpoint + sealed > 0) => {
                 let note = signer.checkpoint(&head);
-                seal_note(buf, &mut head, &note);
+                seal_note(buf, &self.envelope, &mut head, &note);
                 true
             }
             _ => false,
@@ -454,11 +467,14 @@ impl Writer {
                 if !self.healthy.swap(true, Ordering::AcqRel) {
                     tracing::warn!(path = %self.path.display(), "audit log writable again");
                 }
-                for (w, _) in waiting {
-                    let _ = w.send(true);
-                }
+                // Rotated before anyone is told: whoever waited (a stop
+                // closing the log, a restart after it) finds the rotation
+                // done, never half done under a second writer.
                 if self.len >= self.rotate_bytes {
                     self.rotate();
+                }
+                for (w, _) in waiting {
+                    let _ = w.send(true);
                 }
             }
             Err(e) => {
@@ -524,8 +540,8 @@ impl Writer {
                 break;
             }
             let bytes = size(&old);
-            let last = match super::recover::last_head(&old) {
-                Ok(Some(h)) => h,
+            let last = match super::recover::last_record(&old) {
+                Ok(Some(last)) => last.head,
                 other => {
                     tracing::error!(file = %old.display(), error = ?other.err(), "audit retention: cannot read the file's last record; it is kept");
                     return;
@@ -538,7 +554,7 @@ impl Writer {
             });
             let mut buf = Vec::new();
             let mut head = self.head.clone();
-            seal_note(&mut buf, &mut head, &note);
+            seal_note(&mut buf, &self.envelope, &mut head, &note);
             if let Err(e) = self
                 .file
                 .write_all(&buf)
@@ -562,9 +578,9 @@ impl Writer {
 }
 
 /// Seals one of the writer's own records (recovery, losses, checkpoints).
-fn seal_note(buf: &mut Vec<u8>, head: &mut Head, note: &serde_json::Value) {
+fn seal_note(buf: &mut Vec<u8>, origin: &[u8], head: &mut Head, note: &serde_json::Value) {
     let body = envelope(&format!("writer-{}", head.seq + 1), note).expect("JSON values serialise");
-    let hash = chain::seal(buf, &body, head.seq + 1, &head.hash);
+    let hash = chain::seal(buf, origin, &body, head.seq + 1, &head.hash);
     *head = Head {
         hash,
         seq: head.seq + 1,

@@ -5,7 +5,7 @@ fn chain(n: u64) -> String {
     let mut out = Vec::new();
     for seq in 1..=n {
         let body = serde_json::json!({ "kind": "http", "request": { "path": format!("/r/{seq}"), "method": "GET" } });
-        prev = seal(&mut out, body.to_string().as_bytes(), seq, &prev);
+        prev = seal(&mut out, b"", body.to_string().as_bytes(), seq, &prev);
     }
     String::from_utf8(out).unwrap()
 }
@@ -36,10 +36,25 @@ fn sealed_lines_are_json_with_the_chain_members() {
     assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
     // Sealing appends: what is already in the buffer stays.
     let mut line = b"x".to_vec();
-    seal(&mut line, b"{}", 7, GENESIS);
+    seal(&mut line, b"", b"{}", 7, GENESIS);
     let v: Value = serde_json::from_slice(&line[1..]).unwrap();
     assert_eq!(line[0], b'x');
     assert_eq!(v["seq"], 7);
+}
+
+#[test]
+fn the_envelope_is_sealed_with_the_record() {
+    let mut out = Vec::new();
+    let origin = br#""schema":1,"origin":{"host":"runner-1","trail":"t"}"#;
+    let h = seal(&mut out, origin, br#"{"kind":"agent"}"#, 1, GENESIS);
+    seal(&mut out, origin, br#"{"kind":"agent"}"#, 2, &h);
+    let text = String::from_utf8(out).unwrap();
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["origin"]["host"], "runner-1");
+    assert_eq!(first["kind"], "agent");
+    assert!(verify_bytes(text.as_bytes(), None).is_ok());
+    // Saying another host wrote it breaks the chain there.
+    assert_eq!(broken_at(&text.replacen("runner-1", "runner-2", 1)), 1);
 }
 
 #[test]

@@ -72,7 +72,46 @@ async fn chain_survives_rotation_and_restart() {
         .unwrap();
     let v = verify(&files::trail(&config.path)).unwrap();
     assert_eq!(v.records, 41);
+    // Every record, across rotation and the restart, names one trail and
+    // where it was written; the log says which trail it writes.
+    let records = all_records(&config.path);
+    let trail = records[0]["origin"]["trail"].clone();
+    assert_eq!(trail.as_str().map(str::len), Some(32), "{}", records[0]);
+    for r in &records {
+        assert_eq!(r["origin"]["trail"], trail, "{r}");
+        assert_eq!(r["schema"], crate::audit::origin::SCHEMA, "{r}");
+        assert_eq!(
+            r["origin"]["host"].as_str(),
+            crate::audit::origin::host_name().as_deref()
+        );
+    }
+    assert_eq!(log.stats().trail.as_deref(), trail.as_str());
+    // Another trail (a runner's fresh disk) starts at seq 1 under its own id.
+    let (other_dir, other) = self::config("rotate-other", 2048);
+    let fresh = AuditLog::open(&other).unwrap();
+    fresh
+        .write_durable("first", &json!({ "kind": "agent" }))
+        .await
+        .unwrap();
+    let first = &all_records(&other.path)[0];
+    assert_eq!(first["seq"], 1);
+    assert_ne!(first["origin"]["trail"], trail);
     std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&other_dir).unwrap();
+}
+
+/// Every record of the trail at `path`, oldest first.
+fn all_records(path: &std::path::Path) -> Vec<Value> {
+    files::trail(path)
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 #[tokio::test]
