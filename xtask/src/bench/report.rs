@@ -474,7 +474,8 @@ impl Report {
              {verified} requests recorded with a verified identity; {} idle TLS connections held \
              through airlock; {} connects timed with and without airlock; {} new TLS \
              connections through airlock, leaf cache warm and cold; masking run on {} body \
-             kinds; a streamed model answer identical through airlock (no timing asserted)",
+             kinds; a streamed model answer identical through airlock; {} requests at a \
+             constant rate (open loop) through airlock without an error (no timing asserted)",
             self.elapsed.as_secs_f64(),
             configs.len(),
             super::wrk::SCENARIOS.len(),
@@ -486,6 +487,11 @@ impl Report {
                 .as_ref()
                 .map_or(0, |h| h.per_sample * (h.warm.len() + h.cold.len())),
             self.masking.len(),
+            self.open_loop.as_ref().map_or(0, |o| o
+                .through
+                .iter()
+                .map(|l| l.counted)
+                .sum::<usize>()),
         )
     }
 }
