@@ -4,6 +4,7 @@
 //! caller of each redirected connection.
 
 pub(crate) mod cgroup;
+mod ci;
 mod events;
 mod membership;
 pub(crate) mod network;

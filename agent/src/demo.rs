@@ -321,6 +321,8 @@ impl Agent<'_> {
         .await?;
         self.container(&format!("{rg}?api-version=2021-04-01"), &bearer(&arm))
             .await?;
+        self.ci_job(&format!("{rg}?api-version=2021-04-01"), &bearer(&arm))
+            .await?;
         self.curl(
             "az storage blob list",
             azure::BLOB,
@@ -664,6 +666,11 @@ impl Agent<'_> {
         extra: &[String],
         expect: Expect,
     ) -> Result<String, DemoError> {
+        let argv = self.curl_argv(host, method, path, extra);
+        self.run(title, &argv, expect).await
+    }
+
+    fn curl_argv(&self, host: &str, method: &str, path: &str, extra: &[String]) -> Vec<String> {
         let mut argv: Vec<String> = ["curl", "-sS", "--max-time", "10", "-X", method, "--cacert"]
             .map(str::to_owned)
             .to_vec();
@@ -672,7 +679,56 @@ impl Agent<'_> {
         argv.push(format!("{host}:{}:127.0.0.1", self.port));
         argv.extend_from_slice(extra);
         argv.push(format!("https://{host}:{}{path}", self.port));
-        self.run(title, &argv, expect).await
+        argv
+    }
+
+    /// The agent's `az group list` as a GitHub Actions step: the runner's
+    /// `Runner.Worker` starts the step with the job's variables, and the
+    /// agent claims another repository in its own environment. The record
+    /// names the job the runner started (`ci`).
+    async fn ci_job(&self, path: &str, auth: &[String]) -> Result<(), DemoError> {
+        const TITLE: &str = "CI step: az group list (forged env)";
+        // The worker starts the step; the step (the agent) runs curl with
+        // a forged GITHUB_REPOSITORY.
+        const JOB: &str = "GITHUB_REPOSITORY=contoso/webapp GITHUB_WORKFLOW=deploy \
+            GITHUB_RUN_ID=4242 GITHUB_JOB=agent GITHUB_ACTOR=dev \
+            /bin/sh -c 'GITHUB_REPOSITORY=evil/forged \"$@\"; exit $?' step \"$@\"; exit $?";
+        let dir = self.audit.parent().unwrap_or(std::path::Path::new("/tmp"));
+        // A process takes its name from the path it was started by.
+        let worker = dir.join("Runner.Worker");
+        let _ = std::fs::remove_file(&worker);
+        std::os::unix::fs::symlink("/bin/sh", &worker).map_err(|source| DemoError::Io {
+            what: format!("making {}", worker.display()),
+            source,
+        })?;
+        let mut argv = vec![
+            worker.display().to_string(),
+            "-c".into(),
+            JOB.into(),
+            "Runner.Worker".into(),
+        ];
+        argv.extend(self.curl_argv(azure::ARM, "GET", path, auth));
+        let judged = self.run(TITLE, &argv, ALLOW).await;
+        let _ = std::fs::remove_file(&worker);
+        judged?;
+        let rec = exchanges(self.audit).pop().unwrap_or_default();
+        let ci = &rec["ci"];
+        if ci["repository"] != "contoso/webapp" {
+            return Err(DemoError::Step {
+                step: TITLE,
+                why: format!("the record names the job {ci}"),
+            });
+        }
+        println!(
+            "{:<40} ci: {} {} run {} job {} by {} (the agent's own GITHUB_REPOSITORY=evil/forged is not what counts)",
+            "",
+            ci["provider"].as_str().unwrap_or("?"),
+            ci["repository"].as_str().unwrap_or("?"),
+            ci["run_id"].as_str().unwrap_or("?"),
+            ci["job"].as_str().unwrap_or("?"),
+            ci["actor"].as_str().unwrap_or("?"),
+        );
+        Ok(())
     }
 
     /// Runs `argv` as the agent; prints the audited row and checks it

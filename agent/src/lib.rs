@@ -51,7 +51,7 @@ pub use capture::cgroup::{OwnedCgroup, cgroup2_mount};
 pub use capture::network::ContainerNetwork;
 pub use config::{CaptureConfig, Config, DEFAULT_CONFIG_PATH, IssuerConfig, NonTls};
 pub use confine::{ConfineError, arm as arm_confinement, enter_thread, seal as seal_confinement};
-pub use core::{Glob, ProcessInfo};
+pub use core::{CiJob, Glob, ProcessInfo};
 pub use demo::run as run_demo;
 pub use host::HostPattern;
 pub use identity::Identifier;

@@ -604,6 +604,79 @@ async fn a_silent_client_holds_no_upstream_connection() {
     env.airlock.stop().await;
 }
 
+/// The records of a process in a CI job name the job as the job's runner
+/// started it: from the environment of the step that GitHub's
+/// `Runner.Worker` started, never from the calling process's own, and not
+/// from a fake `Runner.Worker` the agent starts below itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ci_jobs_records_name_the_job_its_runner_started_not_what_the_agent_claims() {
+    if !privileged("a_ci_jobs_records_name_the_job_its_runner_started_not_what_the_agent_claims") {
+        return;
+    }
+    let (env, _) = setup("ci", AZURE, true).await;
+    let dir = TempDir::new("ci-runner");
+    let d = dir.path().display();
+    let fetch = |path: &str| {
+        format!(
+            "curl -sS --max-time 20 --resolve {AZURE}:{port}:127.0.0.1 https://{AZURE}:{port}{path}",
+            port = env.up.port()
+        )
+    };
+    // The worker starts the step with the job's variables.
+    std::fs::write(
+        dir.path().join("job.sh"),
+        format!(
+            "GITHUB_REPOSITORY=octo/app GITHUB_WORKFLOW=ci GITHUB_RUN_ID=42 GITHUB_JOB=build \
+             GITHUB_ACTOR=dev /bin/sh {d}/step.sh\nexit $?\n"
+        ),
+    )
+    .unwrap();
+    // The step (the agent) claims another job, then starts a fake worker
+    // with a forged step below it.
+    std::fs::write(
+        dir.path().join("step.sh"),
+        format!(
+            "GITHUB_REPOSITORY=evil/forged GITHUB_ACTOR=mallory {} || exit 1\n\
+             {d}/fake/Runner.Worker {d}/forged.sh\n",
+            fetch("/ci/direct")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("forged.sh"),
+        format!(
+            "GITHUB_REPOSITORY=evil/nested GITHUB_RUN_ID=1 /bin/sh -c '{}'\n",
+            fetch("/ci/nested")
+        ),
+    )
+    .unwrap();
+    let worker = dir.alias("Runner.Worker", "/bin/sh");
+    std::fs::create_dir(dir.path().join("fake")).unwrap();
+    std::os::unix::fs::symlink("/bin/sh", dir.path().join("fake/Runner.Worker")).unwrap();
+    let mut job = env.airlock.client(&env.cg, worker.to_str().unwrap());
+    job.arg(dir.path().join("job.sh"));
+    let out = finish(job).await;
+    assert!(out.status.success(), "{out:?}");
+    // Outside any job: no `ci`.
+    let ca = env.airlock.ca_cert();
+    json(&curl(&env, AZURE, "/ci/none", Some(&ca), &[]).await);
+    let recs = env.airlock.exchanges(3).await;
+    let by_path = |p: &str| {
+        recs.iter()
+            .find(|r| r["request"]["path"] == p)
+            .unwrap_or_else(|| panic!("no exchange for {p}: {recs:?}"))
+    };
+    let job = json!({"provider": "github", "repository": "octo/app", "workflow": "ci",
+                     "run_id": "42", "job": "build", "actor": "dev"});
+    for path in ["/ci/direct", "/ci/nested"] {
+        let r = by_path(path);
+        assert_eq!(r["ci"], job, "{r}");
+        assert_eq!(r["process"]["comm"], "curl", "{r}");
+    }
+    assert!(by_path("/ci/none").get("ci").is_none());
+    env.airlock.stop().await;
+}
+
 /// A pooled connection the upstream closed while it sat idle is not used:
 /// the next client's request goes out on a new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

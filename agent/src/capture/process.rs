@@ -46,11 +46,12 @@ impl ProcessInfo {
                 started: orig.start_time,
                 execs: orig.exec_id,
             },
+            ci: None,
         }
     }
 
-    /// Adds exe, cmdline, ppid and cgroup path from /proc, and the user
-    /// name from the user database. Blocking file reads: call from a
+    /// Adds exe, cmdline, ppid and cgroup path from /proc, the user name
+    /// from the user database, and the CI job (`capture::ci`). Blocking file reads: call from a
     /// blocking context. A process that already exited keeps the kernel's
     /// fields only.
     pub fn enrich(&mut self) {
@@ -67,6 +68,7 @@ impl ProcessInfo {
             self.cgroup = cg;
         }
         self.user = crate::users::name_of(self.uid);
+        self.ci = super::ci::job_of(self.pid).map(Arc::new);
     }
 }
 

@@ -33,6 +33,29 @@ pub struct ProcessInfo {
     /// cache).
     #[serde(skip)]
     pub image: Image,
+    /// The CI job the process runs in: recorded beside `process` as `ci`
+    /// (`ConnEnds`), not inside it.
+    #[serde(skip)]
+    pub ci: Option<std::sync::Arc<CiJob>>,
+}
+
+/// The CI job a process runs in, as the job's runner started it: `ci` on
+/// the records of its connections. Read from the job step's environment
+/// (`capture::ci`), never from the calling process's own.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CiJob {
+    /// `github` (GitHub Actions) or `azure-pipelines`.
+    pub provider: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
 }
 
 /// A process's start and exec count, as the kernel gave them at connect():

@@ -45,6 +45,10 @@ pub(crate) struct ConnEnds {
     /// whose `CONNECT` airlock answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<Endpoint>,
+    /// The CI job the process runs in (its `process.ci`, read from the
+    /// job's runner).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci: Option<std::sync::Arc<crate::core::CiJob>>,
 }
 
 /// One captured TCP connection, written when it ends.

@@ -68,6 +68,7 @@ impl ConnCtx {
                 src: self.src,
                 dst: self.dst,
                 proxy: self.proxy,
+                ci: self.process.ci.clone(),
             },
             tls: TlsInfo {
                 sni: self.sni.clone(),

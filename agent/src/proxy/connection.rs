@@ -97,6 +97,7 @@ impl Conn {
             src: Endpoint::from(self.peer.0),
             dst: Endpoint::from(self.orig_dst.0),
             proxy: self.via.as_ref().map(|v| Endpoint::from(v.proxy)),
+            ci: self.process.ci.clone(),
         }
     }
 
