@@ -94,8 +94,9 @@ pub fn render(v: &Value) -> String {
         };
         let _ = writeln!(
             out,
-            "audit     {} ({health}), chain head seq {} {}",
+            "audit     {} ({health}), trail {}, chain head seq {} {}",
             s(&a["path"]),
+            s(&a["trail"]),
             s(&a["seq"]),
             s(&a["head"])
         );
@@ -142,13 +143,13 @@ mod tests {
             "version": "1.0", "pid": 7, "uptime_s": 3, "started": "2026-01-01T00:00:00Z",
             "approvals": { "held": 2, "grants": 0 },
             "traffic": { "requests": 5, "connections_open": 1 },
-            "audit": { "path": "/var/log/airlock/audit.jsonl", "healthy": false, "seq": 9, "head": "ab" },
+            "audit": { "path": "/var/log/airlock/audit.jsonl", "healthy": false, "seq": 9, "head": "ab", "trail": "7f" },
         });
         let text = render(&v);
         assert!(text.starts_with("airlock 1.0 (pid 7)"), "{text}");
         assert!(text.contains("approvals 2 held, 0 grants"), "{text}");
         assert!(text.contains("NOT WRITABLE"), "{text}");
-        assert!(text.contains("chain head seq 9 ab"), "{text}");
+        assert!(text.contains("trail 7f, chain head seq 9 ab"), "{text}");
         assert!(!text.contains("capture"), "{text}");
     }
 }
