@@ -142,16 +142,7 @@ async fn retention_keeps_the_trail_in_its_budget_and_says_where_the_chain_starts
         panic!("no retention record explains the start")
     };
     assert!(start > 1);
-    let records: Vec<Value> = trail
-        .iter()
-        .flat_map(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let records = all_records(&config.path);
     let note = records.iter().find(|r| r["seq"] == explained_by).unwrap();
     assert_eq!(note["event"], "retention");
     assert_eq!(note["last_seq"], start - 1);
