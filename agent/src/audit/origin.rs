@@ -39,14 +39,45 @@ impl TrailId {
     }
 }
 
+/// airlock's application id: what the host's machine id is hashed with.
+const APP_ID: [u8; 16] = [
+    0x49, 0x31, 0x50, 0x33, 0x70, 0x79, 0x44, 0xd1, 0x9c, 0xc4, 0xa5, 0x6f, 0x5c, 0x18, 0x26, 0xf4,
+];
+
 /// `origin`, as every record carries it.
 #[derive(Debug, Serialize)]
 pub(crate) struct Origin {
     pub(crate) host: String,
-    /// `/etc/machine-id`, where the host has one.
+    /// This host's machine id as airlock's own ([`app_specific`]), where
+    /// the host has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) machine_id: Option<String>,
     pub(crate) trail: TrailId,
+}
+
+/// The machine id (32 hex digits, as `/etc/machine-id` holds it) as an
+/// application-specific id, exactly as systemd's
+/// `sd_id128_get_machine_app_specific` makes it (`systemd-id128
+/// machine-id --app-specific=49315033707944d19cc4a56f5c1826f4` prints the
+/// same): HMAC-SHA256 keyed with the machine id over airlock's app id, its
+/// first 16 bytes marked as a version-4 UUID. machine-id(5) asks that the
+/// id itself never leave the host; this one is as stable and names the
+/// host only to those who know the machine id.
+fn app_specific(machine_id: &str) -> Option<String> {
+    let raw: Vec<u8> = (0..machine_id.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(machine_id.get(i..i + 2)?, 16).ok())
+        .collect::<Option<_>>()?;
+    if raw.len() != 16 {
+        return None;
+    }
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &raw);
+    let tag = ring::hmac::sign(&key, &APP_ID);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&tag.as_ref()[..16]);
+    id[6] = (id[6] & 0x0f) | 0x40;
+    id[8] = (id[8] & 0x3f) | 0x80;
+    Some(crate::core::hex(&id))
 }
 
 impl Origin {
@@ -60,7 +91,7 @@ impl Origin {
         };
         Self {
             host: host_name().unwrap_or_else(|| "unknown".into()),
-            machine_id: read("/etc/machine-id"),
+            machine_id: read("/etc/machine-id").and_then(|m| app_specific(&m)),
             trail,
         }
     }
@@ -102,6 +133,19 @@ mod tests {
         assert_eq!(TrailId::parse(a.as_str()), Some(a));
         for bad in ["", "abc", "zz000000000000000000000000000000", "\"}"] {
             assert_eq!(TrailId::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_machine_id_is_recorded_as_systemds_app_specific_id() {
+        // What `systemd-id128 machine-id --app-specific=4931…26f4` printed
+        // on a host whose /etc/machine-id is 3d12…fda4 (systemd 252).
+        assert_eq!(
+            app_specific("3d1219c7c4c5404aaa1f6d2a48adfda4").as_deref(),
+            Some("c2b54e7e46044bf993e649f8b89ba0da")
+        );
+        for bad in ["", "3d12", "zz1219c7c4c5404aaa1f6d2a48adfda4", "é"] {
+            assert_eq!(app_specific(bad), None, "{bad:?}");
         }
     }
 
