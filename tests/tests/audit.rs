@@ -298,7 +298,25 @@ async fn a_connection_is_said_once_and_export_joins_it_across_rotation() {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let trail = &joined[0]["origin"]["trail"];
     assert_eq!(trail.as_str().map(str::len), Some(32), "{}", joined[0]);
+    // The host's machine id only as airlock's app-specific id, as systemd
+    // would derive it, never the id itself.
+    let machine_id = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    let expected = if machine_id.trim().is_empty() {
+        Value::Null
+    } else {
+        let out = Command::new("systemd-id128")
+            .args([
+                "machine-id",
+                "--app-specific=49315033707944d19cc4a56f5c1826f4",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        Value::from(String::from_utf8(out.stdout).unwrap().trim())
+    };
+    assert_ne!(joined[0]["origin"]["machine_id"], machine_id.trim());
     for r in &joined {
+        assert_eq!(r["origin"]["machine_id"], expected, "{r}");
         assert_eq!(r["origin"]["trail"], *trail, "{r}");
         assert_eq!(r["origin"]["host"], host.trim(), "{r}");
         assert_eq!(r["schema"], 1, "{r}");
