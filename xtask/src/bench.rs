@@ -278,7 +278,17 @@ pub(crate) fn bench(airlock_bin: &Path, load: &Path, plan: Plan) -> anyhow::Resu
         );
         report.trails.push((name, trail));
     }
-    let idle = || probes::idle(airlock_bin, &work, &cgroup, port, &issuer, plan.idle_conns);
+    let idle = || {
+        probes::idle(
+            airlock_bin,
+            &work,
+            &cgroup,
+            port,
+            &issuer,
+            &token,
+            plan.idle_conns,
+        )
+    };
     if let Some(only) = plan.only {
         match only {
             CONNECT => report.connect = Some(connect_cost(airlock_bin, &work, &cgroup, plan)?),

@@ -17,7 +17,9 @@ use super::wrk::Figures;
 /// Opens TLS connections through airlock (SNI-less, as for any IP name),
 /// completes the handshakes and holds them; says `warm` after a few
 /// throwaway connections (the leaf is minted, pools are warm) and `held`
-/// once all are open, each time waiting for a line on stdin.
+/// once all are open, then sends one request on each (keep-alive, with the
+/// bearer token) and says `used` with how many were answered 200, each
+/// time waiting for a line on stdin.
 ///
 /// It does not verify airlock's leaf (wrk does not either): OpenSSL rejects
 /// it with "permitted subtree violation" — airlock's CA permits only
@@ -25,10 +27,10 @@ use super::wrk::Figures;
 /// `127.0.0.1` as a DNS name. A finding about IP-literal intercepts, not
 /// something the memory figure depends on.
 const IDLE_SCRIPT: &str = r#"
-import resource, socket, ssl, sys
+import http.client, resource, socket, ssl, sys
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-port, ca, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+port, ca, n, token = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 ctx = ssl.create_default_context(cafile=ca)
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
@@ -40,6 +42,15 @@ for _ in range(20):
 print("warm", flush=True); sys.stdin.readline()
 held = [conn() for _ in range(n)]
 print("held", len(held), flush=True); sys.stdin.readline()
+def use(s):
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    c.sock = s
+    c.request("GET", "/small.json", headers={"Authorization": "Bearer " + token})
+    r = c.getresponse()
+    r.read()
+    return r.status
+statuses = [use(s) for s in held]
+print("used", statuses.count(200), flush=True); sys.stdin.readline()
 "#;
 
 /// Times `n` connect() + accept() + close() on loopback (RST on close, so
@@ -71,6 +82,9 @@ pub(crate) struct Idle {
     pub(crate) conns: usize,
     pub(crate) before_kib: u64,
     pub(crate) after_kib: u64,
+    /// Holding the same connections idle again after one request each
+    /// (keep-alive).
+    pub(crate) after_use_kib: u64,
     /// airlock's open file descriptors, before and after: two per
     /// connection means each idle client already holds an upstream one.
     pub(crate) fds: (usize, usize),
@@ -79,6 +93,11 @@ pub(crate) struct Idle {
 impl Idle {
     pub(crate) fn per_conn_kib(&self) -> f64 {
         self.after_kib.saturating_sub(self.before_kib) as f64 / self.conns as f64
+    }
+
+    /// Per connection, idle after one request (keep-alive).
+    pub(crate) fn per_used_conn_kib(&self) -> f64 {
+        self.after_use_kib.saturating_sub(self.before_kib) as f64 / self.conns as f64
     }
 }
 
@@ -91,6 +110,7 @@ pub(crate) fn idle(
     cgroup: &Cgroup,
     port: u16,
     issuer: &Issuer,
+    token: &str,
     conns: usize,
 ) -> anyhow::Result<Idle> {
     let settings = Settings::full("written", Some(issuer));
@@ -100,15 +120,16 @@ pub(crate) fn idle(
         .arg(port.to_string())
         .arg(&ca)
         .arg(conns.to_string())
+        .arg(token)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .context("starting the idle-connection script")?;
     let mut stdin = child.stdin.take().context("stdin")?;
     let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-    let mut expect = |word: &str| -> anyhow::Result<()> {
+    let mut expect = |word: &str| -> anyhow::Result<String> {
         match lines.next() {
-            Some(Ok(l)) if l.starts_with(word) => Ok(()),
+            Some(Ok(l)) if l.starts_with(word) => Ok(l),
             other => bail!("idle-connection script: expected {word:?}, got {other:?}"),
         }
     };
@@ -124,6 +145,13 @@ pub(crate) fn idle(
     let after_kib = rss_kib(airlock.pid())?;
     let fds_after = open_fds(airlock.pid());
     writeln!(stdin)?;
+    let used = expect("used")?;
+    if used != format!("used {conns}") {
+        bail!("idle-connection script: not every request was answered 200 ({used})");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let after_use_kib = rss_kib(airlock.pid())?;
+    writeln!(stdin)?;
     let status = child.wait()?;
     if !status.success() {
         bail!("idle-connection script: {status}");
@@ -133,6 +161,7 @@ pub(crate) fn idle(
         conns,
         before_kib,
         after_kib,
+        after_use_kib,
         fds: (fds_before, fds_after),
     })
 }

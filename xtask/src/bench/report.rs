@@ -311,13 +311,16 @@ impl Report {
                 t,
                 "- Idle connections: airlock's VmRSS {} KiB after warm-up, {} KiB holding {} \
                  idle intercepted TLS connections: **{:.1} KiB per connection** (open file \
-                 descriptors {} → {}).",
+                 descriptors {} → {}); after one request on each (keep-alive, idle again) \
+                 {} KiB: **{:.1} KiB per connection**.",
                 idle.before_kib,
                 idle.after_kib,
                 idle.conns,
                 idle.per_conn_kib(),
                 idle.fds.0,
-                idle.fds.1
+                idle.fds.1,
+                idle.after_use_kib,
+                idle.per_used_conn_kib()
             );
         }
         if let Some(c) = &self.connect {
