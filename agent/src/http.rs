@@ -11,6 +11,7 @@ mod headers;
 mod idle;
 mod inspect;
 mod pool;
+mod release;
 mod scan;
 pub(crate) mod shape;
 mod tap;

@@ -677,6 +677,62 @@ async fn a_ci_jobs_records_name_the_job_its_runner_started_not_what_the_agent_cl
     env.airlock.stop().await;
 }
 
+/// A keep-alive client idle between requests (an HTTP library's pooled
+/// connection) holds no upstream connection either: a second after its
+/// answer, its upstream connection serves another client, and its next
+/// request still goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_client_idle_between_requests_holds_no_upstream_connection() {
+    if !privileged("a_keep_alive_client_idle_between_requests_holds_no_upstream_connection") {
+        return;
+    }
+    let (env, _) = setup("keepalive", AZURE, true).await;
+    let script = format!(
+        "import http.client, json, socket, ssl, sys\n\
+         ctx = ssl.create_default_context(cafile={ca:?})\n\
+         ctx.set_alpn_protocols(['http/1.1'])\n\
+         c = http.client.HTTPConnection({name:?}, {port})\n\
+         c.sock = ctx.wrap_socket(socket.create_connection(('127.0.0.1', {port})), server_hostname={name:?})\n\
+         def get(p):\n    c.request('GET', p)\n    r = c.getresponse()\n    return r.status, json.loads(r.read())['conn']\n\
+         print(*get('/first'), flush=True); sys.stdin.readline()\n\
+         print(*get('/second'), flush=True)\n",
+        ca = env.airlock.ca_cert().display().to_string(),
+        port = env.up.port(),
+        name = AZURE,
+    );
+    let mut cmd = env.airlock.client(&env.cg, "/usr/bin/python3");
+    cmd.args(["-c", &script])
+        .stdin(std::process::Stdio::piped());
+    let mut client = Talking::spawn(cmd);
+    assert_eq!(client.line().await, "200 1");
+    // Idle past the release (a second), the connection stays open.
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let ca = env.airlock.ca_cert();
+    let body = json(&curl(&env, AZURE, "/meanwhile", Some(&ca), &["--http1.1"]).await);
+    assert_eq!(
+        body["conn"], 1,
+        "the idle client's upstream connection served the other client: {body}"
+    );
+    assert_eq!(env.up.connections(), 1);
+    let mut stdin = client.child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"go\n")
+        .await
+        .unwrap();
+    let second = client.line().await;
+    assert!(second.starts_with("200 "), "{second}");
+    let recs = env.airlock.exchanges(3).await;
+    let paths: Vec<_> = recs.iter().map(|r| r["request"]["path"].clone()).collect();
+    assert_eq!(
+        paths,
+        [json!("/first"), json!("/meanwhile"), json!("/second")]
+    );
+    for r in &recs {
+        assert_eq!(r["response"]["status"], 200, "{r}");
+        assert!(r["error"].is_null(), "{r}");
+    }
+    env.airlock.stop().await;
+}
+
 /// A pooled connection the upstream closed while it sat idle is not used:
 /// the next client's request goes out on a new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

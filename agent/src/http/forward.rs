@@ -17,6 +17,7 @@ use super::body::{Counted, Side};
 use super::exchange::{ConnCtx, Exchange};
 use super::headers::{is_upgrade, strip_hop_by_hop};
 use super::inspect::{self, Refusal};
+use super::release::ReleaseWhenIdle;
 use super::{Body, Proto, UpstreamConn, UpstreamError};
 use crate::config::OnAuditFailure;
 use crate::core::{Action, Decision};
@@ -61,14 +62,15 @@ pub(crate) async fn serve<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let upstream = Arc::new(upstream);
+    let held = upstream.clone();
     let service = service_fn(move |req| {
         let upstream = upstream.clone();
         let ctx = ctx.clone();
         async move { Ok::<_, Infallible>(forward(req, proto, &upstream, ctx).await) }
     });
-    let io = TokioIo::new(client);
     let result = match proto {
         Proto::Http1 => {
+            let io = TokioIo::new(ReleaseWhenIdle::new(client, held));
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -77,6 +79,7 @@ pub(crate) async fn serve<IO>(
             until_stopped!(conn, &mut stopping)
         }
         Proto::Http2 => {
+            let io = TokioIo::new(client);
             let conn = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .keep_alive_interval(HTTP2_KEEPALIVE)

@@ -317,16 +317,32 @@ impl UpstreamConn {
     }
 
     /// Lets go of the upstream connection while the client is silent: it
-    /// goes back to the pool (closed if the pool is full), and the first
+    /// goes back to the pool (closed if the pool is full), and the next
     /// request takes one from there or dials. A client that holds its
     /// connection open without asking anything then holds no upstream
-    /// socket, TLS session or buffers, as with nginx, which dials (or takes
-    /// a kept connection) only when a request comes.
-    pub(crate) fn release(&mut self) {
-        if let Some(home) = &self.home {
-            let link = std::mem::replace(self.link.get_mut(), Link::Gone);
-            home.pool.put(home.key.clone(), self.parked(link));
+    /// socket, TLS session or buffers, as with nginx, which takes an
+    /// upstream connection only when a request comes. A connection still
+    /// carrying an exchange (a request being sent, a response not yet read
+    /// to its end) is kept: returns false then, true once nothing is held.
+    pub(crate) fn release(&self) -> bool {
+        let Some(home) = &self.home else {
+            return true;
+        };
+        let Ok(mut link) = self.link.try_lock() else {
+            return false;
+        };
+        match &*link {
+            Link::Gone => return true,
+            Link::Ready(s) if s.is_closed() => return true,
+            _ => {}
         }
+        if !link.is_usable() {
+            return false;
+        }
+        let taken = std::mem::replace(&mut *link, Link::Gone);
+        drop(link);
+        home.pool.put(home.key.clone(), self.parked(taken));
+        true
     }
 
     fn parked(&self, link: Link) -> Parked {

@@ -101,7 +101,7 @@ pub(super) async fn intercept(
             }
         }
     };
-    let (alpn, mut upstream) = upstream;
+    let (alpn, upstream) = upstream;
     // A client that names no server is served by destination address.
     let server_config = match Box::pin(proxy.client_tls.config(
         hello.server_name(),
@@ -131,7 +131,7 @@ pub(super) async fn intercept(
     let proto = Proto::from_alpn(client.get_ref().1.alpn_protocol());
     let mut stopping = proxy.stopping.clone();
     let first = tokio::select! {
-        first = first_bytes(client, upstream.as_mut().ok(), proxy.first_request_timeout) => first,
+        first = first_bytes(client, upstream.as_ref().ok(), proxy.first_request_timeout) => first,
         // Nothing asked yet, nothing to finish: close.
         () = crate::http::stopped(&mut stopping) => return,
     };
@@ -189,7 +189,7 @@ enum First<S> {
 /// (`UpstreamConn::release`): the request it sends later takes one again.
 async fn first_bytes(
     mut client: ClientTls,
-    upstream: Option<&mut UpstreamConn>,
+    upstream: Option<&UpstreamConn>,
     wait: Duration,
 ) -> First<ClientTls> {
     let now = tokio::time::Instant::now();

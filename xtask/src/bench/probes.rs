@@ -85,9 +85,10 @@ pub(crate) struct Idle {
     /// Holding the same connections idle again after one request each
     /// (keep-alive).
     pub(crate) after_use_kib: u64,
-    /// airlock's open file descriptors, before and after: two per
-    /// connection means each idle client already holds an upstream one.
-    pub(crate) fds: (usize, usize),
+    /// airlock's open file descriptors, before, holding the connections,
+    /// and holding them after a request each: two per connection means
+    /// each idle client holds an upstream one.
+    pub(crate) fds: (usize, usize, usize),
 }
 
 impl Idle {
@@ -149,8 +150,10 @@ pub(crate) fn idle(
     if used != format!("used {conns}") {
         bail!("idle-connection script: not every request was answered 200 ({used})");
     }
-    std::thread::sleep(Duration::from_secs(1));
+    // Past the keep-alive release (`http::release`, a second).
+    std::thread::sleep(Duration::from_secs(2));
     let after_use_kib = rss_kib(airlock.pid())?;
+    let fds_after_use = open_fds(airlock.pid());
     writeln!(stdin)?;
     let status = child.wait()?;
     if !status.success() {
@@ -162,7 +165,7 @@ pub(crate) fn idle(
         before_kib,
         after_kib,
         after_use_kib,
-        fds: (fds_before, fds_after),
+        fds: (fds_before, fds_after, fds_after_use),
     })
 }
 

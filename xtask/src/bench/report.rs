@@ -312,7 +312,7 @@ impl Report {
                 "- Idle connections: airlock's VmRSS {} KiB after warm-up, {} KiB holding {} \
                  idle intercepted TLS connections: **{:.1} KiB per connection** (open file \
                  descriptors {} → {}); after one request on each (keep-alive, idle again) \
-                 {} KiB: **{:.1} KiB per connection**.",
+                 {} KiB: **{:.1} KiB per connection** ({} descriptors).",
                 idle.before_kib,
                 idle.after_kib,
                 idle.conns,
@@ -320,7 +320,8 @@ impl Report {
                 idle.fds.0,
                 idle.fds.1,
                 idle.after_use_kib,
-                idle.per_used_conn_kib()
+                idle.per_used_conn_kib(),
+                idle.fds.2
             );
         }
         if let Some(c) = &self.connect {
