@@ -8,9 +8,9 @@
 //! Idleness is seen where it happens, on the client's side: a read that
 //! finds nothing looks at a timer on the same task, which is set from when
 //! the client last talked and not re-armed per request, so a busy
-//! connection costs a clock read per read and a timer wake-up a second. HTTP/2 multiplexes, and its
-//! upstream connection cannot be told idle from here: only HTTP/1.1 is
-//! wrapped.
+//! connection costs a clock read per read and a timer wake-up a second.
+//! HTTP/2 multiplexes, and its upstream connection cannot be told idle
+//! from here: only HTTP/1.1 is wrapped.
 
 use std::future::Future;
 use std::pin::Pin;
