@@ -558,15 +558,20 @@ async fn silent_client(env: &Env, path: &str) -> Talking {
         port = env.up.port(),
         name = AZURE,
     );
-    let mut cmd = env.airlock.client(&env.cg, "/usr/bin/python3");
-    cmd.args(["-c", &script])
-        .stdin(std::process::Stdio::piped());
-    let mut client = Talking::spawn(cmd);
+    let mut client = python_client(env, &script);
     assert_eq!(client.line().await, "up");
     client
 }
 
-/// Lets a [`silent_client`] send its request; its response's status line.
+/// A python3 `script` run as the agent, its stdin piped (the script waits
+/// on it for when to go on).
+fn python_client(env: &Env, script: &str) -> Talking {
+    let mut cmd = env.airlock.client(&env.cg, "/usr/bin/python3");
+    cmd.args(["-c", script]).stdin(std::process::Stdio::piped());
+    Talking::spawn(cmd)
+}
+
+/// Lets a waiting python client go on; the line it prints then.
 async fn speak(client: &mut Talking) -> String {
     let mut stdin = client.child.stdin.take().unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut stdin, b"go\n")
@@ -700,10 +705,7 @@ async fn a_keep_alive_client_idle_between_requests_holds_no_upstream_connection(
         port = env.up.port(),
         name = AZURE,
     );
-    let mut cmd = env.airlock.client(&env.cg, "/usr/bin/python3");
-    cmd.args(["-c", &script])
-        .stdin(std::process::Stdio::piped());
-    let mut client = Talking::spawn(cmd);
+    let mut client = python_client(&env, &script);
     assert_eq!(client.line().await, "200 1");
     // Idle past the release (a second), the connection stays open.
     tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
@@ -714,11 +716,7 @@ async fn a_keep_alive_client_idle_between_requests_holds_no_upstream_connection(
         "the idle client's upstream connection served the other client: {body}"
     );
     assert_eq!(env.up.connections(), 1);
-    let mut stdin = client.child.stdin.take().unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"go\n")
-        .await
-        .unwrap();
-    let second = client.line().await;
+    let second = speak(&mut client).await;
     assert!(second.starts_with("200 "), "{second}");
     let recs = env.airlock.exchanges(3).await;
     let paths: Vec<_> = recs.iter().map(|r| r["request"]["path"].clone()).collect();
