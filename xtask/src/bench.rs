@@ -253,7 +253,9 @@ pub(crate) fn bench(airlock_bin: &Path, load: &Path, plan: Plan) -> anyhow::Resu
         };
         let cpu = airlock.stop()?;
         let rows = rows?;
-        report.open_loop = open?.or(report.open_loop.take());
+        if let Some(open) = open? {
+            report.open_loop = Some(open);
+        }
         let trail = if durability == "off" {
             // No trail to count or check: wrk says how many requests went through.
             Trail {

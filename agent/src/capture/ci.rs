@@ -10,7 +10,9 @@
 //! `Runner.Worker` with a forged step below it, but that fake sits below
 //! the real worker, which is the one that counts; and it cannot rewrite
 //! an ancestor's memory (the kernel's Yama `ptrace_scope` ≥ 1, the default
-//! on Debian and Ubuntu, lets a process trace only its descendants).
+//! on Debian and Ubuntu, lets a process trace only its descendants). On a
+//! host with no runner nothing is above a fake worker: `ci` is evidence on
+//! runner hosts only (`docs/audit.md`).
 
 use std::collections::HashMap;
 

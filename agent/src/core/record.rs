@@ -46,9 +46,26 @@ pub(crate) struct ConnEnds {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<Endpoint>,
     /// The CI job the process runs in (its `process.ci`, read from the
-    /// job's runner).
+    /// job's runner): set by [`ConnEnds::new`] from `process`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ci: Option<std::sync::Arc<crate::core::CiJob>>,
+    ci: Option<std::sync::Arc<crate::core::CiJob>>,
+}
+
+impl ConnEnds {
+    pub(crate) fn new(
+        process: std::sync::Arc<ProcessInfo>,
+        src: Endpoint,
+        dst: Endpoint,
+        proxy: Option<Endpoint>,
+    ) -> Self {
+        Self {
+            ci: process.ci.clone(),
+            process,
+            src,
+            dst,
+            proxy,
+        }
+    }
 }
 
 /// One captured TCP connection, written when it ends.

@@ -63,13 +63,7 @@ impl ConnCtx {
     fn write_session(&self) -> Arc<str> {
         let record = SessionRecord {
             kind: RecordKind::Session,
-            ends: ConnEnds {
-                process: self.process.clone(),
-                src: self.src,
-                dst: self.dst,
-                proxy: self.proxy,
-                ci: self.process.ci.clone(),
-            },
+            ends: ConnEnds::new(self.process.clone(), self.src, self.dst, self.proxy),
             tls: TlsInfo {
                 sni: self.sni.clone(),
                 alpn: self.alpn.clone(),

@@ -92,13 +92,12 @@ pub(super) struct Via {
 impl Conn {
     /// The process and both addresses, as records name them.
     pub(super) fn ends(&self) -> ConnEnds {
-        ConnEnds {
-            process: self.process.clone(),
-            src: Endpoint::from(self.peer.0),
-            dst: Endpoint::from(self.orig_dst.0),
-            proxy: self.via.as_ref().map(|v| Endpoint::from(v.proxy)),
-            ci: self.process.ci.clone(),
-        }
+        ConnEnds::new(
+            self.process.clone(),
+            Endpoint::from(self.peer.0),
+            Endpoint::from(self.orig_dst.0),
+            self.via.as_ref().map(|v| Endpoint::from(v.proxy)),
+        )
     }
 
     /// A connection-level record (`connection`, `tls_passthrough`).
