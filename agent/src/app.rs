@@ -21,6 +21,9 @@ use crate::tls::{CertificateAuthority, ClientTls, LeafCache, TlsError, UpstreamT
 
 /// How long in-flight connections may finish after shutdown is asked.
 pub(crate) const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stop waits for the fleet to take the last records (the
+/// systemd unit's stop timeout leaves room for both).
+const FLEET_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -70,6 +73,8 @@ pub struct App {
     admin: crate::admin::AdminServer,
     intercept: Arc<std::sync::RwLock<crate::host::InterceptList>>,
     telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Ships the trail to `[fleet]`, when set.
+    shipper: Option<crate::fleet::Shipper>,
     /// Read again on SIGHUP (none: only the policies are reloaded).
     config_file: Option<std::path::PathBuf>,
 }
@@ -102,6 +107,12 @@ pub async fn build(config: Config) -> Result<App, AppError> {
     let listeners = Listeners::bind(&config.proxy).await?;
     let (listen, listen6) = listeners.addrs();
     let audit = AuditLog::open(&config.audit)?;
+    // Made now, before anything is written: retention waits for shipping.
+    let shipper = config
+        .fleet
+        .postgres
+        .is_some()
+        .then(|| crate::fleet::Shipper::new(config.fleet.clone(), audit.clone()));
     let intercept = config.intercept();
     let ca = CertificateAuthority::load_or_create(&config.tls.ca_dir, &intercept)?;
     let uncovered = ca.uncovered(&intercept);
@@ -157,6 +168,7 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         published,
         policy: gate.policy().clone(),
         audit: audit.clone(),
+        fleet: shipper.as_ref().map(crate::fleet::Shipper::stats),
     });
     Ok(App {
         addrs: BoundAddrs { listen, listen6 },
@@ -173,6 +185,7 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         admin,
         intercept,
         telemetry,
+        shipper,
         config_file: None,
     })
 }
@@ -216,6 +229,9 @@ impl App {
         self.audit.write_agent(&start)?;
         // On disk before READY: the trail's account of this run starts here.
         self.audit.sync().await?;
+        // Not in `tasks`: at a stop it ships the last records before ending.
+        let (stop_shipping, stopped) = tokio::sync::watch::channel(false);
+        let shipping = self.shipper.take().map(|s| tokio::spawn(s.run(stopped)));
         let mut tasks = JoinSet::new();
         self.gate.identifier().start_refresh();
         tasks.spawn(crate::reload::watch_policy(
@@ -323,6 +339,19 @@ impl App {
         self.audit
             .write_agent(&AgentRecord::new("stop", Some(cgroup)))?;
         self.audit.close().await?;
+        if let Some(shipping) = shipping {
+            // An ephemeral runner is gone after this: its last records,
+            // the stop record among them, go now if the database is there.
+            let _ = stop_shipping.send(true);
+            if tokio::time::timeout(FLEET_DRAIN_TIMEOUT, shipping)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "fleet: records not shipped within the stop's deadline; the next start ships them"
+                );
+            }
+        }
         tracing::info!("stopped");
         Ok(())
     }

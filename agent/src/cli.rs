@@ -81,6 +81,14 @@ pub enum Command {
         #[command(subcommand)]
         command: ApprovalsCommand,
     },
+    /// The fleet's database (`[fleet]`).
+    Fleet {
+        /// Config file (for `[fleet]`).
+        #[arg(long, short, global = true, value_name = "FILE", default_value = crate::config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
     /// The running daemon's state (over the admin socket): capture,
     /// listeners, CA, policy version, audit chain head, approvals.
     Status {
@@ -202,6 +210,13 @@ pub enum AuditCommand {
         /// public key (hex, as `airlock audit pubkey` prints it).
         #[arg(long, value_name = "HEX")]
         key: Option<String>,
+        /// Check the chains the host `--origin` shipped to `[fleet]`'s
+        /// database instead of local files.
+        #[arg(long, requires = "origin", conflicts_with = "paths")]
+        fleet: bool,
+        /// The host (its name, as records' `origin.host` says it).
+        #[arg(long, value_name = "HOST", requires = "fleet")]
+        origin: Option<String>,
     },
     /// Print the public key of `audit.checkpoint_key` (hex), for verifiers.
     Pubkey,
@@ -222,10 +237,18 @@ pub enum AuditCommand {
         /// Files, oldest first.
         paths: Vec<PathBuf>,
     },
-    /// Search the whole trail (rotated files included).
+    /// Search the whole trail (rotated files included), or with --fleet
+    /// every host's trail in `[fleet]`'s database.
     Search {
         #[command(flatten)]
         filter: FilterArgs,
+        /// Search the fleet's database: joined exchanges of every host
+        /// (with --json, one joined object per line).
+        #[arg(long)]
+        fleet: bool,
+        /// Only records this host wrote (its name, `origin.host`).
+        #[arg(long, value_name = "HOST", requires = "fleet")]
+        origin: Option<String>,
     },
     /// What a CI job or a session did: operations by how they ended, what
     /// was held and who decided, what was blocked and which command tried
@@ -241,6 +264,14 @@ pub enum AuditCommand {
         #[arg(long, value_enum, default_value_t = SummaryFormat::Markdown)]
         format: SummaryFormat,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Create or upgrade the schema, its roles (airlock_host,
+    /// airlock_reader) and row-level security; run as the database's
+    /// owner. Safe to run again.
+    Migrate,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

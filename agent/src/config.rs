@@ -4,6 +4,7 @@
 
 mod approval;
 mod error;
+mod fleet;
 mod identity;
 mod masking;
 mod model;
@@ -12,6 +13,8 @@ mod sections;
 
 pub(crate) use approval::{AdminConfig, ApprovalConfig};
 pub(crate) use error::ConfigError;
+pub use fleet::FleetConfig;
+pub(crate) use fleet::PgTls;
 pub(crate) use identity::IdentityConfig;
 pub use identity::IssuerConfig;
 pub(crate) use masking::MaskingConfig;
@@ -44,6 +47,7 @@ pub struct Config {
     pub model: ModelConfig,
     pub approval: ApprovalConfig,
     pub admin: AdminConfig,
+    pub fleet: FleetConfig,
 }
 
 impl Config {
@@ -98,6 +102,7 @@ impl Config {
         self.proxy.weakened(&mut out);
         self.audit.weakened(&mut out);
         self.approval.weakened(&mut out);
+        self.fleet.weakened(&mut out);
         // Across sections: an approver may release their own processes'
         // requests, and nothing tells the agent from them — capture spans
         // the whole host (no cgroup: the cgroup2 root) and selects no
@@ -123,7 +128,8 @@ impl Config {
         self.masking.validate()?;
         self.model.validate()?;
         self.approval.validate()?;
-        self.admin.validate()
+        self.admin.validate()?;
+        self.fleet.validate()
     }
 }
 

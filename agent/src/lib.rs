@@ -16,6 +16,7 @@ mod confine;
 mod core;
 mod demo;
 mod egress;
+mod fleet;
 pub mod fuzzing;
 mod gate;
 mod host;
@@ -49,10 +50,14 @@ pub use audit::verify::verify_signed;
 pub use capture::OrigDstTable;
 pub use capture::cgroup::{OwnedCgroup, cgroup2_mount};
 pub use capture::network::ContainerNetwork;
-pub use config::{CaptureConfig, Config, DEFAULT_CONFIG_PATH, IssuerConfig, NonTls};
+pub use config::{CaptureConfig, Config, DEFAULT_CONFIG_PATH, FleetConfig, IssuerConfig, NonTls};
 pub use confine::{ConfineError, arm as arm_confinement, enter_thread, seal as seal_confinement};
 pub use core::{CiJob, Glob, ProcessInfo};
 pub use demo::run as run_demo;
+pub use fleet::{
+    FleetError, ShippedTrail, migrate as fleet_migrate, search as fleet_search,
+    verify as fleet_verify,
+};
 pub use host::HostPattern;
 pub use identity::Identifier;
 pub use journal::LogWriter;

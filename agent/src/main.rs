@@ -13,7 +13,7 @@ use airlock::Identifier;
 use airlock::PolicySource;
 use airlock::cli::{
     ApprovalsCommand, AuditCommand, CaCommand, Cli, Command, ConfigCommand, ExplainArgs,
-    FilterArgs, LogArgs, LogFormat, PolicyCommand, SummaryFormat,
+    FilterArgs, FleetCommand, LogArgs, LogFormat, PolicyCommand, SummaryFormat,
 };
 use airlock::query::{self, Filter};
 use airlock::{AdminClient, approvals_table, grants_table, held_details};
@@ -103,9 +103,22 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         } => policy_explain(&load(&config)?, args),
         // Verifying named files needs no config (an auditor's machine).
         Command::Audit {
-            command: AuditCommand::Verify { paths, key },
+            command: AuditCommand::Verify { paths, key, .. },
             ..
         } if !paths.is_empty() => verify(&paths, key.as_deref()),
+        Command::Fleet {
+            config,
+            command: FleetCommand::Migrate,
+        } => {
+            let config = load(&config)?;
+            let (was, now) = runtime()?.block_on(airlock::fleet_migrate(&config.fleet))?;
+            if was == now {
+                println!("the fleet's schema is at version {now}: nothing to do");
+            } else {
+                println!("the fleet's schema is at version {now} (was {was})");
+            }
+            Ok(())
+        }
         Command::Audit { config, command } => audit(&load(&config)?, command),
         Command::Config(ConfigCommand::Check { file }) => {
             // As `run` does: the default path may be absent (a fresh install).
@@ -231,7 +244,13 @@ fn policy_explain(config: &Config, a: ExplainArgs) -> anyhow::Result<()> {
 fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
     let trail = airlock::trail(&config.audit.path);
     match command {
-        AuditCommand::Verify { paths, key } => {
+        AuditCommand::Verify {
+            key,
+            fleet: true,
+            origin: Some(origin),
+            ..
+        } => runtime()?.block_on(fleet_verify(config, &origin, key.as_deref())),
+        AuditCommand::Verify { paths, key, .. } => {
             let paths = if paths.is_empty() { trail } else { paths };
             anyhow::ensure!(
                 !paths.is_empty(),
@@ -263,7 +282,15 @@ fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
                 r => Ok(r?),
             }
         }
-        AuditCommand::Search { filter } => {
+        AuditCommand::Search {
+            filter,
+            fleet: true,
+            origin,
+        } => {
+            let (filter, json) = filter_from(filter)?;
+            runtime()?.block_on(fleet_search(config, &filter, origin.as_deref(), json))
+        }
+        AuditCommand::Search { filter, .. } => {
             let (filter, json) = filter_from(filter)?;
             print_records(&trail, &filter, json, None)
         }
@@ -308,6 +335,82 @@ fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `audit search --fleet`: table rows headed by the host each came from,
+/// or with `json` the joined objects.
+async fn fleet_search(
+    config: &Config,
+    filter: &Filter,
+    origin: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failed = None;
+    if !json {
+        writeln!(out, "{:<20} {}", "HOST", query::HEADER)?;
+    }
+    airlock::fleet_search(&config.fleet, filter, origin, |r| {
+        let written = if json {
+            serde_json::to_writer(&mut out, r)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+        } else {
+            let host = r["origin"]["host"].as_str().unwrap_or("-");
+            writeln!(out, "{host:<20} {}", query::row(r))
+        };
+        failed = written.err();
+        failed.is_none()
+    })
+    .await?;
+    match failed.map_or_else(|| out.flush(), Err) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+/// `audit verify --fleet --origin HOST`: each chain the host shipped.
+async fn fleet_verify(config: &Config, origin: &str, key: Option<&str>) -> anyhow::Result<()> {
+    let trails = airlock::fleet_verify(&config.fleet, origin, key).await?;
+    anyhow::ensure!(
+        !trails.is_empty(),
+        "the fleet's database holds no trail from {origin}"
+    );
+    let mut broken = 0;
+    for t in &trails {
+        let breaks = match t.breaks_recorded {
+            0 => String::new(),
+            n => format!("; {n} chain break(s) were found in the host's own file as it shipped"),
+        };
+        match &t.result {
+            Ok(v) => println!(
+                "OK: trail {} of {origin} (shipped by role {}): {} records through seq {}, chain intact; head {}{}{breaks}",
+                t.trail,
+                t.owner,
+                v.records,
+                t.shipped_seq,
+                v.head.as_deref().unwrap_or_default(),
+                match (key, v.checkpoints) {
+                    (Some(_), n) => format!("; {n} signed checkpoint(s) verified"),
+                    (None, _) => String::new(),
+                },
+            ),
+            Err(e) => {
+                broken += 1;
+                println!(
+                    "BROKEN: trail {} of {origin} (shipped by role {}): {e}{breaks}",
+                    t.trail, t.owner
+                );
+            }
+        }
+    }
+    anyhow::ensure!(
+        broken == 0,
+        "{broken} of {} trail(s) do not verify",
+        trails.len()
+    );
+    Ok(())
 }
 
 fn verify(paths: &[std::path::PathBuf], key: Option<&str>) -> anyhow::Result<()> {

@@ -52,6 +52,8 @@ pub(crate) struct Sources {
     pub published: PathBuf,
     pub policy: Arc<LivePolicy>,
     pub audit: AuditLog,
+    /// The fleet shipper's progress, when `[fleet]` is set.
+    pub fleet: Option<Arc<crate::fleet::ShipStats>>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -13,6 +13,7 @@ pub use check::{Outcome as ProbeOutcome, Probe, ProbeUser, check as check_runtim
 pub(crate) use mint::{ClientTls, DEFAULT_LEAF_CACHE, LeafCache};
 pub use trust::{PublicFiles, install_system, publish, runtime_env};
 pub use upstream::UpstreamTls;
+pub(crate) use upstream::{add_pem_roots, system_roots, verifying_config};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -118,6 +118,20 @@ impl TestPki {
         (vec![cert.der().clone(), self.ca_der()], pkcs8(&key))
     }
 
+    /// A server certificate for `names` (chain: leaf, CA) and its key as
+    /// PEM files `server.crt` and `server.key` in `dir`, for servers that
+    /// read files (PostgreSQL).
+    pub fn write_leaf(&self, dir: &Path, names: &[&str]) -> (PathBuf, PathBuf) {
+        let key = p256();
+        let cert = leaf_params(names)
+            .signed_by(&key, &self.ca)
+            .expect("sign leaf");
+        let (crt, pem) = (dir.join("server.crt"), dir.join("server.key"));
+        std::fs::write(&crt, cert.pem() + &self.ca_pem).expect("write server.crt");
+        std::fs::write(&pem, key.serialize_pem()).expect("write server.key");
+        (crt, pem)
+    }
+
     /// A server presenting a leaf for `names` issued by this CA.
     pub fn server_config(&self, names: &[&str], alpn: &[&[u8]]) -> Arc<ServerConfig> {
         let (chain, key) = self.leaf(names);

@@ -67,7 +67,11 @@ pub(super) fn status(telemetry: &Telemetry, approvals: &Approvals) -> serde_json
             "rules": policy.rules().len(),
             "loaded": humantime::format_rfc3339_seconds(policy.loaded_at()).to_string(),
         });
-        let mut audit = serde_json::json!(s.audit.stats());
+        let stats = s.audit.stats();
+        if let Some(fleet) = &s.fleet {
+            v["fleet"] = fleet.status(stats.seq);
+        }
+        let mut audit = serde_json::json!(stats);
         audit["path"] = serde_json::json!(s.audit.path());
         v["audit"] = audit;
     }
@@ -170,6 +174,28 @@ fn sources_metrics(s: &Sources, out: &mut Exposition) {
         "Batches that could not be written.",
         &[(&[], a.write_failures)],
     );
+    if let Some(fleet) = &s.fleet {
+        out.gauge(
+            "airlock_fleet_connected",
+            "1 while the fleet's PostgreSQL takes the trail.",
+            u64::from(fleet.connected()),
+        );
+        out.gauge(
+            "airlock_fleet_shipped_seq",
+            "The last seq the fleet's database holds.",
+            fleet.shipped_seq(),
+        );
+        out.gauge(
+            "airlock_fleet_lag_records",
+            "Records on disk the fleet's database does not hold yet.",
+            fleet.lag(a.seq),
+        );
+        out.counter(
+            "airlock_fleet_chain_breaks_total",
+            "Places the local chain did not verify as it was shipped.",
+            &[(&[], fleet.breaks())],
+        );
+    }
     let policy = s.policy.current();
     out.header(
         "airlock_policy_info",

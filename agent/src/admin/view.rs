@@ -101,6 +101,22 @@ pub fn render(v: &Value) -> String {
             s(&a["head"])
         );
     }
+    let f = &v["fleet"];
+    if f.is_object() {
+        let state = match (f["connected"].as_bool(), f["error"].as_str()) {
+            (Some(true), _) => "connected".to_owned(),
+            (_, Some(e)) => format!("NOT SHIPPING: {e}"),
+            _ => "connecting".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "fleet     {state}, shipped through seq {}, {} record(s) behind ({}s), {} chain break(s)",
+            s(&f["shipped_seq"]),
+            s(&f["lag_records"]),
+            s(&f["lag_seconds"]),
+            s(&f["chain_breaks"])
+        );
+    }
     let _ = writeln!(
         out,
         "approvals {} held, {} grants",
@@ -144,6 +160,8 @@ mod tests {
             "approvals": { "held": 2, "grants": 0 },
             "traffic": { "requests": 5, "connections_open": 1 },
             "audit": { "path": "/var/log/airlock/audit.jsonl", "healthy": false, "seq": 9, "head": "ab", "trail": "7f" },
+            "fleet": { "connected": false, "error": "PostgreSQL: connection refused", "shipped_seq": 4,
+                       "lag_records": 5, "lag_seconds": 12, "chain_breaks": 0 },
         });
         let text = render(&v);
         assert!(text.starts_with("airlock 1.0 (pid 7)"), "{text}");
@@ -151,5 +169,9 @@ mod tests {
         assert!(text.contains("NOT WRITABLE"), "{text}");
         assert!(text.contains("trail 7f, chain head seq 9 ab"), "{text}");
         assert!(!text.contains("capture"), "{text}");
+        assert!(
+            text.contains("fleet     NOT SHIPPING: PostgreSQL: connection refused, shipped through seq 4, 5 record(s) behind (12s)"),
+            "{text}"
+        );
     }
 }

@@ -102,45 +102,53 @@ pub(crate) fn verify_bytes(bytes: &[u8], head: Option<Head>) -> Result<Option<He
     }
     for (i, line) in lines.iter().enumerate() {
         let n = i + 1;
-        let fail = |reason: String| Err(Break { line: n, reason });
         if i + 1 == lines.len() && !complete {
-            return fail("truncated: the last line is incomplete".into());
+            return Err(Break {
+                line: n,
+                reason: "truncated: the last line is incomplete".into(),
+            });
         }
-        let Some((canonical, claimed)) = split(line) else {
-            return fail("not a sealed record (no hash: edited or truncated mid-line)".into());
-        };
-        let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(&canonical) else {
-            return fail("not a JSON record (edited or truncated mid-line)".into());
-        };
-        let (Some(prev), Some(seq)) = (
-            record.get("prev").and_then(Value::as_str),
-            record.get("seq").and_then(Value::as_u64),
-        ) else {
-            return fail("missing prev or seq".into());
-        };
-        if hash(prev, &canonical) != claimed {
-            return fail("hash mismatch: the record was edited".into());
-        }
-        if let Some(h) = &head {
-            if prev != h.hash {
-                return fail(format!(
-                    "prev does not match the record before (a record was deleted or reordered; seq {seq} after {})",
-                    h.seq
-                ));
-            }
-            if Some(seq) != h.seq.checked_add(1) {
-                return fail(format!(
-                    "seq {seq} after {}: a record is missing or out of order",
-                    h.seq
-                ));
-            }
-        }
-        head = Some(Head {
-            hash: claimed.to_owned(),
-            seq,
-        });
+        head = Some(verify_line(line, head.as_ref()).map_err(|reason| Break { line: n, reason })?);
     }
     Ok(head)
+}
+
+/// Checks one sealed line (without its newline) as the record after
+/// `head` (None: it may start anywhere). Returns its head, or why not.
+pub(crate) fn verify_line(line: &[u8], head: Option<&Head>) -> Result<Head, String> {
+    let Some((canonical, claimed)) = split(line) else {
+        return Err("not a sealed record (no hash: edited or truncated mid-line)".into());
+    };
+    let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(&canonical) else {
+        return Err("not a JSON record (edited or truncated mid-line)".into());
+    };
+    let (Some(prev), Some(seq)) = (
+        record.get("prev").and_then(Value::as_str),
+        record.get("seq").and_then(Value::as_u64),
+    ) else {
+        return Err("missing prev or seq".into());
+    };
+    if hash(prev, &canonical) != claimed {
+        return Err("hash mismatch: the record was edited".into());
+    }
+    if let Some(h) = head {
+        if prev != h.hash {
+            return Err(format!(
+                "prev does not match the record before (a record was deleted or reordered; seq {seq} after {})",
+                h.seq
+            ));
+        }
+        if Some(seq) != h.seq.checked_add(1) {
+            return Err(format!(
+                "seq {seq} after {}: a record is missing or out of order",
+                h.seq
+            ));
+        }
+    }
+    Ok(Head {
+        hash: claimed.to_owned(),
+        seq,
+    })
 }
 
 #[cfg(test)]

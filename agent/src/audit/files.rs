@@ -10,6 +10,13 @@ pub(crate) fn rotated_name(current: &Path, last_seq: u64) -> PathBuf {
     current.with_file_name(name)
 }
 
+/// The last seq a rotated file holds, as its name says.
+pub(crate) fn last_seq(rotated: &Path) -> Option<u64> {
+    let name = rotated.file_name()?.to_str()?;
+    let (_, digits) = name.rsplit_once('.')?;
+    (digits.len() == 12).then(|| digits.parse().ok())?
+}
+
 /// Rotated files of `current`, oldest first.
 pub(crate) fn rotated(current: &Path) -> Vec<PathBuf> {
     let Some(dir) = current.parent() else {

@@ -119,6 +119,20 @@ impl Joiner {
             .collect()
     }
 
+    /// Whether the session `id` is remembered.
+    pub fn knows_session(&self, id: &str) -> bool {
+        self.sessions.contains(id)
+    }
+
+    /// The request record `id` that is waiting for its response, joined
+    /// with its session: the exchange as far as it has come (a reader
+    /// that keeps exchanges as they happen writes it before the answer).
+    pub fn so_far(&mut self, id: &str) -> Option<Value> {
+        let mut record = self.pending.get(id)?.1.clone();
+        self.with_session(&mut record);
+        Some(record)
+    }
+
     /// Puts the context of the session `record` names into it (the
     /// exchange's own fields win); says so when the session is unknown.
     fn with_session(&mut self, record: &mut Value) -> Option<(String, std::sync::Arc<str>)> {
@@ -142,7 +156,7 @@ impl Joiner {
 /// Merges `from` into `into`: objects field by field, recursively (a
 /// response record's `request.body` joins its request record's
 /// `request`); anything else is replaced.
-fn merge(into: &mut Value, from: Value) {
+pub fn merge(into: &mut Value, from: Value) {
     match (into, from) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in b {

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::core::Glob;
 use crate::host::HostPattern;
 
-pub use super::join::{Joined, Joiner};
+pub use super::join::{Joined, Joiner, merge};
 
 /// Calls `each` with every complete record of `files`, in order: its line
 /// (without the newline) and its JSON. Streamed, so a rotated file of any

@@ -51,32 +51,64 @@ pub(crate) fn verify(files: &[PathBuf]) -> Result<Verified, VerifyError> {
 /// As [`verify`]; with `trusted` (a hex Ed25519 public key) every signed
 /// checkpoint must verify too, and at least one must be present.
 pub fn verify_signed(files: &[PathBuf], trusted: Option<&str>) -> Result<Verified, VerifyError> {
-    let mut head: Option<Head> = None;
-    let mut records = 0;
-    let mut checkpoints = 0;
-    let mut signed_through = None;
-    // The first record's seq and prev, and every (last_seq, last_hash)
-    // a retention record says was removed, with that record's seq.
-    let mut first: Option<(u64, String)> = None;
-    let mut retained: Vec<(u64, String, u64)> = Vec::new();
+    let mut v = Verifier::new(trusted);
     for file in files {
-        let bytes = read(file)?;
+        v.feed(file, &read(file)?)?;
+    }
+    v.finish(files.last().map(PathBuf::as_path).unwrap_or(Path::new("")))
+}
+
+/// One chain checked a piece at a time, oldest first: files, or the
+/// records a fleet database holds, fed in order.
+pub(crate) struct Verifier<'k> {
+    trusted: Option<&'k str>,
+    head: Option<Head>,
+    pieces: usize,
+    records: u64,
+    checkpoints: usize,
+    signed_through: Option<u64>,
+    /// The first record's seq and prev.
+    first: Option<(u64, String)>,
+    /// Every (last_seq, last_hash) a retention record says was removed,
+    /// with that record's seq.
+    retained: Vec<(u64, String, u64)>,
+}
+
+impl<'k> Verifier<'k> {
+    pub(crate) fn new(trusted: Option<&'k str>) -> Self {
+        Self {
+            trusted,
+            head: None,
+            pieces: 0,
+            records: 0,
+            checkpoints: 0,
+            signed_through: None,
+            first: None,
+            retained: Vec::new(),
+        }
+    }
+
+    /// The next piece's bytes (whole lines); `name` says where they are
+    /// from in errors, with the line within them.
+    pub(crate) fn feed(&mut self, name: &Path, bytes: &[u8]) -> Result<(), VerifyError> {
         let broken = |line: usize, reason: String| VerifyError::Broken {
-            file: file.clone(),
+            file: name.to_owned(),
             line,
             reason,
         };
-        head = chain::verify_bytes(&bytes, head).map_err(|b| broken(b.line, b.reason))?;
+        self.pieces += 1;
+        self.head =
+            chain::verify_bytes(bytes, self.head.take()).map_err(|b| broken(b.line, b.reason))?;
         for (i, line) in bytes
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
             .enumerate()
         {
-            records += 1;
+            self.records += 1;
             // Cheap filter first: only the first record and retention
             // records are parsed unless checkpoints are checked too.
-            let wanted = first.is_none()
-                || trusted.is_some()
+            let wanted = self.first.is_none()
+                || self.trusted.is_some()
                 || line.windows(RETENTION.len()).any(|w| w == RETENTION);
             if !wanted {
                 continue;
@@ -84,8 +116,8 @@ pub fn verify_signed(files: &[PathBuf], trusted: Option<&str>) -> Result<Verifie
             let Ok(record) = serde_json::from_slice::<serde_json::Value>(line) else {
                 continue;
             };
-            if first.is_none() {
-                first = record["seq"]
+            if self.first.is_none() {
+                self.first = record["seq"]
                     .as_u64()
                     .zip(record["prev"].as_str().map(str::to_owned));
             }
@@ -96,43 +128,48 @@ pub fn verify_signed(files: &[PathBuf], trusted: Option<&str>) -> Result<Verifie
                     record["seq"].as_u64(),
                 )
             {
-                retained.push((seq, hash.to_owned(), at));
+                self.retained.push((seq, hash.to_owned(), at));
             }
-            let Some(key) = trusted else { continue };
+            let Some(key) = self.trusted else { continue };
             if record["event"] == "checkpoint" {
                 checkpoint::check(&record, key).map_err(|why| broken(i + 1, why))?;
-                checkpoints += 1;
-                signed_through = record["seq"].as_u64();
+                self.checkpoints += 1;
+                self.signed_through = record["seq"].as_u64();
             }
         }
+        Ok(())
     }
-    if trusted.is_some() && checkpoints == 0 && records > 0 {
-        let file = files.last().cloned().unwrap_or_default();
-        return Err(VerifyError::Broken {
-            file,
-            line: 0,
-            reason: "no signed checkpoint in these files".into(),
+
+    /// What the pieces fed covered; `last` names the last piece.
+    pub(crate) fn finish(self, last: &Path) -> Result<Verified, VerifyError> {
+        if self.trusted.is_some() && self.checkpoints == 0 && self.records > 0 {
+            return Err(VerifyError::Broken {
+                file: last.to_owned(),
+                line: 0,
+                reason: "no signed checkpoint in these files".into(),
+            });
+        }
+        let unsigned_after = match (self.trusted, &self.head, self.signed_through) {
+            (Some(_), Some(h), Some(s)) if h.seq > s => Some(s),
+            _ => None,
+        };
+        let retained = self.retained;
+        let starts_after = self.first.filter(|(seq, _)| *seq > 1).map(|(seq, prev)| {
+            let why = retained
+                .iter()
+                .find(|(last, hash, _)| *last + 1 == seq && *hash == prev)
+                .map(|(.., at)| *at);
+            (seq, why)
         });
+        Ok(Verified {
+            files: self.pieces,
+            records: self.records,
+            head: self.head.map(|h| h.hash),
+            checkpoints: self.checkpoints,
+            unsigned_after,
+            starts_after,
+        })
     }
-    let unsigned_after = match (trusted, &head, signed_through) {
-        (Some(_), Some(h), Some(s)) if h.seq > s => Some(s),
-        _ => None,
-    };
-    let starts_after = first.filter(|(seq, _)| *seq > 1).map(|(seq, prev)| {
-        let why = retained
-            .iter()
-            .find(|(last, hash, _)| *last + 1 == seq && *hash == prev)
-            .map(|(.., at)| *at);
-        (seq, why)
-    });
-    Ok(Verified {
-        files: files.len(),
-        records,
-        head: head.map(|h| h.hash),
-        checkpoints,
-        unsigned_after,
-        starts_after,
-    })
 }
 
 fn read(file: &Path) -> Result<Vec<u8>, VerifyError> {

@@ -66,6 +66,8 @@ pub(crate) struct AuditLog {
     queued: bool,
     /// `durability = "off"`: only [`AuditLog::write_agent`] writes.
     off: bool,
+    /// The last seq shipped to the fleet ([`AuditLog::shipped_through`]).
+    shipped: Arc<AtomicU64>,
 }
 
 /// The queue's sending side; when the last [`AuditLog`] clone goes, the
@@ -137,6 +139,8 @@ impl AuditLog {
         let queue = Arc::new(Queue::new(QUEUE_DEPTH, WAKE_AT));
         let rx = queue.clone();
         let published = Arc::new(Published::default());
+        // No fleet: nothing waits for shipping.
+        let shipped = Arc::new(AtomicU64::new(u64::MAX));
         published.named(origin.trail.as_str());
         if let Some(h) = &head {
             published.resumed(h);
@@ -168,6 +172,7 @@ impl AuditLog {
             .map_err(err("start its fsync thread"))?,
             published: published.clone(),
             envelope: origin.envelope(),
+            shipped: shipped.clone(),
         };
         std::thread::Builder::new()
             .name("airlock-audit".into())
@@ -189,7 +194,15 @@ impl AuditLog {
             published,
             queued: config.durability == Durability::Queued,
             off: config.durability == Durability::Off,
+            shipped,
         })
+    }
+
+    /// The fleet holds every record through `seq`: retention may remove
+    /// rotated files up to it, and no further. Called first with 0, before
+    /// anything is shipped, when a fleet is configured.
+    pub(crate) fn shipped_through(&self, seq: u64) {
+        self.shipped.store(seq, Ordering::Release);
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -369,6 +382,8 @@ struct Writer {
     published: Arc<Published>,
     /// `"schema":…,"origin":{…}`: in every record of this trail.
     envelope: Vec<u8>,
+    /// Retention removes no file holding a record past it.
+    shipped: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -547,6 +562,10 @@ impl Writer {
                     return;
                 }
             };
+            if last.seq > self.shipped.load(Ordering::Acquire) {
+                tracing::warn!(file = %old.display(), last_seq = last.seq, "audit retention: the file is not shipped to the fleet yet; it is kept");
+                return;
+            }
             let note = serde_json::json!({
                 "kind": "agent", "event": "retention",
                 "file": old.display().to_string(), "last_seq": last.seq,

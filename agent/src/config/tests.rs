@@ -155,6 +155,8 @@ fn the_example_config_documents_every_key() {
     full.audit.group = Some("g".into());
     full.audit.checkpoint_key = Some("/k".into());
     full.policy.dir = Some("/p".into());
+    full.fleet.postgres = Some("postgresql://r@h/d".into());
+    full.fleet.password_file = Some("/pw".into());
     full.identity.issuers = vec![crate::config::IssuerConfig {
         issuer: "https://i".into(),
         audiences: vec!["a".into()],

@@ -4,7 +4,7 @@
 //! upstream connections take ([`crate::egress`]).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rustls::{ClientConfig, RootCertStore};
@@ -26,30 +26,10 @@ impl UpstreamTls {
     /// System roots (as `rustls-native-certs` finds them, honouring
     /// `SSL_CERT_FILE`/`SSL_CERT_DIR`) plus every certificate in `extra`.
     pub fn new(extra: &[PathBuf]) -> Result<Self, TlsError> {
-        let mut roots = RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        for e in &native.errors {
-            tracing::warn!(error = %e, "skipping unreadable system root certificates");
-        }
-        let (added, ignored) = roots.add_parsable_certificates(native.certs);
-        if ignored > 0 {
-            tracing::debug!(ignored, "system root certificates rustls cannot use");
-        }
+        let mut roots = system_roots();
+        let added = roots.len();
         for path in extra {
-            let err = |why: String| TlsError::Roots {
-                path: path.clone(),
-                why,
-            };
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| err(e.to_string()))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| err(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(err("no PEM certificate in it".into()));
-            }
-            for c in certs {
-                roots.add(c).map_err(|e| err(e.to_string()))?;
-            }
+            add_pem_roots(&mut roots, path)?;
         }
         if roots.is_empty() {
             tracing::warn!(
@@ -85,13 +65,54 @@ impl UpstreamTls {
         if let Some(c) = configs.get(alpn) {
             return Ok(c.clone());
         }
-        let mut c = ClientConfig::builder_with_provider(super::provider())
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(self.roots.clone())
-            .with_no_client_auth();
+        let mut c = verifying_config(self.roots.clone())?;
         c.alpn_protocols = alpn.to_vec();
         let c = Arc::new(c);
         configs.insert(alpn.to_vec(), c.clone());
         Ok(c)
     }
+}
+
+/// The system's roots, as `rustls-native-certs` finds them (honouring
+/// `SSL_CERT_FILE`/`SSL_CERT_DIR`).
+pub(crate) fn system_roots() -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::warn!(error = %e, "skipping unreadable system root certificates");
+    }
+    let (_, ignored) = roots.add_parsable_certificates(native.certs);
+    if ignored > 0 {
+        tracing::debug!(ignored, "system root certificates rustls cannot use");
+    }
+    roots
+}
+
+/// Adds every certificate of the PEM file `path` to `roots`; a file with
+/// none is an error (a wrong path must not silently trust nothing).
+pub(crate) fn add_pem_roots(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsError> {
+    let err = |why: String| TlsError::Roots {
+        path: path.to_owned(),
+        why,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("no PEM certificate in it".into()));
+    }
+    for c in certs {
+        roots.add(c).map_err(|e| err(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// A client config verifying servers against `roots`, with airlock's
+/// crypto provider and no client certificate.
+pub(crate) fn verifying_config(roots: Arc<RootCertStore>) -> Result<ClientConfig, TlsError> {
+    Ok(ClientConfig::builder_with_provider(super::provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }

@@ -1,0 +1,340 @@
+//! The fleet: two hosts ship their trails into one real PostgreSQL
+//! (Debian's, started by the test, TLS verified), through a database
+//! outage; every local record arrives exactly once, each chain verifies
+//! there, searches find each host's exchanges, and a host's database role
+//! cannot read or write another host's trail.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use airlock_tests::daemon::{Daemon, airlock_bin, records, terminate, wait_for, write_tls_config};
+use airlock_tests::postgres::OWNER;
+use airlock_tests::{Postgres, TempDir, TestCgroup, TestPki, TlsUpstream, finish, privileged};
+use serde_json::Value;
+
+const NAME: &str = "fleet.airlock-test.azure.com";
+
+/// One host: a daemon under its own host name (a UTS namespace of its
+/// own), shipping as database role `role`, capturing `cg`.
+struct Host {
+    dir: TempDir,
+    cg: TestCgroup,
+    up: TlsUpstream,
+    config: PathBuf,
+    name: &'static str,
+}
+
+impl Host {
+    async fn new(name: &'static str, pki: &TestPki, pg: &Postgres, role: &str) -> Self {
+        let dir = TempDir::new(name);
+        let cg = TestCgroup::new(name);
+        let up = TlsUpstream::start(
+            pki.server_config(&[NAME], &[b"http/1.1"]),
+            &["127.0.0.1:0".parse().unwrap()],
+        )
+        .await;
+        let config = write_tls_config(dir.path(), cg.path(), up.port(), &pki.write_ca(dir.path()));
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        // Small files: the outage spans a rotation.
+        text = text.replace("[audit]\n", "[audit]\nrotate_bytes = 65536\n");
+        text.push_str(&pg.fleet_section(role));
+        std::fs::write(&config, text).unwrap();
+        Self {
+            dir,
+            cg,
+            up,
+            config,
+            name,
+        }
+    }
+
+    fn audit(&self) -> PathBuf {
+        self.dir.path().join("audit.jsonl")
+    }
+
+    fn start(&self) -> Daemon {
+        let script = format!(
+            "hostname {} && exec {} run --log-level error --config {}",
+            self.name,
+            airlock_bin().display(),
+            self.config.display()
+        );
+        Daemon(
+            tokio::process::Command::new("unshare")
+                .args(["--uts", "--", "sh", "-c", &script])
+                .kill_on_drop(true)
+                .spawn()
+                .expect("start airlock"),
+        )
+    }
+
+    /// `n` requests from the agent (`nobody`), on one connection.
+    async fn load(&self, n: usize, tag: &str) {
+        let public = self.dir.path().join("public");
+        let mut cmd = airlock_tests::agent::client(&self.cg, &public, "curl");
+        cmd.args(["-sS", "--max-time", "60", "-w", "%{http_code}\n"])
+            .args(["--resolve", &format!("{NAME}:{}:127.0.0.1", self.up.port())]);
+        for i in 0..n {
+            cmd.args(["-o", "/dev/null"])
+                .arg(format!("https://{NAME}:{}/info?{tag}={i}", self.up.port()));
+        }
+        let out = finish(cmd).await;
+        assert_eq!(
+            out.stdout.lines().filter(|l| *l == "200").count(),
+            n,
+            "{out:?}"
+        );
+    }
+
+    fn local_lines(&self) -> Vec<String> {
+        airlock::trail(&self.audit())
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn trail_id(&self) -> String {
+        records(&self.audit())[0]["origin"]["trail"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+fn airlock(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(airlock_bin())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Waits until the database holds every line of `host`'s trail.
+async fn shipped(pg: &Postgres, host: &Host) -> usize {
+    let trail = host.trail_id();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let local = host.local_lines().len();
+        let there: usize = pg
+            .value(
+                OWNER,
+                &format!("SELECT count(*) FROM airlock_records WHERE trail = '{trail}'"),
+            )
+            .parse()
+            .unwrap();
+        if there == local {
+            return local;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}: {there} of {local} records shipped",
+            host.name
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_ship_every_record_once_through_an_outage_and_stay_in_their_lanes() {
+    if !privileged("two_hosts_ship_every_record_once_through_an_outage_and_stay_in_their_lanes") {
+        return;
+    }
+    let dir = TempDir::new("fleet");
+    let pki = TestPki::new("fleet test CA");
+    let mut pg = Postgres::start(dir.path(), &pki);
+
+    // The owner creates the schema; a second run has nothing to do.
+    let owner = dir.path().join("owner.toml");
+    std::fs::write(&owner, pg.fleet_section(OWNER)).unwrap();
+    let out = airlock(&owner, &["fleet", "migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("version 1 (was 0)"), "{}", text(&out));
+    let out = airlock(&owner, &["fleet", "migrate"]);
+    assert!(text(&out).contains("nothing to do"), "{}", text(&out));
+    pg.role("runner_a", "airlock_host");
+    pg.role("runner_b", "airlock_host");
+    pg.role("auditor", "airlock_reader");
+    let auditor = dir.path().join("auditor.toml");
+    std::fs::write(&auditor, pg.fleet_section("auditor")).unwrap();
+
+    let a = Host::new("runner-a", &pki, &pg, "runner_a").await;
+    let b = Host::new("runner-b", &pki, &pg, "runner_b").await;
+    let mut da = a.start();
+    let mut db = b.start();
+    for h in [&a, &b] {
+        wait_for(&h.audit(), |r| r.iter().any(|r| r["event"] == "start")).await;
+    }
+    tokio::join!(a.load(30, "before"), b.load(20, "before"));
+    shipped(&pg, &a).await;
+
+    // The database goes down mid-stream; traffic goes on, unhindered.
+    pg.crash();
+    tokio::join!(a.load(200, "during"), b.load(100, "during"));
+    let status = airlock(&a.config, &["status", "--json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(status["fleet"]["connected"], false, "{status}");
+    assert!(
+        status["fleet"]["lag_records"].as_u64() > Some(0),
+        "{status}"
+    );
+    pg.resume();
+    tokio::join!(a.load(10, "after"), b.load(10, "after"));
+    shipped(&pg, &a).await;
+    shipped(&pg, &b).await;
+    let status = airlock(&a.config, &["status", "--json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(status["fleet"]["connected"], true, "{status}");
+
+    // Stopped, each ships its last records (the stop record) before it ends.
+    terminate(&mut da).await;
+    terminate(&mut db).await;
+    for h in [&a, &b] {
+        let local = h.local_lines();
+        assert!(local.last().unwrap().contains("\"event\":\"stop\""));
+        let trail = h.trail_id();
+        let there = pg.value(
+            OWNER,
+            &format!("SELECT string_agg(line, E'\\n' ORDER BY seq) FROM airlock_records WHERE trail = '{trail}'"),
+        );
+        assert!(
+            there == local.join("\n"),
+            "{}: the database holds exactly the local records, each once ({} lines there, {} here)",
+            h.name,
+            there.lines().count(),
+            local.len()
+        );
+        assert!(
+            airlock::trail(&h.audit()).len() > 1,
+            "{}: the trail rotated during the test",
+            h.name
+        );
+        // The shipped chain verifies, from any machine with the reader role.
+        let out = airlock(
+            &auditor,
+            &["audit", "verify", "--fleet", "--origin", h.name],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains(&format!("OK: trail {trail} of {}", h.name)),
+            "{}",
+            text(&out)
+        );
+    }
+
+    // Search: each host's exchanges, joined, found by host and filters.
+    let out = airlock(
+        &auditor,
+        &[
+            "audit", "search", "--fleet", "--origin", "runner-b", "--comm", "curl", "--status",
+            "200", "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let found: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(found.len(), 130, "every exchange of runner-b, once");
+    for r in &found {
+        assert_eq!(r["origin"]["host"], "runner-b");
+        assert_eq!(r["process"]["comm"], "curl", "joined with its session: {r}");
+        assert_eq!(r["request"]["method"], "GET");
+        assert_eq!(r["response"]["status"], 200);
+    }
+    let out = airlock(&auditor, &["audit", "search", "--fleet", "--kind", "http"]);
+    let table = text(&out);
+    assert!(
+        table.contains("\nrunner-a ") && table.contains("\nrunner-b "),
+        "{table}"
+    );
+    let out = airlock(
+        &auditor,
+        &["audit", "search", "--fleet", "--origin", "runner-a"],
+    );
+    let table = text(&out);
+    assert!(
+        table.contains("\nrunner-a ") && !table.contains("\nrunner-b "),
+        "{table}"
+    );
+
+    // Row-level security: a host's role sees and writes only its own trail.
+    let (ta, tb) = (a.trail_id(), b.trail_id());
+    let seen = pg.value(
+        "runner_b",
+        "SELECT count(DISTINCT trail) FROM airlock_records",
+    );
+    assert_eq!(seen, "1", "runner_b reads only its own trail");
+    let seen = pg.value(
+        "runner_b",
+        &format!("SELECT count(*) FROM airlock_exchanges WHERE trail = '{ta}'"),
+    );
+    assert_eq!(seen, "0");
+    let forged = pg.sql(
+        "runner_b",
+        &format!(r#"INSERT INTO airlock_records (trail, seq, line) VALUES ('{ta}', 999999, '{{"seq":999999}}')"#),
+    );
+    assert!(!forged.status.success());
+    assert!(
+        text(&forged).contains("row-level security"),
+        "{}",
+        text(&forged)
+    );
+    let moved = pg.value(
+        "runner_b",
+        &format!("UPDATE airlock_trails SET shipped_seq = 0 WHERE trail = '{ta}' RETURNING trail"),
+    );
+    assert_eq!(moved, "", "another host's trail cannot be touched");
+    let stolen = pg.sql(
+        "runner_b",
+        "INSERT INTO airlock_trails (trail, owner, host) VALUES ('00000000000000000000000000000000', 'runner_a', 'runner-a')",
+    );
+    assert!(
+        !stolen.status.success(),
+        "a host cannot register a trail for another role"
+    );
+    let edited = pg.sql(
+        "runner_b",
+        &format!("UPDATE airlock_records SET line = line WHERE trail = '{tb}'"),
+    );
+    assert!(
+        !edited.status.success(),
+        "shipped records are never rewritten, even by their host"
+    );
+    let written = pg.sql(
+        "auditor",
+        &format!("DELETE FROM airlock_records WHERE trail = '{ta}'"),
+    );
+    assert!(!written.status.success(), "readers only read");
+
+    // An edit in the database is found by the fleet's verify.
+    let out = pg.sql(
+        OWNER,
+        &format!("UPDATE airlock_records SET line = replace(line, '\"GET\"', '\"PUT\"') WHERE trail = '{ta}' AND seq = (SELECT min(seq) FROM airlock_records WHERE trail = '{ta}' AND line LIKE '%\"GET\"%')"),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = airlock(
+        &auditor,
+        &["audit", "verify", "--fleet", "--origin", "runner-a"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("BROKEN") && text(&out).contains("hash mismatch"),
+        "{}",
+        text(&out)
+    );
+}
