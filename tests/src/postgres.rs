@@ -171,6 +171,11 @@ impl Postgres {
         )
     }
 
+    /// The CA that signed the server's certificate.
+    pub fn ca(&self) -> &Path {
+        &self.ca
+    }
+
     /// Where every role's password is (for `fleet.password_file`).
     pub fn password_file(&self) -> PathBuf {
         self.client_dir.join("password")

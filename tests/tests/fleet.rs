@@ -321,6 +321,43 @@ async fn two_hosts_ship_every_record_once_through_an_outage_and_stay_in_their_la
     );
     assert!(!written.status.success(), "readers only read");
 
+    // The server is verified: a database whose certificate another CA
+    // signed is refused, and a URL that would not verify is refused at load.
+    let other = TempDir::new("fleet-other-ca");
+    let wrong_ca = TestPki::new("not the database's CA").write_ca(other.path());
+    let wrong = other.path().join("wrong.toml");
+    let url = pg.url("auditor").replace(
+        &format!("sslrootcert={}", pg.ca().display()),
+        &format!("sslrootcert={}", wrong_ca.display()),
+    );
+    std::fs::write(
+        &wrong,
+        format!(
+            "[fleet]\npostgres = {url:?}\npassword_file = {:?}\n",
+            pg.password_file()
+        ),
+    )
+    .unwrap();
+    let out = airlock(&wrong, &["audit", "search", "--fleet"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("TLS handshake"), "{}", text(&out));
+    std::fs::write(
+        &wrong,
+        format!(
+            "[fleet]\npostgres = \"{}&sslmode=require\"\n",
+            pg.url("auditor")
+        ),
+    )
+    .unwrap();
+    let out = airlock(&wrong, &["audit", "search", "--fleet"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("wrong.toml:2")
+            && text(&out).contains("sslmode=require does not verify"),
+        "{}",
+        text(&out)
+    );
+
     // An edit in the database is found by the fleet's verify.
     let out = pg.sql(
         OWNER,
