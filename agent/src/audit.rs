@@ -12,6 +12,7 @@ mod queue;
 mod recover;
 mod stats;
 pub(crate) mod summary;
+pub(crate) mod tail;
 pub(crate) mod verify;
 mod writer;
 

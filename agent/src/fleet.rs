@@ -14,7 +14,6 @@ mod read;
 mod rows;
 mod schema;
 mod ship;
-mod tail;
 
 pub use read::{ShippedTrail, search, verify};
 pub(crate) use ship::{ShipStats, Shipper};

@@ -18,11 +18,11 @@ use tokio_postgres::Client;
 
 use super::FleetError;
 use super::rows::{Columns, Row};
-use super::tail::{Line, Tail};
 use crate::audit::AuditLog;
 use crate::audit::chain::{self, Head};
 use crate::audit::origin::{Origin, TrailId};
 use crate::audit::query::{Joiner, merge};
+use crate::audit::tail::{Line, Tail};
 use crate::config::FleetConfig;
 use crate::core::lock;
 

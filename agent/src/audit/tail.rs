@@ -3,26 +3,27 @@
 //! for its newline), across rotation (a rotated file is found again by the
 //! last seq its name carries), never by the writer's path alone — the file
 //! being read stays open, so a rotation between two reads loses nothing.
-//! Blocking: the shipper calls it off the async threads.
+//! Blocking: readers that follow the trail (the fleet's shipper) call it
+//! off the async threads.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::audit::files;
+use super::files;
 
 /// Bytes read at a time.
 const CHUNK: usize = 256 * 1024;
 
 /// One record's line (without its newline) and its seq.
 #[derive(Debug)]
-pub(super) struct Line {
-    pub(super) seq: u64,
-    pub(super) text: String,
+pub(crate) struct Line {
+    pub(crate) seq: u64,
+    pub(crate) text: String,
 }
 
-pub(super) struct Tail {
+pub(crate) struct Tail {
     current: PathBuf,
     /// The next seq wanted.
     next: u64,
@@ -38,7 +39,7 @@ struct Open {
 
 impl Tail {
     /// Reads the trail whose current file is `current` from seq `next`.
-    pub(super) fn new(current: &Path, next: u64) -> Self {
+    pub(crate) fn new(current: &Path, next: u64) -> Self {
         Self {
             current: current.to_owned(),
             next,
@@ -48,7 +49,7 @@ impl Tail {
 
     /// Up to `max` whole records from the next wanted seq on, in order;
     /// fewer (or none) when the trail has no more yet.
-    pub(super) fn read(&mut self, max: usize) -> io::Result<Vec<Line>> {
+    pub(crate) fn read(&mut self, max: usize) -> io::Result<Vec<Line>> {
         let mut out = Vec::new();
         let mut chunk = vec![0u8; CHUNK];
         // The file just read to its end: found again, it holds no more
