@@ -128,9 +128,25 @@ pub async fn build(config: Config) -> Result<App, AppError> {
     )?);
     let client_tls = ClientTls::new(leaves.clone())?;
     let upstream_tls = Arc::new(upstream_tls(&config)?);
-    let approvals =
-        crate::approval::Approvals::new(&config.approval, audit.clone(), upstream_tls.clone())
-            .map_err(|e| AppError::Approval(e.to_string()))?;
+    // With a fleet, holds are published there and decided from anywhere.
+    let (board, decisions) = match &shipper {
+        Some(s) => {
+            let (board, decisions) =
+                crate::fleet::Board::spawn(config.fleet.clone(), s.origin().clone());
+            (Some(board), Some(decisions))
+        }
+        None => (None, None),
+    };
+    let approvals = crate::approval::Approvals::new(
+        &config.approval,
+        audit.clone(),
+        upstream_tls.clone(),
+        board,
+    )
+    .map_err(|e| AppError::Approval(e.to_string()))?;
+    if let Some(decisions) = decisions {
+        tokio::spawn(approvals.clone().follow_fleet(decisions));
+    }
     // Bound now: a second airlock (a live socket) is an error before
     // anything is attached.
     let telemetry = Arc::new(crate::telemetry::Telemetry::default());

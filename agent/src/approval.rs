@@ -7,7 +7,9 @@
 //! who may decide (kernel-identified approvers; never a process airlock
 //! captures; never oneself unless allowed), and the `approval` audit
 //! records of every step. The admin API ([`crate::admin`]) drives it over
-//! a Unix socket; [`webhook`] announces new holds, signed.
+//! a Unix socket; [`webhook`] announces new holds, signed; with `[fleet]`,
+//! holds are also published to the fleet's database, where an approver's
+//! role decides them from any machine ([`crate::fleet`]'s board).
 
 #[cfg(test)]
 pub(crate) mod fixture;
@@ -182,6 +184,8 @@ pub(crate) struct Approvals {
     max_held_per_identity: usize,
     users: Users,
     webhook: Option<webhook::Webhook>,
+    /// The fleet's holds, when `[fleet]` is set.
+    board: Option<crate::fleet::Board>,
 }
 
 #[derive(Debug, Default)]
@@ -255,6 +259,7 @@ impl Approvals {
         config: &ApprovalConfig,
         audit: AuditLog,
         tls: Arc<UpstreamTls>,
+        board: Option<crate::fleet::Board>,
     ) -> Result<Arc<Self>, ApprovalError> {
         let secret = match &config.webhook_secret_file {
             None => None,
@@ -264,7 +269,13 @@ impl Approvals {
             .webhook_url
             .as_ref()
             .map(|url| webhook::Webhook::spawn(url.clone(), tls, secret));
-        Ok(Arc::new(Self::build(config, audit, Users::System, webhook)))
+        Ok(Arc::new(Self::build(
+            config,
+            audit,
+            Users::System,
+            webhook,
+            board,
+        )))
     }
 
     fn build(
@@ -272,6 +283,7 @@ impl Approvals {
         audit: AuditLog,
         users: Users,
         webhook: Option<webhook::Webhook>,
+        board: Option<crate::fleet::Board>,
     ) -> Self {
         Self {
             state: Mutex::new(State::default()),
@@ -283,6 +295,7 @@ impl Approvals {
             max_held_per_identity: config.max_held_per_identity,
             users,
             webhook,
+            board,
         }
     }
 
@@ -348,6 +361,12 @@ impl Approvals {
         self.lock().count(Event::Requested);
         if let Some(w) = &self.webhook {
             w.notify(&request, timeout);
+        }
+        if let Some(b) = &self.board {
+            let mut shown = serde_json::json!(&*request);
+            shown["identity_key"] =
+                serde_json::json!(identity_key(&request.identity, &request.process));
+            b.publish(&request.id, shown, timeout);
         }
         let outcome = match tokio::time::timeout(timeout, &mut wait).await {
             Ok(Ok(outcome)) => outcome,
@@ -420,6 +439,7 @@ impl Approvals {
         let Some(slot) = slot else {
             return wait.try_recv().unwrap_or(Outcome::Expired);
         };
+        self.settled(&request.id, "expired");
         let mut rec = self.request_record(Event::Expired, request);
         rec.waited_ms = Some(slot.since.elapsed().as_millis() as u64);
         let _ = self.write(&rec);
@@ -453,6 +473,33 @@ impl Approvals {
             ));
         }
         let by = self.authorize(caller, Some(id), None, "approve")?;
+        self.release_held(
+            id,
+            by,
+            Release {
+                window,
+                scope,
+                reason,
+            },
+            Some(caller.uid),
+        )
+    }
+
+    /// Releases held request `id` as `by` decided (authorized already);
+    /// `caller_uid`: the local approver's uid, checked against the
+    /// request's process (`approval.allow_self`).
+    fn release_held(
+        &self,
+        id: &str,
+        by: Approver,
+        release: Release,
+        caller_uid: Option<u32>,
+    ) -> Result<Outcome, ApprovalError> {
+        let Release {
+            window,
+            scope,
+            reason,
+        } = release;
         let mut st = self.lock();
         let slot = st.held.get(id).ok_or_else(|| st.missing(id))?;
         let scope = match scope {
@@ -460,7 +507,7 @@ impl Approvals {
             Some(s) => crate::operation::scope::parse_scope(&s, &slot.request.resource)
                 .map_err(ApprovalError::BadRequest)?,
         };
-        if slot.request.process.uid == caller.uid && !self.allow_self {
+        if caller_uid == Some(slot.request.process.uid) && !self.allow_self {
             drop(st);
             let mut rec = ApprovalRecord::new(Event::Refused);
             rec.request_id = Some(id.to_owned());
@@ -501,6 +548,7 @@ impl Approvals {
         // and finds the outcome already in its channel.
         let _ = slot.reply.send(outcome.clone());
         drop(st);
+        self.settled(id, "approved");
         let mut rec = self.request_record(Event::Approved, &slot.request);
         rec.by = Some(by.clone());
         rec.reason = reason.clone();
@@ -532,6 +580,11 @@ impl Approvals {
             return Err(ApprovalError::BadRequest("a denial needs a reason".into()));
         }
         let by = self.authorize(caller, Some(id), None, "deny")?;
+        self.refuse_held(id, by, reason)
+    }
+
+    /// Refuses held request `id` as `by` decided (authorized already).
+    fn refuse_held(&self, id: &str, by: Approver, reason: &str) -> Result<Outcome, ApprovalError> {
         self.audit
             .check()
             .map_err(|_| ApprovalError::AuditUnavailable)?;
@@ -545,12 +598,58 @@ impl Approvals {
         st.remember(id, "denied");
         let _ = slot.reply.send(outcome.clone());
         drop(st);
+        self.settled(id, "denied");
         let mut rec = self.request_record(Event::Denied, &slot.request);
         rec.by = Some(by);
         rec.reason = Some(reason.to_owned());
         rec.waited_ms = Some(slot.since.elapsed().as_millis() as u64);
         let _ = self.write(&rec);
         Ok(outcome)
+    }
+
+    /// Applies the fleet's decisions as they come (`[fleet]`): each was
+    /// made by an approver's database role, which PostgreSQL alone lets
+    /// decide; a decision on a hold already ended here changes nothing.
+    pub(crate) async fn follow_fleet(
+        self: Arc<Self>,
+        mut decisions: tokio::sync::mpsc::UnboundedReceiver<crate::fleet::FleetDecision>,
+    ) {
+        while let Some(d) = decisions.recv().await {
+            let by = Approver {
+                uid: None,
+                user: d.os_user,
+                role: Some(d.role),
+                host: d.os_host,
+            };
+            let who = by.describe();
+            let done = if d.approve {
+                let release = Release {
+                    window: d.window.filter(|w| !w.is_zero() && *w <= MAX_GRANT),
+                    scope: d.scope,
+                    reason: d.reason,
+                };
+                self.release_held(&d.id, by, release, None)
+            } else {
+                let reason = d.reason.unwrap_or_default();
+                self.refuse_held(&d.id, by, &reason)
+            };
+            match done {
+                Ok(_) => {
+                    tracing::info!(id = %d.id, by = %who, approve = d.approve, "held request decided from the fleet")
+                }
+                Err(ApprovalError::NotFound(_) | ApprovalError::AlreadyDecided { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(id = %d.id, by = %who, error = %e, "a decision from the fleet was not applied")
+                }
+            }
+        }
+    }
+
+    /// Tells the fleet a hold ended here.
+    fn settled(&self, id: &str, state: &'static str) {
+        if let Some(b) = &self.board {
+            b.settle(id, state);
+        }
     }
 
     /// Ends grant `grant_id` now.
@@ -664,6 +763,7 @@ impl Approvals {
         Status {
             held: st.held.len(),
             grants: st.grants.len(),
+            fleet: self.board.as_ref().map(crate::fleet::Board::connected),
         }
     }
 
@@ -743,6 +843,7 @@ impl Drop for Abandon<'_> {
             st.remember(&self.request.id, "abandoned");
             slot.map(|s| s.since.elapsed())
         };
+        self.approvals.settled(&self.request.id, "abandoned");
         let mut rec = self
             .approvals
             .request_record(Event::Abandoned, self.request);

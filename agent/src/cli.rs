@@ -78,6 +78,11 @@ pub enum Command {
         /// JSON instead of text.
         #[arg(long, global = true)]
         json: bool,
+        /// Through the fleet's database (`[fleet]`, as a role in
+        /// airlock_approver): requests held on every host (list, approve,
+        /// deny).
+        #[arg(long, global = true, conflicts_with = "socket")]
+        fleet: bool,
         #[command(subcommand)]
         command: ApprovalsCommand,
     },

@@ -9,12 +9,16 @@
 //! for search, chain breaks found on the way), and the readers behind
 //! `audit search --fleet` and `audit verify --fleet` ([`read`]).
 
+mod board;
 mod connect;
+mod decide;
 mod read;
 mod rows;
 mod schema;
 mod ship;
 
+pub(crate) use board::{Board, FleetDecision};
+pub use decide::{Decide, decide, held};
 pub use read::{ShippedTrail, search, verify};
 pub(crate) use ship::{ShipStats, Shipper};
 
@@ -49,6 +53,8 @@ pub enum FleetError {
     Schema { found: i32, want: i32 },
     #[error("the trail {0} is shipped by another database role: two hosts cannot share a trail")]
     TrailTaken(String),
+    #[error("{0}")]
+    Decision(String),
     #[error("the local trail: {0}")]
     Trail(#[from] std::io::Error),
 }

@@ -55,8 +55,8 @@ pub use confine::{ConfineError, arm as arm_confinement, enter_thread, seal as se
 pub use core::{CiJob, Glob, ProcessInfo};
 pub use demo::run as run_demo;
 pub use fleet::{
-    FleetError, ShippedTrail, migrate as fleet_migrate, search as fleet_search,
-    verify as fleet_verify,
+    Decide as FleetDecide, FleetError, ShippedTrail, decide as fleet_decide, held as fleet_held,
+    migrate as fleet_migrate, search as fleet_search, verify as fleet_verify,
 };
 pub use host::HostPattern;
 pub use identity::Identifier;

@@ -60,9 +60,17 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Ca { config, command } => ca(&load(&config)?, command),
         Command::Approvals {
             config,
+            json,
+            fleet: true,
+            command,
+            ..
+        } => runtime()?.block_on(fleet_approvals(&load(&config)?, json, command)),
+        Command::Approvals {
+            config,
             socket,
             json,
             command,
+            ..
         } => {
             let socket = socket.map_or_else(|| load(&config).map(|c| c.admin.socket), Ok)?;
             runtime()?.block_on(approvals(AdminClient::new(socket), json, command))
@@ -184,6 +192,71 @@ async fn approvals(
                 &serde_json::Value::from(grants.clone()),
                 grants_table(&grants),
             );
+        }
+    }
+    Ok(())
+}
+
+/// `approvals … --fleet`: the held requests of every host, decided
+/// through the fleet's database.
+async fn fleet_approvals(
+    config: &Config,
+    json: bool,
+    command: ApprovalsCommand,
+) -> anyhow::Result<()> {
+    let decide = |approve, window, scope, reason| airlock::FleetDecide {
+        approve,
+        window,
+        scope,
+        reason,
+    };
+    let (id, d) = match command {
+        ApprovalsCommand::List { watch } => loop {
+            let held = airlock::fleet_held(&config.fleet).await?;
+            if json {
+                println!("{}", serde_json::Value::from(held));
+            } else {
+                print!("{}", approvals_table(&held));
+            }
+            if !watch {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            println!();
+        },
+        ApprovalsCommand::Approve {
+            id,
+            r#for,
+            scope,
+            reason,
+        } => {
+            let window = r#for
+                .map(|w| humantime::parse_duration(&w))
+                .transpose()
+                .context("--for")?;
+            (id, decide(true, window, scope, reason))
+        }
+        ApprovalsCommand::Deny { id, reason } => (id, decide(false, None, None, Some(reason))),
+        ApprovalsCommand::Show { .. }
+        | ApprovalsCommand::Revoke { .. }
+        | ApprovalsCommand::Grants => {
+            anyhow::bail!(
+                "with --fleet: list, approve and deny (show, grants and revoke are per host, over its admin socket)"
+            )
+        }
+    };
+    let v = airlock::fleet_decide(&config.fleet, &id, d).await?;
+    if json {
+        println!("{v}");
+    } else {
+        let text = |k: &str| v[k].as_str().unwrap_or("?").to_owned();
+        let (decision, host) = (text("decision"), text("host"));
+        match v["state"].as_str() {
+            Some("held") => println!(
+                "{id}: {decision} recorded; {host} has not answered yet (it applies the decision when it hears of it, unless the hold ends first)"
+            ),
+            Some(state) => println!("{id}: {state} on {host}"),
+            None => println!("{v}"),
         }
     }
     Ok(())

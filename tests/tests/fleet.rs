@@ -13,6 +13,10 @@ use airlock_tests::{Postgres, TempDir, TestCgroup, TestPki, TlsUpstream, finish,
 use serde_json::Value;
 
 const NAME: &str = "fleet.airlock-test.azure.com";
+/// Azure Resource Manager: the shipped policy holds a resource group's
+/// deletion there for a human.
+const ARM: &str = "management.azure.com";
+const RG: &str = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourcegroups/rg-old?api-version=2021-04-01";
 
 /// One host: a daemon under its own host name (a UTS namespace of its
 /// own), shipping as database role `role`, capturing `cg`.
@@ -29,7 +33,7 @@ impl Host {
         let dir = TempDir::new(name);
         let cg = TestCgroup::new(name);
         let up = TlsUpstream::start(
-            pki.server_config(&[NAME], &[b"http/1.1"]),
+            pki.server_config(&[NAME, ARM], &[b"http/1.1"]),
             &["127.0.0.1:0".parse().unwrap()],
         )
         .await;
@@ -38,6 +42,8 @@ impl Host {
         // Small files: the outage spans a rotation.
         text = text.replace("[audit]\n", "[audit]\nrotate_bytes = 65536\n");
         text.push_str(&pg.fleet_section(role));
+        // The host's own approver, for when the fleet is away.
+        text.push_str("[approval]\napprovers = [\"root\"]\n");
         std::fs::write(&config, text).unwrap();
         Self {
             dir,
@@ -84,6 +90,25 @@ impl Host {
             n,
             "{out:?}"
         );
+    }
+
+    /// The agent's `az group delete`, waiting for its answer: the status.
+    fn delete(&self) -> tokio::task::JoinHandle<String> {
+        let public = self.dir.path().join("public");
+        let mut cmd = airlock_tests::agent::client(&self.cg, &public, "curl");
+        cmd.args([
+            "-sS",
+            "--max-time",
+            "60",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args(["-X", "DELETE", "--resolve"])
+        .arg(format!("{ARM}:{}:127.0.0.1", self.up.port()))
+        .arg(format!("https://{ARM}:{}{RG}", self.up.port()));
+        tokio::spawn(async move { finish(cmd).await.stdout })
     }
 
     fn local_lines(&self) -> Vec<String> {
@@ -163,7 +188,7 @@ async fn two_hosts_ship_every_record_once_through_an_outage_and_stay_in_their_la
     std::fs::write(&owner, pg.fleet_section(OWNER)).unwrap();
     let out = airlock(&owner, &["fleet", "migrate"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("version 1 (was 0)"), "{}", text(&out));
+    assert!(text(&out).contains("version 2 (was 0)"), "{}", text(&out));
     let out = airlock(&owner, &["fleet", "migrate"]);
     assert!(text(&out).contains("nothing to do"), "{}", text(&out));
     pg.role("runner_a", "airlock_host");
@@ -374,4 +399,173 @@ async fn two_hosts_ship_every_record_once_through_an_outage_and_stay_in_their_la
         "{}",
         text(&out)
     );
+}
+
+/// The fleet's held list, as an approver on another machine sees it,
+/// once it has `n` requests.
+async fn fleet_held(approver: &Path, n: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + airlock_tests::WAIT;
+    loop {
+        let out = airlock(approver, &["approvals", "list", "--fleet", "--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let held: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        if held.len() >= n {
+            return held;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not held in the fleet: {held:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_held_on_one_host_is_decided_from_another_and_hosts_cannot_decide() {
+    if !privileged("a_request_held_on_one_host_is_decided_from_another_and_hosts_cannot_decide") {
+        return;
+    }
+    let dir = TempDir::new("fleet-approve");
+    let pki = TestPki::new("fleet approvals test CA");
+    let mut pg = Postgres::start(dir.path(), &pki);
+    let owner = dir.path().join("owner.toml");
+    std::fs::write(&owner, pg.fleet_section(OWNER)).unwrap();
+    let out = airlock(&owner, &["fleet", "migrate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    pg.role("runner_a", "airlock_host");
+    pg.role("sre_alice", "airlock_approver");
+    let approver = dir.path().join("approver.toml");
+    std::fs::write(&approver, pg.fleet_section("sre_alice")).unwrap();
+
+    let a = Host::new("runner-a", &pki, &pg, "runner_a").await;
+    let _daemon = a.start();
+    wait_for(&a.audit(), |r| r.iter().any(|r| r["event"] == "start")).await;
+
+    // Held on runner-a; seen from the approver's machine with what they
+    // need to decide.
+    let first = a.delete();
+    let held = fleet_held(&approver, 1).await;
+    let h = &held[0];
+    assert_eq!(h["host"], "runner-a", "{h}");
+    assert_eq!(h["process"]["comm"], "curl", "{h}");
+    assert!(h["remaining_s"].as_u64() > Some(0), "{h}");
+    let id = h["id"].as_str().unwrap().to_owned();
+    let table = text(&airlock(&approver, &["approvals", "list", "--fleet"]));
+    assert!(table.contains("runner-a") && table.contains(&id), "{table}");
+
+    // A host's role decides nothing, not even its own request's fate.
+    let trail = a.trail_id();
+    let forged = pg.sql(
+        "runner_a",
+        &format!("INSERT INTO airlock_decisions (trail, id, decision) VALUES ('{trail}', '{id}', 'approve')"),
+    );
+    assert!(!forged.status.success());
+    assert!(
+        text(&forged).contains("permission denied"),
+        "{}",
+        text(&forged)
+    );
+    assert_eq!(a.up.requests(), 0, "nothing forwarded while held");
+
+    // Approved from the fleet: forwarded once, and the trail says who.
+    let out = airlock(
+        &approver,
+        &[
+            "approvals",
+            "approve",
+            &id,
+            "--fleet",
+            "--reason",
+            "planned cleanup",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("{id}: approved on runner-a")),
+        "{}",
+        text(&out)
+    );
+    // Forwarded: the answer is the upstream's (it has no DELETE: 405).
+    assert_eq!(first.await.unwrap(), "405");
+    assert_eq!(a.up.requests(), 1, "the upstream saw it exactly once");
+    let approved = wait_for(&a.audit(), |r| {
+        r.iter()
+            .any(|r| r["kind"] == "approval" && r["event"] == "approved")
+    })
+    .await;
+    let rec = approved
+        .iter()
+        .find(|r| r["kind"] == "approval" && r["event"] == "approved")
+        .unwrap();
+    assert_eq!(rec["request_id"], id.as_str());
+    assert_eq!(rec["by"]["role"], "sre_alice", "{rec}");
+    assert_eq!(rec["reason"], "planned cleanup");
+    assert!(rec["by"]["host"].is_string(), "{rec}");
+    let again = airlock(&approver, &["approvals", "approve", &id, "--fleet"]);
+    assert!(!again.status.success());
+    assert!(text(&again).contains("no longer"), "{}", text(&again));
+
+    // Denied from the fleet: 403 to the agent, nothing forwarded.
+    let second = a.delete();
+    let held = fleet_held(&approver, 1).await;
+    let id = held[0]["id"].as_str().unwrap().to_owned();
+    let out = airlock(
+        &approver,
+        &[
+            "approvals",
+            "deny",
+            &id,
+            "--fleet",
+            "--reason",
+            "not on a Friday",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("{id}: denied on runner-a")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(second.await.unwrap(), "403");
+    assert_eq!(a.up.requests(), 1, "the denied request was not forwarded");
+    let fleet_up = || {
+        let status: Value =
+            serde_json::from_slice(&airlock(&a.config, &["status", "--json"]).stdout).unwrap();
+        status["approvals"]["fleet"].as_bool()
+    };
+    assert_eq!(fleet_up(), Some(true));
+
+    // The database goes away: the host says so, and its own approvers
+    // decide meanwhile; nothing is approved by default.
+    pg.crash();
+    let deadline = tokio::time::Instant::now() + airlock_tests::WAIT;
+    while fleet_up() != Some(false) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the host never noticed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let third = a.delete();
+    let id = loop {
+        let out = airlock(&a.config, &["approvals", "list", "--json"]);
+        let held: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if let Some(h) = held.first() {
+            break h["id"].as_str().unwrap().to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not held locally");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        a.up.requests(),
+        1,
+        "held, not let through, with the fleet away"
+    );
+    let out = airlock(
+        &a.config,
+        &["approvals", "approve", &id, "--reason", "on call"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(third.await.unwrap(), "405");
+    assert_eq!(a.up.requests(), 2);
 }

@@ -248,31 +248,41 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
 }
 
 /// The held list as a table: ID, WAITING, OPERATION, IDENTITY, PROCESS,
-/// RULE.
+/// RULE; with a `host` on the rows (the fleet's list), HOST first.
 pub fn approvals_table(held: &[Value]) -> String {
+    let fleet = held.iter().any(|v| v["host"].is_string());
     let rows = held
         .iter()
         .map(|v| {
             let p = &v["process"];
-            vec![
-                s(v, "id").to_owned(),
-                human(v["waiting_s"].as_u64().unwrap_or(0)),
-                s(v, "operation").to_owned(),
-                who(v),
-                format!(
-                    "{}[{}] uid {}",
-                    p["comm"].as_str().unwrap_or("?"),
-                    p["pid"],
-                    p["uid"]
-                ),
-                s(v, "rule").to_owned(),
-            ]
+            let host = fleet.then(|| s(v, "host").to_owned());
+            host.into_iter()
+                .chain([
+                    s(v, "id").to_owned(),
+                    human(v["waiting_s"].as_u64().unwrap_or(0)),
+                    s(v, "operation").to_owned(),
+                    who(v),
+                    format!(
+                        "{}[{}] uid {}",
+                        p["comm"].as_str().unwrap_or("?"),
+                        p["pid"],
+                        p["uid"]
+                    ),
+                    s(v, "rule").to_owned(),
+                ])
+                .collect()
         })
         .collect();
-    table(
-        &["ID", "WAITING", "OPERATION", "IDENTITY", "PROCESS", "RULE"],
-        rows,
-    )
+    let header = [
+        "HOST",
+        "ID",
+        "WAITING",
+        "OPERATION",
+        "IDENTITY",
+        "PROCESS",
+        "RULE",
+    ];
+    table(&header[usize::from(!fleet)..], rows)
 }
 
 /// Live grants as a table.

@@ -119,9 +119,14 @@ pub fn render(v: &Value) -> String {
     }
     let _ = writeln!(
         out,
-        "approvals {} held, {} grants",
+        "approvals {} held, {} grants{}",
         s(&v["approvals"]["held"]),
-        s(&v["approvals"]["grants"])
+        s(&v["approvals"]["grants"]),
+        match v["approvals"]["fleet"].as_bool() {
+            Some(true) => ", published to the fleet",
+            Some(false) => ", FLEET UNAVAILABLE: decided on this host only",
+            None => "",
+        }
     );
     let _ = writeln!(
         out,

@@ -60,6 +60,7 @@ impl Fixture {
             audit.clone(),
             Users::Fixed(db),
             None,
+            None,
         ));
         Self {
             approvals,

@@ -120,8 +120,10 @@ async fn a_window_grant_lets_identical_requests_through_until_revoked() {
 fn out_with(gid: &str) -> Outcome {
     Outcome::Approved {
         by: Approver {
-            uid: 1000,
+            uid: Some(1000),
             user: Some("alice".into()),
+            role: None,
+            host: None,
         },
         grant: Some(gid.to_owned()),
     }

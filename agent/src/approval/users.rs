@@ -7,16 +7,25 @@ use crate::users::UserDb;
 impl Approver {
     pub(crate) fn new(uid: u32, db: &UserDb) -> Self {
         Self {
-            uid,
+            uid: Some(uid),
             user: db.user_name(uid),
+            role: None,
+            host: None,
         }
     }
 
-    /// `alice (uid 1000)`, or `uid 1000` when unnamed.
+    /// `alice (uid 1000)`, or `uid 1000` when unnamed; a fleet decision's
+    /// `role approvers-sre (alice on laptop7)`.
     pub(crate) fn describe(&self) -> String {
-        match &self.user {
-            Some(u) => format!("{u} (uid {})", self.uid),
-            None => format!("uid {}", self.uid),
+        let user = self.user.as_deref().unwrap_or("?");
+        match (&self.role, self.uid) {
+            (Some(role), _) => format!(
+                "role {role} ({user} on {})",
+                self.host.as_deref().unwrap_or("?")
+            ),
+            (None, Some(uid)) if self.user.is_some() => format!("{user} (uid {uid})"),
+            (None, Some(uid)) => format!("uid {uid}"),
+            (None, None) => user.to_owned(),
         }
     }
 }

@@ -51,6 +51,10 @@ pub(crate) struct GrantView {
 pub(crate) struct Status {
     pub held: usize,
     pub grants: usize,
+    /// With `[fleet]`: whether holds reach the fleet's approvers now
+    /// (false: they are decided on this host only until it is back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<bool>,
 }
 
 fn rfc3339(t: SystemTime) -> String {

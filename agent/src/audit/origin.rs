@@ -45,7 +45,7 @@ const APP_ID: [u8; 16] = [
 ];
 
 /// `origin`, as every record carries it.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub(crate) struct Origin {
     pub(crate) host: String,
     /// This host's machine id as airlock's own ([`app_specific`]), where

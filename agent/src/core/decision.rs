@@ -89,12 +89,23 @@ pub(crate) enum Outcome {
     TooManyHeld { limit: String },
 }
 
-/// Whoever acted through the admin socket; `by` in approval records.
+/// Whoever decided: through the admin socket, or from the fleet's
+/// database; `by` in approval records.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub(crate) struct Approver {
-    /// From the kernel (SO_PEERCRED), not from the client.
-    pub uid: u32,
-    /// From `/etc/passwd`; absent when the uid has no entry.
+    /// From the kernel (SO_PEERCRED), not from the client; absent for a
+    /// decision from the fleet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// From `/etc/passwd`; absent when the uid has no entry. For a fleet
+    /// decision, the OS user the deciding command said it ran as.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// A fleet decision: the database role that made it, as PostgreSQL
+    /// authenticated it (what makes it a decision).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// A fleet decision: the host the deciding command said it ran on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }

@@ -16,13 +16,25 @@ use std::task::{Context, Poll};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::mpsc;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, NoTls, TlsConnect};
 
 use super::FleetError;
 use crate::config::{FleetConfig, PgTls};
 
+/// Notifications (`LISTEN`) a connection received, in order; closed when
+/// the connection ends.
+pub(super) type Notices = mpsc::UnboundedReceiver<tokio_postgres::Notification>;
+
 /// Connects as `[fleet]` says.
 pub(super) async fn connect(fleet: &FleetConfig) -> Result<tokio_postgres::Client, FleetError> {
+    connect_listening(fleet).await.map(|(client, _)| client)
+}
+
+/// Connects, and hands over what the server notifies.
+pub(super) async fn connect_listening(
+    fleet: &FleetConfig,
+) -> Result<(tokio_postgres::Client, Notices), FleetError> {
     let target = fleet
         .target()
         .map_err(FleetError::Config)?
@@ -39,30 +51,43 @@ pub(super) async fn connect(fleet: &FleetConfig) -> Result<tokio_postgres::Clien
     if let Some(p) = password {
         config.password(p);
     }
-    let client = match tls {
+    Ok(match tls {
         None => {
             let (client, conn) = config.connect(NoTls).await?;
-            drive(conn);
-            client
+            (client, drive(conn))
         }
         Some(tls) => {
             let (client, conn) = config.connect(Rustls(tls)).await?;
-            drive(conn);
-            client
+            (client, drive(conn))
         }
-    };
-    Ok(client)
+    })
 }
 
-fn drive<C>(conn: C)
+/// Drives the connection on a task of its own, passing notifications on.
+fn drive<S, T>(mut conn: tokio_postgres::Connection<S, T>) -> Notices
 where
-    C: Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %FleetError::from(e), "fleet database connection ended");
+        loop {
+            match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                    // Nobody listening: the connection still serves its
+                    // client.
+                    let _ = tx.send(n);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::debug!(error = %FleetError::from(e), "fleet database connection ended");
+                    return;
+                }
+                None => return,
+            }
         }
     });
+    rx
 }
 
 /// The password's first line from `file`, else `PGPASSWORD`, else none

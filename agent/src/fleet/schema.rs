@@ -8,10 +8,11 @@ use tokio_postgres::Client;
 use super::FleetError;
 
 /// The schema this airlock writes and reads.
-pub(super) const CURRENT: i32 = 1;
+pub(super) const CURRENT: i32 = 2;
 
 /// Each version's migration, in order: `MIGRATIONS[n]` takes n to n+1.
-const MIGRATIONS: [&str; CURRENT as usize] = [include_str!("schema_v1.sql")];
+const MIGRATIONS: [&str; CURRENT as usize] =
+    [include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
 
 /// Brings the schema to [`CURRENT`]; returns the version it found.
 pub(super) async fn migrate(client: &mut Client) -> Result<i32, FleetError> {

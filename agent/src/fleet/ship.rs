@@ -112,6 +112,11 @@ impl Shipper {
         }
     }
 
+    /// Where this trail comes from (its id, host and machine).
+    pub(crate) fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
     pub(crate) fn stats(&self) -> Arc<ShipStats> {
         self.stats.clone()
     }

@@ -390,7 +390,11 @@ async fn hold(
             "ApprovalDenied",
             &format!(
                 "denied by {}: {reason}",
-                by.user.clone().unwrap_or_else(|| format!("uid {}", by.uid))
+                by.user
+                    .clone()
+                    .or_else(|| by.role.clone())
+                    .or_else(|| by.uid.map(|u| format!("uid {u}")))
+                    .unwrap_or_default()
             ),
             extra("denied"),
         )),
