@@ -5,6 +5,7 @@
 
 mod azure;
 mod entra;
+mod fleet;
 mod imds;
 
 use std::path::PathBuf;
@@ -97,7 +98,17 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
             why,
         })?;
 
+    // The fleet's database: the trail shipped there, the approval below
+    // decided through it, the chain checked there at the end.
+    let fleet = fleet::DemoFleet::start(&dir)
+        .await
+        .inspect_err(|e| println!("(the fleet step is skipped: {e})"))
+        .ok();
+
     let mut config = Config::default();
+    if let Some(f) = &fleet {
+        config.fleet = f.host.clone();
+    }
     config.capture.cgroup = vec![cgroup.path().to_owned(), jobs.path().join("job-*")];
     config.proxy.listen_containers = gateway.map(|ip| std::net::SocketAddr::new(ip, 0));
     config.capture.ports = vec![443, azure.addr.port()];
@@ -163,6 +174,7 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         port: azure.addr.port(),
         imds,
         containers: network.as_ref().map(|n| (n, &jobs)),
+        fleet: fleet.as_ref().map(|f| &f.approver),
     };
     let script = tokio::select! {
         r = agent.session(&azure) => r,
@@ -237,6 +249,57 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
             crate::core::truncate(&b.why, 70)
         );
     }
+    if let Some(f) = &fleet {
+        fleet_report(f, &records).await?;
+    }
+    Ok(())
+}
+
+/// What the fleet's database holds of this host's trail, as an auditor on
+/// another machine checks it.
+async fn fleet_report(f: &fleet::DemoFleet, records: &[Value]) -> Result<(), DemoError> {
+    let step = |why: String| DemoError::Step {
+        step: "the fleet's database",
+        why,
+    };
+    let host = records
+        .first()
+        .and_then(|r| r["origin"]["host"].as_str())
+        .unwrap_or_default();
+    let shipped = crate::fleet::verify(&f.auditor, host, None)
+        .await
+        .map_err(|e| step(e.to_string()))?;
+    let [trail] = shipped.as_slice() else {
+        return Err(step(format!("{} trails from {host}", shipped.len())));
+    };
+    let verified = trail.result.as_ref().map_err(|e| step(e.to_string()))?;
+    if verified.records != records.len() as u64 {
+        return Err(step(format!(
+            "{} records there, {} here",
+            verified.records,
+            records.len()
+        )));
+    }
+    println!(
+        "fleet: all {} records shipped to PostgreSQL (role {}, TLS verified); airlock audit verify --fleet --origin {host}: chain intact",
+        verified.records, trail.owner
+    );
+    let denied = crate::audit::query::Filter {
+        decision: Some("deny".into()),
+        kind: Some("http".into()),
+        ..Default::default()
+    };
+    let found = crate::fleet::search(&f.auditor, &denied, Some(host), |_| true)
+        .await
+        .map_err(|e| step(e.to_string()))?;
+    let by = records
+        .iter()
+        .find(|r| r["kind"] == "approval" && r["event"] == "approved")
+        .map(|r| r["by"]["role"].as_str().unwrap_or("?").to_owned())
+        .unwrap_or_default();
+    println!(
+        "airlock audit search --fleet --decision deny: {found} exchanges; the held group deletion was approved from the fleet by role {by}"
+    );
     Ok(())
 }
 
@@ -264,6 +327,8 @@ struct Agent<'a> {
         &'a crate::capture::network::ContainerNetwork,
         &'a OwnedCgroup,
     )>,
+    /// An approver's `[fleet]`, when the demo has a fleet database.
+    fleet: Option<&'a crate::config::FleetConfig>,
 }
 
 impl Agent<'_> {
@@ -392,8 +457,16 @@ impl Agent<'_> {
             ),
             async {
                 self.approve_itself().await?;
-                self.decide(true, "planned cleanup of a legacy resource group")
-                    .await
+                match self.fleet {
+                    Some(approver) => {
+                        self.decide_in_fleet(approver, "planned cleanup of a legacy resource group")
+                            .await
+                    }
+                    None => {
+                        self.decide(true, "planned cleanup of a legacy resource group")
+                            .await
+                    }
+                }
             },
         );
         decided?;
@@ -623,6 +696,40 @@ impl Agent<'_> {
             self.admin.deny(&id, reason).await.map_err(err)?;
         }
         Ok(())
+    }
+
+    /// An approver on another machine: approves the request held now from
+    /// the fleet's database (`airlock approvals approve ID --fleet`).
+    async fn decide_in_fleet(
+        &self,
+        approver: &crate::config::FleetConfig,
+        reason: &str,
+    ) -> Result<(), DemoError> {
+        let step = "approving through the fleet";
+        let err = |e: crate::fleet::FleetError| DemoError::Step {
+            step,
+            why: e.to_string(),
+        };
+        let id = self.held_id(step).await?;
+        for _ in 0..200 {
+            let held = crate::fleet::held(approver).await.map_err(err)?;
+            if held.iter().any(|h| h["id"] == id.as_str()) {
+                let decide = crate::fleet::Decide {
+                    approve: true,
+                    reason: Some(reason.to_owned()),
+                    ..Default::default()
+                };
+                crate::fleet::decide(approver, &id, decide)
+                    .await
+                    .map_err(err)?;
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(DemoError::Step {
+            step,
+            why: format!("{id} never reached the fleet"),
+        })
     }
 
     /// A token from the simulated Entra token endpoint (client credentials).
@@ -991,10 +1098,14 @@ fn row(title: &str, r: &Value) -> String {
     ) {
         (Some("allow"), _) | (_, None) => String::new(),
         (_, Some(rule)) => match r["approval"]["outcome"].as_str() {
-            Some(outcome) => format!(
-                "  [{rule}: {outcome} by {}]",
-                r["approval"]["by"]["user"].as_str().unwrap_or("?")
-            ),
+            Some(outcome) => {
+                let by = &r["approval"]["by"];
+                let who = match by["role"].as_str() {
+                    Some(role) => format!("role {role}, from the fleet"),
+                    None => by["user"].as_str().unwrap_or("?").to_owned(),
+                };
+                format!("  [{rule}: {outcome} by {who}]")
+            }
             None => format!("  [{rule}]"),
         },
     };

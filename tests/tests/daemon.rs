@@ -402,7 +402,9 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
         (
             "az group delete",
             "Microsoft.Resources/subscriptions/resourceGroups/delete",
-            "approve   202    -  [resource-group-delete: approved by root]",
+            // Decided from the fleet's database (PostgreSQL is installed
+            // with the tests).
+            "approve   202    -  [resource-group-delete: approved by role demo_approver, from the fleet]",
         ),
         (
             "kubectl exec",
@@ -443,6 +445,15 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
     );
     assert!(
         out.stdout.contains("airlock audit verify: OK"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(
+            "shipped to PostgreSQL (role demo_runner, TLS verified); airlock audit verify --fleet"
+        ) && out
+            .stdout
+            .contains("chain intact\nairlock audit search --fleet --decision deny: "),
         "{}",
         out.stdout
     );

@@ -38,7 +38,7 @@ const PACKAGES: &[(&str, Probe)] = &[
     // `systemd-analyze verify` of packaging/airlock.service.
     ("systemd", Probe::Command("systemd-analyze")),
     // The fleet's database: a real PostgreSQL server and psql, started
-    // by the tests in their own directories.
+    // by the tests and the demo in their own directories.
     ("postgresql", Probe::File("/usr/lib/postgresql")),
     // The smoke bench at the end of `test`: upstream and load generator.
     ("nginx-light", Probe::Command("nginx")),
