@@ -198,6 +198,7 @@ impl Reloader {
             ("admin", a.admin == b.admin),
             ("masking", a.masking == b.masking),
             ("model", a.model == b.model),
+            ("fleet", a.fleet == b.fleet),
         ] {
             if !same {
                 restart.push(name);
@@ -247,6 +248,7 @@ impl Reloader {
         kept.admin = current.admin.clone();
         kept.masking = current.masking.clone();
         kept.model = current.model.clone();
+        kept.fleet = current.fleet.clone();
         *current = kept;
     }
 

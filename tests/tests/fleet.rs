@@ -132,6 +132,29 @@ impl Host {
     }
 }
 
+/// Edits, in place, the last request record of `audit` (the current
+/// file) as someone covering their tracks would: `GET` becomes `PUT`.
+/// Returns its seq.
+fn tamper(audit: &Path) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let text = std::fs::read_to_string(audit).unwrap();
+    let mut at = 0;
+    let mut found = None;
+    for line in text.split_inclusive('\n') {
+        if line.contains("\"phase\":\"request\"") && line.contains("\"GET\"") {
+            found = Some((at, line));
+        }
+        at += line.len();
+    }
+    let (start, line) = found.expect("a request record to edit");
+    let offset = start + line.find("\"GET\"").unwrap() + 1;
+    let f = std::fs::OpenOptions::new().write(true).open(audit).unwrap();
+    // Same length, so nothing after it moves.
+    f.write_all_at(b"PUT", offset as u64).unwrap();
+    let record: Value = serde_json::from_str(line.trim_end()).unwrap();
+    record["seq"].as_u64().unwrap()
+}
+
 fn airlock(config: &Path, args: &[&str]) -> std::process::Output {
     Command::new(airlock_bin())
         .args(args)
@@ -217,6 +240,9 @@ async fn two_hosts_ship_every_record_once_through_an_outage_and_stay_in_their_la
         status["fleet"]["lag_records"].as_u64() > Some(0),
         "{status}"
     );
+    // Meanwhile a record not shipped yet is edited in runner-b's file:
+    // the shipper finds the break as it ships it.
+    let edited_seq = tamper(&b.audit());
     pg.resume();
     tokio::join!(a.load(10, "after"), b.load(10, "after"));
     shipped(&pg, &a).await;
@@ -224,6 +250,21 @@ async fn two_hosts_ship_every_record_once_through_an_outage_and_stay_in_their_la
     let status = airlock(&a.config, &["status", "--json"]);
     let status: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
     assert_eq!(status["fleet"]["connected"], true, "{status}");
+    assert_eq!(status["fleet"]["chain_breaks"], 0, "{status}");
+    let status = airlock(&b.config, &["status", "--json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(status["fleet"]["chain_breaks"], 1, "{status}");
+    let breaks = pg.value(
+        OWNER,
+        &format!(
+            "SELECT seq || ' ' || reason FROM airlock_chain_breaks WHERE trail = '{}'",
+            b.trail_id()
+        ),
+    );
+    assert_eq!(
+        breaks,
+        format!("{edited_seq} hash mismatch: the record was edited")
+    );
 
     // Stopped, each ships its last records (the stop record) before it ends.
     terminate(&mut da).await;
@@ -248,17 +289,29 @@ async fn two_hosts_ship_every_record_once_through_an_outage_and_stay_in_their_la
             "{}: the trail rotated during the test",
             h.name
         );
-        // The shipped chain verifies, from any machine with the reader role.
+        // The shipped chain verifies, from any machine with the reader
+        // role; runner-b's shows where its own file was edited.
         let out = airlock(
             &auditor,
             &["audit", "verify", "--fleet", "--origin", h.name],
         );
-        assert!(out.status.success(), "{}", text(&out));
-        assert!(
-            text(&out).contains(&format!("OK: trail {trail} of {}", h.name)),
-            "{}",
-            text(&out)
-        );
+        if h.name == "runner-a" {
+            assert!(out.status.success(), "{}", text(&out));
+            assert!(
+                text(&out).contains(&format!("OK: trail {trail} of {}", h.name)),
+                "{}",
+                text(&out)
+            );
+        } else {
+            assert!(!out.status.success(), "{}", text(&out));
+            assert!(
+                text(&out).contains("BROKEN")
+                    && text(&out).contains("hash mismatch")
+                    && text(&out).contains("1 chain break(s) were found in the host's own file"),
+                "{}",
+                text(&out)
+            );
+        }
     }
 
     // Search: each host's exchanges, joined, found by host and filters.
@@ -278,9 +331,14 @@ async fn two_hosts_ship_every_record_once_through_an_outage_and_stay_in_their_la
     for r in &found {
         assert_eq!(r["origin"]["host"], "runner-b");
         assert_eq!(r["process"]["comm"], "curl", "joined with its session: {r}");
-        assert_eq!(r["request"]["method"], "GET");
         assert_eq!(r["response"]["status"], 200);
     }
+    // The copy is the host's file, edit included: the chain says so.
+    let puts = found
+        .iter()
+        .filter(|r| r["request"]["method"] == "PUT")
+        .count();
+    assert_eq!(puts, 1);
     let out = airlock(&auditor, &["audit", "search", "--fleet", "--kind", "http"]);
     let table = text(&out);
     assert!(

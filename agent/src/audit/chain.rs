@@ -117,18 +117,50 @@ pub(crate) fn verify_bytes(bytes: &[u8], head: Option<Head>) -> Result<Option<He
 /// `head` (None: it may start anywhere). Returns its head, or why not.
 pub(crate) fn verify_line(line: &[u8], head: Option<&Head>) -> Result<Head, String> {
     let Some((canonical, claimed)) = split(line) else {
-        return Err("not a sealed record (no hash: edited or truncated mid-line)".into());
+        return Err(NOT_SEALED.into());
     };
     let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(&canonical) else {
-        return Err("not a JSON record (edited or truncated mid-line)".into());
+        return Err(NOT_JSON.into());
     };
     let (Some(prev), Some(seq)) = (
         record.get("prev").and_then(Value::as_str),
         record.get("seq").and_then(Value::as_u64),
     ) else {
-        return Err("missing prev or seq".into());
+        return Err(NO_PREV_SEQ.into());
     };
-    if hash(prev, &canonical) != claimed {
+    verify_sealed(&canonical, claimed, prev, seq, head)
+}
+
+/// As [`verify_line`], for a reader that has parsed the whole line into
+/// `record` already (the same `prev` and `seq` as its canonical text's),
+/// so the line is not parsed twice.
+pub(crate) fn verify_parsed(
+    line: &[u8],
+    record: &Value,
+    head: Option<&Head>,
+) -> Result<Head, String> {
+    let Some((canonical, claimed)) = split(line) else {
+        return Err(NOT_SEALED.into());
+    };
+    let (Some(prev), Some(seq)) = (record["prev"].as_str(), record["seq"].as_u64()) else {
+        return Err(NO_PREV_SEQ.into());
+    };
+    verify_sealed(&canonical, claimed, prev, seq, head)
+}
+
+const NOT_SEALED: &str = "not a sealed record (no hash: edited or truncated mid-line)";
+pub(crate) const NOT_JSON: &str = "not a JSON record (edited or truncated mid-line)";
+const NO_PREV_SEQ: &str = "missing prev or seq";
+
+/// The hash and the link to `head` of a record whose parts are known.
+fn verify_sealed(
+    canonical: &[u8],
+    claimed: &str,
+    prev: &str,
+    seq: u64,
+    head: Option<&Head>,
+) -> Result<Head, String> {
+    if hash(prev, canonical) != claimed {
         return Err("hash mismatch: the record was edited".into());
     }
     if let Some(h) = head {

@@ -344,16 +344,26 @@ impl Joining {
         let mut records = Vec::with_capacity(lines.len());
         for line in lines {
             batch.last = line.seq;
-            *head = match chain::verify_line(line.text.as_bytes(), head.as_ref()) {
+            let bytes = line.text.as_bytes();
+            let parsed = serde_json::from_str::<Value>(&line.text)
+                .ok()
+                .filter(Value::is_object);
+            let checked = match &parsed {
+                Some(r) => chain::verify_parsed(bytes, r, head.as_ref()),
+                None => Err(chain::NOT_JSON.into()),
+            };
+            *head = match checked {
                 Ok(h) => Some(h),
                 Err(reason) => {
                     batch.breaks.push((line.seq, reason));
                     // The chain goes on from this record, if it is one.
-                    chain::verify_line(line.text.as_bytes(), None).ok()
+                    parsed
+                        .as_ref()
+                        .and_then(|r| chain::verify_parsed(bytes, r, None).ok())
                 }
             };
-            let record = match serde_json::from_str::<Value>(&line.text) {
-                Ok(r) if r["seq"].as_u64() == Some(line.seq) => r,
+            let record = match parsed {
+                Some(r) if r["seq"].as_u64() == Some(line.seq) => r,
                 _ => continue,
             };
             if record["origin"]["trail"]
