@@ -42,9 +42,7 @@ use crate::tls::UpstreamTls;
 /// Decided request ids remembered, so a late decision is told "already
 /// decided" (409) rather than "no such request" (404).
 const RECENT: usize = 1024;
-/// Longest window an approver may grant: a grant is a standing exception
-/// to policy and should not outlive a working day.
-pub(crate) const MAX_GRANT: Duration = Duration::from_secs(24 * 3600);
+use crate::core::MAX_GRANT;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApprovalError {
@@ -454,35 +452,9 @@ impl Approvals {
         caller: &Caller,
         release: Release,
     ) -> Result<Outcome, ApprovalError> {
-        let Release {
-            window,
-            scope,
-            reason,
-        } = release;
-        if let Some(w) = window
-            && (w.is_zero() || w > MAX_GRANT)
-        {
-            return Err(ApprovalError::BadRequest(format!(
-                "a grant lasts more than 0s and at most {}",
-                humantime::format_duration(MAX_GRANT)
-            )));
-        }
-        if scope.is_some() && window.is_none() {
-            return Err(ApprovalError::BadRequest(
-                "a scope is for a window grant: give a window too".into(),
-            ));
-        }
+        check_release(&release)?;
         let by = self.authorize(caller, Some(id), None, "approve")?;
-        self.release_held(
-            id,
-            by,
-            Release {
-                window,
-                scope,
-                reason,
-            },
-            Some(caller.uid),
-        )
+        self.release_held(id, by, release, Some(caller.uid))
     }
 
     /// Releases held request `id` as `by` decided (authorized already);
@@ -624,11 +596,11 @@ impl Approvals {
             let who = by.describe();
             let done = if d.approve {
                 let release = Release {
-                    window: d.window.filter(|w| !w.is_zero() && *w <= MAX_GRANT),
+                    window: d.window,
                     scope: d.scope,
                     reason: d.reason,
                 };
-                self.release_held(&d.id, by, release, None)
+                check_release(&release).and_then(|()| self.release_held(&d.id, by, release, None))
             } else {
                 let reason = d.reason.unwrap_or_default();
                 self.refuse_held(&d.id, by, &reason)
@@ -802,6 +774,24 @@ impl Approvals {
         // mutation is a single insert/remove), so poisoning is ignored.
         lock(&self.state)
     }
+}
+
+/// A grant's window and scope as an approver may give them.
+fn check_release(release: &Release) -> Result<(), ApprovalError> {
+    if let Some(w) = release.window
+        && (w.is_zero() || w > MAX_GRANT)
+    {
+        return Err(ApprovalError::BadRequest(format!(
+            "a grant lasts more than 0s and at most {}",
+            humantime::format_duration(MAX_GRANT)
+        )));
+    }
+    if release.scope.is_some() && release.window.is_none() {
+        return Err(ApprovalError::BadRequest(
+            "a scope is for a window grant: give a window too".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The webhook's HMAC key, from its file (trailing whitespace is not part

@@ -15,7 +15,7 @@ pub(crate) mod record;
 mod sync;
 mod text;
 
-pub(crate) use decision::{Action, Approver, Decision, Outcome, ResponseMasking};
+pub(crate) use decision::{Action, Approver, Decision, MAX_GRANT, Outcome, ResponseMasking};
 pub(crate) use findings::Findings;
 pub use glob::Glob;
 pub(crate) use identity::{CredentialKind, GithubInfo, Identity, SasInfo};

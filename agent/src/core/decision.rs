@@ -89,6 +89,11 @@ pub(crate) enum Outcome {
     TooManyHeld { limit: String },
 }
 
+/// Longest window an approver may grant: a grant is a standing exception
+/// to policy and should not outlive a working day. The fleet's decisions
+/// table holds the same bound.
+pub(crate) const MAX_GRANT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Whoever decided: through the admin socket, or from the fleet's
 /// database; `by` in approval records.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

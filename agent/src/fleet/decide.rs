@@ -63,6 +63,14 @@ pub async fn decide(fleet: &FleetConfig, id: &str, d: Decide) -> Result<Value, F
     if !d.approve && d.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         return Err(FleetError::Decision("a denial needs a reason".into()));
     }
+    if d.window
+        .is_some_and(|w| w.is_zero() || w > crate::core::MAX_GRANT)
+    {
+        return Err(FleetError::Decision(format!(
+            "a grant lasts more than 0s and at most {}",
+            humantime::format_duration(crate::core::MAX_GRANT)
+        )));
+    }
     if d.scope.is_some() && d.window.is_none() {
         return Err(FleetError::Decision(
             "a scope is for a window grant: give a window too".into(),

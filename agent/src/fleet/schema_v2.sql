@@ -30,7 +30,8 @@ CREATE TABLE airlock_decisions (
     trail      text NOT NULL,
     id         text NOT NULL,
     decision   text NOT NULL CHECK (decision IN ('approve', 'deny')),
-    window_s   bigint CHECK (window_s > 0),
+    -- At most a day, as a grant made on the host (approval's MAX_GRANT).
+    window_s   bigint CHECK (window_s > 0 AND window_s <= 86400),
     scope      text,
     reason     text,
     -- Who decided: the database role (authenticated), and the OS user and
