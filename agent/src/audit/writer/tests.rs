@@ -171,6 +171,44 @@ async fn retention_keeps_the_trail_in_its_budget_and_says_where_the_chain_starts
 }
 
 #[tokio::test]
+async fn retention_removes_nothing_the_fleet_does_not_hold_yet() {
+    let (dir, mut config) = config("retain-unshipped", 4096);
+    config.retain_bytes = 2 * 4096;
+    let log = AuditLog::open(&config).unwrap();
+    // A fleet is configured and nothing is shipped yet.
+    log.shipped_through(0);
+    let flood = |log: AuditLog| async move {
+        for n in 0..100 {
+            let id = log.new_id();
+            log.write_durable(
+                &id,
+                &json!({ "kind": "http", "n": n, "pad": "x".repeat(200) }),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    flood(log.clone()).await;
+    let kept = files::rotated(&config.path);
+    assert!(kept.len() > 3, "over budget, all kept: {kept:?}");
+    assert_eq!(
+        verify(&files::trail(&config.path)).unwrap().starts_after,
+        None
+    );
+    // Shipped through the first two rotated files: those may go, no more.
+    let through = files::last_seq(&kept[1]).unwrap();
+    log.shipped_through(through);
+    flood(log.clone()).await;
+    let now = files::rotated(&config.path);
+    assert!(
+        !now.contains(&kept[0]) && !now.contains(&kept[1]),
+        "{now:?}"
+    );
+    assert!(now.contains(&kept[2]), "not shipped, so kept: {now:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn a_partial_last_line_is_moved_aside_recorded_and_chained_past() {
     let (dir, config) = config("partial", 1 << 30);
     {
