@@ -151,18 +151,9 @@ async fn approvals(
         }
     };
     match command {
-        ApprovalsCommand::List { watch } => loop {
-            let held = client.list().await?;
-            print(
-                &serde_json::Value::from(held.clone()),
-                approvals_table(&held),
-            );
-            if !watch {
-                return Ok(());
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            println!();
-        },
+        ApprovalsCommand::List { watch } => {
+            return list_held(json, watch, || async { Ok(client.list().await?) }).await;
+        }
         ApprovalsCommand::Show { id } => {
             let v = client.show(&id).await?;
             print(&v, held_details(&v));
@@ -197,6 +188,28 @@ async fn approvals(
     Ok(())
 }
 
+/// Prints the held requests `fetch` gives, and with `watch` again every
+/// 2 s.
+async fn list_held<F, Fut>(json: bool, watch: bool, fetch: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Vec<serde_json::Value>>>,
+{
+    loop {
+        let held = fetch().await?;
+        if json {
+            println!("{}", serde_json::Value::from(held));
+        } else {
+            print!("{}", approvals_table(&held));
+        }
+        if !watch {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        println!();
+    }
+}
+
 /// `approvals … --fleet`: the held requests of every host, decided
 /// through the fleet's database.
 async fn fleet_approvals(
@@ -211,19 +224,12 @@ async fn fleet_approvals(
         reason,
     };
     let (id, d) = match command {
-        ApprovalsCommand::List { watch } => loop {
-            let held = airlock::fleet_held(&config.fleet).await?;
-            if json {
-                println!("{}", serde_json::Value::from(held));
-            } else {
-                print!("{}", approvals_table(&held));
-            }
-            if !watch {
-                return Ok(());
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            println!();
-        },
+        ApprovalsCommand::List { watch } => {
+            return list_held(json, watch, || async {
+                Ok(airlock::fleet_held(&config.fleet).await?)
+            })
+            .await;
+        }
         ApprovalsCommand::Approve {
             id,
             r#for,

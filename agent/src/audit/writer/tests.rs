@@ -53,15 +53,7 @@ async fn chain_survives_rotation_and_restart() {
     {
         let log = AuditLog::open(&config).unwrap();
         // One batch each: rotation is checked after every batch.
-        for n in 0..40 {
-            let id = log.new_id();
-            log.write_durable(
-                &id,
-                &json!({ "kind": "http", "n": n, "pad": "x".repeat(100) }),
-            )
-            .await
-            .unwrap();
-        }
+        flood(&log, 40, "x", 100).await;
     }
     let rotated = files::rotated(&config.path);
     assert!(rotated.len() >= 2, "{rotated:?}");
@@ -120,15 +112,7 @@ async fn retention_keeps_the_trail_in_its_budget_and_says_where_the_chain_starts
     config.retain_bytes = 3 * 4096;
     let log = AuditLog::open(&config).unwrap();
     // A flood of records: many more bytes than the budget.
-    for n in 0..200 {
-        let id = log.new_id();
-        log.write_durable(
-            &id,
-            &json!({ "kind": "http", "n": n, "pad": "x".repeat(200) }),
-        )
-        .await
-        .unwrap();
-    }
+    flood(&log, 200, "x", 200).await;
     let trail = files::trail(&config.path);
     let total: u64 = trail.iter().map(|p| p.metadata().unwrap().len()).sum();
     assert!(
@@ -151,15 +135,7 @@ async fn retention_keeps_the_trail_in_its_budget_and_says_where_the_chain_starts
     // Without the budget, nothing is removed.
     let (dir2, config2) = self::config("retain-off", 4096);
     let log2 = AuditLog::open(&config2).unwrap();
-    for n in 0..60 {
-        let id = log2.new_id();
-        log2.write_durable(
-            &id,
-            &json!({ "kind": "http", "n": n, "pad": "x".repeat(200) }),
-        )
-        .await
-        .unwrap();
-    }
+    flood(&log2, 60, "x", 200).await;
     assert!(
         verify(&files::trail(&config2.path))
             .unwrap()
@@ -177,18 +153,7 @@ async fn retention_removes_nothing_the_fleet_does_not_hold_yet() {
     let log = AuditLog::open(&config).unwrap();
     // A fleet is configured and nothing is shipped yet.
     log.shipped_through(0);
-    let flood = |log: AuditLog| async move {
-        for n in 0..100 {
-            let id = log.new_id();
-            log.write_durable(
-                &id,
-                &json!({ "kind": "http", "n": n, "pad": "x".repeat(200) }),
-            )
-            .await
-            .unwrap();
-        }
-    };
-    flood(log.clone()).await;
+    flood(&log, 100, "x", 200).await;
     let kept = files::rotated(&config.path);
     assert!(kept.len() > 3, "over budget, all kept: {kept:?}");
     assert_eq!(
@@ -198,7 +163,7 @@ async fn retention_removes_nothing_the_fleet_does_not_hold_yet() {
     // Shipped through the first two rotated files: those may go, no more.
     let through = files::last_seq(&kept[1]).unwrap();
     log.shipped_through(through);
-    flood(log.clone()).await;
+    flood(&log, 100, "x", 200).await;
     let now = files::rotated(&config.path);
     assert!(
         !now.contains(&kept[0]) && !now.contains(&kept[1]),
@@ -280,15 +245,7 @@ async fn a_configured_group_may_read_the_trail() {
     let (dir, mut config) = config("group", 4096);
     config.group = Some("65534".into());
     let log = AuditLog::open(&config).unwrap();
-    for n in 0..20 {
-        let id = log.new_id();
-        log.write_durable(
-            &id,
-            &json!({ "kind": "http", "n": n, "pad": "z".repeat(300) }),
-        )
-        .await
-        .unwrap();
-    }
+    flood(&log, 20, "z", 300).await;
     for f in files::trail(&config.path) {
         let m = std::fs::metadata(&f).unwrap();
         assert_eq!(m.permissions().mode() & 0o777, 0o640, "{}", f.display());
@@ -456,4 +413,17 @@ async fn a_large_trail_resumes_from_its_end_past_a_partial_line_longer_than_the_
     let saved = std::path::PathBuf::from(last[1]["saved_to"].as_str().unwrap());
     assert_eq!(std::fs::read(&saved).unwrap(), fragment.as_bytes());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `n` durable `http` records, each padded with `pad` repeated `len` times.
+async fn flood(log: &AuditLog, n: u64, pad: &str, len: usize) {
+    for n in 0..n {
+        let id = log.new_id();
+        log.write_durable(
+            &id,
+            &json!({ "kind": "http", "n": n, "pad": pad.repeat(len) }),
+        )
+        .await
+        .unwrap();
+    }
 }
