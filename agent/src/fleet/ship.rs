@@ -22,7 +22,7 @@ use crate::audit::AuditLog;
 use crate::audit::chain::{self, Head};
 use crate::audit::origin::{Origin, TrailId};
 use crate::audit::query::{Joiner, merge};
-use crate::audit::tail::{Line, Tail};
+use crate::audit::tail::Tail;
 use crate::config::FleetConfig;
 use crate::core::lock;
 
@@ -176,29 +176,29 @@ impl Shipper {
             .await?
             .ok_or_else(|| FleetError::TrailTaken(trail.to_owned()))?;
         let shipped = row.get::<_, i64>(0) as u64;
-        let mut head = row
-            .get::<_, Option<String>>(1)
-            .map(|hash| Head { hash, seq: shipped });
         self.stats.shipped_seq.store(shipped, Ordering::Relaxed);
         self.stats.connected.store(true, Ordering::Relaxed);
         if lock(&self.stats.error).take().is_some() {
             tracing::info!(shipped_seq = shipped, "fleet: shipping again");
         }
         self.audit.shipped_through(shipped);
-        let mut tail = Some(Tail::new(self.audit.path(), shipped + 1));
-        let mut joining = Joining::default();
+        let mut reader = Reader {
+            tail: Tail::new(self.audit.path(), shipped + 1),
+            head: row
+                .get::<_, Option<String>>(1)
+                .map(|hash| Head { hash, seq: shipped }),
+            joining: Joining::default(),
+            trail: trail.to_owned(),
+            host: self.origin.host.clone(),
+        };
+        let max = self.fleet.batch_records;
         loop {
-            let mut t = tail.take().expect("put back after each read");
-            let max = self.fleet.batch_records;
-            let (t, lines) = tokio::task::spawn_blocking(move || {
-                let lines = t.read(max);
-                (t, lines)
-            })
-            .await
-            .map_err(|e| FleetError::Trail(std::io::Error::other(e)))?;
-            tail = Some(t);
-            let lines = lines?;
-            let Some(last) = lines.last().map(|l| l.seq) else {
+            // Reading, parsing and checking the chain is CPU work: off the
+            // async threads, which serve traffic.
+            let (r, batch) = off_thread(reader, move |r| r.read(max)).await?;
+            reader = r;
+            let mut batch = batch?;
+            if batch.seqs.is_empty() {
                 if self.stats.lag(self.audit.stats().seq) == 0 {
                     *lock(&self.stats.caught_up) = Some(SystemTime::now());
                 }
@@ -210,10 +210,17 @@ impl Shipper {
                     _ = stop.changed() => {}
                 }
                 continue;
-            };
-            let batch = joining.prepare(&client, trail, &lines, &mut head).await?;
-            batch.write(&mut client, trail, &self.origin.host).await?;
-            self.stats.shipped_seq.store(last, Ordering::Relaxed);
+            }
+            let context = reader.joining.context(&client, trail, &batch).await?;
+            let (r, columns) = off_thread(reader, move |r| {
+                let rows = r.joining.join(&mut batch, context);
+                (Columns::of(&rows, &r.host), batch)
+            })
+            .await?;
+            reader = r;
+            let (columns, batch) = columns;
+            batch.write(&mut client, trail, &columns).await?;
+            self.stats.shipped_seq.store(batch.last, Ordering::Relaxed);
             self.stats
                 .records
                 .fetch_add(batch.seqs.len() as u64, Ordering::Relaxed);
@@ -223,25 +230,103 @@ impl Shipper {
             for (seq, reason) in &batch.breaks {
                 tracing::error!(seq, reason, "fleet: the local trail's chain breaks here");
             }
-            self.audit.shipped_through(last);
+            self.audit.shipped_through(batch.last);
         }
+    }
+}
+
+/// Runs `f` on `state` on a blocking thread, and gives the state back.
+async fn off_thread<T, R>(
+    mut state: T,
+    f: impl FnOnce(&mut T) -> R + Send + 'static,
+) -> Result<(T, R), FleetError>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let r = f(&mut state);
+        (state, r)
+    })
+    .await
+    .map_err(|e| FleetError::Trail(std::io::Error::other(e)))
+}
+
+/// The shipper's reading side, moved to a blocking thread for each step:
+/// the files, the chain as checked so far, and the exchanges being joined.
+struct Reader {
+    tail: Tail,
+    head: Option<Head>,
+    joining: Joining,
+    trail: String,
+    /// This host's name, for records that do not carry theirs.
+    host: String,
+}
+
+impl Reader {
+    /// The next records (at most `max`), checked against the chain.
+    fn read(&mut self, max: usize) -> Result<Batch, FleetError> {
+        let lines = self.tail.read(max)?;
+        let mut batch = Batch::default();
+        for line in lines {
+            batch.last = line.seq;
+            let bytes = line.text.as_bytes();
+            let parsed = serde_json::from_str::<Value>(&line.text)
+                .ok()
+                .filter(Value::is_object);
+            let checked = match &parsed {
+                Some(r) => chain::verify_parsed(bytes, r, self.head.as_ref()),
+                None => Err(chain::NOT_JSON.into()),
+            };
+            self.head = match checked {
+                Ok(h) => Some(h),
+                Err(reason) => {
+                    batch.breaks.push((line.seq, reason));
+                    // The chain goes on from this record, if it is one.
+                    parsed
+                        .as_ref()
+                        .and_then(|r| chain::verify_parsed(bytes, r, None).ok())
+                }
+            };
+            let record = match parsed {
+                Some(r) if r["seq"].as_u64() == Some(line.seq) => r,
+                _ => continue,
+            };
+            if record["origin"]["trail"]
+                .as_str()
+                .is_some_and(|t| t != self.trail)
+            {
+                batch
+                    .breaks
+                    .push((line.seq, "a record of another trail in this one".into()));
+                continue;
+            }
+            batch.seqs.push(line.seq as i64);
+            batch.lines.push(line.text);
+            batch.records.push(record);
+        }
+        batch.head = self.head.clone();
+        Ok(batch)
     }
 }
 
 /// What one transaction writes.
 #[derive(Debug, Default)]
 struct Batch {
+    /// The records to store, with their lines; `records[i]` is
+    /// `lines[i]` parsed.
     seqs: Vec<i64>,
     lines: Vec<String>,
-    rows: Vec<Row>,
+    records: Vec<Value>,
     breaks: Vec<(u64, String)>,
     /// The chain head after the batch.
     head: Option<Head>,
+    /// The last seq read (stored or not).
     last: u64,
 }
 
 impl Batch {
-    async fn write(&self, client: &mut Client, trail: &str, host: &str) -> Result<(), FleetError> {
+    async fn write(&self, client: &mut Client, trail: &str, c: &Columns) -> Result<(), FleetError> {
         let tx = client.transaction().await?;
         tx.execute(
             "INSERT INTO airlock_records (trail, seq, line)
@@ -250,7 +335,6 @@ impl Batch {
             &[&trail, &self.seqs, &self.lines],
         )
         .await?;
-        let c = Columns::of(&self.rows, host);
         tx.execute(
             "INSERT INTO airlock_exchanges (trail, first_seq, last_seq, id, ts, host, kind, comm,
                  uid, username, upn, oid, operation, decision, status, request_host, record)
@@ -329,71 +413,103 @@ struct Joining {
     open: HashMap<String, u64>,
 }
 
+/// What the database holds that a batch's records refer to, shipped
+/// before this connection: the sessions they name, and the exchanges
+/// their responses end (first seq and row, by id).
+struct Context {
+    sessions: Vec<String>,
+    earlier: HashMap<String, (u64, Value)>,
+}
+
 impl Joining {
-    /// Checks `lines` against the chain and joins them into rows; asks the
-    /// database for the sessions and open exchanges they refer to that
-    /// were shipped before this connection.
-    async fn prepare(
-        &mut self,
+    /// Asks the database for what `batch` refers to that this connection
+    /// has not seen.
+    async fn context(
+        &self,
         client: &Client,
         trail: &str,
-        lines: &[Line],
-        head: &mut Option<Head>,
-    ) -> Result<Batch, FleetError> {
-        let mut batch = Batch::default();
-        let mut records = Vec::with_capacity(lines.len());
-        for line in lines {
-            batch.last = line.seq;
-            let bytes = line.text.as_bytes();
-            let parsed = serde_json::from_str::<Value>(&line.text)
-                .ok()
-                .filter(Value::is_object);
-            let checked = match &parsed {
-                Some(r) => chain::verify_parsed(bytes, r, head.as_ref()),
-                None => Err(chain::NOT_JSON.into()),
-            };
-            *head = match checked {
-                Ok(h) => Some(h),
-                Err(reason) => {
-                    batch.breaks.push((line.seq, reason));
-                    // The chain goes on from this record, if it is one.
-                    parsed
-                        .as_ref()
-                        .and_then(|r| chain::verify_parsed(bytes, r, None).ok())
-                }
-            };
-            let record = match parsed {
-                Some(r) if r["seq"].as_u64() == Some(line.seq) => r,
-                _ => continue,
-            };
-            if record["origin"]["trail"]
-                .as_str()
-                .is_some_and(|t| t != trail)
-            {
-                batch
-                    .breaks
-                    .push((line.seq, "a record of another trail in this one".into()));
-                continue;
-            }
-            batch.seqs.push(line.seq as i64);
-            batch.lines.push(line.text.clone());
-            records.push((line, record));
+        batch: &Batch,
+    ) -> Result<Context, FleetError> {
+        let records = &batch.records;
+        let defined: HashSet<&str> = records
+            .iter()
+            .filter(|r| r["kind"] == "session")
+            .filter_map(|r| r["id"].as_str())
+            .collect();
+        let sessions: Vec<&str> = records
+            .iter()
+            .filter_map(|r| r["session"].as_str())
+            .filter(|s| !defined.contains(s) && !self.joiner.knows_session(s))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let requested: HashSet<&str> = records
+            .iter()
+            .filter(|r| r["kind"] == "http" && r["phase"] == "request")
+            .filter_map(|r| r["id"].as_str())
+            .collect();
+        let responses: Vec<&str> = records
+            .iter()
+            .filter(|r| r["kind"] == "http" && r["phase"] != "request")
+            .filter_map(|r| r["id"].as_str())
+            .filter(|id| !requested.contains(id) && !self.open.contains_key(*id))
+            .collect();
+        let mut context = Context {
+            sessions: Vec::new(),
+            earlier: HashMap::new(),
+        };
+        if !sessions.is_empty() {
+            let found = client
+                .query(
+                    "SELECT line FROM airlock_records
+                     WHERE trail = $1 AND record ->> 'kind' = 'session' AND record ->> 'id' = ANY($2)
+                     ORDER BY seq",
+                    &[&trail, &sessions],
+                )
+                .await?;
+            context.sessions = found.iter().map(|row| row.get(0)).collect();
         }
-        batch.head = head.clone();
-        self.recall(client, trail, &records).await?;
-        let mut earlier = self.earlier_exchanges(client, trail, &records).await?;
+        if !responses.is_empty() {
+            let found = client
+                .query(
+                    "SELECT id, first_seq, record::text FROM airlock_exchanges
+                     WHERE trail = $1 AND kind = 'http' AND id = ANY($2)",
+                    &[&trail, &responses],
+                )
+                .await?;
+            context.earlier = found
+                .into_iter()
+                .filter_map(|row| {
+                    let record = serde_json::from_str(row.get::<_, &str>(2)).ok()?;
+                    Some((row.get(0), (row.get::<_, i64>(1) as u64, record)))
+                })
+                .collect();
+        }
+        Ok(context)
+    }
+
+    /// Joins the batch's records into rows (taking them out of `batch`),
+    /// with `context` for what was shipped before.
+    fn join(&mut self, batch: &mut Batch, context: Context) -> Vec<Row> {
+        for line in context.sessions {
+            if let Ok(record) = serde_json::from_str(&line) {
+                self.joiner.push(&line, record);
+            }
+        }
+        let mut earlier = context.earlier;
         let mut rows: Vec<Row> = Vec::new();
         let mut at: HashMap<u64, usize> = HashMap::new();
-        for (line, record) in records {
-            let seq = line.seq;
+        let records = std::mem::take(&mut batch.records);
+        for ((record, line), seq) in records.into_iter().zip(&batch.lines).zip(&batch.seqs) {
+            let seq = *seq as u64;
             let id = record["id"].as_str().unwrap_or_default().to_owned();
             let row = match (record["kind"].as_str(), record["phase"].as_str()) {
                 (Some("session"), _) => {
-                    self.joiner.push(&line.text, record);
+                    self.joiner.push(line, record);
                     None
                 }
                 (Some("http"), Some("request")) => {
-                    self.joiner.push(&line.text, record);
+                    self.joiner.push(line, record);
                     self.open.insert(id.clone(), seq);
                     self.joiner.so_far(&id).map(|record| Row {
                         first_seq: seq,
@@ -403,7 +519,7 @@ impl Joining {
                 }
                 (Some("http"), _) => {
                     let first = self.open.remove(&id);
-                    self.joiner.push(&line.text, record).map(|j| {
+                    self.joiner.push(line, record).map(|j| {
                         let (first_seq, record) = match (first, earlier.remove(&id)) {
                             (Some(first), _) => (first, j.record),
                             (None, Some((first, mut base))) => {
@@ -425,7 +541,7 @@ impl Joining {
                         }
                     })
                 }
-                _ => self.joiner.push(&line.text, record).map(|j| Row {
+                _ => self.joiner.push(line, record).map(|j| Row {
                     first_seq: seq,
                     last_seq: seq,
                     record: j.record,
@@ -443,85 +559,6 @@ impl Joining {
                 }
             }
         }
-        batch.rows = rows;
-        Ok(batch)
-    }
-
-    /// Sessions the batch's exchanges name that this connection has not
-    /// seen (shipped before it): read back from the database.
-    async fn recall(
-        &mut self,
-        client: &Client,
-        trail: &str,
-        records: &[(&Line, Value)],
-    ) -> Result<(), FleetError> {
-        let here: HashSet<&str> = records
-            .iter()
-            .filter(|(_, r)| r["kind"] == "session")
-            .filter_map(|(_, r)| r["id"].as_str())
-            .collect();
-        let wanted: Vec<&str> = records
-            .iter()
-            .filter_map(|(_, r)| r["session"].as_str())
-            .filter(|s| !here.contains(s) && !self.joiner.knows_session(s))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let found = client
-            .query(
-                "SELECT line FROM airlock_records
-                 WHERE trail = $1 AND record ->> 'kind' = 'session' AND record ->> 'id' = ANY($2)
-                 ORDER BY seq",
-                &[&trail, &wanted],
-            )
-            .await?;
-        for row in found {
-            let line: String = row.get(0);
-            if let Ok(record) = serde_json::from_str(&line) {
-                self.joiner.push(&line, record);
-            }
-        }
-        Ok(())
-    }
-
-    /// Exchanges the batch's responses end whose request was shipped
-    /// before this connection: their first seq and row, by id.
-    async fn earlier_exchanges(
-        &self,
-        client: &Client,
-        trail: &str,
-        records: &[(&Line, Value)],
-    ) -> Result<HashMap<String, (u64, Value)>, FleetError> {
-        let requested: HashSet<&str> = records
-            .iter()
-            .filter(|(_, r)| r["kind"] == "http" && r["phase"] == "request")
-            .filter_map(|(_, r)| r["id"].as_str())
-            .collect();
-        let wanted: Vec<&str> = records
-            .iter()
-            .filter(|(_, r)| r["kind"] == "http" && r["phase"] != "request")
-            .filter_map(|(_, r)| r["id"].as_str())
-            .filter(|id| !requested.contains(id) && !self.open.contains_key(*id))
-            .collect();
-        if wanted.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let found = client
-            .query(
-                "SELECT id, first_seq, record::text FROM airlock_exchanges
-                 WHERE trail = $1 AND kind = 'http' AND id = ANY($2)",
-                &[&trail, &wanted],
-            )
-            .await?;
-        Ok(found
-            .into_iter()
-            .filter_map(|row| {
-                let record = serde_json::from_str(row.get::<_, &str>(2)).ok()?;
-                Some((row.get(0), (row.get::<_, i64>(1) as u64, record)))
-            })
-            .collect())
+        rows
     }
 }
