@@ -271,10 +271,10 @@ impl Exporter {
         if lock(&self.stats.error).take().is_some() {
             tracing::info!(target = %self.config.target, "syslog: exporting again");
         }
-        for i in 0..state.outbox.items.len() {
-            let m = &state.outbox.items[i];
-            let sent = link.send(m.key, &m.bytes).await?;
-            self.sent(&mut state.outbox.items[i], proof, sent);
+        // Whatever the last connection took is not proven: all of it goes
+        // again.
+        for m in &mut state.outbox.items {
+            m.sent = None;
         }
         let (facility, cap) = (self.config.facility_code(), self.config.cap());
         loop {
@@ -283,17 +283,23 @@ impl Exporter {
             if room > 0 {
                 let items = state.reading.next(room.min(READ_RECORDS)).await?;
                 idle = items.is_empty();
+                // Into the outbox before anything is sent: read from the
+                // trail, a message is kept until it is proven delivered,
+                // whatever fails meanwhile.
                 for item in items {
                     let m = message::format(&item.record, facility, cap);
                     self.stats.messages.fetch_add(1, Ordering::Relaxed);
                     if m.truncated {
                         self.stats.truncated.fetch_add(1, Ordering::Relaxed);
                     }
-                    let key = state.outbox.push(item.at, m.bytes);
-                    let last = state.outbox.items.back_mut().expect("just pushed");
-                    let sent = link.send(key, &last.bytes).await?;
-                    self.sent(last, proof, sent);
+                    state.outbox.push(item.at, m.bytes);
                 }
+            }
+            // Messages are sent in order: the unsent ones are the last.
+            let first = state.outbox.items.partition_point(|m| m.sent.is_some());
+            for m in state.outbox.items.range_mut(first..) {
+                let sent = link.send(m.key, &m.bytes).await?;
+                self.sent(m, proof, sent);
             }
             if let Proof::Settled(after) = proof {
                 state.outbox.settle(after);
