@@ -21,8 +21,9 @@ use crate::tls::{CertificateAuthority, ClientTls, LeafCache, TlsError, UpstreamT
 
 /// How long in-flight connections may finish after shutdown is asked.
 pub(crate) const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a stop waits for the fleet to take the last records (the
-/// systemd unit's stop timeout leaves room for both).
+/// How long a stop waits for the fleet and the syslog receiver to take
+/// the last records, together (the systemd unit's stop timeout leaves
+/// room for both drains).
 const FLEET_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +76,8 @@ pub struct App {
     telemetry: Arc<crate::telemetry::Telemetry>,
     /// Ships the trail to `[fleet]`, when set.
     shipper: Option<crate::fleet::Shipper>,
+    /// Streams the trail to `[export.syslog]`, when set.
+    exporter: Option<crate::export::Exporter>,
     /// Read again on SIGHUP (none: only the policies are reloaded).
     config_file: Option<std::path::PathBuf>,
 }
@@ -113,6 +116,11 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         .postgres
         .is_some()
         .then(|| crate::fleet::Shipper::new(config.fleet.clone(), audit.clone()));
+    let exporter = config
+        .export
+        .syslog
+        .clone()
+        .map(|s| crate::export::Exporter::new(s, audit.clone()));
     let intercept = config.intercept();
     let ca = CertificateAuthority::load_or_create(&config.tls.ca_dir, &intercept)?;
     let uncovered = ca.uncovered(&intercept);
@@ -185,6 +193,7 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         policy: gate.policy().clone(),
         audit: audit.clone(),
         fleet: shipper.as_ref().map(crate::fleet::Shipper::stats),
+        syslog: exporter.as_ref().map(crate::export::Exporter::stats),
     });
     Ok(App {
         addrs: BoundAddrs { listen, listen6 },
@@ -202,6 +211,7 @@ pub async fn build(config: Config) -> Result<App, AppError> {
         intercept,
         telemetry,
         shipper,
+        exporter,
         config_file: None,
     })
 }
@@ -247,7 +257,11 @@ impl App {
         self.audit.sync().await?;
         // Not in `tasks`: at a stop it ships the last records before ending.
         let (stop_shipping, stopped) = tokio::sync::watch::channel(false);
-        let shipping = self.shipper.take().map(|s| tokio::spawn(s.run(stopped)));
+        let shipping = self
+            .shipper
+            .take()
+            .map(|s| tokio::spawn(s.run(stopped.clone())));
+        let exporting = self.exporter.take().map(|e| tokio::spawn(e.run(stopped)));
         let mut tasks = JoinSet::new();
         self.gate.identifier().start_refresh();
         tasks.spawn(crate::reload::watch_policy(
@@ -355,19 +369,33 @@ impl App {
         self.audit
             .write_agent(&AgentRecord::new("stop", Some(cgroup)))?;
         self.audit.close().await?;
-        if let Some(shipping) = shipping {
-            // An ephemeral runner is gone after this: its last records,
-            // the stop record among them, go now if the database is there.
-            let _ = stop_shipping.send(true);
-            if tokio::time::timeout(FLEET_DRAIN_TIMEOUT, shipping)
-                .await
-                .is_err()
+        // An ephemeral runner is gone after this: its last records, the
+        // stop record among them, go now if the database and the syslog
+        // receiver are there.
+        let _ = stop_shipping.send(true);
+        let drain = async {
+            if let Some(shipping) = shipping
+                && tokio::time::timeout(FLEET_DRAIN_TIMEOUT, shipping)
+                    .await
+                    .is_err()
             {
                 tracing::warn!(
                     "fleet: records not shipped within the stop's deadline; the next start ships them"
                 );
             }
-        }
+        };
+        let export = async {
+            if let Some(exporting) = exporting
+                && tokio::time::timeout(FLEET_DRAIN_TIMEOUT, exporting)
+                    .await
+                    .is_err()
+            {
+                tracing::warn!(
+                    "syslog: records not delivered within the stop's deadline; the next start sends them"
+                );
+            }
+        };
+        tokio::join!(drain, export);
         tracing::info!("stopped");
         Ok(())
     }

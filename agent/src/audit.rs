@@ -5,6 +5,7 @@ mod access;
 pub(crate) mod chain;
 pub(crate) mod checkpoint;
 pub(crate) mod files;
+mod hold;
 mod join;
 pub(crate) mod origin;
 pub mod query;
@@ -16,5 +17,6 @@ pub(crate) mod tail;
 pub(crate) mod verify;
 mod writer;
 
+pub(crate) use hold::RetentionHold;
 pub(crate) use stats::AuditStats;
 pub(crate) use writer::{AuditError, AuditLog};

@@ -4,6 +4,7 @@
 
 mod approval;
 mod error;
+mod export;
 mod fleet;
 mod identity;
 mod masking;
@@ -13,6 +14,7 @@ mod sections;
 
 pub(crate) use approval::{AdminConfig, ApprovalConfig};
 pub(crate) use error::ConfigError;
+pub(crate) use export::{ExportConfig, HostPort, SyslogConfig, SyslogTarget};
 pub use fleet::FleetConfig;
 pub(crate) use fleet::PgTls;
 pub(crate) use identity::IdentityConfig;
@@ -48,6 +50,7 @@ pub struct Config {
     pub approval: ApprovalConfig,
     pub admin: AdminConfig,
     pub fleet: FleetConfig,
+    pub export: ExportConfig,
 }
 
 impl Config {
@@ -103,6 +106,7 @@ impl Config {
         self.audit.weakened(&mut out);
         self.approval.weakened(&mut out);
         self.fleet.weakened(&mut out);
+        self.export.weakened(&mut out);
         // Across sections: an approver may release their own processes'
         // requests, and nothing tells the agent from them — capture spans
         // the whole host (no cgroup: the cgroup2 root) and selects no
@@ -129,7 +133,8 @@ impl Config {
         self.model.validate()?;
         self.approval.validate()?;
         self.admin.validate()?;
-        self.fleet.validate()
+        self.fleet.validate()?;
+        self.export.validate()
     }
 }
 
@@ -142,9 +147,11 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// Best-effort position of `section.key` in `text`: the line assigning the
-/// key inside its `[section]`, else the section header, else line 1.
+/// key inside its `[section]`, else the section header, else line 1. The
+/// key is the last part: `export.syslog.target` is `target` in
+/// `[export.syslog]`.
 fn locate_key(text: &str, dotted: &str) -> (usize, usize) {
-    let (section, key) = dotted.split_once('.').unwrap_or(("", dotted));
+    let (section, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
     let mut in_section = section.is_empty();
     let mut header = (1, 1);
     for (i, line) in text.lines().enumerate() {

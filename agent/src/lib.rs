@@ -16,6 +16,7 @@ mod confine;
 mod core;
 mod demo;
 mod egress;
+mod export;
 mod fleet;
 pub mod fuzzing;
 mod gate;

@@ -199,6 +199,7 @@ impl Reloader {
             ("masking", a.masking == b.masking),
             ("model", a.model == b.model),
             ("fleet", a.fleet == b.fleet),
+            ("export", a.export == b.export),
         ] {
             if !same {
                 restart.push(name);
@@ -249,6 +250,7 @@ impl Reloader {
         kept.masking = current.masking.clone();
         kept.model = current.model.clone();
         kept.fleet = current.fleet.clone();
+        kept.export = current.export.clone();
         *current = kept;
     }
 

@@ -54,6 +54,8 @@ pub(crate) struct Sources {
     pub audit: AuditLog,
     /// The fleet shipper's progress, when `[fleet]` is set.
     pub fleet: Option<Arc<crate::fleet::ShipStats>>,
+    /// The syslog exporter's progress, when `[export.syslog]` is set.
+    pub syslog: Option<Arc<crate::export::ExportStats>>,
 }
 
 #[derive(Clone, Debug, Serialize)]

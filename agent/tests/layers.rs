@@ -23,7 +23,7 @@ const LAYERS: &[&[&str]] = &[
     // Services the stages use.
     &["tls", "audit", "mask", "operation"],
     // Stages that only read a request.
-    &["identity", "capture", "model", "fleet"],
+    &["identity", "capture", "model", "fleet", "export"],
     &["policy"],
     // What judges and counts a request.
     &["gate", "approval", "telemetry"],

@@ -1,7 +1,7 @@
 //! Harness for airlock's integration tests: privilege gating, throwaway
 //! cgroups, loopback upstreams (plain and TLS, a metadata service), a test
-//! CA, an OIDC issuer, an in-process airlock, and the daemon and helper
-//! binaries.
+//! CA, an OIDC issuer, an in-process airlock, the daemon and helper
+//! binaries, and the servers the trail goes to (PostgreSQL, rsyslog).
 
 pub mod agent;
 pub mod body;
@@ -17,6 +17,7 @@ pub mod oidc;
 pub mod pki;
 pub mod postgres;
 pub mod privileged;
+pub mod rsyslog;
 pub mod running;
 pub mod tls_upstream;
 pub mod upstream;
@@ -31,6 +32,7 @@ pub use oidc::{Attack, OidcIssuer, SigningKey, TokenBuilder};
 pub use pki::TestPki;
 pub use postgres::Postgres;
 pub use privileged::privileged;
+pub use rsyslog::Rsyslog;
 pub use running::Running;
 pub use tls_upstream::TlsUpstream;
 pub use upstream::Upstream;

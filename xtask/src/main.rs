@@ -40,6 +40,17 @@ const PACKAGES: &[(&str, Probe)] = &[
     // The fleet's database: a real PostgreSQL server and psql, started
     // by the tests and the demo in their own directories.
     ("postgresql", Probe::File("/usr/lib/postgresql")),
+    // The SIEM's receiver: rsyslogd with RELP and TLS (GnuTLS) inputs,
+    // run by the tests in their own directories.
+    ("rsyslog", Probe::Command("rsyslogd")),
+    (
+        "rsyslog-relp",
+        Probe::File("/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so"),
+    ),
+    (
+        "rsyslog-gnutls",
+        Probe::File("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so"),
+    ),
     // The smoke bench at the end of `test`: upstream and load generator.
     ("nginx-light", Probe::Command("nginx")),
     ("wrk", Probe::Command("wrk")),

@@ -71,6 +71,9 @@ pub(super) fn status(telemetry: &Telemetry, approvals: &Approvals) -> serde_json
         if let Some(fleet) = &s.fleet {
             v["fleet"] = fleet.status(stats.seq);
         }
+        if let Some(syslog) = &s.syslog {
+            v["export"] = serde_json::json!({ "syslog": syslog.status(stats.seq) });
+        }
         let mut audit = serde_json::json!(stats);
         audit["path"] = serde_json::json!(s.audit.path());
         v["audit"] = audit;
@@ -196,6 +199,9 @@ fn sources_metrics(s: &Sources, out: &mut Exposition) {
             &[(&[], fleet.breaks())],
         );
     }
+    if let Some(syslog) = &s.syslog {
+        syslog_metrics(syslog, a.seq, out);
+    }
     let policy = s.policy.current();
     out.header(
         "airlock_policy_info",
@@ -217,6 +223,40 @@ fn sources_metrics(s: &Sources, out: &mut Exposition) {
             d.as_secs(),
         );
     }
+}
+
+/// The syslog exporter's figures.
+fn syslog_metrics(syslog: &crate::export::ExportStats, local_seq: u64, out: &mut Exposition) {
+    out.gauge(
+        "airlock_syslog_connected",
+        "1 while the syslog receiver is connected.",
+        u64::from(syslog.connected()),
+    );
+    out.gauge(
+        "airlock_syslog_delivered_seq",
+        "Every message through this seq is delivered to the syslog receiver.",
+        syslog.delivered_seq(),
+    );
+    out.gauge(
+        "airlock_syslog_lag_records",
+        "Records on disk not yet delivered to the syslog receiver.",
+        syslog.lag(local_seq),
+    );
+    out.counter(
+        "airlock_syslog_messages_total",
+        "Syslog messages made (each once, however often it is sent).",
+        &[(&[], syslog.messages())],
+    );
+    out.counter(
+        "airlock_syslog_truncated_total",
+        "Syslog messages cut to export.syslog.max_message_bytes.",
+        &[(&[], syslog.truncated())],
+    );
+    out.counter(
+        "airlock_syslog_dropped_total",
+        "Syslog messages lost for good: a UDP send refused, a RELP receiver's refusal.",
+        &[(&[], syslog.dropped())],
+    );
 }
 
 /// The approval figures: held now, how holds ended, grants in force.

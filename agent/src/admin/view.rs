@@ -117,6 +117,23 @@ pub fn render(v: &Value) -> String {
             s(&f["chain_breaks"])
         );
     }
+    let x = &v["export"]["syslog"];
+    if x.is_object() {
+        let state = match (x["connected"].as_bool(), x["error"].as_str()) {
+            (Some(true), _) => "connected".to_owned(),
+            (_, Some(e)) => format!("NOT SENDING: {e}"),
+            _ => "connecting".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "syslog    {} {state}, delivered through seq {}, {} record(s) behind, {} truncated, {} dropped",
+            s(&x["target"]),
+            s(&x["delivered_seq"]),
+            s(&x["lag_records"]),
+            s(&x["truncated"]),
+            s(&x["dropped"])
+        );
+    }
     let _ = writeln!(
         out,
         "approvals {} held, {} grants{}",
@@ -167,6 +184,9 @@ mod tests {
             "audit": { "path": "/var/log/airlock/audit.jsonl", "healthy": false, "seq": 9, "head": "ab", "trail": "7f" },
             "fleet": { "connected": false, "error": "PostgreSQL: connection refused", "shipped_seq": 4,
                        "lag_records": 5, "lag_seconds": 12, "chain_breaks": 0 },
+            "export": { "syslog": { "target": "relp://siem:2514", "connected": false,
+                       "error": "the receiver closed the connection", "delivered_seq": 6,
+                       "lag_records": 3, "truncated": 1, "dropped": 0 } },
         });
         let text = render(&v);
         assert!(text.starts_with("airlock 1.0 (pid 7)"), "{text}");
@@ -176,6 +196,10 @@ mod tests {
         assert!(!text.contains("capture"), "{text}");
         assert!(
             text.contains("fleet     NOT SHIPPING: PostgreSQL: connection refused, shipped through seq 4, 5 record(s) behind (12s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("syslog    relp://siem:2514 NOT SENDING: the receiver closed the connection, delivered through seq 6, 3 record(s) behind, 1 truncated, 0 dropped"),
             "{text}"
         );
     }

@@ -18,6 +18,7 @@ use super::access::Access;
 use super::chain::{self, GENESIS, Head};
 use super::checkpoint::Signer;
 use super::files;
+use super::hold::{Holds, RetentionHold};
 use super::origin::{Origin, TrailId};
 use super::queue::{PushError, Queue, Taken};
 use super::recover::{Recovered, resume};
@@ -66,8 +67,8 @@ pub(crate) struct AuditLog {
     queued: bool,
     /// `durability = "off"`: only [`AuditLog::write_agent`] writes.
     off: bool,
-    /// The last seq shipped to the fleet ([`AuditLog::shipped_through`]).
-    shipped: Arc<AtomicU64>,
+    /// Readers copying the trail elsewhere ([`AuditLog::hold_retention`]).
+    holds: Holds,
 }
 
 /// The queue's sending side; when the last [`AuditLog`] clone goes, the
@@ -139,8 +140,8 @@ impl AuditLog {
         let queue = Arc::new(Queue::new(QUEUE_DEPTH, WAKE_AT));
         let rx = queue.clone();
         let published = Arc::new(Published::default());
-        // No fleet: nothing waits for shipping.
-        let shipped = Arc::new(AtomicU64::new(u64::MAX));
+        // No reader yet: nothing waits for one.
+        let holds = Holds::default();
         published.named(origin.trail.as_str());
         if let Some(h) = &head {
             published.resumed(h);
@@ -172,7 +173,7 @@ impl AuditLog {
             .map_err(err("start its fsync thread"))?,
             published: published.clone(),
             envelope: origin.envelope(),
-            shipped: shipped.clone(),
+            holds: holds.clone(),
         };
         std::thread::Builder::new()
             .name("airlock-audit".into())
@@ -194,15 +195,15 @@ impl AuditLog {
             published,
             queued: config.durability == Durability::Queued,
             off: config.durability == Durability::Off,
-            shipped,
+            holds,
         })
     }
 
-    /// The fleet holds every record through `seq`: retention may remove
-    /// rotated files up to it, and no further. Called first with 0, before
-    /// anything is shipped, when a fleet is configured.
-    pub(crate) fn shipped_through(&self, seq: u64) {
-        self.shipped.store(seq, Ordering::Release);
+    /// A reader that copies the trail elsewhere holds back retention from
+    /// now on: rotated files are removed only through the seq it releases
+    /// (the slowest reader's). Taken before anything is written.
+    pub(crate) fn hold_retention(&self) -> RetentionHold {
+        self.holds.take()
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -382,8 +383,8 @@ struct Writer {
     published: Arc<Published>,
     /// `"schema":…,"origin":{…}`: in every record of this trail.
     envelope: Vec<u8>,
-    /// Retention removes no file holding a record past it.
-    shipped: Arc<AtomicU64>,
+    /// Retention removes no file holding a record past what they hold.
+    holds: Holds,
 }
 
 impl Writer {
@@ -562,8 +563,8 @@ impl Writer {
                     return;
                 }
             };
-            if last.seq > self.shipped.load(Ordering::Acquire) {
-                tracing::warn!(file = %old.display(), last_seq = last.seq, "audit retention: the file is not shipped to the fleet yet; it is kept");
+            if last.seq > self.holds.through() {
+                tracing::warn!(file = %old.display(), last_seq = last.seq, "audit retention: the file is not shipped to the fleet or the SIEM yet; it is kept");
                 return;
             }
             let note = serde_json::json!({

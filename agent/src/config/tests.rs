@@ -157,6 +157,12 @@ fn the_example_config_documents_every_key() {
     full.policy.dir = Some("/p".into());
     full.fleet.postgres = Some("postgresql://r@h/d".into());
     full.fleet.password_file = Some("/pw".into());
+    full.export.syslog = Some(crate::config::SyslogConfig {
+        target: "tcp+tls://siem".into(),
+        tls_roots: Some("/ca.pem".into()),
+        max_message_bytes: 65536,
+        facility: "local0".into(),
+    });
     full.identity.issuers = vec![crate::config::IssuerConfig {
         issuer: "https://i".into(),
         audiences: vec!["a".into()],
@@ -173,6 +179,13 @@ fn the_example_config_documents_every_key() {
         for (key, value) in entries {
             let nested = match &value {
                 toml::Value::Array(a) => a.first().and_then(|v| v.as_table()).cloned(),
+                // A table of its own (`[export.syslog]`), shown commented
+                // out when it is off by default.
+                toml::Value::Table(t) => {
+                    let header = format!("[{section}.{key}]");
+                    assert!(text.contains(&header), "example lacks {header}");
+                    Some(t.clone())
+                }
                 _ => None,
             };
             let names: Vec<String> = match nested {
@@ -189,6 +202,26 @@ fn the_example_config_documents_every_key() {
             }
         }
     }
+}
+
+#[test]
+fn syslog_export_errors_name_the_nested_key_and_its_line() {
+    let e = error("[export]\n[export.syslog]\nfacility = \"local0\"\ntarget = \"http://siem\"\n");
+    assert!(e.starts_with("/etc/airlock/test.toml:4:"), "{e}");
+    assert!(e.contains("export.syslog.target: http:// is not"), "{e}");
+    let e = error("[export.syslog]\ntarget = \"udp://siem\"\n\nmax_message_bytes = 100\n");
+    assert!(e.starts_with("/etc/airlock/test.toml:4:"), "{e}");
+    assert!(e.contains("export.syslog.max_message_bytes"), "{e}");
+    let e = error("[export.syslog]\ntarget = \"udp://siem\"\ntls_roots = \"/ca.pem\"\n");
+    assert!(e.starts_with("/etc/airlock/test.toml:3:"), "{e}");
+    let e = error("[export.syslog]\nfacility = \"local0\"\n");
+    assert!(e.contains("missing field `target`"), "{e}");
+    let c = parse("[export.syslog]\ntarget = \"relp://127.0.0.1:2514\"\n").unwrap();
+    let s = c.export.syslog.unwrap();
+    assert_eq!(
+        (s.max_message_bytes, s.facility.as_str()),
+        (65536, "local0")
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! trail's progress, all or nothing — so every record arrives exactly once
 //! whatever fails when. It reads the files, never the writer's queue: a
 //! slow or absent database delays only the copy, never traffic. Its
-//! progress holds back retention (`AuditLog::shipped_through`); its lag is
+//! progress holds back retention (`AuditLog::hold_retention`); its lag is
 //! in `status` and the metrics.
 
 use std::collections::{HashMap, HashSet};
@@ -18,11 +18,11 @@ use tokio_postgres::Client;
 
 use super::FleetError;
 use super::rows::{Columns, Row};
-use crate::audit::AuditLog;
 use crate::audit::chain::{self, Head};
 use crate::audit::origin::{Origin, TrailId};
 use crate::audit::query::{Joiner, merge};
 use crate::audit::tail::Tail;
+use crate::audit::{AuditLog, RetentionHold};
 use crate::config::FleetConfig;
 use crate::core::lock;
 
@@ -92,6 +92,7 @@ pub(crate) struct Shipper {
     audit: AuditLog,
     origin: Origin,
     stats: Arc<ShipStats>,
+    hold: RetentionHold,
 }
 
 impl Shipper {
@@ -103,9 +104,10 @@ impl Shipper {
             .and_then(TrailId::parse)
             .unwrap_or_else(TrailId::new);
         // Nothing is removed by retention before it is shipped.
-        audit.shipped_through(0);
+        let hold = audit.hold_retention();
         Self {
             fleet,
+            hold,
             audit,
             origin: Origin::here(trail),
             stats: Arc::default(),
@@ -181,7 +183,7 @@ impl Shipper {
         if lock(&self.stats.error).take().is_some() {
             tracing::info!(shipped_seq = shipped, "fleet: shipping again");
         }
-        self.audit.shipped_through(shipped);
+        self.hold.release_through(shipped);
         let mut reader = Reader {
             tail: Tail::new(self.audit.path(), shipped + 1),
             head: row
@@ -230,7 +232,7 @@ impl Shipper {
             for (seq, reason) in &batch.breaks {
                 tracing::error!(seq, reason, "fleet: the local trail's chain breaks here");
             }
-            self.audit.shipped_through(batch.last);
+            self.hold.release_through(batch.last);
         }
     }
 }
