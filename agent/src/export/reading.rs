@@ -31,8 +31,48 @@ pub(super) struct Item {
     pub(super) record: Value,
 }
 
-pub(super) struct Reading {
-    tail: Option<Tail>,
+/// The reading state, moved to a blocking thread for each read (reading,
+/// parsing and joining are work the async threads, which serve traffic,
+/// should not do) and back.
+pub(super) struct Reading(Option<Reader>);
+
+impl Reading {
+    pub(super) fn new(audit: &Path, cursor: &Cursor) -> Self {
+        Self(Some(Reader::new(audit, cursor)))
+    }
+
+    fn reader(&mut self) -> &mut Reader {
+        self.0.as_mut().expect("put back after each read")
+    }
+
+    /// The last seq read.
+    pub(super) fn read_through(&mut self) -> u64 {
+        self.reader().read_through
+    }
+
+    /// The messages of up to `max` more records; none when the trail has
+    /// no more yet.
+    pub(super) async fn next(&mut self, max: usize) -> Result<Vec<Item>, ExportError> {
+        let mut reader = self.0.take().expect("put back after each read");
+        let (reader, items) = tokio::task::spawn_blocking(move || {
+            let items = reader.read(max);
+            (reader, items)
+        })
+        .await
+        .map_err(|e| ExportError::Trail(std::io::Error::other(e)))?;
+        self.0 = Some(reader);
+        items
+    }
+
+    /// Where reading must start again, once everything through
+    /// `delivered` is delivered.
+    pub(super) fn resume(&mut self, delivered: u64) -> u64 {
+        self.reader().resume_at(delivered, Instant::now())
+    }
+}
+
+struct Reader {
+    tail: Tail,
     joiner: Joiner,
     /// Requests waiting for their response: their seq and session, by id.
     open: HashMap<String, (u64, Option<String>)>,
@@ -43,10 +83,10 @@ pub(super) struct Reading {
     skip_through: u64,
 }
 
-impl Reading {
-    pub(super) fn new(audit: &Path, cursor: &Cursor) -> Self {
+impl Reader {
+    fn new(audit: &Path, cursor: &Cursor) -> Self {
         Self {
-            tail: Some(Tail::new(audit, cursor.resume)),
+            tail: Tail::new(audit, cursor.resume),
             joiner: Joiner::default(),
             open: HashMap::new(),
             sessions: HashMap::new(),
@@ -55,24 +95,10 @@ impl Reading {
         }
     }
 
-    /// The last seq read.
-    pub(super) fn read_through(&self) -> u64 {
-        self.read_through
-    }
-
-    /// The messages of up to `max` more records; none when the trail has
-    /// no more yet.
-    pub(super) async fn next(&mut self, max: usize) -> Result<Vec<Item>, ExportError> {
-        let mut tail = self.tail.take().expect("put back after each read");
-        let (tail, lines) = tokio::task::spawn_blocking(move || {
-            let lines = tail.read(max);
-            (tail, lines)
-        })
-        .await
-        .map_err(|e| ExportError::Trail(std::io::Error::other(e)))?;
-        self.tail = Some(tail);
+    /// The messages of up to `max` more records (blocking).
+    fn read(&mut self, max: usize) -> Result<Vec<Item>, ExportError> {
         let mut out = Vec::new();
-        for line in lines.map_err(ExportError::Trail)? {
+        for line in self.tail.read(max).map_err(ExportError::Trail)? {
             self.take(line, &mut out);
         }
         Ok(out)
@@ -125,12 +151,6 @@ impl Reading {
         }
     }
 
-    /// Where reading must start again, once everything through
-    /// `delivered` is delivered.
-    pub(super) fn resume(&mut self, delivered: u64) -> u64 {
-        self.resume_at(delivered, Instant::now())
-    }
-
     fn resume_at(&mut self, delivered: u64, now: Instant) -> u64 {
         let needed: HashSet<&str> = self
             .open
@@ -159,8 +179,8 @@ mod tests {
         }
     }
 
-    fn reading(delivered: u64) -> Reading {
-        Reading::new(
+    fn reading(delivered: u64) -> Reader {
+        Reader::new(
             Path::new("/nonexistent/audit.jsonl"),
             &Cursor {
                 trail: "t".into(),
@@ -187,17 +207,29 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.len(), 1, "the start record; the exchange is open");
-        assert_eq!(r.resume(3), 2, "the open exchange's session");
+        assert_eq!(
+            r.resume_at(3, Instant::now()),
+            2,
+            "the open exchange's session"
+        );
         r.take(line(4, r#""kind":"http","phase":"response","id":"e1","session":"s1","response":{"status":200}"#), &mut out);
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].at, 4);
         assert_eq!(out[1].record["process"]["pid"], 7);
         assert_eq!(out[1].record["response"]["status"], 200);
-        assert_eq!(r.resume(4), 2, "a session used lately is kept");
-        assert_eq!(r.resume(1), 2, "what is not delivered comes first");
+        assert_eq!(
+            r.resume_at(4, Instant::now()),
+            2,
+            "a session used lately is kept"
+        );
+        assert_eq!(
+            r.resume_at(1, Instant::now()),
+            2,
+            "what is not delivered comes first"
+        );
         assert_eq!(r.resume_at(4, Instant::now() + SESSION_KEEP), 5);
         r.take(line(5, "garbage"), &mut out);
-        assert_eq!((out.len(), r.read_through()), (2, 5));
+        assert_eq!((out.len(), r.read_through), (2, 5));
     }
 
     #[test]
@@ -217,6 +249,10 @@ mod tests {
             (4, &Value::from("request"))
         );
         assert_eq!(out[1].record["event"], "start");
-        assert_eq!(r.resume(4), 5, "nothing is open any more");
+        assert_eq!(
+            r.resume_at(4, Instant::now()),
+            5,
+            "nothing is open any more"
+        );
     }
 }
