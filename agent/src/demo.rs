@@ -7,6 +7,7 @@ mod azure;
 mod entra;
 mod fleet;
 mod imds;
+mod siem;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -98,6 +99,13 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
             why,
         })?;
 
+    // The SIEM: every exchange and event streamed to it as syslog.
+    let siem = siem::start(&mut servers)
+        .await
+        .map_err(|why| DemoError::Step {
+            step: "starting the syslog receiver",
+            why,
+        })?;
     // The fleet's database: the trail shipped there, the approval below
     // decided through it, the chain checked there at the end.
     let fleet = fleet::DemoFleet::start(&dir)
@@ -109,6 +117,10 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
     if let Some(f) = &fleet {
         config.fleet = f.host.clone();
     }
+    config.export.syslog = Some(crate::config::SyslogConfig::to(format!(
+        "tcp://{}",
+        siem.addr
+    )));
     config.capture.cgroup = vec![cgroup.path().to_owned(), jobs.path().join("job-*")];
     config.proxy.listen_containers = gateway.map(|ip| std::net::SocketAddr::new(ip, 0));
     config.capture.ports = vec![443, azure.addr.port()];
@@ -249,9 +261,40 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
             crate::core::truncate(&b.why, 70)
         );
     }
+    siem_report(&siem, &audit)?;
     if let Some(f) = &fleet {
         fleet_report(f, &records).await?;
     }
+    Ok(())
+}
+
+/// What the SIEM received: one message per exchange or event, each as
+/// `audit export` joins it.
+fn siem_report(siem: &siem::Siem, audit: &std::path::Path) -> Result<(), DemoError> {
+    let step = |why: String| DemoError::Step {
+        step: "the syslog receiver",
+        why,
+    };
+    let received = siem.messages();
+    let exported = crate::audit::query::joined(&crate::audit::files::trail(audit))
+        .map_err(|e| step(e.to_string()))?
+        .len();
+    if received.len() != exported {
+        return Err(step(format!(
+            "{} messages received, {exported} exchanges and events in the trail",
+            received.len()
+        )));
+    }
+    let sample = received
+        .iter()
+        .find(|m| m.contains(" http [airlock@"))
+        .map(|m| crate::core::truncate(m, 150).to_owned())
+        .unwrap_or_default();
+    println!(
+        "syslog (export.syslog, tcp://{}): {} RFC 5424 messages, one per exchange or event, e.g.\n  {sample}…",
+        siem.addr,
+        received.len()
+    );
     Ok(())
 }
 

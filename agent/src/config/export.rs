@@ -99,6 +99,16 @@ impl SyslogTarget {
 }
 
 impl SyslogConfig {
+    /// Sending to `target`, everything else as defaulted.
+    pub(crate) fn to(target: String) -> Self {
+        Self {
+            target,
+            tls_roots: None,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            facility: DEFAULT_FACILITY.to_owned(),
+        }
+    }
+
     pub(crate) fn target(&self) -> Result<SyslogTarget, String> {
         parse_target(&self.target)
     }
