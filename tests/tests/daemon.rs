@@ -449,6 +449,12 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
         out.stdout
     );
     assert!(
+        out.stdout
+            .contains("RFC 5424 messages, one per exchange or event, e.g.\n  <134>1 "),
+        "{}",
+        out.stdout
+    );
+    assert!(
         out.stdout.contains(
             "shipped to PostgreSQL (role demo_runner, TLS verified); airlock audit verify --fleet"
         ) && out
