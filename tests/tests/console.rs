@@ -1,0 +1,432 @@
+//! The approvers' web page (`airlock console`) in a real browser: headless
+//! Chromium driven over WebDriver signs in with the printed link; real
+//! curl in a captured cgroup sends a resource group DELETE, which the
+//! shipped policy holds. The held request appears on the open page within
+//! a second; approve forwards it once, deny answers the agent 403. A
+//! console run by a user who is not an approver shows the request but its
+//! approval is refused by the daemon; a decision without the page's CSRF
+//! token is refused; a process airlock captures cannot use the console.
+//! With AIRLOCK_CONSOLE_SCREENSHOTS=DIR, the views are saved there
+//! (docs/console/*.png come from such a run).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use airlock::AdminClient;
+use airlock_tests::daemon::{airlock_bin, free_port};
+use airlock_tests::tls_upstream::TlsUpstream;
+use airlock_tests::{
+    Browser, Finished, Intercepted, Running, Talking, TestCgroup, WAIT, finish, privileged,
+};
+use serde_json::Value;
+
+const ARM: &str = "management.azure.com";
+const RG: &str = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourcegroups/rg-old?api-version=2021-04-01";
+/// The user of the console that may not decide: it can reach the admin
+/// socket (`[admin] group`), but is not in `approval.approvers`.
+const OUTSIDER: u32 = 1; // daemon
+const OUTSIDER_GROUP: &str = "daemon";
+
+/// The agent's `az group delete`: curl as `nobody` in the capture cgroup.
+async fn delete(cg: &TestCgroup, up: &TlsUpstream, airlock: &Running) -> Finished {
+    let mut cmd = airlock.client(cg, "curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "30",
+        "-X",
+        "DELETE",
+        "-w",
+        "\n%{http_code}",
+        "--resolve",
+    ])
+    .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
+    .arg(format!("https://{ARM}:{}{RG}", up.port()));
+    finish(cmd).await
+}
+
+/// The id of the next request held, once the daemon lists it.
+async fn held(client: &AdminClient, seen: &[String]) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let list = client.list().await.expect("admin API answers");
+        if let Some(id) = list
+            .iter()
+            .filter_map(|h| h["id"].as_str())
+            .find(|id| !seen.iter().any(|s| s == id))
+        {
+            return id.to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nothing was held");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn status_and_body(out: &Finished) -> (u16, Value) {
+    let (body, status) = out.stdout.rsplit_once('\n').expect("status line");
+    (
+        status.trim().parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+/// `airlock console` running, and the link it printed.
+struct Console {
+    _process: Talking,
+    login: String,
+    origin: String,
+}
+
+/// Starts `airlock console --config FILE`, as `uid` when given.
+async fn console(config: &Path, uid: Option<u32>) -> Console {
+    let mut cmd = match uid {
+        Some(uid) => {
+            let mut c = tokio::process::Command::new("setpriv");
+            c.arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={uid}"))
+                .arg("--clear-groups")
+                .arg(airlock_bin());
+            c
+        }
+        None => tokio::process::Command::new(airlock_bin()),
+    };
+    cmd.arg("console")
+        .arg("--config")
+        .arg(config)
+        .stdin(std::process::Stdio::null());
+    let mut process = Talking::spawn(cmd);
+    loop {
+        let line = process.line().await;
+        assert!(!line.is_empty(), "airlock console ended without a link");
+        if let Some(login) = line
+            .split_whitespace()
+            .find(|w| w.contains("/login?token="))
+        {
+            let origin = login.split("/login").next().unwrap().to_owned();
+            return Console {
+                login: login.to_owned(),
+                origin,
+                _process: process,
+            };
+        }
+    }
+}
+
+/// What the page says of decision `id`, once the page after the decision
+/// is shown (the one before may still show an earlier outcome).
+async fn outcome(browser: &Browser, id: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(flash) = browser.find("#flash").await
+            && let Ok(text) = browser.text(&flash).await
+            && text.contains(id)
+        {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no outcome for {id}: {}",
+            browser.page_text().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A console config for the daemon's admin socket, readable by anyone.
+fn console_config(dir: &Path, name: &str, socket: &Path) -> (PathBuf, u16) {
+    let port = free_port("127.0.0.1");
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!("[admin]\nsocket = {socket:?}\n[console]\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    airlock_tests::agent::readable(&path);
+    (path, port)
+}
+
+/// curl at the console as root from outside the capture cgroup (so
+/// admitted), with the session's cookie: its status and body.
+async fn curl_console(
+    mut cmd: tokio::process::Command,
+    url: &str,
+    extra: &[&str],
+) -> (u16, String) {
+    cmd.args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(url);
+    let out = finish(cmd).await;
+    let (body, status) = out.stdout.rsplit_once('\n').expect("status line");
+    (status.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvers_decide_in_the_browser_and_nobody_else_can() {
+    if !privileged("approvers_decide_in_the_browser_and_nobody_else_can") {
+        return;
+    }
+    let shots = std::env::var_os("AIRLOCK_CONSOLE_SCREENSHOTS").map(PathBuf::from);
+    let shots = shots.as_deref();
+    let Intercepted {
+        cg,
+        up,
+        airlock,
+        tmp,
+    } = Intercepted::start("console", &[ARM], |c| {
+        // The agent runs as nobody; root approves; the outsider may read.
+        c.approval.approvers = vec!["root".into()];
+        c.approval.timeout = "60s".into();
+        c.admin.group = Some(OUTSIDER_GROUP.into());
+    })
+    .await;
+    let client = AdminClient::new(airlock.admin_socket());
+    let (config, _) = console_config(tmp.path(), "console.toml", &airlock.admin_socket());
+    let root = console(&config, None).await;
+
+    // Signed in with the printed link, once; the cookie is the session's.
+    let browser = Browser::start(None).await;
+    browser.goto(&root.login).await;
+    let list = browser.wait_for("#held", WAIT).await;
+    let live = browser.wait_for("#live", WAIT).await;
+    let deadline = Instant::now() + WAIT;
+    while browser.text(&live).await.unwrap() != "live" {
+        assert!(Instant::now() < deadline, "the event stream never opened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        browser
+            .text(&list)
+            .await
+            .unwrap()
+            .contains("Nothing is held")
+    );
+    let cookies = browser.cookies().await;
+    let cookie = cookies
+        .iter()
+        .find(|c| c["name"] == "airlock_console")
+        .unwrap_or_else(|| {
+            panic!("Chromium kept no session cookie on http://127.0.0.1: {cookies:?}")
+        });
+    assert_eq!(cookie["httpOnly"], true, "{cookie}");
+    assert_eq!(cookie["secure"], true, "{cookie}");
+    assert_eq!(cookie["sameSite"], "Strict", "{cookie}");
+    let session = format!("airlock_console={}", cookie["value"].as_str().unwrap());
+    let (status, body) = curl_console(tokio::process::Command::new("curl"), &root.login, &[]).await;
+    assert_eq!(status, 403, "the link works once: {body}");
+
+    // Held → on the open page within a second, without a reload; approve
+    // forwards it exactly once, and the page says who approved.
+    let before = up.requests();
+    let mut seen = Vec::new();
+    let (out, id) = tokio::join!(delete(&cg, &up, &airlock), async {
+        let id = held(&client, &seen).await;
+        let at = Instant::now();
+        let card = format!("article[data-id=\"{id}\"]");
+        browser.wait_for(&card, WAIT).await;
+        let shown = at.elapsed();
+        assert!(
+            shown <= Duration::from_secs(1),
+            "shown {shown:?} after it was held"
+        );
+        let text = browser
+            .text(&list)
+            .await
+            .expect("the same page: the list was updated in place, not reloaded");
+        for want in [
+            "Microsoft.Resources/subscriptions/resourceGroups/delete",
+            "DELETE https://management.azure.com",
+            "rg-old",
+            "curl",
+            "nobody",
+        ] {
+            assert!(text.contains(want), "{want} not shown: {text}");
+        }
+        browser.save_screenshot(shots, "pending.png").await;
+        let reason = browser
+            .wait_for(&format!("{card} form.approve input[name=reason]"), WAIT)
+            .await;
+        browser.type_into(&reason, "planned cleanup").await;
+        let approve = browser
+            .wait_for(&format!("{card} button.approve"), WAIT)
+            .await;
+        browser.click(&approve).await;
+        let said = outcome(&browser, &id).await;
+        assert!(
+            said.contains(&format!("{id}: approved by root (uid 0)")),
+            "{said}"
+        );
+        browser.save_screenshot(shots, "approved.png").await;
+        id
+    });
+    seen.push(id);
+    let (status, _) = status_and_body(&out);
+    assert_ne!(status, 403, "approved, so forwarded: {out:?}");
+    assert_eq!(
+        up.requests(),
+        before + 1,
+        "the upstream saw it exactly once"
+    );
+
+    // Deny with a reason: the agent gets 403, nothing is forwarded.
+    let (out, id) = tokio::join!(delete(&cg, &up, &airlock), async {
+        let id = held(&client, &seen).await;
+        let card = format!("article[data-id=\"{id}\"]");
+        let reason = browser
+            .wait_for(&format!("{card} form.deny input[name=reason]"), WAIT)
+            .await;
+        browser.type_into(&reason, "not during the freeze").await;
+        let deny = browser.wait_for(&format!("{card} button.deny"), WAIT).await;
+        browser.click(&deny).await;
+        let said = outcome(&browser, &id).await;
+        assert!(
+            said.contains(&format!(
+                "{id}: denied by root (uid 0): not during the freeze"
+            )),
+            "{said}"
+        );
+        id
+    });
+    seen.push(id.clone());
+    let (status, body) = status_and_body(&out);
+    assert_eq!(status, 403, "{out:?}");
+    assert_eq!(body["outcome"], "denied");
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(up.requests(), before + 1);
+
+    // A third request stays held for what follows.
+    let agent = {
+        let mut cmd = airlock.client(&cg, "curl");
+        cmd.args([
+            "-sS",
+            "--max-time",
+            "50",
+            "-X",
+            "DELETE",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .arg("--resolve")
+        .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
+        .arg(format!("https://{ARM}:{}{RG}", up.port()));
+        tokio::spawn(finish(cmd))
+    };
+    let id = held(&client, &seen).await;
+    let card = format!("article[data-id=\"{id}\"]");
+    let csrf_input = browser
+        .wait_for(&format!("{card} input[name=csrf]"), WAIT)
+        .await;
+    let csrf = browser.property(&csrf_input, "value").await.unwrap();
+    assert_eq!(csrf.len(), 64);
+
+    // Without the CSRF token (curl with the session's cookie), or from
+    // another origin: refused, nothing decided or forwarded.
+    let approve_url = format!("{}/approve", root.origin);
+    let plain = || tokio::process::Command::new("curl");
+    let (status, body) = curl_console(
+        plain(),
+        &approve_url,
+        &[
+            "-H",
+            &format!("Cookie: {session}"),
+            "--data",
+            &format!("id={id}"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("CSRF token is missing or wrong"), "{body}");
+    let (status, body) = curl_console(
+        plain(),
+        &approve_url,
+        &[
+            "-H",
+            &format!("Cookie: {session}"),
+            "-H",
+            "Origin: http://evil.example",
+            "--data",
+            &format!("csrf={csrf}&id={id}"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("evil.example"), "{body}");
+    let (status, _) = curl_console(
+        plain(),
+        &approve_url,
+        &[
+            "-H",
+            &format!("Cookie: {session}"),
+            "--data",
+            &format!("csrf={}&id={id}", "0".repeat(64)),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(client.show(&id).await.is_ok(), "still held");
+    assert_eq!(up.requests(), before + 1);
+
+    // A captured process — even one running as the console's own user,
+    // with the session's cookie — gets a refusal and nothing else.
+    let (status, body) = curl_console(
+        cg.command("curl"),
+        &format!("{}/", root.origin),
+        &["-H", &format!("Cookie: {session}")],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("is one airlock captures"), "{body}");
+    assert!(!body.contains(&id), "{body}");
+    let (status, body) = curl_console(
+        cg.command("curl"),
+        &approve_url,
+        &[
+            "-H",
+            &format!("Cookie: {session}"),
+            "--data",
+            &format!("csrf={csrf}&id={id}"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(client.show(&id).await.is_ok(), "still held");
+
+    // A console run by a user who may reach the socket but is not an
+    // approver: it sees the request; the daemon refuses its approval.
+    let (config, _) = console_config(tmp.path(), "outsider.toml", &airlock.admin_socket());
+    let outsider = console(&config, Some(OUTSIDER)).await;
+    let theirs = Browser::start(Some(OUTSIDER)).await;
+    theirs.goto(&outsider.login).await;
+    let approve = theirs
+        .wait_for(&format!("{card} button.approve"), WAIT)
+        .await;
+    theirs.click(&approve).await;
+    let said = outcome(&theirs, &id).await;
+    assert!(said.contains("not_approver"), "{said}");
+    assert!(said.contains("daemon"), "{said}");
+    theirs.save_screenshot(shots, "not-approver.png").await;
+    assert!(client.show(&id).await.is_ok(), "still held");
+    assert_eq!(up.requests(), before + 1);
+
+    // The approver denies it; the page empties live.
+    client.deny(&id, "end of test").await.unwrap();
+    let out = agent.await.unwrap();
+    assert_eq!(status_and_body(&out).0, 403, "{out:?}");
+    let deadline = Instant::now() + WAIT;
+    while browser.find(&card).await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the decided request stayed on the page"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(up.requests(), before + 1);
+    let records = airlock.records_of("approval", 6).await;
+    let refused: Vec<&Value> = records.iter().filter(|r| r["event"] == "refused").collect();
+    assert!(
+        refused.iter().any(|r| r["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not in approval.approvers")),
+        "{records:#?}"
+    );
+}
