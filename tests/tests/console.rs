@@ -2,7 +2,8 @@
 //! Chromium driven over WebDriver signs in with the printed link; real
 //! curl in a captured cgroup sends a resource group DELETE, which the
 //! shipped policy holds. The held request appears on the open page within
-//! a second; approve forwards it once, deny answers the agent 403. A
+//! a second; approve forwards it once, deny answers the agent 403, a
+//! grant from the page lets the next one through. A
 //! console run by a user who is not an approver shows the request but its
 //! approval is refused by the daemon; a decision without the page's CSRF
 //! token is refused; a process airlock captures cannot use the console.
@@ -350,6 +351,24 @@ async fn approvers_decide_in_the_browser_and_nobody_else_can() {
     .await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("evil.example"), "{body}");
+    let (status, body) = curl_console(
+        plain(),
+        &format!("{}/", root.origin),
+        &[
+            "-H",
+            &format!("Cookie: {session}"),
+            "-H",
+            &format!(
+                "Host: rebound.example:{}",
+                root.origin.rsplit(':').next().unwrap()
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        status, 421,
+        "only the console's own address is answered: {body}"
+    );
     let (status, _) = curl_console(
         plain(),
         &approve_url,
@@ -407,19 +426,40 @@ async fn approvers_decide_in_the_browser_and_nobody_else_can() {
     assert!(client.show(&id).await.is_ok(), "still held");
     assert_eq!(up.requests(), before + 1);
 
-    // The approver denies it; the page empties live.
-    client.deny(&id, "end of test").await.unwrap();
+    // The approver grants it for a window from the page (scope: its own
+    // resource group): forwarded, and the page says what the grant covers;
+    // the outsider's page loses the card live. The next such request goes
+    // through under the grant, never held.
+    let window = browser
+        .wait_for(&format!("{card} form.approve input[name=for]"), WAIT)
+        .await;
+    browser.type_into(&window, "10m").await;
+    let approve = browser
+        .wait_for(&format!("{card} button.approve"), WAIT)
+        .await;
+    browser.click(&approve).await;
+    let said = outcome(&browser, &id).await;
+    assert!(
+        said.contains(&format!("{id}: approved by root (uid 0); grant g-"))
+            && said.contains(
+                "over /subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourcegroups/rg-old"
+            ),
+        "{said}"
+    );
     let out = agent.await.unwrap();
-    assert_eq!(status_and_body(&out).0, 403, "{out:?}");
+    assert_ne!(status_and_body(&out).0, 403, "{out:?}");
+    assert_eq!(up.requests(), before + 2);
     let deadline = Instant::now() + WAIT;
-    while browser.find(&card).await.is_some() {
+    while theirs.find(&card).await.is_some() {
         assert!(
             Instant::now() < deadline,
-            "the decided request stayed on the page"
+            "the decided request stayed on the other page"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(up.requests(), before + 1);
+    let out = delete(&cg, &up, &airlock).await;
+    assert_ne!(status_and_body(&out).0, 403, "{out:?}");
+    assert_eq!(up.requests(), before + 3, "let through by the grant");
     let records = airlock.records_of("approval", 6).await;
     let refused: Vec<&Value> = records.iter().filter(|r| r["event"] == "refused").collect();
     assert!(
