@@ -5,9 +5,13 @@
 //! never a captured caller, never oneself). Owns sign-in (`session`: the
 //! one-time login link, cookies, CSRF tokens), who may connect (`peer`:
 //! the process at the other end of a loopback connection; `server` asks
-//! the daemon whether it is captured), the pages (`html`, and the
-//! `assets` served from the binary) and the live list (`watch`).
+//! the daemon whether it is captured, once per connection), decisions
+//! (`decide`), the pages (`html`, and the `assets` served from the
+//! binary) and the live list (`watch`, streamed to each page by
+//! `events`).
 
+mod decide;
+mod events;
 mod html;
 mod peer;
 mod server;

@@ -1,47 +1,40 @@
 //! The console's HTTP server on loopback: who may connect (the user who
 //! started it, from a process airlock does not capture: asked of the
-//! daemon for every connection), sign-in, the page, the live list
-//! (`/events`), decisions (CSRF token, same-origin only, forwarded to the
-//! admin socket as this user) and the headers every answer carries.
+//! daemon for every connection), sign-in, the page, routing to the live
+//! list ([`super::events`]) and decisions ([`super::decide`]), and the
+//! headers every answer carries.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::html::{self, Held, Viewer};
-use super::session::{Flash, SESSION_TTL, Sessions};
+use super::session::{SESSION_TTL, Sessions};
 use super::watch::Snapshot;
-use super::{ConsoleError, peer};
-use crate::admin::{AdminClient, AdminError};
+use super::{ConsoleError, decide, events, peer};
+use crate::admin::AdminClient;
 use crate::config::Config;
 
 /// The session cookie's name.
 const COOKIE: &str = "airlock_console";
-/// A decision's form: an id, a reason, a window, a scope, the token.
-const MAX_FORM: usize = 16 * 1024;
 /// Every answer: nothing but the console's own script and style, never
 /// framed, never cached.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-/// A comment on an idle event stream, so a gone browser is noticed.
-const KEEPALIVE: Duration = Duration::from_secs(15);
 
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
-type Body = BoxBody<Bytes, Infallible>;
+pub(super) type Body = BoxBody<Bytes, Infallible>;
 
 /// A bound console; [`Console::run`] serves it.
 #[derive(Debug)]
@@ -53,15 +46,15 @@ pub struct Console {
 }
 
 #[derive(Debug)]
-struct Shared {
-    sessions: Sessions,
-    client: AdminClient,
-    viewer: Viewer,
+pub(super) struct Shared {
+    pub sessions: Sessions,
+    pub client: AdminClient,
+    pub viewer: Viewer,
     /// `127.0.0.1:8765`: the only `Host` served (a DNS-rebound name is not).
-    host: String,
+    pub host: String,
     /// `http://127.0.0.1:8765`: the only `Origin` a decision may come from.
-    origin: String,
-    held: watch::Receiver<Arc<Snapshot>>,
+    pub origin: String,
+    pub held: watch::Receiver<Arc<Snapshot>>,
 }
 
 impl Console {
@@ -232,11 +225,11 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
             None => signed_out(),
         },
         (Method::GET, "/events") => match cookie {
-            Some(c) if shared.sessions.peek(&c).is_some() => events(shared, c),
+            Some(c) if shared.sessions.peek(&c).is_some() => events::stream(shared, c),
             _ => signed_out(),
         },
-        (Method::POST, "/approve") => decide(shared, cookie, req, true).await,
-        (Method::POST, "/deny") => decide(shared, cookie, req, false).await,
+        (Method::POST, "/approve") => decide::decide(shared, cookie, req, true).await,
+        (Method::POST, "/deny") => decide::decide(shared, cookie, req, false).await,
         (_, "/" | "/login" | "/events" | "/approve" | "/deny" | "/app.js" | "/app.css") => notice(
             StatusCode::METHOD_NOT_ALLOWED,
             "Not allowed",
@@ -261,7 +254,7 @@ fn session_cookie(req: &Request<Incoming>) -> Option<String> {
 
 /// `GET /login?token=…`: the printed link, spent once, opens a session.
 fn login(shared: &Shared, query: &str) -> Response<Body> {
-    let token = form(query.as_bytes())
+    let token = decide::form(query.as_bytes())
         .into_iter()
         .find_map(|(k, v)| (k == "token").then_some(v))
         .unwrap_or_default();
@@ -294,231 +287,12 @@ fn login(shared: &Shared, query: &str) -> Response<Body> {
     }
 }
 
-fn signed_out() -> Response<Body> {
+pub(super) fn signed_out() -> Response<Body> {
     notice(
         StatusCode::UNAUTHORIZED,
         "Not signed in",
         "Open the sign-in link airlock console printed (it works once, for 5 minutes).",
     )
-}
-
-/// `GET /events`: the held list as server-sent events (`event: held`, the
-/// rendered list as data), sent at once and again whenever it changes.
-fn events(shared: &Arc<Shared>, cookie: String) -> Response<Body> {
-    let (tx, rx) = mpsc::channel::<Bytes>(4);
-    let mut held = shared.held.clone();
-    let shared = shared.clone();
-    tokio::spawn(async move {
-        loop {
-            // A session that ended (expired) hears no more.
-            let Some(session) = shared.sessions.peek(&cookie) else {
-                return;
-            };
-            let snap = held.borrow_and_update().clone();
-            let fragment =
-                html::held_fragment(&snap.held, &session.csrf, snap.at.elapsed().as_secs());
-            if tx.send(Bytes::from(sse("held", &fragment))).await.is_err() {
-                return;
-            }
-            loop {
-                tokio::select! {
-                    changed = held.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        break;
-                    }
-                    () = tokio::time::sleep(KEEPALIVE) => {
-                        if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-    });
-    let mut r = Response::new(EventStream(rx).boxed());
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    r
-}
-
-/// One server-sent event; `data` may span lines (it has no `\r`).
-fn sse(event: &str, data: &str) -> String {
-    let mut out = format!("event: {event}\n");
-    for line in data.split('\n') {
-        out.push_str("data: ");
-        out.push_str(line);
-        out.push('\n');
-    }
-    out.push('\n');
-    out
-}
-
-/// An event stream's body: what the stream's task sends, until either
-/// side goes.
-struct EventStream(mpsc::Receiver<Bytes>);
-
-impl hyper::body::Body for EventStream {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
-    }
-}
-
-/// `POST /approve` and `/deny`: a signed-in session's form, from this
-/// console's own page (Origin, Sec-Fetch-Site) with its CSRF token,
-/// forwarded to the admin socket, where the daemon decides whether this
-/// user may decide. The outcome is shown on the page it redirects to.
-async fn decide(
-    shared: &Shared,
-    cookie: Option<String>,
-    req: Request<Incoming>,
-    approve: bool,
-) -> Response<Body> {
-    let Some(cookie) = cookie.filter(|c| shared.sessions.peek(c).is_some()) else {
-        return signed_out();
-    };
-    if let Err(why) = same_origin(&req, &shared.origin) {
-        return notice(StatusCode::FORBIDDEN, "Refused", &why);
-    }
-    let body = match Limited::new(req.into_body(), MAX_FORM).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return notice(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Refused",
-                "The form is too large.",
-            );
-        }
-    };
-    let fields = form(&body);
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
-    };
-    if !shared
-        .sessions
-        .csrf_ok(&cookie, field("csrf").unwrap_or_default())
-    {
-        return notice(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "The form's CSRF token is missing or wrong: nothing was decided.",
-        );
-    }
-    let Some(id) = field("id") else {
-        return notice(
-            StatusCode::BAD_REQUEST,
-            "Refused",
-            "The form names no request.",
-        );
-    };
-    let outcome = if approve {
-        shared
-            .client
-            .approve(id, field("for"), field("scope"), field("reason"))
-            .await
-    } else {
-        shared
-            .client
-            .deny(id, field("reason").unwrap_or_default())
-            .await
-    };
-    let flash = match outcome {
-        Ok(v) => Flash {
-            ok: true,
-            text: said(id, &v),
-        },
-        Err(AdminError::Api { code, message, .. }) => Flash {
-            ok: false,
-            text: format!("{id}: the daemon refused: {message} ({code})"),
-        },
-        Err(e) => Flash {
-            ok: false,
-            text: format!("{id}: not decided: {e}"),
-        },
-    };
-    tracing::info!(id, approve, ok = flash.ok, outcome = %flash.text, "console: decision");
-    shared.sessions.flash(&cookie, flash);
-    let mut r = respond(StatusCode::SEE_OTHER, "text/plain", String::new());
-    r.headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_static("/"));
-    r
-}
-
-/// A decision as the daemon answered it, with who made it.
-fn said(id: &str, v: &Value) -> String {
-    let by = &v["by"];
-    let who = match (by["user"].as_str(), by["uid"].as_u64()) {
-        (Some(user), Some(uid)) => format!("{user} (uid {uid})"),
-        (Some(user), None) => user.to_owned(),
-        (None, Some(uid)) => format!("uid {uid}"),
-        (None, None) => "?".to_owned(),
-    };
-    let outcome = v["outcome"].as_str().unwrap_or("decided");
-    let mut text = format!("{id}: {outcome} by {who}");
-    if let Some(g) = v["grant"].as_object() {
-        let f = |k: &str| g.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
-        text.push_str(&format!(
-            "; grant {} until {} over {}",
-            f("id"),
-            f("expires_at"),
-            f("scope")
-        ));
-    }
-    if let Some(reason) = v["reason"].as_str() {
-        text.push_str(&format!(": {reason}"));
-    }
-    text
-}
-
-/// A decision must come from this console's own page: a browser names
-/// the page's origin (`Origin`) and says the request is same-origin
-/// (`Sec-Fetch-Site`); a client that sends neither still needs the CSRF
-/// token.
-fn same_origin(req: &Request<Incoming>, origin: &str) -> Result<(), String> {
-    let h = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if let Some(o) = h("origin")
-        && o != origin
-    {
-        return Err(format!(
-            "A decision from {o} is refused: only this console's own page ({origin}) may decide."
-        ));
-    }
-    if let Some(site) = h("sec-fetch-site")
-        && site != "same-origin"
-    {
-        return Err(format!(
-            "A decision from a {site} page is refused: only this console's own page may decide."
-        ));
-    }
-    Ok(())
-}
-
-/// `application/x-www-form-urlencoded` pairs.
-fn form(body: &[u8]) -> Vec<(String, String)> {
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (
-                crate::core::percent_decode(k),
-                crate::core::percent_decode(v),
-            )
-        })
-        .collect()
 }
 
 fn asset(content_type: &'static str, text: &'static str) -> Response<Body> {
@@ -528,7 +302,7 @@ fn asset(content_type: &'static str, text: &'static str) -> Response<Body> {
     r
 }
 
-fn notice(status: StatusCode, title: &str, text: &str) -> Response<Body> {
+pub(super) fn notice(status: StatusCode, title: &str, text: &str) -> Response<Body> {
     respond(
         status,
         "text/html; charset=utf-8",
@@ -536,7 +310,11 @@ fn notice(status: StatusCode, title: &str, text: &str) -> Response<Body> {
     )
 }
 
-fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+pub(super) fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
     *r.status_mut() = status;
     r.headers_mut()
@@ -570,41 +348,6 @@ fn secure(mut r: Response<Body>) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn forms_decode_as_browsers_encode() {
-        let f = form(b"csrf=ab12&id=r-1&reason=not+during+the+freeze%21&for=&x");
-        assert_eq!(
-            f,
-            [
-                ("csrf".into(), "ab12".into()),
-                ("id".into(), "r-1".into()),
-                ("reason".into(), "not during the freeze!".into()),
-                ("for".into(), String::new()),
-                ("x".into(), String::new()),
-            ]
-        );
-    }
-
-    #[test]
-    fn an_event_carries_every_line_of_its_data() {
-        assert_eq!(
-            sse("held", "<p>a\nb</p>"),
-            "event: held\ndata: <p>a\ndata: b</p>\n\n"
-        );
-    }
-
-    #[test]
-    fn the_outcome_says_who_decided() {
-        let v = serde_json::json!({"outcome": "approved", "by": {"uid": 0, "user": "root"},
-            "grant": {"id": "g-1", "expires_at": "2026-12-06T17:00:00Z", "scope": "/subscriptions/s"}});
-        assert_eq!(
-            said("r-1", &v),
-            "r-1: approved by root (uid 0); grant g-1 until 2026-12-06T17:00:00Z over /subscriptions/s"
-        );
-        let v = serde_json::json!({"outcome": "denied", "by": {"uid": 1000}, "reason": "freeze"});
-        assert_eq!(said("r-2", &v), "r-2: denied by uid 1000: freeze");
-    }
 
     #[test]
     fn every_answer_carries_the_security_headers() {
