@@ -7,9 +7,10 @@
 //! the process at the other end of a loopback connection; `server` asks
 //! the daemon whether it is captured, once per connection), decisions
 //! (`decide`), the pages (`html`, and the `assets` served from the
-//! binary) and the live list (`watch`, streamed to each page by
-//! `events`).
+//! binary) and the live list (`watch`, with each caller's parents from
+//! `ancestry`, streamed to each page by `events`).
 
+mod ancestry;
 mod decide;
 mod events;
 mod html;

@@ -239,6 +239,8 @@ async fn approvers_decide_in_the_browser_and_nobody_else_can() {
             "rg-old",
             "curl",
             "nobody",
+            // The caller's parents, read from /proc: this test started it.
+            "started by console-",
         ] {
             assert!(text.contains(want), "{want} not shown: {text}");
         }

@@ -244,6 +244,22 @@ fn process(p: &Value) -> String {
             let _ = write!(out, "<br>{label}: <code>{}</code>", escape(v));
         }
     }
+    if let Some(parents) = p["parents"].as_array().filter(|a| !a.is_empty()) {
+        out.push_str("<ol class=\"parents\">");
+        for a in parents {
+            let _ = write!(
+                out,
+                "<li>started by <b>{}</b> pid {}",
+                escape(a["comm"].as_str().unwrap_or("?")),
+                a["pid"]
+            );
+            if let Some(cmd) = a["cmdline"].as_str() {
+                let _ = write!(out, " <code>{}</code>", escape(cmd));
+            }
+            out.push_str("</li>");
+        }
+        out.push_str("</ol>");
+    }
     out
 }
 
@@ -277,7 +293,9 @@ mod tests {
                           "github": { "actor": "octo", "repository": "contoso/app", "run_id": "42" } },
             "process": { "pid": 4242, "ppid": 4200, "uid": 65534, "user": "nobody", "comm": "curl",
                          "exe": "/usr/bin/curl", "cmdline": "curl -X DELETE 'https://x/<script>'\r\nnext",
-                         "cgroup": "/agents/a" },
+                         "cgroup": "/agents/a",
+                         "parents": [{ "pid": 4200, "comm": "bash", "cmdline": "bash -c <x>" },
+                                     { "pid": 4100, "comm": "copilot", "cmdline": null }] },
             "body_excerpt": "{\"a\":\"</pre><script>alert(1)</script>\"}",
             "requested_at": "2026-12-06T16:00:00Z", "waiting_s": 3, "remaining_s": 297
         })
@@ -325,6 +343,8 @@ mod tests {
             "<b>curl</b> pid 4242 (parent pid 4200), nobody uid 65534",
             "/usr/bin/curl",
             "/agents/a",
+            "<li>started by <b>bash</b> pid 4200 <code>bash -c &lt;x&gt;</code></li>",
+            "<li>started by <b>copilot</b> pid 4100</li>",
             "uid:65534",
             "data-left=\"290\"",
             "4m50s left",

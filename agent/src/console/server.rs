@@ -64,7 +64,7 @@ impl Console {
         let client = AdminClient::new(&config.admin.socket);
         let status = client.status().await?;
         let warning = status["approvals"]["warning"].as_str().map(str::to_owned);
-        let first = Held::List(client.list().await?);
+        let first = super::watch::with_parents(Held::List(client.list().await?)).await;
         let addr = config.console.listen;
         let listener = TcpListener::bind(addr)
             .await

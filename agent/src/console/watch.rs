@@ -1,7 +1,8 @@
 //! The held list, kept fresh for every open page: one task asks the
 //! daemon's admin socket every 250 ms and publishes the list only when it
 //! changed (the clock fields aside: pages count time left down
-//! themselves), so each page's `/events` stream wakes only then. The
+//! themselves), so each page's `/events` stream wakes only then, with
+//! each caller's parents read from /proc ([`super::ancestry`]). The
 //! browser never polls; the admin socket is asked by this one task.
 
 use std::sync::Arc;
@@ -35,22 +36,39 @@ pub(super) fn spawn(client: AdminClient, first: Held) -> watch::Receiver<Arc<Sna
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // What the daemon said last, before the parents were added.
+        let mut last = None;
         while !tx.is_closed() {
             tick.tick().await;
             let held = match client.list().await {
                 Ok(list) => Held::List(list),
                 Err(e) => Held::Unreachable(e.to_string()),
             };
-            let changed = !same(&tx.borrow().held, &held);
-            if changed {
-                let _ = tx.send(Arc::new(Snapshot {
-                    held,
-                    at: Instant::now(),
-                }));
+            if last.as_ref().is_some_and(|l| same(l, &held)) {
+                continue;
             }
+            last = Some(held.clone());
+            let held = with_parents(held).await;
+            let _ = tx.send(Arc::new(Snapshot {
+                held,
+                at: Instant::now(),
+            }));
         }
     });
     rx
+}
+
+/// `held` with each caller's parents (/proc, off the async workers).
+pub(super) async fn with_parents(held: Held) -> Held {
+    match held {
+        Held::List(mut list) => tokio::task::spawn_blocking(move || {
+            super::ancestry::add_parents(&mut list);
+            Held::List(list)
+        })
+        .await
+        .unwrap_or_else(|e| Held::Unreachable(format!("reading /proc: {e}"))),
+        other => other,
+    }
 }
 
 /// The same requests in the same order, ignoring how long they have
