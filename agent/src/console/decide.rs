@@ -3,7 +3,7 @@
 //! as the user who runs the console (the daemon decides whether that user
 //! may), and its outcome, with who decided, kept for the next page.
 
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::Value;
@@ -28,7 +28,7 @@ pub(super) async fn decide(
     let Some(cookie) = cookie.filter(|c| shared.sessions.peek(c).is_some()) else {
         return signed_out();
     };
-    if let Err(why) = same_origin(&req, &shared.origin) {
+    if let Err(why) = same_origin(req.headers(), &shared.origin) {
         return notice(StatusCode::FORBIDDEN, "Refused", &why);
     }
     let body = match Limited::new(req.into_body(), MAX_FORM).collect().await {
@@ -129,8 +129,13 @@ fn said(id: &str, v: &Value) -> String {
 /// the page's origin (`Origin`) and says the request is same-origin
 /// (`Sec-Fetch-Site`); a client that sends neither still needs the CSRF
 /// token.
-fn same_origin(req: &Request<Incoming>, origin: &str) -> Result<(), String> {
-    let h = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+fn same_origin(headers: &HeaderMap, origin: &str) -> Result<(), String> {
+    // Present but not text is not "absent".
+    let h = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("(unreadable)"))
+    };
     if let Some(o) = h("origin")
         && o != origin
     {
@@ -166,6 +171,40 @@ pub(super) fn form(body: &[u8]) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_consoles_own_page_may_decide() {
+        let origin = "http://127.0.0.1:8765";
+        let headers = |pairs: &[(&'static str, &[u8])]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_bytes(v).unwrap());
+            }
+            h
+        };
+        // A browser on the page; a client that says nothing (curl: the
+        // CSRF token still decides).
+        let page = headers(&[
+            ("origin", b"http://127.0.0.1:8765"),
+            ("sec-fetch-site", b"same-origin"),
+        ]);
+        assert!(same_origin(&page, origin).is_ok());
+        assert!(same_origin(&HeaderMap::new(), origin).is_ok());
+        for bad in [
+            headers(&[("origin", b"http://evil.example")]),
+            headers(&[("origin", b"null")]),
+            headers(&[("origin", b"http://localhost:8765")]),
+            headers(&[("sec-fetch-site", b"cross-site")]),
+            headers(&[("sec-fetch-site", b"same-site")]),
+            headers(&[("origin", b"http://127.0.0.1:8765\xff")]),
+            headers(&[
+                ("origin", b"http://127.0.0.1:8765"),
+                ("sec-fetch-site", b"none"),
+            ]),
+        ] {
+            assert!(same_origin(&bad, origin).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn forms_decode_as_browsers_encode() {
