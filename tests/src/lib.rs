@@ -8,6 +8,7 @@ pub mod agent;
 pub mod body;
 pub mod cgroup;
 pub mod connect_proxy;
+pub mod console;
 pub mod curl;
 pub mod daemon;
 pub mod fs;

@@ -3,21 +3,20 @@
 //! curl in a captured cgroup sends a resource group DELETE, which the
 //! shipped policy holds. The held request appears on the open page within
 //! a second; approve forwards it once, deny answers the agent 403, a
-//! grant from the page lets the next one through. A
-//! console run by a user who is not an approver shows the request but its
-//! approval is refused by the daemon; a decision without the page's CSRF
-//! token is refused; a process airlock captures cannot use the console.
+//! grant from the page lets the next one through. A console run by a user
+//! who is not an approver shows the request but its approval is refused
+//! by the daemon; a decision without the page's CSRF token is refused; a
+//! process airlock captures cannot use the console.
 //! With AIRLOCK_CONSOLE_SCREENSHOTS=DIR, the views are saved there
 //! (docs/console/*.png come from such a run).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use airlock::AdminClient;
-use airlock_tests::daemon::{airlock_bin, free_port};
 use airlock_tests::tls_upstream::TlsUpstream;
 use airlock_tests::{
-    Browser, Finished, Intercepted, Running, Talking, TestCgroup, WAIT, finish, privileged,
+    Browser, Finished, Intercepted, Running, TestCgroup, WAIT, console, finish, privileged,
 };
 use serde_json::Value;
 
@@ -71,81 +70,6 @@ fn status_and_body(out: &Finished) -> (u16, Value) {
     )
 }
 
-/// `airlock console` running, and the link it printed.
-struct Console {
-    _process: Talking,
-    login: String,
-    origin: String,
-}
-
-/// Starts `airlock console --config FILE`, as `uid` when given.
-async fn console(config: &Path, uid: Option<u32>) -> Console {
-    let mut cmd = match uid {
-        Some(uid) => {
-            let mut c = tokio::process::Command::new("setpriv");
-            c.arg(format!("--reuid={uid}"))
-                .arg(format!("--regid={uid}"))
-                .arg("--clear-groups")
-                .arg(airlock_bin());
-            c
-        }
-        None => tokio::process::Command::new(airlock_bin()),
-    };
-    cmd.arg("console")
-        .arg("--config")
-        .arg(config)
-        .stdin(std::process::Stdio::null());
-    let mut process = Talking::spawn(cmd);
-    loop {
-        let line = process.line().await;
-        assert!(!line.is_empty(), "airlock console ended without a link");
-        if let Some(login) = line
-            .split_whitespace()
-            .find(|w| w.contains("/login?token="))
-        {
-            let origin = login.split("/login").next().unwrap().to_owned();
-            return Console {
-                login: login.to_owned(),
-                origin,
-                _process: process,
-            };
-        }
-    }
-}
-
-/// What the page says of decision `id`, once the page after the decision
-/// is shown (the one before may still show an earlier outcome).
-async fn outcome(browser: &Browser, id: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(flash) = browser.find("#flash").await
-            && let Ok(text) = browser.text(&flash).await
-            && text.contains(id)
-        {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no outcome for {id}: {}",
-            browser.page_text().await
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A console config for the daemon's admin socket, readable by anyone.
-fn console_config(dir: &Path, name: &str, socket: &Path) -> (PathBuf, u16) {
-    let port = free_port("127.0.0.1");
-    let path = dir.join(name);
-    std::fs::write(
-        &path,
-        format!("[admin]\nsocket = {socket:?}\n[console]\nlisten = \"127.0.0.1:{port}\"\n"),
-    )
-    .unwrap();
-    airlock_tests::agent::readable(&path);
-    (path, port)
-}
-
 /// curl at the console as root from outside the capture cgroup (so
 /// admitted), with the session's cookie: its status and body.
 async fn curl_console(
@@ -181,8 +105,8 @@ async fn approvers_decide_in_the_browser_and_nobody_else_can() {
     })
     .await;
     let client = AdminClient::new(airlock.admin_socket());
-    let (config, _) = console_config(tmp.path(), "console.toml", &airlock.admin_socket());
-    let root = console(&config, None).await;
+    let (config, _) = console::config(tmp.path(), "console.toml", &airlock.admin_socket());
+    let root = console::start(&config, None).await;
 
     // Signed in with the printed link, once; the cookie is the session's.
     let browser = Browser::start(None).await;
@@ -253,7 +177,7 @@ async fn approvers_decide_in_the_browser_and_nobody_else_can() {
             .wait_for(&format!("{card} button.approve"), WAIT)
             .await;
         browser.click(&approve).await;
-        let said = outcome(&browser, &id).await;
+        let said = console::outcome(&browser, &id).await;
         assert!(
             said.contains(&format!("{id}: approved by root (uid 0)")),
             "{said}"
@@ -280,7 +204,7 @@ async fn approvers_decide_in_the_browser_and_nobody_else_can() {
         browser.type_into(&reason, "not during the freeze").await;
         let deny = browser.wait_for(&format!("{card} button.deny"), WAIT).await;
         browser.click(&deny).await;
-        let said = outcome(&browser, &id).await;
+        let said = console::outcome(&browser, &id).await;
         assert!(
             said.contains(&format!(
                 "{id}: denied by root (uid 0): not during the freeze"
@@ -413,15 +337,15 @@ async fn approvers_decide_in_the_browser_and_nobody_else_can() {
 
     // A console run by a user who may reach the socket but is not an
     // approver: it sees the request; the daemon refuses its approval.
-    let (config, _) = console_config(tmp.path(), "outsider.toml", &airlock.admin_socket());
-    let outsider = console(&config, Some(OUTSIDER)).await;
+    let (config, _) = console::config(tmp.path(), "outsider.toml", &airlock.admin_socket());
+    let outsider = console::start(&config, Some(OUTSIDER)).await;
     let theirs = Browser::start(Some(OUTSIDER)).await;
     theirs.goto(&outsider.login).await;
     let approve = theirs
         .wait_for(&format!("{card} button.approve"), WAIT)
         .await;
     theirs.click(&approve).await;
-    let said = outcome(&theirs, &id).await;
+    let said = console::outcome(&theirs, &id).await;
     assert!(said.contains("not_approver"), "{said}");
     assert!(said.contains("daemon"), "{said}");
     theirs.save_screenshot(shots, "not-approver.png").await;
@@ -440,7 +364,7 @@ async fn approvers_decide_in_the_browser_and_nobody_else_can() {
         .wait_for(&format!("{card} button.approve"), WAIT)
         .await;
     browser.click(&approve).await;
-    let said = outcome(&browser, &id).await;
+    let said = console::outcome(&browser, &id).await;
     assert!(
         said.contains(&format!("{id}: approved by root (uid 0); grant g-"))
             && said.contains(
