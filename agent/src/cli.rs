@@ -86,6 +86,14 @@ pub enum Command {
         #[command(subcommand)]
         command: ApprovalsCommand,
     },
+    /// The approvers' web page on loopback (`[console]`): held requests
+    /// live, approve and deny as the user who runs it. Prints a one-time
+    /// sign-in link; runs until Ctrl-C.
+    Console {
+        /// Config file (for `[console]` and `[admin] socket`).
+        #[arg(long, short, value_name = "FILE", default_value = crate::config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
     /// The fleet's database (`[fleet]`).
     Fleet {
         /// Config file (for `[fleet]`).
@@ -417,6 +425,14 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn console_takes_config() {
+        let cli = Cli::parse_from(["airlock", "console", "-c", "/tmp/a.toml"]);
+        assert!(
+            matches!(cli.command, Command::Console { config } if config == Path::new("/tmp/a.toml"))
+        );
     }
 
     #[test]

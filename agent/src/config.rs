@@ -3,6 +3,7 @@
 //! file:line errors for anything wrong in them.
 
 mod approval;
+mod console;
 mod error;
 mod export;
 mod fleet;
@@ -13,6 +14,7 @@ mod policy;
 mod sections;
 
 pub(crate) use approval::{AdminConfig, ApprovalConfig};
+pub(crate) use console::ConsoleConfig;
 pub(crate) use error::ConfigError;
 pub(crate) use export::{ExportConfig, HostPort, SyslogConfig, SyslogTarget};
 pub use fleet::FleetConfig;
@@ -49,6 +51,7 @@ pub struct Config {
     pub model: ModelConfig,
     pub approval: ApprovalConfig,
     pub admin: AdminConfig,
+    pub console: ConsoleConfig,
     pub fleet: FleetConfig,
     pub export: ExportConfig,
 }
@@ -133,6 +136,7 @@ impl Config {
         self.model.validate()?;
         self.approval.validate()?;
         self.admin.validate()?;
+        self.console.validate()?;
         self.fleet.validate()?;
         self.export.validate()
     }

@@ -13,6 +13,7 @@ mod capture;
 pub mod cli;
 mod config;
 mod confine;
+mod console;
 mod core;
 mod demo;
 mod egress;
@@ -53,6 +54,7 @@ pub use capture::cgroup::{OwnedCgroup, cgroup2_mount};
 pub use capture::network::ContainerNetwork;
 pub use config::{CaptureConfig, Config, DEFAULT_CONFIG_PATH, FleetConfig, IssuerConfig, NonTls};
 pub use confine::{ConfineError, arm as arm_confinement, enter_thread, seal as seal_confinement};
+pub use console::{Console, ConsoleError};
 pub use core::{CiJob, Glob, ProcessInfo};
 pub use demo::run as run_demo;
 pub use fleet::{

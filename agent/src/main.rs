@@ -58,6 +58,23 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             anyhow::Ok(())
         }),
         Command::Ca { config, command } => ca(&load(&config)?, command),
+        Command::Console { config } => {
+            let config = load(&config)?;
+            runtime()?.block_on(async {
+                let console = airlock::Console::bind(&config).await?;
+                if let Some(w) = console.warning() {
+                    tracing::warn!("{w}");
+                }
+                // On stdout, as Jupyter prints its link: the terminal of
+                // the user who started it, nobody else's.
+                println!(
+                    "airlock console: sign in at {}\n(the link works once, for 5 minutes; Ctrl-C stops the console)",
+                    console.login_url()
+                );
+                console.run(shutdown_signal()).await;
+                anyhow::Ok(())
+            })
+        }
         Command::Approvals {
             config,
             json,

@@ -30,7 +30,10 @@ const LAYERS: &[&[&str]] = &[
     // The data path, then what drives it.
     &["http"],
     &["proxy", "admin", "reload"],
-    &["app", "cli"],
+    // The admin API's clients: wiring, the CLI's definitions, and the
+    // approvers' web page (it drives the admin socket as `airlock
+    // approvals` does, so it sits above `admin`, not beside it).
+    &["app", "cli", "console"],
     &["demo", "fuzzing"],
 ];
 

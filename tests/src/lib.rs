@@ -1,12 +1,14 @@
 //! Harness for airlock's integration tests: privilege gating, throwaway
 //! cgroups, loopback upstreams (plain and TLS, a metadata service), a test
 //! CA, an OIDC issuer, an in-process airlock, the daemon and helper
-//! binaries, and the servers the trail goes to (PostgreSQL, rsyslog).
+//! binaries, the servers the trail goes to (PostgreSQL, rsyslog), and a
+//! real browser (Chromium over WebDriver).
 
 pub mod agent;
 pub mod body;
 pub mod cgroup;
 pub mod connect_proxy;
+pub mod console;
 pub mod curl;
 pub mod daemon;
 pub mod fs;
@@ -21,6 +23,7 @@ pub mod rsyslog;
 pub mod running;
 pub mod tls_upstream;
 pub mod upstream;
+pub mod webdriver;
 
 pub use cgroup::TestCgroup;
 pub use connect_proxy::ConnectProxy;
@@ -36,6 +39,7 @@ pub use rsyslog::Rsyslog;
 pub use running::Running;
 pub use tls_upstream::TlsUpstream;
 pub use upstream::Upstream;
+pub use webdriver::Browser;
 
 use std::time::Duration;
 

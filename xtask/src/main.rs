@@ -51,6 +51,10 @@ const PACKAGES: &[(&str, Probe)] = &[
         "rsyslog-gnutls",
         Probe::File("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so"),
     ),
+    // The approval console's tests: a real browser, headless, driven over
+    // WebDriver.
+    ("chromium", Probe::File("/usr/lib/chromium/chromium")),
+    ("chromium-driver", Probe::Command("chromedriver")),
     // The smoke bench at the end of `test`: upstream and load generator.
     ("nginx-light", Probe::Command("nginx")),
     ("wrk", Probe::Command("wrk")),

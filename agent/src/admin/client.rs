@@ -77,6 +77,13 @@ impl AdminClient {
         .await
     }
 
+    /// Whether airlock captures process `pid` (`captured`, `why`,
+    /// `tells_agent_apart`); a process that is gone is an error (404).
+    pub async fn process(&self, pid: u32) -> Result<Value, AdminError> {
+        self.json(Method::GET, &format!("/v1/processes/{pid}"), None)
+            .await
+    }
+
     pub async fn grants(&self) -> Result<Vec<Value>, AdminError> {
         let v = self.json(Method::GET, "/v1/grants", None).await?;
         Ok(array(v, "grants"))

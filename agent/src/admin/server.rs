@@ -330,10 +330,10 @@ async fn handle(api: &Arc<Api>, peer: &Arc<Peer>, req: Request<Incoming>) -> Res
         }
     };
     let uid = peer.uid;
-    let reply = if method == Method::POST {
+    let reply = if method == Method::POST || path.starts_with("/v1/processes/") {
         // Decisions read /proc (is the caller captured?) and ask NSS who
-        // the caller is (a directory server may be slow): off the async
-        // workers.
+        // the caller is (a directory server may be slow), and a process's
+        // membership is read in /proc: off the async workers.
         let (api, peer, method, path) = (api.clone(), peer.clone(), method.clone(), path.clone());
         tokio::task::spawn_blocking(move || {
             let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -421,6 +421,7 @@ fn route(
             v["id"] = json!(id);
             ok(v)
         }
+        (&Method::GET, ["v1", "processes", pid]) => process(api, pid),
         (&Method::GET, ["v1", "grants"]) => ok(json!({ "grants": a.grants() })),
         (&Method::POST, ["v1", "grants", id, "revoke"]) => {
             let b: RevokeBody = parse(body)?;
@@ -428,7 +429,7 @@ fn route(
             tracing::info!(grant = id, uid = caller.uid, "grant revoked");
             ok(json!({ "id": id, "outcome": "revoked", "grant": grant }))
         }
-        (_, ["v1", "status"] | ["metrics"] | ["v1", "approvals" | "grants", ..]) => {
+        (_, ["v1", "status"] | ["metrics"] | ["v1", "approvals" | "grants" | "processes", ..]) => {
             Ok(Reply::Json(
                 StatusCode::METHOD_NOT_ALLOWED,
                 error_body(
@@ -442,6 +443,35 @@ fn route(
             error_body("not_found", "no such endpoint"),
         )),
     }
+}
+
+/// `GET /v1/processes/{pid}`: whether airlock captures process `pid`,
+/// by the check decisions get ([`Membership::why_captured`]), for
+/// `airlock console` to refuse the agent's own connections. A process
+/// that is not there is 404: an asker must not take "gone" for "not
+/// captured".
+fn process(api: &Api, pid: &str) -> Result<Reply, ApprovalError> {
+    let pid: u32 = pid
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| ApprovalError::BadRequest(format!("{pid:?} is not a process id")))?;
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        return Ok(Reply::Json(
+            StatusCode::NOT_FOUND,
+            error_body("not_found", &format!("no process {pid}")),
+        ));
+    }
+    let (why, apart) = match &api.membership {
+        Some(m) => (m.why_captured(pid), m.tells_agent_apart()),
+        // Without capture (unit tests) nothing is captured, and nothing
+        // could tell.
+        None => (None, false),
+    };
+    Ok(Reply::Json(
+        StatusCode::OK,
+        json!({ "pid": pid, "captured": why.is_some(), "why": why, "tells_agent_apart": apart }),
+    ))
 }
 
 /// A JSON body; an empty one is `{}` (every field optional or reported

@@ -67,6 +67,13 @@ async fn admin_socket_end_to_end() {
     );
     let e = c.approve("r1", Some("soon"), None, None).await.unwrap_err();
     assert!(matches!(e, AdminError::Api { status: 400, .. }), "{e}");
+    // Without capture nothing is captured, and a gone process is not
+    // "not captured".
+    let me = c.process(std::process::id()).await.unwrap();
+    assert_eq!(me["captured"], false, "{me}");
+    assert_eq!(me["tells_agent_apart"], false, "{me}");
+    let e = c.process(u32::MAX - 1).await.unwrap_err();
+    assert!(matches!(e, AdminError::Api { status: 404, .. }), "{e}");
     let e = c.show("zzz").await.unwrap_err();
     assert!(matches!(e, AdminError::Api { status: 404, .. }), "{e}");
     let e = c.deny("r1", "").await.unwrap_err();

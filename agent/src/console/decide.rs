@@ -1,0 +1,235 @@
+//! `POST /approve` and `/deny`: a decision from the console's own page —
+//! its session, its origin, its CSRF token — forwarded to the admin socket
+//! as the user who runs the console (the daemon decides whether that user
+//! may), and its outcome, with who decided, kept for the next page.
+
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::Value;
+
+use super::server::{Body, Shared, notice, respond, signed_out};
+use super::session::Flash;
+use crate::admin::AdminError;
+
+/// A decision's form: an id, a reason, a window, a scope, the token.
+const MAX_FORM: usize = 16 * 1024;
+
+/// `POST /approve` and `/deny`: a signed-in session's form, from this
+/// console's own page (Origin, Sec-Fetch-Site) with its CSRF token,
+/// forwarded to the admin socket, where the daemon decides whether this
+/// user may decide. The outcome is shown on the page it redirects to.
+pub(super) async fn decide(
+    shared: &Shared,
+    cookie: Option<String>,
+    req: Request<Incoming>,
+    approve: bool,
+) -> Response<Body> {
+    let Some(cookie) = cookie.filter(|c| shared.sessions.peek(c).is_some()) else {
+        return signed_out();
+    };
+    if let Err(why) = same_origin(req.headers(), &shared.origin) {
+        return notice(StatusCode::FORBIDDEN, "Refused", &why);
+    }
+    let body = match Limited::new(req.into_body(), MAX_FORM).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return notice(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Refused",
+                "The form is too large.",
+            );
+        }
+    };
+    let fields = form(&body);
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    if !shared
+        .sessions
+        .csrf_ok(&cookie, field("csrf").unwrap_or_default())
+    {
+        return notice(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "The form's CSRF token is missing or wrong: nothing was decided.",
+        );
+    }
+    let Some(id) = field("id") else {
+        return notice(
+            StatusCode::BAD_REQUEST,
+            "Refused",
+            "The form names no request.",
+        );
+    };
+    let outcome = if approve {
+        shared
+            .client
+            .approve(id, field("for"), field("scope"), field("reason"))
+            .await
+    } else {
+        shared
+            .client
+            .deny(id, field("reason").unwrap_or_default())
+            .await
+    };
+    let flash = match outcome {
+        Ok(v) => Flash {
+            ok: true,
+            text: said(id, &v),
+        },
+        Err(AdminError::Api { code, message, .. }) => Flash {
+            ok: false,
+            text: format!("{id}: the daemon refused: {message} ({code})"),
+        },
+        Err(e) => Flash {
+            ok: false,
+            text: format!("{id}: not decided: {e}"),
+        },
+    };
+    tracing::info!(id, approve, ok = flash.ok, outcome = %flash.text, "console: decision");
+    shared.sessions.flash(&cookie, flash);
+    let mut r = respond(StatusCode::SEE_OTHER, "text/plain", String::new());
+    r.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static("/"));
+    r
+}
+
+/// A decision as the daemon answered it, with who made it.
+fn said(id: &str, v: &Value) -> String {
+    let by = &v["by"];
+    let who = match (by["user"].as_str(), by["uid"].as_u64()) {
+        (Some(user), Some(uid)) => format!("{user} (uid {uid})"),
+        (Some(user), None) => user.to_owned(),
+        (None, Some(uid)) => format!("uid {uid}"),
+        (None, None) => "?".to_owned(),
+    };
+    let outcome = v["outcome"].as_str().unwrap_or("decided");
+    let mut text = format!("{id}: {outcome} by {who}");
+    if let Some(g) = v["grant"].as_object() {
+        let f = |k: &str| g.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
+        text.push_str(&format!(
+            "; grant {} until {} over {}",
+            f("id"),
+            f("expires_at"),
+            f("scope")
+        ));
+    }
+    if let Some(reason) = v["reason"].as_str() {
+        text.push_str(&format!(": {reason}"));
+    }
+    text
+}
+
+/// A decision must come from this console's own page: a browser names
+/// the page's origin (`Origin`) and says the request is same-origin
+/// (`Sec-Fetch-Site`); a client that sends neither still needs the CSRF
+/// token.
+fn same_origin(headers: &HeaderMap, origin: &str) -> Result<(), String> {
+    // Present but not text is not "absent".
+    let h = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("(unreadable)"))
+    };
+    if let Some(o) = h("origin")
+        && o != origin
+    {
+        return Err(format!(
+            "A decision from {o} is refused: only this console's own page ({origin}) may decide."
+        ));
+    }
+    if let Some(site) = h("sec-fetch-site")
+        && site != "same-origin"
+    {
+        return Err(format!(
+            "A decision from a {site} page is refused: only this console's own page may decide."
+        ));
+    }
+    Ok(())
+}
+
+/// `application/x-www-form-urlencoded` pairs.
+pub(super) fn form(body: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (
+                crate::core::percent_decode(k),
+                crate::core::percent_decode(v),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_consoles_own_page_may_decide() {
+        let origin = "http://127.0.0.1:8765";
+        let headers = |pairs: &[(&'static str, &[u8])]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_bytes(v).unwrap());
+            }
+            h
+        };
+        // A browser on the page; a client that says nothing (curl: the
+        // CSRF token still decides).
+        let page = headers(&[
+            ("origin", b"http://127.0.0.1:8765"),
+            ("sec-fetch-site", b"same-origin"),
+        ]);
+        assert!(same_origin(&page, origin).is_ok());
+        assert!(same_origin(&HeaderMap::new(), origin).is_ok());
+        for bad in [
+            headers(&[("origin", b"http://evil.example")]),
+            headers(&[("origin", b"null")]),
+            headers(&[("origin", b"http://localhost:8765")]),
+            headers(&[("sec-fetch-site", b"cross-site")]),
+            headers(&[("sec-fetch-site", b"same-site")]),
+            headers(&[("origin", b"http://127.0.0.1:8765\xff")]),
+            headers(&[
+                ("origin", b"http://127.0.0.1:8765"),
+                ("sec-fetch-site", b"none"),
+            ]),
+        ] {
+            assert!(same_origin(&bad, origin).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn forms_decode_as_browsers_encode() {
+        let f = form(b"csrf=ab12&id=r-1&reason=not+during+the+freeze%21&for=&x");
+        assert_eq!(
+            f,
+            [
+                ("csrf".into(), "ab12".into()),
+                ("id".into(), "r-1".into()),
+                ("reason".into(), "not during the freeze!".into()),
+                ("for".into(), String::new()),
+                ("x".into(), String::new()),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_outcome_says_who_decided() {
+        let v = serde_json::json!({"outcome": "approved", "by": {"uid": 0, "user": "root"},
+            "grant": {"id": "g-1", "expires_at": "2026-12-06T17:00:00Z", "scope": "/subscriptions/s"}});
+        assert_eq!(
+            said("r-1", &v),
+            "r-1: approved by root (uid 0); grant g-1 until 2026-12-06T17:00:00Z over /subscriptions/s"
+        );
+        let v = serde_json::json!({"outcome": "denied", "by": {"uid": 1000}, "reason": "freeze"});
+        assert_eq!(said("r-2", &v), "r-2: denied by uid 1000: freeze");
+    }
+}

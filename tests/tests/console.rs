@@ -1,0 +1,398 @@
+//! The approvers' web page (`airlock console`) in a real browser: headless
+//! Chromium driven over WebDriver signs in with the printed link; real
+//! curl in a captured cgroup sends a resource group DELETE, which the
+//! shipped policy holds. The held request appears on the open page within
+//! a second; approve forwards it once, deny answers the agent 403, a
+//! grant from the page lets the next one through. A console run by a user
+//! who is not an approver shows the request but its approval is refused
+//! by the daemon; a decision without the page's CSRF token is refused; a
+//! process airlock captures cannot use the console.
+//! With AIRLOCK_CONSOLE_SCREENSHOTS=DIR, the views are saved there
+//! (docs/console/*.png come from such a run).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use airlock::AdminClient;
+use airlock_tests::tls_upstream::TlsUpstream;
+use airlock_tests::{
+    Browser, Finished, Intercepted, Running, TestCgroup, WAIT, console, finish, privileged,
+};
+use serde_json::Value;
+
+const ARM: &str = "management.azure.com";
+const RG: &str = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourcegroups/rg-old?api-version=2021-04-01";
+/// The user of the console that may not decide: it can reach the admin
+/// socket (`[admin] group`), but is not in `approval.approvers`.
+const OUTSIDER: u32 = 1; // daemon
+const OUTSIDER_GROUP: &str = "daemon";
+
+/// The agent's `az group delete`: curl as `nobody` in the capture cgroup.
+async fn delete(cg: &TestCgroup, up: &TlsUpstream, airlock: &Running) -> Finished {
+    let mut cmd = airlock.client(cg, "curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "30",
+        "-X",
+        "DELETE",
+        "-w",
+        "\n%{http_code}",
+        "--resolve",
+    ])
+    .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
+    .arg(format!("https://{ARM}:{}{RG}", up.port()));
+    finish(cmd).await
+}
+
+/// The id of the next request held, once the daemon lists it.
+async fn held(client: &AdminClient, seen: &[String]) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let list = client.list().await.expect("admin API answers");
+        if let Some(id) = list
+            .iter()
+            .filter_map(|h| h["id"].as_str())
+            .find(|id| !seen.iter().any(|s| s == id))
+        {
+            return id.to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nothing was held");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn status_and_body(out: &Finished) -> (u16, Value) {
+    let (body, status) = out.stdout.rsplit_once('\n').expect("status line");
+    (
+        status.trim().parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+/// curl at the console as root from outside the capture cgroup (so
+/// admitted), with the session's cookie: its status and body.
+async fn curl_console(
+    mut cmd: tokio::process::Command,
+    url: &str,
+    extra: &[&str],
+) -> (u16, String) {
+    cmd.args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(url);
+    let out = finish(cmd).await;
+    let (body, status) = out.stdout.rsplit_once('\n').expect("status line");
+    (status.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvers_decide_in_the_browser_and_nobody_else_can() {
+    if !privileged("approvers_decide_in_the_browser_and_nobody_else_can") {
+        return;
+    }
+    let shots = std::env::var_os("AIRLOCK_CONSOLE_SCREENSHOTS").map(PathBuf::from);
+    let shots = shots.as_deref();
+    let Intercepted {
+        cg,
+        up,
+        airlock,
+        tmp,
+    } = Intercepted::start("console", &[ARM], |c| {
+        // The agent runs as nobody; root approves; the outsider may read.
+        c.approval.approvers = vec!["root".into()];
+        c.approval.timeout = "60s".into();
+        c.admin.group = Some(OUTSIDER_GROUP.into());
+    })
+    .await;
+    let client = AdminClient::new(airlock.admin_socket());
+    let (config, _) = console::config(tmp.path(), "console.toml", &airlock.admin_socket());
+    let root = console::start(&config, None).await;
+
+    // Signed in with the printed link, once; the cookie is the session's.
+    let browser = Browser::start(None).await;
+    browser.goto(&root.login).await;
+    let list = browser.wait_for("#held", WAIT).await;
+    let live = browser.wait_for("#live", WAIT).await;
+    let deadline = Instant::now() + WAIT;
+    while browser.text(&live).await.unwrap() != "live" {
+        assert!(Instant::now() < deadline, "the event stream never opened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        browser
+            .text(&list)
+            .await
+            .unwrap()
+            .contains("Nothing is held")
+    );
+    let cookies = browser.cookies().await;
+    let cookie = cookies
+        .iter()
+        .find(|c| c["name"] == "airlock_console")
+        .unwrap_or_else(|| {
+            panic!("Chromium kept no session cookie on http://127.0.0.1: {cookies:?}")
+        });
+    assert_eq!(cookie["httpOnly"], true, "{cookie}");
+    assert_eq!(cookie["secure"], true, "{cookie}");
+    assert_eq!(cookie["sameSite"], "Strict", "{cookie}");
+    let session = format!("airlock_console={}", cookie["value"].as_str().unwrap());
+    let (status, body) = curl_console(tokio::process::Command::new("curl"), &root.login, &[]).await;
+    assert_eq!(status, 403, "the link works once: {body}");
+
+    // Held → on the open page within a second, without a reload; approve
+    // forwards it exactly once, and the page says who approved.
+    let before = up.requests();
+    let mut seen = Vec::new();
+    let (out, id) = tokio::join!(delete(&cg, &up, &airlock), async {
+        let id = held(&client, &seen).await;
+        let at = Instant::now();
+        let card = format!("article[data-id=\"{id}\"]");
+        browser.wait_for(&card, WAIT).await;
+        let shown = at.elapsed();
+        assert!(
+            shown <= Duration::from_secs(1),
+            "shown {shown:?} after it was held"
+        );
+        let text = browser
+            .text(&list)
+            .await
+            .expect("the same page: the list was updated in place, not reloaded");
+        for want in [
+            "Microsoft.Resources/subscriptions/resourceGroups/delete",
+            "DELETE https://management.azure.com",
+            "rg-old",
+            "curl",
+            "nobody",
+            // The caller's parents, read from /proc: this test started it.
+            "started by console-",
+        ] {
+            assert!(text.contains(want), "{want} not shown: {text}");
+        }
+        browser.save_screenshot(shots, "pending.png").await;
+        let reason = browser
+            .wait_for(&format!("{card} form.approve input[name=reason]"), WAIT)
+            .await;
+        browser.type_into(&reason, "planned cleanup").await;
+        let approve = browser
+            .wait_for(&format!("{card} button.approve"), WAIT)
+            .await;
+        browser.click(&approve).await;
+        let said = console::outcome(&browser, &id).await;
+        assert!(
+            said.contains(&format!("{id}: approved by root (uid 0)")),
+            "{said}"
+        );
+        browser.save_screenshot(shots, "approved.png").await;
+        id
+    });
+    seen.push(id);
+    let (status, _) = status_and_body(&out);
+    assert_ne!(status, 403, "approved, so forwarded: {out:?}");
+    assert_eq!(
+        up.requests(),
+        before + 1,
+        "the upstream saw it exactly once"
+    );
+
+    // Deny with a reason: the agent gets 403, nothing is forwarded.
+    let (out, id) = tokio::join!(delete(&cg, &up, &airlock), async {
+        let id = held(&client, &seen).await;
+        let card = format!("article[data-id=\"{id}\"]");
+        let reason = browser
+            .wait_for(&format!("{card} form.deny input[name=reason]"), WAIT)
+            .await;
+        browser.type_into(&reason, "not during the freeze").await;
+        let deny = browser.wait_for(&format!("{card} button.deny"), WAIT).await;
+        browser.click(&deny).await;
+        let said = console::outcome(&browser, &id).await;
+        assert!(
+            said.contains(&format!(
+                "{id}: denied by root (uid 0): not during the freeze"
+            )),
+            "{said}"
+        );
+        id
+    });
+    seen.push(id.clone());
+    let (status, body) = status_and_body(&out);
+    assert_eq!(status, 403, "{out:?}");
+    assert_eq!(body["outcome"], "denied");
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(up.requests(), before + 1);
+
+    // A third request stays held for what follows.
+    let agent = {
+        let mut cmd = airlock.client(&cg, "curl");
+        cmd.args([
+            "-sS",
+            "--max-time",
+            "50",
+            "-X",
+            "DELETE",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .arg("--resolve")
+        .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
+        .arg(format!("https://{ARM}:{}{RG}", up.port()));
+        tokio::spawn(finish(cmd))
+    };
+    let id = held(&client, &seen).await;
+    let card = format!("article[data-id=\"{id}\"]");
+    let csrf_input = browser
+        .wait_for(&format!("{card} input[name=csrf]"), WAIT)
+        .await;
+    let csrf = browser.property(&csrf_input, "value").await.unwrap();
+    assert_eq!(csrf.len(), 64);
+
+    // Without the CSRF token (curl with the session's cookie), or from
+    // another origin: refused, nothing decided or forwarded.
+    let approve_url = format!("{}/approve", root.origin);
+    let plain = || tokio::process::Command::new("curl");
+    let (status, body) = curl_console(
+        plain(),
+        &approve_url,
+        &[
+            "-H",
+            &format!("Cookie: {session}"),
+            "--data",
+            &format!("id={id}"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("CSRF token is missing or wrong"), "{body}");
+    let (status, body) = curl_console(
+        plain(),
+        &approve_url,
+        &[
+            "-H",
+            &format!("Cookie: {session}"),
+            "-H",
+            "Origin: http://evil.example",
+            "--data",
+            &format!("csrf={csrf}&id={id}"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("evil.example"), "{body}");
+    let (status, body) = curl_console(
+        plain(),
+        &format!("{}/", root.origin),
+        &[
+            "-H",
+            &format!("Cookie: {session}"),
+            "-H",
+            &format!(
+                "Host: rebound.example:{}",
+                root.origin.rsplit(':').next().unwrap()
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        status, 421,
+        "only the console's own address is answered: {body}"
+    );
+    let (status, _) = curl_console(
+        plain(),
+        &approve_url,
+        &[
+            "-H",
+            &format!("Cookie: {session}"),
+            "--data",
+            &format!("csrf={}&id={id}", "0".repeat(64)),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(client.show(&id).await.is_ok(), "still held");
+    assert_eq!(up.requests(), before + 1);
+
+    // A captured process — even one running as the console's own user,
+    // with the session's cookie — gets a refusal and nothing else.
+    let (status, body) = curl_console(
+        cg.command("curl"),
+        &format!("{}/", root.origin),
+        &["-H", &format!("Cookie: {session}")],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("is one airlock captures"), "{body}");
+    assert!(!body.contains(&id), "{body}");
+    let (status, body) = curl_console(
+        cg.command("curl"),
+        &approve_url,
+        &[
+            "-H",
+            &format!("Cookie: {session}"),
+            "--data",
+            &format!("csrf={csrf}&id={id}"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(client.show(&id).await.is_ok(), "still held");
+
+    // A console run by a user who may reach the socket but is not an
+    // approver: it sees the request; the daemon refuses its approval.
+    let (config, _) = console::config(tmp.path(), "outsider.toml", &airlock.admin_socket());
+    let outsider = console::start(&config, Some(OUTSIDER)).await;
+    let theirs = Browser::start(Some(OUTSIDER)).await;
+    theirs.goto(&outsider.login).await;
+    let approve = theirs
+        .wait_for(&format!("{card} button.approve"), WAIT)
+        .await;
+    theirs.click(&approve).await;
+    let said = console::outcome(&theirs, &id).await;
+    assert!(said.contains("not_approver"), "{said}");
+    assert!(said.contains("daemon"), "{said}");
+    theirs.save_screenshot(shots, "not-approver.png").await;
+    assert!(client.show(&id).await.is_ok(), "still held");
+    assert_eq!(up.requests(), before + 1);
+
+    // The approver grants it for a window from the page (scope: its own
+    // resource group): forwarded, and the page says what the grant covers;
+    // the outsider's page loses the card live. The next such request goes
+    // through under the grant, never held.
+    let window = browser
+        .wait_for(&format!("{card} form.approve input[name=for]"), WAIT)
+        .await;
+    browser.type_into(&window, "10m").await;
+    let approve = browser
+        .wait_for(&format!("{card} button.approve"), WAIT)
+        .await;
+    browser.click(&approve).await;
+    let said = console::outcome(&browser, &id).await;
+    assert!(
+        said.contains(&format!("{id}: approved by root (uid 0); grant g-"))
+            && said.contains(
+                "over /subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourcegroups/rg-old"
+            ),
+        "{said}"
+    );
+    let out = agent.await.unwrap();
+    assert_ne!(status_and_body(&out).0, 403, "{out:?}");
+    assert_eq!(up.requests(), before + 2);
+    let deadline = Instant::now() + WAIT;
+    while theirs.find(&card).await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the decided request stayed on the other page"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = delete(&cg, &up, &airlock).await;
+    assert_ne!(status_and_body(&out).0, 403, "{out:?}");
+    assert_eq!(up.requests(), before + 3, "let through by the grant");
+    let records = airlock.records_of("approval", 6).await;
+    let refused: Vec<&Value> = records.iter().filter(|r| r["event"] == "refused").collect();
+    assert!(
+        refused.iter().any(|r| r["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not in approval.approvers")),
+        "{records:#?}"
+    );
+}
