@@ -4,6 +4,7 @@
 //! decides and audits every call, and the demo prints what it saw.
 
 mod azure;
+mod console;
 mod entra;
 mod fleet;
 mod imds;
@@ -146,10 +147,24 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
     let public = crate::tls::PublicFiles::new(&config.tls.public_dir);
     let airlock_ca = public.cert();
     let (ca_dir, intercept) = (config.tls.ca_dir.clone(), config.intercept());
+    // The approvers' web page, on a port of its own.
+    let mut console_config = config.clone();
+    console_config.console.listen = "127.0.0.1:0".parse().expect("literal");
     let app = crate::app::build(config).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(app.run(async {
         let _ = stopped.await;
+    }));
+    let console = crate::console::Console::bind(&console_config)
+        .await
+        .map_err(|e| DemoError::Step {
+            step: "starting the approval console",
+            why: e.to_string(),
+        })?;
+    let console_login = console.login_url().to_owned();
+    let (stop_console, console_stopped) = tokio::sync::oneshot::channel::<()>();
+    let console_serving = tokio::spawn(console.run(async {
+        let _ = console_stopped.await;
     }));
 
     println!(
@@ -187,12 +202,17 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         imds,
         containers: network.as_ref().map(|n| (n, &jobs)),
         fleet: fleet.as_ref().map(|f| &f.approver),
+        console: &console_login,
+        console_note: std::sync::Mutex::new(None),
     };
     let script = tokio::select! {
         r = agent.session(&azure) => r,
         _ = tokio::signal::ctrl_c() => Err(DemoError::Step { step: "interrupted", why: "Ctrl-C".into() }),
     };
+    let console_note = crate::core::lock(&agent.console_note).take();
     let _ = stop.send(());
+    let _ = stop_console.send(());
+    let _ = console_serving.await;
     let stopped = serving.await.map_err(|e| DemoError::Step {
         step: "shutdown",
         why: e.to_string(),
@@ -260,6 +280,9 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
             b.pid.unwrap_or(0),
             crate::core::truncate(&b.why, 70)
         );
+    }
+    if let Some(note) = console_note {
+        println!("{note}");
     }
     siem_report(&siem, &audit)?;
     if let Some(f) = &fleet {
@@ -372,6 +395,10 @@ struct Agent<'a> {
     )>,
     /// An approver's `[fleet]`, when the demo has a fleet database.
     fleet: Option<&'a crate::config::FleetConfig>,
+    /// The approval console's one-time sign-in link.
+    console: &'a str,
+    /// What the approver did at the console, said after the steps.
+    console_note: std::sync::Mutex<Option<String>>,
 }
 
 impl Agent<'_> {
@@ -532,7 +559,7 @@ impl Agent<'_> {
             self.curl("kubectl exec payments-api -- sh (denied)", azure::AKS, "POST",
                 "/api/v1/namespaces/payments/pods/payments-api-7d9f/exec?command=sh&stdin=true&stdout=true&tty=true",
                 &upgrade, refused),
-            self.decide(false, "no interactive shells in production"),
+            self.decide_in_console("no interactive shells in production"),
         );
         decided?;
         step?;
@@ -773,6 +800,28 @@ impl Agent<'_> {
             step,
             why: format!("{id} never reached the fleet"),
         })
+    }
+
+    /// An approver at the approval console: signs in with its one-time
+    /// link, finds the request held now on the live page, and denies it
+    /// from the page's form.
+    async fn decide_in_console(&self, reason: &str) -> Result<(), DemoError> {
+        let step = "denying at the approval console";
+        let err = |why: String| DemoError::Step { step, why };
+        let id = self.held_id(step).await?;
+        let browser = console::Browser::sign_in(self.console).await.map_err(err)?;
+        let page = browser.page_with(&id).await.map_err(err)?;
+        let after = browser.deny(&page, &id, reason).await.map_err(err)?;
+        let said = format!("{id}: denied by ");
+        let outcome = after
+            .split(&said)
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .ok_or_else(|| err(format!("the page after the decision does not say {said}…")))?;
+        *crate::core::lock(&self.console_note) = Some(format!(
+            "approval console (airlock console): signed in with its one-time link; the held kubectl exec was on the live page and denied from its form (session cookie, CSRF token, same origin): \"{said}{outcome}\""
+        ));
+        Ok(())
     }
 
     /// A token from the simulated Entra token endpoint (client credentials).

@@ -449,6 +449,12 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
         out.stdout
     );
     assert!(
+        out.stdout.contains("approval console (airlock console): signed in with its one-time link; the held kubectl exec was on the live page and denied from its form")
+            && out.stdout.contains(": denied by root (uid 0): no interactive shells in production\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
         out.stdout
             .contains("RFC 5424 messages, one per exchange or event, e.g.\n  <13"),
         "{}",
