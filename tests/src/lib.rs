@@ -12,6 +12,7 @@ pub mod console;
 pub mod curl;
 pub mod daemon;
 pub mod fs;
+pub mod held;
 pub mod https;
 pub mod imds;
 pub mod intercepted;

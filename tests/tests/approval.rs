@@ -3,59 +3,9 @@
 //! test, through the admin socket) approves one, denies another, and lets a
 //! third time out. Only the approved one reaches the upstream.
 
-use std::time::Duration;
-
 use airlock::AdminClient;
-use airlock_tests::tls_upstream::TlsUpstream;
-use airlock_tests::{Finished, Intercepted, Running, TestCgroup, WAIT, finish, privileged};
-use serde_json::Value;
-
-const ARM: &str = "management.azure.com";
-const RG: &str = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourcegroups/rg-old?api-version=2021-04-01";
-
-/// The agent's `az group delete`: curl as `nobody` with `airlock ca env`'s
-/// variables.
-async fn delete(cg: &TestCgroup, up: &TlsUpstream, airlock: &Running) -> Finished {
-    let mut cmd = airlock.client(cg, "curl");
-    cmd.args([
-        "-sS",
-        "--max-time",
-        "30",
-        "-X",
-        "DELETE",
-        "-w",
-        "\n%{http_code}",
-        "--resolve",
-    ])
-    .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
-    .arg(format!("https://{ARM}:{}{RG}", up.port()));
-    finish(cmd).await
-}
-
-/// The id of the next request held, once it shows up in the list.
-async fn held(client: &AdminClient, seen: &[String]) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let list = client.list().await.expect("admin API answers");
-        if let Some(id) = list
-            .iter()
-            .filter_map(|h| h["id"].as_str())
-            .find(|id| !seen.iter().any(|s| s == id))
-        {
-            return id.to_owned();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "nothing was held");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-fn status_and_body(out: &Finished) -> (u16, Value) {
-    let (body, status) = out.stdout.rsplit_once('\n').expect("status line");
-    (
-        status.trim().parse().unwrap(),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
-}
+use airlock_tests::held::{ARM, delete, held, status_and_body};
+use airlock_tests::{Intercepted, finish, privileged};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_delete_is_forwarded_only_when_approved() {

@@ -14,61 +14,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use airlock::AdminClient;
-use airlock_tests::tls_upstream::TlsUpstream;
-use airlock_tests::{
-    Browser, Finished, Intercepted, Running, TestCgroup, WAIT, console, finish, privileged,
-};
+use airlock_tests::held::{ARM, RG, delete, held, status_and_body};
+use airlock_tests::{Browser, Intercepted, WAIT, console, finish, privileged};
 use serde_json::Value;
 
-const ARM: &str = "management.azure.com";
-const RG: &str = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourcegroups/rg-old?api-version=2021-04-01";
 /// The user of the console that may not decide: it can reach the admin
 /// socket (`[admin] group`), but is not in `approval.approvers`.
 const OUTSIDER: u32 = 1; // daemon
 const OUTSIDER_GROUP: &str = "daemon";
-
-/// The agent's `az group delete`: curl as `nobody` in the capture cgroup.
-async fn delete(cg: &TestCgroup, up: &TlsUpstream, airlock: &Running) -> Finished {
-    let mut cmd = airlock.client(cg, "curl");
-    cmd.args([
-        "-sS",
-        "--max-time",
-        "30",
-        "-X",
-        "DELETE",
-        "-w",
-        "\n%{http_code}",
-        "--resolve",
-    ])
-    .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
-    .arg(format!("https://{ARM}:{}{RG}", up.port()));
-    finish(cmd).await
-}
-
-/// The id of the next request held, once the daemon lists it.
-async fn held(client: &AdminClient, seen: &[String]) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let list = client.list().await.expect("admin API answers");
-        if let Some(id) = list
-            .iter()
-            .filter_map(|h| h["id"].as_str())
-            .find(|id| !seen.iter().any(|s| s == id))
-        {
-            return id.to_owned();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "nothing was held");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn status_and_body(out: &Finished) -> (u16, Value) {
-    let (body, status) = out.stdout.rsplit_once('\n').expect("status line");
-    (
-        status.trim().parse().unwrap(),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
-}
 
 /// curl at the console as root from outside the capture cgroup (so
 /// admitted), with the session's cookie: its status and body.

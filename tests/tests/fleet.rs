@@ -8,15 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use airlock_tests::daemon::{Daemon, airlock_bin, records, terminate, wait_for, write_tls_config};
+use airlock_tests::held::{ARM, RG};
 use airlock_tests::postgres::OWNER;
 use airlock_tests::{Postgres, TempDir, TestCgroup, TestPki, TlsUpstream, finish, privileged};
 use serde_json::Value;
 
 const NAME: &str = "fleet.airlock-test.azure.com";
-/// Azure Resource Manager: the shipped policy holds a resource group's
-/// deletion there for a human.
-const ARM: &str = "management.azure.com";
-const RG: &str = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourcegroups/rg-old?api-version=2021-04-01";
 
 /// One host: a daemon under its own host name (a UTS namespace of its
 /// own), shipping as database role `role`, capturing `cg`.
