@@ -98,18 +98,23 @@ pub(crate) fn package(bin: &Path) -> anyhow::Result<PathBuf> {
     for (from, to) in FILES {
         place(to, &std::fs::read(root.join(from))?, 0o644)?;
     }
-    for doc in std::fs::read_dir(root.join("docs"))? {
-        let doc = doc?.path();
-        let file = doc
-            .file_name()
-            .expect("a file")
-            .to_string_lossy()
-            .into_owned();
-        place(
-            &format!("usr/share/doc/airlock/docs/{file}"),
-            &std::fs::read(&doc)?,
-            0o644,
-        )?;
+    // The docs with their pictures (docs/console/*.png), as in the tree.
+    let docs = root.join("docs");
+    let mut pending = vec![docs.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let rel = path.strip_prefix(&docs)?.to_string_lossy().into_owned();
+            place(
+                &format!("usr/share/doc/airlock/docs/{rel}"),
+                &std::fs::read(&path)?,
+                0o644,
+            )?;
+        }
     }
     place(
         "usr/share/doc/airlock/copyright",
