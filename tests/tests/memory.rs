@@ -4,12 +4,15 @@
 use airlock_tests::daemon::{spawn, wait_for, write_tls_config};
 use airlock_tests::pki::TestPki;
 use airlock_tests::tls_upstream::TlsUpstream;
-use airlock_tests::{TempDir, TestCgroup, finish, privileged};
+use airlock_tests::{TempDir, TestCgroup, finish_within, privileged};
 
 const SIZE: u64 = 100 * 1024 * 1024;
 /// Far below SIZE: a buffered body could not fit.
 const PEAK_LIMIT_KIB: u64 = 64 * 1024;
 const NAME: &str = "blob.airlock-test.azure.com";
+/// Each transfer's hang guard, as curl's own `--max-time`: a debug build
+/// on a busy 2-core machine takes its time; speed is the bench's to show.
+const TRANSFER: std::time::Duration = std::time::Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_mib_each_way_with_bounded_daemon_memory() {
@@ -39,7 +42,7 @@ async fn hundred_mib_each_way_with_bounded_daemon_memory() {
         );
         let mut upload = airlock_tests::agent::client(&cg, &public, "sh");
         upload.arg("-c").arg(&script);
-        let out = finish(upload).await;
+        let out = finish_within(upload, TRANSFER).await;
         assert!(out.status.success(), "{out:?}");
         let body: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(body["bytes"], SIZE, "{http}");
@@ -58,7 +61,7 @@ async fn hundred_mib_each_way_with_bounded_daemon_memory() {
             ])
             .args(["--resolve", &resolve])
             .arg(format!("{url}/bytes/{SIZE}"));
-        let out = finish(download).await;
+        let out = finish_within(download, TRANSFER).await;
         assert!(out.status.success(), "{out:?}");
         assert_eq!(out.stdout.trim(), SIZE.to_string(), "{http}");
     }
