@@ -5,6 +5,7 @@
 //! it (`tests/layers.rs` keeps it so).
 
 pub(crate) mod addrs;
+mod backoff;
 mod decision;
 mod findings;
 mod glob;
@@ -15,6 +16,7 @@ pub(crate) mod record;
 mod sync;
 mod text;
 
+pub(crate) use backoff::Backoff;
 pub(crate) use decision::{Action, Approver, Decision, MAX_GRANT, Outcome, ResponseMasking};
 pub(crate) use findings::Findings;
 pub use glob::Glob;

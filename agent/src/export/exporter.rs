@@ -24,9 +24,6 @@ use crate::core::lock;
 
 /// How often an idle exporter looks for new records.
 const POLL: Duration = Duration::from_millis(200);
-/// Reconnection backoff: from this, doubling, to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// The cursor is written at most this often (and at the end).
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// Messages awaiting their proof, at most: RELP answers within a window
@@ -225,7 +222,7 @@ impl Exporter {
             cursor,
             saved_at: Instant::now(),
         };
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = crate::core::Backoff::default();
         loop {
             let began = Instant::now();
             let result = self.session(&mut state, &mut stop).await;
@@ -240,20 +237,16 @@ impl Exporter {
             if said.as_deref() != Some(text.as_str()) {
                 tracing::warn!(error = %text, target = %self.config.target, "syslog: export stopped; retrying");
             }
-            if began.elapsed() > MAX_BACKOFF {
-                backoff = FIRST_BACKOFF;
-            }
             if *stop.borrow() {
                 return;
             }
             tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(backoff.after(began)) => {}
                 _ = stop.changed() => {}
             }
             if *stop.borrow() {
                 return;
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 

@@ -21,9 +21,6 @@ use super::connect::Notices;
 use crate::audit::origin::Origin;
 use crate::config::FleetConfig;
 
-/// Reconnection backoff, as the shipper's.
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Decisions are also looked for this often, should a notification be
 /// missed (one sent while the connection was being made).
 const RECHECK: Duration = Duration::from_secs(5);
@@ -129,7 +126,7 @@ struct Task {
 
 impl Task {
     async fn run(mut self) {
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = crate::core::Backoff::default();
         let mut said: Option<String> = None;
         loop {
             let began = Instant::now();
@@ -141,11 +138,8 @@ impl Task {
                 tracing::warn!(error = %text, "fleet approvals unavailable: held requests are decided on this host only until the database is back");
                 said = Some(text);
             }
-            if began.elapsed() > MAX_BACKOFF {
-                backoff = FIRST_BACKOFF;
-            }
             // Commands keep coming meanwhile: keep the open holds current.
-            let wait = tokio::time::sleep(backoff);
+            let wait = tokio::time::sleep(backoff.after(began));
             tokio::pin!(wait);
             loop {
                 tokio::select! {
@@ -156,7 +150,6 @@ impl Task {
                     },
                 }
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 

@@ -28,9 +28,6 @@ use crate::core::lock;
 
 /// How often an idle shipper looks for new records.
 const POLL: Duration = Duration::from_millis(200);
-/// Reconnection backoff: from this, doubling, to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// What the shipper says about itself (`status.fleet`, metrics).
 #[derive(Debug, Default)]
@@ -127,7 +124,7 @@ impl Shipper {
     /// (the caller bounds how long it waits for that); reconnects with
     /// backoff meanwhile.
     pub(crate) async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = crate::core::Backoff::default();
         loop {
             let began = Instant::now();
             let e = match self.session(&mut stop).await {
@@ -140,17 +137,13 @@ impl Shipper {
             if said.as_deref() != Some(text.as_str()) {
                 tracing::warn!(error = %text, "fleet: shipping stopped; retrying");
             }
-            if began.elapsed() > MAX_BACKOFF {
-                backoff = FIRST_BACKOFF;
-            }
             tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(backoff.after(began)) => {}
                 _ = stop.changed() => {}
             }
             if *stop.borrow() {
                 return;
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
