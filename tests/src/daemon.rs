@@ -221,3 +221,34 @@ impl Drop for Daemon {
         // kill_on_drop ends it if SIGTERM did not.
     }
 }
+
+/// What a test of a reader that copies the trail elsewhere starts from:
+/// the daemon's directory, its agent's cgroup, an upstream serving `names`
+/// (HTTP/1.1, issued by `pki`), and the daemon's config — capturing that
+/// upstream's port, its trail rotating at 64 KiB (so an outage spans a
+/// rotation), `extra` sections after it.
+pub async fn small_trail(
+    tag: &str,
+    pki: &crate::TestPki,
+    names: &[&str],
+    extra: &str,
+) -> (
+    crate::TempDir,
+    crate::TestCgroup,
+    crate::TlsUpstream,
+    PathBuf,
+) {
+    let dir = crate::TempDir::new(tag);
+    let cg = crate::TestCgroup::new(tag);
+    let up = crate::TlsUpstream::start(
+        pki.server_config(names, &[b"http/1.1"]),
+        &["127.0.0.1:0".parse().unwrap()],
+    )
+    .await;
+    let config = write_tls_config(dir.path(), cg.path(), up.port(), &pki.write_ca(dir.path()));
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[audit]\n", "[audit]\nrotate_bytes = 65536\n");
+    std::fs::write(&config, text + extra).unwrap();
+    (dir, cg, up, config)
+}

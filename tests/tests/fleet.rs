@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use airlock_tests::daemon::{Daemon, airlock_bin, records, terminate, wait_for, write_tls_config};
+use airlock_tests::daemon::{Daemon, airlock_bin, records, small_trail, terminate, wait_for};
 use airlock_tests::held::{ARM, RG};
 use airlock_tests::postgres::OWNER;
 use airlock_tests::{Postgres, TempDir, TestCgroup, TestPki, TlsUpstream, finish, privileged};
@@ -27,21 +27,12 @@ struct Host {
 
 impl Host {
     async fn new(name: &'static str, pki: &TestPki, pg: &Postgres, role: &str) -> Self {
-        let dir = TempDir::new(name);
-        let cg = TestCgroup::new(name);
-        let up = TlsUpstream::start(
-            pki.server_config(&[NAME, ARM], &[b"http/1.1"]),
-            &["127.0.0.1:0".parse().unwrap()],
-        )
-        .await;
-        let config = write_tls_config(dir.path(), cg.path(), up.port(), &pki.write_ca(dir.path()));
-        let mut text = std::fs::read_to_string(&config).unwrap();
-        // Small files: the outage spans a rotation.
-        text = text.replace("[audit]\n", "[audit]\nrotate_bytes = 65536\n");
-        text.push_str(&pg.fleet_section(role));
         // The host's own approver, for when the fleet is away.
-        text.push_str("[approval]\napprovers = [\"root\"]\n");
-        std::fs::write(&config, text).unwrap();
+        let extra = format!(
+            "{}[approval]\napprovers = [\"root\"]\n",
+            pg.fleet_section(role)
+        );
+        let (dir, cg, up, config) = small_trail(name, pki, &[NAME, ARM], &extra).await;
         Self {
             dir,
             cg,

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use airlock_tests::daemon::{
-    Daemon, airlock_bin, exported, spawn, terminate, wait_for, write_tls_config,
+    Daemon, airlock_bin, exported, small_trail, spawn, terminate, wait_for,
 };
 use airlock_tests::rsyslog::{Input, Received};
 use airlock_tests::{Rsyslog, TempDir, TestCgroup, TestPki, TlsUpstream, finish, privileged};
@@ -30,19 +30,8 @@ struct Host {
 
 impl Host {
     async fn new(tag: &str, pki: &TestPki, syslog: &str) -> Self {
-        let dir = TempDir::new(tag);
-        let cg = TestCgroup::new(tag);
-        let up = TlsUpstream::start(
-            pki.server_config(&[NAME], &[b"http/1.1"]),
-            &["127.0.0.1:0".parse().unwrap()],
-        )
-        .await;
-        let config = write_tls_config(dir.path(), cg.path(), up.port(), &pki.write_ca(dir.path()));
-        let mut text = std::fs::read_to_string(&config).unwrap();
-        // Small files: the outage spans a rotation.
-        text = text.replace("[audit]\n", "[audit]\nrotate_bytes = 65536\n");
-        text.push_str(&format!("[export.syslog]\n{syslog}"));
-        std::fs::write(&config, text).unwrap();
+        let extra = format!("[export.syslog]\n{syslog}");
+        let (dir, cg, up, config) = small_trail(tag, pki, &[NAME], &extra).await;
         Self {
             dir,
             cg,
