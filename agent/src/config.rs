@@ -136,7 +136,7 @@ impl Config {
         self.model.validate()?;
         self.approval.validate()?;
         self.admin.validate()?;
-        self.console.validate()?;
+        self.console.validate(self.fleet.postgres.is_some())?;
         self.fleet.validate()?;
         self.export.validate()
     }

@@ -7,18 +7,23 @@
 //! its roles and row-level security ([`schema`]), the shipper that streams
 //! the local trail in ([`ship`]: raw records exactly once, joined exchanges
 //! for search, chain breaks found on the way), and the readers behind
-//! `audit search --fleet` and `audit verify --fleet` ([`read`]).
+//! `audit search --fleet` and `audit verify --fleet` ([`read`]), and fleet
+//! approvals: the holding host's side ([`board`]), the approver's
+//! ([`decide`]) and the fleet console's live list ([`feed`]).
 
 mod board;
 mod connect;
 mod decide;
+mod feed;
 mod read;
 mod rows;
 mod schema;
 mod ship;
 
 pub(crate) use board::{Board, FleetDecision};
+pub(crate) use decide::decide_as;
 pub use decide::{Decide, decide, held};
+pub(crate) use feed::HeldFeed;
 pub use read::{ShippedTrail, search, verify};
 pub(crate) use ship::{ShipStats, Shipper};
 

@@ -189,6 +189,42 @@ impl Identifier {
     }
 }
 
+/// ID tokens of one issuer for one client (the fleet console's sign-in),
+/// checked as bearer tokens are: a key from the issuer's JWKS (found by
+/// discovery), an allowed algorithm, `iss` exact, `aud` the client id,
+/// `exp`/`nbf` within `identity.leeway_s`.
+#[derive(Debug)]
+pub(crate) struct IdTokens {
+    issuer: Arc<jwt::Issuer>,
+    leeway_s: u64,
+}
+
+impl IdTokens {
+    pub(crate) fn new(
+        issuer: &str,
+        client_id: &str,
+        config: &IdentityConfig,
+        fetcher: Arc<Fetcher>,
+    ) -> Self {
+        crypto::install();
+        let c = crate::config::IssuerConfig {
+            issuer: issuer.to_owned(),
+            audiences: vec![client_id.to_owned()],
+            jwks_uri: None,
+        };
+        Self {
+            issuer: Arc::new(jwt::Issuer::new(&c, fetcher, config)),
+            leeway_s: config.leeway_s,
+        }
+    }
+
+    /// The token's claims when it is valid; why not, else. (The `nonce`
+    /// is the caller's to check: it knows which one it sent.)
+    pub(crate) async fn check(&self, token: &str) -> Result<serde_json::Value, String> {
+        jwt::verified_claims(token, &self.issuer, self.leeway_s).await
+    }
+}
+
 /// The values of header `name` that are text.
 fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
     headers.get_all(name).iter().filter_map(|v| v.to_str().ok())

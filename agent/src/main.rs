@@ -65,12 +65,19 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 if let Some(w) = console.warning() {
                     tracing::warn!("{w}");
                 }
-                // On stdout, as Jupyter prints its link: the terminal of
-                // the user who started it, nobody else's.
-                println!(
-                    "airlock console: sign in at {}\n(the link works once, for 5 minutes; Ctrl-C stops the console)",
-                    console.login_url()
-                );
+                if console.signs_in_with_issuer() {
+                    println!(
+                        "airlock console (fleet): approvers sign in at {}\n(Ctrl-C stops the console)",
+                        console.login_url()
+                    );
+                } else {
+                    // On stdout, as Jupyter prints its link: the terminal
+                    // of the user who started it, nobody else's.
+                    println!(
+                        "airlock console: sign in at {}\n(the link works once, for 5 minutes; Ctrl-C stops the console)",
+                        console.login_url()
+                    );
+                }
                 console.run(shutdown_signal()).await;
                 anyhow::Ok(())
             })

@@ -138,6 +138,28 @@ impl TestPki {
         server_config_from(chain, key, alpn)
     }
 
+    /// [`TestPki::server_config`], and the leaf key's pin as Chromium's
+    /// `--ignore-certificate-errors-spki-list` takes it: base64 of the
+    /// SHA-256 of its SubjectPublicKeyInfo. (Chromium reads its trust from
+    /// an NSS database the harness has no tool to write; a pin trusts this
+    /// one server's key and nothing else.)
+    pub fn pinned_server_config(
+        &self,
+        names: &[&str],
+        alpn: &[&[u8]],
+    ) -> (Arc<ServerConfig>, String) {
+        use base64::Engine;
+        use rcgen::PublicKeyData;
+        let key = p256();
+        let cert = leaf_params(names)
+            .signed_by(&key, &self.ca)
+            .expect("sign leaf");
+        let spki = ring::digest::digest(&ring::digest::SHA256, &key.subject_public_key_info());
+        let pin = base64::engine::general_purpose::STANDARD.encode(spki.as_ref());
+        let chain = vec![cert.der().clone(), self.ca_der()];
+        (server_config_from(chain, pkcs8(&key), alpn), pin)
+    }
+
     /// A client that trusts this CA and nothing else.
     pub fn client_config(&self, alpn: &[&[u8]]) -> Arc<ClientConfig> {
         let mut roots = RootCertStore::empty();

@@ -43,6 +43,12 @@ impl Browser {
     /// Starts chromedriver and a browser, as `uid` when given (its HOME and
     /// profile are then that user's own).
     pub async fn start(uid: Option<u32>) -> Self {
+        Self::start_trusting(uid, &[]).await
+    }
+
+    /// [`Browser::start`], trusting the HTTPS servers whose keys are
+    /// `spki_pins` (see [`crate::TestPki::pinned_server_config`]).
+    pub async fn start_trusting(uid: Option<u32>, spki_pins: &[&str]) -> Self {
         let profile = TempDir::new("chromium");
         if let Some(uid) = uid {
             std::os::unix::fs::chown(profile.path(), Some(uid), Some(uid)).unwrap();
@@ -81,7 +87,7 @@ impl Browser {
                 "/session",
                 Some(json!({ "capabilities": { "alwaysMatch": {
                     "browserName": "chrome",
-                    "goog:chromeOptions": { "binary": CHROMIUM, "args": args(&dir) },
+                    "goog:chromeOptions": { "binary": CHROMIUM, "args": args(&dir, spki_pins) },
                 } } })),
             )
             .await
@@ -296,8 +302,9 @@ impl Drop for Browser {
 
 /// Headless, unsandboxed (tests run as root), and quiet on the network:
 /// without the background-networking flags Chromium dials out at start,
-/// which this machine's closed network refuses.
-fn args(profile: &Path) -> Vec<String> {
+/// which this machine's closed network refuses. A test server's pinned
+/// key is trusted when given.
+fn args(profile: &Path, spki_pins: &[&str]) -> Vec<String> {
     [
         "--headless",
         "--no-sandbox",
@@ -313,5 +320,11 @@ fn args(profile: &Path) -> Vec<String> {
     .iter()
     .map(|a| (*a).to_owned())
     .chain([format!("--user-data-dir={}", profile.display())])
+    .chain((!spki_pins.is_empty()).then(|| {
+        format!(
+            "--ignore-certificate-errors-spki-list={}",
+            spki_pins.join(",")
+        )
+    }))
     .collect()
 }

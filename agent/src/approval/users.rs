@@ -58,4 +58,49 @@ impl Approvers {
         };
         self.users.contains(&name) || self.groups.iter().any(|g| db.in_group(uid, g))
     }
+
+    /// Whether a person an OpenID Connect issuer signed in may decide (the
+    /// fleet console): a user entry names their `preferred_username`/`upn`
+    /// (compared without case, as Entra ID compares them) or their object
+    /// id; a `group:` entry names a group object id of the token's
+    /// `groups` claim.
+    pub(crate) fn admits_claims(&self, names: &[&str], groups: &[String]) -> bool {
+        let named = self.users.iter().any(|u| {
+            names
+                .iter()
+                .any(|n| !n.is_empty() && u.eq_ignore_ascii_case(n))
+        });
+        named || self.groups.iter().any(|g| groups.contains(g))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_in_people_match_by_name_object_id_or_group() {
+        let a = Approvers::new(&[
+            "alice@contoso.test".into(),
+            "0a1b2c3d-0000-4000-8000-000000000001".into(),
+            "group:5b8e2f1a-9c3d-4e7f-a0b6-c1d2e3f4a5b6".into(),
+        ]);
+        assert!(a.admits_claims(&["Alice@Contoso.test", "x"], &[]));
+        assert!(a.admits_claims(
+            &["bob@contoso.test", "0a1b2c3d-0000-4000-8000-000000000001"],
+            &[]
+        ));
+        assert!(a.admits_claims(
+            &["carol@contoso.test"],
+            &[
+                "other".into(),
+                "5b8e2f1a-9c3d-4e7f-a0b6-c1d2e3f4a5b6".into()
+            ]
+        ));
+        assert!(!a.admits_claims(&["bob@contoso.test", "oid-bob"], &["other".into()]));
+        // A group's name is not its object id, and an empty name matches
+        // nothing.
+        assert!(!a.admits_claims(&["5b8e2f1a-9c3d-4e7f-a0b6-c1d2e3f4a5b6"], &[]));
+        assert!(!Approvers::new(&[String::new()]).admits_claims(&[""], &[]));
+    }
 }

@@ -1,32 +1,32 @@
 //! `POST /approve` and `/deny`: a decision from the console's own page —
-//! its session, its origin, its CSRF token — forwarded to the admin socket
-//! as the user who runs the console (the daemon decides whether that user
-//! may), and its outcome, with who decided, kept for the next page.
+//! its session, its origin, its CSRF token — handed to the console's
+//! source ([`super::source`]: the admin socket as the user who runs the
+//! console, or the fleet's database for the person signed in), and its
+//! outcome, with who decided, kept for the next page.
 
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use serde_json::Value;
 
 use super::server::{Body, Shared, notice, respond, signed_out};
-use super::session::Flash;
-use crate::admin::AdminError;
+use super::source::Decision;
 
 /// A decision's form: an id, a reason, a window, a scope, the token.
 const MAX_FORM: usize = 16 * 1024;
 
 /// `POST /approve` and `/deny`: a signed-in session's form, from this
 /// console's own page (Origin, Sec-Fetch-Site) with its CSRF token,
-/// forwarded to the admin socket, where the daemon decides whether this
-/// user may decide. The outcome is shown on the page it redirects to.
+/// handed to the source, which decides whether this user may. The
+/// outcome is shown on the page it redirects to.
 pub(super) async fn decide(
     shared: &Shared,
     cookie: Option<String>,
     req: Request<Incoming>,
     approve: bool,
 ) -> Response<Body> {
-    let Some(cookie) = cookie.filter(|c| shared.sessions.peek(c).is_some()) else {
-        return signed_out();
+    let Some((cookie, session)) = cookie.and_then(|c| shared.sessions.peek(&c).map(|s| (c, s)))
+    else {
+        return signed_out(shared);
     };
     if let Err(why) = same_origin(req.headers(), &shared.origin) {
         return notice(StatusCode::FORBIDDEN, "Refused", &why);
@@ -66,63 +66,23 @@ pub(super) async fn decide(
             "The form names no request.",
         );
     };
-    let outcome = if approve {
-        shared
-            .client
-            .approve(id, field("for"), field("scope"), field("reason"))
-            .await
-    } else {
-        shared
-            .client
-            .deny(id, field("reason").unwrap_or_default())
-            .await
+    let decision = Decision {
+        id,
+        approve,
+        window: field("for"),
+        scope: field("scope"),
+        reason: field("reason"),
     };
-    let flash = match outcome {
-        Ok(v) => Flash {
-            ok: true,
-            text: said(id, &v),
-        },
-        Err(AdminError::Api { code, message, .. }) => Flash {
-            ok: false,
-            text: format!("{id}: the daemon refused: {message} ({code})"),
-        },
-        Err(e) => Flash {
-            ok: false,
-            text: format!("{id}: not decided: {e}"),
-        },
-    };
+    let flash = shared
+        .source
+        .decide(decision, session.person.as_ref())
+        .await;
     tracing::info!(id, approve, ok = flash.ok, outcome = %flash.text, "console: decision");
     shared.sessions.flash(&cookie, flash);
     let mut r = respond(StatusCode::SEE_OTHER, "text/plain", String::new());
     r.headers_mut()
         .insert(header::LOCATION, HeaderValue::from_static("/"));
     r
-}
-
-/// A decision as the daemon answered it, with who made it.
-fn said(id: &str, v: &Value) -> String {
-    let by = &v["by"];
-    let who = match (by["user"].as_str(), by["uid"].as_u64()) {
-        (Some(user), Some(uid)) => format!("{user} (uid {uid})"),
-        (Some(user), None) => user.to_owned(),
-        (None, Some(uid)) => format!("uid {uid}"),
-        (None, None) => "?".to_owned(),
-    };
-    let outcome = v["outcome"].as_str().unwrap_or("decided");
-    let mut text = format!("{id}: {outcome} by {who}");
-    if let Some(g) = v["grant"].as_object() {
-        let f = |k: &str| g.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
-        text.push_str(&format!(
-            "; grant {} until {} over {}",
-            f("id"),
-            f("expires_at"),
-            f("scope")
-        ));
-    }
-    if let Some(reason) = v["reason"].as_str() {
-        text.push_str(&format!(": {reason}"));
-    }
-    text
 }
 
 /// A decision must come from this console's own page: a browser names
@@ -219,17 +179,5 @@ mod tests {
                 ("x".into(), String::new()),
             ]
         );
-    }
-
-    #[test]
-    fn the_outcome_says_who_decided() {
-        let v = serde_json::json!({"outcome": "approved", "by": {"uid": 0, "user": "root"},
-            "grant": {"id": "g-1", "expires_at": "2026-12-06T17:00:00Z", "scope": "/subscriptions/s"}});
-        assert_eq!(
-            said("r-1", &v),
-            "r-1: approved by root (uid 0); grant g-1 until 2026-12-06T17:00:00Z over /subscriptions/s"
-        );
-        let v = serde_json::json!({"outcome": "denied", "by": {"uid": 1000}, "reason": "freeze"});
-        assert_eq!(said("r-2", &v), "r-2: denied by uid 1000: freeze");
     }
 }

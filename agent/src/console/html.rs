@@ -38,12 +38,15 @@ pub(super) fn page(title: &str, body: &str) -> String {
     )
 }
 
-/// Who runs this console, for the page's header.
+/// Who is signed in, for the page's header: the user who runs the
+/// console (single-host) or the person the issuer signed in (fleet).
 #[derive(Clone, Debug)]
 pub(super) struct Viewer {
     pub user: String,
-    pub uid: u32,
-    pub host: String,
+    /// `uid 0 on dev1`, `via https://login.example/…`.
+    pub detail: String,
+    /// Why this viewer may not decide, when they may not.
+    pub refusal: Option<String>,
 }
 
 /// What the console knows of the held requests at one moment.
@@ -64,12 +67,18 @@ pub(super) fn index(
     aged: u64,
 ) -> String {
     let mut body = format!(
-        "<header class=\"top\"><h1>airlock</h1><span class=\"who\">signed in as <b>{}</b> (uid {}) on {}</span>\
+        "<header class=\"top\"><h1>airlock</h1><span class=\"who\">signed in as <b>{}</b> ({})</span>\
          <span id=\"live\" class=\"live\">connecting…</span></header>\n<main>",
         escape(&viewer.user),
-        viewer.uid,
-        escape(&viewer.host)
+        escape(&viewer.detail)
     );
+    if let Some(why) = &viewer.refusal {
+        let _ = write!(
+            body,
+            "<p id=\"refusal\" class=\"flash refused\">{}</p>",
+            escape(why)
+        );
+    }
     if let Some((ok, text)) = flash {
         let _ = write!(
             body,
@@ -135,6 +144,8 @@ fn card(v: &Value, csrf: &str, aged: u64) -> String {
             let _ = write!(out, "<dt>{name}</dt><dd>{html}</dd>");
         }
     };
+    // Fleet mode: the host that holds it.
+    row("Held on", escape(s(v, "host")));
     row("Target host", escape(s(v, "target_host")));
     row("Resource", code(s(v, "resource")));
     row(
@@ -372,8 +383,8 @@ mod tests {
     fn pages_load_only_their_own_assets() {
         let viewer = Viewer {
             user: "alice<".into(),
-            uid: 1000,
-            host: "dev1".into(),
+            detail: "uid 1000 on dev1".into(),
+            refusal: Some("alice< is not in approval.approvers".into()),
         };
         let html = index(
             &viewer,
@@ -387,7 +398,8 @@ mod tests {
         assert!(!html.contains("<script>"), "no inline script");
         assert!(!html.contains("style="), "no inline style");
         assert!(!html.contains("http"), "no third-party assets: {html}");
-        assert!(html.contains("alice&lt;"));
+        assert!(html.contains("<b>alice&lt;</b> (uid 1000 on dev1)"));
+        assert!(html.contains("alice&lt; is not in approval.approvers"));
         assert!(html.contains("class=\"flash refused\""));
         assert!(html.contains("refused: &lt;x&gt;"));
     }

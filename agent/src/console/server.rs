@@ -1,8 +1,10 @@
-//! The console's HTTP server on loopback: who may connect (the user who
-//! started it, from a process airlock does not capture: asked of the
-//! daemon for every connection), sign-in, the page, routing to the live
-//! list ([`super::events`]) and decisions ([`super::decide`]), and the
-//! headers every answer carries.
+//! The console's HTTP server (HTTPS with `console.tls_cert`): who may
+//! connect (single-host: the user who started it, from a process airlock
+//! does not capture, asked of the daemon for every connection; fleet mode
+//! on loopback: never a captured process), sign-in (the printed link, or
+//! the issuer: [`super::signin`]), the page, routing to the live list
+//! ([`super::events`]) and decisions ([`super::decide`]), and the headers
+//! every answer carries.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,15 +20,17 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::html::{self, Held, Viewer};
-use super::session::{SESSION_TTL, Sessions};
+use super::html::{self, Viewer};
+use super::session::{SESSION_TTL, Session, Sessions};
+use super::signin::SignIn;
+use super::source::Source;
 use super::watch::Snapshot;
 use super::{ConsoleError, decide, events, peer};
 use crate::admin::AdminClient;
 use crate::config::Config;
 
 /// The session cookie's name.
-const COOKIE: &str = "airlock_console";
+pub(super) const COOKIE: &str = "airlock_console";
 /// Every answer: nothing but the console's own script and style, never
 /// framed, never cached.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -42,14 +46,33 @@ pub struct Console {
     listener: TcpListener,
     login_url: String,
     warning: Option<String>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shared: Arc<Shared>,
+}
+
+/// Who may open a connection to the console at all.
+#[derive(Debug)]
+pub(super) enum Gate {
+    /// Single-host: a process of the user who started the console, not
+    /// one airlock captures.
+    Owner { uid: u32, client: AdminClient },
+    /// Fleet mode on loopback beside a daemon: not a process airlock
+    /// captures (whoever signs in is checked by the issuer).
+    Uncaptured(AdminClient),
+    /// Fleet mode elsewhere: the issuer's sign-in alone tells people
+    /// apart.
+    SignIn,
 }
 
 #[derive(Debug)]
 pub(super) struct Shared {
     pub sessions: Sessions,
-    pub client: AdminClient,
+    pub source: Source,
+    pub gate: Gate,
+    /// Single-host mode's viewer (the console's own user).
     pub viewer: Viewer,
+    /// Fleet mode's sign-in.
+    pub signin: Option<SignIn>,
     /// `127.0.0.1:8765`: the only `Host` served (a DNS-rebound name is not).
     pub host: String,
     /// `http://127.0.0.1:8765`: the only `Origin` a decision may come from.
@@ -58,13 +81,11 @@ pub(super) struct Shared {
 }
 
 impl Console {
-    /// Asks the daemon (its admin socket must answer), binds
-    /// `console.listen` and makes the login link.
+    /// Single-host mode: asks the daemon (its admin socket must answer),
+    /// binds `console.listen` and makes the login link. Fleet mode: reads
+    /// the fleet's holds and the issuer's discovery document, and binds.
     pub async fn bind(config: &Config) -> Result<Self, ConsoleError> {
-        let client = AdminClient::new(&config.admin.socket);
-        let status = client.status().await?;
-        let warning = status["approvals"]["warning"].as_str().map(str::to_owned);
-        let first = super::watch::with_parents(Held::List(client.list().await?)).await;
+        let tls = super::tls::server_config(&config.console)?;
         let addr = config.console.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -72,35 +93,82 @@ impl Console {
         let addr = listener
             .local_addr()
             .map_err(|source| ConsoleError::Bind { addr, source })?;
-        let (sessions, token) = Sessions::new()?;
-        let uid = crate::capture::process::real_uid(std::process::id()).ok_or(ConsoleError::Me)?;
-        let viewer = Viewer {
-            user: crate::users::name_of(uid).unwrap_or_else(|| format!("uid {uid}")),
-            uid,
-            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_owned())
-                .unwrap_or_default(),
-        };
         let host = addr.to_string();
-        let origin = format!("http://{host}");
+        let origin = format!("{}://{host}", if tls.is_some() { "https" } else { "http" });
+        let client = AdminClient::new(&config.admin.socket);
+        let (source, gate, sessions, login_url, signin, warning, viewer);
+        if config.console.fleet() {
+            source = Source::Fleet {
+                fleet: config.fleet.clone(),
+                approvers: crate::approval::Approvers::new(&config.approval.approvers),
+            };
+            // On loopback beside a daemon, its captured processes are
+            // known and kept out; anywhere else, sign-in alone decides.
+            gate = match addr.ip().is_loopback() && client.status().await.is_ok() {
+                true => Gate::Uncaptured(client),
+                false => Gate::SignIn,
+            };
+            sessions = Sessions::signed_in_elsewhere();
+            login_url = format!("{origin}/login");
+            signin = Some(SignIn::new(
+                super::oidc::Provider::discover(config, &origin).await?,
+            ));
+            (warning, viewer) = (
+                None,
+                Viewer {
+                    user: String::new(),
+                    detail: String::new(),
+                    refusal: None,
+                },
+            );
+        } else {
+            let status = client.status().await?;
+            warning = status["approvals"]["warning"].as_str().map(str::to_owned);
+            let (store, token) = Sessions::new()?;
+            sessions = store;
+            login_url = format!("{origin}/login?token={token}");
+            let uid =
+                crate::capture::process::real_uid(std::process::id()).ok_or(ConsoleError::Me)?;
+            let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_default();
+            viewer = Viewer {
+                user: crate::users::name_of(uid).unwrap_or_else(|| format!("uid {uid}")),
+                detail: format!("uid {uid} on {host_name}"),
+                refusal: None,
+            };
+            signin = None;
+            source = Source::Host(client.clone());
+            gate = Gate::Owner { uid, client };
+        }
+        let first = source.first().await?;
         Ok(Self {
             listener,
-            login_url: format!("{origin}/login?token={token}"),
+            login_url,
             warning,
+            tls,
             shared: Arc::new(Shared {
                 sessions,
-                held: super::watch::spawn(client.clone(), first),
-                client,
+                held: source.watch(first),
+                source,
+                gate,
                 viewer,
+                signin,
                 host,
                 origin,
             }),
         })
     }
 
-    /// The one-time sign-in link.
+    /// Where to sign in: the one-time link (single-host mode), or the
+    /// console's `/login` (fleet mode).
     pub fn login_url(&self) -> &str {
         &self.login_url
+    }
+
+    /// Fleet mode: approvers sign in with the issuer.
+    pub fn signs_in_with_issuer(&self) -> bool {
+        self.shared.signin.is_some()
     }
 
     /// The daemon's warning that it cannot tell the agent from its
@@ -118,7 +186,7 @@ impl Console {
                 () = &mut shutdown => return,
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        conns.spawn(serve(self.shared.clone(), stream, peer));
+                        conns.spawn(serve(self.shared.clone(), self.tls.clone(), stream, peer));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "console: accept failed");
@@ -132,7 +200,12 @@ impl Console {
 }
 
 /// One connection: admitted or refused once, for every request on it.
-async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+async fn serve(
+    shared: Arc<Shared>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
     let Ok(local) = stream.local_addr() else {
         return;
     };
@@ -149,12 +222,29 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             }))
         }
     });
-    if let Err(e) = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    let served = match tls {
+        None => http.serve_connection(TokioIo::new(stream), service).await,
+        Some(tls) => {
+            let stream = match tokio::time::timeout(
+                Duration::from_secs(10),
+                tokio_rustls::TlsAcceptor::from(tls).accept(stream),
+            )
+            .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "console: TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            http.serve_connection(TokioIo::new(stream), service).await
+        }
+    };
+    if let Err(e) = served {
         tracing::debug!(error = %e, "console connection ended");
     }
 }
@@ -163,22 +253,29 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
 /// the user who started it, and the daemon says it is not captured. What
 /// cannot be established is refused.
 async fn admit(shared: &Shared, local: SocketAddr, peer: SocketAddr) -> Result<(), String> {
+    let (owner, client) = match &shared.gate {
+        Gate::SignIn => return Ok(()),
+        Gate::Owner { uid, client } => (Some(*uid), client),
+        Gate::Uncaptured(client) => (None, client),
+    };
     let found = tokio::task::spawn_blocking(move || peer::find(local, peer))
         .await
         .ok()
         .flatten()
         .ok_or_else(|| "the connecting process cannot be found".to_owned())?;
-    if found.uid != shared.viewer.uid {
+    if let Some(uid) = owner
+        && found.uid != uid
+    {
         return Err(format!(
-            "the connecting process runs as uid {}; this console serves only uid {}, who started it",
-            found.uid, shared.viewer.uid
+            "the connecting process runs as uid {}; this console serves only uid {uid}, who started it",
+            found.uid
         ));
     }
     if found.pids.is_empty() {
         return Err("the connecting process cannot be identified".to_owned());
     }
     for pid in found.pids {
-        match shared.client.process(pid).await {
+        match client.process(pid).await {
             Ok(v) if v["captured"] == false => {}
             Ok(v) => {
                 return Err(format!(
@@ -213,24 +310,36 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
     match (method, path.as_str()) {
         (Method::GET, "/app.js") => asset("text/javascript; charset=utf-8", APP_JS),
         (Method::GET, "/app.css") => asset("text/css; charset=utf-8", APP_CSS),
-        (Method::GET, "/login") => login(shared, req.uri().query().unwrap_or("")),
+        (Method::GET, "/login") => match &shared.signin {
+            Some(signin) => signin.start(),
+            None => login(shared, req.uri().query().unwrap_or("")),
+        },
+        (Method::GET, "/callback") => match &shared.signin {
+            Some(signin) => signin.callback(shared, &req).await,
+            None => notice(StatusCode::NOT_FOUND, "Not found", "There is no such page."),
+        },
         (Method::GET, "/") => match cookie.and_then(|c| shared.sessions.take(&c)) {
             Some(s) => {
                 let snap = shared.held.borrow().clone();
                 let flash = s.flash.as_ref().map(|f| (f.ok, f.text.as_str()));
                 let aged = snap.at.elapsed().as_secs();
-                let page = html::index(&shared.viewer, &snap.held, &s.csrf, flash, aged);
+                let viewer = viewer(shared, &s);
+                let page = html::index(&viewer, &snap.held, &s.csrf, flash, aged);
                 respond(StatusCode::OK, "text/html; charset=utf-8", page)
             }
-            None => signed_out(),
+            None => signed_out(shared),
         },
         (Method::GET, "/events") => match cookie {
             Some(c) if shared.sessions.peek(&c).is_some() => events::stream(shared, c),
-            _ => signed_out(),
+            _ => signed_out(shared),
         },
         (Method::POST, "/approve") => decide::decide(shared, cookie, req, true).await,
         (Method::POST, "/deny") => decide::decide(shared, cookie, req, false).await,
-        (_, "/" | "/login" | "/events" | "/approve" | "/deny" | "/app.js" | "/app.css") => notice(
+        (
+            _,
+            "/" | "/login" | "/callback" | "/events" | "/approve" | "/deny" | "/app.js"
+            | "/app.css",
+        ) => notice(
             StatusCode::METHOD_NOT_ALLOWED,
             "Not allowed",
             "That method is not served here.",
@@ -239,8 +348,26 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
     }
 }
 
+/// Who the page says is signed in: the console's user, or the session's
+/// person and whether they may decide.
+fn viewer(shared: &Shared, session: &Session) -> Viewer {
+    match (&shared.signin, &session.person) {
+        (Some(signin), Some(p)) => Viewer {
+            user: p.name.clone(),
+            detail: format!("via {}", signin.issuer()),
+            refusal: shared.source.refusal(Some(p)),
+        },
+        _ => shared.viewer.clone(),
+    }
+}
+
 /// The session cookie's value, if the request has one.
 fn session_cookie(req: &Request<Incoming>) -> Option<String> {
+    cookie(req, COOKIE)
+}
+
+/// Cookie `name`'s value, if the request has it.
+pub(super) fn cookie(req: &Request<Incoming>, name: &str) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()
@@ -248,8 +375,18 @@ fn session_cookie(req: &Request<Incoming>) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|kv| {
             let (k, v) = kv.trim().split_once('=')?;
-            (k == COOKIE).then(|| v.to_owned())
+            (k == name).then(|| v.to_owned())
         })
+}
+
+/// `Set-Cookie` for a new session `cookie`: never readable by script,
+/// sent only to this console and only from its own pages.
+pub(super) fn session_set_cookie(cookie: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={cookie}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={}",
+        SESSION_TTL.as_secs()
+    ))
+    .ok()
 }
 
 /// `GET /login?token=…`: the printed link, spent once, opens a session.
@@ -265,11 +402,7 @@ fn login(shared: &Shared, query: &str) -> Response<Body> {
             h.insert(header::LOCATION, HeaderValue::from_static("/"));
             // Secure: browsers treat loopback as a secure context and keep
             // it over http://127.0.0.1; it never goes anywhere else.
-            let set = format!(
-                "{COOKIE}={cookie}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={}",
-                SESSION_TTL.as_secs()
-            );
-            if let Ok(v) = HeaderValue::from_str(&set) {
+            if let Some(v) = session_set_cookie(&cookie) {
                 h.insert(header::SET_COOKIE, v);
             }
             r
@@ -287,12 +420,12 @@ fn login(shared: &Shared, query: &str) -> Response<Body> {
     }
 }
 
-pub(super) fn signed_out() -> Response<Body> {
-    notice(
-        StatusCode::UNAUTHORIZED,
-        "Not signed in",
-        "Open the sign-in link airlock console printed (it works once, for 5 minutes).",
-    )
+pub(super) fn signed_out(shared: &Shared) -> Response<Body> {
+    let how = match shared.signin {
+        Some(_) => "Sign in at /login.",
+        None => "Open the sign-in link airlock console printed (it works once, for 5 minutes).",
+    };
+    notice(StatusCode::UNAUTHORIZED, "Not signed in", how)
 }
 
 fn asset(content_type: &'static str, text: &'static str) -> Response<Body> {

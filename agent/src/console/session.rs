@@ -1,5 +1,7 @@
-//! Who is signed in: the one-time login token `airlock console` prints,
-//! the sessions it opens (a cookie each) and every session's CSRF token.
+//! Who is signed in: the one-time login token `airlock console` prints
+//! (single-host mode) or the person the issuer signed in (fleet mode,
+//! [`super::signin`]), the sessions they open (a cookie each) and every
+//! session's CSRF token.
 //! Tokens are 256 bits from the system's generator; what is kept of the
 //! login and session tokens is their SHA-256, so a lookup's timing says
 //! nothing about a token, and the CSRF token is compared in constant time.
@@ -12,6 +14,7 @@ use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::ConsoleError;
+use super::oidc::Person;
 use crate::core::lock;
 
 /// How long the printed login link works: long enough to paste it, short
@@ -28,6 +31,8 @@ pub(super) struct Session {
     pub csrf: String,
     /// The outcome of this session's last decision, shown once.
     pub flash: Option<Flash>,
+    /// Fleet mode: who signed in.
+    pub person: Option<Person>,
 }
 
 /// A decision's outcome, for the page after it.
@@ -42,6 +47,7 @@ struct Open {
     csrf: String,
     until: Instant,
     flash: Option<Flash>,
+    person: Option<Person>,
 }
 
 #[derive(Debug)]
@@ -76,29 +82,45 @@ impl Sessions {
         ))
     }
 
+    /// The store without a login token: fleet mode, where the issuer
+    /// signs people in.
+    pub(super) fn signed_in_elsewhere() -> Self {
+        Self {
+            rng: SystemRandom::new(),
+            state: Mutex::default(),
+        }
+    }
+
     /// Spends the login token: a new session's cookie value, or `None`
     /// when `token` is not it, or it was used or has expired.
     pub(super) fn login(&self, token: &str) -> Result<Option<String>, ConsoleError> {
-        let mut st = lock(&self.state);
-        let now = Instant::now();
-        let valid = st
-            .login
-            .is_some_and(|(h, until)| now < until && same(&h, &hash(token)));
-        if !valid {
-            return Ok(None);
+        {
+            let mut st = lock(&self.state);
+            let valid = st
+                .login
+                .is_some_and(|(h, until)| Instant::now() < until && same(&h, &hash(token)));
+            if !valid {
+                return Ok(None);
+            }
+            st.login = None;
         }
-        st.login = None;
+        self.open(None).map(Some)
+    }
+
+    /// A new session (for `person`, in fleet mode): its cookie value.
+    pub(super) fn open(&self, person: Option<Person>) -> Result<String, ConsoleError> {
         let cookie = random(&self.rng)?;
         let csrf = random(&self.rng)?;
-        st.open.insert(
+        lock(&self.state).open.insert(
             hash(&cookie),
             Open {
                 csrf,
-                until: now + SESSION_TTL,
+                until: Instant::now() + SESSION_TTL,
                 flash: None,
+                person,
             },
         );
-        Ok(Some(cookie))
+        Ok(cookie)
     }
 
     /// The live session `cookie` names, its flash taken (shown once).
@@ -106,6 +128,7 @@ impl Sessions {
         self.with(cookie, |s| Session {
             csrf: s.csrf.clone(),
             flash: s.flash.take(),
+            person: s.person.clone(),
         })
     }
 
@@ -114,6 +137,7 @@ impl Sessions {
         self.with(cookie, |s| Session {
             csrf: s.csrf.clone(),
             flash: s.flash.clone(),
+            person: s.person.clone(),
         })
     }
 
@@ -144,13 +168,13 @@ impl Sessions {
 }
 
 /// 32 random bytes as 64 hex digits.
-fn random(rng: &SystemRandom) -> Result<String, ConsoleError> {
+pub(super) fn random(rng: &SystemRandom) -> Result<String, ConsoleError> {
     let mut bytes = [0u8; 32];
     rng.fill(&mut bytes).map_err(|_| ConsoleError::Random)?;
     Ok(crate::core::hex(&bytes))
 }
 
-fn hash(token: &str) -> [u8; 32] {
+pub(super) fn hash(token: &str) -> [u8; 32] {
     let d = digest::digest(&digest::SHA256, token.as_bytes());
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
@@ -158,7 +182,7 @@ fn hash(token: &str) -> [u8; 32] {
 }
 
 /// Equal bytes, in time that depends on the length only.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

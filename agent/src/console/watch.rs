@@ -73,7 +73,7 @@ pub(super) async fn with_parents(held: Held) -> Held {
 
 /// The same requests in the same order, ignoring how long they have
 /// waited.
-fn same(a: &Held, b: &Held) -> bool {
+pub(super) fn same(a: &Held, b: &Held) -> bool {
     match (a, b) {
         (Held::List(a), Held::List(b)) => {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| timeless(x) == timeless(y))

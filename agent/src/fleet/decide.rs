@@ -30,7 +30,11 @@ pub struct Decide {
 /// first: each as its host published it, with `host`, `trail`,
 /// `waiting_s` and `remaining_s`.
 pub async fn held(fleet: &FleetConfig) -> Result<Vec<Value>, FleetError> {
-    let client = super::connect::connect(fleet).await?;
+    held_on(&super::connect::connect(fleet).await?).await
+}
+
+/// [`held`], over a connection already made.
+pub(super) async fn held_on(client: &tokio_postgres::Client) -> Result<Vec<Value>, FleetError> {
     let rows = client
         .query(
             "SELECT h.request::text, h.host, h.trail,
@@ -60,6 +64,21 @@ pub async fn held(fleet: &FleetConfig) -> Result<Vec<Value>, FleetError> {
 /// `trail`, `decision`, and `state` (`held` when its host has not
 /// answered within a few seconds).
 pub async fn decide(fleet: &FleetConfig, id: &str, d: Decide) -> Result<Value, FleetError> {
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let user = uid.and_then(|u| crate::users::UserDb::system().user_name(u));
+    decide_as(fleet, id, d, user, uid).await
+}
+
+/// [`decide`] for `user` (and `uid`, when an OS user): the fleet console
+/// decides for the person signed in to it, not for the OS user it runs
+/// as. The answer also names the database role recorded (`role`).
+pub(crate) async fn decide_as(
+    fleet: &FleetConfig,
+    id: &str,
+    d: Decide,
+    user: Option<String>,
+    uid: Option<u32>,
+) -> Result<Value, FleetError> {
     if !d.approve && d.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         return Err(FleetError::Decision("a denial needs a reason".into()));
     }
@@ -97,13 +116,11 @@ pub async fn decide(fleet: &FleetConfig, id: &str, d: Decide) -> Result<Value, F
             )));
         }
     };
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    let user = uid.and_then(|u| crate::users::UserDb::system().user_name(u));
     let window = d.window.map(|w| w.as_secs() as i64);
-    client
-        .execute(
+    let role: String = client
+        .query_one(
             "INSERT INTO airlock_decisions (trail, id, decision, window_s, scope, reason, os_user, os_uid, os_host)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING db_role::text",
             &[
                 &trail,
                 &id,
@@ -116,7 +133,8 @@ pub async fn decide(fleet: &FleetConfig, id: &str, d: Decide) -> Result<Value, F
                 &crate::audit::origin::host_name(),
             ],
         )
-        .await?;
+        .await?
+        .get(0);
     let deadline = tokio::time::Instant::now() + CONFIRM;
     let state = loop {
         let state: String = client
@@ -134,6 +152,6 @@ pub async fn decide(fleet: &FleetConfig, id: &str, d: Decide) -> Result<Value, F
     Ok(serde_json::json!({
         "id": id, "host": host, "trail": trail,
         "decision": if d.approve { "approve" } else { "deny" },
-        "state": state,
+        "state": state, "role": role,
     }))
 }

@@ -1,5 +1,6 @@
-//! Small HTTPS exchanges: GET of JSON documents (OIDC discovery, JWKS) and
-//! POST of JSON notifications (approval webhooks), verified against the
+//! Small HTTPS exchanges: GET of JSON documents (OIDC discovery, JWKS),
+//! POST of JSON notifications (approval webhooks) and of OAuth token
+//! requests (the fleet console's sign-in), verified against the
 //! same roots as upstreams, bounded in time and size.
 
 use std::sync::Arc;
@@ -75,6 +76,31 @@ impl Fetcher {
         .map(drop)
     }
 
+    /// POSTs `form` (`application/x-www-form-urlencoded`, already
+    /// encoded) to `url`: the status and the JSON answer, whatever the
+    /// status (an OAuth token endpoint says why in a 400's body).
+    pub(crate) async fn post_form(
+        &self,
+        url: &str,
+        form: String,
+    ) -> Result<(u16, serde_json::Value), FetchError> {
+        let headers = [(
+            "content-type",
+            "application/x-www-form-urlencoded".to_owned(),
+        )];
+        let (status, body) = tokio::time::timeout(
+            FETCH_TIMEOUT,
+            self.exchange(http::Method::POST, url, Some(Bytes::from(form)), &headers),
+        )
+        .await
+        .map_err(|_| FetchError::Timeout { url: url.into() })??;
+        let v = serde_json::from_slice(&body).map_err(|e| FetchError::NotJson {
+            url: url.into(),
+            why: e.to_string(),
+        })?;
+        Ok((status.as_u16(), v))
+    }
+
     /// One request (`body`: JSON; `headers` added); the response body when
     /// the status is 2xx.
     async fn send(
@@ -84,6 +110,25 @@ impl Fetcher {
         body: Option<Bytes>,
         headers: &[(&'static str, String)],
     ) -> Result<Bytes, FetchError> {
+        let (status, body) = self.exchange(method, url, body, headers).await?;
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                url: url.into(),
+                status: status.as_u16(),
+            });
+        }
+        Ok(body)
+    }
+
+    /// One request (`body`: JSON unless `headers` name another
+    /// `content-type`); the status and the body, bounded.
+    async fn exchange(
+        &self,
+        method: http::Method,
+        url: &str,
+        body: Option<Bytes>,
+        headers: &[(&'static str, String)],
+    ) -> Result<(http::StatusCode, Bytes), FetchError> {
         let failed = |why: String| FetchError::Failed {
             url: url.into(),
             why,
@@ -128,7 +173,7 @@ impl Fetcher {
                 http::header::USER_AGENT,
                 concat!("airlock/", env!("CARGO_PKG_VERSION")),
             );
-        if body.is_some() {
+        if body.is_some() && !headers.iter().any(|(n, _)| *n == "content-type") {
             request = request.header(http::header::CONTENT_TYPE, "application/json");
         }
         for (name, value) in headers {
@@ -142,19 +187,12 @@ impl Fetcher {
             .await
             .map_err(|e| failed(e.to_string()))?;
         let status = response.status();
-        if !status.is_success() {
-            conn.abort();
-            return Err(FetchError::Status {
-                url: url.into(),
-                status: status.as_u16(),
-            });
-        }
         let body = Limited::new(response.into_body(), MAX_BODY)
             .collect()
             .await
             .map_err(|e| failed(format!("body: {e}")))?
             .to_bytes();
         conn.abort();
-        Ok(body)
+        Ok((status, body))
     }
 }

@@ -106,6 +106,25 @@ pub(super) async fn identify(
     }
 }
 
+/// The claims of `token` once it validates against `issuer` (exactly as a
+/// bearer token's: the fleet console's ID tokens); why not, else.
+pub(super) async fn verified_claims(
+    token: &str,
+    issuer: &Arc<Issuer>,
+    leeway_s: u64,
+) -> Result<Value, String> {
+    let (header, claims) = split(token).ok_or("not a JWT")?;
+    validate(
+        token,
+        &header,
+        &claims,
+        std::slice::from_ref(issuer),
+        leeway_s,
+    )
+    .await?;
+    Ok(claims)
+}
+
 /// Header and payload of a compact JWS, or `None` if `token` is not one.
 pub(crate) fn split(token: &str) -> Option<(Value, Value)> {
     let mut parts = token.split('.');

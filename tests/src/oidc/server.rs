@@ -1,6 +1,9 @@
 //! The issuer's HTTPS server. Every path prefix is an issuer of its own
 //! (`/{tenant}/v2.0` mimics Entra v2), all sharing one JWKS, as Entra's
-//! tenants share Microsoft's signing keys.
+//! tenants share Microsoft's signing keys. Its authorization endpoint
+//! signs in at once as the user the test chose and sends the browser back
+//! with a code; its token endpoint exchanges that code (client secret,
+//! redirect URI and PKCE checked) for an ID token.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -22,13 +25,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use super::{SigningKey, TokenBuilder};
+use super::token::random;
+use super::{SigningKey, TokenBuilder, b64url};
 use crate::TestPki;
 use crate::pki::HTTP11;
 
 const DISCOVERY: &str = "/.well-known/openid-configuration";
 const JWKS: &str = "/discovery/keys";
 const TOKEN: &str = "/oauth2/v2.0/token";
+const AUTHORIZE: &str = "/oauth2/v2.0/authorize";
 
 type Resp = Response<Full<Bytes>>;
 
@@ -53,6 +58,25 @@ struct State {
     jwks_fetches: AtomicU64,
     discovery_fetches: AtomicU64,
     last_assertion: Mutex<Option<String>>,
+    /// Base64 SHA-256 of the server key's SubjectPublicKeyInfo.
+    pin: String,
+    /// Registered clients: id → secret.
+    clients: Mutex<HashMap<String, String>>,
+    /// The claims of whoever the authorization endpoint signs in.
+    user: Mutex<Option<Value>>,
+    /// Codes issued and not redeemed yet.
+    codes: Mutex<HashMap<String, Grant>>,
+}
+
+/// What a code was issued for.
+#[derive(Debug, Clone)]
+struct Grant {
+    issuer: String,
+    client_id: String,
+    redirect_uri: String,
+    challenge: String,
+    nonce: Option<String>,
+    user: Value,
 }
 
 impl OidcIssuer {
@@ -60,7 +84,8 @@ impl OidcIssuer {
     /// the test resolves there), with no keys published yet.
     pub async fn start(host: &str) -> Self {
         let pki = TestPki::new("OIDC issuer test CA");
-        let acceptor = TlsAcceptor::from(pki.server_config(&[host], &[HTTP11]));
+        let (config, pin) = pki.pinned_server_config(&[host], &[HTTP11]);
+        let acceptor = TlsAcceptor::from(config);
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -72,6 +97,10 @@ impl OidcIssuer {
             jwks_fetches: AtomicU64::new(0),
             discovery_fetches: AtomicU64::new(0),
             last_assertion: Mutex::default(),
+            pin,
+            clients: Mutex::default(),
+            user: Mutex::default(),
+            codes: Mutex::default(),
         });
         let mut tasks = JoinSet::new();
         tasks.spawn(serve(listener, acceptor, state.clone()));
@@ -154,6 +183,25 @@ impl OidcIssuer {
         self.state.discovery_fetches.load(Ordering::SeqCst)
     }
 
+    /// The server key's pin, for Chromium's
+    /// `--ignore-certificate-errors-spki-list` (see
+    /// [`crate::TestPki::pinned_server_config`]).
+    pub fn spki_pin(&self) -> &str {
+        &self.state.pin
+    }
+
+    /// Registers a client that may redeem authorization codes.
+    pub fn register_client(&self, client_id: &str, secret: &str) {
+        let mut clients = self.state.clients.lock().unwrap();
+        clients.insert(client_id.to_owned(), secret.to_owned());
+    }
+
+    /// From now on, the authorization endpoint signs in as the person
+    /// these claims describe (`preferred_username`, `oid`, `groups`, …).
+    pub fn sign_in_as(&self, claims: Value) {
+        *self.state.user.lock().unwrap() = Some(claims);
+    }
+
     /// The `client_assertion` of the last token request that had one.
     pub fn last_assertion(&self) -> Option<String> {
         self.state.last_assertion.lock().unwrap().clone()
@@ -191,6 +239,11 @@ async fn route(req: Request<Incoming>, state: Arc<State>) -> Result<Resp, Infall
             state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
             jwks(&state)
         }
+        Method::GET if path.ends_with(AUTHORIZE) => {
+            let prefix = &path[..path.len() - AUTHORIZE.len()];
+            let query = form(req.uri().query().unwrap_or("").as_bytes());
+            authorize(&state, prefix, &query)
+        }
         Method::POST if path.ends_with(TOKEN) => {
             let prefix = &path[..path.len() - TOKEN.len()];
             let body = req.into_body().collect().await;
@@ -219,6 +272,8 @@ fn discovery(state: &State, prefix: &str) -> Resp {
             "issuer": issuer,
             "jwks_uri": format!("{issuer}{JWKS}"),
             "token_endpoint": format!("{issuer}{TOKEN}"),
+            "authorization_endpoint": format!("{issuer}{AUTHORIZE}"),
+            "code_challenge_methods_supported": ["S256"],
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
             "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
             "subject_types_supported": ["pairwise"],
@@ -244,6 +299,9 @@ fn jwks(state: &State) -> Resp {
 /// assertion is recorded, not validated: the tests are about what airlock
 /// sends and how it uses the answer.
 fn token(state: &State, prefix: &str, form: &HashMap<String, String>) -> Resp {
+    if form.get("grant_type").map(String::as_str) == Some("authorization_code") {
+        return redeem(state, prefix, form);
+    }
     for param in ["client_id", "scope", "grant_type", "client_assertion"] {
         if !form.contains_key(param) {
             let msg = format!("The request body must contain the following parameter: '{param}'.");
@@ -292,6 +350,144 @@ fn token(state: &State, prefix: &str, form: &HashMap<String, String>) -> Resp {
             "access_token": access_token,
         }),
     )
+}
+
+/// The authorization endpoint: the user the test chose is signed in at
+/// once, and the browser sent back to `redirect_uri` with a code for
+/// this request (or an `error`, as Entra sends one).
+fn authorize(state: &State, prefix: &str, q: &HashMap<String, String>) -> Resp {
+    let back = |redirect_uri: &str, params: &[(&str, &str)]| {
+        let query: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect();
+        Response::builder()
+            .status(StatusCode::FOUND)
+            .header(
+                http::header::LOCATION,
+                format!("{redirect_uri}?{}", query.join("&")),
+            )
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
+    let (client_id, redirect_uri, st) = (get("client_id"), get("redirect_uri"), get("state"));
+    if redirect_uri.is_empty() || !state.clients.lock().unwrap().contains_key(client_id) {
+        // Entra shows its own error page: never a redirect to an unknown place.
+        return json(
+            StatusCode::BAD_REQUEST,
+            json!({ "error": "invalid_client" }),
+        );
+    }
+    if get("response_type") != "code"
+        || get("code_challenge_method") != "S256"
+        || get("code_challenge").is_empty()
+        || !get("scope").split(' ').any(|s| s == "openid")
+    {
+        return back(
+            redirect_uri,
+            &[
+                ("error", "invalid_request"),
+                ("error_description", "AADSTS900144: bad request"),
+                ("state", st),
+            ],
+        );
+    }
+    let Some(user) = state.user.lock().unwrap().clone() else {
+        return back(
+            redirect_uri,
+            &[
+                ("error", "access_denied"),
+                ("error_description", "AADSTS50105: nobody is signed in"),
+                ("state", st),
+            ],
+        );
+    };
+    let code = b64url(&random::<32>());
+    state.codes.lock().unwrap().insert(
+        code.clone(),
+        Grant {
+            issuer: format!("{}{prefix}", state.origin),
+            client_id: client_id.to_owned(),
+            redirect_uri: redirect_uri.to_owned(),
+            challenge: get("code_challenge").to_owned(),
+            nonce: q.get("nonce").cloned(),
+            user,
+        },
+    );
+    back(redirect_uri, &[("code", &code), ("state", st)])
+}
+
+/// The authorization-code grant: the client and its secret, the code
+/// (once), the redirect URI it was issued for, and PKCE S256 — the
+/// verifier's SHA-256 must be the challenge — then an ID token for the
+/// user, carrying the request's nonce.
+fn redeem(state: &State, prefix: &str, form: &HashMap<String, String>) -> Resp {
+    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let invalid =
+        |code: u32, msg: &str| entra_error(StatusCode::BAD_REQUEST, "invalid_grant", code, msg);
+    let secret = state.clients.lock().unwrap().get(get("client_id")).cloned();
+    if secret.is_none_or(|s| s != get("client_secret")) {
+        return entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided.",
+        );
+    }
+    let Some(grant) = state.codes.lock().unwrap().remove(get("code")) else {
+        return invalid(
+            70008,
+            "The provided authorization code or refresh token has expired or was used already.",
+        );
+    };
+    if grant.client_id != get("client_id") || grant.issuer != format!("{}{prefix}", state.origin) {
+        return invalid(70000, "The code was issued to another client.");
+    }
+    if grant.redirect_uri != get("redirect_uri") {
+        return invalid(
+            50148,
+            "The redirect_uri does not match the one the code was issued for.",
+        );
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, get("code_verifier").as_bytes());
+    if b64url(digest.as_ref()) != grant.challenge {
+        return invalid(
+            501481,
+            "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+        );
+    }
+    let Some(key) = state.keys.lock().unwrap().last().cloned() else {
+        return entra_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            50001,
+            "No signing key published.",
+        );
+    };
+    let mut claims = grant.user.clone();
+    claims["nonce"] = grant.nonce.map_or(Value::Null, Value::from);
+    // An ID token: for the client, no scopes.
+    claims["scp"] = Value::Null;
+    claims["idtyp"] = Value::Null;
+    let id_token = TokenBuilder::entra(&grant.issuer, &grant.client_id)
+        .claims(claims)
+        .sign(&key);
+    json(
+        StatusCode::OK,
+        json!({ "token_type": "Bearer", "expires_in": 3599, "scope": "openid profile", "id_token": id_token }),
+    )
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// An error body shaped like Entra's (`AADSTS…` codes).

@@ -257,7 +257,7 @@ fn merge(base: &mut Value, overrides: Value) {
     }
 }
 
-fn random<const N: usize>() -> [u8; N] {
+pub(super) fn random<const N: usize>() -> [u8; N] {
     let mut bytes = [0; N];
     SystemRandom::new()
         .fill(&mut bytes)
