@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use crate::daemon::{airlock_bin, free_port};
 use crate::{Browser, Talking, WAIT};
 
-/// `airlock console` running, and the link it printed.
+/// `airlock console` running, and the link it printed (single-host: the
+/// one-time link; fleet mode: its `/login`).
 #[derive(Debug)]
 pub struct Console {
     _process: Talking,
@@ -39,7 +40,7 @@ pub async fn start(config: &Path, uid: Option<u32>) -> Console {
         assert!(!line.is_empty(), "airlock console ended without a link");
         if let Some(login) = line
             .split_whitespace()
-            .find(|w| w.contains("/login?token="))
+            .find(|w| w.starts_with("http") && w.contains("/login"))
         {
             let origin = login.split("/login").next().unwrap().to_owned();
             return Console {
