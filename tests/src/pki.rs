@@ -46,6 +46,15 @@ fn leaf_params(names: &[&str]) -> CertificateParams {
     params
 }
 
+/// Base64 of the SHA-256 of `key`'s SubjectPublicKeyInfo, as Chromium's
+/// `--ignore-certificate-errors-spki-list` takes it.
+fn pin(key: &KeyPair) -> String {
+    use base64::Engine;
+    use rcgen::PublicKeyData;
+    let spki = ring::digest::digest(&ring::digest::SHA256, &key.subject_public_key_info());
+    base64::engine::general_purpose::STANDARD.encode(spki.as_ref())
+}
+
 fn server_config_from(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
@@ -122,6 +131,13 @@ impl TestPki {
     /// PEM files `server.crt` and `server.key` in `dir`, for servers that
     /// read files (PostgreSQL).
     pub fn write_leaf(&self, dir: &Path, names: &[&str]) -> (PathBuf, PathBuf) {
+        let (crt, key, _) = self.write_pinned_leaf(dir, names);
+        (crt, key)
+    }
+
+    /// [`TestPki::write_leaf`], and the leaf key's pin (see
+    /// [`TestPki::pinned_server_config`]).
+    pub fn write_pinned_leaf(&self, dir: &Path, names: &[&str]) -> (PathBuf, PathBuf, String) {
         let key = p256();
         let cert = leaf_params(names)
             .signed_by(&key, &self.ca)
@@ -129,7 +145,7 @@ impl TestPki {
         let (crt, pem) = (dir.join("server.crt"), dir.join("server.key"));
         std::fs::write(&crt, cert.pem() + &self.ca_pem).expect("write server.crt");
         std::fs::write(&pem, key.serialize_pem()).expect("write server.key");
-        (crt, pem)
+        (crt, pem, pin(&key))
     }
 
     /// A server presenting a leaf for `names` issued by this CA.
@@ -148,16 +164,12 @@ impl TestPki {
         names: &[&str],
         alpn: &[&[u8]],
     ) -> (Arc<ServerConfig>, String) {
-        use base64::Engine;
-        use rcgen::PublicKeyData;
         let key = p256();
         let cert = leaf_params(names)
             .signed_by(&key, &self.ca)
             .expect("sign leaf");
-        let spki = ring::digest::digest(&ring::digest::SHA256, &key.subject_public_key_info());
-        let pin = base64::engine::general_purpose::STANDARD.encode(spki.as_ref());
         let chain = vec![cert.der().clone(), self.ca_der()];
-        (server_config_from(chain, pkcs8(&key), alpn), pin)
+        (server_config_from(chain, pkcs8(&key), alpn), pin(&key))
     }
 
     /// A client that trusts this CA and nothing else.

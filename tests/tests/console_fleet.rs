@@ -1,6 +1,6 @@
 //! The approval console's fleet mode in a real browser: a host's daemon
 //! ships its holds to a real PostgreSQL; `airlock console` with
-//! `console.issuer` signs people in against the test OpenID Connect
+//! `console.issuer`, serving HTTPS (`console.tls_cert`), signs people in against the test OpenID Connect
 //! issuer over verified HTTPS (authorization code + PKCE S256), shows the
 //! fleet's held request live, and decides through the database as its
 //! own role for the person signed in. An approver by name approves
@@ -52,8 +52,11 @@ fn delete(dir: &Path, cg: &TestCgroup, up: &TlsUpstream) -> tokio::task::JoinHan
     tokio::spawn(async move { finish(cmd).await.stdout })
 }
 
+/// Every CA curl trusts here (the console's and the issuer's), set once.
+static CAS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 /// One HTTP exchange by curl (as root, outside capture, not following
-/// redirects): status, headers, body.
+/// redirects), trusting [`CAS`]: status, headers, body.
 async fn curl(url: &str, extra: &[&str]) -> (u16, String, String) {
     curl_with(tokio::process::Command::new("curl"), url, extra).await
 }
@@ -63,7 +66,8 @@ async fn curl_with(
     url: &str,
     extra: &[&str],
 ) -> (u16, String, String) {
-    cmd.args(["-sS", "-i", "--max-time", "15"])
+    cmd.args(["-sS", "-i", "--max-time", "15", "--cacert"])
+        .arg(CAS.get().expect("CAs written"))
         .args(extra)
         .arg(url);
     let out = finish(cmd).await;
@@ -192,13 +196,19 @@ async fn fleet_approvers_sign_in_with_the_issuer_and_decide_every_hosts_holds() 
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     let issuer_ca = issuer.write_ca(work.path());
     let port = airlock_tests::daemon::free_port("127.0.0.1");
+    let certs = work.path().join("console-tls");
+    std::fs::create_dir(&certs).unwrap();
+    let (cert, key, console_pin) = pki.write_pinned_leaf(&certs, &["127.0.0.1"]);
+    let bundle = work.path().join("cas.pem");
+    std::fs::write(&bundle, format!("{}{}", pki.ca_pem(), issuer.ca_pem())).unwrap();
+    CAS.set(bundle).unwrap();
     let config = work.path().join("console.toml");
     std::fs::write(
         &config,
         format!(
             "[admin]\nsocket = {:?}\n[tls]\nupstream_roots = [{issuer_ca:?}]\n\
              [approval]\napprovers = [\"alice@contoso.test\", \"group:{SRE_GROUP}\"]\n\
-             [console]\nlisten = \"127.0.0.1:{port}\"\nissuer = {:?}\nclient_id = \"{CLIENT_ID}\"\n\
+             [console]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = {cert:?}\ntls_key = {key:?}\nissuer = {:?}\nclient_id = \"{CLIENT_ID}\"\n\
              client_secret_file = {secret:?}\n{}",
             dir.path().join("admin.sock"),
             issuer.entra_issuer(),
@@ -207,8 +217,8 @@ async fn fleet_approvers_sign_in_with_the_issuer_and_decide_every_hosts_holds() 
     )
     .unwrap();
     let c = console::start(&config, None).await;
-    assert_eq!(c.login, format!("http://127.0.0.1:{port}/login"));
-    let pins = [issuer.spki_pin()];
+    assert_eq!(c.login, format!("https://127.0.0.1:{port}/login"));
+    let pins = [issuer.spki_pin(), console_pin.as_str()];
 
     // Alice signs in with the issuer; her page is live and empty.
     issuer.sign_in_as(person(
@@ -378,8 +388,7 @@ async fn fleet_approvers_sign_in_with_the_issuer_and_decide_every_hosts_holds() 
     };
     // A tampered state.
     let (attempt, to) = start_sign_in(&c.login).await;
-    let cacert = issuer_ca.to_str().unwrap();
-    let (status, head, _) = curl(&to, &["--cacert", cacert]).await;
+    let (status, head, _) = curl(&to, &[]).await;
     assert_eq!(status, 302, "{head}");
     let back = header(&head, "location").unwrap().to_owned();
     let tampered = back.replace(param(&back, "state"), "tampered");
@@ -402,7 +411,7 @@ async fn fleet_approvers_sign_in_with_the_issuer_and_decide_every_hosts_holds() 
         .as_ref(),
     );
     let injected = to.replace(param(&to, "code_challenge"), &other);
-    let (status, head, _) = curl(&injected, &["--cacert", cacert]).await;
+    let (status, head, _) = curl(&injected, &[]).await;
     assert_eq!(status, 302, "{head}");
     let back = header(&head, "location").unwrap().to_owned();
     let (status, head, body) = curl(&back, &["-H", &format!("Cookie: {attempt}")]).await;
