@@ -20,6 +20,13 @@ pub struct ConsoleConfig {
     /// `ip:port`: loopback in single-host mode (`127.0.0.1:8765`,
     /// `[::1]:8765`); anywhere in fleet mode, with `tls_cert`.
     pub listen: SocketAddr,
+    /// Fleet mode: the console's origin as approvers' browsers reach it
+    /// (`https://airlock.contoso.com:8443`): the only `Host` answered, the
+    /// `Origin` decisions must come from, and the sign-in's redirect URI
+    /// (`{url}/callback`). Default: `https://` (or, without `tls_cert`,
+    /// `http://`) and `listen`; needed when `listen` is a wildcard.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// PEM certificate chain the console serves HTTPS with (with
     /// `tls_key`); required when `listen` is not loopback.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,6 +52,7 @@ impl Default for ConsoleConfig {
     fn default() -> Self {
         Self {
             listen: DEFAULT_CONSOLE_LISTEN,
+            url: None,
             tls_cert: None,
             tls_key: None,
             issuer: None,
@@ -137,6 +145,40 @@ impl ConsoleConfig {
                 ),
             ));
         }
+        if let Some(url) = &self.url {
+            let scheme = if self.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let ok = url.parse::<http::Uri>().is_ok_and(|u| {
+                u.scheme_str() == Some(scheme)
+                    && u.host().is_some()
+                    && u.path_and_query().is_none_or(|p| p.as_str() == "/")
+            });
+            if !ok {
+                return Err((
+                    "console.url",
+                    format!(
+                        "{url:?} is not a {scheme}:// origin (scheme, host and port only; {scheme}, as console.tls_cert is {})",
+                        if self.tls_cert.is_some() {
+                            "set"
+                        } else {
+                            "not set"
+                        }
+                    ),
+                ));
+            }
+        } else if self.listen.ip().is_unspecified() {
+            return Err((
+                "console.url",
+                format!(
+                    "{} listens on every address: give the address browsers reach the console at (https://console.example:{})",
+                    self.listen,
+                    self.listen.port()
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -154,6 +196,7 @@ impl ConsoleConfig {
             ));
         }
         for (key, set) in [
+            ("console.url", self.url.is_some()),
             ("console.client_id", self.client_id.is_some()),
             (
                 "console.client_secret_file",
@@ -262,6 +305,23 @@ mod tests {
             tls_key: Some("/etc/airlock/console.key".into()),
             ..remote
         };
+        assert_eq!(c.validate(true).unwrap_err().0, "console.url", "a wildcard");
+        let c = ConsoleConfig {
+            url: Some("https://airlock.contoso.test:8443".into()),
+            ..c
+        };
         assert!(c.validate(true).is_ok());
+        for bad in [
+            "http://airlock.contoso.test:8443",
+            "https://airlock.contoso.test/console",
+            "https://airlock.contoso.test/?x",
+            "airlock.contoso.test",
+        ] {
+            let c = ConsoleConfig {
+                url: Some(bad.into()),
+                ..c.clone()
+            };
+            assert_eq!(c.validate(true).unwrap_err().0, "console.url", "{bad}");
+        }
     }
 }

@@ -301,3 +301,28 @@ fn weakened_settings_are_each_named() {
             .is_empty()
     );
 }
+
+#[test]
+fn the_consoles_fleet_mode_is_checked_at_load_with_file_and_line() {
+    let e = error(
+        "[console]\nlisten = \"127.0.0.1:8765\"\nissuer = \"https://login.example/t/v2.0\"\nclient_id = \"app\"\nclient_secret_file = \"/etc/airlock/secret\"\n",
+    );
+    assert!(e.starts_with("/etc/airlock/test.toml:3:"), "{e}");
+    assert!(e.contains("[fleet] postgres"), "{e}");
+    let e = error(
+        "[console]\nissuer = \"https://login.example/t/v2.0\"\nclient_secret_file = \"/etc/airlock/secret\"\n[fleet]\npostgres = \"postgresql://sre@db/airlock\"\n",
+    );
+    assert!(e.contains("console.client_id"), "{e}");
+    let e = error(
+        "[fleet]\npostgres = \"postgresql://sre@db/airlock\"\n[console]\nlisten = \"192.0.2.7:8443\"\nissuer = \"https://login.example/t/v2.0\"\nclient_id = \"app\"\nclient_secret_file = \"/etc/airlock/secret\"\n",
+    );
+    assert!(e.starts_with("/etc/airlock/test.toml:4:"), "{e}");
+    assert!(e.contains("console.tls_cert"), "{e}");
+    let c = parse("[fleet]\npostgres = \"postgresql://sre@db/airlock\"\n[console]\nlisten = \"192.0.2.7:8443\"\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\nissuer = \"https://login.example/t/v2.0\"\nclient_id = \"app\"\nclient_secret_file = \"/etc/airlock/secret\"\n").unwrap();
+    assert!(c.console.fleet());
+    // Single-host mode stays on loopback, certificate or not.
+    let e = error(
+        "[console]\nlisten = \"192.0.2.7:8443\"\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n",
+    );
+    assert!(e.starts_with("/etc/airlock/test.toml:2:"), "{e}");
+}

@@ -93,8 +93,7 @@ impl Console {
         let addr = listener
             .local_addr()
             .map_err(|source| ConsoleError::Bind { addr, source })?;
-        let host = addr.to_string();
-        let origin = format!("{}://{host}", if tls.is_some() { "https" } else { "http" });
+        let (host, origin) = origin(config.console.url.as_deref(), addr, tls.is_some());
         let client = AdminClient::new(&config.admin.socket);
         let (source, gate, sessions, login_url, signin, warning, viewer);
         if config.console.fleet() {
@@ -348,6 +347,24 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
     }
 }
 
+/// The `Host` the console answers to and its origin: `url`'s, else the
+/// bound address's. A default port is left out of `Host`, as browsers
+/// leave it out.
+fn origin(url: Option<&str>, bound: SocketAddr, https: bool) -> (String, String) {
+    let scheme = if https { "https" } else { "http" };
+    let parsed = url.and_then(|u| u.parse::<http::Uri>().ok());
+    let Some(authority) = parsed.as_ref().and_then(|u| u.authority()) else {
+        let host = bound.to_string();
+        return (host.clone(), format!("{scheme}://{host}"));
+    };
+    let default = if https { 443 } else { 80 };
+    let host = match authority.port_u16() {
+        Some(p) if p == default => authority.host().to_owned(),
+        _ => authority.as_str().to_owned(),
+    };
+    (host.clone(), format!("{scheme}://{host}"))
+}
+
 /// Who the page says is signed in: the console's user, or the session's
 /// person and whether they may decide.
 fn viewer(shared: &Shared, session: &Session) -> Viewer {
@@ -491,6 +508,31 @@ mod tests {
         assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         assert_eq!(h[header::REFERRER_POLICY], "same-origin");
         assert_eq!(h[header::CACHE_CONTROL], "no-store");
+    }
+
+    #[test]
+    fn the_console_answers_at_its_url_or_its_address() {
+        let bound: SocketAddr = "0.0.0.0:8443".parse().unwrap();
+        let o = |url| origin(url, bound, true);
+        assert_eq!(
+            o(Some("https://airlock.contoso.test:8443")),
+            (
+                "airlock.contoso.test:8443".into(),
+                "https://airlock.contoso.test:8443".into()
+            )
+        );
+        assert_eq!(
+            o(Some("https://airlock.contoso.test:443/")),
+            (
+                "airlock.contoso.test".into(),
+                "https://airlock.contoso.test".into()
+            )
+        );
+        let local: SocketAddr = "127.0.0.1:8765".parse().unwrap();
+        assert_eq!(
+            origin(None, local, false),
+            ("127.0.0.1:8765".into(), "http://127.0.0.1:8765".into())
+        );
     }
 
     #[test]
