@@ -8,13 +8,14 @@
 //! deciding through it as the console's role for the person signed in
 //! (`source`: admin socket or database; `holds`: the database's live
 //! list). Owns sessions (`session`: the one-time login link, cookies,
-//! CSRF tokens), who may connect (`peer`: the process at the other end of
-//! a loopback connection; `server` asks the daemon whether it is
-//! captured, once per connection), HTTPS (`tls`), decisions (`decide`),
+//! CSRF tokens), who may connect (`admit`, once per connection: `peer`
+//! finds the process at the other end of a loopback connection, the
+//! daemon says whether it is captured), HTTPS (`tls`), decisions (`decide`),
 //! the pages (`html`, and the `assets` served from the binary) and the
 //! live list (`watch`, with each caller's parents from `ancestry`,
 //! streamed to each page by `events`).
 
+mod admit;
 mod ancestry;
 mod decide;
 mod events;

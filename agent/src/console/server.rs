@@ -20,12 +20,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use super::admit::{Gate, admit};
 use super::html::{self, Viewer};
 use super::session::{SESSION_TTL, Session, Sessions};
 use super::signin::SignIn;
 use super::source::Source;
 use super::watch::Snapshot;
-use super::{ConsoleError, decide, events, peer};
+use super::{ConsoleError, decide, events};
 use crate::admin::AdminClient;
 use crate::config::Config;
 
@@ -48,20 +49,6 @@ pub struct Console {
     warning: Option<String>,
     tls: Option<Arc<rustls::ServerConfig>>,
     shared: Arc<Shared>,
-}
-
-/// Who may open a connection to the console at all.
-#[derive(Debug)]
-pub(super) enum Gate {
-    /// Single-host: a process of the user who started the console, not
-    /// one airlock captures.
-    Owner { uid: u32, client: AdminClient },
-    /// Fleet mode on loopback beside a daemon: not a process airlock
-    /// captures (whoever signs in is checked by the issuer).
-    Uncaptured(AdminClient),
-    /// Fleet mode elsewhere: the issuer's sign-in alone tells people
-    /// apart.
-    SignIn,
 }
 
 #[derive(Debug)]
@@ -246,50 +233,6 @@ async fn serve(
     if let Err(e) = served {
         tracing::debug!(error = %e, "console connection ended");
     }
-}
-
-/// Whether the process at the other end may use the console: it runs as
-/// the user who started it, and the daemon says it is not captured. What
-/// cannot be established is refused.
-async fn admit(shared: &Shared, local: SocketAddr, peer: SocketAddr) -> Result<(), String> {
-    let (owner, client) = match &shared.gate {
-        Gate::SignIn => return Ok(()),
-        Gate::Owner { uid, client } => (Some(*uid), client),
-        Gate::Uncaptured(client) => (None, client),
-    };
-    let found = tokio::task::spawn_blocking(move || peer::find(local, peer))
-        .await
-        .ok()
-        .flatten()
-        .ok_or_else(|| "the connecting process cannot be found".to_owned())?;
-    if let Some(uid) = owner
-        && found.uid != uid
-    {
-        return Err(format!(
-            "the connecting process runs as uid {}; this console serves only uid {uid}, who started it",
-            found.uid
-        ));
-    }
-    if found.pids.is_empty() {
-        return Err("the connecting process cannot be identified".to_owned());
-    }
-    for pid in found.pids {
-        match client.process(pid).await {
-            Ok(v) if v["captured"] == false => {}
-            Ok(v) => {
-                return Err(format!(
-                    "the connecting process (pid {pid}) is one airlock captures: {}",
-                    v["why"].as_str().unwrap_or("the daemon says so")
-                ));
-            }
-            Err(e) => {
-                return Err(format!(
-                    "airlock cannot say whether the connecting process (pid {pid}) is captured: {e}"
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
