@@ -7,6 +7,7 @@
 //! Nothing here validates tokens: the point is that airlock does, against an
 //! issuer it reaches over real TLS.
 
+mod code;
 mod key;
 mod server;
 mod token;

@@ -1,7 +1,8 @@
 //! The OIDC issuer harness on its own, without airlock: discovery and JWKS
 //! over real HTTPS, tokens that verify (with ring, from the published JWK
 //! components alone), attack tokens that are exactly what they claim to be,
-//! key rotation, and the Entra-shaped token endpoint. If these fail, token
+//! key rotation, the Entra-shaped token endpoint and its authorization-code
+//! flow (client, redirect URI, PKCE S256). If these fail, token
 //! validation tests would fail for reasons unrelated to airlock.
 
 use airlock_tests::oidc::{
@@ -300,4 +301,80 @@ async fn token_endpoint_mints_for_a_client_assertion_and_rejects_without() {
     assert!(description.starts_with("AADSTS900144: "), "{description}");
     assert!(description.contains("'client_assertion'"), "{description}");
     assert_eq!(issuer.last_assertion().as_deref(), Some("x.y.z"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorization_code_flow_checks_the_client_the_redirect_and_pkce() {
+    let issuer = OidcIssuer::start("localhost").await;
+    let key = SigningKey::ec("entra");
+    issuer.publish(&key);
+    issuer.register_client("console", "s3cret");
+    issuer.sign_in_as(json!({ "preferred_username": "alice@contoso.test", "groups": ["g-1"] }));
+    let redirect = "http://127.0.0.1:8765/callback";
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    // RFC 7636 appendix B: this verifier's S256 challenge.
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let (status, to) = authorize(&issuer, "someone-else", challenge).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "never back to an unknown client"
+    );
+    assert_eq!(to, None);
+    let (status, to) = authorize(&issuer, "console", challenge).await;
+    assert_eq!(status, StatusCode::FOUND);
+    let to = to.unwrap();
+    assert!(to.starts_with(&format!("{redirect}?code=")), "{to}");
+    assert!(to.ends_with("&state=st-1"), "{to}");
+    let code = to.split(['=', '&']).nth(1).unwrap().to_owned();
+    let form = |verifier: &str, secret: &str, code: &str| {
+        format!(
+            "grant_type=authorization_code&code={code}&client_id=console&client_secret={secret}\
+             &redirect_uri=http%3A%2F%2F127.0.0.1%3A8765%2Fcallback&code_verifier={verifier}"
+        )
+    };
+    let (status, _, err) = token_request(&issuer, &form(verifier, "wrong", &code)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{err}");
+    let (status, _, err) = token_request(&issuer, &form("another-verifier", "s3cret", &code)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["error"], "invalid_grant");
+    // A failed redemption spends the code, as Entra's does.
+    let (status, _, err) = token_request(&issuer, &form(verifier, "s3cret", &code)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+
+    let (_, to) = authorize(&issuer, "console", challenge).await;
+    let code = to.unwrap().split(['=', '&']).nth(1).unwrap().to_owned();
+    let (status, _, body) = token_request(&issuer, &form(verifier, "s3cret", &code)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id_token = body["id_token"].as_str().unwrap();
+    assert!(verifies(&jwks(&issuer).await, id_token));
+    let claims = claims_of(id_token);
+    assert_eq!(claims["iss"], issuer.entra_issuer());
+    assert_eq!(claims["aud"], "console");
+    assert_eq!(claims["nonce"], "n-1");
+    assert_eq!(claims["preferred_username"], "alice@contoso.test");
+    assert_eq!(claims["groups"], json!(["g-1"]));
+    let (status, _, _) = token_request(&issuer, &form(verifier, "s3cret", &code)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a code is redeemed once");
+}
+
+/// The authorization endpoint asked for a code for `client`: its status
+/// and where it sends the browser.
+async fn authorize(
+    issuer: &OidcIssuer,
+    client: &str,
+    challenge: &str,
+) -> (StatusCode, Option<String>) {
+    let url = format!(
+        "{}/oauth2/v2.0/authorize?response_type=code&client_id={client}\
+         &redirect_uri=http%3A%2F%2F127.0.0.1%3A8765%2Fcallback&scope=openid%20profile\
+         &state=st-1&nonce=n-1&code_challenge={challenge}&code_challenge_method=S256",
+        issuer.entra_issuer()
+    );
+    let resp = https::get(issuer.client_config(), issuer.addr(), &url).await;
+    let to = resp
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned());
+    (resp.status(), to)
 }

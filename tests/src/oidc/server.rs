@@ -1,9 +1,8 @@
 //! The issuer's HTTPS server. Every path prefix is an issuer of its own
 //! (`/{tenant}/v2.0` mimics Entra v2), all sharing one JWKS, as Entra's
-//! tenants share Microsoft's signing keys. Its authorization endpoint
-//! signs in at once as the user the test chose and sends the browser back
-//! with a code; its token endpoint exchanges that code (client secret,
-//! redirect URI and PKCE checked) for an ID token.
+//! tenants share Microsoft's signing keys. The authorization-code flow
+//! (its authorization endpoint, and the token endpoint's grant) is
+//! [`super::code`]'s.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -25,8 +24,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use super::token::random;
-use super::{SigningKey, TokenBuilder, b64url};
+use super::code::{Grant, authorize, redeem};
+use super::{SigningKey, TokenBuilder};
 use crate::TestPki;
 use crate::pki::HTTP11;
 
@@ -35,7 +34,7 @@ const JWKS: &str = "/discovery/keys";
 const TOKEN: &str = "/oauth2/v2.0/token";
 const AUTHORIZE: &str = "/oauth2/v2.0/authorize";
 
-type Resp = Response<Full<Bytes>>;
+pub(super) type Resp = Response<Full<Bytes>>;
 
 /// Serves until dropped, on `https://{host}:{port}` with a certificate for
 /// `host` from its own test CA.
@@ -49,11 +48,11 @@ pub struct OidcIssuer {
 
 /// What the server shows and what it has seen, shared with every connection.
 #[derive(Debug)]
-struct State {
+pub(super) struct State {
     /// `https://{host}:{port}`, the origin of every issuer it serves.
-    origin: String,
+    pub(super) origin: String,
     /// Published keys, oldest first; the token endpoint signs with the last.
-    keys: Mutex<Vec<SigningKey>>,
+    pub(super) keys: Mutex<Vec<SigningKey>>,
     jwks_failing: AtomicBool,
     jwks_fetches: AtomicU64,
     discovery_fetches: AtomicU64,
@@ -61,22 +60,11 @@ struct State {
     /// Base64 SHA-256 of the server key's SubjectPublicKeyInfo.
     pin: String,
     /// Registered clients: id → secret.
-    clients: Mutex<HashMap<String, String>>,
+    pub(super) clients: Mutex<HashMap<String, String>>,
     /// The claims of whoever the authorization endpoint signs in.
-    user: Mutex<Option<Value>>,
+    pub(super) user: Mutex<Option<Value>>,
     /// Codes issued and not redeemed yet.
-    codes: Mutex<HashMap<String, Grant>>,
-}
-
-/// What a code was issued for.
-#[derive(Debug, Clone)]
-struct Grant {
-    issuer: String,
-    client_id: String,
-    redirect_uri: String,
-    challenge: String,
-    nonce: Option<String>,
-    user: Value,
+    pub(super) codes: Mutex<HashMap<String, Grant>>,
 }
 
 impl OidcIssuer {
@@ -255,7 +243,7 @@ async fn route(req: Request<Incoming>, state: Arc<State>) -> Result<Resp, Infall
     Ok(resp)
 }
 
-fn json(status: StatusCode, v: Value) -> Resp {
+pub(super) fn json(status: StatusCode, v: Value) -> Resp {
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "application/json; charset=utf-8")
@@ -352,146 +340,8 @@ fn token(state: &State, prefix: &str, form: &HashMap<String, String>) -> Resp {
     )
 }
 
-/// The authorization endpoint: the user the test chose is signed in at
-/// once, and the browser sent back to `redirect_uri` with a code for
-/// this request (or an `error`, as Entra sends one).
-fn authorize(state: &State, prefix: &str, q: &HashMap<String, String>) -> Resp {
-    let back = |redirect_uri: &str, params: &[(&str, &str)]| {
-        let query: Vec<String> = params
-            .iter()
-            .map(|(k, v)| format!("{k}={}", urlencode(v)))
-            .collect();
-        Response::builder()
-            .status(StatusCode::FOUND)
-            .header(
-                http::header::LOCATION,
-                format!("{redirect_uri}?{}", query.join("&")),
-            )
-            .body(Full::new(Bytes::new()))
-            .unwrap()
-    };
-    let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
-    let (client_id, redirect_uri, st) = (get("client_id"), get("redirect_uri"), get("state"));
-    if redirect_uri.is_empty() || !state.clients.lock().unwrap().contains_key(client_id) {
-        // Entra shows its own error page: never a redirect to an unknown place.
-        return json(
-            StatusCode::BAD_REQUEST,
-            json!({ "error": "invalid_client" }),
-        );
-    }
-    if get("response_type") != "code"
-        || get("code_challenge_method") != "S256"
-        || get("code_challenge").is_empty()
-        || !get("scope").split(' ').any(|s| s == "openid")
-    {
-        return back(
-            redirect_uri,
-            &[
-                ("error", "invalid_request"),
-                ("error_description", "AADSTS900144: bad request"),
-                ("state", st),
-            ],
-        );
-    }
-    let Some(user) = state.user.lock().unwrap().clone() else {
-        return back(
-            redirect_uri,
-            &[
-                ("error", "access_denied"),
-                ("error_description", "AADSTS50105: nobody is signed in"),
-                ("state", st),
-            ],
-        );
-    };
-    let code = b64url(&random::<32>());
-    state.codes.lock().unwrap().insert(
-        code.clone(),
-        Grant {
-            issuer: format!("{}{prefix}", state.origin),
-            client_id: client_id.to_owned(),
-            redirect_uri: redirect_uri.to_owned(),
-            challenge: get("code_challenge").to_owned(),
-            nonce: q.get("nonce").cloned(),
-            user,
-        },
-    );
-    back(redirect_uri, &[("code", &code), ("state", st)])
-}
-
-/// The authorization-code grant: the client and its secret, the code
-/// (once), the redirect URI it was issued for, and PKCE S256 — the
-/// verifier's SHA-256 must be the challenge — then an ID token for the
-/// user, carrying the request's nonce.
-fn redeem(state: &State, prefix: &str, form: &HashMap<String, String>) -> Resp {
-    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-    let invalid =
-        |code: u32, msg: &str| entra_error(StatusCode::BAD_REQUEST, "invalid_grant", code, msg);
-    let secret = state.clients.lock().unwrap().get(get("client_id")).cloned();
-    if secret.is_none_or(|s| s != get("client_secret")) {
-        return entra_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            7000215,
-            "Invalid client secret provided.",
-        );
-    }
-    let Some(grant) = state.codes.lock().unwrap().remove(get("code")) else {
-        return invalid(
-            70008,
-            "The provided authorization code or refresh token has expired or was used already.",
-        );
-    };
-    if grant.client_id != get("client_id") || grant.issuer != format!("{}{prefix}", state.origin) {
-        return invalid(70000, "The code was issued to another client.");
-    }
-    if grant.redirect_uri != get("redirect_uri") {
-        return invalid(
-            50148,
-            "The redirect_uri does not match the one the code was issued for.",
-        );
-    }
-    let digest = ring::digest::digest(&ring::digest::SHA256, get("code_verifier").as_bytes());
-    if b64url(digest.as_ref()) != grant.challenge {
-        return invalid(
-            501481,
-            "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
-        );
-    }
-    let Some(key) = state.keys.lock().unwrap().last().cloned() else {
-        return entra_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            50001,
-            "No signing key published.",
-        );
-    };
-    let mut claims = grant.user.clone();
-    claims["nonce"] = grant.nonce.map_or(Value::Null, Value::from);
-    // An ID token: for the client, no scopes.
-    claims["scp"] = Value::Null;
-    claims["idtyp"] = Value::Null;
-    let id_token = TokenBuilder::entra(&grant.issuer, &grant.client_id)
-        .claims(claims)
-        .sign(&key);
-    json(
-        StatusCode::OK,
-        json!({ "token_type": "Bearer", "expires_in": 3599, "scope": "openid profile", "id_token": id_token }),
-    )
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// An error body shaped like Entra's (`AADSTS…` codes).
-fn entra_error(status: StatusCode, error: &str, code: u32, msg: &str) -> Resp {
+pub(super) fn entra_error(status: StatusCode, error: &str, code: u32, msg: &str) -> Resp {
     let trace = "00000000-0000-0000-0000-000000000000";
     json(
         status,
