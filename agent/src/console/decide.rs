@@ -77,7 +77,8 @@ pub(super) async fn decide(
         .source
         .decide(decision, session.person.as_ref())
         .await;
-    tracing::info!(id, approve, ok = flash.ok, outcome = %flash.text, "console: decision");
+    let user = session.person.as_ref().map(|p| p.name.as_str());
+    tracing::info!(id, approve, user, ok = flash.ok, outcome = %flash.text, "console: decision");
     shared.sessions.flash(&cookie, flash);
     let mut r = respond(StatusCode::SEE_OTHER, "text/plain", String::new());
     r.headers_mut()
