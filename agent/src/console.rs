@@ -7,8 +7,9 @@
 //! the process at the other end of a loopback connection; `server` asks
 //! the daemon whether it is captured, once per connection), decisions
 //! (`decide`), the pages (`html`, and the `assets` served from the
-//! binary) and the live list (`watch`, with each caller's parents from
-//! `ancestry`, streamed to each page by `events`).
+//! binary), the live list (`watch`, with each caller's parents from
+//! `ancestry`, streamed to each page by `events`) and the trail as a
+//! timeline of agent sessions (`timeline`).
 
 mod ancestry;
 mod decide;
@@ -17,6 +18,7 @@ mod html;
 mod peer;
 mod server;
 mod session;
+mod timeline;
 mod watch;
 
 use std::net::SocketAddr;

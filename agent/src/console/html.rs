@@ -46,6 +46,33 @@ pub(super) struct Viewer {
     pub host: String,
 }
 
+/// The header every signed-in page has: the two views, who is signed in;
+/// `active`: `pending` or `timeline`. The pending page's live indicator
+/// is filled by its script.
+pub(super) fn nav(viewer: &Viewer, active: &str) -> String {
+    let link = |href: &str, name: &str, text: &str| {
+        let current = if name == active {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        format!("<a href=\"{href}\"{current}>{text}</a>")
+    };
+    format!(
+        "<header class=\"top\"><h1>airlock</h1><nav>{}{}</nav><span class=\"who\">signed in as <b>{}</b> (uid {}) on {}</span>{}</header>\n",
+        link("/", "pending", "Pending approvals"),
+        link("/timeline", "timeline", "Timeline"),
+        escape(&viewer.user),
+        viewer.uid,
+        escape(&viewer.host),
+        if active == "pending" {
+            "<span id=\"live\" class=\"live\">connecting…</span>"
+        } else {
+            ""
+        }
+    )
+}
+
 /// What the console knows of the held requests at one moment.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum Held {
@@ -63,13 +90,8 @@ pub(super) fn index(
     flash: Option<(bool, &str)>,
     aged: u64,
 ) -> String {
-    let mut body = format!(
-        "<header class=\"top\"><h1>airlock</h1><span class=\"who\">signed in as <b>{}</b> (uid {}) on {}</span>\
-         <span id=\"live\" class=\"live\">connecting…</span></header>\n<main>",
-        escape(&viewer.user),
-        viewer.uid,
-        escape(&viewer.host)
-    );
+    let mut body = nav(viewer, "pending");
+    body.push_str("<main>");
     if let Some((ok, text)) = flash {
         let _ = write!(
             body,

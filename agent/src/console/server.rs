@@ -55,6 +55,9 @@ pub(super) struct Shared {
     /// `http://127.0.0.1:8765`: the only `Origin` a decision may come from.
     pub origin: String,
     pub held: watch::Receiver<Arc<Snapshot>>,
+    /// The trail's current file (`audit.path`): the timeline reads it and
+    /// its rotated files.
+    pub trail: std::path::PathBuf,
 }
 
 impl Console {
@@ -94,6 +97,7 @@ impl Console {
                 viewer,
                 host,
                 origin,
+                trail: config.audit.path.clone(),
             }),
         })
     }
@@ -224,19 +228,61 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
             }
             None => signed_out(),
         },
+        (Method::GET, "/timeline") => match cookie {
+            Some(c) if shared.sessions.peek(&c).is_some() => {
+                timeline(shared, req.uri().query().unwrap_or("")).await
+            }
+            _ => signed_out(),
+        },
         (Method::GET, "/events") => match cookie {
             Some(c) if shared.sessions.peek(&c).is_some() => events::stream(shared, c),
             _ => signed_out(),
         },
         (Method::POST, "/approve") => decide::decide(shared, cookie, req, true).await,
         (Method::POST, "/deny") => decide::decide(shared, cookie, req, false).await,
-        (_, "/" | "/login" | "/events" | "/approve" | "/deny" | "/app.js" | "/app.css") => notice(
+        (
+            _,
+            "/" | "/login" | "/events" | "/timeline" | "/approve" | "/deny" | "/app.js"
+            | "/app.css",
+        ) => notice(
             StatusCode::METHOD_NOT_ALLOWED,
             "Not allowed",
             "That method is not served here.",
         ),
         _ => notice(StatusCode::NOT_FOUND, "Not found", "There is no such page."),
     }
+}
+
+/// `GET /timeline?…`: the trail, read as the console's user on a
+/// blocking thread, grouped into agent sessions.
+async fn timeline(shared: &Shared, query: &str) -> Response<Body> {
+    let q = super::timeline::Query::parse(decide::form(query.as_bytes()));
+    let current = shared.trail.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let t = super::timeline::read(&current, &q);
+        (q, t)
+    })
+    .await;
+    let Ok((q, t)) = read else {
+        return notice(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "No timeline",
+            "Reading the trail failed.",
+        );
+    };
+    let status = match &t {
+        Ok(_) => StatusCode::OK,
+        Err(super::timeline::TimelineError::Filter(_)) => StatusCode::BAD_REQUEST,
+        Err(super::timeline::TimelineError::Read(e))
+            if e.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            StatusCode::FORBIDDEN
+        }
+        Err(super::timeline::TimelineError::Read(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+        Err(super::timeline::TimelineError::Missing(_)) => StatusCode::NOT_FOUND,
+    };
+    let page = super::timeline::page(&shared.viewer, &q, &t);
+    respond(status, "text/html; charset=utf-8", page)
 }
 
 /// The session cookie's value, if the request has one.
