@@ -266,6 +266,20 @@ fn process(p: &Value) -> String {
             let _ = write!(out, "<br>{label}: <code>{}</code>", escape(v));
         }
     }
+    // The session it belongs to, as the kernel tracked it (it survives
+    // the parents below exiting).
+    let agent = &p["agent"];
+    if let Some(pid) = agent["pid"].as_u64() {
+        let _ = write!(out, "<br>agent session: pid {pid}");
+        if let Some(exe) = agent["exe"].as_str() {
+            let _ = write!(out, " <code>{}</code>", escape(exe));
+        }
+        let _ = write!(
+            out,
+            ", started {}",
+            escape(agent["start"].as_str().unwrap_or("?"))
+        );
+    }
     if let Some(parents) = p["parents"].as_array().filter(|a| !a.is_empty()) {
         out.push_str("<ol class=\"parents\">");
         for a in parents {
@@ -316,6 +330,7 @@ mod tests {
             "process": { "pid": 4242, "ppid": 4200, "uid": 65534, "user": "nobody", "comm": "curl",
                          "exe": "/usr/bin/curl", "cmdline": "curl -X DELETE 'https://x/<script>'\r\nnext",
                          "cgroup": "/agents/a",
+                         "agent": { "pid": 4100, "start": "2026-12-06T15:00:00.120Z", "exe": "/usr/bin/node" },
                          "parents": [{ "pid": 4200, "comm": "bash", "cmdline": "bash -c <x>" },
                                      { "pid": 4100, "comm": "copilot", "cmdline": null }] },
             "body_excerpt": "{\"a\":\"</pre><script>alert(1)</script>\"}",
@@ -367,6 +382,7 @@ mod tests {
             "/agents/a",
             "<li>started by <b>bash</b> pid 4200 <code>bash -c &lt;x&gt;</code></li>",
             "<li>started by <b>copilot</b> pid 4100</li>",
+            "agent session: pid 4100 <code>/usr/bin/node</code>, started 2026-12-06T15:00:00.120Z",
             "uid:65534",
             "data-left=\"290\"",
             "4m50s left",
