@@ -61,12 +61,24 @@ struct airlock_orig {
 	__u32 tgid;                /* process id of the caller */
 	__u32 uid;
 	__u32 gid;
-	__u32 _pad;
+	__u32 agent;               /* process id of the selected process whose selection
+				    * brought the caller under capture (itself, or the
+				    * ancestor that matched); 0: none (no selectors) */
 	__u64 cgroup_id;           /* cgroup v2 id of the caller */
 	__u64 start_time;          /* the process's start, ns since boot */
 	__u64 exec_id;             /* its self_exec_id: moves at every exec */
 	__u64 netns;               /* the socket's network namespace (cookie) */
+	__u64 agent_start;         /* the agent's start_boottime, ns since boot */
 	char  comm[AIRLOCK_COMM_LEN];
+};
+
+/* A value of the descendants map (AIRLOCK_TRACKED): when the tracked
+ * process started, and the selected process it descends from. */
+struct airlock_tracked {
+	__u64 born;                /* its start_boottime, ns since boot */
+	__u64 agent_start;         /* the agent's start_boottime */
+	__u32 agent;               /* the agent's process id */
+	__u32 _pad;
 };
 
 /* An address and port: the key of the by-peer map (the client's local

@@ -130,7 +130,7 @@ struct {
 	 * for a cgroup long after its processes are gone). */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct airlock_tracked);
 } AIRLOCK_TRACKED SEC(".maps");
 
 /* Children of tracked or selected processes that could not be tracked
@@ -229,10 +229,19 @@ static __always_inline int matches(const struct airlock_config *cfg,
 	return 1;
 }
 
-/* Does any ancestor of the current process (up to max_depth) match?
- * `comm` is scratch space. */
+/* Names `task` as the agent of a record: the selected process whose
+ * selection brought the caller under capture. */
+static __always_inline void name_agent(struct airlock_orig *rec, struct task_struct *task)
+{
+	rec->agent = BPF_CORE_READ(task, tgid);
+	rec->agent_start = BPF_CORE_READ(task, group_leader, start_boottime);
+}
+
+/* Does any ancestor of the current process (up to max_depth) match? If
+ * so, it is named as the record's agent. `comm` is scratch space. */
 static __always_inline int ancestor_matches(const struct airlock_config *cfg,
-					    char comm[AIRLOCK_COMM_LEN])
+					    char comm[AIRLOCK_COMM_LEN],
+					    struct airlock_orig *rec)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	task = BPF_CORE_READ(task, real_parent);
@@ -247,19 +256,35 @@ static __always_inline int ancestor_matches(const struct airlock_config *cfg,
 		if (ptgid != cfg->self_tgid) {
 			process_comm(task, comm);
 			__u32 uid = BPF_CORE_READ(task, cred, uid.val);
-			if (matches(cfg, comm, uid))
+			if (matches(cfg, comm, uid)) {
+				name_agent(rec, task);
 				return 1;
+			}
 		}
 		task = BPF_CORE_READ(task, real_parent);
 	}
 	return 0;
 }
 
+/* The agent a tracked process descends from, named in `rec`. */
+static __always_inline int tracked_agent(__u32 tgid, struct airlock_orig *rec)
+{
+	struct airlock_tracked *t = bpf_map_lookup_elem(&AIRLOCK_TRACKED, &tgid);
+
+	if (!t)
+		return 0;
+	rec->agent = t->agent;
+	rec->agent_start = t->agent_start;
+	return 1;
+}
+
 /* Is the current process captured? The attach cgroup already scoped us;
  * here: never airlock itself, then comm/uid, then (follow_children) any
  * ancestor that matches, which survives exec of another binary because the
- * ancestor's comm is what counts. */
-static __always_inline int selected(const struct airlock_config *cfg)
+ * ancestor's comm is what counts. Names the process the selection came
+ * from in `rec` (`agent`): the caller, a tracked ancestor's agent, or the
+ * ancestor that matched; none when there are no selectors. */
+static __always_inline int selected(const struct airlock_config *cfg, struct airlock_orig *rec)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u32 uid = (__u32)bpf_get_current_uid_gid();
@@ -273,8 +298,10 @@ static __always_inline int selected(const struct airlock_config *cfg)
 	if (cfg->flags & AIRLOCK_F_FOLLOW_CHILDREN) {
 		volatile __u64 *untracked = bpf_map_lookup_elem(&AIRLOCK_UNTRACKED, &zero);
 
-		if (untracked && *untracked)
+		if (untracked && *untracked) {
+			tracked_agent(tgid, rec);
 			return 1; /* a descendant may have gone untracked: fail closed */
+		}
 	}
 	/* A process judged with this uid and epoch was neither a match itself
 	 * nor tracked (tracking starts at fork, before any judging), and no
@@ -295,14 +322,20 @@ static __always_inline int selected(const struct airlock_config *cfg)
 			return 0;
 		now = bpf_ktime_get_ns();
 	}
-	process_comm((struct task_struct *)bpf_get_current_task(), comm);
-	if (matches(cfg, comm, uid))
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	process_comm(task, comm);
+	if (matches(cfg, comm, uid)) {
+		/* Started by a selected process (an agent's `az` that is
+		 * selected by name too): that one's session. */
+		if (!tracked_agent(tgid, rec))
+			name_agent(rec, task);
 		return 1;
+	}
 	if (!(cfg->flags & AIRLOCK_F_FOLLOW_CHILDREN))
 		return 0;
-	if (bpf_map_lookup_elem(&AIRLOCK_TRACKED, &tgid))
+	if (tracked_agent(tgid, rec))
 		return 1;
-	if (ancestor_matches(cfg, comm))
+	if (ancestor_matches(cfg, comm, rec))
 		return 1;
 	/* Remembered only if nothing moved the epoch during the walk. */
 	if (epoch && *epoch == before) {
@@ -434,7 +467,7 @@ static __always_inline int captured_dest(struct bpf_sock_addr *ctx, __u16 port, 
 /* Common front half of connect4/6 and sendmsg4/6: is this a socket of a
  * selected process going to a captured destination? */
 static __always_inline const struct airlock_config *
-captured(struct bpf_sock_addr *ctx, const int v6)
+captured(struct bpf_sock_addr *ctx, const int v6, struct airlock_orig *rec)
 {
 	const struct airlock_config *cfg = config();
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
@@ -445,7 +478,7 @@ captured(struct bpf_sock_addr *ctx, const int v6)
 		return 0;
 	if (!captured_dest(ctx, port, v6))
 		return 0;
-	if (!selected(cfg))
+	if (!selected(cfg, rec))
 		return 0;
 	return cfg;
 }
@@ -453,8 +486,8 @@ captured(struct bpf_sock_addr *ctx, const int v6)
 SEC("cgroup/connect4")
 int airlock_connect4(struct bpf_sock_addr *ctx)
 {
-	const struct airlock_config *cfg = captured(ctx, 0);
 	struct airlock_orig rec = {};
+	const struct airlock_config *cfg = captured(ctx, 0, &rec);
 	int container = 0;
 	__u64 cookie;
 
@@ -494,8 +527,8 @@ int airlock_connect4(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect6")
 int airlock_connect6(struct bpf_sock_addr *ctx)
 {
-	const struct airlock_config *cfg = captured(ctx, 1);
 	struct airlock_orig rec = {};
+	const struct airlock_config *cfg = captured(ctx, 1, &rec);
 	__u32 ip6[4];
 	__u64 cookie;
 	int mapped, container = 0;
@@ -560,7 +593,7 @@ int airlock_sendmsg4(struct bpf_sock_addr *ctx)
 {
 	struct airlock_orig rec = {};
 
-	if (ctx->type != SOCK_DGRAM || !captured(ctx, 0))
+	if (ctx->type != SOCK_DGRAM || !captured(ctx, 0, &rec))
 		return 1;
 	orig4(ctx, &rec);
 	emit(AIRLOCK_EV_UDP_REFUSED, &rec);
@@ -572,7 +605,7 @@ int airlock_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	struct airlock_orig rec = {};
 
-	if (ctx->type != SOCK_DGRAM || !captured(ctx, 1))
+	if (ctx->type != SOCK_DGRAM || !captured(ctx, 1, &rec))
 		return 1;
 	orig6(ctx, &rec);
 	emit(AIRLOCK_EV_UDP_REFUSED, &rec);
@@ -686,8 +719,9 @@ int airlock_fork(__u64 *ctx)
 	struct task_struct *child = (struct task_struct *)ctx[1];
 	const struct airlock_config *cfg = config();
 	char comm[AIRLOCK_COMM_LEN] = {};
+	struct airlock_tracked entry = {}, *ptracked;
 	__u32 ptgid, ctgid, zero = 0;
-	__u64 born, *untracked;
+	__u64 *untracked;
 
 	if (!cfg || !(cfg->flags & AIRLOCK_F_FOLLOW_CHILDREN) ||
 	    !(cfg->flags & (AIRLOCK_F_FILTER_COMM | AIRLOCK_F_FILTER_UID)))
@@ -698,13 +732,21 @@ int airlock_fork(__u64 *ctx)
 	ptgid = BPF_CORE_READ(parent, tgid);
 	if (ptgid == cfg->self_tgid)
 		return 0;
-	if (!bpf_map_lookup_elem(&AIRLOCK_TRACKED, &ptgid)) {
+	/* The child belongs to its parent's agent: the one the parent was
+	 * tracked for, else the parent itself. */
+	ptracked = bpf_map_lookup_elem(&AIRLOCK_TRACKED, &ptgid);
+	if (ptracked) {
+		entry.agent = ptracked->agent;
+		entry.agent_start = ptracked->agent_start;
+	} else {
 		process_comm(parent, comm);
 		if (!matches(cfg, comm, BPF_CORE_READ(parent, cred, uid.val)))
 			return 0;
+		entry.agent = ptgid;
+		entry.agent_start = BPF_CORE_READ(parent, group_leader, start_boottime);
 	}
-	born = BPF_CORE_READ(child, start_boottime);
-	if (bpf_map_update_elem(&AIRLOCK_TRACKED, &ctgid, &born, BPF_ANY)) {
+	entry.born = BPF_CORE_READ(child, start_boottime);
+	if (bpf_map_update_elem(&AIRLOCK_TRACKED, &ctgid, &entry, BPF_ANY)) {
 		struct airlock_orig rec = {};
 
 		untracked = bpf_map_lookup_elem(&AIRLOCK_UNTRACKED, &zero);

@@ -28,11 +28,17 @@ int main(void)
 	OFF(airlock_orig, tgid);
 	OFF(airlock_orig, uid);
 	OFF(airlock_orig, gid);
+	OFF(airlock_orig, agent);
 	OFF(airlock_orig, cgroup_id);
 	OFF(airlock_orig, start_time);
 	OFF(airlock_orig, exec_id);
 	OFF(airlock_orig, netns);
+	OFF(airlock_orig, agent_start);
 	OFF(airlock_orig, comm);
+	SIZE(airlock_tracked);
+	OFF(airlock_tracked, born);
+	OFF(airlock_tracked, agent_start);
+	OFF(airlock_tracked, agent);
 	SIZE(airlock_addr_key);
 	OFF(airlock_addr_key, addr);
 	OFF(airlock_addr_key, port);

@@ -4,7 +4,7 @@
 mod shared;
 mod sys;
 
-pub use shared::{AddrKey, Config, Event, EventKind, Orig, flags};
+pub use shared::{AddrKey, Config, Event, EventKind, Orig, Tracked, flags};
 pub use sys::{
     async_ring_buf, group_by_name, group_ids_of, install_seccomp_filter, keep_only_capabilities,
     netns_cookie, peer_pidfd, raise_nofile_limit, set_freebind, user_by_uid,

@@ -51,7 +51,9 @@ pub struct Orig {
     pub tgid: u32,
     pub uid: u32,
     pub gid: u32,
-    pub _pad: u32,
+    /// Process id of the selected process whose selection brought the
+    /// caller under capture (itself, or its ancestor); 0: none.
+    pub agent: u32,
     pub cgroup_id: u64,
     /// The process's start, ns since boot.
     pub start_time: u64,
@@ -59,7 +61,22 @@ pub struct Orig {
     pub exec_id: u64,
     /// The socket's network namespace (its cookie).
     pub netns: u64,
+    /// The agent's start, ns since boot (`start_boottime`).
+    pub agent_start: u64,
     pub comm: [u8; 16],
+}
+
+/// `struct airlock_tracked`: a value of the descendants map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tracked {
+    /// When the tracked process started, ns since boot (`start_boottime`).
+    pub born: u64,
+    /// Its agent's start, likewise.
+    pub agent_start: u64,
+    /// Its agent: the selected process it descends from.
+    pub agent: u32,
+    pub _pad: u32,
 }
 
 /// `struct airlock_addr_key`: an address and port — the client's local
@@ -144,11 +161,12 @@ impl Orig {
             tgid: u32_at(b, offset_of!(Orig, tgid)),
             uid: u32_at(b, offset_of!(Orig, uid)),
             gid: u32_at(b, offset_of!(Orig, gid)),
-            _pad: 0,
+            agent: u32_at(b, offset_of!(Orig, agent)),
             cgroup_id: u64_at(b, offset_of!(Orig, cgroup_id)),
             start_time: u64_at(b, offset_of!(Orig, start_time)),
             exec_id: u64_at(b, offset_of!(Orig, exec_id)),
             netns: u64_at(b, offset_of!(Orig, netns)),
+            agent_start: u64_at(b, offset_of!(Orig, agent_start)),
             comm,
         }
     }
@@ -231,7 +249,23 @@ mod tests {
         assert_eq!(offset_of!(Orig, start_time), c::OFF_airlock_orig_start_time);
         assert_eq!(offset_of!(Orig, exec_id), c::OFF_airlock_orig_exec_id);
         assert_eq!(offset_of!(Orig, netns), c::OFF_airlock_orig_netns);
+        assert_eq!(offset_of!(Orig, agent), c::OFF_airlock_orig_agent);
+        assert_eq!(
+            offset_of!(Orig, agent_start),
+            c::OFF_airlock_orig_agent_start
+        );
         assert_eq!(offset_of!(Orig, comm), c::OFF_airlock_orig_comm);
+    }
+
+    #[test]
+    fn tracked_layout_matches_c() {
+        assert_eq!(size_of::<Tracked>(), c::SIZE_airlock_tracked);
+        assert_eq!(offset_of!(Tracked, born), c::OFF_airlock_tracked_born);
+        assert_eq!(
+            offset_of!(Tracked, agent_start),
+            c::OFF_airlock_tracked_agent_start
+        );
+        assert_eq!(offset_of!(Tracked, agent), c::OFF_airlock_tracked_agent);
     }
 
     #[test]
@@ -276,11 +310,12 @@ mod tests {
             tgid: 100,
             uid: 1001,
             gid: 1002,
-            _pad: 0,
+            agent: 99,
             cgroup_id: 0x1122_3344_5566_7788,
             start_time: 0x0102_0304_0506_0708,
             exec_id: 3,
             netns: 0x4000_0000_0000_0009,
+            agent_start: 0x0a0b_0c0d_0e0f_1011,
             comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
         };
         let mut bytes = vec![0u8; Event::SIZE];
@@ -293,11 +328,13 @@ mod tests {
         bytes[o + 24..o + 28].copy_from_slice(&orig.tgid.to_ne_bytes());
         bytes[o + 28..o + 32].copy_from_slice(&orig.uid.to_ne_bytes());
         bytes[o + 32..o + 36].copy_from_slice(&orig.gid.to_ne_bytes());
+        bytes[o + 36..o + 40].copy_from_slice(&orig.agent.to_ne_bytes());
         bytes[o + 40..o + 48].copy_from_slice(&orig.cgroup_id.to_ne_bytes());
         bytes[o + 48..o + 56].copy_from_slice(&orig.start_time.to_ne_bytes());
         bytes[o + 56..o + 64].copy_from_slice(&orig.exec_id.to_ne_bytes());
         bytes[o + 64..o + 72].copy_from_slice(&orig.netns.to_ne_bytes());
-        bytes[o + 72..o + 88].copy_from_slice(&orig.comm);
+        bytes[o + 72..o + 80].copy_from_slice(&orig.agent_start.to_ne_bytes());
+        bytes[o + 80..o + 96].copy_from_slice(&orig.comm);
         let ev = Event::decode(&bytes).unwrap();
         assert_eq!(ev.kind, EventKind::Redirect);
         assert_eq!(ev.orig, orig);

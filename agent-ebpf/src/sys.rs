@@ -39,7 +39,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 
-use crate::shared::{AddrKey, Config, Orig};
+use crate::shared::{AddrKey, Config, Orig, Tracked};
 
 // SAFETY: (1) above.
 unsafe impl aya::Pod for Config {}
@@ -47,6 +47,8 @@ unsafe impl aya::Pod for Config {}
 unsafe impl aya::Pod for Orig {}
 // SAFETY: (1) above.
 unsafe impl aya::Pod for AddrKey {}
+// SAFETY: (1) above.
+unsafe impl aya::Pod for Tracked {}
 
 /// `SO_PEERPIDFD` (asm-generic/socket.h, Linux 6.5): a pidfd for the
 /// process that connected a Unix socket.

@@ -13,7 +13,8 @@
 //! daemon says whether it is captured), HTTPS (`tls`), decisions (`decide`),
 //! the pages (`html`, and the `assets` served from the binary) and the
 //! live list (`watch`, with each caller's parents from `ancestry`,
-//! streamed to each page by `events`).
+//! streamed to each page by `events`); in single-host mode, the trail as
+//! a timeline of agent sessions (`timeline`).
 
 mod admit;
 mod ancestry;
@@ -27,6 +28,7 @@ mod server;
 mod session;
 mod signin;
 mod source;
+mod timeline;
 mod tls;
 mod watch;
 

@@ -22,7 +22,7 @@ pub(crate) use findings::Findings;
 pub use glob::Glob;
 pub(crate) use identity::{CredentialKind, GithubInfo, Identity, SasInfo};
 pub(crate) use operation::{KubeRef, KubeVerb, Operation, Service};
-pub(crate) use process::Image;
+pub(crate) use process::{Agent, Image};
 pub use process::{CiJob, ProcessInfo};
 pub(crate) use sync::{lock, read_lock, write_lock};
 pub(crate) use text::{hex, percent_decode, truncate};

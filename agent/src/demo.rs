@@ -818,8 +818,20 @@ impl Agent<'_> {
             .nth(1)
             .and_then(|rest| rest.split('<').next())
             .ok_or_else(|| err(format!("the page after the decision does not say {said}…")))?;
+        // The same session's timeline, filtered to the exec: the call with
+        // its badges — held, denied by whom, the agent's 403.
+        let badges = "<span class=\"badge outcome denied\">denied by ";
+        let timeline = browser
+            .timeline("operation=k8s.pods.exec", badges)
+            .await
+            .map_err(err)?;
+        let sessions = timeline.matches("<section class=\"session\">").count();
+        let status = timeline.contains("<span class=\"badge status bad\">403</span>");
+        if !status {
+            return Err(err("the timeline does not show the exec's 403".into()));
+        }
         *crate::core::lock(&self.console_note) = Some(format!(
-            "approval console (airlock console): signed in with its one-time link; the held kubectl exec was on the live page and denied from its form (session cookie, CSRF token, same origin): \"{said}{outcome}\""
+            "approval console (airlock console): signed in with its one-time link; the held kubectl exec was on the live page and denied from its form (session cookie, CSRF token, same origin): \"{said}{outcome}\"; its timeline (operation k8s.pods.exec: {sessions} session) shows it held, denied and answered 403"
         ));
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::daemon::{airlock_bin, free_port};
-use crate::{Browser, Talking, WAIT};
+use crate::{Browser, Running, Talking, WAIT};
 
 /// `airlock console` running, and the link it printed (single-host: the
 /// one-time link; fleet mode: its `/login`).
@@ -72,13 +72,17 @@ pub async fn outcome(browser: &Browser, id: &str) -> String {
     }
 }
 
-/// A console config for the daemon's admin socket, readable by anyone.
-pub fn config(dir: &Path, name: &str, socket: &Path) -> (PathBuf, u16) {
+/// A console config for the daemon's admin socket and trail, readable by
+/// anyone.
+pub fn config(dir: &Path, name: &str, daemon: &Running) -> (PathBuf, u16) {
     let port = free_port("127.0.0.1");
     let path = dir.join(name);
+    let (socket, trail) = (daemon.admin_socket(), &daemon.audit_path);
     std::fs::write(
         &path,
-        format!("[admin]\nsocket = {socket:?}\n[console]\nlisten = \"127.0.0.1:{port}\"\n"),
+        format!(
+            "[admin]\nsocket = {socket:?}\n[audit]\npath = {trail:?}\n[console]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
     )
     .unwrap();
     crate::agent::readable(&path);

@@ -62,6 +62,10 @@ async fn selected_process_is_redirected_and_attributed_exactly() {
     assert_eq!(p["pid"], got.pid);
     assert_eq!(p["comm"], "curl");
     assert_eq!(p["exe"], "/usr/bin/curl");
+    // Selected by its own name: its own session.
+    assert_eq!(p["agent"]["pid"], got.pid, "{p}");
+    assert_eq!(p["agent"]["exe"], "/usr/bin/curl");
+    assert!(p["agent"]["start"].as_str().unwrap().ends_with('Z'), "{p}");
     assert_eq!(p["uid"], 0);
     assert!(p["cmdline"].as_str().unwrap().contains(&url), "{p}");
     let cg_meta = std::fs::metadata(cg.path()).unwrap();
@@ -124,6 +128,11 @@ async fn follow_children_captures_a_grandchild_after_exec() {
                     .unwrap()
                     .starts_with("curl ")
             );
+            // The session it belongs to: the selected process, two
+            // generations up, alive while curl ran.
+            let agent = &rec["process"]["agent"];
+            assert_eq!(agent["pid"], out.pid, "{rec}");
+            assert!(agent["exe"].is_string(), "{rec}");
         } else {
             assert!(!got.proxied(), "captured without follow_children: {got:?}");
             assert!(conns.is_empty(), "{conns:#?}");
@@ -159,6 +168,15 @@ async fn follow_children_survives_reparenting() {
     );
     let rec = only(airlock.connections(1).await);
     assert_eq!(rec["process"]["comm"], "curl");
+    // Still the agent's session, though the agent is gone and curl now
+    // belongs to init: the kernel's tracking carried it.
+    let agent = &rec["process"]["agent"];
+    assert_eq!(agent["pid"], agent_run.pid, "{rec}");
+    assert!(agent["start"].is_string(), "{rec}");
+    assert!(
+        agent.get("exe").is_none(),
+        "an exited agent has no exe: {rec}"
+    );
     // Once every descendant has exited, nothing stays tracked.
     let deadline = tokio::time::Instant::now() + WAIT;
     while airlock.tracked_processes() > 0 && tokio::time::Instant::now() < deadline {

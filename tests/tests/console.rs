@@ -58,7 +58,7 @@ async fn approvers_decide_in_the_browser_and_nobody_else_can() {
     })
     .await;
     let client = AdminClient::new(airlock.admin_socket());
-    let (config, _) = console::config(tmp.path(), "console.toml", &airlock.admin_socket());
+    let (config, _) = console::config(tmp.path(), "console.toml", &airlock);
     let root = console::start(&config, None).await;
 
     // Signed in with the printed link, once; the cookie is the session's.
@@ -290,7 +290,7 @@ async fn approvers_decide_in_the_browser_and_nobody_else_can() {
 
     // A console run by a user who may reach the socket but is not an
     // approver: it sees the request; the daemon refuses its approval.
-    let (config, _) = console::config(tmp.path(), "outsider.toml", &airlock.admin_socket());
+    let (config, _) = console::config(tmp.path(), "outsider.toml", &airlock);
     let outsider = console::start(&config, Some(OUTSIDER)).await;
     let theirs = Browser::start(Some(OUTSIDER)).await;
     theirs.goto(&outsider.login).await;
@@ -348,4 +348,139 @@ async fn approvers_decide_in_the_browser_and_nobody_else_can() {
             .contains("not in approval.approvers")),
         "{records:#?}"
     );
+}
+
+/// The agent of the timeline test: `fakeagent` (a shell, selected by that
+/// name) asks the model, which answers with a tool call; then, as its tool,
+/// lists resource groups and deletes one (held). Every call is made by a
+/// curl it started.
+fn agent_script(port: u16) -> String {
+    use base64::Engine as _;
+    let tool =
+        base64::engine::general_purpose::STANDARD.encode("az group delete --name rg-old --yes");
+    let copilot = "api.githubcopilot.com";
+    let curl = |host: &str| format!("curl -sS --max-time 40 --resolve {host}:{port}:127.0.0.1");
+    format!(
+        "{model} -o /dev/null -H 'content-type: application/json' -H 'authorization: Bearer tid=abc;exp=1;sku=copilot' \
+         -H 'x-test-tool-command: {tool}' \
+         --data-binary '{{\"model\":\"gpt-4o\",\"messages\":[{{\"role\":\"user\",\"content\":\"clean up rg-old\"}}]}}' \
+         https://{copilot}:{port}/chat/completions && \
+         {arm} -o /dev/null 'https://{ARM}:{port}/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourcegroups?api-version=2021-04-01' && \
+         {arm} -X DELETE -w '\\n%{{http_code}}' 'https://{ARM}:{port}{RG}'",
+        model = curl(copilot),
+        arm = curl(ARM),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeline_shows_an_agent_session_turn_by_turn() {
+    if !privileged("the_timeline_shows_an_agent_session_turn_by_turn") {
+        return;
+    }
+    let shots = std::env::var_os("AIRLOCK_CONSOLE_SCREENSHOTS").map(PathBuf::from);
+    let Intercepted {
+        cg,
+        up,
+        airlock,
+        tmp,
+    } = Intercepted::start("timeline", &[ARM, "api.githubcopilot.com"], |c| {
+        c.capture.comm = vec!["fakeagent".into()];
+        c.capture.follow_children = true;
+        c.approval.approvers = vec!["root".into()];
+        c.approval.timeout = "60s".into();
+        c.admin.group = Some(OUTSIDER_GROUP.into());
+    })
+    .await;
+    let client = AdminClient::new(airlock.admin_socket());
+    let agent = airlock_tests::TempDir::new("timeline-agent");
+    airlock_tests::agent::public(agent.path());
+    let fake = agent.alias("fakeagent", "/bin/sh");
+    let mut cmd = airlock.client(&cg, fake.to_str().unwrap());
+    cmd.arg("-c").arg(agent_script(up.port()));
+    let (out, ()) = tokio::join!(finish(cmd), async {
+        let id = held(&client, &[]).await;
+        client.deny(&id, "not today").await.expect("denied");
+    });
+    let (status, _) = status_and_body(&out);
+    assert_eq!(status, 403, "{out:?}");
+
+    // The approver's console shows it as one session: the model's turn
+    // (the prompt, the tool call it emitted), then what its tool did.
+    let (config, _) = console::config(tmp.path(), "console.toml", &airlock);
+    let root = console::start(&config, None).await;
+    let browser = Browser::start(None).await;
+    browser.goto(&root.login).await;
+    browser.wait_for("#held", WAIT).await;
+    let link = browser.wait_for("nav a[href=\"/timeline\"]", WAIT).await;
+    browser.click(&link).await;
+    browser.wait_for("section.session", WAIT).await;
+    let text = browser.page_text().await;
+    let want_in_order = [
+        format!("Agent session: pid {}", out.pid),
+        "user: clean up rg-old".to_owned(),
+        "tool call bash".to_owned(),
+        "az group delete --name rg-old".to_owned(),
+        "Microsoft.Resources/subscriptions/resourceGroups/read".to_owned(),
+        // Its badges, then what it asked.
+        "approve denied by root 403".to_owned(),
+        "Microsoft.Resources/subscriptions/resourceGroups/delete".to_owned(),
+    ];
+    let mut from = 0;
+    for want in &want_in_order {
+        let at = text[from..]
+            .find(want.as_str())
+            .unwrap_or_else(|| panic!("{want:?} not shown after byte {from}: {text}"));
+        from += at + want.len();
+    }
+    assert_eq!(
+        text.matches("Agent session:").count(),
+        1,
+        "one session: {text}"
+    );
+    assert!(
+        text.contains("1 model calls") && text.contains("1 held"),
+        "{text}"
+    );
+    browser
+        .save_screenshot(shots.as_deref(), "timeline.png")
+        .await;
+
+    // Filtered to the deletion: the rest of the session is not shown.
+    browser
+        .goto(&format!(
+            "{}/timeline?operation=*resourceGroups%2Fdelete",
+            root.origin
+        ))
+        .await;
+    browser.wait_for("section.session", WAIT).await;
+    let text = browser.page_text().await;
+    assert!(text.contains("resourceGroups/delete"), "{text}");
+    assert!(
+        !text.contains("resourceGroups/read") && !text.contains("tool call"),
+        "{text}"
+    );
+    browser
+        .goto(&format!("{}/timeline?decision=sometimes", root.origin))
+        .await;
+    let error = browser.wait_for("p.error", WAIT).await;
+    assert!(
+        browser
+            .text(&error)
+            .await
+            .unwrap()
+            .contains("allow, deny or approve"),
+        "a bad filter says why"
+    );
+
+    // A console user who may not read the trail (not root, not in
+    // audit.group) is told so, not shown an empty timeline.
+    let (config, _) = console::config(tmp.path(), "outsider.toml", &airlock);
+    let outsider = console::start(&config, Some(OUTSIDER)).await;
+    let theirs = Browser::start(Some(OUTSIDER)).await;
+    theirs.goto(&outsider.login).await;
+    theirs.wait_for("#held", WAIT).await;
+    theirs.goto(&format!("{}/timeline", outsider.origin)).await;
+    let error = theirs.wait_for("p.error", WAIT).await;
+    let said = theirs.text(&error).await.unwrap();
+    assert!(said.contains("cannot read the trail"), "{said}");
 }

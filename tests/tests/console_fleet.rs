@@ -241,6 +241,14 @@ async fn fleet_approvers_sign_in_with_the_issuer_and_decide_every_hosts_holds() 
     assert_eq!(cookie["secure"], true, "{cookie}");
     assert_eq!(cookie["sameSite"], "Strict", "{cookie}");
     let session = format!("airlock_console={}", cookie["value"].as_str().unwrap());
+    // The timeline is a host's own trail: not the fleet console's.
+    assert!(alice.find("a[href=\"/timeline\"]").await.is_none());
+    let (status, _, _) = curl(
+        &format!("{}/timeline", c.origin),
+        &["-H", &format!("Cookie: {session}")],
+    )
+    .await;
+    assert_eq!(status, 404);
 
     // Bob (in no approvers' entry) and Carol (in the approvers' group).
     issuer.sign_in_as(person(

@@ -3,7 +3,7 @@
 //! kept per run of a program ([`ProcessCache`]) so a process opening many
 //! connections is read once.
 
-use crate::core::{Image, ProcessInfo};
+use crate::core::{Agent, Image, ProcessInfo};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,6 +42,12 @@ impl ProcessInfo {
             cgroup: String::new(),
             cgroup_id: orig.cgroup_id,
             netns: (orig.netns != 0).then_some(orig.netns),
+            agent: (orig.agent != 0).then(|| Agent {
+                pid: orig.agent,
+                start: started_at(orig.agent_start),
+                exe: None,
+                started: orig.agent_start,
+            }),
             image: Image {
                 started: orig.start_time,
                 execs: orig.exec_id,
@@ -69,7 +75,50 @@ impl ProcessInfo {
         }
         self.user = crate::users::name_of(self.uid);
         self.ci = super::ci::job_of(self.pid).map(Arc::new);
+        if let Some(agent) = &mut self.agent {
+            agent.exe = if agent.pid == self.pid {
+                self.exe.clone()
+            } else {
+                agent_exe(agent)
+            };
+        }
     }
+}
+
+/// The agent's executable, if the process with its pid is still that
+/// run (a reused pid is another program).
+fn agent_exe(agent: &Agent) -> Option<String> {
+    let started = stat(agent.pid)?.started?;
+    (started == agent.started / NS_PER_TICK).then_some(())?;
+    let exe = std::fs::read_link(format!("/proc/{}/exe", agent.pid)).ok()?;
+    Some(exe.to_string_lossy().into_owned())
+}
+
+/// /proc reports start times in clock ticks of 1/100 s (`USER_HZ`); the
+/// kernel's records give nanoseconds.
+pub(super) const NS_PER_TICK: u64 = 10_000_000;
+
+/// A start time in ns since boot as wall-clock time (RFC 3339, UTC, to
+/// the 1/100 s /proc gives). The boot time is read once (`btime` in
+/// /proc/stat, whole seconds): every record of a run of airlock then says
+/// the same `start` for the same process.
+fn started_at(ns_since_boot: u64) -> String {
+    static BOOT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let boot = *BOOT.get_or_init(|| {
+        std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("btime "))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    });
+    let ticks = ns_since_boot / NS_PER_TICK;
+    let at = std::time::UNIX_EPOCH
+        + Duration::from_secs(boot)
+        + Duration::from_millis(ticks * (NS_PER_TICK / 1_000_000));
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 /// What the kernel's record must match for an enrichment to be reused:
@@ -250,6 +299,49 @@ mod tests {
         assert_eq!(p.exe.as_deref(), exe.to_str());
         assert!(p.ppid.is_some());
         assert!(p.cmdline.is_some());
+    }
+
+    #[test]
+    fn the_agent_is_named_by_its_run() {
+        let (me, parent) = (std::process::id(), std::os::unix::process::parent_id());
+        let ticks = stat(parent).unwrap().started.unwrap();
+        let orig = |agent, ticks: u64| airlock_ebpf::Orig {
+            tgid: me,
+            pid: me,
+            agent,
+            agent_start: ticks * NS_PER_TICK + 123,
+            ..Default::default()
+        };
+        let mut p = ProcessInfo::from_kernel(&orig(parent, ticks));
+        p.enrich();
+        let agent = p.agent.unwrap();
+        assert_eq!(agent.pid, parent);
+        let exe = std::fs::read_link(format!("/proc/{parent}/exe")).unwrap();
+        assert_eq!(agent.exe.as_deref(), exe.to_str());
+        let start = humantime::parse_rfc3339(&agent.start).unwrap();
+        let now = std::time::SystemTime::now();
+        assert!(start <= now, "{} is in the future", agent.start);
+        // The same start, however often it is said.
+        assert_eq!(
+            ProcessInfo::from_kernel(&orig(parent, ticks))
+                .agent
+                .unwrap()
+                .start,
+            agent.start
+        );
+
+        // Another run under that pid: its executable is not the agent's.
+        let mut reused = ProcessInfo::from_kernel(&orig(parent, ticks + 1));
+        reused.enrich();
+        assert_eq!(reused.agent.unwrap().exe, None);
+        // Selected by itself: its own executable, read once.
+        let mut own = ProcessInfo::from_kernel(&orig(me, stat(me).unwrap().started.unwrap()));
+        own.enrich();
+        assert_eq!(own.agent.unwrap().exe, own.exe);
+        // No selectors: no agent.
+        let mut none = ProcessInfo::from_kernel(&orig(0, 0));
+        none.enrich();
+        assert_eq!(none.agent, None);
     }
 
     #[tokio::test]

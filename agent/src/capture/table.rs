@@ -34,14 +34,14 @@ impl Captured {
 pub struct OrigDstTable {
     by_peer: Mutex<HashMap<MapData, AddrKey, Orig>>,
     by_cookie: HashMap<MapData, u64, Orig>,
-    tracked: HashMap<MapData, u32, u64>,
+    tracked: HashMap<MapData, u32, airlock_ebpf::Tracked>,
 }
 
 impl OrigDstTable {
     pub(super) fn new(
         by_peer: HashMap<MapData, AddrKey, Orig>,
         by_cookie: HashMap<MapData, u64, Orig>,
-        tracked: HashMap<MapData, u32, u64>,
+        tracked: HashMap<MapData, u32, airlock_ebpf::Tracked>,
     ) -> Self {
         Self {
             by_peer: Mutex::new(by_peer),

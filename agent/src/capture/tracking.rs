@@ -9,13 +9,10 @@
 
 use std::path::Path;
 
+use airlock_ebpf::Tracked;
 use aya::maps::{HashMap, MapData, MapInfo, MapType};
 
-use super::process::stat;
-
-/// /proc reports start times in clock ticks of 1/100 s (`USER_HZ`); the
-/// map keeps nanoseconds since boot.
-const NS_PER_TICK: u64 = 10_000_000;
+use super::process::{NS_PER_TICK, stat};
 
 /// Whether a map pinned at `path` can serve as a tracking map of
 /// `max_entries`; one that cannot (an older layout, another size) is
@@ -26,7 +23,7 @@ pub(super) fn keep_compatible(path: &Path, max_entries: u32) {
     };
     let fits = matches!(info.map_type(), Ok(MapType::Hash))
         && info.key_size() == 4
-        && info.value_size() == 8
+        && info.value_size() as usize == size_of::<Tracked>()
         && info.max_entries() == max_entries;
     if !fits {
         tracing::warn!(pin = %path.display(), "a pinned tracking map of another layout or size is replaced: descendants tracked before are not");
@@ -36,13 +33,15 @@ pub(super) fn keep_compatible(path: &Path, max_entries: u32) {
 
 /// Removes what no longer holds and adds what was missed; returns how
 /// many entries were (removed, added).
-pub(super) fn reconcile(map: &mut HashMap<MapData, u32, u64>) -> (usize, usize) {
-    let entries: Vec<(u32, u64)> = map.iter().filter_map(Result::ok).collect();
+pub(super) fn reconcile(map: &mut HashMap<MapData, u32, Tracked>) -> (usize, usize) {
+    let entries: Vec<(u32, Tracked)> = map.iter().filter_map(Result::ok).collect();
     let mut removed = 0;
-    let mut tracked = std::collections::HashSet::new();
-    for (tgid, born) in entries {
-        if stat(tgid).and_then(|s| s.started) == Some(born / NS_PER_TICK) {
-            tracked.insert(tgid);
+    // Each tracked process with its agent, which the children it adopts
+    // inherit.
+    let mut tracked = std::collections::HashMap::new();
+    for (tgid, entry) in entries {
+        if stat(tgid).and_then(|s| s.started) == Some(entry.born / NS_PER_TICK) {
+            tracked.insert(tgid, entry);
         } else if map.remove(&tgid).is_ok() {
             removed += 1;
         }
@@ -56,16 +55,22 @@ pub(super) fn reconcile(map: &mut HashMap<MapData, u32, u64>) -> (usize, usize) 
     for _ in 0..8 {
         let mut adopted = Vec::new();
         for (pid, ppid, ticks) in processes() {
-            if !tracked.contains(&pid) && tracked.contains(&ppid) {
-                adopted.push((pid, ticks));
+            if let Some(parent) = tracked.get(&ppid)
+                && !tracked.contains_key(&pid)
+            {
+                let entry = Tracked {
+                    born: ticks * NS_PER_TICK,
+                    ..*parent
+                };
+                adopted.push((pid, entry));
             }
         }
         if adopted.is_empty() {
             break;
         }
-        for (pid, ticks) in adopted {
-            if map.insert(pid, ticks * NS_PER_TICK, 0).is_ok() {
-                tracked.insert(pid);
+        for (pid, entry) in adopted {
+            if map.insert(pid, entry, 0).is_ok() {
+                tracked.insert(pid, entry);
                 added += 1;
             }
         }

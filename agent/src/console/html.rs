@@ -47,6 +47,39 @@ pub(super) struct Viewer {
     pub detail: String,
     /// Why this viewer may not decide, when they may not.
     pub refusal: Option<String>,
+    /// Whether the timeline is offered: this host's trail, single-host
+    /// mode only.
+    pub timeline: bool,
+}
+
+/// The header every signed-in page has: the two views, who is signed in;
+/// `active`: `pending` or `timeline`. The pending page's live indicator
+/// is filled by its script.
+pub(super) fn nav(viewer: &Viewer, active: &str) -> String {
+    let link = |href: &str, name: &str, text: &str| {
+        let current = if name == active {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        format!("<a href=\"{href}\"{current}>{text}</a>")
+    };
+    format!(
+        "<header class=\"top\"><h1>airlock</h1><nav>{}{}</nav><span class=\"who\">signed in as <b>{}</b> ({})</span>{}</header>\n",
+        link("/", "pending", "Pending approvals"),
+        if viewer.timeline {
+            link("/timeline", "timeline", "Timeline")
+        } else {
+            String::new()
+        },
+        escape(&viewer.user),
+        escape(&viewer.detail),
+        if active == "pending" {
+            "<span id=\"live\" class=\"live\">connecting…</span>"
+        } else {
+            ""
+        }
+    )
 }
 
 /// What the console knows of the held requests at one moment.
@@ -66,12 +99,8 @@ pub(super) fn index(
     flash: Option<(bool, &str)>,
     aged: u64,
 ) -> String {
-    let mut body = format!(
-        "<header class=\"top\"><h1>airlock</h1><span class=\"who\">signed in as <b>{}</b> ({})</span>\
-         <span id=\"live\" class=\"live\">connecting…</span></header>\n<main>",
-        escape(&viewer.user),
-        escape(&viewer.detail)
-    );
+    let mut body = nav(viewer, "pending");
+    body.push_str("<main>");
     if let Some(why) = &viewer.refusal {
         let _ = write!(
             body,
@@ -255,6 +284,20 @@ fn process(p: &Value) -> String {
             let _ = write!(out, "<br>{label}: <code>{}</code>", escape(v));
         }
     }
+    // The session it belongs to, as the kernel tracked it (it survives
+    // the parents below exiting).
+    let agent = &p["agent"];
+    if let Some(pid) = agent["pid"].as_u64() {
+        let _ = write!(out, "<br>agent session: pid {pid}");
+        if let Some(exe) = agent["exe"].as_str() {
+            let _ = write!(out, " <code>{}</code>", escape(exe));
+        }
+        let _ = write!(
+            out,
+            ", started {}",
+            escape(agent["start"].as_str().unwrap_or("?"))
+        );
+    }
     if let Some(parents) = p["parents"].as_array().filter(|a| !a.is_empty()) {
         out.push_str("<ol class=\"parents\">");
         for a in parents {
@@ -305,6 +348,7 @@ mod tests {
             "process": { "pid": 4242, "ppid": 4200, "uid": 65534, "user": "nobody", "comm": "curl",
                          "exe": "/usr/bin/curl", "cmdline": "curl -X DELETE 'https://x/<script>'\r\nnext",
                          "cgroup": "/agents/a",
+                         "agent": { "pid": 4100, "start": "2026-12-06T15:00:00.120Z", "exe": "/usr/bin/node" },
                          "parents": [{ "pid": 4200, "comm": "bash", "cmdline": "bash -c <x>" },
                                      { "pid": 4100, "comm": "copilot", "cmdline": null }] },
             "body_excerpt": "{\"a\":\"</pre><script>alert(1)</script>\"}",
@@ -356,6 +400,7 @@ mod tests {
             "/agents/a",
             "<li>started by <b>bash</b> pid 4200 <code>bash -c &lt;x&gt;</code></li>",
             "<li>started by <b>copilot</b> pid 4100</li>",
+            "agent session: pid 4100 <code>/usr/bin/node</code>, started 2026-12-06T15:00:00.120Z",
             "uid:65534",
             "data-left=\"290\"",
             "4m50s left",
@@ -385,6 +430,7 @@ mod tests {
             user: "alice<".into(),
             detail: "uid 1000 on dev1".into(),
             refusal: Some("alice< is not in approval.approvers".into()),
+            timeline: true,
         };
         let html = index(
             &viewer,

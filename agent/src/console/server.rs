@@ -65,6 +65,9 @@ pub(super) struct Shared {
     /// `http://127.0.0.1:8765`: the only `Origin` a decision may come from.
     pub origin: String,
     pub held: watch::Receiver<Arc<Snapshot>>,
+    /// The trail's current file (`audit.path`): the timeline reads it and
+    /// its rotated files.
+    pub trail: std::path::PathBuf,
 }
 
 impl Console {
@@ -105,6 +108,7 @@ impl Console {
                     user: String::new(),
                     detail: String::new(),
                     refusal: None,
+                    timeline: false,
                 },
             );
         } else {
@@ -122,6 +126,7 @@ impl Console {
                 user: crate::users::name_of(uid).unwrap_or_else(|| format!("uid {uid}")),
                 detail: format!("uid {uid} on {host_name}"),
                 refusal: None,
+                timeline: true,
             };
             signin = None;
             source = Source::Host(client.clone());
@@ -142,6 +147,7 @@ impl Console {
                 signin,
                 host,
                 origin,
+                trail: config.audit.path.clone(),
             }),
         })
     }
@@ -271,6 +277,19 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
             }
             None => signed_out(shared),
         },
+        (Method::GET, "/timeline") => match cookie {
+            // The timeline is this host's trail: the fleet's console has
+            // none to show.
+            Some(_) if shared.signin.is_some() => notice(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "The timeline shows a host's own trail: it is in the single-host console only.",
+            ),
+            Some(c) if shared.sessions.peek(&c).is_some() => {
+                timeline(shared, req.uri().query().unwrap_or("")).await
+            }
+            _ => signed_out(shared),
+        },
         (Method::GET, "/events") => match cookie {
             Some(c) if shared.sessions.peek(&c).is_some() => events::stream(shared, c),
             _ => signed_out(shared),
@@ -279,8 +298,8 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
         (Method::POST, "/deny") => decide::decide(shared, cookie, req, false).await,
         (
             _,
-            "/" | "/login" | "/callback" | "/events" | "/approve" | "/deny" | "/app.js"
-            | "/app.css",
+            "/" | "/login" | "/callback" | "/events" | "/timeline" | "/approve" | "/deny"
+            | "/app.js" | "/app.css",
         ) => notice(
             StatusCode::METHOD_NOT_ALLOWED,
             "Not allowed",
@@ -316,9 +335,42 @@ fn viewer(shared: &Shared, session: &Session) -> Viewer {
             user: p.name.clone(),
             detail: format!("via {}", signin.issuer()),
             refusal: shared.source.refusal(Some(p)),
+            timeline: false,
         },
         _ => shared.viewer.clone(),
     }
+}
+
+/// `GET /timeline?…`: the trail, read as the console's user on a
+/// blocking thread, grouped into agent sessions.
+async fn timeline(shared: &Shared, query: &str) -> Response<Body> {
+    let q = super::timeline::Query::parse(decide::form(query.as_bytes()));
+    let current = shared.trail.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let t = super::timeline::read(&current, &q);
+        (q, t)
+    })
+    .await;
+    let Ok((q, t)) = read else {
+        return notice(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "No timeline",
+            "Reading the trail failed.",
+        );
+    };
+    let status = match &t {
+        Ok(_) => StatusCode::OK,
+        Err(super::timeline::TimelineError::Filter(_)) => StatusCode::BAD_REQUEST,
+        Err(super::timeline::TimelineError::Read(e))
+            if e.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            StatusCode::FORBIDDEN
+        }
+        Err(super::timeline::TimelineError::Read(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+        Err(super::timeline::TimelineError::Missing(_)) => StatusCode::NOT_FOUND,
+    };
+    let page = super::timeline::page(&shared.viewer, &q, &t);
+    respond(status, "text/html; charset=utf-8", page)
 }
 
 /// The session cookie's value, if the request has one.

@@ -29,6 +29,12 @@ pub struct ProcessInfo {
     /// container's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub netns: Option<u64>,
+    /// The selected process whose selection brought this one under
+    /// capture (itself, or the ancestor selected): which agent session
+    /// the call belongs to. Absent when there are no selectors (the whole
+    /// cgroup is captured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Agent>,
     /// Which run of which program this is (not recorded: it only keys the
     /// cache).
     #[serde(skip)]
@@ -56,6 +62,22 @@ pub struct CiJob {
     pub job: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+}
+
+/// `process.agent`: one run of the process an agent session started
+/// from — pid and start time name it on its host, whatever it exec'd.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Agent {
+    pub pid: u32,
+    /// When it started, RFC 3339 in UTC, to the kernel's 1/100 s:
+    /// the boot time plus the kernel's `start_boottime`.
+    pub start: String,
+    /// Its executable, while it still runs (and is that run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    /// `start_boottime`, ns: how the kernel names the run (not recorded).
+    #[serde(skip)]
+    pub started: u64,
 }
 
 /// A process's start and exec count, as the kernel gave them at connect():

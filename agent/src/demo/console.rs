@@ -1,7 +1,8 @@
 //! The demo's approver at the approval console (`airlock console`): a
 //! browser's requests, made by the demo itself — the one-time sign-in
-//! link for a session cookie, the page showing the held request, and a
-//! decision posted from it with the page's CSRF token and origin.
+//! link for a session cookie, the page showing the held request, a
+//! decision posted from it with the page's CSRF token and origin, and the
+//! timeline showing how it ended.
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
@@ -68,6 +69,26 @@ impl Browser {
             return Err(format!("the decision was answered {}", answer.status));
         }
         Ok(self.send(Method::GET, "/", None).await?.body)
+    }
+
+    /// The timeline filtered by `query`, once it shows `want` (the
+    /// exchange's response record is written as its answer ends).
+    pub(super) async fn timeline(&self, query: &str, want: &str) -> Result<String, String> {
+        let mut page = String::new();
+        for _ in 0..100 {
+            let answer = self
+                .send(Method::GET, &format!("/timeline?{query}"), None)
+                .await?;
+            if answer.status != StatusCode::OK {
+                return Err(format!("the timeline was answered {}", answer.status));
+            }
+            page = answer.body;
+            if page.contains(want) {
+                return Ok(page);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Err(format!("the timeline never showed {want:?}: {page}"))
     }
 
     async fn send(
