@@ -241,14 +241,15 @@ async fn fleet_approvers_sign_in_with_the_issuer_and_decide_every_hosts_holds() 
     assert_eq!(cookie["secure"], true, "{cookie}");
     assert_eq!(cookie["sameSite"], "Strict", "{cookie}");
     let session = format!("airlock_console={}", cookie["value"].as_str().unwrap());
-    // The timeline is a host's own trail: not the fleet console's.
-    assert!(alice.find("a[href=\"/timeline\"]").await.is_none());
-    let (status, _, _) = curl(
-        &format!("{}/timeline", c.origin),
-        &["-H", &format!("Cookie: {session}")],
-    )
-    .await;
-    assert_eq!(status, 404);
+    // The fleet's timeline needs a role that reads the fleet: an
+    // approver's alone is told so by PostgreSQL, and the page says it.
+    let timeline = format!("{}/timeline", c.origin);
+    let (status, _, body) = curl(&timeline, &["-H", &format!("Cookie: {session}")]).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("cannot read the fleet"), "{body}");
+    assert!(body.contains("permission denied"), "{body}");
+    let out = pg.sql(OWNER, "GRANT airlock_reader TO console_sre");
+    assert!(out.status.success(), "{out:?}");
 
     // Bob (in no approvers' entry) and Carol (in the approvers' group).
     issuer.sign_in_as(person(
@@ -339,6 +340,41 @@ async fn fleet_approvers_sign_in_with_the_issuer_and_decide_every_hosts_holds() 
     assert_eq!(rec["by"]["user"], "alice@contoso.test", "{rec}");
     assert_eq!(rec["reason"], "planned cleanup", "{rec}");
     seen.push(id);
+
+    // Every host's timeline, from the database: the approved deletion, with
+    // who approved it, in the host's session; Bob, who may not decide,
+    // may not read it either.
+    let link = alice.wait_for("nav a[href=\"/timeline\"]", WAIT).await;
+    alice.click(&link).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        alice.wait_for("main.timeline", WAIT).await;
+        let text = alice.page_text().await;
+        if text.contains("approved by alice@contoso.test") {
+            assert!(text.contains(&format!("on {host_name}")), "{text}");
+            assert!(
+                text.contains("Microsoft.Resources/subscriptions/resourceGroups/delete"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the approved deletion never reached the fleet's timeline: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        alice.goto(&timeline).await;
+    }
+    alice.save_screenshot(shots, "fleet-timeline.png").await;
+    assert!(bob.find("a[href=\"/timeline\"]").await.is_none());
+    bob.goto(&timeline).await;
+    let text = bob.page_text().await;
+    assert!(text.contains("The timeline is for approvers"), "{text}");
+    assert!(!text.contains("resourceGroups/delete"), "{text}");
+    for page in [&alice, &bob] {
+        page.goto(&format!("{}/", c.origin)).await;
+        page.wait_for("#held", WAIT).await;
+    }
 
     // Carol, an approver by her group only, denies the next one.
     let second = delete(dir.path(), &cg, &up);

@@ -277,18 +277,9 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
             }
             None => signed_out(shared),
         },
-        (Method::GET, "/timeline") => match cookie {
-            // The timeline is this host's trail: the fleet's console has
-            // none to show.
-            Some(_) if shared.signin.is_some() => notice(
-                StatusCode::NOT_FOUND,
-                "Not found",
-                "The timeline shows a host's own trail: it is in the single-host console only.",
-            ),
-            Some(c) if shared.sessions.peek(&c).is_some() => {
-                timeline(shared, req.uri().query().unwrap_or("")).await
-            }
-            _ => signed_out(shared),
+        (Method::GET, "/timeline") => match cookie.and_then(|c| shared.sessions.peek(&c)) {
+            Some(s) => timeline(shared, &s, req.uri().query().unwrap_or("")).await,
+            None => signed_out(shared),
         },
         (Method::GET, "/events") => match cookie {
             Some(c) if shared.sessions.peek(&c).is_some() => events::stream(shared, c),
@@ -331,45 +322,54 @@ fn origin(url: Option<&str>, bound: SocketAddr, https: bool) -> (String, String)
 /// person and whether they may decide.
 fn viewer(shared: &Shared, session: &Session) -> Viewer {
     match (&shared.signin, &session.person) {
-        (Some(signin), Some(p)) => Viewer {
-            user: p.name.clone(),
-            detail: format!("via {}", signin.issuer()),
-            refusal: shared.source.refusal(Some(p)),
-            timeline: false,
-        },
+        (Some(signin), Some(p)) => {
+            let refusal = shared.source.refusal(Some(p));
+            Viewer {
+                user: p.name.clone(),
+                detail: format!("via {}", signin.issuer()),
+                // Every host's trail (prompts included) is for approvers.
+                timeline: refusal.is_none(),
+                refusal,
+            }
+        }
         _ => shared.viewer.clone(),
     }
 }
 
-/// `GET /timeline?…`: the trail, read as the console's user on a
-/// blocking thread, grouped into agent sessions.
-async fn timeline(shared: &Shared, query: &str) -> Response<Body> {
+/// `GET /timeline?…`: the trail grouped into agent sessions — this
+/// host's, read as the console's user on a blocking thread (single-host
+/// mode), or every host's from the fleet's database, for approvers only
+/// (fleet mode).
+async fn timeline(shared: &Shared, session: &Session, query: &str) -> Response<Body> {
+    let viewer = viewer(shared, session);
+    if let Some(why) = shared.source.refusal(session.person.as_ref()) {
+        return notice(StatusCode::FORBIDDEN, "The timeline is for approvers", &why);
+    }
     let q = super::timeline::Query::parse(decide::form(query.as_bytes()));
-    let current = shared.trail.clone();
-    let read = tokio::task::spawn_blocking(move || {
-        let t = super::timeline::read(&current, &q);
-        (q, t)
-    })
-    .await;
-    let Ok((q, t)) = read else {
-        return notice(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "No timeline",
-            "Reading the trail failed.",
-        );
-    };
-    let status = match &t {
-        Ok(_) => StatusCode::OK,
-        Err(super::timeline::TimelineError::Filter(_)) => StatusCode::BAD_REQUEST,
-        Err(super::timeline::TimelineError::Read(e))
-            if e.kind() == std::io::ErrorKind::PermissionDenied =>
-        {
-            StatusCode::FORBIDDEN
+    let (q, t) = match &shared.source {
+        Source::Host(_) => {
+            let current = shared.trail.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let t = super::timeline::read(&current, &q);
+                (q, t)
+            })
+            .await;
+            let Ok(read) = read else {
+                return notice(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "No timeline",
+                    "Reading the trail failed.",
+                );
+            };
+            read
         }
-        Err(super::timeline::TimelineError::Read(_)) => StatusCode::INTERNAL_SERVER_ERROR,
-        Err(super::timeline::TimelineError::Missing(_)) => StatusCode::NOT_FOUND,
+        Source::Fleet { fleet, .. } => {
+            let t = super::timeline::read_fleet(fleet, &q).await;
+            (q, t)
+        }
     };
-    let page = super::timeline::page(&shared.viewer, &q, &t);
+    let status = t.as_ref().err().map_or(StatusCode::OK, |e| e.status());
+    let page = super::timeline::page(&viewer, &q, &t);
     respond(status, "text/html; charset=utf-8", page)
 }
 

@@ -34,6 +34,26 @@ pub(super) enum TimelineError {
         "there is no trail at {0} (audit.path): start the console with the daemon's configuration"
     )]
     Missing(std::path::PathBuf),
+    /// The fleet's database (fleet mode) could not be read: down, or the
+    /// console's role is not a reader.
+    #[error("cannot read the fleet's trail: {0}")]
+    Fleet(#[source] crate::fleet::FleetError),
+}
+
+impl TimelineError {
+    /// The page's status: what the viewer asked for is wrong (400), not
+    /// theirs to read (403), not there (404), or a failure (500, 502).
+    pub(super) fn status(&self) -> http::StatusCode {
+        match self {
+            Self::Filter(_) => http::StatusCode::BAD_REQUEST,
+            Self::Read(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                http::StatusCode::FORBIDDEN
+            }
+            Self::Read(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Missing(_) => http::StatusCode::NOT_FOUND,
+            Self::Fleet(_) => http::StatusCode::BAD_GATEWAY,
+        }
+    }
 }
 
 /// What is shown when the page names no `since`: the last day.
@@ -142,6 +162,27 @@ pub(super) fn read(current: &Path, q: &Query) -> Result<Timeline, TimelineError>
         Ok(())
     })
     .map_err(TimelineError::Read)?;
+    Ok(timeline.finish())
+}
+
+/// Every host's trail as shipped to the fleet's database (fleet mode)
+/// into the sessions `q` asks for: the same filters and grouping, the
+/// exchanges already joined by the hosts' shippers. The console's role
+/// reads as `airlock_reader`.
+pub(super) async fn read_fleet(
+    fleet: &crate::config::FleetConfig,
+    q: &Query,
+) -> Result<Timeline, TimelineError> {
+    let filter = q.filter().map_err(TimelineError::Filter)?;
+    let mut timeline = group::Collect::new(MAX_ENTRIES);
+    crate::fleet::search(fleet, &filter, q.host.as_deref(), |r| {
+        if group::shown(r) && q.also(r) {
+            timeline.push(r.clone());
+        }
+        true
+    })
+    .await
+    .map_err(TimelineError::Fleet)?;
     Ok(timeline.finish())
 }
 

@@ -64,7 +64,7 @@ fn form(out: &mut String, q: &Query) {
     let _ = write!(
         out,
         "<form method=\"get\" action=\"/timeline\" class=\"filters\">{}{}{}{}{}<label>Decision <select name=\"decision\">{}{}{}{}</select></label>{}{}<button type=\"submit\" class=\"filter\">Show</button></form>",
-        field("host", "Host", &q.host, "this host's name"),
+        field("host", "Host", &q.host, "machine name (origin.host)"),
         field("user", "User", &q.user, "local user or uid"),
         field(
             "identity",
