@@ -34,6 +34,30 @@ pub async fn delete(cg: &TestCgroup, up: &TlsUpstream, airlock: &Running) -> Fin
     finish(cmd).await
 }
 
+/// [`delete`] from a host whose published files are in `public_dir`,
+/// left running: its status, once it is answered (a fleet's host, whose
+/// daemon is a process of its own).
+pub fn delete_from(
+    cg: &TestCgroup,
+    public_dir: &std::path::Path,
+    up: &TlsUpstream,
+) -> tokio::task::JoinHandle<String> {
+    let mut cmd = crate::agent::client(cg, public_dir, "curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "60",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+    ])
+    .args(["-X", "DELETE", "--resolve"])
+    .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
+    .arg(format!("https://{ARM}:{}{RG}", up.port()));
+    tokio::spawn(async move { finish(cmd).await.stdout })
+}
+
 /// The id of the next request held (not in `seen`), once the daemon lists
 /// it.
 pub async fn held(client: &AdminClient, seen: &[String]) -> String {

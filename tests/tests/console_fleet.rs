@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use airlock_tests::daemon::{airlock_bin, records, small_trail, spawn, wait_for};
-use airlock_tests::held::{ARM, RG};
+use airlock_tests::held::ARM;
 use airlock_tests::oidc::b64url;
 use airlock_tests::postgres::OWNER;
 use airlock_tests::{
@@ -36,20 +36,7 @@ fn person(name: &str, oid: &str, groups: &[&str]) -> Value {
 /// The agent's `az group delete` on the host, waiting for its answer:
 /// the status.
 fn delete(dir: &Path, cg: &TestCgroup, up: &TlsUpstream) -> tokio::task::JoinHandle<String> {
-    let mut cmd = airlock_tests::agent::client(cg, &dir.join("public"), "curl");
-    cmd.args([
-        "-sS",
-        "--max-time",
-        "60",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-    ])
-    .args(["-X", "DELETE", "--resolve"])
-    .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
-    .arg(format!("https://{ARM}:{}{RG}", up.port()));
-    tokio::spawn(async move { finish(cmd).await.stdout })
+    airlock_tests::held::delete_from(cg, &dir.join("public"), up)
 }
 
 /// Every CA curl trusts here (the console's and the issuer's), set once.

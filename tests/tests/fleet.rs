@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use airlock_tests::daemon::{Daemon, airlock_bin, records, small_trail, terminate, wait_for};
-use airlock_tests::held::{ARM, RG};
+use airlock_tests::held::ARM;
 use airlock_tests::postgres::OWNER;
 use airlock_tests::{Postgres, TempDir, TestCgroup, TestPki, TlsUpstream, finish, privileged};
 use serde_json::Value;
@@ -83,20 +83,7 @@ impl Host {
     /// The agent's `az group delete`, waiting for its answer: the status.
     fn delete(&self) -> tokio::task::JoinHandle<String> {
         let public = self.dir.path().join("public");
-        let mut cmd = airlock_tests::agent::client(&self.cg, &public, "curl");
-        cmd.args([
-            "-sS",
-            "--max-time",
-            "60",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
-        .args(["-X", "DELETE", "--resolve"])
-        .arg(format!("{ARM}:{}:127.0.0.1", self.up.port()))
-        .arg(format!("https://{ARM}:{}{RG}", self.up.port()));
-        tokio::spawn(async move { finish(cmd).await.stdout })
+        airlock_tests::held::delete_from(&self.cg, &public, &self.up)
     }
 
     fn local_lines(&self) -> Vec<String> {

@@ -172,16 +172,18 @@ fn model(out: &mut String, m: &Value) {
         status_class(&m["status"]),
         m["status"]
     );
-    if let Some(last) = m["prompt"]["messages"].as_array().and_then(|msgs| {
-        msgs.iter()
-            .rev()
-            .find(|v| !text_of(&v["content"]).is_empty())
-    }) {
+    // The record keeps each message's text (`model::prompt`): the last
+    // one that says something is what prompted this call.
+    let said = |v: &&Value| v["content"].as_str().is_some_and(|t| !t.is_empty());
+    if let Some(last) = m["prompt"]["messages"]
+        .as_array()
+        .and_then(|msgs| msgs.iter().rev().find(said))
+    {
         let _ = write!(
             out,
             "<div class=\"said\"><b>{}</b>: {}</div>",
             escape(last["role"].as_str().unwrap_or("?")),
-            escape(&cut(&text_of(&last["content"])))
+            escape(&cut(last["content"].as_str().unwrap_or("")))
         );
     }
     if let Some(text) = m["output"]["text"].as_str().filter(|t| !t.is_empty()) {
@@ -295,28 +297,14 @@ fn status_class(status: &Value) -> &'static str {
     }
 }
 
-/// A message's content as text: a string, or the text parts of a list.
-fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p["text"].as_str())
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
-}
-
+/// `s` cut to [`TEXT`] bytes on a character, marked when it was.
 fn cut(s: &str) -> String {
-    if s.len() <= TEXT {
-        return s.to_owned();
+    let kept = crate::core::truncate(s, TEXT);
+    if kept.len() == s.len() {
+        kept.to_owned()
+    } else {
+        format!("{kept}…")
     }
-    let mut end = TEXT;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]
