@@ -142,7 +142,10 @@ impl Drop for Pins {
             let empty = aya::maps::MapData::from_pin(path)
                 .ok()
                 .and_then(|m| {
-                    aya::maps::HashMap::<_, u32, u64>::try_from(aya::maps::Map::HashMap(m)).ok()
+                    aya::maps::HashMap::<_, u32, airlock_ebpf::Tracked>::try_from(
+                        aya::maps::Map::HashMap(m),
+                    )
+                    .ok()
                 })
                 .is_some_and(|m| m.keys().next().is_none());
             if empty {
