@@ -9,6 +9,7 @@ mod entra;
 mod fleet;
 mod imds;
 mod siem;
+mod signin;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -162,10 +163,27 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
             why: e.to_string(),
         })?;
     let console_login = console.login_url().to_owned();
-    let (stop_console, console_stopped) = tokio::sync::oneshot::channel::<()>();
-    let console_serving = tokio::spawn(console.run(async {
-        let _ = console_stopped.await;
-    }));
+    // Both consoles stop when this is sent (or dropped).
+    let (stop_console, consoles_stop) = tokio::sync::watch::channel(());
+    let stopping = move || {
+        let mut stop = consoles_stop.clone();
+        async move {
+            let _ = stop.changed().await;
+        }
+    };
+    let mut consoles = JoinSet::new();
+    consoles.spawn(console.run(stopping()));
+    // The fleet's console: approvers sign in at the demo's Entra ID and
+    // decide every host's holds through the fleet's database.
+    let fleet_login = match &fleet {
+        Some(f) => {
+            let c = fleet_console(&console_config, f, &azure, &dir).await?;
+            let login = c.login_url().to_owned();
+            consoles.spawn(c.run(stopping()));
+            Some(login)
+        }
+        None => None,
+    };
 
     println!(
         "airlock demo: capturing every process in cgroup {}",
@@ -201,18 +219,22 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
         port: azure.addr.port(),
         imds,
         containers: network.as_ref().map(|n| (n, &jobs)),
-        fleet: fleet.as_ref().map(|f| &f.approver),
+        fleet_console: fleet_login
+            .as_deref()
+            .map(|login| (login, azure.ca.as_path())),
         console: &console_login,
         console_note: std::sync::Mutex::new(None),
+        fleet_note: std::sync::Mutex::new(None),
     };
     let script = tokio::select! {
         r = agent.session(&azure) => r,
         _ = tokio::signal::ctrl_c() => Err(DemoError::Step { step: "interrupted", why: "Ctrl-C".into() }),
     };
     let console_note = crate::core::lock(&agent.console_note).take();
+    let fleet_note = crate::core::lock(&agent.fleet_note).take();
     let _ = stop.send(());
     let _ = stop_console.send(());
-    let _ = console_serving.await;
+    consoles.join_all().await;
     let stopped = serving.await.map_err(|e| DemoError::Step {
         step: "shutdown",
         why: e.to_string(),
@@ -281,7 +303,7 @@ pub async fn run(audit: Option<PathBuf>) -> Result<(), DemoError> {
             crate::core::truncate(&b.why, 70)
         );
     }
-    if let Some(note) = console_note {
+    for note in [console_note, fleet_note].into_iter().flatten() {
         println!("{note}");
     }
     siem_report(&siem, &audit)?;
@@ -361,10 +383,17 @@ async fn fleet_report(f: &fleet::DemoFleet, records: &[Value]) -> Result<(), Dem
     let by = records
         .iter()
         .find(|r| r["kind"] == "approval" && r["event"] == "approved")
-        .map(|r| r["by"]["role"].as_str().unwrap_or("?").to_owned())
+        .map(|r| {
+            let by = &r["by"];
+            format!(
+                "{} (database role {})",
+                by["user"].as_str().unwrap_or("?"),
+                by["role"].as_str().unwrap_or("?")
+            )
+        })
         .unwrap_or_default();
     println!(
-        "airlock audit search --fleet --decision deny: {found} exchanges; the held group deletion was approved from the fleet by role {by}"
+        "airlock audit search --fleet --decision deny: {found} exchanges; the held group deletion was approved from the fleet by {by}"
     );
     Ok(())
 }
@@ -393,12 +422,15 @@ struct Agent<'a> {
         &'a crate::capture::network::ContainerNetwork,
         &'a OwnedCgroup,
     )>,
-    /// An approver's `[fleet]`, when the demo has a fleet database.
-    fleet: Option<&'a crate::config::FleetConfig>,
+    /// The fleet console's sign-in page and the CA its issuer's
+    /// certificate chains to, when the demo has a fleet database.
+    fleet_console: Option<(&'a str, &'a std::path::Path)>,
     /// The approval console's one-time sign-in link.
     console: &'a str,
     /// What the approver did at the console, said after the steps.
     console_note: std::sync::Mutex<Option<String>>,
+    /// What the approver did at the fleet's console, likewise.
+    fleet_note: std::sync::Mutex<Option<String>>,
 }
 
 impl Agent<'_> {
@@ -527,10 +559,14 @@ impl Agent<'_> {
             ),
             async {
                 self.approve_itself().await?;
-                match self.fleet {
-                    Some(approver) => {
-                        self.decide_in_fleet(approver, "planned cleanup of a legacy resource group")
-                            .await
+                match self.fleet_console {
+                    Some((login, issuer_ca)) => {
+                        self.decide_in_fleet(
+                            login,
+                            issuer_ca,
+                            "planned cleanup of a legacy resource group",
+                        )
+                        .await
                     }
                     None => {
                         self.decide(true, "planned cleanup of a legacy resource group")
@@ -768,38 +804,38 @@ impl Agent<'_> {
         Ok(())
     }
 
-    /// An approver on another machine: approves the request held now from
-    /// the fleet's database (`airlock approvals approve ID --fleet`).
+    /// An approver on another machine, at the fleet's console: signs in
+    /// with the demo's Entra ID (authorization code + PKCE), finds the
+    /// request held now among every host's, and approves it from the page
+    /// — through the fleet's database, as the person signed in.
     async fn decide_in_fleet(
         &self,
-        approver: &crate::config::FleetConfig,
+        login: &str,
+        issuer_ca: &std::path::Path,
         reason: &str,
     ) -> Result<(), DemoError> {
-        let step = "approving through the fleet";
-        let err = |e: crate::fleet::FleetError| DemoError::Step {
-            step,
-            why: e.to_string(),
-        };
+        let step = "approving at the fleet's console";
+        let err = |why: String| DemoError::Step { step, why };
         let id = self.held_id(step).await?;
-        for _ in 0..200 {
-            let held = crate::fleet::held(approver).await.map_err(err)?;
-            if held.iter().any(|h| h["id"] == id.as_str()) {
-                let decide = crate::fleet::Decide {
-                    approve: true,
-                    reason: Some(reason.to_owned()),
-                    ..Default::default()
-                };
-                crate::fleet::decide(approver, &id, decide)
-                    .await
-                    .map_err(err)?;
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(DemoError::Step {
-            step,
-            why: format!("{id} never reached the fleet"),
-        })
+        let browser = console::Browser::sign_in_with_issuer(login, issuer_ca)
+            .await
+            .map_err(err)?;
+        let page = browser.page_with(&id).await.map_err(err)?;
+        let after = browser
+            .decide(&page, &id, true, reason)
+            .await
+            .map_err(err)?;
+        let said = format!("{id}: approved on ");
+        let outcome = after
+            .split(&said)
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .ok_or_else(|| err(format!("the page after the decision does not say {said}…")))?;
+        *crate::core::lock(&self.fleet_note) = Some(format!(
+            "fleet console (airlock console, console.issuer): {} signed in at the simulated Entra ID (authorization code + PKCE, ID token checked against its keys), found the held deletion among the fleet's holds and approved it from the page: \"{said}{outcome}\"",
+            signin::APPROVER
+        ));
+        Ok(())
     }
 
     /// An approver at the approval console: signs in with its one-time
@@ -811,7 +847,10 @@ impl Agent<'_> {
         let id = self.held_id(step).await?;
         let browser = console::Browser::sign_in(self.console).await.map_err(err)?;
         let page = browser.page_with(&id).await.map_err(err)?;
-        let after = browser.deny(&page, &id, reason).await.map_err(err)?;
+        let after = browser
+            .decide(&page, &id, false, reason)
+            .await
+            .map_err(err)?;
         let said = format!("{id}: denied by ");
         let outcome = after
             .split(&said)
@@ -1131,6 +1170,43 @@ async fn output(
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The fleet's console, bound: `console.issuer` is the demo's Entra ID by
+/// address, the console its registered client (a secret in a 0600 file),
+/// the approver's database role, `approval.approvers` the person who signs
+/// in.
+async fn fleet_console(
+    base: &Config,
+    fleet: &fleet::DemoFleet,
+    azure: &azure::Azure,
+    dir: &std::path::Path,
+) -> Result<crate::console::Console, DemoError> {
+    let step = "starting the fleet's console";
+    let secret = dir.join("console-client-secret");
+    std::fs::write(&secret, format!("{}\n", signin::CLIENT_SECRET))
+        .and_then(|()| {
+            std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        })
+        .map_err(|source| DemoError::Io {
+            what: format!("writing {}", secret.display()),
+            source,
+        })?;
+    let mut config = base.clone();
+    config.console.issuer = Some(signin::issuer(&format!(
+        "https://127.0.0.1:{}",
+        azure.addr.port()
+    )));
+    config.console.client_id = Some(signin::CLIENT_ID.to_owned());
+    config.console.client_secret_file = Some(secret);
+    config.fleet = fleet.approver.clone();
+    config.approval.approvers = vec![signin::APPROVER.to_owned()];
+    crate::console::Console::bind(&config)
+        .await
+        .map_err(|e| DemoError::Step {
+            step,
+            why: e.to_string(),
+        })
+}
+
 /// `airlock ca check --user nobody` in one line: which runtimes on this
 /// host trust airlock as an unprivileged user with `ca env`'s lines.
 async fn ca_check(
@@ -1204,9 +1280,10 @@ fn row(title: &str, r: &Value) -> String {
         (_, Some(rule)) => match r["approval"]["outcome"].as_str() {
             Some(outcome) => {
                 let by = &r["approval"]["by"];
+                let user = by["user"].as_str().unwrap_or("?");
                 let who = match by["role"].as_str() {
-                    Some(role) => format!("role {role}, from the fleet"),
-                    None => by["user"].as_str().unwrap_or("?").to_owned(),
+                    Some(role) => format!("{user} via role {role}, from the fleet"),
+                    None => user.to_owned(),
                 };
                 format!("  [{rule}: {outcome} by {who}]")
             }

@@ -177,12 +177,16 @@ fn arm_error(status: StatusCode, code: &str, message: &str) -> Resp {
 }
 
 async fn route(mut req: Request<Incoming>, signer: &Signer) -> Resp {
-    let host = req
+    let authority = req
         .headers()
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(|h| h.rsplit_once(':').map_or(h, |(n, _)| n).to_owned())
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .to_owned();
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority.as_str(), |(n, _)| n)
+        .to_owned();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
@@ -195,7 +199,14 @@ async fn route(mut req: Request<Incoming>, signer: &Signer) -> Resp {
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     match host.as_str() {
-        ENTRA | "127.0.0.1" => entra(&method, &path, &body, signer),
+        "127.0.0.1" => {
+            let base = format!("https://{authority}");
+            match sign_in(&method, &path, &query, &body, signer, &base) {
+                Some(resp) => resp,
+                None => entra(&method, &path, &body, signer),
+            }
+        }
+        ENTRA => entra(&method, &path, &body, signer),
         ARM => arm(&method, &path),
         BLOB => blob(&method, &path, &query),
         VAULT => vault(&method, &path),
@@ -203,6 +214,56 @@ async fn route(mut req: Request<Incoming>, signer: &Signer) -> Resp {
         AKS => kubernetes(&method, &path),
         _ => arm_error(StatusCode::NOT_FOUND, "UnknownHost", &host),
     }
+}
+
+/// Entra ID reached by address: people signing in to the fleet console
+/// (`signin`); `None` for what is the same as by name (keys, tokens for
+/// apps).
+fn sign_in(
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &[u8],
+    signer: &Signer,
+    base: &str,
+) -> Option<Resp> {
+    let prefix = format!("/{TENANT}");
+    let refused = |why: String| {
+        json(
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": "invalid_grant", "error_description": why }),
+        )
+    };
+    Some(match (method, path.strip_prefix(&prefix)?) {
+        (&Method::GET, "/v2.0/.well-known/openid-configuration") => {
+            json(StatusCode::OK, &super::signin::discovery(base))
+        }
+        (&Method::GET, "/oauth2/v2.0/authorize") => {
+            match super::signin::authorize(&signer.codes, query) {
+                Ok(to) => {
+                    let mut r = Response::new(Full::new(Bytes::new()));
+                    *r.status_mut() = StatusCode::FOUND;
+                    if let Ok(v) = http::HeaderValue::from_str(&to) {
+                        r.headers_mut().insert(http::header::LOCATION, v);
+                    }
+                    r
+                }
+                Err(why) => refused(why),
+            }
+        }
+        (&Method::POST, "/oauth2/v2.0/token")
+            if String::from_utf8_lossy(body)
+                .split('&')
+                .any(|kv| kv == "grant_type=authorization_code") =>
+        {
+            let form = String::from_utf8_lossy(body);
+            match super::signin::redeem(&signer.codes, signer, base, &form) {
+                Ok(answer) => json(StatusCode::OK, &answer),
+                Err(why) => refused(why),
+            }
+        }
+        _ => return None,
+    })
 }
 
 fn entra(method: &Method, path: &str, body: &[u8], signer: &Signer) -> Resp {

@@ -1,6 +1,8 @@
-//! The demo's approver at the approval console (`airlock console`): a
+//! The demo's approvers at the approval console (`airlock console`): a
 //! browser's requests, made by the demo itself — the one-time sign-in
-//! link for a session cookie, the page showing the held request, a
+//! link for a session cookie (single-host mode), or the OpenID Connect
+//! sign-in at the demo's Entra ID (fleet mode: the issuer's leg by real
+//! curl, trusting the demo's CA); the page showing the held request, a
 //! decision posted from it with the page's CSRF token and origin, and the
 //! timeline showing how it ended.
 
@@ -16,37 +18,111 @@ pub(super) struct Browser {
     cookie: String,
 }
 
-/// One answer: status, `Set-Cookie`, body.
+/// The session cookie's name.
+const SESSION: &str = "airlock_console";
+
+/// One answer: status, `Location`, the cookies it sets (`name=value`),
+/// body.
 struct Answer {
     status: StatusCode,
-    cookie: Option<String>,
+    location: Option<String>,
+    cookies: Vec<String>,
     body: String,
+}
+
+impl Answer {
+    fn cookie(&self, name: &str) -> Option<String> {
+        let prefix = format!("{name}=");
+        self.cookies
+            .iter()
+            .find(|c| c.starts_with(&prefix) && c.len() > prefix.len())
+            .cloned()
+    }
 }
 
 impl Browser {
     /// Opens the printed link: the session cookie it sets.
     pub(super) async fn sign_in(login_url: &str) -> Result<Self, String> {
-        let rest = login_url
-            .strip_prefix("http://")
-            .ok_or("not an http:// link")?;
-        let (host, path) = rest.split_once('/').ok_or("no path in the link")?;
-        let mut b = Self {
-            origin: format!("http://{host}"),
-            host: host.to_owned(),
-            cookie: String::new(),
-        };
-        let answer = b.send(Method::GET, &format!("/{path}"), None).await?;
+        let (mut b, path) = Self::at(login_url)?;
+        let answer = b.send(Method::GET, &path, None).await?;
         b.cookie = answer
-            .cookie
-            .and_then(|c| c.split(';').next().map(str::to_owned))
+            .cookie(SESSION)
             .ok_or_else(|| format!("sign-in answered {} without a session", answer.status))?;
         Ok(b)
     }
 
+    /// Fleet mode: `login_url` (the console's `/login`) sends the browser
+    /// to the issuer, which signs its user in and sends it back with a
+    /// code; the console's `/callback` opens the session. The issuer's leg
+    /// is real curl over TLS, trusting `issuer_ca`.
+    pub(super) async fn sign_in_with_issuer(
+        login_url: &str,
+        issuer_ca: &std::path::Path,
+    ) -> Result<Self, String> {
+        let (mut b, path) = Self::at(login_url)?;
+        let start = b.send(Method::GET, &path, None).await?;
+        let to_issuer = start
+            .location
+            .clone()
+            .ok_or_else(|| format!("/login answered {} without a redirect", start.status))?;
+        let attempt = start
+            .cookie("airlock_console_signin")
+            .ok_or("/login set no sign-in cookie")?;
+        let out = tokio::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{redirect_url}",
+                "--cacert",
+            ])
+            .arg(issuer_ca)
+            .arg(&to_issuer)
+            .output()
+            .await
+            .map_err(|e| format!("curl: {e}"))?;
+        let back = String::from_utf8_lossy(&out.stdout).into_owned();
+        let callback = back
+            .strip_prefix(&b.origin)
+            .filter(|p| p.starts_with("/callback?"))
+            .ok_or_else(|| {
+                format!(
+                    "the issuer sent the browser to {back:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })?
+            .to_owned();
+        b.cookie = attempt;
+        let answer = b.send(Method::GET, &callback, None).await?;
+        b.cookie = answer.cookie(SESSION).ok_or_else(|| {
+            format!(
+                "the callback answered {} without a session: {}",
+                answer.status, answer.body
+            )
+        })?;
+        Ok(b)
+    }
+
+    /// A browser at the console `url` is on, and `url`'s path.
+    fn at(url: &str) -> Result<(Self, String), String> {
+        let rest = url.strip_prefix("http://").ok_or("not an http:// link")?;
+        let (host, path) = rest.split_once('/').ok_or("no path in the link")?;
+        let b = Self {
+            origin: format!("http://{host}"),
+            host: host.to_owned(),
+            cookie: String::new(),
+        };
+        Ok((b, format!("/{path}")))
+    }
+
     /// The page, once it shows request `id` (the list is live: it is
-    /// there within a moment of being held).
+    /// there within a moment of being held — or, in fleet mode, of its
+    /// host publishing it).
     pub(super) async fn page_with(&self, id: &str) -> Result<String, String> {
-        for _ in 0..100 {
+        for _ in 0..200 {
             let page = self.send(Method::GET, "/", None).await?.body;
             if page.contains(id) {
                 return Ok(page);
@@ -56,15 +132,23 @@ impl Browser {
         Err(format!("{id} never showed on the console's page"))
     }
 
-    /// Denies `id` from `page`'s form; the page after, with the outcome.
-    pub(super) async fn deny(&self, page: &str, id: &str, reason: &str) -> Result<String, String> {
+    /// Approves (or denies) `id` from `page`'s form; the page after, with
+    /// the outcome.
+    pub(super) async fn decide(
+        &self,
+        page: &str,
+        id: &str,
+        approve: bool,
+        reason: &str,
+    ) -> Result<String, String> {
         let csrf = page
             .split("name=\"csrf\" value=\"")
             .nth(1)
             .and_then(|rest| rest.split('"').next())
             .ok_or("no CSRF token on the page")?;
         let form = format!("csrf={csrf}&id={id}&reason={}", reason.replace(' ', "+"));
-        let answer = self.send(Method::POST, "/deny", Some(form)).await?;
+        let to = if approve { "/approve" } else { "/deny" };
+        let answer = self.send(Method::POST, to, Some(form)).await?;
         if answer.status != StatusCode::SEE_OTHER {
             return Err(format!("the decision was answered {}", answer.status));
         }
@@ -123,9 +207,15 @@ impl Browser {
             .map_err(|e| e.to_string())?;
         let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
         let status = resp.status();
-        let cookie = resp
-            .headers()
-            .get(header::SET_COOKIE)
+        let headers = resp.headers();
+        let cookies = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|c| c.split(';').next().map(str::to_owned))
+            .collect();
+        let location = headers
+            .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let body = resp
@@ -136,7 +226,8 @@ impl Browser {
             .to_bytes();
         Ok(Answer {
             status,
-            cookie,
+            location,
+            cookies,
             body: String::from_utf8_lossy(&body).into_owned(),
         })
     }

@@ -1,6 +1,7 @@
-//! The demo's Microsoft Entra ID: one ES256 signing key, its JWKS, and
+//! The demo's Microsoft Entra ID: one ES256 signing key, its JWKS,
 //! access tokens shaped like Entra v2 tokens (`oid`, `tid`, `upn`, `azp`,
-//! `groups`, `scp`, `uti`).
+//! `groups`, `scp`, `uti`), and ID tokens for people signing in
+//! ([`super::signin`]).
 
 use std::time::{Duration, SystemTime};
 
@@ -21,6 +22,8 @@ const APP_ID: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
 pub(super) struct Signer {
     key: EcdsaKeyPair,
     rng: SystemRandom,
+    /// Authorization codes handed out to browsers, not yet redeemed.
+    pub(super) codes: super::signin::Codes,
 }
 
 impl std::fmt::Debug for Signer {
@@ -38,7 +41,11 @@ impl Signer {
             .map_err(|e| e.to_string())?;
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
             .map_err(|e| e.to_string())?;
-        Ok(Self { key, rng })
+        Ok(Self {
+            key,
+            rng,
+            codes: super::signin::Codes::default(),
+        })
     }
 
     /// The issuer the tokens name (the real Entra v2 shape).
@@ -73,6 +80,26 @@ impl Signer {
             "groups": ["6f1e0c3a-9b2d-4e7f-8a1c-5d3b2e0f9a47"],
             "uti": URL_SAFE_NO_PAD.encode(uti), "ver": "2.0",
         });
+        self.sign(&claims)
+    }
+
+    /// An ID token from the issuer `iss` for the console registered as
+    /// `client_id`, naming the demo's approver, carrying the sign-in's
+    /// `nonce`.
+    pub(super) fn id_token(&self, iss: &str, client_id: &str, nonce: &str) -> String {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.sign(&json!({
+            "aud": client_id, "iss": iss, "iat": now, "nbf": now, "exp": now + 3600,
+            "nonce": nonce, "oid": super::signin::APPROVER_OID, "tid": TENANT,
+            "sub": super::signin::APPROVER_OID, "preferred_username": super::signin::APPROVER,
+            "name": "Demo Lead", "ver": "2.0",
+        }))
+    }
+
+    /// `claims` as a compact ES256 JWS.
+    fn sign(&self, claims: &Value) -> String {
         let header = json!({ "typ": "JWT", "alg": "ES256", "kid": KID });
         let input = format!(
             "{}.{}",
