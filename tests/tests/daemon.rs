@@ -402,9 +402,9 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
         (
             "az group delete",
             "Microsoft.Resources/subscriptions/resourceGroups/delete",
-            // Decided from the fleet's database (PostgreSQL is installed
-            // with the tests).
-            "approve   202    -  [resource-group-delete: approved by role demo_approver, from the fleet]",
+            // Decided at the fleet's console, by a person signed in with
+            // OpenID Connect (PostgreSQL is installed with the tests).
+            "approve   202    -  [resource-group-delete: approved by lead@contoso.example via role demo_approver, from the fleet]",
         ),
         (
             "kubectl exec",
@@ -450,7 +450,15 @@ async fn demo_shows_the_capture_path_and_cleans_up() {
     );
     assert!(
         out.stdout.contains("approval console (airlock console): signed in with its one-time link; the held kubectl exec was on the live page and denied from its form")
-            && out.stdout.contains(": denied by root (uid 0): no interactive shells in production\""),
+            && out.stdout.contains(": denied by root (uid 0): no interactive shells in production\"")
+            && out.stdout.contains("its timeline (operation k8s.pods.exec: 1 session) shows it held, denied and answered 403"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("fleet console (airlock console, console.issuer): lead@contoso.example signed in at the simulated Entra ID (authorization code + PKCE")
+            && out.stdout.contains("approved on ")
+            && out.stdout.contains(" by lead@contoso.example (database role demo_approver)\""),
         "{}",
         out.stdout
     );
