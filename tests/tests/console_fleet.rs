@@ -476,4 +476,34 @@ async fn fleet_approvers_sign_in_with_the_issuer_and_decide_every_hosts_holds() 
     assert!(said.contains("approved on"), "{said}");
     assert_eq!(third.await.unwrap(), "405");
     assert_eq!(up.requests(), 2);
+
+    // Signing out: a forged sign-out (no CSRF token) ends nothing; the
+    // page's own does, and her cookie opens nothing afterwards.
+    let home = format!("{}/", c.origin);
+    let logout = format!("{}/logout", c.origin);
+    let (status, _, body) = curl(
+        &logout,
+        &["-H", &format!("Cookie: {session}"), "--data", ""],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _, _) = curl(&home, &["-H", &format!("Cookie: {session}")]).await;
+    assert_eq!(status, 200, "still signed in");
+    let out = alice.wait_for("button.signout", WAIT).await;
+    alice.click(&out).await;
+    let deadline = Instant::now() + WAIT;
+    while !alice.page_text().await.contains("Signed out") {
+        assert!(Instant::now() < deadline, "{}", alice.page_text().await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, _, body) = curl(&home, &["-H", &format!("Cookie: {session}")]).await;
+    assert_eq!(status, 401, "the session ended: {body}");
+    assert!(
+        !alice
+            .cookies()
+            .await
+            .iter()
+            .any(|c| c["name"] == "airlock_console"),
+        "the browser's cookie is cleared"
+    );
 }

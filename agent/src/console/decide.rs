@@ -2,13 +2,15 @@
 //! its session, its origin, its CSRF token — handed to the console's
 //! source ([`super::source`]: the admin socket as the user who runs the
 //! console, or the fleet's database for the person signed in), and its
-//! outcome, with who decided, kept for the next page.
+//! outcome, with who decided, kept for the next page. `POST /logout`, from
+//! the same page under the same checks, ends the session.
 
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::server::{Body, Shared, notice, respond, signed_out};
+use super::session::Session;
 use super::source::Decision;
 
 /// A decision's form: an id, a reason, a window, a scope, the token.
@@ -24,24 +26,10 @@ pub(super) async fn decide(
     req: Request<Incoming>,
     approve: bool,
 ) -> Response<Body> {
-    let Some((cookie, session)) = cookie.and_then(|c| shared.sessions.peek(&c).map(|s| (c, s)))
-    else {
-        return signed_out(shared);
+    let (cookie, session, fields) = match page_form(shared, cookie, req).await {
+        Ok(f) => f,
+        Err(refused) => return refused,
     };
-    if let Err(why) = same_origin(req.headers(), &shared.origin) {
-        return notice(StatusCode::FORBIDDEN, "Refused", &why);
-    }
-    let body = match Limited::new(req.into_body(), MAX_FORM).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return notice(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Refused",
-                "The form is too large.",
-            );
-        }
-    };
-    let fields = form(&body);
     let field = |name: &str| {
         fields
             .iter()
@@ -49,16 +37,6 @@ pub(super) async fn decide(
             .map(|(_, v)| v.trim())
             .filter(|v| !v.is_empty())
     };
-    if !shared
-        .sessions
-        .csrf_ok(&cookie, field("csrf").unwrap_or_default())
-    {
-        return notice(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "The form's CSRF token is missing or wrong: nothing was decided.",
-        );
-    }
     let Some(id) = field("id") else {
         return notice(
             StatusCode::BAD_REQUEST,
@@ -84,6 +62,72 @@ pub(super) async fn decide(
     r.headers_mut()
         .insert(header::LOCATION, HeaderValue::from_static("/"));
     r
+}
+
+/// `POST /logout`: the session ends, here and in the browser (its cookie
+/// is cleared). A forged sign-out is refused like a forged decision.
+pub(super) async fn sign_out(
+    shared: &Shared,
+    cookie: Option<String>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let (cookie, session, _) = match page_form(shared, cookie, req).await {
+        Ok(f) => f,
+        Err(refused) => return refused,
+    };
+    shared.sessions.close(&cookie);
+    let user = session.person.as_ref().map(|p| p.name.as_str());
+    tracing::info!(user, "console: signed out");
+    let again = if shared.signin.is_some() {
+        "Signed out. Sign in again at /login."
+    } else {
+        "Signed out. The sign-in link worked once: start airlock console again for a new one."
+    };
+    let mut r = notice(StatusCode::OK, "Signed out", again);
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "airlock_console=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0",
+        ),
+    );
+    r
+}
+
+/// A form posted by a live session from this console's own page, with
+/// the session's CSRF token: the session's cookie, the session and the
+/// form's fields; else the answer refusing it.
+async fn page_form(
+    shared: &Shared,
+    cookie: Option<String>,
+    req: Request<Incoming>,
+) -> Result<(String, Session, Vec<(String, String)>), Response<Body>> {
+    let Some((cookie, session)) = cookie.and_then(|c| shared.sessions.peek(&c).map(|s| (c, s)))
+    else {
+        return Err(signed_out(shared));
+    };
+    if let Err(why) = same_origin(req.headers(), &shared.origin) {
+        return Err(notice(StatusCode::FORBIDDEN, "Refused", &why));
+    }
+    let Ok(body) = Limited::new(req.into_body(), MAX_FORM).collect().await else {
+        return Err(notice(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Refused",
+            "The form is too large.",
+        ));
+    };
+    let fields = form(&body.to_bytes());
+    let csrf = fields
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map_or("", |(_, v)| v.trim());
+    if !shared.sessions.csrf_ok(&cookie, csrf) {
+        return Err(notice(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "The form's CSRF token is missing or wrong: nothing was done.",
+        ));
+    }
+    Ok((cookie, session, fields))
 }
 
 /// A decision must come from this console's own page: a browser names

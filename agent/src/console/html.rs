@@ -55,7 +55,7 @@ pub(super) struct Viewer {
 /// The header every signed-in page has: the two views, who is signed in;
 /// `active`: `pending` or `timeline`. The pending page's live indicator
 /// is filled by its script.
-pub(super) fn nav(viewer: &Viewer, active: &str) -> String {
+pub(super) fn nav(viewer: &Viewer, active: &str, csrf: &str) -> String {
     let link = |href: &str, name: &str, text: &str| {
         let current = if name == active {
             " aria-current=\"page\""
@@ -65,7 +65,9 @@ pub(super) fn nav(viewer: &Viewer, active: &str) -> String {
         format!("<a href=\"{href}\"{current}>{text}</a>")
     };
     format!(
-        "<header class=\"top\"><h1>airlock</h1><nav>{}{}</nav><span class=\"who\">signed in as <b>{}</b> ({})</span>{}</header>\n",
+        "<header class=\"top\"><h1>airlock</h1><nav>{}{}</nav><span class=\"who\">signed in as <b>{}</b> ({})</span>{}\
+         <form method=\"post\" action=\"/logout\" class=\"signout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <button type=\"submit\" class=\"signout\">Sign out</button></form></header>\n",
         link("/", "pending", "Pending approvals"),
         if viewer.timeline {
             link("/timeline", "timeline", "Timeline")
@@ -78,7 +80,8 @@ pub(super) fn nav(viewer: &Viewer, active: &str) -> String {
             "<span id=\"live\" class=\"live\">connecting…</span>"
         } else {
             ""
-        }
+        },
+        escape(csrf)
     )
 }
 
@@ -99,7 +102,7 @@ pub(super) fn index(
     flash: Option<(bool, &str)>,
     aged: u64,
 ) -> String {
-    let mut body = nav(viewer, "pending");
+    let mut body = nav(viewer, "pending", csrf);
     body.push_str("<main>");
     if let Some(why) = &viewer.refusal {
         let _ = write!(

@@ -225,15 +225,24 @@ impl Provider {
             .check(token)
             .await
             .map_err(|e| format!("the ID token is not valid: {e}"))?;
-        person(&claims, &attempt.nonce)
+        person(&claims, &attempt.nonce, &self.client_id)
     }
 }
 
-/// The person of a validated ID token whose `nonce` must be `nonce`.
-fn person(claims: &Value, nonce: &str) -> Result<Person, String> {
+/// The person of a validated ID token whose `nonce` must be `nonce`, and
+/// whose authorized party, when it names one, is this console
+/// (`client_id`: OpenID Connect Core 3.1.3.7).
+fn person(claims: &Value, nonce: &str, client_id: &str) -> Result<Person, String> {
     let given = claims["nonce"].as_str().unwrap_or("");
     if !same(given.as_bytes(), nonce.as_bytes()) {
         return Err("the ID token's nonce is not this sign-in's".into());
+    }
+    if let Some(azp) = claims["azp"].as_str()
+        && azp != client_id
+    {
+        return Err(format!(
+            "the ID token was issued to another client (azp {azp}), not this console"
+        ));
     }
     let s = |k: &str| {
         claims[k]
@@ -320,7 +329,7 @@ mod tests {
     fn the_id_token_must_carry_this_sign_ins_nonce_and_name_someone() {
         let claims = json!({"nonce": "n-1", "preferred_username": "alice@contoso.test",
             "upn": "alice@contoso.test", "oid": "o-1", "groups": ["g-1", "g-2"]});
-        let p = person(&claims, "n-1").unwrap();
+        let p = person(&claims, "n-1", "c").unwrap();
         assert_eq!(p.name, "alice@contoso.test");
         assert_eq!(p.oid.as_deref(), Some("o-1"));
         assert_eq!(p.groups, ["g-1", "g-2"]);
@@ -330,17 +339,31 @@ mod tests {
             ["alice@contoso.test", "alice@contoso.test", "o-1"]
         );
         for nonce in ["n-2", "", "n-1 "] {
-            assert!(person(&claims, nonce).unwrap_err().contains("nonce"));
+            assert!(person(&claims, nonce, "c").unwrap_err().contains("nonce"));
         }
-        assert!(person(&json!({"preferred_username": "a"}), "n-1").is_err());
-        let p = person(&json!({"nonce": "n", "oid": "o-9", "hasgroups": true}), "n").unwrap();
+        assert!(person(&json!({"preferred_username": "a"}), "n-1", "c").is_err());
+        let p = person(
+            &json!({"nonce": "n", "oid": "o-9", "hasgroups": true}),
+            "n",
+            "c",
+        )
+        .unwrap();
         assert_eq!(p.name, "o-9");
         assert!(p.groups_overage);
         assert!(
-            person(&json!({"nonce": "n"}), "n")
+            person(&json!({"nonce": "n"}), "n", "c")
                 .unwrap_err()
                 .contains("names nobody")
         );
+        // Issued to another client, whatever its audience says.
+        let other = json!({"nonce": "n", "oid": "o-1", "azp": "someone-else"});
+        assert!(
+            person(&other, "n", "c")
+                .unwrap_err()
+                .contains("another client")
+        );
+        let ours = json!({"nonce": "n", "oid": "o-1", "azp": "c"});
+        assert!(person(&ours, "n", "c").is_ok());
     }
 
     #[test]

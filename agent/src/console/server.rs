@@ -287,10 +287,11 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
         },
         (Method::POST, "/approve") => decide::decide(shared, cookie, req, true).await,
         (Method::POST, "/deny") => decide::decide(shared, cookie, req, false).await,
+        (Method::POST, "/logout") => decide::sign_out(shared, cookie, req).await,
         (
             _,
             "/" | "/login" | "/callback" | "/events" | "/timeline" | "/approve" | "/deny"
-            | "/app.js" | "/app.css",
+            | "/logout" | "/app.js" | "/app.css",
         ) => notice(
             StatusCode::METHOD_NOT_ALLOWED,
             "Not allowed",
@@ -369,7 +370,7 @@ async fn timeline(shared: &Shared, session: &Session, query: &str) -> Response<B
         }
     };
     let status = t.as_ref().err().map_or(StatusCode::OK, |e| e.status());
-    let page = super::timeline::page(&viewer, &q, &t);
+    let page = super::timeline::page(&viewer, &session.csrf, &q, &t);
     respond(status, "text/html; charset=utf-8", page)
 }
 

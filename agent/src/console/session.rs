@@ -123,6 +123,11 @@ impl Sessions {
         Ok(cookie)
     }
 
+    /// Ends the session `cookie` names (signing out).
+    pub(super) fn close(&self, cookie: &str) {
+        lock(&self.state).open.remove(&hash(cookie));
+    }
+
     /// The live session `cookie` names, its flash taken (shown once).
     pub(super) fn take(&self, cookie: &str) -> Option<Session> {
         self.with(cookie, |s| Session {

@@ -141,9 +141,11 @@ pub(super) fn redeem(state: &State, prefix: &str, form: &HashMap<String, String>
     };
     let mut claims = grant.user.clone();
     claims["nonce"] = grant.nonce.map_or(Value::Null, Value::from);
-    // An ID token: for the client, no scopes.
+    // An ID token: for the client (its audience and authorized party), no
+    // scopes.
     claims["scp"] = Value::Null;
     claims["idtyp"] = Value::Null;
+    claims["azp"] = Value::from(grant.client_id.as_str());
     let id_token = TokenBuilder::entra(&grant.issuer, &grant.client_id)
         .claims(claims)
         .sign(&key);

@@ -19,10 +19,11 @@ const TEXT: usize = 600;
 /// The whole page: `timeline`, or why it could not be read.
 pub(in crate::console) fn page(
     viewer: &Viewer,
+    csrf: &str,
     q: &Query,
     timeline: &Result<Timeline, TimelineError>,
 ) -> String {
-    let mut body = nav(viewer, "timeline");
+    let mut body = nav(viewer, "timeline", csrf);
     body.push_str("<main class=\"timeline\"><h2>Timeline</h2>");
     form(&mut body, q);
     match timeline {
@@ -348,7 +349,7 @@ mod tests {
                    "approval": {"outcome": "denied", "by": {"user": "lead"}},
                    "response": {"status": 403}}),
         ]);
-        let html = page(&viewer(), &Query::default(), &Ok(t));
+        let html = page(&viewer(), "c0ffee", &Query::default(), &Ok(t));
         assert!(
             html.contains("Agent session: pid 800 <code>/usr/bin/node</code>"),
             "{html}"
@@ -361,12 +362,17 @@ mod tests {
         assert!(html.contains("<span class=\"badge status bad\">403</span>"));
         assert!(html.contains("as dev@contoso.com"));
         assert!(html.contains("18:01:03.000"));
+        assert!(
+            html.contains("action=\"/logout\"") && html.contains("name=\"csrf\" value=\"c0ffee\""),
+            "sign-out is a form with the session's token"
+        );
     }
 
     #[test]
     fn an_unreadable_trail_and_an_empty_one_say_so() {
         let html = page(
             &viewer(),
+            "c0ffee",
             &Query::default(),
             &Err(TimelineError::Read(std::io::Error::from(
                 std::io::ErrorKind::PermissionDenied,
@@ -376,7 +382,12 @@ mod tests {
             html.contains("cannot read the trail: permission denied"),
             "{html}"
         );
-        let html = page(&viewer(), &Query::default(), &Ok(Timeline::default()));
+        let html = page(
+            &viewer(),
+            "c0ffee",
+            &Query::default(),
+            &Ok(Timeline::default()),
+        );
         assert!(html.contains("Nothing in the trail matches"));
     }
 
