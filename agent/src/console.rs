@@ -24,6 +24,7 @@ mod holds;
 mod html;
 mod oidc;
 mod peer;
+mod reply;
 mod server;
 mod session;
 mod signin;

@@ -9,7 +9,8 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::server::{Body, Shared, notice, respond, signed_out};
+use super::reply::{Body, notice, respond};
+use super::server::{Shared, signed_out};
 use super::session::Session;
 use super::source::Decision;
 

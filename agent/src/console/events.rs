@@ -16,7 +16,8 @@ use hyper::body::Frame;
 use tokio::sync::mpsc;
 
 use super::html;
-use super::server::{Body, Shared};
+use super::reply::Body;
+use super::server::Shared;
 
 /// A comment on an idle event stream, so a gone browser is noticed.
 const KEEPALIVE: Duration = Duration::from_secs(15);

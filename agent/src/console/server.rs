@@ -2,19 +2,17 @@
 //! connect (single-host: the user who started it, from a process airlock
 //! does not capture, asked of the daemon for every connection; fleet mode
 //! on loopback: never a captured process), sign-in (the printed link, or
-//! the issuer: [`super::signin`]), the page, routing to the live list
-//! ([`super::events`]) and decisions ([`super::decide`]), and the headers
-//! every answer carries.
+//! the issuer: [`super::signin`]), the page, and routing to the live list
+//! ([`super::events`]), the timeline ([`super::timeline`]) and the page's
+//! forms ([`super::decide`]); what every answer is made of is
+//! [`super::reply`]'s.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,24 +20,16 @@ use tokio::sync::watch;
 
 use super::admit::{Gate, admit};
 use super::html::{self, Viewer};
-use super::session::{SESSION_TTL, Session, Sessions};
+use super::reply::{
+    APP_CSS, APP_JS, Body, asset, notice, respond, secure, session_cookie, session_set_cookie,
+};
+use super::session::{Session, Sessions};
 use super::signin::SignIn;
 use super::source::Source;
 use super::watch::Snapshot;
 use super::{ConsoleError, decide, events};
 use crate::admin::AdminClient;
 use crate::config::Config;
-
-/// The session cookie's name.
-pub(super) const COOKIE: &str = "airlock_console";
-/// Every answer: nothing but the console's own script and style, never
-/// framed, never cached.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-const APP_JS: &str = include_str!("assets/app.js");
-const APP_CSS: &str = include_str!("assets/app.css");
-
-pub(super) type Body = BoxBody<Bytes, Infallible>;
 
 /// A bound console; [`Console::run`] serves it.
 #[derive(Debug)]
@@ -278,7 +268,7 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
             None => signed_out(shared),
         },
         (Method::GET, "/timeline") => match cookie.and_then(|c| shared.sessions.peek(&c)) {
-            Some(s) => timeline(shared, &s, req.uri().query().unwrap_or("")).await,
+            Some(s) => super::timeline::serve(shared, &s, req.uri().query().unwrap_or("")).await,
             None => signed_out(shared),
         },
         (Method::GET, "/events") => match cookie {
@@ -321,7 +311,7 @@ fn origin(url: Option<&str>, bound: SocketAddr, https: bool) -> (String, String)
 
 /// Who the page says is signed in: the console's user, or the session's
 /// person and whether they may decide.
-fn viewer(shared: &Shared, session: &Session) -> Viewer {
+pub(super) fn viewer(shared: &Shared, session: &Session) -> Viewer {
     match (&shared.signin, &session.person) {
         (Some(signin), Some(p)) => {
             let refusal = shared.source.refusal(Some(p));
@@ -335,71 +325,6 @@ fn viewer(shared: &Shared, session: &Session) -> Viewer {
         }
         _ => shared.viewer.clone(),
     }
-}
-
-/// `GET /timeline?…`: the trail grouped into agent sessions — this
-/// host's, read as the console's user on a blocking thread (single-host
-/// mode), or every host's from the fleet's database, for approvers only
-/// (fleet mode).
-async fn timeline(shared: &Shared, session: &Session, query: &str) -> Response<Body> {
-    let viewer = viewer(shared, session);
-    if let Some(why) = shared.source.refusal(session.person.as_ref()) {
-        return notice(StatusCode::FORBIDDEN, "The timeline is for approvers", &why);
-    }
-    let q = super::timeline::Query::parse(decide::form(query.as_bytes()));
-    let (q, t) = match &shared.source {
-        Source::Host(_) => {
-            let current = shared.trail.clone();
-            let read = tokio::task::spawn_blocking(move || {
-                let t = super::timeline::read(&current, &q);
-                (q, t)
-            })
-            .await;
-            let Ok(read) = read else {
-                return notice(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "No timeline",
-                    "Reading the trail failed.",
-                );
-            };
-            read
-        }
-        Source::Fleet { fleet, .. } => {
-            let t = super::timeline::read_fleet(fleet, &q).await;
-            (q, t)
-        }
-    };
-    let status = t.as_ref().err().map_or(StatusCode::OK, |e| e.status());
-    let page = super::timeline::page(&viewer, &session.csrf, &q, &t);
-    respond(status, "text/html; charset=utf-8", page)
-}
-
-/// The session cookie's value, if the request has one.
-fn session_cookie(req: &Request<Incoming>) -> Option<String> {
-    cookie(req, COOKIE)
-}
-
-/// Cookie `name`'s value, if the request has it.
-pub(super) fn cookie(req: &Request<Incoming>, name: &str) -> Option<String> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| {
-            let (k, v) = kv.trim().split_once('=')?;
-            (k == name).then(|| v.to_owned())
-        })
-}
-
-/// `Set-Cookie` for a new session `cookie`: never readable by script,
-/// sent only to this console and only from its own pages.
-pub(super) fn session_set_cookie(cookie: &str) -> Option<HeaderValue> {
-    HeaderValue::from_str(&format!(
-        "{COOKIE}={cookie}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={}",
-        SESSION_TTL.as_secs()
-    ))
-    .ok()
 }
 
 /// `GET /login?token=…`: the printed link, spent once, opens a session.
@@ -441,70 +366,9 @@ pub(super) fn signed_out(shared: &Shared) -> Response<Body> {
     notice(StatusCode::UNAUTHORIZED, "Not signed in", how)
 }
 
-fn asset(content_type: &'static str, text: &'static str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())).boxed());
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
-}
-
-pub(super) fn notice(status: StatusCode, title: &str, text: &str) -> Response<Body> {
-    respond(
-        status,
-        "text/html; charset=utf-8",
-        html::notice(title, text),
-    )
-}
-
-pub(super) fn respond(
-    status: StatusCode,
-    content_type: &'static str,
-    body: String,
-) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
-}
-
-/// The headers every answer carries.
-fn secure(mut r: Response<Body>) -> Response<Body> {
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    // No referrer leaves the console; `no-referrer` would also make
-    // browsers send `Origin: null` with the page's own forms, and the
-    // origin check needs the real one.
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_answer_carries_the_security_headers() {
-        let r = secure(notice(StatusCode::NOT_FOUND, "x", "y"));
-        let h = r.headers();
-        assert_eq!(h[header::CONTENT_SECURITY_POLICY], CSP);
-        assert!(CSP.contains("default-src 'none'") && CSP.contains("frame-ancestors 'none'"));
-        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-        assert_eq!(h[header::REFERRER_POLICY], "same-origin");
-        assert_eq!(h[header::CACHE_CONTROL], "no-store");
-    }
 
     #[test]
     fn the_console_answers_at_its_url_or_its_address() {
@@ -529,12 +393,5 @@ mod tests {
             origin(None, local, false),
             ("127.0.0.1:8765".into(), "http://127.0.0.1:8765".into())
         );
-    }
-
-    #[test]
-    fn the_script_and_style_are_the_binarys_own() {
-        assert!(APP_JS.contains("new EventSource(\"/events\")"));
-        assert!(!APP_JS.contains("http"), "no third-party assets");
-        assert!(!APP_CSS.contains("url("), "no third-party assets");
     }
 }

@@ -16,7 +16,8 @@ use ring::rand::SystemRandom;
 
 use super::html::escape;
 use super::oidc::{Attempt, Provider};
-use super::server::{Body, Shared, cookie, notice, respond, session_set_cookie};
+use super::reply::{Body, cookie, notice, respond, session_set_cookie};
+use super::server::Shared;
 use super::session::{hash, random};
 use crate::core::lock;
 

@@ -1,9 +1,11 @@
 //! The trail as a timeline (`GET /timeline`): what each agent session
 //! did, read from the local trail with the permissions of the user who
 //! started the console (as `airlock audit export` reads it: root, or a
-//! member of `audit.group`). Owns the page's query (`Query`: the filters),
-//! grouping records into sessions and model turns (`group`) and their
-//! rendering (`render`). Nothing here writes or decides.
+//! member of `audit.group`), or in fleet mode every host's from the
+//! fleet's database, for approvers. Owns the page (`serve`), its query
+//! (`Query`: the filters), grouping records into sessions and model turns
+//! (`group`) and their rendering (`render`). Nothing here writes or
+//! decides.
 
 mod group;
 mod render;
@@ -11,6 +13,12 @@ mod render;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use http::{Response, StatusCode};
+
+use super::reply::{Body, notice, respond};
+use super::server::Shared;
+use super::session::Session;
+use super::source::Source;
 use crate::audit::query::{self, Filter};
 use crate::core::Glob;
 use crate::host::HostPattern;
@@ -135,6 +143,43 @@ impl Query {
                     || p["uid"].as_u64().is_some_and(|uid| uid.to_string() == u)
             })
     }
+}
+
+/// `GET /timeline?…`: the trail grouped into agent sessions — this
+/// host's, read as the console's user on a blocking thread (single-host
+/// mode), or every host's from the fleet's database, for approvers only
+/// (fleet mode).
+pub(super) async fn serve(shared: &Shared, session: &Session, query: &str) -> Response<Body> {
+    let viewer = super::server::viewer(shared, session);
+    if let Some(why) = shared.source.refusal(session.person.as_ref()) {
+        return notice(StatusCode::FORBIDDEN, "The timeline is for approvers", &why);
+    }
+    let q = Query::parse(super::decide::form(query.as_bytes()));
+    let (q, t) = match &shared.source {
+        Source::Host(_) => {
+            let current = shared.trail.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let t = read(&current, &q);
+                (q, t)
+            })
+            .await;
+            let Ok(read) = read else {
+                return notice(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "No timeline",
+                    "Reading the trail failed.",
+                );
+            };
+            read
+        }
+        Source::Fleet { fleet, .. } => {
+            let t = read_fleet(fleet, &q).await;
+            (q, t)
+        }
+    };
+    let status = t.as_ref().err().map_or(StatusCode::OK, |e| e.status());
+    let page = page(&viewer, &session.csrf, &q, &t);
+    respond(status, "text/html; charset=utf-8", page)
 }
 
 /// Reads the trail whose current file is `current` (and its rotated
