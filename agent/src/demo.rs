@@ -821,18 +821,12 @@ impl Agent<'_> {
             .await
             .map_err(err)?;
         let page = browser.page_with(&id).await.map_err(err)?;
-        let after = browser
+        let said = browser
             .decide(&page, &id, true, reason)
             .await
             .map_err(err)?;
-        let said = format!("{id}: approved on ");
-        let outcome = after
-            .split(&said)
-            .nth(1)
-            .and_then(|rest| rest.split('<').next())
-            .ok_or_else(|| err(format!("the page after the decision does not say {said}…")))?;
         *crate::core::lock(&self.fleet_note) = Some(format!(
-            "fleet console (airlock console, console.issuer): {} signed in at the simulated Entra ID (authorization code + PKCE, ID token checked against its keys), found the held deletion among the fleet's holds and approved it from the page: \"{said}{outcome}\"",
+            "fleet console (airlock console, console.issuer): {} signed in at the simulated Entra ID (authorization code + PKCE, ID token checked against its keys), found the held deletion among the fleet's holds and approved it from the page: \"{said}\"",
             signin::APPROVER
         ));
         Ok(())
@@ -847,16 +841,10 @@ impl Agent<'_> {
         let id = self.held_id(step).await?;
         let browser = console::Browser::sign_in(self.console).await.map_err(err)?;
         let page = browser.page_with(&id).await.map_err(err)?;
-        let after = browser
+        let said = browser
             .decide(&page, &id, false, reason)
             .await
             .map_err(err)?;
-        let said = format!("{id}: denied by ");
-        let outcome = after
-            .split(&said)
-            .nth(1)
-            .and_then(|rest| rest.split('<').next())
-            .ok_or_else(|| err(format!("the page after the decision does not say {said}…")))?;
         // The same session's timeline, filtered to the exec: the call with
         // its badges — held, denied by whom, the agent's 403.
         let badges = "<span class=\"badge outcome denied\">denied by ";
@@ -870,7 +858,7 @@ impl Agent<'_> {
             return Err(err("the timeline does not show the exec's 403".into()));
         }
         *crate::core::lock(&self.console_note) = Some(format!(
-            "approval console (airlock console): signed in with its one-time link; the held kubectl exec was on the live page and denied from its form (session cookie, CSRF token, same origin): \"{said}{outcome}\"; its timeline (operation k8s.pods.exec: {sessions} session) shows it held, denied and answered 403"
+            "approval console (airlock console): signed in with its one-time link; the held kubectl exec was on the live page and denied from its form (session cookie, CSRF token, same origin): \"{said}\"; its timeline (operation k8s.pods.exec: {sessions} session) shows it held, denied and answered 403"
         ));
         Ok(())
     }

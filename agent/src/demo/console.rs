@@ -132,9 +132,27 @@ impl Browser {
         Err(format!("{id} never showed on the console's page"))
     }
 
-    /// Approves (or denies) `id` from `page`'s form; the page after, with
-    /// the outcome.
+    /// Approves (or denies) `id` from `page`'s form: what the page after
+    /// says of it (`ID: approved …`, `ID: denied by …`).
     pub(super) async fn decide(
+        &self,
+        page: &str,
+        id: &str,
+        approve: bool,
+        reason: &str,
+    ) -> Result<String, String> {
+        let after = self.post_decision(page, id, approve, reason).await?;
+        let said = format!("{id}: {} ", if approve { "approved" } else { "denied" });
+        after
+            .split(&said)
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .map(|rest| format!("{said}{rest}"))
+            .ok_or_else(|| format!("the page after the decision does not say {said}…"))
+    }
+
+    /// The decision's form posted; the page after, with the outcome.
+    async fn post_decision(
         &self,
         page: &str,
         id: &str,

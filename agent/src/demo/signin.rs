@@ -123,6 +123,12 @@ fn form(s: &str) -> HashMap<String, String> {
 mod tests {
     use super::*;
 
+    /// The code in a redirect back from `authorize`.
+    fn code_in(back: &str) -> String {
+        let query = back.split_once('?').unwrap().1;
+        form(query).remove("code").unwrap()
+    }
+
     fn challenge(verifier: &str) -> String {
         URL_SAFE_NO_PAD.encode(ring::digest::digest(
             &ring::digest::SHA256,
@@ -144,13 +150,7 @@ mod tests {
             "{back}"
         );
         assert!(back.ends_with("&state=s%201"), "{back}");
-        let code = back
-            .split("code=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap();
+        let code = code_in(&back);
         let body = |verifier: &str, secret: &str| {
             format!(
                 "grant_type=authorization_code&client_id={CLIENT_ID}&client_secret={secret}&code={code}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcallback&code_verifier={verifier}"
@@ -174,14 +174,7 @@ mod tests {
         );
 
         let back = authorize(&codes, &query).unwrap();
-        let code = back
-            .split("code=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap()
-            .to_owned();
+        let code = code_in(&back);
         let ok = format!(
             "grant_type=authorization_code&client_id={CLIENT_ID}&client_secret={CLIENT_SECRET}&code={code}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcallback&code_verifier=v-right"
         );
