@@ -20,6 +20,17 @@ pub use super::join::{Joined, Joiner, merge};
 /// fragment, an edit) are skipped: `audit verify` is what reports them.
 pub fn each_record(
     files: &[PathBuf],
+    each: impl FnMut(&str, Value) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    each_record_where(files, |_| true, each)
+}
+
+/// [`each_record`] for the lines `keep` accepts on their bytes, before
+/// they are parsed: a reader that wants one kind of record out of large
+/// files parses only the lines that may be one.
+pub fn each_record_where(
+    files: &[PathBuf],
+    keep: impl Fn(&[u8]) -> bool,
     mut each: impl FnMut(&str, Value) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let mut line = Vec::with_capacity(8192);
@@ -34,6 +45,9 @@ pub fn each_record(
             let Some(complete) = line.strip_suffix(b"\n") else {
                 break;
             };
+            if !keep(complete) {
+                continue;
+            }
             // Valid JSON is valid UTF-8, so the text of a parsed line is at hand.
             if let (Ok(record), Ok(text)) = (
                 serde_json::from_slice::<Value>(complete),

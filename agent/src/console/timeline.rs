@@ -68,6 +68,13 @@ impl TimelineError {
 const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// Most entries a page shows: the newest that match.
 const MAX_ENTRIES: usize = 2000;
+/// A file last written this long before the window's start is read for
+/// its session records only: an exchange that began in it and ended in
+/// the window (longer than this, across a rotation) is shown without its
+/// request record.
+const OLD_MARGIN: Duration = Duration::from_secs(3600);
+/// What only a session record's line holds (the trail is compact JSON).
+const SESSION_LINE: &[u8] = b"\"kind\":\"session\"";
 
 /// The timeline's filters, as the page's form sends them (every field
 /// optional; empty is absent).
@@ -198,15 +205,40 @@ pub(super) fn read(current: &Path, q: &Query) -> Result<Timeline, TimelineError>
     if trail.is_empty() {
         return Err(TimelineError::Missing(current.to_owned()));
     }
+    // The trail is kept whole by default (`audit.retain_bytes = 0`): files
+    // last written well before the window hold nothing to show, only the
+    // sessions of connections still open in it. Of those, only session
+    // records are parsed.
+    let old_before = filter.since.map(|s| s - OLD_MARGIN);
+    let (old, recent): (Vec<_>, Vec<_>) = trail.into_iter().partition(|f| {
+        let written = std::fs::metadata(f).and_then(|m| m.modified()).ok();
+        matches!((written, old_before), (Some(w), Some(b)) if w < b)
+    });
+    let mut joiner = query::Joiner::default();
+    let finder = memchr::memmem::Finder::new(SESSION_LINE);
+    query::each_record_where(
+        &old,
+        |line| finder.find(line).is_some(),
+        |line, r| {
+            joiner.push(line, r);
+            Ok(())
+        },
+    )
+    .map_err(TimelineError::Read)?;
     let mut timeline = group::Collect::new(MAX_ENTRIES);
-    query::each_joined(&trail, |joined| {
-        let r = joined.record;
+    let mut show = |r: serde_json::Value| {
         if group::shown(&r) && filter.matches(&r) && q.also(&r) {
             timeline.push(r);
+        }
+    };
+    query::each_record(&recent, |line, r| {
+        if let Some(joined) = joiner.push(line, r) {
+            show(joined.record);
         }
         Ok(())
     })
     .map_err(TimelineError::Read)?;
+    joiner.finish().into_iter().for_each(|j| show(j.record));
     Ok(timeline.finish())
 }
 
@@ -300,6 +332,69 @@ mod tests {
         let missing = read(&dir.join("none.jsonl"), &Query::default()).unwrap_err();
         assert!(matches!(missing, TimelineError::Missing(_)), "{missing}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn old_files_are_read_for_their_sessions_only() {
+        let dir = crate::scratch_dir("timeline-old");
+        std::fs::create_dir_all(&dir).unwrap();
+        let current = dir.join("audit.jsonl");
+        let rotated = crate::audit::files::rotated_name(&current, 3);
+        let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let then = "2026-01-01T00:00:00.000Z";
+        let lines = |records: &[serde_json::Value]| -> String {
+            records.iter().map(|r| format!("{r}\n")).collect()
+        };
+        // A long-lived connection's session, written days ago; the
+        // exchange on it happens now. The old file's other records are not
+        // even parsed: an exchange in it is not shown, whatever its `ts`
+        // (a file's records are older than its last write).
+        let agent = json!({"pid": 7, "start": then});
+        std::fs::write(
+            &rotated,
+            lines(&[
+                json!({"kind": "session", "id": "s1", "ts": then, "origin": {"host": "h1"},
+                       "process": {"pid": 9, "comm": "copilot", "agent": agent}}),
+                json!({"kind": "http", "phase": "request", "id": "e0", "session": "s1", "ts": now}),
+                json!({"kind": "http", "phase": "response", "id": "e0", "session": "s1", "ts": now}),
+            ]),
+        )
+        .unwrap();
+        let file = std::fs::File::options().write(true).open(&rotated).unwrap();
+        file.set_modified(SystemTime::now() - Duration::from_secs(3 * 24 * 3600))
+            .unwrap();
+        std::fs::write(
+            &current,
+            lines(&[
+                json!({"kind": "http", "phase": "request", "id": "e1", "session": "s1", "ts": now,
+                       "decision": {"action": "allow"}}),
+                json!({"kind": "http", "phase": "response", "id": "e1", "session": "s1", "ts": now,
+                       "response": {"status": 200}}),
+            ]),
+        )
+        .unwrap();
+        let t = read(&current, &Query::default()).unwrap();
+        assert_eq!(t.sessions.len(), 1, "{t:#?}");
+        assert_eq!(t.sessions[0].turns[0].calls.len(), 1, "{t:#?}");
+        let call = &t.sessions[0].turns[0].calls[0];
+        assert_eq!(call["id"], "e1");
+        assert_eq!(
+            call["process"]["comm"], "copilot",
+            "its session, from the old file"
+        );
+        assert!(matches!(
+            t.sessions[0].key,
+            group::Key::Agent { pid: 7, .. }
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_session_records_line_is_what_the_old_files_are_searched_for() {
+        // The trail's own serialisation of the kind, compact.
+        let line =
+            serde_json::to_vec(&json!({"kind": crate::core::record::RecordKind::Session})).unwrap();
+        assert!(memchr::memmem::find(&line, SESSION_LINE).is_some());
     }
 
     #[test]
