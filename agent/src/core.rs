@@ -16,7 +16,7 @@ pub(crate) mod record;
 mod sync;
 mod text;
 
-pub(crate) use backoff::Backoff;
+pub(crate) use backoff::{Backoff, new_error};
 pub(crate) use decision::{Action, Approver, Decision, MAX_GRANT, Outcome, ResponseMasking};
 pub(crate) use findings::Findings;
 pub use glob::Glob;

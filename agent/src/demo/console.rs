@@ -141,24 +141,6 @@ impl Browser {
         approve: bool,
         reason: &str,
     ) -> Result<String, String> {
-        let after = self.post_decision(page, id, approve, reason).await?;
-        let said = format!("{id}: {} ", if approve { "approved" } else { "denied" });
-        after
-            .split(&said)
-            .nth(1)
-            .and_then(|rest| rest.split('<').next())
-            .map(|rest| format!("{said}{rest}"))
-            .ok_or_else(|| format!("the page after the decision does not say {said}…"))
-    }
-
-    /// The decision's form posted; the page after, with the outcome.
-    async fn post_decision(
-        &self,
-        page: &str,
-        id: &str,
-        approve: bool,
-        reason: &str,
-    ) -> Result<String, String> {
         let csrf = page
             .split("name=\"csrf\" value=\"")
             .nth(1)
@@ -170,7 +152,14 @@ impl Browser {
         if answer.status != StatusCode::SEE_OTHER {
             return Err(format!("the decision was answered {}", answer.status));
         }
-        Ok(self.send(Method::GET, "/", None).await?.body)
+        let after = self.send(Method::GET, "/", None).await?.body;
+        let said = format!("{id}: {} ", if approve { "approved" } else { "denied" });
+        after
+            .split(&said)
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .map(|rest| format!("{said}{rest}"))
+            .ok_or_else(|| format!("the page after the decision does not say {said}…"))
     }
 
     /// The timeline filtered by `query`, once it shows `want` (the

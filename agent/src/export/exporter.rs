@@ -233,18 +233,10 @@ impl Exporter {
                 Err(e) => e,
             };
             let text = e.to_string();
-            let said = lock(&self.stats.error).replace(text.clone());
-            if said.as_deref() != Some(text.as_str()) {
+            if crate::core::new_error(&self.stats.error, &text) {
                 tracing::warn!(error = %text, target = %self.config.target, "syslog: export stopped; retrying");
             }
-            if *stop.borrow() {
-                return;
-            }
-            tokio::select! {
-                () = tokio::time::sleep(backoff.after(began)) => {}
-                _ = stop.changed() => {}
-            }
-            if *stop.borrow() {
+            if backoff.pause(began, &mut stop).await {
                 return;
             }
         }

@@ -133,15 +133,10 @@ impl Shipper {
             };
             self.stats.connected.store(false, Ordering::Relaxed);
             let text = e.to_string();
-            let said = lock(&self.stats.error).replace(text.clone());
-            if said.as_deref() != Some(text.as_str()) {
+            if crate::core::new_error(&self.stats.error, &text) {
                 tracing::warn!(error = %text, "fleet: shipping stopped; retrying");
             }
-            tokio::select! {
-                () = tokio::time::sleep(backoff.after(began)) => {}
-                _ = stop.changed() => {}
-            }
-            if *stop.borrow() {
+            if backoff.pause(began, &mut stop).await {
                 return;
             }
         }
