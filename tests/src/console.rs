@@ -72,6 +72,24 @@ pub async fn outcome(browser: &Browser, id: &str) -> String {
     }
 }
 
+/// Decides request `id` on the page open in `browser` as an approver
+/// does: types `fields` (name, text) into the card's `form` (`approve` or
+/// `deny`), clicks its button, and returns what the page then says of it.
+pub async fn decide(browser: &Browser, id: &str, form: &str, fields: &[(&str, &str)]) -> String {
+    let card = format!("article[data-id=\"{id}\"]");
+    for (name, text) in fields {
+        let input = browser
+            .wait_for(&format!("{card} form.{form} input[name={name}]"), WAIT)
+            .await;
+        browser.type_into(&input, text).await;
+    }
+    let button = browser
+        .wait_for(&format!("{card} button.{form}"), WAIT)
+        .await;
+    browser.click(&button).await;
+    outcome(browser, id).await
+}
+
 /// A console config for the daemon's admin socket and trail, readable by
 /// anyone.
 pub fn config(dir: &Path, name: &str, daemon: &Running) -> (PathBuf, u16) {

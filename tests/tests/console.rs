@@ -122,15 +122,8 @@ async fn approvers_decide_in_the_browser_and_nobody_else_can() {
             assert!(text.contains(want), "{want} not shown: {text}");
         }
         browser.save_screenshot(shots, "pending.png").await;
-        let reason = browser
-            .wait_for(&format!("{card} form.approve input[name=reason]"), WAIT)
-            .await;
-        browser.type_into(&reason, "planned cleanup").await;
-        let approve = browser
-            .wait_for(&format!("{card} button.approve"), WAIT)
-            .await;
-        browser.click(&approve).await;
-        let said = console::outcome(&browser, &id).await;
+        let said =
+            console::decide(&browser, &id, "approve", &[("reason", "planned cleanup")]).await;
         assert!(
             said.contains(&format!("{id}: approved by root (uid 0)")),
             "{said}"
@@ -150,14 +143,13 @@ async fn approvers_decide_in_the_browser_and_nobody_else_can() {
     // Deny with a reason: the agent gets 403, nothing is forwarded.
     let (out, id) = tokio::join!(delete(&cg, &up, &airlock), async {
         let id = held(&client, &seen).await;
-        let card = format!("article[data-id=\"{id}\"]");
-        let reason = browser
-            .wait_for(&format!("{card} form.deny input[name=reason]"), WAIT)
-            .await;
-        browser.type_into(&reason, "not during the freeze").await;
-        let deny = browser.wait_for(&format!("{card} button.deny"), WAIT).await;
-        browser.click(&deny).await;
-        let said = console::outcome(&browser, &id).await;
+        let said = console::decide(
+            &browser,
+            &id,
+            "deny",
+            &[("reason", "not during the freeze")],
+        )
+        .await;
         assert!(
             said.contains(&format!(
                 "{id}: denied by root (uid 0): not during the freeze"
@@ -294,11 +286,7 @@ async fn approvers_decide_in_the_browser_and_nobody_else_can() {
     let outsider = console::start(&config, Some(OUTSIDER)).await;
     let theirs = Browser::start(Some(OUTSIDER)).await;
     theirs.goto(&outsider.login).await;
-    let approve = theirs
-        .wait_for(&format!("{card} button.approve"), WAIT)
-        .await;
-    theirs.click(&approve).await;
-    let said = console::outcome(&theirs, &id).await;
+    let said = console::decide(&theirs, &id, "approve", &[]).await;
     assert!(said.contains("not_approver"), "{said}");
     assert!(said.contains("daemon"), "{said}");
     theirs.save_screenshot(shots, "not-approver.png").await;
@@ -309,15 +297,7 @@ async fn approvers_decide_in_the_browser_and_nobody_else_can() {
     // resource group): forwarded, and the page says what the grant covers;
     // the outsider's page loses the card live. The next such request goes
     // through under the grant, never held.
-    let window = browser
-        .wait_for(&format!("{card} form.approve input[name=for]"), WAIT)
-        .await;
-    browser.type_into(&window, "10m").await;
-    let approve = browser
-        .wait_for(&format!("{card} button.approve"), WAIT)
-        .await;
-    browser.click(&approve).await;
-    let said = console::outcome(&browser, &id).await;
+    let said = console::decide(&browser, &id, "approve", &[("for", "10m")]).await;
     assert!(
         said.contains(&format!("{id}: approved by root (uid 0); grant g-"))
             && said.contains(

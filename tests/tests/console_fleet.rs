@@ -282,24 +282,14 @@ async fn fleet_approvers_sign_in_with_the_issuer_and_decide_every_hosts_holds() 
         assert!(text.contains(want), "{want} not shown: {text}");
     }
     alice.save_screenshot(shots, "fleet-pending.png").await;
-    let approve = bob.wait_for(&format!("{card} button.approve"), WAIT).await;
-    bob.click(&approve).await;
-    let said = console::outcome(&bob, &id).await;
+    let said = console::decide(&bob, &id, "approve", &[]).await;
     assert!(said.contains("not_approver"), "{said}");
     bob.save_screenshot(shots, "fleet-not-approver.png").await;
     assert_eq!(up.requests(), 0, "nothing forwarded");
 
     // Alice approves: forwarded exactly once; the host's trail names her
     // and the console's role.
-    let reason = alice
-        .wait_for(&format!("{card} form.approve input[name=reason]"), WAIT)
-        .await;
-    alice.type_into(&reason, "planned cleanup").await;
-    let approve = alice
-        .wait_for(&format!("{card} button.approve"), WAIT)
-        .await;
-    alice.click(&approve).await;
-    let said = console::outcome(&alice, &id).await;
+    let said = console::decide(&alice, &id, "approve", &[("reason", "planned cleanup")]).await;
     assert!(
         said.contains(&format!(
             "{id}: approved on {host_name} by alice@contoso.test (database role console_sre)"
@@ -366,14 +356,7 @@ async fn fleet_approvers_sign_in_with_the_issuer_and_decide_every_hosts_holds() 
     // Carol, an approver by her group only, denies the next one.
     let second = delete(dir.path(), &cg, &up);
     let id = shown(&carol, &seen).await;
-    let card = format!("article[data-id=\"{id}\"]");
-    let reason = carol
-        .wait_for(&format!("{card} form.deny input[name=reason]"), WAIT)
-        .await;
-    carol.type_into(&reason, "not during the freeze").await;
-    let deny = carol.wait_for(&format!("{card} button.deny"), WAIT).await;
-    carol.click(&deny).await;
-    let said = console::outcome(&carol, &id).await;
+    let said = console::decide(&carol, &id, "deny", &[("reason", "not during the freeze")]).await;
     assert!(
         said.contains(&format!(
             "{id}: denied on {host_name} by carol@contoso.test"
@@ -467,12 +450,7 @@ async fn fleet_approvers_sign_in_with_the_issuer_and_decide_every_hosts_holds() 
 
     // Still held, nothing forwarded; then Alice lets it go.
     assert_eq!(up.requests(), 1);
-    let card = format!("article[data-id=\"{id}\"]");
-    let approve = alice
-        .wait_for(&format!("{card} button.approve"), WAIT)
-        .await;
-    alice.click(&approve).await;
-    let said = console::outcome(&alice, &id).await;
+    let said = console::decide(&alice, &id, "approve", &[]).await;
     assert!(said.contains("approved on"), "{said}");
     assert_eq!(third.await.unwrap(), "405");
     assert_eq!(up.requests(), 2);
