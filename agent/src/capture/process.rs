@@ -42,9 +42,10 @@ impl ProcessInfo {
             cgroup: String::new(),
             cgroup_id: orig.cgroup_id,
             netns: (orig.netns != 0).then_some(orig.netns),
+            // `start` and `exe` are read from the host in `enrich`.
             agent: (orig.agent != 0).then(|| Agent {
                 pid: orig.agent,
-                start: started_at(orig.agent_start),
+                start: String::new(),
                 exe: None,
                 started: orig.agent_start,
             }),
@@ -76,6 +77,7 @@ impl ProcessInfo {
         self.user = crate::users::name_of(self.uid);
         self.ci = super::ci::job_of(self.pid).map(Arc::new);
         if let Some(agent) = &mut self.agent {
+            agent.start = started_at(agent.started);
             agent.exe = if agent.pid == self.pid {
                 self.exe.clone()
             } else {
@@ -322,13 +324,9 @@ mod tests {
         let now = std::time::SystemTime::now();
         assert!(start <= now, "{} is in the future", agent.start);
         // The same start, however often it is said.
-        assert_eq!(
-            ProcessInfo::from_kernel(&orig(parent, ticks))
-                .agent
-                .unwrap()
-                .start,
-            agent.start
-        );
+        let mut again = ProcessInfo::from_kernel(&orig(parent, ticks));
+        again.enrich();
+        assert_eq!(again.agent.unwrap().start, agent.start);
 
         // Another run under that pid: its executable is not the agent's.
         let mut reused = ProcessInfo::from_kernel(&orig(parent, ticks + 1));

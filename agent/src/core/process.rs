@@ -70,7 +70,8 @@ pub struct CiJob {
 pub struct Agent {
     pub pid: u32,
     /// When it started, RFC 3339 in UTC, to the kernel's 1/100 s:
-    /// the boot time plus the kernel's `start_boottime`.
+    /// the boot time plus the kernel's `start_boottime` (filled with the
+    /// rest of what is read from the host, once per run of a program).
     pub start: String,
     /// Its executable, while it still runs (and is that run).
     #[serde(skip_serializing_if = "Option::is_none")]
