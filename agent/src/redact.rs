@@ -111,6 +111,21 @@ pub(crate) fn holds(text: &str, credential: &str) -> bool {
     !c.is_empty() && memchr::memmem::find_iter(t, head).any(|at| t[at..].starts_with(c))
 }
 
+/// Where `text` ends in the first 8 bytes or more of `credential` (the
+/// longest such tail), so that an excerpt cut inside an echoed credential
+/// keeps no part of it. Only a place holding the credential's first byte
+/// can start one: those are found with `memchr`, not tried one by one.
+pub(crate) fn cut_tail(text: &str, credential: &str) -> Option<usize> {
+    const MIN: usize = 8;
+    let first = *credential.as_bytes().first()?;
+    let shortest = text.len().checked_sub(MIN - 1)?;
+    let longest = text.len().saturating_sub(credential.len() - 1);
+    let tail = text.as_bytes().get(longest..shortest)?;
+    memchr::memchr_iter(first, tail)
+        .map(|i| longest + i)
+        .find(|&at| text.is_char_boundary(at) && credential.starts_with(&text[at..]))
+}
+
 /// The credentials themselves that a request carries (bearer tokens,
 /// signatures, a SAS `sig`), so that an upstream echoing one back (an
 /// error message quoting the token it refused) cannot put it in the
@@ -458,6 +473,25 @@ mod tests {
         assert!(!holds("eyJhbGciOi and eyJhbGciOiJFUzI1NiJ9.payl", token));
         assert!(holds(&format!("eyJhbGciOiJFUzI1NiJ9.x {token}"), token));
         assert!(!holds("", token) && !holds("anything", ""));
+    }
+
+    #[test]
+    fn an_excerpt_ending_inside_a_credential_is_cut_where_it_begins() {
+        let token = "eyJhbGciOiJFUzI1NiJ9.payload.signature";
+        let text = |tail: &str| format!("{{\"error\":\"é eyJ {tail}");
+        // The longest tail that begins the token, 8 bytes or more.
+        for n in [8, 9, 20, token.len() - 1] {
+            let t = text(&token[..n]);
+            assert_eq!(cut_tail(&t, token), Some(t.len() - n), "{n} bytes");
+        }
+        // Shorter than 8 bytes, or not the token's beginning: kept.
+        assert_eq!(cut_tail(&text(&token[..7]), token), None);
+        assert_eq!(cut_tail(&text(&token[1..20]), token), None);
+        // The earliest place wins when the token's start recurs in it.
+        let recurring = "abcdabcdabcdabcdXYZ";
+        assert_eq!(cut_tail("... abcdabcdabcd", recurring), Some(4));
+        assert_eq!(cut_tail("short", token), None);
+        assert_eq!(cut_tail("anything at all", ""), None);
     }
 
     #[test]

@@ -144,6 +144,10 @@ impl Exchange {
             })
             .or_else(|| ctx.sni.clone())
             .unwrap_or_else(|| ctx.dst.ip.to_string());
+        let mut headers = redact_headers(req.headers());
+        for value in headers.values_mut() {
+            *value = ctx.masker.mask_owned(std::mem::take(value));
+        }
         let request = RequestInfo {
             method: req.method().to_string(),
             host,
@@ -155,10 +159,7 @@ impl Exchange {
                 .uri()
                 .query()
                 .map(|q| ctx.masker.mask_owned(redact_query(q))),
-            headers: redact_headers(req.headers())
-                .into_iter()
-                .map(|(k, v)| (k, ctx.masker.mask_owned(v)))
-                .collect(),
+            headers,
             body: None,
             masked: None,
             inner: Vec::new(),
@@ -328,11 +329,7 @@ impl Exchange {
                 }
                 // Cut by the excerpt's end: its first 8 bytes or more (the
                 // longest such tail, so no part of it stays).
-                let shortest = excerpt.len().saturating_sub(7);
-                let longest = excerpt.len().saturating_sub(credential.len() - 1);
-                if let Some(at) = (longest..shortest).find(|&at| {
-                    excerpt.is_char_boundary(at) && credential.starts_with(&excerpt[at..])
-                }) {
+                if let Some(at) = crate::redact::cut_tail(excerpt, credential) {
                     excerpt.replace_range(at.., &token());
                 }
             }
