@@ -28,6 +28,7 @@
 mod airlock;
 mod handshakes;
 mod jwt;
+mod kthreads;
 mod masking;
 mod mitm;
 mod openloop;
@@ -397,10 +398,17 @@ fn open_loop(
         direct: Vec::new(),
         through: Vec::new(),
         nginx: Vec::new(),
+        kernel: Vec::new(),
     };
     for _ in 0..setup.plan.runs {
         o.direct.push(run(None)?);
+        let before = kthreads::Snapshot::take();
         o.through.push(run(Some(cgroup))?);
+        // What held a CPU besides the load, airlock and nginx (1 ms or more).
+        kthreads::add(
+            &mut o.kernel,
+            before.since(&kthreads::Snapshot::take(), 1.0),
+        );
     }
     Ok(o)
 }

@@ -51,6 +51,8 @@ pub(crate) struct OpenLoop {
     pub(crate) through: Vec<Latencies>,
     /// nginx re-encrypting at the same rate (full runs only).
     pub(crate) nginx: Vec<Latencies>,
+    /// The kernel's own threads over the runs through airlock.
+    pub(crate) kernel: Vec<super::kthreads::KernelLoad>,
 }
 
 impl OpenLoop {

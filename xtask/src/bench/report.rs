@@ -223,6 +223,20 @@ impl Report {
                 o.config,
                 a99 / d99
             );
+            if !o.kernel.is_empty() {
+                let held: Vec<String> = o
+                    .kernel
+                    .iter()
+                    .take(4)
+                    .map(|k| format!("{} {:.1} ms in {} runs", k.name, k.ms, k.runs))
+                    .collect();
+                let _ = writeln!(
+                    t,
+                    "  The kernel's own threads during the runs through airlock (a CPU they hold \
+                     stalls what is queued on it; 1 ms or more): {}.",
+                    held.join(", ")
+                );
+            }
             if !o.nginx.is_empty() {
                 let (n50, n99, n999) = OpenLoop::medians(&o.nginx);
                 let _ = writeln!(
