@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Default)]
 pub(crate) struct Snapshot(BTreeMap<u32, Thread>);
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Thread {
     name: String,
     run_ns: u64,
@@ -22,7 +22,7 @@ struct Thread {
 
 /// One kind of kernel thread over a run (names without their CPU or
 /// worker suffix: `kworker`, `ksoftirqd`, `kdamond.0`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub(crate) struct KernelLoad {
     pub(crate) name: String,
     pub(crate) ms: f64,
