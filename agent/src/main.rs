@@ -246,6 +246,7 @@ async fn fleet_approvals(
         window,
         scope,
         reason,
+        oneself: Vec::new(),
     };
     let (id, d) = match command {
         ApprovalsCommand::List { watch } => {

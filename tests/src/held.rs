@@ -42,19 +42,30 @@ pub fn delete_from(
     public_dir: &std::path::Path,
     up: &TlsUpstream,
 ) -> tokio::task::JoinHandle<String> {
+    delete_from_with(cg, public_dir, up, &[])
+}
+
+/// [`delete_from`] with more of curl's arguments (a credential).
+pub fn delete_from_with(
+    cg: &TestCgroup,
+    public_dir: &std::path::Path,
+    up: &TlsUpstream,
+    extra: &[&str],
+) -> tokio::task::JoinHandle<String> {
     let mut cmd = crate::agent::client(cg, public_dir, "curl");
-    cmd.args([
-        "-sS",
-        "--max-time",
-        "60",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-    ])
-    .args(["-X", "DELETE", "--resolve"])
-    .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
-    .arg(format!("https://{ARM}:{}{RG}", up.port()));
+    cmd.args(extra)
+        .args([
+            "-sS",
+            "--max-time",
+            "60",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args(["-X", "DELETE", "--resolve"])
+        .arg(format!("{ARM}:{}:127.0.0.1", up.port()))
+        .arg(format!("https://{ARM}:{}{RG}", up.port()));
     tokio::spawn(async move { finish(cmd).await.stdout })
 }
 

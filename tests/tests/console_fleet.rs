@@ -353,9 +353,29 @@ async fn fleet_approvers_sign_in_with_the_issuer_and_decide_every_hosts_holds() 
         page.wait_for("#held", WAIT).await;
     }
 
-    // Carol, an approver by her group only, denies the next one.
-    let second = delete(dir.path(), &cg, &up);
+    // The next one is made with Alice's own token (the agent she runs):
+    // her approval is self-approval, refused, and it stays held. Carol, an
+    // approver by her group only, denies it.
+    let claims = json!({
+        "oid": "a11ce000-0000-4000-8000-000000000001",
+        "upn": "alice@contoso.test",
+        "exp": 4_102_444_800u64,
+    });
+    let token = format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b64url(br#"{"alg":"ES256","typ":"JWT"}"#),
+        b64url(claims.to_string().as_bytes())
+    );
+    let auth = format!("Authorization: Bearer {token}");
+    let second =
+        airlock_tests::held::delete_from_with(&cg, &dir.path().join("public"), &up, &["-H", &auth]);
     let id = shown(&carol, &seen).await;
+    let said = console::decide(&alice, &id, "approve", &[("reason", "mine, trust me")]).await;
+    assert!(
+        said.contains("the approver's own identity: self-approval is refused"),
+        "{said}"
+    );
+    assert_eq!(up.requests(), 1, "her own request was not forwarded");
     let said = console::decide(&carol, &id, "deny", &[("reason", "not during the freeze")]).await;
     assert!(
         said.contains(&format!(

@@ -80,6 +80,7 @@ impl Console {
             source = Source::Fleet {
                 fleet: config.fleet.clone(),
                 approvers: crate::approval::Approvers::new(&config.approval.approvers),
+                allow_self: config.approval.allow_self,
             };
             // On loopback beside a daemon, its captured processes are
             // known and kept out; anywhere else, sign-in alone decides.

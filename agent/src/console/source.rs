@@ -24,6 +24,9 @@ pub(super) enum Source {
     Fleet {
         fleet: FleetConfig,
         approvers: Approvers,
+        /// `approval.allow_self`: an approver may approve a request made
+        /// with their own identity.
+        allow_self: bool,
     },
 }
 
@@ -85,14 +88,16 @@ impl Source {
         let id = d.id;
         match self {
             Self::Host(client) => host_decide(client, d).await,
-            Self::Fleet { fleet, .. } => {
+            Self::Fleet {
+                fleet, allow_self, ..
+            } => {
                 if let Some(why) = self.refusal(person) {
                     return refused(format!("{id}: refused: {why} (not_approver)"));
                 }
                 let Some(person) = person else {
                     return refused(format!("{id}: refused: nobody is signed in"));
                 };
-                match fleet_decide(fleet, d, person).await {
+                match fleet_decide(fleet, d, person, *allow_self).await {
                     Ok(v) => Flash {
                         ok: true,
                         text: fleet_said(id, &v, &person.name),
@@ -131,6 +136,7 @@ async fn fleet_decide(
     fleet: &FleetConfig,
     d: Decision<'_>,
     person: &Person,
+    allow_self: bool,
 ) -> Result<Value, FleetError> {
     let window = d
         .window
@@ -144,6 +150,10 @@ async fn fleet_decide(
         window,
         scope: d.scope.map(str::to_owned),
         reason: d.reason.map(str::to_owned),
+        oneself: match allow_self {
+            true => Vec::new(),
+            false => person.names().into_iter().map(str::to_owned).collect(),
+        },
     };
     crate::fleet::decide_as(fleet, d.id, decide, Some(person.name.clone()), None).await
 }
@@ -222,6 +232,7 @@ mod tests {
         let source = Source::Fleet {
             fleet: FleetConfig::default(),
             approvers: Approvers::new(&["alice@contoso.test".into(), "group:g-sre".into()]),
+            allow_self: false,
         };
         let person = |name: &str, groups: &[&str]| Person {
             name: name.into(),

@@ -24,6 +24,12 @@ pub struct Decide {
     pub window: Option<Duration>,
     pub scope: Option<String>,
     pub reason: Option<String>,
+    /// Who decides, as the fleet console's sign-in knows them (names and
+    /// object id): approving a request made with one of these identities
+    /// is self-approval, refused. Empty: not checked (`approval.allow_self`,
+    /// or the command line, whose OS user names no one on the holding
+    /// host).
+    pub oneself: Vec<String>,
 }
 
 /// Requests held across the fleet and not decided yet, longest waiting
@@ -98,12 +104,12 @@ pub(crate) async fn decide_as(
     let client = super::connect::connect(fleet).await?;
     let holds = client
         .query(
-            "SELECT trail, host FROM airlock_holds WHERE id = $1 AND state = 'held'",
+            "SELECT trail, host, request::text FROM airlock_holds WHERE id = $1 AND state = 'held'",
             &[&id],
         )
         .await?;
-    let (trail, host): (String, String) = match holds.as_slice() {
-        [one] => (one.get(0), one.get(1)),
+    let (trail, host, request): (String, String, String) = match holds.as_slice() {
+        [one] => (one.get(0), one.get(1), one.get(2)),
         [] => {
             return Err(FleetError::Decision(format!(
                 "no request {id:?} is held in the fleet (never, or no longer)"
@@ -116,6 +122,14 @@ pub(crate) async fn decide_as(
             )));
         }
     };
+    let request: Value = serde_json::from_str(&request).unwrap_or_default();
+    if d.approve
+        && let Some(who) = own_request(&request, &d.oneself)
+    {
+        return Err(FleetError::Decision(format!(
+            "{id} was made with {who}, the approver's own identity: self-approval is refused (approval.allow_self)"
+        )));
+    }
     let window = d.window.map(|w| w.as_secs() as i64);
     let role: String = client
         .query_one(
@@ -154,4 +168,49 @@ pub(crate) async fn decide_as(
         "decision": if d.approve { "approve" } else { "deny" },
         "state": state, "role": role,
     }))
+}
+
+/// The identity of held `request` (its object id or user principal name,
+/// case ignored) that is one of `oneself`, if any.
+fn own_request(request: &Value, oneself: &[String]) -> Option<String> {
+    let identity = &request["identity"];
+    ["oid", "upn"]
+        .into_iter()
+        .filter_map(|k| identity[k].as_str())
+        .find(|v| oneself.iter().any(|o| o.eq_ignore_ascii_case(v)))
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_made_with_the_approvers_own_identity_is_theirs() {
+        let request = serde_json::json!({ "identity": {
+            "kind": "jwt", "oid": "a11ce000-0000-4000-8000-000000000001",
+            "upn": "Alice@Contoso.test",
+        }});
+        let alice = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            own_request(&request, &alice(&["alice@contoso.test"])).as_deref(),
+            Some("Alice@Contoso.test"),
+            "by name, case ignored"
+        );
+        assert!(
+            own_request(
+                &request,
+                &alice(&["x", "a11ce000-0000-4000-8000-000000000001"])
+            )
+            .is_some(),
+            "by object id"
+        );
+        assert_eq!(own_request(&request, &alice(&["carol@contoso.test"])), None);
+        assert_eq!(own_request(&request, &[]), None, "not checked");
+        let anonymous = serde_json::json!({ "identity": { "kind": "none" } });
+        assert_eq!(
+            own_request(&anonymous, &alice(&["alice@contoso.test"])),
+            None
+        );
+    }
 }
