@@ -353,22 +353,35 @@ async fn fleet_approvers_sign_in_with_the_issuer_and_decide_every_hosts_holds() 
         page.wait_for("#held", WAIT).await;
     }
 
-    // The next one is made with Alice's own token (the agent she runs):
-    // her approval is self-approval, refused, and it stays held. Carol, an
+    // The next one carries Alice's own token (the agent she runs), as
+    // ARM's auxiliary token beside another principal's: her approval is
+    // self-approval all the same, refused, and it stays held. Carol, an
     // approver by her group only, denies it.
-    let claims = json!({
-        "oid": "a11ce000-0000-4000-8000-000000000001",
-        "upn": "alice@contoso.test",
-        "exp": 4_102_444_800u64,
-    });
-    let token = format!(
-        "{}.{}.c2lnbmF0dXJl",
-        b64url(br#"{"alg":"ES256","typ":"JWT"}"#),
-        b64url(claims.to_string().as_bytes())
+    let jwt = |oid: &str, upn: &str| {
+        let claims = json!({ "oid": oid, "upn": upn, "exp": 4_102_444_800u64 });
+        format!(
+            "{}.{}.c2lnbmF0dXJl",
+            b64url(br#"{"alg":"ES256","typ":"JWT"}"#),
+            b64url(claims.to_string().as_bytes())
+        )
+    };
+    let auth = format!(
+        "Authorization: Bearer {}",
+        jwt(
+            "5e7v1ce0-0000-4000-8000-000000000009",
+            "deploy-bot@contoso.test"
+        )
     );
-    let auth = format!("Authorization: Bearer {token}");
-    let second =
-        airlock_tests::held::delete_from_with(&cg, &dir.path().join("public"), &up, &["-H", &auth]);
+    let aux = format!(
+        "x-ms-authorization-auxiliary: Bearer {}",
+        jwt("a11ce000-0000-4000-8000-000000000001", "alice@contoso.test")
+    );
+    let second = airlock_tests::held::delete_from_with(
+        &cg,
+        &dir.path().join("public"),
+        &up,
+        &["-H", &auth, "-H", &aux],
+    );
     let id = shown(&carol, &seen).await;
     let said = console::decide(&alice, &id, "approve", &[("reason", "mine, trust me")]).await;
     assert!(

@@ -170,13 +170,17 @@ pub(crate) async fn decide_as(
     }))
 }
 
-/// The identity of held `request` (its object id or user principal name,
-/// case ignored) that is one of `oneself`, if any.
+/// The identity of held `request` (an object id or user principal name,
+/// case ignored) that is one of `oneself`, if any: of any credential it
+/// carries (`identity` and each of `identity.also`), since the upstream
+/// receives them all — the approver's token beside another is still theirs.
 fn own_request(request: &Value, oneself: &[String]) -> Option<String> {
-    let identity = &request["identity"];
-    ["oid", "upn"]
-        .into_iter()
-        .filter_map(|k| identity[k].as_str())
+    let primary = &request["identity"];
+    let also = primary["also"].as_array().into_iter().flatten();
+    std::iter::once(primary)
+        .chain(also)
+        .flat_map(|identity| ["oid", "upn"].map(|k| identity[k].as_str()))
+        .flatten()
         .find(|v| oneself.iter().any(|o| o.eq_ignore_ascii_case(v)))
         .map(str::to_owned)
 }
@@ -207,6 +211,15 @@ mod tests {
         );
         assert_eq!(own_request(&request, &alice(&["carol@contoso.test"])), None);
         assert_eq!(own_request(&request, &[]), None, "not checked");
+        // Beside another credential (ARM's auxiliary token), still hers.
+        let beside = serde_json::json!({ "identity": {
+            "kind": "jwt", "oid": "b0b00000-0000-4000-8000-000000000002",
+            "also": [{ "kind": "jwt", "upn": "alice@contoso.test" }],
+        }});
+        assert_eq!(
+            own_request(&beside, &alice(&["alice@contoso.test"])).as_deref(),
+            Some("alice@contoso.test")
+        );
         let anonymous = serde_json::json!({ "identity": { "kind": "none" } });
         assert_eq!(
             own_request(&anonymous, &alice(&["alice@contoso.test"])),
