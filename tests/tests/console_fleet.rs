@@ -368,7 +368,7 @@ async fn fleet_approvers_sign_in_with_the_issuer_and_decide_every_hosts_holds() 
     let auth = format!(
         "Authorization: Bearer {}",
         jwt(
-            "5e7v1ce0-0000-4000-8000-000000000009",
+            "5e7b1ce0-0000-4000-8000-000000000009",
             "deploy-bot@contoso.test"
         )
     );
